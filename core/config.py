@@ -1,0 +1,178 @@
+"""Typed settings, read once from env, `.streamlit/secrets.toml` and the user's saved preferences.
+
+Precedence, highest first: environment variable, secrets.toml, preferences saved from the
+Settings page (``<data_dir>/preferences.json``), built-in default. Each value remembers where it
+came from so the UI can say why a field cannot be changed there. Secrets are never written to
+disk by this module: only fields marked ``user_editable`` reach the preferences file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Models are local: without this, a Hugging Face model *name* retries the hub for ~78 s offline.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+ChatBackend = Literal["local", "openai"]
+Source = Literal["env", "secrets", "preferences", "default"]
+
+
+def _setting(env: str, help: str, *, secret: bool = False, user_editable: bool = False,
+             choices: tuple[str, ...] | None = None, default: Any = None) -> Any:
+    return field(default=default, metadata={
+        "env": env, "help": help, "secret": secret, "user_editable": user_editable,
+        "choices": choices,
+    })
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _setting("STUDIO_DATA_DIR", "Uploads, Chroma collections, runs.",
+                              default=PROJECT_ROOT / "data")
+    models_dir: Path = _setting("STUDIO_MODELS_DIR", "Model registry, prepared models, adapters.",
+                                default=PROJECT_ROOT / "models")
+    chroma_host: str | None = _setting("CHROMA_HOST", "Chroma server host; embedded Chroma when unset.")
+    chroma_port: int = _setting("CHROMA_PORT", "Chroma server port.", default=8000)
+    tika_server_url: str | None = _setting(
+        "TIKA_SERVER_URL", "Apache Tika server URL; native Tika (iscc-tika) when unset.")
+    chat_backend: str = _setting("STUDIO_CHAT_BACKEND", "Who writes chat answers.",
+                                 user_editable=True, choices=("local", "openai"), default="local")
+    chat_model: str = _setting("STUDIO_CHAT_MODEL", "Local chat model (registry name).",
+                               user_editable=True, default="qwen2.5-coder-0.5b-instruct")
+    embedding_model: str = _setting("STUDIO_EMBEDDING_MODEL", "Embedding model (registry name).",
+                                    user_editable=True, default="all-minilm-l6-v2")
+    lora_base_model: str = _setting("STUDIO_LORA_BASE_MODEL", "Default base model for LoRA.",
+                                    user_editable=True, default="gemma-3-270m")
+    openai_base_url: str | None = _setting("OPENAI_BASE_URL",
+                                           "OpenAI-compatible endpoint, e.g. http://host:8000/v1.",
+                                           user_editable=True)
+    openai_model: str | None = _setting("OPENAI_MODEL", "Model name at that endpoint.",
+                                        user_editable=True)
+    openai_api_key: str | None = _setting("OPENAI_API_KEY", "API key for that endpoint.",
+                                          secret=True)
+    sources: dict[str, Source] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.models_dir / "registry.toml"
+
+    @property
+    def preferences_path(self) -> Path:
+        return self.data_dir / "preferences.json"
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per setting for display: secrets masked, source named."""
+        rows = []
+        for f in setting_fields():
+            value = getattr(self, f.name)
+            shown = mask(value) if f.metadata["secret"] else ("" if value is None else str(value))
+            rows.append({"setting": f.name, "env": f.metadata["env"], "value": shown,
+                         "source": self.sources.get(f.name, "default"),
+                         "help": f.metadata["help"]})
+        return rows
+
+    def __repr__(self) -> str:  # never leak the key into logs or tracebacks
+        shown = ", ".join(f"{r['setting']}={r['value']!r}" for r in self.describe())
+        return f"Settings({shown})"
+
+
+def setting_fields():
+    return [f for f in fields(Settings) if f.name != "sources"]
+
+
+def mask(value: Any) -> str:
+    if not value:
+        return ""
+    text = str(value)
+    return "••••" + text[-4:] if len(text) > 8 else "••••"
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    if raw is None or raw == "":
+        return None
+    kind = {f.name: f for f in setting_fields()}[name]
+    default = kind.default
+    if isinstance(default, Path):
+        return Path(str(raw)).expanduser()
+    if isinstance(default, int) and not isinstance(default, bool):
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{kind.metadata['env']} must be a whole number, got {raw!r}") from None
+    choices = kind.metadata["choices"]
+    if choices and str(raw) not in choices:
+        raise ValueError(f"{kind.metadata['env']} must be one of {', '.join(choices)}, got {raw!r}")
+    return str(raw)
+
+
+def read_secrets(path: Path) -> dict[str, Any]:
+    """Flat keys from secrets.toml; either the env name (OPENAI_API_KEY) or the field name."""
+    if not path.is_file():
+        return {}
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    return {str(k).lower(): v for k, v in data.items() if not isinstance(v, dict)}
+
+
+def load_settings(env: dict[str, str] | None = None,
+                  secrets_path: Path | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    secrets = read_secrets(secrets_path or PROJECT_ROOT / ".streamlit" / "secrets.toml")
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+
+    def pick(f, prefs: dict[str, Any]) -> None:
+        env_name = f.metadata["env"]
+        for source, raw in (("env", env.get(env_name)),
+                            ("secrets", secrets.get(env_name.lower(), secrets.get(f.name))),
+                            ("preferences", prefs.get(f.name) if f.metadata["user_editable"] else None)):
+            value = _coerce(f.name, raw)
+            if value is not None:
+                values[f.name], sources[f.name] = value, source
+                return
+
+    by_name = {f.name: f for f in setting_fields()}
+    # data_dir first: it says where the preferences file lives.
+    pick(by_name["data_dir"], {})
+    data_dir = values.get("data_dir", by_name["data_dir"].default)
+    prefs = read_preferences(Path(data_dir) / "preferences.json")
+    for f in setting_fields():
+        if f.name != "data_dir":
+            pick(f, prefs)
+    return Settings(**values, sources=sources)
+
+
+def read_preferences(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def save_preferences(settings: Settings, changes: dict[str, Any]) -> None:
+    """Persist user choices (never secrets); reload settings to see them."""
+    editable = {f.name for f in setting_fields() if f.metadata["user_editable"]}
+    refused = set(changes) - editable
+    if refused:
+        raise ValueError(f"not settable from the app: {', '.join(sorted(refused))}")
+    for name, value in changes.items():
+        _coerce(name, value)  # validate before anything is written
+    prefs = read_preferences(settings.preferences_path)
+    prefs.update(changes)
+    settings.preferences_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = settings.preferences_path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(prefs, indent=2, sort_keys=True))
+    tmp.replace(settings.preferences_path)

