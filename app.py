@@ -1,0 +1,20 @@
+"""RAG & LoRA Studio: the entry point. Pages live in pages/, logic in core/."""
+
+import streamlit as st
+
+from pages.shared import render_sidebar
+
+st.set_page_config(page_title="RAG & LoRA Studio", page_icon="🧪", layout="wide")
+
+PAGES = {
+    "Studio": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    ],
+    "Setup": [
+        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+    ],
+}
+
+page = st.navigation(PAGES)
+render_sidebar()
+page.run()

@@ -1,0 +1,142 @@
+"""Text extraction: Apache Tika (native, through iscc-tika) page by page, pypdfium2 as the PDF
+fallback. Every result names the extractor that produced it."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+MAX_TEXT_CHARS = 20_000_000  # iscc-tika silently truncates at 500,000 chars unless told
+
+
+class ExtractionError(Exception):
+    """A plain-words reason a file gave no text."""
+
+
+@dataclass
+class Extracted:
+    pages: list[str]  # one entry per page; a single entry for formats without pages
+    extractor: str
+    metadata: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.pages)
+
+    @property
+    def chars(self) -> int:
+        return sum(len(p) for p in self.pages)
+
+
+class _PageSplitter(HTMLParser):
+    """Collect text per `<div class="page">` of Tika's XHTML; text outside pages goes to one page."""
+
+    BLOCKS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.pages: list[list[str]] = []
+        self.loose: list[str] = []
+        self._depth_in_page = 0
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("head", "script", "style", "title"):
+            self._skip += 1
+        elif tag == "div" and ("class", "page") in attrs and not self._depth_in_page:
+            self.pages.append([])
+            self._depth_in_page = 1
+        elif self._depth_in_page and tag == "div":
+            self._depth_in_page += 1
+        if tag in self.BLOCKS:
+            self._target().append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("head", "script", "style", "title"):
+            self._skip = max(0, self._skip - 1)
+        elif tag == "div" and self._depth_in_page:
+            self._depth_in_page -= 1
+        if tag in self.BLOCKS:
+            self._target().append("\n")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self._target().append(data)
+
+    def _target(self) -> list[str]:
+        return self.pages[-1] if self._depth_in_page else self.loose
+
+
+def split_pages(xhtml: str) -> list[str]:
+    parser = _PageSplitter()
+    parser.feed(xhtml)
+    parser.close()
+    if parser.pages:
+        return ["".join(p) for p in parser.pages]
+    return ["".join(parser.loose)]
+
+
+_HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+_BLANK_LINES = re.compile(r"\n\s*\n\s*(\n\s*)+")
+
+
+def normalise(text: str) -> str:
+    """NFKC, words hyphenated across a line break joined, runs of whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _HYPHEN_BREAK.sub(r"\1\2", text)
+    text = _SPACES.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def _tika_native(path: Path) -> Extracted:
+    import iscc_tika
+
+    pdf = iscc_tika.PdfParserConfig().set_extract_annotation_text(False)
+    extractor = (iscc_tika.Extractor().set_extract_string_max_length(MAX_TEXT_CHARS)
+                 .set_pdf_config(pdf).set_xml_output(True))
+    try:
+        xhtml, metadata = extractor.extract_file_to_string(str(path))
+    except Exception as exc:  # iscc-tika reports every failure as a bare TypeError
+        raise ExtractionError(f"Tika could not read it ({exc})") from exc
+    if metadata.get("pdf:encrypted") == ["true"]:
+        raise ExtractionError("the PDF is encrypted; remove the password and upload it again")
+    return Extracted([normalise(p) for p in split_pages(xhtml)], "tika", metadata)
+
+
+def _pdfium(path: Path) -> Extracted:
+    import pypdfium2
+
+    try:
+        pdf = pypdfium2.PdfDocument(str(path))
+    except pypdfium2.PdfiumError as exc:
+        raise ExtractionError(f"not a readable PDF ({exc})") from exc
+    try:
+        pages = [normalise(page.get_textpage().get_text_range()) for page in pdf]
+    finally:
+        pdf.close()
+    return Extracted(pages, "pypdfium2")
+
+
+def extract(path: Path) -> Extracted:
+    """Text of a file page by page; raises ExtractionError with a plain reason."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ExtractionError("the file is empty (0 bytes)")
+    is_pdf = path.suffix.lower() == ".pdf"
+    try:
+        result = _tika_native(path)
+    except ExtractionError as tika_error:
+        if not is_pdf or "encrypted" in str(tika_error):
+            raise
+        try:
+            result = _pdfium(path)
+        except ExtractionError as fallback_error:
+            raise ExtractionError(f"{tika_error}; pypdfium2: {fallback_error}") from None
+    if not result.text.strip():
+        raise ExtractionError("no text layer (scanned?)" if is_pdf else "no text in the file")
+    return result

@@ -1,0 +1,128 @@
+"""What this machine and its services can do right now, without importing torch: the home page's
+status panel and `python -m core status` read it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+
+import psutil
+
+from core.config import Settings
+from core.registry import Registry, RegistryError
+
+PROBE_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    summary: str
+    detail: str = ""
+
+
+def _http_ok(url: str) -> tuple[bool, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as resp:
+            return 200 <= resp.status < 300, f"HTTP {resp.status}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return False, str(getattr(exc, "reason", exc))
+
+
+def chroma_check(settings: Settings) -> Check:
+    if settings.chroma_host:
+        url = f"http://{settings.chroma_host}:{settings.chroma_port}/api/v2/heartbeat"
+        ok, why = _http_ok(url)
+        where = f"server {settings.chroma_host}:{settings.chroma_port}"
+        return Check("Chroma", ok, where if ok else f"{where} unreachable", why)
+    if importlib.util.find_spec("chromadb") is None:
+        return Check("Chroma", False, "chromadb not installed", "pip install -r requirements.txt")
+    folder = settings.chroma_dir
+    parent = folder if folder.exists() else folder.parent
+    writable = os.access(parent, os.W_OK) if parent.exists() else os.access(
+        parent.parent, os.W_OK)
+    return Check("Chroma", writable, "embedded" if writable else "folder not writable",
+                 str(folder))
+
+
+def tika_check(settings: Settings) -> Check:
+    if settings.tika_server_url:
+        ok, why = _http_ok(settings.tika_server_url.rstrip("/") + "/version")
+        return Check("Tika", ok, "server" if ok else "server unreachable",
+                     f"{settings.tika_server_url} ({why})")
+    ok = importlib.util.find_spec("iscc_tika") is not None
+    return Check("Tika", ok, "native (iscc-tika)" if ok else "iscc-tika not installed",
+                 "Apache Tika compiled to native code, no JVM")
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def compute_check() -> Check:
+    flags = cpu_flags()
+    bf16 = bool(flags & {"avx512_bf16", "amx_bf16"})
+    cores = psutil.cpu_count(logical=True) or 1
+    cpu = f"{cores} CPU cores" + (", bf16" if bf16 else "")
+    gpus = gpu_names()
+    summary = f"{cpu}; GPU: {', '.join(gpus)}" if gpus else f"{cpu}; no GPU"
+    return Check("Compute", True, summary, platform.processor() or platform.machine())
+
+
+def gpu_names() -> list[str]:
+    """NVIDIA GPUs as the driver reports them; asking torch would import it."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def memory_check() -> Check:
+    mem = psutil.virtual_memory()
+    avail, total = mem.available / 2**30, mem.total / 2**30
+    return Check("Memory", avail >= 2, f"{avail:.1f} of {total:.1f} GiB free")
+
+
+def model_checks(settings: Settings) -> list[Check]:
+    try:
+        registry = Registry.load(settings.registry_path, settings.models_dir)
+    except RegistryError as exc:
+        return [Check("Models", False, "registry unreadable", str(exc))]
+    checks = []
+    for state in registry.states():
+        roles = ", ".join(state.roles)
+        label = f"{state.name} ({roles})"
+        checks.append(Check(label, state.status == "ready", state.status, state.detail))
+    return checks
+
+
+def system_report(settings: Settings) -> dict[str, list[Check]]:
+    return {
+        "models": model_checks(settings),
+        "services": [chroma_check(settings), tika_check(settings)],
+        "machine": [compute_check(), memory_check()],
+    }
+
+
+def report_json(report: dict[str, list[Check]]) -> str:
+    return json.dumps({k: [asdict(c) for c in v] for k, v in report.items()}, indent=2)

@@ -1,0 +1,79 @@
+"""Documents into a collection: extract → chunk → embed → store, one file at a time, each file
+succeeding or failing on its own."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from core.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_pages
+from core.config import Settings
+from core.embeddings import get_embedder
+from core.extract import ExtractionError, extract
+from core import store
+
+Stage = str  # "extract" | "chunk" | "embed" | "store"
+StageFn = Callable[[Path, Stage], None]
+
+
+@dataclass
+class FileResult:
+    file: str
+    status: str  # "ok" | "error"
+    pages: int = 0
+    chars: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    extractor: str | None = None
+    doc_id: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+                 on_stage: StageFn = lambda path, stage: None) -> list[FileResult]:
+    embedder = get_embedder(settings)
+    chroma = store.client(settings)
+    collection = store.open_collection(chroma, collection_name, embedder.model_name,
+                                       chunk_size, chunk_overlap)
+    batch = chroma.get_max_batch_size()
+    results = []
+    for path in paths:
+        path = Path(path)
+        started = time.perf_counter()
+        result = FileResult(file=path.name, status="error")
+        try:
+            on_stage(path, "extract")
+            extracted = extract(path)
+            result.pages, result.chars = len(extracted.pages), extracted.chars
+            result.extractor = extracted.extractor
+            on_stage(path, "chunk")
+            chunks = chunk_pages(extracted.pages, chunk_size, chunk_overlap)
+            on_stage(path, "embed")
+            vectors = embedder.embed([c.text for c in chunks])
+            on_stage(path, "store")
+            result.doc_id = file_sha256(path)
+            store.upsert_document(collection, result.doc_id, path.name, chunks, vectors, batch)
+            result.chunks, result.status = len(chunks), "ok"
+        except ExtractionError as exc:
+            result.error = f"{path.name}: {exc}"
+        except OSError as exc:
+            result.error = f"{path.name}: could not be read ({exc.strerror or exc})"
+        result.seconds = round(time.perf_counter() - started, 3)
+        results.append(result)
+    return results

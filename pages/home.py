@@ -1,0 +1,87 @@
+"""Home: what the Studio does, the two pipelines, whether everything is ready, sample data."""
+
+import streamlit as st
+
+from core.health import Check
+from core.samples import SAMPLE_COLLECTION, load_samples, samples_loaded
+from pages.shared import report, settings
+
+RAG_PIPELINE = """
+digraph { rankdir=LR; bgcolor="transparent";
+  node [shape=box style="rounded,filled" fillcolor="#eef0ff" color="#4f46e5" fontname="sans-serif" fontsize=12];
+  edge [color="#6b7280"];
+  docs [label="Your documents\\nPDF · DOCX · HTML · TXT"]; tika [label="Apache Tika\\ntext per page"];
+  chunks [label="Chunks\\n500 chars"]; emb [label="Embeddings\\nMiniLM"]; chroma [label="Chroma\\ncollection"];
+  chat [label="Chat\\nanswer + sources" fillcolor="#dcfce7" color="#16a34a"];
+  docs -> tika -> chunks -> emb -> chroma -> chat;
+}"""
+
+LORA_PIPELINE = """
+digraph { rankdir=LR; bgcolor="transparent";
+  node [shape=box style="rounded,filled" fillcolor="#fff4e5" color="#d97706" fontname="sans-serif" fontsize=12];
+  edge [color="#6b7280"];
+  data [label="Labelled examples\\nCSV · JSONL · folders"]; lora [label="LoRA fine-tune\\nsmall language model"];
+  adapter [label="Adapter\\n~MBs, not GBs"]; classify [label="Classify\\npage · REST API" fillcolor="#dcfce7" color="#16a34a"];
+  data -> lora -> adapter -> classify;
+}"""
+
+
+def status_row(check: Check) -> None:
+    icon = ":material/check_circle:" if check.ok else ":material/error:"
+    color = "green" if check.ok else "red"
+    line = f":{color}[{icon}] **{check.name}** — {check.summary}"
+    st.markdown(line, help=check.detail or None)
+
+
+s = settings()
+st.title("RAG & LoRA Studio")
+st.markdown(
+    "Chat with your papers and teach a small language model to sort your documents — "
+    "on this machine, offline. **Upload documents** and ask questions: every answer shows the "
+    "passages it was built from and how well each matched. **Fine-tune** a small model with LoRA "
+    "on labelled examples, watch it learn, then **classify** new documents with it.")
+
+st.subheader("Chat with your documents")
+st.graphviz_chart(RAG_PIPELINE, use_container_width=True)
+st.subheader("Teach a model to sort documents")
+st.graphviz_chart(LORA_PIPELINE, use_container_width=True)
+
+status_col, samples_col = st.columns([1, 1], gap="large")
+with status_col:
+    with st.container(border=True, key="status-panel"):
+        st.subheader("Status")
+        rep = report(s)
+        for caption, group in (("Models", "models"), ("Services", "services"),
+                               ("This machine", "machine")):
+            st.caption(caption)
+            for check in rep[group]:
+                status_row(check)
+        if not all(c.ok for c in rep["models"]):
+            st.info("Prepare the models with `python -m core models prepare` "
+                    "(`make run` does it for you).")
+
+with samples_col:
+    with st.container(border=True, key="samples-panel"):
+        st.subheader("Try it with sample data")
+        st.markdown("A CC BY paper (*Ten Quick Tips for Deep Learning in Biology*) and 60 "
+                    "labelled contracts of 5 types from CUAD. Credits in `data/samples/CREDITS.md`.")
+        if samples_loaded(s):
+            st.success(f"Sample data is loaded: collection **{SAMPLE_COLLECTION}** and the "
+                       "contracts dataset.", icon=":material/check:")
+        if st.button("Load sample data", icon=":material/download:", type="primary",
+                     key="load-samples"):
+            with st.status("Loading sample data…", expanded=True) as box:
+                bar = st.progress(0.0)
+                result = load_samples(
+                    s, progress=lambda frac, msg: bar.progress(min(frac, 1.0), text=msg))
+                for line in result.messages:
+                    st.write(line)
+                box.update(label="Sample data loaded" if result.ok else "Sample data: problems",
+                           state="complete" if result.ok else "error")
+
+st.divider()
+st.subheader("Where to next")
+links = st.columns(4)
+with links[0]:
+    st.page_link("pages/settings.py", label="Settings: chat engine and models",
+                 icon=":material/settings:")

@@ -1,0 +1,40 @@
+"""Widgets and cached resources shared by the pages. Logic stays in core/."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.config import Settings, load_settings
+from core.health import Check, system_report
+
+
+def settings() -> Settings:
+    """Settings as they read now (the Settings page may have just changed them)."""
+    return load_settings()
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def cached_report(_settings: Settings, key: str) -> dict[str, list[Check]]:
+    return system_report(_settings)
+
+
+def report(s: Settings) -> dict[str, list[Check]]:
+    # Keyed on the settings' text so a changed Chroma or Tika address is probed again.
+    return cached_report(s, repr(s))
+
+
+def render_sidebar() -> None:
+    s = settings()
+    with st.sidebar:
+        st.caption("Chat engine")
+        if s.chat_backend == "openai":
+            st.markdown(f"**OpenAI-compatible** · `{s.openai_model or 'no model set'}`")
+        else:
+            st.markdown(f"**Local** · `{s.chat_model}`")
+        checks = [c for group in report(s).values() for c in group]
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            st.warning(f"{len(bad)} check(s) need attention: " + ", ".join(c.name for c in bad),
+                       icon=":material/warning:")
+        else:
+            st.success("All systems ready", icon=":material/check_circle:")
