@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Each step leaves a stamp, so a second run skips what is already done.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
+PORT ?= 8501
+
+.PHONY: run test test-fast setup models test-setup clean-models
+
+run: setup
+	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+test: setup test-setup
+	$(PY) -m pytest
+
+test-fast: setup test-setup
+	$(PY) -m pytest -m "not slow and not browser"
+
+setup: $(VENV)/.installed models
+
+# torch first and pinned: any other torch request pulls gigabytes of CUDA wheels.
+$(VENV)/.installed: requirements.txt models/requirements.txt
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps -r models/requirements.txt
+	touch $@
+
+models: $(VENV)/.installed
+	$(PY) -m core models prepare
+
+test-setup: $(VENV)/.installed-dev /usr/bin/chromium
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+/usr/bin/chromium:
+	$(APT) update -qq
+	DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium
+
+clean-models:
+	rm -rf models/base models/gguf models/.state

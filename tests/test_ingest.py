@@ -1,0 +1,68 @@
+"""Real Tika, real MiniLM, real embedded Chroma: the pieces the sample loader stands on."""
+
+import pytest
+
+from core import store
+from core.chunking import chunk_pages
+from core.config import load_settings
+from core.extract import ExtractionError, extract, normalise, split_pages
+from core.ingest import ingest_files
+from core.samples import SAMPLE_PAPER
+from tests.conftest import shared
+
+
+def test_normalise_joins_hyphens_and_collapses_space():
+    assert normalise("deep learn-\ning  is\u00a0 ﬁne\r\n\n\n\nnext") == "deep learning is fine\n\nnext"
+
+
+def test_split_pages_from_tika_xhtml():
+    xhtml = ('<html><head><title>t</title></head><body><div class="page"><p>one</p></div>'
+             '<div class="page"><p>two <b>bold</b></p><div>inner</div></div></body></html>')
+    assert [p.split() for p in split_pages(xhtml)] == [["one"], ["two", "bold", "inner"]]
+
+
+def test_chunks_carry_page_and_span():
+    pages = ["a" * 30 + " " + "b" * 30, "c" * 10]
+    chunks = chunk_pages(pages, chunk_size=40, chunk_overlap=5)
+    assert [c.page for c in chunks] == [1, 1, 2]
+    assert [c.index for c in chunks] == [0, 1, 2]
+    for c in chunks:
+        assert pages[c.page - 1][c.start:c.end] == c.text
+    with pytest.raises(ValueError, match="overlap"):
+        chunk_pages(pages, chunk_size=10, chunk_overlap=10)
+
+
+def test_tika_pages_of_sample_paper():
+    result = extract(SAMPLE_PAPER)
+    assert result.extractor == "tika" and len(result.pages) == 25
+    assert result.pages[0].startswith("Ten Quick Tips for Deep Learning in Biology")
+
+
+def test_image_only_and_empty_files_say_why(tmp_path):
+    with pytest.raises(ExtractionError, match=r"no text layer \(scanned\?\)"):
+        extract(shared("documents", "2106.09685v2_pages1-2_image-only.pdf"))
+    empty = tmp_path / "empty.pdf"
+    empty.write_bytes(b"")
+    with pytest.raises(ExtractionError, match="empty"):
+        extract(empty)
+
+
+@pytest.mark.slow
+def test_ingest_is_idempotent_and_a_bad_file_does_not_stop_the_batch(studio_env, tmp_path):
+    settings = load_settings()
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 4)
+    stages = []
+    results = ingest_files(settings, [bad, SAMPLE_PAPER], "papers",
+                           on_stage=lambda p, s: stages.append((p.name, s)))
+    assert [r.status for r in results] == ["error", "ok"]
+    assert results[0].error.startswith("broken.pdf: ")
+    assert ("deep-rules_manuscript.pdf", "store") in stages
+    first = results[1].chunks
+    assert first > 100 and results[1].pages == 25
+    again = ingest_files(settings, [SAMPLE_PAPER], "papers")
+    collection = store.client(settings).get_collection("papers")
+    assert collection.count() == first == again[0].chunks
+    meta = collection.get(limit=1, include=["metadatas"])["metadatas"][0]
+    assert {"doc_id", "file", "page", "chunk", "start", "end"} <= set(meta)
+    assert collection.metadata["embedding_model"] == "all-minilm-l6-v2"

@@ -1,0 +1,99 @@
+"""AppTest: the home and settings pages, driven as a user would, on the real registry."""
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import PROJECT_ROOT
+from core.registry import Registry
+
+REGISTRY = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
+
+
+def app() -> AppTest:
+    return AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_home_shows_status_of_every_model_and_service(studio_env):
+    at = app().run()
+    assert not at.exception
+    assert at.title[0].value == "RAG & LoRA Studio"
+    text = markdown_text(at)
+    for name in REGISTRY.specs:
+        assert f"**{name} (" in text
+        line = next(line for line in text.splitlines() if f"**{name} (" in line)
+        assert line.endswith("— ready"), line
+    assert "**Chroma** — embedded" in text
+    assert "**Tika** — native (iscc-tika)" in text
+    assert "**Compute**" in text and "**Memory**" in text
+    assert at.button(key="load-samples").label == "Load sample data"
+
+
+def test_home_page_does_not_import_torch(studio_env):
+    import subprocess
+    import sys
+
+    code = ("import sys; from streamlit.testing.v1 import AppTest; "
+            f"at = AppTest.from_file({str(PROJECT_ROOT / 'app.py')!r}, default_timeout=60).run(); "
+            "assert not at.exception, at.exception; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=PROJECT_ROOT, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_unreachable_chroma_server_is_reported(studio_env, monkeypatch):
+    monkeypatch.setenv("CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("CHROMA_PORT", "9")  # discard port: nothing answers there
+    at = app().run()
+    assert "**Chroma** — server 127.0.0.1:9 unreachable" in markdown_text(at)
+    assert any("need attention" in w.value for w in at.sidebar.warning)
+
+
+@pytest.mark.slow
+def test_load_sample_data_ingests_the_paper(studio_env):
+    at = app().run()
+    at.button(key="load-samples").click().run()
+    assert not at.exception
+    text = markdown_text(at)
+    assert "deep-rules_manuscript.pdf, 25 pages" in text and "collection 'samples'" in text
+    assert (studio_env / "datasets" / "cuad_contract_types_sample.csv").is_file()
+    at = app().run()
+    assert any("Sample data is loaded" in s.value for s in at.success)
+
+
+def test_settings_page_masks_key_and_saves_choices(studio_env, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-key-4242")
+    at = app().run()
+    at.switch_page("pages/settings.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Settings"
+    table = at.dataframe[0].value
+    row = table[table["setting"] == "openai_api_key"].iloc[0]
+    assert row["value"] == "••••4242" and row["source"] == "env"
+    assert "sk-test-secret" not in table.to_string()
+    at.radio[0].set_value("openai")
+    at.selectbox(key="setting-chat_model").set_value("smollm2-135m-instruct")
+    at.text_input[0].set_value("http://127.0.0.1:8080/v1")
+    at.button[0].click().run()
+    assert not at.exception
+    prefs = json.loads((studio_env / "preferences.json").read_text())
+    assert prefs["chat_backend"] == "openai"
+    assert prefs["chat_model"] == "smollm2-135m-instruct"
+    assert prefs["openai_base_url"] == "http://127.0.0.1:8080/v1"
+    assert "sk-test" not in json.dumps(prefs)
+    at = app().run()
+    assert "OpenAI-compatible" in "\n".join(m.value for m in at.sidebar.markdown)
+
+
+def test_settings_locked_by_env_cannot_be_changed(studio_env, monkeypatch):
+    monkeypatch.setenv("STUDIO_CHAT_BACKEND", "openai")
+    at = app().run()
+    at.switch_page("pages/settings.py").run()
+    assert at.radio[0].disabled
+    assert at.radio[0].value == "openai"
