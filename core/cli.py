@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from core.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.config import load_settings
 from core.registry import Registry, RegistryError
+from core.store import StoreError
 
 
 def _registry() -> Registry:
@@ -55,6 +58,61 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _walk(paths: list[str]) -> list[Path]:
+    """Files as given, folders walked (hidden files skipped), in a stable order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*")
+                            if p.is_file() and not any(part.startswith(".") for part in p.parts))
+        else:
+            found.append(path)
+    return found
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from core.ingest import ingest_files
+
+    files = _walk(args.paths)
+    results = ingest_files(load_settings(), files, args.collection, args.chunk_size,
+                           args.chunk_overlap)
+    failed = [r for r in results if r.status != "ok"]
+    for r in results:
+        if args.json:
+            print(json.dumps(r.to_json()))
+        else:
+            print(f"{r.status:<5} {r.file}: {r.pages} pages, {r.chunks} chunks, "
+                  f"{r.seconds:.1f} s" + (f" — {r.error}" if r.error else ""))
+    summary = {"summary": {"files": len(results), "ok": len(results) - len(failed),
+                           "failed": len(failed), "collection": args.collection}}
+    print(json.dumps(summary) if args.json else
+          f"{summary['summary']['ok']} of {len(results)} file(s) stored in '{args.collection}'")
+    return 1 if failed else 0
+
+
+def cmd_collections(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from core import store
+
+    chroma = store.client(load_settings())
+    if args.action == "list":
+        rows = [asdict(c) for c in store.list_collections(chroma)]
+        for row in rows:
+            print(json.dumps(row) if args.json else
+                  f"{row['name']}: {row['chunks']} chunks ({row['embedding_model']}, "
+                  f"chunks of {row['chunk_size']}/{row['chunk_overlap']})")
+    elif args.action == "show":
+        collection = store.get_collection(chroma, args.name)
+        info = {**asdict(store.describe(collection)), "documents": store.documents(collection)}
+        print(json.dumps(info, indent=None if args.json else 2))
+    else:
+        store.delete_collection(chroma, args.name)
+        print(json.dumps({"deleted": args.name}) if args.json else f"deleted {args.name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m core", description="RAG & LoRA Studio from the command line.")
@@ -69,13 +127,30 @@ def build_parser() -> argparse.ArgumentParser:
     prep = msub.add_parser("prepare", help="assemble, verify and convert (no-op when done)")
     prep.add_argument("names", nargs="*", help="only these models (default: all)")
     prep.set_defaults(func=cmd_models_prepare)
+
+    ing = sub.add_parser("ingest", help="extract, chunk, embed and store documents")
+    ing.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (walked)")
+    ing.add_argument("--collection", required=True)
+    ing.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
+    ing.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP)
+    ing.add_argument("--json", action="store_true", help="one JSON object per file, then a summary")
+    ing.set_defaults(func=cmd_ingest)
+
+    col = sub.add_parser("collections", help="list, show or delete collections")
+    col.add_argument("action", choices=("list", "show", "delete"))
+    col.add_argument("name", nargs="?")
+    col.add_argument("--json", action="store_true")
+    col.set_defaults(func=cmd_collections)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "action", None) in ("show", "delete") and not getattr(args, "name", True):
+        parser.error(f"collections {args.action} needs a collection NAME")
     try:
         return args.func(args)
-    except (RegistryError, ValueError) as exc:
+    except (RegistryError, StoreError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -73,3 +73,34 @@ def describe(collection) -> CollectionInfo:
     return CollectionInfo(collection.name, meta.get("embedding_model", "?"),
                           int(meta.get("chunk_size", 0)), int(meta.get("chunk_overlap", 0)),
                           collection.count())
+
+
+def list_collections(chroma) -> list[CollectionInfo]:
+    return sorted((describe(c) for c in chroma.list_collections()), key=lambda c: c.name)
+
+
+def documents(collection) -> list[dict]:
+    """One row per document: its file, doc_id, chunk and page counts."""
+    metas = collection.get(include=["metadatas"])["metadatas"]
+    docs: dict[str, dict] = {}
+    for meta in metas:
+        row = docs.setdefault(meta["doc_id"], {"file": meta["file"], "doc_id": meta["doc_id"],
+                                               "chunks": 0, "pages": 0})
+        row["chunks"] += 1
+        row["pages"] = max(row["pages"], int(meta["page"]))
+    return sorted(docs.values(), key=lambda d: d["file"])
+
+
+def delete_collection(chroma, name: str) -> None:
+    try:
+        chroma.delete_collection(name)
+    except Exception as exc:  # chroma raises different types embedded and over HTTP
+        raise StoreError(f"no collection named {name!r}") from exc
+
+
+def get_collection(chroma, name: str):
+    try:
+        return chroma.get_collection(name, embedding_function=None)
+    except Exception as exc:
+        known = ", ".join(c.name for c in list_collections(chroma)) or "none yet"
+        raise StoreError(f"no collection named {name!r} (collections: {known})") from exc

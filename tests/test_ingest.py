@@ -66,3 +66,42 @@ def test_ingest_is_idempotent_and_a_bad_file_does_not_stop_the_batch(studio_env,
     meta = collection.get(limit=1, include=["metadatas"])["metadatas"][0]
     assert {"doc_id", "file", "page", "chunk", "start", "end"} <= set(meta)
     assert collection.metadata["embedding_model"] == "all-minilm-l6-v2"
+
+
+@pytest.mark.slow
+def test_cli_ingest_walks_folders_and_reports_failures(studio_env, tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from core.config import PROJECT_ROOT
+
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(SAMPLE_PAPER, folder / "sub" / "paper.pdf")
+    (folder / "notes.txt").write_text("Transformers use attention. " * 40)
+    (folder / "empty.pdf").write_bytes(b"")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "core", *args], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True)
+
+    out = cli("ingest", str(folder), "--collection", "cli", "--chunk-size", "300",
+              "--chunk-overlap", "30", "--json")
+    assert out.returncode == 1, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    by_file = {row["file"]: row for row in lines[:-1]}
+    assert by_file["empty.pdf"]["status"] == "error" and "empty" in by_file["empty.pdf"]["error"]
+    assert by_file["paper.pdf"]["status"] == "ok" and by_file["paper.pdf"]["pages"] == 25
+    assert by_file["notes.txt"]["status"] == "ok" and by_file["notes.txt"]["extractor"] == "tika"
+    assert lines[-1]["summary"] == {"files": 3, "ok": 2, "failed": 1, "collection": "cli"}
+
+    shown = json.loads(cli("collections", "show", "cli", "--json").stdout)
+    assert shown["chunk_size"] == 300
+    assert {d["file"] for d in shown["documents"]} == {"paper.pdf", "notes.txt"}
+    listed = [json.loads(line) for line in cli("collections", "list", "--json").stdout.splitlines()]
+    assert [c["name"] for c in listed] == ["cli"]
+    assert cli("collections", "delete", "cli").returncode == 0
+    missing = cli("collections", "show", "cli")
+    assert missing.returncode == 2 and "no collection named 'cli'" in missing.stderr
