@@ -9,6 +9,7 @@ st.set_page_config(page_title="RAG & LoRA Studio", page_icon="🧪", layout="wid
 PAGES = {
     "Studio": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/documents.py", title="Documents", icon=":material/description:"),
     ],
     "Setup": [
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),

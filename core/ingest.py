@@ -14,6 +14,7 @@ from core.config import Settings
 from core.embeddings import get_embedder
 from core.extract import ExtractionError, extract
 from core import store
+from core.uploads import UploadError, check_size
 
 Stage = str  # "extract" | "chunk" | "embed" | "store"
 StageFn = Callable[[Path, Stage], None]
@@ -58,6 +59,7 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
         started = time.perf_counter()
         result = FileResult(file=path.name, status="error")
         try:
+            check_size(path.name, path.stat().st_size)
             on_stage(path, "extract")
             extracted = extract(path)
             result.pages, result.chars = len(extracted.pages), extracted.chars
@@ -72,8 +74,32 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
             result.chunks, result.status = len(chunks), "ok"
         except ExtractionError as exc:
             result.error = f"{path.name}: {exc}"
+        except UploadError as exc:
+            result.error = str(exc)
         except OSError as exc:
             result.error = f"{path.name}: could not be read ({exc.strerror or exc})"
         result.seconds = round(time.perf_counter() - started, 3)
         results.append(result)
     return results
+
+
+# How far into one file each stage starts; extraction and embedding dominate.
+STAGE_START = {"extract": 0.0, "chunk": 0.4, "embed": 0.45, "store": 0.9}
+
+
+@dataclass
+class BatchProgress:
+    """Fraction done and time left over a batch, for progress bars."""
+
+    files: list[Path]
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = time.perf_counter()
+        self._index = {Path(p): i for i, p in enumerate(self.files)}
+
+    def update(self, path: Path, stage: Stage) -> tuple[float, float | None]:
+        done = (self._index[Path(path)] + STAGE_START[stage]) / max(len(self.files), 1)
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed * (1 - done) / done if done > 0.02 else None
+        return done, eta

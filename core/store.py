@@ -7,6 +7,7 @@ model and chunk settings it was built with.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from core.chunking import Chunk
@@ -38,8 +39,19 @@ def client(settings: Settings):
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]$")
+
+
+def check_collection_name(name: str) -> str:
+    if not _NAME.match(name or "") or ".." in name:
+        raise StoreError(f"{name!r} cannot name a collection: use 3–64 letters, digits, '.', '_' "
+                         "or '-', starting and ending with a letter or digit")
+    return name
+
+
 def open_collection(chroma, name: str, embedding_model: str, chunk_size: int,
                     chunk_overlap: int):
+    check_collection_name(name)
     collection = chroma.get_or_create_collection(
         name, embedding_function=None,
         metadata={"hnsw:space": "cosine", "embedding_model": embedding_model,
@@ -104,3 +116,30 @@ def get_collection(chroma, name: str):
     except Exception as exc:
         known = ", ".join(c.name for c in list_collections(chroma)) or "none yet"
         raise StoreError(f"no collection named {name!r} (collections: {known})") from exc
+
+
+def delete_document(collection, doc_id: str) -> int:
+    ids = collection.get(where={"doc_id": doc_id}, include=[])["ids"]
+    if ids:
+        collection.delete(ids=ids)
+    return len(ids)
+
+
+def rename_collection(chroma, old: str, new: str) -> None:
+    check_collection_name(new)
+    if new in {c.name for c in chroma.list_collections()}:
+        raise StoreError(f"a collection named {new!r} already exists")
+    get_collection(chroma, old).modify(name=new)
+
+
+def chunks_of(collection, doc_id: str | None = None, contains: str | None = None,
+              limit: int = 500) -> list[dict]:
+    """Chunks in reading order, optionally of one document and containing some text."""
+    where = {"doc_id": doc_id} if doc_id else None
+    where_document = {"$contains": contains} if contains else None
+    got = collection.get(where=where, where_document=where_document,
+                         include=["metadatas", "documents"])
+    rows = [{**meta, "id": id_, "text": text}
+            for id_, meta, text in zip(got["ids"], got["metadatas"], got["documents"])]
+    rows.sort(key=lambda r: (r["file"], r["chunk"]))
+    return rows[:limit]

@@ -42,9 +42,9 @@ st.markdown(
     "on labelled examples, watch it learn, then **classify** new documents with it.")
 
 st.subheader("Chat with your documents")
-st.graphviz_chart(RAG_PIPELINE, use_container_width=True)
+st.graphviz_chart(RAG_PIPELINE, width="stretch")
 st.subheader("Teach a model to sort documents")
-st.graphviz_chart(LORA_PIPELINE, use_container_width=True)
+st.graphviz_chart(LORA_PIPELINE, width="stretch")
 
 status_col, samples_col = st.columns([1, 1], gap="large")
 with status_col:
@@ -83,5 +83,8 @@ st.divider()
 st.subheader("Where to next")
 links = st.columns(4)
 with links[0]:
+    st.page_link("pages/documents.py", label="Documents: upload and browse",
+                 icon=":material/description:")
+with links[1]:
     st.page_link("pages/settings.py", label="Settings: chat engine and models",
                  icon=":material/settings:")

@@ -75,10 +75,10 @@ with st.form("preferences"):
             st.info("Nothing changed.")
 
 st.subheader("Current configuration")
-st.dataframe(s.describe(), hide_index=True, use_container_width=True,
+st.dataframe(s.describe(), hide_index=True, width="stretch",
              column_config={"help": st.column_config.TextColumn("what it is", width="large")})
 
 st.subheader("Models on this machine")
 st.dataframe([{"model": m.name, "roles": ", ".join(m.roles), "status": m.status,
                "size (MiB)": round(m.size_bytes / 2**20, 1), "path": m.path, "note": m.detail}
-              for m in registry.states()], hide_index=True, use_container_width=True)
+              for m in registry.states()], hide_index=True, width="stretch")

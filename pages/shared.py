@@ -8,6 +8,21 @@ from core.config import Settings, load_settings
 from core.health import Check, system_report
 
 
+def _leave_pages_directory_mode() -> None:
+    """Streamlit treats a `pages/` folder as a v1 multipage app until app.py first calls
+    st.navigation; a deep link opened right after the server starts would then run this page
+    alone, without app.py's navigation and sidebar. Switch v1 mode off and run again through
+    app.py."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_directory_mode()
+
+
 def settings() -> Settings:
     """Settings as they read now (the Settings page may have just changed them)."""
     return load_settings()
@@ -16,6 +31,18 @@ def settings() -> Settings:
 @st.cache_data(ttl=15, show_spinner=False)
 def cached_report(_settings: Settings, key: str) -> dict[str, list[Check]]:
     return system_report(_settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _chroma(key: str, _settings: Settings):
+    from core import store
+
+    return store.client(_settings)
+
+
+def chroma_client(s: Settings):
+    """One Chroma client per data dir / server for the whole app."""
+    return _chroma(f"{s.chroma_host}:{s.chroma_port}:{s.chroma_dir}", s)
 
 
 def report(s: Settings) -> dict[str, list[Check]]:

@@ -1,0 +1,58 @@
+"""Uploaded files: safe names, one folder per collection, the same size limit as the app."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from pathlib import Path
+
+from core.config import PROJECT_ROOT
+
+SUPPORTED_SUFFIXES = (".pdf", ".docx", ".html", ".htm", ".txt", ".md")
+
+
+def max_upload_bytes() -> int:
+    """`.streamlit/config.toml`'s server.maxUploadSize (MB), so the page and CLI agree."""
+    try:
+        config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+        megabytes = int(config["server"]["maxUploadSize"])
+    except (FileNotFoundError, KeyError, ValueError):
+        megabytes = 200  # Streamlit's own default
+    return megabytes * 1024 * 1024
+
+
+class UploadError(Exception):
+    pass
+
+
+def safe_filename(name: str) -> str:
+    """A name that stays inside its folder: no directories, no leading dots, no control
+    characters; unicode letters and spaces are kept so users recognise their files."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = re.sub(r"\s+", " ", name).strip().lstrip(".")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    stem = stem[:150].strip() or "upload"
+    return f"{stem}.{suffix[:10]}" if suffix else stem
+
+
+def check_size(name: str, size: int) -> None:
+    limit = max_upload_bytes()
+    if size > limit:
+        raise UploadError(f"{name}: {size / 2**20:.1f} MB is over the {limit // 2**20} MB "
+                          "upload limit")
+
+
+def save_upload(folder: Path, name: str, data: bytes) -> Path:
+    check_size(name, len(data))
+    folder.mkdir(parents=True, exist_ok=True)
+    target = (folder / safe_filename(name)).resolve()
+    if target.parent != folder.resolve():
+        raise UploadError(f"{name}: refused, the name points outside the upload folder")
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return target
