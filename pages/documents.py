@@ -27,6 +27,8 @@ def uploads_dir(collection: str) -> Path:
 collections = store.list_collections(chroma)
 names = [c.name for c in collections]
 top = st.columns([3, 1, 1], vertical_alignment="bottom")
+if "pending-collection" in st.session_state:  # select a just-created or renamed collection
+    st.session_state["collection"] = st.session_state.pop("pending-collection")
 if st.session_state.get("collection") not in names:
     st.session_state.pop("collection", None)  # deleted or renamed elsewhere
 with top[0]:
@@ -63,10 +65,6 @@ with top[2]:
                 store.delete_collection(chroma, current)
                 st.session_state.pop("collection", None)
                 st.rerun()
-
-if "pending-collection" in st.session_state:  # select a just-created or renamed collection
-    st.session_state["collection"] = st.session_state.pop("pending-collection")
-    st.rerun()
 
 if not current:
     st.info("No collections yet. Create one with **New collection**, or load the sample paper "
@@ -107,6 +105,7 @@ with st.container(border=True):
         bar.progress(1.0, text="Done")
         stage_line.empty()
         st.session_state["ingest-results"] = rows + [r.to_json() for r in results]
+        st.rerun()  # redraw counts, document list and chunks with the new documents
 
     results = st.session_state.get("ingest-results")
     if results:
@@ -114,7 +113,7 @@ with st.container(border=True):
             columns=["file", "status", "pages", "chars", "chunks", "seconds", "extractor", "error"])
         ok = (table["status"] == "ok").sum()
         st.markdown(f"**{ok} of {len(table)}** file(s) stored.")
-        st.dataframe(table, hide_index=True, width="stretch", key="ingest-table")
+        st.dataframe(table, hide_index=True, width="stretch")
         for error in table.loc[table["status"] != "ok", "error"]:
             st.error(error, icon=":material/error:")
 
