@@ -3,6 +3,7 @@ fallback. Every result names the extractor that produced it."""
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -108,6 +109,25 @@ def _tika_native(path: Path) -> Extracted:
     return Extracted([normalise(p) for p in split_pages(xhtml)], "tika", metadata)
 
 
+PLAIN_TEXT = {".txt", ".md"}
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _plain_text(path: Path) -> Extracted:
+    """Text files are decoded here: Tika guesses ISO-8859-1 for Windows text and loses
+    characters such as Œ and curly quotes. UTF-8 (or a BOM) first, then Windows-1252."""
+    data = path.read_bytes()
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), None)
+    for candidate in ([encoding] if encoding else ["utf-8", "cp1252", "latin-1"]):
+        try:
+            text = data.decode(candidate)
+            break
+        except UnicodeDecodeError:
+            continue
+    return Extracted([normalise(text)], f"text ({candidate})")
+
+
 def _pdfium(path: Path) -> Extracted:
     import pypdfium2
 
@@ -128,15 +148,23 @@ def extract(path: Path) -> Extracted:
     if path.stat().st_size == 0:
         raise ExtractionError("the file is empty (0 bytes)")
     is_pdf = path.suffix.lower() == ".pdf"
-    try:
-        result = _tika_native(path)
-    except ExtractionError as tika_error:
-        if not is_pdf or "encrypted" in str(tika_error):
-            raise
-        try:
-            result = _pdfium(path)
-        except ExtractionError as fallback_error:
-            raise ExtractionError(f"{tika_error}; pypdfium2: {fallback_error}") from None
+    if path.suffix.lower() in PLAIN_TEXT:
+        result = _plain_text(path)
+    else:
+        result = _tika_with_pdf_fallback(path, is_pdf)
     if not result.text.strip():
         raise ExtractionError("no text layer (scanned?)" if is_pdf else "no text in the file")
     return result
+
+
+def _tika_with_pdf_fallback(path: Path, is_pdf: bool) -> Extracted:
+    try:
+        return _tika_native(path)
+    except ExtractionError as tika_error:
+        if not is_pdf or "encrypted" in str(tika_error):
+            raise
+    try:
+        return _pdfium(path)
+    except ExtractionError:
+        raise ExtractionError("the PDF is damaged or incomplete (truncated?): neither Tika "
+                              "nor pypdfium2 could read it") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -31,9 +31,14 @@ class FileResult:
     extractor: str | None = None
     doc_id: str | None = None
     error: str | None = None
+    note: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+class StoreFailure(Exception):
+    pass
 
 
 def file_sha256(path: Path) -> str:
@@ -53,13 +58,20 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
     collection = store.open_collection(chroma, collection_name, embedder.model_name,
                                        chunk_size, chunk_overlap)
     batch = chroma.get_max_batch_size()
-    results = []
+    results: list[FileResult] = []
+    stored: dict[str, FileResult] = {}  # by doc_id: the same bytes are stored once per batch
     for path in paths:
         path = Path(path)
         started = time.perf_counter()
         result = FileResult(file=path.name, status="error")
         try:
             check_size(path.name, path.stat().st_size)
+            result.doc_id = file_sha256(path)
+            if result.doc_id in stored:
+                twin = stored[result.doc_id]
+                result = replace(twin, file=path.name,
+                                 note=f"same content as {twin.file}: stored once")
+                continue
             on_stage(path, "extract")
             extracted = extract(path)
             result.pages, result.chars = len(extracted.pages), extracted.chars
@@ -69,17 +81,23 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
             on_stage(path, "embed")
             vectors = embedder.embed([c.text for c in chunks])
             on_stage(path, "store")
-            result.doc_id = file_sha256(path)
-            store.upsert_document(collection, result.doc_id, path.name, chunks, vectors, batch)
+            try:
+                store.replace_document(collection, result.doc_id, path.name, chunks, vectors,
+                                       batch)
+            except Exception as exc:  # the store's errors differ embedded and over HTTP
+                raise StoreFailure(f"{path.name}: could not be stored in Chroma ({exc}); "
+                                   "the collection is unchanged") from exc
             result.chunks, result.status = len(chunks), "ok"
+            stored[result.doc_id] = result
         except ExtractionError as exc:
             result.error = f"{path.name}: {exc}"
-        except UploadError as exc:
+        except (UploadError, StoreFailure) as exc:
             result.error = str(exc)
         except OSError as exc:
             result.error = f"{path.name}: could not be read ({exc.strerror or exc})"
-        result.seconds = round(time.perf_counter() - started, 3)
-        results.append(result)
+        finally:
+            result.seconds = round(time.perf_counter() - started, 3)
+            results.append(result)
     return results
 
 

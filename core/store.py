@@ -8,6 +8,7 @@ model and chunk settings it was built with.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 
 from core.chunking import Chunk
@@ -63,21 +64,28 @@ def open_collection(chroma, name: str, embedding_model: str, chunk_size: int,
     return collection
 
 
-def upsert_document(collection, doc_id: str, file_name: str, chunks: list[Chunk],
-                    embeddings: list[list[float]], batch_size: int) -> None:
-    """Replace every chunk of one document. Chunks left over from an older, longer version of
-    the same document are removed after the new ones are in."""
-    ids = [f"{doc_id}:{c.index}" for c in chunks]
-    metadatas = [{"doc_id": doc_id, "file": file_name, "page": c.page, "chunk": c.index,
-                  "start": c.start, "end": c.end} for c in chunks]
-    for i in range(0, len(ids), batch_size):
-        sl = slice(i, i + batch_size)
-        collection.upsert(ids=ids[sl], embeddings=embeddings[sl],
-                          documents=[c.text for c in chunks[sl]], metadatas=metadatas[sl])
-    existing = collection.get(where={"doc_id": doc_id}, include=[])["ids"]
-    stale = sorted(set(existing) - set(ids))
-    if stale:
-        collection.delete(ids=stale)
+def replace_document(collection, doc_id: str, file_name: str, chunks: list[Chunk],
+                     embeddings: list[list[float]], batch_size: int) -> None:
+    """Store one document whole or not at all.
+
+    Chroma has no transactions, and a long document takes several writes. The new chunks go
+    in under a fresh generation; only when every write succeeded are the older generations of
+    the same document deleted. A failure removes what this call wrote, leaving the previous
+    version untouched.
+    """
+    generation = uuid.uuid4().hex[:12]
+    ids = [f"{doc_id}:{generation}:{c.index}" for c in chunks]
+    metadatas = [{"doc_id": doc_id, "generation": generation, "file": file_name, "page": c.page,
+                  "chunk": c.index, "start": c.start, "end": c.end} for c in chunks]
+    try:
+        for i in range(0, len(ids), batch_size):
+            sl = slice(i, i + batch_size)
+            collection.add(ids=ids[sl], embeddings=embeddings[sl],
+                           documents=[c.text for c in chunks[sl]], metadatas=metadatas[sl])
+    except Exception:
+        collection.delete(where={"generation": generation})
+        raise
+    collection.delete(where={"$and": [{"doc_id": doc_id}, {"generation": {"$ne": generation}}]})
 
 
 def describe(collection) -> CollectionInfo:

@@ -110,7 +110,8 @@ with st.container(border=True):
     results = st.session_state.get("ingest-results")
     if results:
         table = pd.DataFrame(results).reindex(
-            columns=["file", "status", "pages", "chars", "chunks", "seconds", "extractor", "error"])
+            columns=["file", "status", "pages", "chars", "chunks", "seconds", "extractor", "note",
+                     "error"])
         ok = (table["status"] == "ok").sum()
         st.markdown(f"**{ok} of {len(table)}** file(s) stored.")
         st.dataframe(table, hide_index=True, width="stretch")

@@ -94,7 +94,7 @@ def test_cli_ingest_walks_folders_and_reports_failures(studio_env, tmp_path):
     by_file = {row["file"]: row for row in lines[:-1]}
     assert by_file["empty.pdf"]["status"] == "error" and "empty" in by_file["empty.pdf"]["error"]
     assert by_file["paper.pdf"]["status"] == "ok" and by_file["paper.pdf"]["pages"] == 25
-    assert by_file["notes.txt"]["status"] == "ok" and by_file["notes.txt"]["extractor"] == "tika"
+    assert by_file["notes.txt"]["status"] == "ok" and by_file["notes.txt"]["extractor"] == "text (utf-8)"
     assert lines[-1]["summary"] == {"files": 3, "ok": 2, "failed": 1, "collection": "cli"}
 
     shown = json.loads(cli("collections", "show", "cli", "--json").stdout)

@@ -1,0 +1,121 @@
+"""Each kind of bad input gets a message naming the file and the problem, and nothing is lost."""
+
+import pytest
+from pypdf import PdfReader, PdfWriter
+
+from core import store
+from core.config import load_settings
+from core.extract import ExtractionError, extract
+from core.ingest import ingest_files
+from core.samples import SAMPLE_PAPER
+from core.uploads import max_upload_bytes
+from tests.conftest import shared
+
+
+def test_truncated_pdf(tmp_path):
+    data = SAMPLE_PAPER.read_bytes()
+    cut = tmp_path / "cut.pdf"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ExtractionError, match=r"damaged or incomplete \(truncated\?\)"):
+        extract(cut)
+
+
+def test_aes_encrypted_pdf_is_reported_not_returned_empty(tmp_path):
+    writer = PdfWriter(clone_from=SAMPLE_PAPER)
+    writer.encrypt(user_password="secret", owner_password="owner", algorithm="AES-256")
+    locked = tmp_path / "locked.pdf"
+    writer.write(locked)
+    with pytest.raises(ExtractionError, match="encrypted"):
+        extract(locked)
+
+
+def test_windows_1252_text_keeps_its_characters(tmp_path):
+    text = "Le café était très chaud. Œuvre naïve, garçon — “déjà vu”."
+    path = tmp_path / "notes.txt"
+    path.write_bytes(text.encode("cp1252"))
+    result = extract(path)
+    assert result.text == text and result.extractor == "text (cp1252)"
+    path.write_bytes(text.encode("utf-8"))
+    assert extract(path).extractor == "text (utf-8)"
+
+
+@pytest.mark.slow
+def test_batch_with_every_kind_of_trouble(studio_env, tmp_path):
+    """One batch: bad files fail with their reasons, good ones are stored, twins once."""
+    settings = load_settings()
+    image_only = shared("documents", "2106.09685v2_pages1-2_image-only.pdf")
+    twin = tmp_path / "copy of paper.pdf"
+    twin.write_bytes(SAMPLE_PAPER.read_bytes())
+    empty = tmp_path / "empty.pdf"
+    empty.write_bytes(b"")
+    too_big = tmp_path / "huge.txt"
+    with too_big.open("wb") as fh:
+        fh.truncate(max_upload_bytes() + 1)
+    results = ingest_files(settings, [empty, SAMPLE_PAPER, image_only, too_big, twin], "mixed")
+    by_file = {r.file: r for r in results}
+    assert by_file["empty.pdf"].error == "empty.pdf: the file is empty (0 bytes)"
+    assert by_file[image_only.name].error.endswith("no text layer (scanned?)")
+    assert by_file["huge.txt"].error.startswith("huge.txt: ") and "upload limit" in \
+        by_file["huge.txt"].error
+    assert by_file[SAMPLE_PAPER.name].status == "ok"
+    assert by_file["copy of paper.pdf"].status == "ok"
+    assert "stored once" in by_file["copy of paper.pdf"].note
+    collection = store.get_collection(store.client(settings), "mixed")
+    docs = store.documents(collection)
+    assert len(docs) == 1 and collection.count() == by_file[SAMPLE_PAPER.name].chunks
+
+
+@pytest.mark.slow
+def test_store_failure_mid_batch_keeps_the_collection_whole(studio_env, tmp_path, monkeypatch):
+    """A Chroma write failing half-way through a document (a fault we cannot provoke for real)
+    leaves the previous version of that document and every other file intact."""
+    settings = load_settings()
+    gan = shared("papers", "1406.2661_GAN.pdf")
+    [first] = ingest_files(settings, [SAMPLE_PAPER], "safe")
+    collection = store.get_collection(store.client(settings), "safe")
+    before = collection.count()
+
+    real_replace = store.replace_document
+
+    def fail_on_second_batch(collection, doc_id, file_name, chunks, embeddings, batch_size):
+        calls = {"n": 0}
+        real_add = collection.add
+
+        def add(**kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise RuntimeError("disk full")
+            return real_add(**kwargs)
+
+        monkeypatch.setattr(collection, "add", add)
+        try:
+            real_replace(collection, doc_id, file_name, chunks, embeddings, batch_size=50)
+        finally:
+            monkeypatch.setattr(collection, "add", real_add)
+
+    monkeypatch.setattr(store, "replace_document", fail_on_second_batch)
+    results = ingest_files(settings, [SAMPLE_PAPER, gan], "safe")
+    assert [r.status for r in results] == ["error", "error"]
+    assert "could not be stored in Chroma (disk full); the collection is unchanged" in \
+        results[0].error
+    monkeypatch.setattr(store, "replace_document", real_replace)
+    collection = store.get_collection(store.client(settings), "safe")
+    assert collection.count() == before == first.chunks
+    assert [d["file"] for d in store.documents(collection)] == [SAMPLE_PAPER.name]
+    [ok] = ingest_files(settings, [gan], "safe")
+    assert ok.status == "ok"
+
+
+@pytest.mark.slow
+def test_300_page_pdf(studio_env, tmp_path):
+    source = PdfReader(shared("papers", "2106.09685v2.pdf"))
+    writer = PdfWriter()
+    while len(writer.pages) < 300:
+        for page in source.pages:
+            if len(writer.pages) < 300:
+                writer.add_page(page)
+    big = tmp_path / "lora x12.pdf"
+    writer.write(big)
+    [result] = ingest_files(load_settings(), [big], "big")
+    assert result.status == "ok" and result.pages == 300
+    assert result.chunks > 2000
