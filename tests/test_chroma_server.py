@@ -1,0 +1,61 @@
+"""The same ingestion and CLI against a real Chroma server started with `chroma run`."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core.config import PROJECT_ROOT, load_settings
+from core.health import chroma_check
+from core.samples import SAMPLE_PAPER
+from tests.e2e.browser import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    port = free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    log = (tmp_path / "chroma.log").open("w")
+    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "server-db"),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2)
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "chroma did not start"
+            time.sleep(0.3)
+    yield port
+    proc.terminate()
+    proc.wait(15)
+    log.close()
+
+
+def test_ingest_and_list_over_http(studio_env, chroma_server, monkeypatch):
+    monkeypatch.setenv("CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("CHROMA_PORT", str(chroma_server))
+    check = chroma_check(load_settings())
+    assert check.ok and check.summary == f"server 127.0.0.1:{chroma_server}"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "core", *args], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, env=os.environ.copy())
+
+    first = cli("ingest", str(SAMPLE_PAPER), "--collection", "remote", "--json")
+    assert first.returncode == 0, first.stderr
+    chunks = json.loads(first.stdout.splitlines()[0])["chunks"]
+    again = cli("ingest", str(SAMPLE_PAPER), "--collection", "remote", "--json")
+    assert again.returncode == 0
+    listed = [json.loads(line) for line in cli("collections", "list", "--json").stdout.splitlines()]
+    assert listed == [{"name": "remote", "embedding_model": "all-minilm-l6-v2", "chunk_size": 500,
+                       "chunk_overlap": 50, "chunks": chunks}]
+    assert not (studio_env / "chroma").exists()  # nothing went to the embedded store
