@@ -1,0 +1,127 @@
+"""Studio ingestion against the reference notebook's pipeline, in the same run.
+
+Studio:   Tika per page → RecursiveCharacterTextSplitter(500, 50) → MiniLM (batched, normalised,
+          bf16 where the CPU runs it fast) → embedded Chroma (persistent, in a temp dir).
+Baseline: pypdf text per page (what PyPDFLoader does) → the same splitter →
+          HuggingFaceEmbeddings(all-MiniLM-L6-v2) with defaults → InMemoryVectorStore.
+
+For each paper in ../shared/data/papers: extraction pages/s, embedding chunks/s and end-to-end
+seconds for both (chunks/s covers embedding and storing); the ratio is baseline seconds / Studio seconds. Extraction quality: word-level
+similarity of pages 1–2 of the LoRA paper to their ground-truth text. That text matches pypdf's
+output word for word, so it was likely made with pypdf and flatters the baseline: read it as
+"how close Tika comes", not as a contest. Prints a table, then JSON.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-ingest-")
+
+from core import store  # noqa: E402
+from core.chunking import chunk_pages  # noqa: E402
+from core.config import load_settings  # noqa: E402
+from core.embeddings import get_embedder  # noqa: E402
+from core.extract import extract  # noqa: E402
+from core.registry import Registry  # noqa: E402
+
+
+def studio(path: Path, settings, embedder, collection, batch) -> dict:
+    t0 = time.perf_counter()
+    extracted = extract(path)
+    t1 = time.perf_counter()
+    chunks = chunk_pages(extracted.pages)
+    t2 = time.perf_counter()
+    vectors = embedder.embed([c.text for c in chunks])
+    store.replace_document(collection, path.name, path.name, chunks, vectors, batch)
+    t3 = time.perf_counter()
+    return {"pages": len(extracted.pages), "chunks": len(chunks),
+            "extract_s": t1 - t0, "index_s": t3 - t2, "total_s": t3 - t0}
+
+
+def baseline(path: Path, embeddings) -> dict:
+    from langchain_core.documents import Document
+    from langchain_core.vectorstores import InMemoryVectorStore
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+    from pypdf import PdfReader
+
+    t0 = time.perf_counter()
+    pages = [Document(page.extract_text() or "", metadata={"page": i})
+             for i, page in enumerate(PdfReader(path).pages)]
+    t1 = time.perf_counter()
+    chunks = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50) \
+        .split_documents(pages)
+    t2 = time.perf_counter()
+    InMemoryVectorStore(embeddings).add_documents(chunks)  # embeds, then stores
+    t3 = time.perf_counter()
+    return {"pages": len(pages), "chunks": len(chunks),
+            "extract_s": t1 - t0, "index_s": t3 - t2, "total_s": t3 - t0}
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def fidelity() -> dict:
+    from pypdf import PdfReader
+
+    truth = words((SHARED / "documents" / "2106.09685v2_pages1-2_groundtruth.txt").read_text())
+    pdf = SHARED / "papers" / "2106.09685v2.pdf"
+    tika = words("\n".join(extract(pdf).pages[:2]))
+    pypdf = words("\n".join(p.extract_text() for p in PdfReader(pdf).pages[:2]))
+    ratio = lambda got: difflib.SequenceMatcher(None, truth, got, autojunk=False).ratio()  # noqa: E731
+    return {"studio_tika": ratio(tika), "baseline_pypdf": ratio(pypdf)}
+
+
+def main() -> None:
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    settings = load_settings()
+    registry = Registry.load(settings.registry_path, settings.models_dir)
+    model_path = str(registry.load_path(registry.get(settings.embedding_model)))
+    embedder = get_embedder(settings)
+    baseline_embeddings = HuggingFaceEmbeddings(model_name=model_path)
+    chroma = store.client(settings)
+    collection = store.open_collection(chroma, "bench", embedder.model_name, 500, 50)
+    batch = chroma.get_max_batch_size()
+    embedder.embed(["warm-up"] * 8)
+    baseline_embeddings.embed_documents(["warm-up"] * 8)
+
+    rows = []
+    for pdf in sorted((SHARED / "papers").glob("*.pdf")):
+        s = studio(pdf, settings, embedder, collection, batch)
+        b = baseline(pdf, baseline_embeddings)
+        rows.append({"paper": pdf.name, "studio": s, "baseline": b,
+                     "speedup": b["total_s"] / s["total_s"]})
+
+    head = (f"{'paper':<42}{'pages':>6}{'chunks S/B':>12}{'pages/s S':>11}{'pages/s B':>11}"
+            f"{'chunks/s S':>12}{'chunks/s B':>12}{'ratio':>7}")
+    print(head)
+    for r in rows:
+        s, b = r["studio"], r["baseline"]
+        print(f"{r['paper'][:41]:<42}{s['pages']:>6}{s['chunks']:>6}/{b['chunks']:<5}"
+              f"{s['pages'] / s['extract_s']:>11.1f}{b['pages'] / b['extract_s']:>11.1f}"
+              f"{s['chunks'] / s['index_s']:>12.1f}{b['chunks'] / b['index_s']:>12.1f}"
+              f"{r['speedup']:>6.2f}x")
+    total_s = sum(r["studio"]["total_s"] for r in rows)
+    total_b = sum(r["baseline"]["total_s"] for r in rows)
+    quality = fidelity()
+    print(f"end to end, all papers: Studio {total_b / total_s:.2f}x the baseline's throughput")
+    print(f"extraction fidelity vs ground truth (LoRA pp. 1-2): Tika {quality['studio_tika']:.3f}, "
+          f"pypdf {quality['baseline_pypdf']:.3f}")
+    print(json.dumps({"rows": rows, "overall_speedup": total_b / total_s,
+                      "embedding_dtype": embedder.dtype, "extraction_fidelity": quality}))
+
+
+if __name__ == "__main__":
+    main()
