@@ -33,15 +33,16 @@ $(VENV)/.installed: requirements.txt models/requirements.txt
 models: $(VENV)/.installed
 	$(PY) -m core models prepare
 
-test-setup: $(VENV)/.installed-dev /usr/bin/chromium
+test-setup: $(VENV)/.installed-dev /usr/bin/chromium /usr/bin/tesseract
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(PIP) install -q -r requirements-dev.txt
 	touch $@
 
-/usr/bin/chromium:
+# Debian packages for the tests: a real browser, and tesseract for the OCR path.
+/usr/bin/chromium /usr/bin/tesseract &:
 	$(APT) update -qq
-	DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium
+	DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium tesseract-ocr tesseract-ocr-eng
 
 clean-models:
 	rm -rf models/base models/gguf models/.state

@@ -76,7 +76,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     files = _walk(args.paths)
     results = ingest_files(load_settings(), files, args.collection, args.chunk_size,
-                           args.chunk_overlap)
+                           args.chunk_overlap, ocr=args.ocr)
     failed = [r for r in results if r.status != "ok"]
     for r in results:
         if args.json:
@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--collection", required=True)
     ing.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
     ing.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP)
+    ing.add_argument("--ocr", action="store_true",
+                     help="read pages without a text layer with tesseract (slow)")
     ing.add_argument("--json", action="store_true", help="one JSON object per file, then a summary")
     ing.set_defaults(func=cmd_ingest)
 

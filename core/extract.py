@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import codecs
 import re
+import shutil
 import unicodedata
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
 MAX_TEXT_CHARS = 20_000_000  # iscc-tika silently truncates at 500,000 chars unless told
+OCR_TIMEOUT_S = 600
 
 
 class ExtractionError(Exception):
@@ -94,19 +96,31 @@ def normalise(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
-def _tika_native(path: Path) -> Extracted:
+def ocr_available() -> bool:
+    return shutil.which("tesseract") is not None
+
+
+def _tika_native(path: Path, ocr: bool) -> Extracted:
     import iscc_tika
 
     pdf = iscc_tika.PdfParserConfig().set_extract_annotation_text(False)
-    extractor = (iscc_tika.Extractor().set_extract_string_max_length(MAX_TEXT_CHARS)
-                 .set_pdf_config(pdf).set_xml_output(True))
+    extractor = iscc_tika.Extractor().set_extract_string_max_length(MAX_TEXT_CHARS)
+    if ocr:
+        # AUTO: only pages with (almost) no text layer are sent to tesseract.
+        pdf = pdf.set_ocr_strategy(iscc_tika.PdfOcrStrategy.AUTO)
+        extractor = extractor.set_ocr_config(
+            iscc_tika.TesseractOcrConfig().set_skip_ocr(False).set_language("eng")
+            .set_timeout_seconds(OCR_TIMEOUT_S))
+    extractor = extractor.set_pdf_config(pdf).set_xml_output(True)
     try:
         xhtml, metadata = extractor.extract_file_to_string(str(path))
     except Exception as exc:  # iscc-tika reports every failure as a bare TypeError
         raise ExtractionError(f"Tika could not read it ({exc})") from exc
     if metadata.get("pdf:encrypted") == ["true"]:
         raise ExtractionError("the PDF is encrypted; remove the password and upload it again")
-    return Extracted([normalise(p) for p in split_pages(xhtml)], "tika", metadata)
+    ocr_pages = int((metadata.get("pdf:ocrPageCount") or ["0"])[0] or 0)
+    name = f"tika + OCR ({ocr_pages} pages)" if ocr_pages else "tika"
+    return Extracted([normalise(p) for p in split_pages(xhtml)], name, metadata)
 
 
 PLAIN_TEXT = {".txt", ".md"}
@@ -142,24 +156,31 @@ def _pdfium(path: Path) -> Extracted:
     return Extracted(pages, "pypdfium2")
 
 
-def extract(path: Path) -> Extracted:
-    """Text of a file page by page; raises ExtractionError with a plain reason."""
+def extract(path: Path, ocr: bool = False) -> Extracted:
+    """Text of a file page by page; raises ExtractionError with a plain reason. With `ocr`,
+    pages without a text layer are read by tesseract (slow: seconds per page)."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise ExtractionError("the file is empty (0 bytes)")
+    if ocr and not ocr_available():
+        raise ExtractionError("OCR was asked for but tesseract is not installed "
+                              "(apt-get install tesseract-ocr)")
     is_pdf = path.suffix.lower() == ".pdf"
     if path.suffix.lower() in PLAIN_TEXT:
         result = _plain_text(path)
     else:
-        result = _tika_with_pdf_fallback(path, is_pdf)
+        result = _tika_with_pdf_fallback(path, is_pdf, ocr)
     if not result.text.strip():
-        raise ExtractionError("no text layer (scanned?)" if is_pdf else "no text in the file")
+        if not is_pdf:
+            raise ExtractionError("no text in the file")
+        hint = "; try again with OCR" if ocr_available() and not ocr else ""
+        raise ExtractionError(f"no text layer (scanned?){hint}")
     return result
 
 
-def _tika_with_pdf_fallback(path: Path, is_pdf: bool) -> Extracted:
+def _tika_with_pdf_fallback(path: Path, is_pdf: bool, ocr: bool) -> Extracted:
     try:
-        return _tika_native(path)
+        return _tika_native(path, ocr)
     except ExtractionError as tika_error:
         if not is_pdf or "encrypted" in str(tika_error):
             raise

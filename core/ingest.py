@@ -52,7 +52,8 @@ def file_sha256(path: Path) -> str:
 def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
                  chunk_size: int = DEFAULT_CHUNK_SIZE,
                  chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
-                 on_stage: StageFn = lambda path, stage: None) -> list[FileResult]:
+                 on_stage: StageFn = lambda path, stage: None,
+                 ocr: bool = False) -> list[FileResult]:
     embedder = get_embedder(settings)
     chroma = store.client(settings)
     collection = store.open_collection(chroma, collection_name, embedder.model_name,
@@ -73,7 +74,7 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
                                  note=f"same content as {twin.file}: stored once")
                 continue
             on_stage(path, "extract")
-            extracted = extract(path)
+            extracted = extract(path, ocr=ocr)
             result.pages, result.chars = len(extracted.pages), extracted.chars
             result.extractor = extracted.extractor
             on_stage(path, "chunk")

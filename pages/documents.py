@@ -8,6 +8,7 @@ import streamlit as st
 
 from core import store
 from core.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from core.extract import ocr_available
 from core.ingest import BatchProgress, ingest_files
 from core.uploads import SUPPORTED_SUFFIXES, UploadError, safe_filename, save_upload
 from pages.shared import chroma_client, settings
@@ -82,6 +83,10 @@ with st.container(border=True):
                              type=[sfx.lstrip(".") for sfx in SUPPORTED_SUFFIXES],
                              help="PDF, DOCX, HTML, TXT or Markdown. The same file uploaded again "
                                   "replaces its earlier version.")
+    ocr = st.toggle("Read scanned pages with OCR", value=False, disabled=not ocr_available(),
+                    help="Pages without a text layer are read by tesseract: a few seconds per "
+                         "page." if ocr_available() else
+                         "Needs tesseract: apt-get install tesseract-ocr")
     if st.button("Add to collection", type="primary", disabled=not files, key="ingest"):
         saved, rows = [], []
         for f in files:
@@ -101,7 +106,7 @@ with st.container(border=True):
 
         with st.spinner("Loading the embedding model…"):
             results = ingest_files(s, saved, current, info.chunk_size, info.chunk_overlap,
-                                   on_stage=show)
+                                   on_stage=show, ocr=ocr)
         bar.progress(1.0, text="Done")
         stage_line.empty()
         st.session_state["ingest-results"] = rows + [r.to_json() for r in results]
