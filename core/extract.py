@@ -4,6 +4,7 @@ fallback. Every result names the extractor that produced it."""
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import shutil
 import unicodedata
@@ -116,10 +117,38 @@ def _tika_native(path: Path, ocr: bool) -> Extracted:
         xhtml, metadata = extractor.extract_file_to_string(str(path))
     except Exception as exc:  # iscc-tika reports every failure as a bare TypeError
         raise ExtractionError(f"Tika could not read it ({exc})") from exc
+    return _from_tika(xhtml, metadata, "tika")
+
+
+def _tika_server(path: Path, url: str, ocr: bool) -> Extracted:
+    """The same extraction by a Tika server (`TIKA_SERVER_URL`), through tika-python."""
+    os.environ.setdefault("TIKA_CLIENT_ONLY", "True")  # never try to download and start a jar
+    import requests
+    from tika import parser
+
+    headers = {"X-Tika-PDFextractAnnotationText": "false",
+               "X-Tika-OCRskipOcr": "false" if ocr else "true",
+               "writeLimit": str(MAX_TEXT_CHARS)}
+    try:
+        parsed = parser.from_file(str(path), serverEndpoint=url, xmlContent=True,
+                                  headers=headers, requestOptions={"timeout": OCR_TIMEOUT_S})
+    except requests.RequestException as exc:
+        raise ExtractionError(f"the Tika server at {url} did not answer "
+                              f"({exc.__class__.__name__})") from exc
+    if parsed.get("status") != 200:
+        raise ExtractionError(f"the Tika server at {url} could not read it "
+                              f"(HTTP {parsed.get('status')})")
+    metadata = {k: v if isinstance(v, list) else [str(v)]
+                for k, v in (parsed.get("metadata") or {}).items()}
+    return _from_tika(parsed.get("content") or "", metadata, "tika server")
+
+
+def _from_tika(xhtml: str, metadata: dict[str, list[str]], name: str) -> Extracted:
     if metadata.get("pdf:encrypted") == ["true"]:
         raise ExtractionError("the PDF is encrypted; remove the password and upload it again")
     ocr_pages = int((metadata.get("pdf:ocrPageCount") or ["0"])[0] or 0)
-    name = f"tika + OCR ({ocr_pages} pages)" if ocr_pages else "tika"
+    if ocr_pages:
+        name += f" + OCR ({ocr_pages} pages)"
     return Extracted([normalise(p) for p in split_pages(xhtml)], name, metadata)
 
 
@@ -156,20 +185,21 @@ def _pdfium(path: Path) -> Extracted:
     return Extracted(pages, "pypdfium2")
 
 
-def extract(path: Path, ocr: bool = False) -> Extracted:
+def extract(path: Path, ocr: bool = False, tika_url: str | None = None) -> Extracted:
     """Text of a file page by page; raises ExtractionError with a plain reason. With `ocr`,
-    pages without a text layer are read by tesseract (slow: seconds per page)."""
+    pages without a text layer are read by tesseract (slow: seconds per page). With
+    `tika_url`, a Tika server does the work instead of native Tika."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise ExtractionError("the file is empty (0 bytes)")
-    if ocr and not ocr_available():
+    if ocr and not tika_url and not ocr_available():
         raise ExtractionError("OCR was asked for but tesseract is not installed "
                               "(apt-get install tesseract-ocr)")
     is_pdf = path.suffix.lower() == ".pdf"
     if path.suffix.lower() in PLAIN_TEXT:
         result = _plain_text(path)
     else:
-        result = _tika_with_pdf_fallback(path, is_pdf, ocr)
+        result = _tika_with_pdf_fallback(path, is_pdf, ocr, tika_url)
     if not result.text.strip():
         if not is_pdf:
             raise ExtractionError("no text in the file")
@@ -178,9 +208,10 @@ def extract(path: Path, ocr: bool = False) -> Extracted:
     return result
 
 
-def _tika_with_pdf_fallback(path: Path, is_pdf: bool, ocr: bool) -> Extracted:
+def _tika_with_pdf_fallback(path: Path, is_pdf: bool, ocr: bool,
+                            tika_url: str | None) -> Extracted:
     try:
-        return _tika_native(path, ocr)
+        return _tika_server(path, tika_url, ocr) if tika_url else _tika_native(path, ocr)
     except ExtractionError as tika_error:
         if not is_pdf or "encrypted" in str(tika_error):
             raise

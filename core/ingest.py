@@ -74,7 +74,7 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
                                  note=f"same content as {twin.file}: stored once")
                 continue
             on_stage(path, "extract")
-            extracted = extract(path, ocr=ocr)
+            extracted = extract(path, ocr=ocr, tika_url=settings.tika_server_url)
             result.pages, result.chars = len(extracted.pages), extracted.chars
             result.extractor = extracted.extractor
             on_stage(path, "chunk")

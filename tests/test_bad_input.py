@@ -139,3 +139,14 @@ def test_ocr_reads_image_only_pdf_when_asked(tmp_path):
     assert result.extractor == "tika + OCR (2 pages)" and len(result.pages) == 2
     words = re.findall(r"\w+", result.text.lower())
     assert difflib.SequenceMatcher(None, truth, words, autojunk=False).ratio() > 0.8
+
+
+def test_unreachable_tika_server_is_named_and_pdfs_fall_back(tmp_path):
+    """No Tika server can run here (its jar is not on our registries), so only the failure
+    path is exercised for real: a port where nothing listens."""
+    docx = shared("documents", "deep-rules_manuscript.docx")
+    url = "http://127.0.0.1:9"
+    with pytest.raises(ExtractionError, match=r"the Tika server at http://127.0.0.1:9 did not answer"):
+        extract(docx, tika_url=url)
+    result = extract(SAMPLE_PAPER, tika_url=url)
+    assert result.extractor == "pypdfium2" and len(result.pages) == 25
