@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
 from core.config import Settings
 from core.health import cpu_flags
 from core.registry import Registry
@@ -42,3 +46,36 @@ def get_embedder(settings: Settings, model_name: str | None = None) -> Embedder:
     registry = Registry.load(settings.registry_path, settings.models_dir)
     spec = registry.get(model_name or settings.embedding_model)
     return _load(spec.name, str(registry.load_path(spec)), bf16_is_fast())
+
+
+@register_embedding_function
+class StudioEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma's handle on a registry embedding model. Chroma stores its name in the collection's
+    configuration, so a collection always knows (and rebuilds) the model it was made with; the
+    model itself loads only when Chroma has text to embed."""
+
+    def __init__(self, model_name: str):
+        self.model_name = model_name
+
+    def __call__(self, input: Documents) -> Embeddings:
+        from core.config import load_settings
+
+        return [np.asarray(v, dtype=np.float32)
+                for v in get_embedder(load_settings(), self.model_name).embed(list(input))]
+
+    @staticmethod
+    def name() -> str:
+        return "rag-lora-studio"
+
+    def get_config(self) -> dict:
+        return {"model": self.model_name}
+
+    @staticmethod
+    def build_from_config(config: dict) -> "StudioEmbeddingFunction":
+        return StudioEmbeddingFunction(config["model"])
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine"]

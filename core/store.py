@@ -1,8 +1,8 @@
 """Chroma collections: embedded under the data dir, or a Chroma server when CHROMA_HOST is set.
 
-Embeddings are always computed by the Studio and passed in, so Chroma never reaches for its
-default embedding function (which downloads a model). Each collection records the embedding
-model and chunk settings it was built with.
+Every collection is created with the Studio's own embedding function (never Chroma's default,
+which downloads a model) in cosine space, and records the embedding model and chunk settings it
+was built with. Ingestion embeds in batches itself and passes the vectors in.
 """
 
 from __future__ import annotations
@@ -52,16 +52,27 @@ def check_collection_name(name: str) -> str:
 
 def open_collection(chroma, name: str, embedding_model: str, chunk_size: int,
                     chunk_overlap: int):
+    """The named collection, created when new; refused when it was built with another
+    embedding model, since its vectors would not be comparable."""
+    from chromadb.errors import NotFoundError
+
+    from core.embeddings import StudioEmbeddingFunction
+
     check_collection_name(name)
-    collection = chroma.get_or_create_collection(
-        name, embedding_function=None,
-        metadata={"hnsw:space": "cosine", "embedding_model": embedding_model,
-                  "chunk_size": chunk_size, "chunk_overlap": chunk_overlap})
-    built_with = (collection.metadata or {}).get("embedding_model")
-    if built_with and built_with != embedding_model:
+    try:
+        chroma.get_collection(name, embedding_function=None)
+    except NotFoundError:
+        return chroma.create_collection(
+            name, embedding_function=StudioEmbeddingFunction(embedding_model),
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedding_model": embedding_model, "chunk_size": chunk_size,
+                      "chunk_overlap": chunk_overlap})
+    existing = get_collection(chroma, name)
+    built_with = (existing.metadata or {}).get("embedding_model")
+    if built_with != embedding_model:
         raise StoreError(f"collection {name!r} was built with {built_with}; it cannot be used "
                          f"with {embedding_model}. Choose that model or a new collection.")
-    return collection
+    return existing
 
 
 def replace_document(collection, doc_id: str, file_name: str, chunks: list[Chunk],
@@ -119,11 +130,19 @@ def delete_collection(chroma, name: str) -> None:
 
 
 def get_collection(chroma, name: str):
+    """An existing collection, with the embedding function of the model it was built with
+    (Chroma would otherwise hand back its own default one, which downloads a model)."""
+    from core.embeddings import StudioEmbeddingFunction
+
     try:
-        return chroma.get_collection(name, embedding_function=None)
+        collection = chroma.get_collection(name, embedding_function=None)
     except Exception as exc:
         known = ", ".join(c.name for c in list_collections(chroma)) or "none yet"
         raise StoreError(f"no collection named {name!r} (collections: {known})") from exc
+    model = (collection.metadata or {}).get("embedding_model")
+    if not model:
+        return collection
+    return chroma.get_collection(name, embedding_function=StudioEmbeddingFunction(model))
 
 
 def delete_document(collection, doc_id: str) -> int:

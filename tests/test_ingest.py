@@ -105,3 +105,18 @@ def test_cli_ingest_walks_folders_and_reports_failures(studio_env, tmp_path):
     assert cli("collections", "delete", "cli").returncode == 0
     missing = cli("collections", "show", "cli")
     assert missing.returncode == 2 and "no collection named 'cli'" in missing.stderr
+
+
+def test_collection_keeps_its_embedding_model_and_refuses_another(studio_env):
+    settings = load_settings()
+    chroma = store.client(settings)
+    created = store.open_collection(chroma, "pets", "all-minilm-l6-v2", 500, 50)
+    assert created.configuration["hnsw"]["space"] == "cosine"
+    created.add(ids=["a", "b"], documents=["cats purr softly", "stock markets fell sharply"])
+    reopened = store.get_collection(store.client(settings), "pets")
+    hits = reopened.query(query_texts=["a kitten"], n_results=2)["ids"][0]
+    assert hits == ["a", "b"]  # embedded by the collection's own model, offline
+    with pytest.raises(store.StoreError, match="built with all-minilm-l6-v2; it cannot be used"):
+        store.open_collection(chroma, "pets", "another-model", 500, 50)
+    with pytest.raises(store.StoreError, match="cannot name a collection"):
+        store.open_collection(chroma, "../x", "all-minilm-l6-v2", 500, 50)
