@@ -95,6 +95,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from core import store
+    from core.uploads import forget_uploads
 
     chroma = store.client(load_settings())
     if args.action == "list":
@@ -109,6 +110,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=None if args.json else 2))
     else:
         store.delete_collection(chroma, args.name)
+        forget_uploads(load_settings().data_dir, args.name)
         print(json.dumps({"deleted": args.name}) if args.json else f"deleted {args.name}")
     return 0
 

@@ -159,14 +159,9 @@ def rename_collection(chroma, old: str, new: str) -> None:
     get_collection(chroma, old).modify(name=new)
 
 
-def chunks_of(collection, doc_id: str | None = None, contains: str | None = None,
-              limit: int = 500) -> list[dict]:
-    """Chunks in reading order, optionally of one document and containing some text."""
-    where = {"doc_id": doc_id} if doc_id else None
-    where_document = {"$contains": contains} if contains else None
-    got = collection.get(where=where, where_document=where_document,
-                         include=["metadatas", "documents"])
+def chunks_of(collection, doc_id: str) -> list[dict]:
+    """Every chunk of one document, in reading order."""
+    got = collection.get(where={"doc_id": doc_id}, include=["metadatas", "documents"])
     rows = [{**meta, "id": id_, "text": text}
             for id_, meta, text in zip(got["ids"], got["metadatas"], got["documents"])]
-    rows.sort(key=lambda r: (r["file"], r["chunk"]))
-    return rows[:limit]
+    return sorted(rows, key=lambda r: r["chunk"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import tomllib
 import unicodedata
 from pathlib import Path
@@ -56,3 +57,23 @@ def save_upload(folder: Path, name: str, data: bytes) -> Path:
     partial.write_bytes(data)
     partial.replace(target)
     return target
+
+
+def upload_folder(data_dir: Path, collection: str) -> Path:
+    """Where a collection's uploaded originals are kept (for re-indexing)."""
+    return Path(data_dir) / "uploads" / collection
+
+
+def forget_uploads(data_dir: Path, collection: str, file_name: str | None = None) -> None:
+    """Drop one kept original, or all of a collection's."""
+    folder = upload_folder(data_dir, collection)
+    if file_name is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        (folder / safe_filename(file_name)).unlink(missing_ok=True)
+
+
+def move_uploads(data_dir: Path, old: str, new: str) -> None:
+    source = upload_folder(data_dir, old)
+    if source.is_dir():
+        source.rename(upload_folder(data_dir, new))

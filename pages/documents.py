@@ -10,7 +10,8 @@ from core import store
 from core.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.extract import ocr_available
 from core.ingest import BatchProgress, ingest_files
-from core.uploads import SUPPORTED_SUFFIXES, UploadError, safe_filename, save_upload
+from core.uploads import (SUPPORTED_SUFFIXES, UploadError, forget_uploads, move_uploads,
+                          safe_filename, save_upload, upload_folder)
 from pages.shared import chroma_client, settings
 
 s = settings()
@@ -18,10 +19,6 @@ chroma = chroma_client(s)
 st.title("Documents")
 st.caption("Upload documents into a collection: Apache Tika extracts the text page by page, it is "
            "split into chunks, embedded and stored in Chroma, ready to chat with.")
-
-
-def uploads_dir(collection: str) -> Path:
-    return s.data_dir / "uploads" / collection
 
 
 # Collections -------------------------------------------------------------------------------
@@ -56,6 +53,7 @@ with top[2]:
             if st.button("Rename", disabled=renamed == current):
                 try:
                     store.rename_collection(chroma, current, renamed.strip())
+                    move_uploads(s.data_dir, current, renamed.strip())
                 except store.StoreError as exc:
                     st.error(str(exc))
                 else:
@@ -64,6 +62,7 @@ with top[2]:
             confirm = st.checkbox(f"Yes, delete '{current}' and all its chunks")
             if st.button("Delete collection", type="primary", disabled=not confirm):
                 store.delete_collection(chroma, current)
+                forget_uploads(s.data_dir, current)
                 st.session_state.pop("collection", None)
                 st.rerun()
 
@@ -91,7 +90,8 @@ with st.container(border=True):
         saved, rows = [], []
         for f in files:
             try:
-                saved.append(save_upload(uploads_dir(current), f.name, f.getvalue()))
+                saved.append(save_upload(upload_folder(s.data_dir, current), f.name,
+                                         f.getvalue()))
             except UploadError as exc:
                 rows.append({"file": safe_filename(f.name), "status": "error", "error": str(exc)})
         bar = st.progress(0.0, text="Starting…")
@@ -129,18 +129,16 @@ st.subheader(f"Documents ({len(docs)})")
 if not docs:
     st.info("This collection is empty: add documents above.")
     st.stop()
-doc_table = pd.DataFrame(docs)[["file", "pages", "chunks", "doc_id"]]
-picked = st.dataframe(doc_table, hide_index=True, width="stretch", key="doc-table",
-                      on_select="rerun", selection_mode="single-row")
-rows = picked.selection.rows if picked else []
-doc = docs[rows[0]] if rows else None
-actions = st.columns([1, 1, 4])
-if actions[0].button("Delete document", disabled=doc is None, icon=":material/delete:"):
-    removed = store.delete_document(collection, doc["doc_id"])
-    st.toast(f"Deleted {doc['file']} ({removed} chunks)")
-    st.rerun()
-if actions[1].button("Re-index", disabled=doc is None, icon=":material/refresh:"):
-    source = uploads_dir(current) / doc["file"]
+st.dataframe(pd.DataFrame(docs)[["file", "pages", "chunks", "doc_id"]], hide_index=True,
+             width="stretch")
+by_file = {d["file"]: d for d in docs}
+if st.session_state.get("doc") not in by_file:
+    st.session_state.pop("doc", None)
+picked = st.columns([3, 1, 1], vertical_alignment="bottom")
+chosen = picked[0].selectbox("Document", list(by_file), key="doc")
+doc = by_file[chosen]
+if picked[1].button("Re-index", icon=":material/refresh:", width="stretch"):
+    source = upload_folder(s.data_dir, current) / doc["file"]
     if not source.is_file():
         st.error(f"{doc['file']}: the uploaded file is no longer in {source.parent}; upload it "
                  "again to re-index.")
@@ -151,38 +149,42 @@ if actions[1].button("Re-index", disabled=doc is None, icon=":material/refresh:"
             st.toast(f"Re-indexed {doc['file']}: {result.chunks} chunks")
         else:
             st.error(result.error)
+if picked[2].button("Delete", icon=":material/delete:", width="stretch", key="delete-doc"):
+    removed = store.delete_document(collection, doc["doc_id"])
+    forget_uploads(s.data_dir, current, doc["file"])
+    st.session_state["deleted"] = f"Deleted {doc['file']} ({removed} chunks)"
+    st.rerun()
+if "deleted" in st.session_state:
+    st.toast(st.session_state.pop("deleted"))
 
 # Chunk browser -----------------------------------------------------------------------------
+chunks = store.chunks_of(collection, doc["doc_id"])
+per_page = pd.DataFrame(chunks).assign(characters=lambda t: t["text"].str.len())
+counts = per_page.groupby("page", as_index=False).agg(chunks=("id", "count"),
+                                                      characters=("characters", "sum"))
+fig = px.bar(counts, x="page", y="characters", hover_data=["chunks"], height=220,
+             title=f"Characters per page — {chosen}")
+fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
+st.plotly_chart(fig, width="stretch")
+
 st.subheader("Chunks")
-files = {d["file"]: d["doc_id"] for d in docs}
-filters = st.columns([2, 3])
-chosen = filters[0].selectbox("Document", list(files), key="chunk-doc",
-                              index=list(files).index(doc["file"]) if doc else 0)
-needle = filters[1].text_input("Containing", placeholder="text to look for", key="chunk-filter")
-chunks = store.chunks_of(collection, files[chosen], needle or None)
-per_page = pd.DataFrame(store.chunks_of(collection, files[chosen]))
-if not per_page.empty:
-    per_page["characters"] = per_page["text"].str.len()
-    counts = per_page.groupby("page", as_index=False).agg(chunks=("id", "count"),
-                                                          characters=("characters", "sum"))
-    fig = px.bar(counts, x="page", y="characters", hover_data=["chunks"], height=220,
-                 title=f"Characters per page — {chosen}")
-    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
-    st.plotly_chart(fig, width="stretch")
-if not chunks:
-    st.info("No chunk of this document contains that text.")
+needle = st.text_input("Containing", placeholder="text to look for (any case)",
+                       key="chunk-filter")
+shown = [c for c in chunks if needle.lower() in c["text"].lower()] if needle else chunks
+if not shown:
+    st.info(f"No chunk of {chosen} contains “{needle}”.")
     st.stop()
-labels = [f"#{c['chunk']} · page {c['page']}" for c in chunks]
-pick = st.selectbox(f"{len(chunks)} chunk(s)", range(len(chunks)), format_func=labels.__getitem__,
-                    key="chunk-pick")
-chunk = chunks[pick]
+labels = [f"#{c['chunk']} · page {c['page']}" for c in shown]
+pick = st.selectbox(f"{len(shown)} of {len(chunks)} chunk(s)", range(len(shown)),
+                    format_func=labels.__getitem__, key="chunk-pick")
+chunk = shown[pick]
 st.caption(f"Chunk {chunk['chunk']} · page {chunk['page']} · characters {chunk['start']}–"
            f"{chunk['end']} of the page")
 st.text(chunk["text"])  # plain text: document text is never rendered as HTML
-neighbours = {c["chunk"]: c for c in store.chunks_of(collection, files[chosen])}
+by_index = {c["chunk"]: c for c in chunks}
 with st.expander("Neighbouring chunks"):
     for offset in (-1, 1):
-        near = neighbours.get(chunk["chunk"] + offset)
+        near = by_index.get(chunk["chunk"] + offset)
         if near:
             st.caption(f"{'Previous' if offset < 0 else 'Next'}: chunk {near['chunk']}, "
                        f"page {near['page']}")

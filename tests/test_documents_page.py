@@ -21,6 +21,7 @@ def test_empty_data_dir_invites_a_first_collection(studio_env):
     at = documents_page()
     assert not at.exception
     assert any("No collections yet" in i.value for i in at.info)
+    assert not (studio_env / "uploads" / "papers").exists()
 
 
 @pytest.mark.slow
@@ -48,8 +49,29 @@ def test_create_upload_and_see_results_and_errors(studio_env):
     assert any(e.startswith("empty.txt: the file is empty") for e in errors)
     saved = sorted(p.name for p in (studio_env / "uploads" / "papers").iterdir())
     assert "escape attempt.pdf" in saved and not (studio_env.parent / "escape attempt.pdf").exists()
-    docs = at.dataframe(key="doc-table").value
-    assert "escape attempt.pdf" in set(docs["file"])
+    docs = at.dataframe[1].value
+    assert set(docs["file"]) == {"escape attempt.pdf", "notes.pdf"}
     collection = store.get_collection(store.client(load_settings()), "papers")
-    assert collection.count() == int(docs.loc[docs["file"] == "escape attempt.pdf", "chunks"].iloc[0]) + \
-        int(docs.loc[docs["file"] != "escape attempt.pdf", "chunks"].sum())
+    assert collection.count() == docs["chunks"].sum()
+
+    # The chunk browser filters case-insensitively and shows plain text.
+    at.selectbox(key="doc").set_value("escape attempt.pdf").run()
+    at.text_input(key="chunk-filter").set_value("QUICK TIPS").run()
+    assert "Ten Quick Tips" in at.text[0].value
+    at.text_input(key="chunk-filter").set_value("no such words anywhere").run()
+    assert any("No chunk of escape attempt.pdf contains" in i.value for i in at.info)
+
+    # Delete one document: its chunks go, the other stays.
+    at.selectbox(key="doc").set_value("notes.pdf").run()
+    at.button(key="delete-doc").click().run()
+    assert not at.exception
+    assert set(at.dataframe[1].value["file"]) == {"escape attempt.pdf"}
+    assert not (studio_env / "uploads" / "papers" / "notes.pdf").exists()
+    assert collection.count() == int(docs.loc[docs["file"] == "escape attempt.pdf", "chunks"].iloc[0])
+
+    # Delete the collection only after confirming.
+    assert button(at, "Delete collection").disabled
+    next(c for c in at.checkbox if c.label.startswith("Yes, delete 'papers'")).check().run()
+    button(at, "Delete collection").click().run()
+    assert any("No collections yet" in i.value for i in at.info)
+    assert not (studio_env / "uploads" / "papers").exists()
