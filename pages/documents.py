@@ -117,6 +117,7 @@ with st.container(border=True):
         table = pd.DataFrame(results).reindex(
             columns=["file", "status", "pages", "chars", "chunks", "seconds", "extractor", "note",
                      "error"])
+        table[["extractor", "note", "error"]] = table[["extractor", "note", "error"]].fillna("")
         ok = (table["status"] == "ok").sum()
         st.markdown(f"**{ok} of {len(table)}** file(s) stored.")
         st.dataframe(table, hide_index=True, width="stretch")
