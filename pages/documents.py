@@ -12,7 +12,7 @@ from core.extract import ocr_available
 from core.ingest import BatchProgress, ingest_files
 from core.uploads import (SUPPORTED_SUFFIXES, UploadError, forget_uploads, move_uploads,
                           safe_filename, save_upload, upload_folder)
-from pages.shared import chroma_client, settings
+from pages.shared import chroma_client, select_collection, settings
 
 s = settings()
 chroma = chroma_client(s)
@@ -22,18 +22,15 @@ st.caption("Upload documents into a collection: Apache Tika extracts the text pa
 
 
 # Collections -------------------------------------------------------------------------------
-collections = store.list_collections(chroma)
-names = [c.name for c in collections]
+current = st.session_state.get("collection")
 top = st.columns([3, 1, 1], vertical_alignment="bottom")
-if "pending-collection" in st.session_state:  # select a just-created or renamed collection
-    st.session_state["collection"] = st.session_state.pop("pending-collection")
-if st.session_state.get("collection") not in names:
-    st.session_state.pop("collection", None)  # deleted or renamed elsewhere
 with top[0]:
-    current = st.selectbox("Collection", names, key="collection") if names else None
+    if current:
+        st.markdown(f"### :material/folder: {current}", help="Choose another collection in the "
+                    "sidebar.")
 with top[1]:
     with st.popover("New collection", icon=":material/add:", width="stretch"):
-        with st.form("new-collection", border=False):
+        with st.form("new-collection", border=False, clear_on_submit=True):
             new_name = st.text_input("Name", placeholder="my-papers")
             size = st.number_input("Chunk size (characters)", 100, 4000, DEFAULT_CHUNK_SIZE, 50)
             overlap = st.number_input("Chunk overlap", 0, 1000, DEFAULT_CHUNK_OVERLAP, 10)
@@ -44,7 +41,7 @@ with top[1]:
                 except (store.StoreError, ValueError) as exc:
                     st.error(str(exc))
                 else:
-                    st.session_state["pending-collection"] = new_name.strip()
+                    select_collection(new_name.strip())
                     st.rerun()
 with top[2]:
     if current:
@@ -57,7 +54,7 @@ with top[2]:
                 except store.StoreError as exc:
                     st.error(str(exc))
                 else:
-                    st.session_state["pending-collection"] = renamed.strip()
+                    select_collection(renamed.strip())
                     st.rerun()
             confirm = st.checkbox(f"Yes, delete '{current}' and all its chunks")
             if st.button("Delete collection", type="primary", disabled=not confirm):

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.health import Check
 from core.samples import SAMPLE_COLLECTION, load_samples, samples_loaded
-from pages.shared import report, settings
+from pages.shared import report, select_collection, settings
 
 RAG_PIPELINE = """
 digraph { rankdir=LR; bgcolor="transparent";
@@ -78,6 +78,8 @@ with samples_col:
                     st.write(line)
                 box.update(label="Sample data loaded" if result.ok else "Sample data: problems",
                            state="complete" if result.ok else "error")
+                if result.ok:
+                    select_collection(SAMPLE_COLLECTION)
 
 st.divider()
 st.subheader("Where to next")

@@ -20,11 +20,10 @@ def _leave_pages_directory_mode() -> None:
         st.rerun()
 
 
-_leave_pages_directory_mode()
-
-
 def settings() -> Settings:
-    """Settings as they read now (the Settings page may have just changed them)."""
+    """Every page starts here: settings as they read now (the Settings page may have just
+    changed them), after making sure the page runs inside app.py's navigation."""
+    _leave_pages_directory_mode()
     return load_settings()
 
 
@@ -50,9 +49,35 @@ def report(s: Settings) -> dict[str, list[Check]]:
     return cached_report(s, repr(s))
 
 
+def select_collection(name: str) -> None:
+    """Make `name` the app-wide collection on the next run (the picker is already drawn)."""
+    st.session_state["pending-collection"] = name
+
+
+def collection_picker(s: Settings) -> None:
+    """The app-wide collection, in the sidebar; pages read st.session_state["collection"]."""
+    from core import store
+
+    try:
+        names = [c.name for c in store.list_collections(chroma_client(s))]
+    except Exception as exc:  # an unreachable Chroma server must not take the app down
+        st.session_state.pop("collection", None)
+        st.warning(f"Collections unavailable: {exc}", icon=":material/cloud_off:")
+        return
+    if "pending-collection" in st.session_state:
+        st.session_state["collection"] = st.session_state.pop("pending-collection")
+    if st.session_state.get("collection") not in names:
+        st.session_state.pop("collection", None)  # deleted or renamed
+    if names:
+        st.selectbox("Collection", names, key="collection")
+    else:
+        st.caption("No collections yet")
+
+
 def render_sidebar() -> None:
     s = settings()
     with st.sidebar:
+        collection_picker(s)
         st.caption("Chat engine")
         if s.chat_backend == "openai":
             st.markdown(f"**OpenAI-compatible** · `{s.openai_model or 'no model set'}`")

@@ -26,3 +26,20 @@ def shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not present: {path}")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _apptest_runs_through_app_py(monkeypatch):
+    """AppTest resets Streamlit's "pages/ folder = v1 multipage app" flag before every run,
+    so a page chosen with switch_page would run alone, without app.py's navigation and
+    sidebar. In the real server app.py's st.navigation clears that flag on the first run (and
+    pages.shared makes sure of it); do the same here so tests see the app as users do."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)

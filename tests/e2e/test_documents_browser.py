@@ -16,11 +16,13 @@ def test_upload_two_pdfs_and_see_both(studio_env):
     with streamlit_server(env={"STUDIO_DATA_DIR": str(studio_env)}) as url, \
             browser_page(height=1300) as page:
         page.goto(url + "/documents")
-        page.get_by_text("No collections yet").wait_for(timeout=90_000)
+        page.get_by_text("No collections yet. Create").wait_for(timeout=90_000)
         page.get_by_role("button", name="New collection").click()
         page.get_by_label("Name").fill("papers")
         page.get_by_role("button", name="Create").click()
         page.get_by_text("0 chunks").wait_for(timeout=60_000)
+        picker = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
+        assert "papers" in picker.text_content() + picker.locator("input").input_value()
         wait_until_idle(page)
         page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
             [str(SAMPLE_PAPER), str(gan)])
