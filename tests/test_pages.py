@@ -63,7 +63,8 @@ def test_load_sample_data_ingests_the_paper(studio_env):
     text = markdown_text(at)
     assert "deep-rules_manuscript.pdf, 25 pages" in text and "collection 'samples'" in text
     assert (studio_env / "datasets" / "cuad_contract_types_sample.csv").is_file()
-    at = app().run()
+    at.run()
+    assert at.selectbox(key="collection").value == "samples"
     assert any("Sample data is loaded" in s.value for s in at.success)
 
 
