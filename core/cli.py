@@ -115,6 +115,39 @@ def cmd_collections(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retrieval_options(args: argparse.Namespace):
+    from core.retrieval import RetrievalOptions
+
+    return RetrievalOptions(k=args.k, method=args.method, mmr=args.mmr,
+                            min_score=args.min_score)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from core.retrieval import search
+
+    result = search(load_settings(), args.collection, args.question, _retrieval_options(args))
+    rows = [hit.to_json() for hit in result.hits]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{len(rows)} chunk(s), {result.seconds * 1000:.0f} ms; score = {result.score_meaning}")
+    for row in rows:
+        text = " ".join(row["text"].split())
+        print(f"[{row['rank']}] {row['score']:.3f} {row['retriever']:<5} {row['doc']} "
+              f"p.{row['page']}: {text[:160]}")
+    return 0
+
+
+def _add_retrieval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("question")
+    parser.add_argument("--collection", required=True)
+    parser.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
+    parser.add_argument("--method", choices=("dense", "bm25", "hybrid"), default="hybrid")
+    parser.add_argument("--mmr", action="store_true", help="diversify with MMR")
+    parser.add_argument("--min-score", type=float, default=0.0)
+    parser.add_argument("--json", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m core", description="RAG & LoRA Studio from the command line.")
@@ -145,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("name", nargs="?")
     col.add_argument("--json", action="store_true")
     col.set_defaults(func=cmd_collections)
+
+    find = sub.add_parser("search", help="the chunks of a collection that match a question")
+    _add_retrieval_arguments(find)
+    find.set_defaults(func=cmd_search)
     return parser
 
 

@@ -9,6 +9,7 @@ import re
 import shutil
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -83,14 +84,50 @@ def split_pages(xhtml: str) -> list[str]:
     return ["".join(parser.loose)]
 
 
+# PDFs whose fonts lack a Unicode map for ligatures come out as "di\ufffderent", "\ufffdrst".
+_BROKEN_LIGATURE = re.compile(r"(\w*)[\ufffd\ufffe](\w*)")
+_LIGATURES = ("fi", "ff", "fl", "ffi", "ffl")
+
+
+@lru_cache(maxsize=1)
+def _known_words() -> frozenset[str]:
+    """An English word list the Studio already ships: the embedding model's vocabulary."""
+    from core.config import PROJECT_ROOT
+    from core.registry import Registry, RegistryError
+
+    try:
+        registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
+        vocab = registry.load_path(registry.default("embedding")) / "vocab.txt"
+        return frozenset(vocab.read_text().split())
+    except (RegistryError, OSError):
+        return frozenset()
+
+
+def repair_ligatures(text: str) -> str:
+    """Put back the ligature a word lost: the first of fi/ff/fl/ffi/ffl that makes a known word,
+    else "fi", by far the most common."""
+    words = _known_words()
+
+    def fix(match: re.Match) -> str:
+        head, tail = match.group(1), match.group(2)
+        for lig in _LIGATURES:
+            if f"{head}{lig}{tail}".lower() in words:
+                return f"{head}{lig}{tail}"
+        return f"{head}fi{tail}"
+
+    return _BROKEN_LIGATURE.sub(fix, text) if ("\ufffd" in text or "\ufffe" in text) else text
+
+
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*(\n\s*)+")
 
 
 def normalise(text: str) -> str:
-    """NFKC, words hyphenated across a line break joined, runs of whitespace collapsed."""
+    """NFKC, lost ligatures put back, words hyphenated across a line break joined, runs of
+    whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = repair_ligatures(text)
     text = _HYPHEN_BREAK.sub(r"\1\2", text)
     text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))

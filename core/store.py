@@ -97,6 +97,18 @@ def replace_document(collection, doc_id: str, file_name: str, chunks: list[Chunk
         collection.delete(where={"generation": generation})
         raise
     collection.delete(where={"$and": [{"doc_id": doc_id}, {"generation": {"$ne": generation}}]})
+    bump_revision(collection)
+
+
+def revision(collection) -> int:
+    """Changes whenever the collection's chunks do: keyword indexes are rebuilt on change."""
+    return int((collection.metadata or {}).get("revision", 0))
+
+
+def bump_revision(collection) -> None:
+    meta = dict(collection.metadata or {})
+    meta["revision"] = revision(collection) + 1
+    collection.modify(metadata=meta)
 
 
 def describe(collection) -> CollectionInfo:
@@ -149,6 +161,7 @@ def delete_document(collection, doc_id: str) -> int:
     ids = collection.get(where={"doc_id": doc_id}, include=[])["ids"]
     if ids:
         collection.delete(ids=ids)
+        bump_revision(collection)
     return len(ids)
 
 

@@ -120,3 +120,12 @@ def test_collection_keeps_its_embedding_model_and_refuses_another(studio_env):
         store.open_collection(chroma, "pets", "another-model", 500, 50)
     with pytest.raises(store.StoreError, match="cannot name a collection"):
         store.open_collection(chroma, "../x", "all-minilm-l6-v2", 500, 50)
+
+
+def test_lost_ligatures_are_put_back():
+    from core.extract import repair_ligatures
+
+    broken = "di\ufffderent e\ufffdective \ufffdrst over\ufffdtting shu\ufffeed"
+    assert repair_ligatures(broken) == "different effective first overfitting shuffled"
+    text = extract(SAMPLE_PAPER).text
+    assert "\ufffd" not in text and "overfitting" in text
