@@ -1,0 +1,92 @@
+"""Dense, BM25 and hybrid retrieval over real papers in a real embedded Chroma."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from core import store
+from core.config import PROJECT_ROOT, load_settings
+from core.ingest import ingest_files
+from core.retrieval import RetrievalOptions, search
+from core.samples import SAMPLE_PAPER
+from tests.conftest import shared
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def papers(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    settings = load_settings(env={"STUDIO_DATA_DIR": str(data)})
+    gan = shared("papers", "1406.2661_GAN.pdf")
+    results = ingest_files(settings, [SAMPLE_PAPER, gan], "papers")
+    assert [r.status for r in results] == ["ok", "ok"]
+    return settings, {r.file: r.doc_id for r in results}
+
+
+def test_dense_finds_the_passage_and_scores_mean_similarity(papers):
+    settings, _ = papers
+    result = search(settings, "papers", "How can I tell that my model is overfitting?",
+                    RetrievalOptions(k=5, method="dense"))
+    hits = result.hits
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    assert "overfitting" in hits[0].text.lower() and hits[0].retriever == "dense"
+    assert all(0 <= h.score <= 1 for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert "cosine similarity" in result.score_meaning
+
+
+def test_bm25_relative_scores_and_hybrid_fusion(papers):
+    settings, _ = papers
+    bm25 = search(settings, "papers", "generative adversarial nets discriminator",
+                  RetrievalOptions(k=3, method="bm25")).hits
+    assert bm25[0].score == 1.0 and bm25[0].doc == "1406.2661_GAN.pdf"
+    hybrid = search(settings, "papers", "generative adversarial nets discriminator",
+                    RetrievalOptions(k=8, method="hybrid")).hits
+    assert {h.retriever for h in hybrid} <= {"dense", "bm25", "both"}
+    assert hybrid[0].retriever == "both" and 0 < hybrid[0].score <= 1
+    assert all(h.score <= hybrid[0].score for h in hybrid)
+
+
+def test_filters_floor_and_mmr(papers):
+    settings, doc_ids = papers
+    only_gan = search(settings, "papers", "training data", RetrievalOptions(
+        k=5, method="hybrid", doc_ids=(doc_ids["1406.2661_GAN.pdf"],))).hits
+    assert only_gan and {h.doc for h in only_gan} == {"1406.2661_GAN.pdf"}
+    floor = search(settings, "papers", "overfitting", RetrievalOptions(
+        k=10, method="dense", min_score=0.5)).hits
+    assert all(h.score >= 0.5 for h in floor)
+    mmr = search(settings, "papers", "overfitting", RetrievalOptions(k=5, method="dense",
+                                                                     mmr=True)).hits
+    assert len(mmr) == 5 and len({h.chunk_id for h in mmr}) == 5
+    with pytest.raises(ValueError, match="k must be between 1 and 50"):
+        RetrievalOptions(k=0)
+    with pytest.raises(ValueError, match="question is empty"):
+        search(settings, "papers", "   ")
+
+
+def test_bm25_follows_deletion_and_refuses_other_embedding_model(papers):
+    settings, doc_ids = papers
+    chroma = store.client(settings)
+    store.delete_document(store.get_collection(chroma, "papers"), doc_ids["1406.2661_GAN.pdf"])
+    hits = search(settings, "papers", "generative adversarial nets discriminator",
+                  RetrievalOptions(k=5, method="bm25"), chroma=chroma).hits
+    assert "1406.2661_GAN.pdf" not in {h.doc for h in hits}
+    with pytest.raises(store.StoreError, match="cannot be searched with other-model"):
+        search(settings, "papers", "x", embedding_model="other-model")
+
+
+def test_cli_search_json(papers):
+    settings, _ = papers
+    out = subprocess.run([sys.executable, "-m", "core", "search", "What is overfitting?",
+                          "--collection", "papers", "-k", "3", "--method", "dense", "--json"],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         env={**os.environ, "STUDIO_DATA_DIR": str(settings.data_dir)})
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert len(rows) == 3
+    assert set(rows[0]) == {"rank", "score", "doc", "page", "chunk_id", "text", "retriever",
+                            "doc_id", "chunk"}
