@@ -133,7 +133,6 @@ def bm25_index(collection) -> Bm25Index:
 def search(settings: Settings, collection_name: str, question: str,
            options: RetrievalOptions = RetrievalOptions(), chroma=None,
            embedding_model: str | None = None) -> SearchResult:
-    started = time.perf_counter()
     if not question.strip():
         raise ValueError("the question is empty")
     chroma = chroma or store.client(settings)
@@ -142,11 +141,14 @@ def search(settings: Settings, collection_name: str, question: str,
     if embedding_model and embedding_model != built_with:
         raise store.StoreError(f"collection {collection_name!r} was built with {built_with}; "
                                f"it cannot be searched with {embedding_model}")
+    embedder = (get_embedder(settings, built_with)
+                if options.method in ("dense", "hybrid") or options.mmr else None)
+    started = time.perf_counter()  # timings cover the search, not loading the model once
     query_vector = None
     ranked: dict[str, dict] = {}  # chunk id -> {"dense": (rank, score), "bm25": ..., row}
 
-    if options.method in ("dense", "hybrid") or options.mmr:
-        query_vector = np.asarray(get_embedder(settings, built_with).embed([question])[0])
+    if embedder is not None:
+        query_vector = np.asarray(embedder.embed([question])[0])
     if options.method in ("dense", "hybrid"):
         where = {"doc_id": {"$in": list(options.doc_ids)}} if options.doc_ids else None
         got = collection.query(query_embeddings=[query_vector.tolist()],
