@@ -10,6 +10,7 @@ PAGES = {
     "Studio": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/documents.py", title="Documents", icon=":material/description:"),
+        st.Page("pages/chat.py", title="Chat", icon=":material/forum:"),
     ],
     "Setup": [
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),

@@ -102,11 +102,13 @@ class Answer:
     timings: dict = field(default_factory=dict)
     engine: str = ""
     stopped: bool = False
+    no_context: str | None = None  # the same model's answer without retrieval, when compared
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
                 "cited": self.cited, "citations_inferred": self.citations_inferred,
-                "dropped": self.dropped, "timings": self.timings, "engine": self.engine}
+                "dropped": self.dropped, "timings": self.timings, "engine": self.engine,
+                "no_context": self.no_context}
 
 
 class RagTurn:
@@ -121,6 +123,7 @@ class RagTurn:
         self.search: SearchResult = search(settings, collection, question, options, chroma)
         self.plan = build_prompt(question, self.search.hits, engine, max_new_tokens)
         self.stats = StreamStats()
+        self.no_context: StreamStats | None = None  # set by a caller that also asks without
 
     def stream(self) -> Iterator[str]:
         self.stats = StreamStats()
@@ -147,7 +150,8 @@ class RagTurn:
                                       - self.stats.started) * 1000, 1)}
         return Answer(self.question, text, self.search.hits, [h.rank for h in self.plan.used],
                       [h.rank for h in self.plan.dropped], cited, inferred, attributions,
-                      timings, self.engine.name, self.stop.is_set())
+                      timings, self.engine.name, self.stop.is_set(),
+                      None if self.no_context is None else self.no_context.text.strip())
 
 
 def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,
@@ -157,3 +161,21 @@ def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,
     messages = [{"role": "system", "content": NO_CONTEXT_PROMPT},
                 {"role": "user", "content": question}]
     return timed(engine.stream(messages, max_new_tokens, stop), stats)
+
+
+def to_markdown(collection: str, answers: list[Answer]) -> str:
+    """A conversation as Markdown, each answer with the sources it was given."""
+    lines = [f"# Chat with collection `{collection}`", ""]
+    for a in answers:
+        lines += [f"## Q: {a.question}", "", a.text, ""]
+        if a.no_context is not None:
+            lines += ["*The same model without retrieval:*", "", a.no_context, ""]
+        how = "inferred by similarity" if a.citations_inferred else "cited by the model"
+        lines += [f"*Sources ({how}: {', '.join(f'[{n}]' for n in a.cited) or 'none'}):*", ""]
+        for h in a.sources:
+            mark = " (cited)" if h.rank in a.cited else ""
+            snippet = " ".join(h.text.split())[:300]
+            lines.append(f"- [{h.rank}] {h.doc}, page {h.page}, score {h.score:.2f}{mark}: "
+                         f"{snippet}")
+        lines.append("")
+    return "\n".join(lines)

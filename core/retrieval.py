@@ -7,6 +7,7 @@ as a bar and say what it is.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -102,6 +103,29 @@ def _tokenize(texts: list[str]):
 
     return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer().stemWords,
                           show_progress=False)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
+    """The text cut into (segment, matches-a-question-term) pieces. Terms are the question's
+    words that are not stop words, matched by their stem as BM25 matches them."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    stem = _stemmer().stemWord
+    terms = {stem(w.lower()) for w in _WORD.findall(question)
+             if len(w) >= 3 and w.lower() not in ENGLISH_STOP_WORDS}
+    spans, last = [], 0
+    for match in _WORD.finditer(text):
+        if stem(match.group(0).lower()) in terms:
+            if match.start() > last:
+                spans.append((text[last:match.start()], False))
+            spans.append((match.group(0), True))
+            last = match.end()
+    if last < len(text):
+        spans.append((text[last:], False))
+    return spans
 
 
 @lru_cache(maxsize=1)

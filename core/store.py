@@ -106,7 +106,9 @@ def revision(collection) -> int:
 
 
 def bump_revision(collection) -> None:
-    meta = dict(collection.metadata or {})
+    # Chroma refuses any "hnsw:*" key on modify, even unchanged (collections made before the
+    # space moved into the configuration carry "hnsw:space").
+    meta = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}
     meta["revision"] = revision(collection) + 1
     collection.modify(metadata=meta)
 
@@ -177,4 +179,13 @@ def chunks_of(collection, doc_id: str) -> list[dict]:
     got = collection.get(where={"doc_id": doc_id}, include=["metadatas", "documents"])
     rows = [{**meta, "id": id_, "text": text}
             for id_, meta, text in zip(got["ids"], got["metadatas"], got["documents"])]
+    return sorted(rows, key=lambda r: r["chunk"])
+
+
+def neighbours(collection, doc_id: str, chunk: int) -> list[dict]:
+    """The chunks just before and after one chunk of a document."""
+    got = collection.get(where={"$and": [{"doc_id": doc_id},
+                                         {"chunk": {"$in": [chunk - 1, chunk + 1]}}]},
+                         include=["metadatas", "documents"])
+    rows = [{**m, "text": t} for m, t in zip(got["metadatas"], got["documents"])]
     return sorted(rows, key=lambda r: r["chunk"])

@@ -44,6 +44,19 @@ def chroma_client(s: Settings):
     return _chroma(f"{s.chroma_host}:{s.chroma_port}:{s.chroma_dir}", s)
 
 
+@st.cache_resource(show_spinner="Loading the chat model…")
+def _engine(backend: str, model: str, base_url: str | None, _settings: Settings):
+    from core.llm import get_engine
+
+    return get_engine(_settings, backend=backend, model=model)
+
+
+def chat_engine(s: Settings):
+    """The chat engine the settings name, loaded once per process."""
+    model = s.openai_model if s.chat_backend == "openai" else s.chat_model
+    return _engine(s.chat_backend, model or "", s.openai_base_url, s)
+
+
 def report(s: Settings) -> dict[str, list[Check]]:
     # Keyed on the settings' text so a changed Chroma or Tika address is probed again.
     return cached_report(s, repr(s))
