@@ -126,6 +126,7 @@ class TransformersEngine:
                 return stop is not None and stop.is_set()
 
         inputs = self._prompt_ids(messages).to(self.model.device)
+        inputs.pop("token_type_ids", None)  # BERT-style tokenizers add it; decoders refuse it
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
                                         skip_special_tokens=True)
         errors: list[BaseException] = []

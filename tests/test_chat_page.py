@@ -1,0 +1,75 @@
+"""AppTest for the Chat page with a tiny random model (real transformers streaming, real
+retrieval over the sample paper in a real Chroma)."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import PROJECT_ROOT, load_settings
+from core.ingest import ingest_files
+from core.samples import SAMPLE_PAPER
+from tests.tiny import tiny_causal_lm
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def chat_env(studio_env, tmp_path, monkeypatch):
+    model = tiny_causal_lm(tmp_path / "tiny-chat")
+    monkeypatch.setenv("STUDIO_CHAT_MODEL", str(model))
+    [result] = ingest_files(load_settings(), [SAMPLE_PAPER], "samples")
+    assert result.status == "ok"
+    return studio_env
+
+
+def chat_page() -> AppTest:
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
+    at.switch_page("pages/chat.py").run()
+    assert not at.exception
+    return at
+
+
+def test_no_collection_points_to_documents(studio_env):
+    at = chat_page()
+    assert any("Choose a collection" in i.value for i in at.info)
+
+
+def test_question_streams_an_answer_with_scored_sources(chat_env):
+    at = chat_page()
+    at.chat_input(key="question").set_value("How do I detect overfitting?").run()
+    assert not at.exception
+    captions = "\n".join(c.value for c in at.caption)
+    assert "tokens/s" in captions and "retrieval" in captions and "(transformers)" in captions
+    assert "Cites" in captions or "No source cited" in captions or "matched by similarity" in captions
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    texts = "\n".join(m.value for m in at.markdown)
+    assert "**[1]** deep\\-rules\\_manuscript\\.pdf" in texts
+    scores = [p.value for p in at.get("progress")]
+    assert len(scores) == 5 and scores == sorted(scores, reverse=True)
+
+    # A second question keeps the first; Clear empties the conversation.
+    at.chat_input(key="question").set_value("Who wrote it?").run()
+    assert len(at.chat_message) == 4
+    next(b for b in at.button if b.label == "Clear").click().run()
+    assert len(at.chat_message) == 0
+
+
+def test_compare_without_retrieval_shows_both_answers(chat_env):
+    at = chat_page()
+    at.toggle(key="compare").set_value(True).run()
+    at.chat_input(key="question").set_value("What is SC-LoRA?").run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert "With your documents" in captions and "Same model, no retrieval" in captions
+
+
+def test_unreachable_endpoint_is_explained_and_history_kept(chat_env, monkeypatch):
+    at = chat_page()
+    at.chat_input(key="question").set_value("First question").run()
+    monkeypatch.setenv("STUDIO_CHAT_BACKEND", "openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_MODEL", "nothing")
+    at.chat_input(key="question").set_value("Second question").run()
+    errors = [e.value for e in at.error]
+    assert any("could not reach the endpoint at http://127.0.0.1:9/v1" in e for e in errors)
+    assert any("Your conversation is kept" in e for e in errors)
+    assert at.chat_message[0].children  # the first exchange is still shown
