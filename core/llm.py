@@ -161,14 +161,32 @@ class OpenAIEngine:
         self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=60,
                              max_retries=0)
         self.context_window = WORKING_CONTEXT
+        self._model_checked = False
 
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 3)  # no tokenizer for a remote model: err on the long side
+
+    def _check_model(self) -> None:
+        """Some servers (llama.cpp's among them) answer with whatever model they hold, whatever
+        name is asked for; say so plainly when the endpoint lists models and ours is not one."""
+        import openai
+
+        if self._model_checked:
+            return
+        try:
+            served = [m.id for m in self.client.models.list()]
+        except openai.NotFoundError:
+            served = []  # the endpoint does not list models
+        if served and self.model not in served:
+            raise ChatError(f"the endpoint at {self.base_url} does not serve the model "
+                            f"{self.model!r} (it serves: {', '.join(served)}); check OPENAI_MODEL")
+        self._model_checked = True
 
     def stream(self, messages, max_new_tokens, stop=None):
         import openai
 
         try:
+            self._check_model()
             chunks = self.client.chat.completions.create(
                 model=self.model, messages=messages, max_tokens=max_new_tokens,
                 temperature=0.0, stream=True)

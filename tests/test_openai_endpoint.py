@@ -1,0 +1,67 @@
+"""The OpenAI-compatible engine against a real server on 127.0.0.1: llama.cpp's own
+(`python -m llama_cpp.server`) serving the light packaged model."""
+
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from core.config import PROJECT_ROOT, load_settings
+from core.ingest import ingest_files
+from core.llm import ChatError, OpenAIEngine
+from core.rag import RagTurn
+from core.registry import Registry
+from core.samples import SAMPLE_PAPER
+from tests.e2e.browser import free_port
+
+pytestmark = pytest.mark.slow
+KEY = "test-key-1234"
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
+    gguf = registry.gguf_path(registry.get("smollm2-135m-instruct"))
+    port = free_port()
+    log = (tmp_path_factory.mktemp("srv") / "server.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
+                             "--host", "127.0.0.1", "--port", str(port), "--api_key", KEY,
+                             "--model_alias", "smollm", "--n_ctx", "4096"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=2)
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(20)
+    log.close()
+
+
+def test_streams_a_grounded_answer(endpoint, studio_env):
+    settings = load_settings()
+    ingest_files(settings, [SAMPLE_PAPER], "samples")
+    engine = OpenAIEngine(endpoint, "smollm", KEY)
+    turn = RagTurn(settings, "samples", "What is overfitting?", engine, max_new_tokens=64)
+    pieces = list(turn.stream())
+    assert len(pieces) > 3  # streamed, not one block
+    answer = turn.result()
+    assert answer.text and answer.timings["ttft_ms"] is not None
+    assert answer.engine == f"smollm at {endpoint}"
+
+
+def test_wrong_key_wrong_model_and_no_server_are_named(endpoint):
+    messages = [{"role": "user", "content": "hi"}]
+    with pytest.raises(ChatError, match="refused the API key"):
+        list(OpenAIEngine(endpoint, "smollm", "wrong-key").stream(messages, 8))
+    with pytest.raises(ChatError, match=r"does not serve the model 'gpt-9' \(it serves: smollm\)"):
+        list(OpenAIEngine(endpoint, "gpt-9", KEY).stream(messages, 8))
+    with pytest.raises(ChatError, match="could not reach the endpoint"):
+        list(OpenAIEngine("http://127.0.0.1:9/v1", "smollm", KEY).stream(messages, 8))
