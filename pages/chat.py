@@ -112,8 +112,9 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool) -> None:
     if not hits:
         st.info("Nothing matched. Lower the minimum score or widen the document filter.")
         return
+    scroller = st.container(height=900, border=False)  # the chunks scroll beside the chat
     for hit in hits:
-        with st.container(border=True, key=f"hit-{hit.rank}"):
+        with scroller.container(border=True, key=f"hit-{hit.rank}"):
             badge = ""
             if hit.rank in cited:
                 badge = " · :green-badge[inferred]" if inferred else " · :green-badge[cited]"
