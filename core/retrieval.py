@@ -58,6 +58,8 @@ class Hit:
     retriever: str  # "dense", "bm25" or "both"
     doc_id: str = ""
     chunk: int = 0
+    start: int = 0  # character span within its page
+    end: int = 0
     details: dict = field(default_factory=dict)  # each retriever's own rank and score
 
     def to_json(self) -> dict:
@@ -214,7 +216,7 @@ def _hit(chunk_id: str, entry: dict, method: Method) -> Hit:
     return Hit(rank=0, score=round(score, 4), doc=meta["file"], page=int(meta["page"]),
                chunk_id=chunk_id, text=entry["text"],
                retriever="both" if len(found) == 2 else found[0], doc_id=meta["doc_id"],
-               chunk=int(meta["chunk"]),
+               chunk=int(meta["chunk"]), start=int(meta["start"]), end=int(meta["end"]),
                details={name: {"rank": entry[name][0], "score": round(entry[name][1], 4)}
                         for name in found})
 
