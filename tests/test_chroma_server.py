@@ -4,8 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from core.config import PROJECT_ROOT, load_settings
 from core.health import chroma_check
 from core.samples import SAMPLE_PAPER
-from tests.e2e.browser import free_port
+from tests.servers import free_port, running
 
 pytestmark = pytest.mark.slow
 
@@ -22,22 +20,10 @@ pytestmark = pytest.mark.slow
 def chroma_server(tmp_path):
     port = free_port()
     chroma = Path(sys.executable).with_name("chroma")
-    log = (tmp_path / "chroma.log").open("w")
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "server-db"),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "chroma did not start"
-            time.sleep(0.3)
-    yield port
-    proc.terminate()
-    proc.wait(15)
-    log.close()
+    command = [str(chroma), "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1",
+               "--port", str(port)]
+    with running(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", tmp_path / "chroma.log"):
+        yield port
 
 
 def test_ingest_and_list_over_http(studio_env, chroma_server, monkeypatch):

@@ -1,10 +1,7 @@
 """The OpenAI-compatible engine against a real server on 127.0.0.1: llama.cpp's own
 (`python -m llama_cpp.server`) serving the light packaged model."""
 
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
@@ -14,7 +11,7 @@ from core.llm import ChatError, OpenAIEngine
 from core.rag import RagTurn
 from core.registry import Registry
 from core.samples import SAMPLE_PAPER
-from tests.e2e.browser import free_port
+from tests.servers import free_port, running
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-1234"
@@ -25,24 +22,12 @@ def endpoint(tmp_path_factory):
     registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
     gguf = registry.gguf_path(registry.get("smollm2-135m-instruct"))
     port = free_port()
-    log = (tmp_path_factory.mktemp("srv") / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
-                             "--host", "127.0.0.1", "--port", str(port), "--api_key", KEY,
-                             "--model_alias", "smollm", "--n_ctx", "4096"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(20)
-    log.close()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
+               "127.0.0.1", "--port", str(port), "--api_key", KEY, "--model_alias", "smollm",
+               "--n_ctx", "4096"]
+    log = tmp_path_factory.mktemp("srv") / "server.log"
+    with running(command, f"http://127.0.0.1:{port}/docs", log):
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def test_streams_a_grounded_answer(endpoint, studio_env):

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.servers import free_port, running
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
@@ -18,39 +16,15 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
                   "--disable-quic"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def streamlit_server(env: dict[str, str] | None = None, timeout: float = 60):
     port = free_port()
-    log = open(ROOT / "test-output" / f"streamlit-{port}.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address",
+               "127.0.0.1", "--server.port", str(port), "--server.headless", "true"]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start; see {log.name}")
-                time.sleep(0.3)
+    with running(command, url + "/_stcore/health", ROOT / "test-output" / f"streamlit-{port}.log",
+                 timeout, env=env, cwd=ROOT):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @contextmanager
@@ -70,3 +44,23 @@ def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
     """Streamlit shows its running indicator while a script runs; wait for it to go."""
     page.wait_for_timeout(300)
     page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=timeout_ms)
+
+
+def create_collection(page, url: str, name: str) -> None:
+    """On a fresh data dir: open Documents, create a collection and wait until it is chosen."""
+    page.goto(url + "/documents")
+    page.get_by_text("No collections yet. Create").wait_for(timeout=90_000)
+    page.get_by_role("button", name="New collection").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("button", name="Create").click()
+    page.get_by_text("0 chunks").wait_for(timeout=60_000)
+    wait_until_idle(page)
+
+
+def upload(page, files: list[Path]) -> None:
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
+        [str(f) for f in files])
+    page.get_by_text(files[-1].name).first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Add to collection").click()
+    page.get_by_text(f"{len(files)} of {len(files)}").wait_for(timeout=180_000)
+    wait_until_idle(page)

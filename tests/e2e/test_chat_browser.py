@@ -3,7 +3,8 @@
 import pytest
 
 from tests.conftest import OUTPUT, shared
-from tests.e2e.browser import browser_page, streamlit_server, wait_until_idle
+from tests.e2e.browser import (browser_page, create_collection, streamlit_server, upload,
+                               wait_until_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -12,16 +13,8 @@ def test_upload_ask_and_see_answer_with_scored_chunks(studio_env):
     gan = shared("papers", "1406.2661_GAN.pdf")
     env = {"STUDIO_DATA_DIR": str(studio_env), "STUDIO_CHAT_MODEL": "smollm2-135m-instruct"}
     with streamlit_server(env=env) as url, browser_page(height=1600) as page:
-        page.goto(url + "/documents")
-        page.get_by_text("No collections yet. Create").wait_for(timeout=90_000)
-        page.get_by_role("button", name="New collection").click()
-        page.get_by_label("Name").fill("gan-paper")
-        page.get_by_role("button", name="Create").click()
-        page.get_by_text("0 chunks").wait_for(timeout=60_000)
-        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(gan))
-        page.get_by_role("button", name="Add to collection").click()
-        page.get_by_text("1 of 1").wait_for(timeout=120_000)
-        wait_until_idle(page)
+        create_collection(page, url, "gan-paper")
+        upload(page, [gan])
 
         page.get_by_role("link", name="Chat").click()
         box = page.get_by_placeholder("Ask about gan-paper")

@@ -6,7 +6,8 @@ from core import store
 from core.config import load_settings
 from core.samples import SAMPLE_PAPER
 from tests.conftest import OUTPUT, shared
-from tests.e2e.browser import browser_page, streamlit_server, wait_until_idle
+from tests.e2e.browser import (browser_page, create_collection, streamlit_server, upload,
+                               wait_until_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -15,20 +16,10 @@ def test_upload_two_pdfs_and_see_both(studio_env):
     gan = shared("papers", "1406.2661_GAN.pdf")
     with streamlit_server(env={"STUDIO_DATA_DIR": str(studio_env)}) as url, \
             browser_page(height=1300) as page:
-        page.goto(url + "/documents")
-        page.get_by_text("No collections yet. Create").wait_for(timeout=90_000)
-        page.get_by_role("button", name="New collection").click()
-        page.get_by_label("Name").fill("papers")
-        page.get_by_role("button", name="Create").click()
-        page.get_by_text("0 chunks").wait_for(timeout=60_000)
+        create_collection(page, url, "papers")
         picker = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
         assert "papers" in picker.text_content() + picker.locator("input").input_value()
-        wait_until_idle(page)
-        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
-            [str(SAMPLE_PAPER), str(gan)])
-        page.get_by_text("1406.2661_GAN.pdf").first.wait_for(timeout=30_000)
-        page.get_by_role("button", name="Add to collection").click()
-        page.get_by_text("2 of 2").wait_for(timeout=180_000)
+        upload(page, [SAMPLE_PAPER, gan])
         page.get_by_text("Documents (2)").wait_for(timeout=30_000)
         wait_until_idle(page)
         page.screenshot(path=str(OUTPUT / "documents.png"), full_page=True)
