@@ -20,29 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.config import load_settings  # noqa: E402
 from core.embeddings import Embedder  # noqa: E402
 from core.registry import Registry  # noqa: E402
+from bench.qa import qasper  # noqa: E402
 
-QASPER = Path(__file__).resolve().parents[2] / "shared/data/qa/qasper_sample/qasper_train_first10_papers.json"
-
-
-def qasper_tasks(path: Path) -> list[tuple[list[str], list[tuple[str, set[int]]]]]:
-    """Per paper: its passages, and (question, indices of gold passages) pairs."""
-    tasks = []
-    for paper in json.loads(path.read_text()):
-        passages = [p for section in paper["full_text"]["paragraphs"] for p in section if p.strip()]
-        where = {p: i for i, p in enumerate(passages)}
-        questions = []
-        for question, answers in zip(paper["qas"]["question"], paper["qas"]["answers"]):
-            gold = {where[e] for a in answers["answer"] for e in a["evidence"] if e in where}
-            if gold:
-                questions.append((question, gold))
-        if questions:
-            tasks.append((passages, questions))
-    return tasks
 
 
 def evaluate(embedder: Embedder, tasks) -> dict:
     ranks, seconds, sentences = [], 0.0, 0
-    for passages, questions in tasks:
+    for _, passages, questions in tasks:
         started = time.perf_counter()
         p = np.asarray(embedder.embed(passages))
         seconds += time.perf_counter() - started
@@ -62,7 +46,7 @@ def main() -> None:
     registry = Registry.load(settings.registry_path, settings.models_dir)
     spec = registry.get(settings.embedding_model)
     path = str(registry.load_path(spec))
-    tasks = qasper_tasks(QASPER)
+    tasks = qasper()
     rows = {}
     for name, bf16 in (("fp32 (baseline)", False), ("bf16", True)):
         embedder = Embedder(spec.name, path, bf16)

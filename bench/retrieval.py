@@ -18,7 +18,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-QA = ROOT.parent / "shared" / "data" / "qa"
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-retrieval-")
 
 from core import store  # noqa: E402
@@ -26,6 +25,7 @@ from core.chunking import chunk_pages  # noqa: E402
 from core.config import load_settings  # noqa: E402
 from core.embeddings import get_embedder  # noqa: E402
 from core.retrieval import RetrievalOptions, search  # noqa: E402
+from bench.qa import qasper, squad  # noqa: E402
 
 METHODS = {
     "reference: dense top-3": RetrievalOptions(k=3, method="dense"),
@@ -34,30 +34,6 @@ METHODS = {
     "hybrid top-5 (default)": RetrievalOptions(k=5, method="hybrid"),
     "hybrid + MMR top-5": RetrievalOptions(k=5, method="hybrid", mmr=True),
 }
-
-
-def qasper() -> list[tuple[str, list[str], list[tuple[str, set[int]]]]]:
-    docs = []
-    path = QA / "qasper_sample" / "qasper_train_first10_papers.json"
-    for paper in json.loads(path.read_text()):
-        paragraphs = [p for sec in paper["full_text"]["paragraphs"] for p in sec if p.strip()]
-        where = {p: i for i, p in enumerate(paragraphs)}
-        questions = []
-        for q, answers in zip(paper["qas"]["question"], paper["qas"]["answers"]):
-            gold = {where[e] for a in answers["answer"] for e in a["evidence"] if e in where}
-            if gold:
-                questions.append((q, gold))
-        if questions:
-            docs.append((f"qasper-{paper['id']}", paragraphs, questions))
-    return docs
-
-
-def squad() -> list[tuple[str, list[str], list[tuple[str, set[int]]]]]:
-    article = json.loads((QA / "squad" / "dev-v2.0.json").read_text())["data"][0]
-    paragraphs = [p["context"] for p in article["paragraphs"]]
-    questions = [(qa["question"], {i}) for i, p in enumerate(article["paragraphs"])
-                 for qa in p["qas"] if not qa["is_impossible"]]
-    return [("squad-" + article["title"].lower(), paragraphs, questions)]
 
 
 def index(settings, chroma, embedder, name: str, paragraphs: list[str]) -> list[tuple[int, int]]:
