@@ -55,3 +55,26 @@ def test_highlight_and_markdown_export():
     a = Answer("Q?", "An answer [1].", [hit(1, "text one")], [1], [], [1], False)
     md = to_markdown("papers", [a])
     assert "## Q: Q?" in md and "[1] paper.pdf, page 1, score 1.00 (cited)" in md
+
+
+@pytest.mark.slow
+def test_stop_ends_generation_early_and_keeps_the_partial_answer(engine, studio_env):
+    import threading
+
+    from core.ingest import ingest_files
+    from core.rag import RagTurn
+    from core.samples import SAMPLE_PAPER
+
+    settings = load_settings()
+    ingest_files(settings, [SAMPLE_PAPER], "samples")
+    stop = threading.Event()
+    turn = RagTurn(settings, "samples", "What is overfitting?", engine, max_new_tokens=200,
+                   stop=stop)
+    pieces = []
+    for piece in turn.stream():
+        pieces.append(piece)
+        if len(pieces) == 3:
+            stop.set()
+    answer = turn.result()
+    assert answer.stopped and len(pieces) < 20
+    assert answer.text == "".join(pieces).strip()
