@@ -88,5 +88,7 @@ with links[0]:
     st.page_link("pages/documents.py", label="Documents: upload and browse",
                  icon=":material/description:")
 with links[1]:
+    st.page_link("pages/chat.py", label="Chat: ask your documents", icon=":material/forum:")
+with links[2]:
     st.page_link("pages/settings.py", label="Settings: chat engine and models",
                  icon=":material/settings:")
