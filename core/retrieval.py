@@ -149,7 +149,7 @@ def bm25_index(collection) -> Bm25Index:
         cached = _bm25_cache.get(key)
         if cached and cached[0] == rev:
             return cached[1]
-        got = collection.get(include=["documents", "metadatas"])
+        got = store.read_all(collection, ["documents", "metadatas"])
         index = Bm25Index(got["ids"], got["documents"], got["metadatas"])
         _bm25_cache[key] = (rev, index)
         return index

@@ -120,13 +120,29 @@ def describe(collection) -> CollectionInfo:
                           collection.count())
 
 
+PAGE = 5000  # rows per read: Chroma's SQLite refuses one read of ~100k rows (too many variables)
+
+
+def read_all(collection, include: list[str], where: dict | None = None) -> dict[str, list]:
+    """Every matching row, read page by page."""
+    out: dict[str, list] = {"ids": [], **{key: [] for key in include}}
+    offset = 0
+    while True:
+        got = collection.get(where=where, include=include, limit=PAGE, offset=offset)
+        for key in out:
+            out[key] += got[key]
+        if len(got["ids"]) < PAGE:
+            return out
+        offset += PAGE
+
+
 def list_collections(chroma) -> list[CollectionInfo]:
     return sorted((describe(c) for c in chroma.list_collections()), key=lambda c: c.name)
 
 
 def documents(collection) -> list[dict]:
     """One row per document: its file, doc_id, chunk and page counts."""
-    metas = collection.get(include=["metadatas"])["metadatas"]
+    metas = read_all(collection, ["metadatas"])["metadatas"]
     docs: dict[str, dict] = {}
     for meta in metas:
         row = docs.setdefault(meta["doc_id"], {"file": meta["file"], "doc_id": meta["doc_id"],
@@ -160,9 +176,10 @@ def get_collection(chroma, name: str):
 
 
 def delete_document(collection, doc_id: str) -> int:
-    ids = collection.get(where={"doc_id": doc_id}, include=[])["ids"]
+    ids = read_all(collection, [], where={"doc_id": doc_id})["ids"]
+    for start in range(0, len(ids), PAGE):
+        collection.delete(ids=ids[start:start + PAGE])
     if ids:
-        collection.delete(ids=ids)
         bump_revision(collection)
     return len(ids)
 
@@ -176,7 +193,7 @@ def rename_collection(chroma, old: str, new: str) -> None:
 
 def chunks_of(collection, doc_id: str) -> list[dict]:
     """Every chunk of one document, in reading order."""
-    got = collection.get(where={"doc_id": doc_id}, include=["metadatas", "documents"])
+    got = read_all(collection, ["metadatas", "documents"], where={"doc_id": doc_id})
     rows = [{**meta, "id": id_, "text": text}
             for id_, meta, text in zip(got["ids"], got["metadatas"], got["documents"])]
     return sorted(rows, key=lambda r: r["chunk"])

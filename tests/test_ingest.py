@@ -129,3 +129,19 @@ def test_lost_ligatures_are_put_back():
     assert repair_ligatures(broken) == "different effective first overfitting shuffled"
     text = extract(SAMPLE_PAPER).text
     assert "\ufffd" not in text and "overfitting" in text
+
+
+def test_reads_page_through_large_collections(studio_env, monkeypatch):
+    """Chroma refuses to read ~100k rows at once; every whole-collection read pages."""
+    settings = load_settings()
+    chroma = store.client(settings)
+    collection = store.open_collection(chroma, "paged", "all-minilm-l6-v2", 500, 50)
+    collection.add(ids=[f"c{i}" for i in range(23)], embeddings=[[1.0] + [0.0] * 383] * 23,
+                   documents=[f"text {i}" for i in range(23)],
+                   metadatas=[{"doc_id": "d", "file": "f.txt", "page": 1, "chunk": i, "start": 0,
+                               "end": 1} for i in range(23)])
+    monkeypatch.setattr(store, "PAGE", 5)
+    assert store.documents(collection) == [{"file": "f.txt", "doc_id": "d", "chunks": 23,
+                                            "pages": 1}]
+    assert [c["chunk"] for c in store.chunks_of(collection, "d")] == list(range(23))
+    assert store.delete_document(collection, "d") == 23 and collection.count() == 0
