@@ -1,0 +1,1 @@
+"""LoRA fine-tuning for document classification: data, prompts, trainer, runs."""
