@@ -165,6 +165,37 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import shutil
+
+    from core.training.config import TrainConfig, from_preset
+    from core.training.trainer import train
+
+    settings = load_settings()
+    if args.config:
+        config = TrainConfig.load(Path(args.config))
+    else:
+        missing = [f"--{n.replace('_', '-')}" for n in ("data", "name") if not getattr(args, n)]
+        if missing:
+            raise ValueError(f"train needs --config RUN.yaml, or {' and '.join(missing)}")
+        config = from_preset(args.preset, name=args.name, data=args.data,
+                             text_col=args.text_col, label_col=args.label_col,
+                             base=args.base or settings.lora_base_model,
+                             max_steps=args.max_steps)
+    run_dir = settings.data_dir / "runs" / config.name
+    adapter = train(config, run_dir, settings.models_dir, resume=args.resume)
+    target = settings.models_dir / "adapters" / config.name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(adapter, target)
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+    last_eval = next((m for m in reversed(metrics) if "eval_loss" in m), {})
+    result = {"adapter": str(target), "run": str(run_dir),
+              "validation": {k: last_eval.get(k) for k in ("eval_loss", "eval_accuracy")}}
+    print(json.dumps(result) if args.json else
+          f"adapter saved to {target}; validation {result['validation']}")
+    return 0
+
+
 def _add_retrieval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("question")
     parser.add_argument("--collection", required=True)
@@ -216,6 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--model", help="chat model (registry name or HF folder; endpoint model)")
     ask.add_argument("--max-tokens", type=int, default=256)
     ask.set_defaults(func=cmd_ask)
+
+    tr = sub.add_parser("train", help="fine-tune a LoRA adapter for classification")
+    tr.add_argument("--config", help="a RUN.yaml written by the wizard (or by hand)")
+    tr.add_argument("--data", help="CSV or JSONL with the labelled examples")
+    tr.add_argument("--text-col", default="text")
+    tr.add_argument("--label-col", default="label")
+    tr.add_argument("--base", help="base model (default: the settings' LoRA base)")
+    tr.add_argument("--preset", choices=("quick", "balanced", "thorough"), default="quick")
+    tr.add_argument("--name", help="name of the run and the adapter")
+    tr.add_argument("--max-steps", type=int, default=-1)
+    tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=cmd_train)
     return parser
 
 

@@ -1,0 +1,74 @@
+"""A training run's settings, one typed object: the wizard's form, the CLI and RUN.yaml all read
+and write it. Presets fill it; every field stays editable."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
+
+ATTENTION = ["q_proj", "v_proj"]
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    name: str = _f("adapter", "Name of the run and of the adapter it saves.")
+    data: str = _f("", "CSV or JSONL file with the labelled examples.")
+    text_col: str = _f("text", "Column holding the document text.")
+    label_col: str = _f("label", "Column holding the label.")
+    base: str = _f("gemma-3-270m", "Base model: registry name, HF folder or Hugging Face id.")
+    r: int = _f(8, "LoRA rank: the size of the low-rank update; larger learns more, costs more.")
+    alpha: int = _f(16, "LoRA alpha: scales the update (alpha / r).")
+    dropout: float = _f(0.05, "Dropout on the LoRA input during training.")
+    target_modules: list[str] = _f(None, "Layers that get LoRA adapters.")
+    learning_rate: float = _f(2e-4, "Step size of the optimiser.")
+    epochs: float = _f(1.0, "Passes over the training split.")
+    max_steps: int = _f(-1, "Stop after this many steps (-1: run all epochs).")
+    batch_size: int = _f(2, "Examples per step on each device.")
+    grad_accum: int = _f(1, "Steps whose gradients add up before one update.")
+    max_length: int = _f(512, "Tokens per example; the document is cut to fit, never the labels.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations: 30-40% less memory.")
+    eval_steps: int = _f(20, "Evaluate on the validation split every this many steps.")
+    save_steps: int = _f(20, "Save a checkpoint every this many steps.")
+    split: list[float] = _f(None, "Train / validation / test shares.")
+    seed: int = _f(42, "Seed for the split and the initial LoRA weights.")
+
+    def __post_init__(self) -> None:
+        if self.target_modules is None:
+            self.target_modules = list(ATTENTION)
+        if self.split is None:
+            self.split = [0.8, 0.1, 0.1]
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(yaml.safe_dump(asdict(self), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"{Path(path).name}: unknown settings {', '.join(sorted(unknown))}")
+        return cls(**raw)
+
+
+PRESETS: dict[str, dict] = {
+    "quick": dict(r=8, alpha=16, dropout=0.05, target_modules=ATTENTION, learning_rate=3e-4,
+                  epochs=1.0, batch_size=4, grad_accum=1, max_length=384),
+    "balanced": dict(r=16, alpha=32, dropout=0.05, target_modules=ALL_LINEAR, learning_rate=2e-4,
+                     epochs=2.0, batch_size=2, grad_accum=4, max_length=512),
+    "thorough": dict(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR, learning_rate=2e-4,
+                     epochs=3.0, batch_size=2, grad_accum=8, max_length=1024),
+}
+
+
+def from_preset(preset: str, **overrides) -> TrainConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    return replace(TrainConfig(**PRESETS[preset]), **overrides)

@@ -1,0 +1,208 @@
+"""LoRA fine-tuning with the HF Trainer and PEFT, computing the output layer only where the
+loss is.
+
+With 150k–260k-token vocabularies the output layer over every position is most of a step's time
+and memory, yet a classifier's loss lives on a handful of answer tokens. Batches are padded on
+the left, so every row's answer sits at the end, and the model is asked for the logits of the
+last K positions only (`logits_to_keep`), K being the longest answer in the batch.
+
+Progress goes to `<run>/metrics.jsonl` (one JSON object per log) and `<run>/status.json`,
+never to stdout, so a page can follow a run it did not start.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+from core.training.config import TrainConfig
+from core.training.data import LabelledData, Split, clean, load, split
+from core.training.prompts import encode
+
+ADAPTER_META = "studio-adapter.json"
+
+
+def encode_split(tokenizer, data: LabelledData, categories: list[str],
+                 max_length: int) -> list[dict]:
+    rows = []
+    for text, label in zip(data.texts, data.labels):
+        enc = encode(tokenizer, text, categories, label, max_length)
+        rows.append({"input_ids": enc.input_ids, "labels": enc.labels,
+                     "truncated": enc.truncated})
+    return rows
+
+
+class LeftPadCollator:
+    """Dynamic padding on the left: the answers of a batch all end at its last position."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict]) -> dict:
+        width = max(len(r["input_ids"]) for r in rows)
+        ids, labels, mask = [], [], []
+        for r in rows:
+            pad = width - len(r["input_ids"])
+            ids.append([self.pad_id] * pad + r["input_ids"])
+            labels.append([-100] * pad + r["labels"])
+            mask.append([0] * pad + [1] * len(r["input_ids"]))
+        mask_t = torch.tensor(mask)
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
+                "attention_mask": mask_t,
+                "position_ids": (mask_t.cumsum(-1) - 1).clamp(min=0)}
+
+
+def answer_only_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Loss over the answer tokens, from logits of the last K positions only. Returns the loss,
+    the kept logits' argmax and their targets (for accuracy)."""
+    labels = batch["labels"]
+    answer_len = (labels != -100).sum(dim=1).max().item()
+    keep = int(answer_len) + 1
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"], logits_to_keep=keep)
+    logits = out.logits[:, :-1, :]  # predictions for the last keep-1 tokens
+    targets = labels[:, -(keep - 1):]
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
+                           ignore_index=-100)
+    return loss, logits.argmax(-1), targets
+
+
+class AnswerOnlyTrainer(Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, predicted, targets = answer_only_loss(model, inputs)
+        return (loss, {"predicted": predicted, "targets": targets}) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss, predicted, targets = answer_only_loss(model, inputs)
+        # An example counts as right when every answer token is the model's first choice.
+        right = ((predicted == targets) | (targets == -100)).all(dim=1).float()
+        return loss.detach(), right, right
+
+
+class RunLog(TrainerCallback):
+    """metrics.jsonl and status.json in the run folder, for the page and `runs show`."""
+
+    def __init__(self, run_dir: Path, total_tokens_per_step: float):
+        self.run_dir = Path(run_dir)
+        self.started = time.time()
+        self.tokens_per_step = total_tokens_per_step
+
+    def status(self, **fields) -> None:
+        path = self.run_dir / "status.json"
+        current = json.loads(path.read_text()) if path.exists() else {}
+        current.update(fields, updated=time.time())
+        tmp = path.with_suffix(".json.partial")
+        tmp.write_text(json.dumps(current))
+        tmp.replace(path)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.time()
+        self.status(state="running", max_steps=state.max_steps, step=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        elapsed = time.time() - self.started
+        step = state.global_step
+        row = {"step": step, "epoch": round(state.epoch or 0, 3), "time": round(elapsed, 2)}
+        tracked = {k: logs[k] for k in ("loss", "learning_rate", "grad_norm", "eval_loss",
+                                        "eval_accuracy") if logs and k in logs}
+        if not tracked:
+            return  # the closing summary: nothing for the curves
+        row.update(tracked)
+        if step:
+            row["tokens_per_s"] = round(step * self.tokens_per_step / elapsed, 1)
+            row["eta_s"] = round(elapsed / step * (state.max_steps - step), 1)
+        with (self.run_dir / "metrics.jsonl").open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        self.status(step=step, max_steps=state.max_steps, eta_s=row.get("eta_s"))
+
+
+def _accuracy(eval_pred) -> dict:
+    right = eval_pred.predictions
+    return {"accuracy": float(right.mean())}
+
+
+def load_base(base: str, models_dir: Path):
+    """A registry model by name, or a folder, as (model, tokenizer) in bf16 where fast."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from core.embeddings import bf16_is_fast
+    from core.registry import Registry
+
+    folder = Path(base).expanduser()
+    if not folder.is_dir():
+        registry = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir))
+        folder = registry.load_path(registry.get(base))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if bf16_is_fast() or torch.cuda.is_available() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    return model, tokenizer
+
+
+def prepare_data(config: TrainConfig) -> tuple[Split, list[str]]:
+    data, findings = clean(load(Path(config.data), config.text_col, config.label_col))
+    errors = [f.message for f in findings if f.level == "error"]
+    if errors:
+        raise ValueError("; ".join(errors))
+    parts = split(data, tuple(config.split), config.seed)
+    return parts, data.label_set
+
+
+def train(config: TrainConfig, run_dir: Path, models_dir: Path,
+          resume: bool = False) -> Path:
+    """Train, evaluate on the validation split as it goes, save the adapter; return its path."""
+    from peft import LoraConfig, get_peft_model
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "config.yaml")
+    torch.manual_seed(config.seed)
+    parts, categories = prepare_data(config)
+    model, tokenizer = load_base(config.base, models_dir)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model = get_peft_model(model, LoraConfig(
+        r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+        target_modules=config.target_modules, task_type="CAUSAL_LM"))
+    train_rows = encode_split(tokenizer, parts.train, categories, config.max_length)
+    val_rows = encode_split(tokenizer, parts.validation, categories, config.max_length)
+    tokens_per_step = (sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
+                       * config.batch_size * config.grad_accum)
+    log = RunLog(run_dir, tokens_per_step)
+    args = TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"), per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate, num_train_epochs=config.epochs,
+        max_steps=config.max_steps, logging_steps=1, eval_strategy="steps",
+        eval_steps=config.eval_steps, save_strategy="steps", save_steps=config.save_steps,
+        save_total_limit=2, report_to=[], seed=config.seed, remove_unused_columns=False,
+        train_sampling_strategy="group_by_length", disable_tqdm=True,
+        bf16=model.dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available())
+    trainer = AnswerOnlyTrainer(model=model, args=args, train_dataset=train_rows,
+                                eval_dataset=val_rows, data_collator=LeftPadCollator(
+                                    tokenizer.pad_token_id), compute_metrics=_accuracy,
+                                callbacks=[log])
+    trainer.remove_callback(PrinterCallback)  # progress goes to the run folder, not stdout
+    started = time.time()
+    trainer.train(resume_from_checkpoint=resume or None)
+    adapter = run_dir / "adapter"
+    model.save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    meta = {"name": config.name, "base": config.base, "labels": categories,
+            "prompt_format": "studio-classify-v1", "dataset": parts.train.source,
+            "split": {"ratios": list(parts.ratios), "seed": parts.seed, "sizes": parts.sizes},
+            "config": asdict(config), "training_seconds": round(time.time() - started, 1),
+            "steps": trainer.state.global_step, "created": time.time()}
+    (adapter / ADAPTER_META).write_text(json.dumps(meta, indent=2))
+    log.status(state="finished", adapter=str(adapter))
+    return adapter
