@@ -12,6 +12,7 @@ from core.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.config import load_settings
 from core.registry import Registry, RegistryError
 from core.store import StoreError
+from core.training.jobs import RunBusy
 
 
 def _registry() -> Registry:
@@ -168,6 +169,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import shutil
 
+    from core.training import jobs
     from core.training.config import TrainConfig, from_preset
     from core.training.trainer import train
 
@@ -182,8 +184,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                              text_col=args.text_col, label_col=args.label_col,
                              base=args.base or settings.lora_base_model,
                              max_steps=args.max_steps)
-    run_dir = settings.data_dir / "runs" / config.name
-    adapter = train(config, run_dir, settings.models_dir, resume=args.resume)
+    run_dir = jobs.run_dir(settings, config.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    jobs.acquire(settings, config.name)
+    try:
+        adapter = train(config, run_dir, settings.models_dir, resume=args.resume)
+    except Exception as exc:  # the page and `runs show` must see why; checkpoints stay
+        (run_dir / "status.json").write_text(json.dumps(
+            {**jobs.read_status(run_dir), "state": "failed", "error": str(exc)}))
+        raise
+    finally:
+        jobs.release(settings)
     target = settings.models_dir / "adapters" / config.name
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(adapter, target)
@@ -193,6 +204,40 @@ def cmd_train(args: argparse.Namespace) -> int:
               "validation": {k: last_eval.get(k) for k in ("eval_loss", "eval_accuracy")}}
     print(json.dumps(result) if args.json else
           f"adapter saved to {target}; validation {result['validation']}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from core.training import jobs
+    from core.training.config import TrainConfig
+
+    settings = load_settings()
+    if args.action == "list":
+        for run in jobs.list_runs(settings):
+            row = {"name": run.name, "state": run.status.get("state", "created"),
+                   "step": run.status.get("step"), "max_steps": run.status.get("max_steps"),
+                   "base": run.config.get("base")}
+            print(json.dumps(row) if args.json else
+                  f"{row['name']}: {row['state']} step {row['step']}/{row['max_steps']} "
+                  f"({row['base']})")
+        return 0
+    if not args.name:
+        raise ValueError(f"runs {args.action} needs a run NAME")
+    folder = jobs.run_dir(settings, args.name)
+    if not folder.is_dir():
+        raise ValueError(f"no run named {args.name!r}")
+    if args.action == "show":
+        metrics = jobs.read_metrics(folder)
+        print(json.dumps({"name": args.name, "status": jobs.read_status(folder),
+                          "metrics": metrics if args.json else metrics[-5:]},
+                         indent=None if args.json else 2))
+    elif args.action == "stop":
+        jobs.request_stop(settings, args.name)
+        print(f"asked {args.name} to stop after its current step")
+    else:
+        proc = jobs.start(settings, TrainConfig.load(folder / "config.yaml"), resume=True)
+        print(f"resuming {args.name} (process {proc.pid}); follow it with "
+              f"`python -m core runs show {args.name}`")
     return 0
 
 
@@ -260,16 +305,22 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_train)
+
+    runs = sub.add_parser("runs", help="training runs: list, show, stop, resume")
+    runs.add_argument("action", choices=("list", "show", "stop", "resume"))
+    runs.add_argument("name", nargs="?")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(func=cmd_runs)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "action", None) in ("show", "delete") and not getattr(args, "name", True):
+    if args.command == "collections" and args.action in ("show", "delete") and not args.name:
         parser.error(f"collections {args.action} needs a collection NAME")
     try:
         return args.func(args)
-    except (RegistryError, StoreError, ValueError) as exc:
+    except (RegistryError, StoreError, ValueError, RunBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

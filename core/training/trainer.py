@@ -23,6 +23,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from core.training.config import TrainConfig
 from core.training.data import LabelledData, Split, clean, load, split
+from core.training.jobs import last_checkpoint, stop_requested
 from core.training.prompts import encode
 
 ADAPTER_META = "studio-adapter.json"
@@ -106,6 +107,12 @@ class RunLog(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.time()
         self.status(state="running", max_steps=state.max_steps, step=state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if stop_requested(self.run_dir):
+            control.should_training_stop = True  # the adapter as it is now is still saved
+            control.should_save = True
+            self.status(state="stopping")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         elapsed = time.time() - self.started
@@ -194,7 +201,8 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path,
                                 callbacks=[log])
     trainer.remove_callback(PrinterCallback)  # progress goes to the run folder, not stdout
     started = time.time()
-    trainer.train(resume_from_checkpoint=resume or None)
+    checkpoint = last_checkpoint(run_dir) if resume else None
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     adapter = run_dir / "adapter"
     model.save_pretrained(adapter)
     tokenizer.save_pretrained(adapter)
@@ -204,5 +212,5 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path,
             "config": asdict(config), "training_seconds": round(time.time() - started, 1),
             "steps": trainer.state.global_step, "created": time.time()}
     (adapter / ADAPTER_META).write_text(json.dumps(meta, indent=2))
-    log.status(state="finished", adapter=str(adapter))
+    log.status(state="stopped" if stop_requested(run_dir) else "finished", adapter=str(adapter))
     return adapter

@@ -1,0 +1,82 @@
+"""Training in its own process: stop, resume, one run at a time, a crash keeps checkpoints."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from core.config import PROJECT_ROOT, load_settings
+from core.samples import SAMPLE_DATASET
+from core.training import jobs
+from core.training.config import TrainConfig
+from tests.tiny import tiny_causal_lm
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def settings(studio_env, tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "registry.toml").write_text((PROJECT_ROOT / "models" / "registry.toml").read_text())
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(models))
+    return load_settings()
+
+
+@pytest.fixture
+def config(tmp_path):
+    return TrainConfig(name="long", data=str(SAMPLE_DATASET), base=str(tiny_causal_lm(tmp_path / "m")),
+                       max_steps=3000, batch_size=2, max_length=256, save_steps=10,
+                       eval_steps=1000)
+
+
+def wait_for(predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+def step(settings, name="long") -> int:
+    return jobs.read_status(jobs.run_dir(settings, name)).get("step") or 0
+
+
+def test_stop_then_resume_and_one_run_at_a_time(settings, config):
+    proc = jobs.start(settings, config)
+    wait_for(lambda: step(settings) >= 12)
+    with pytest.raises(jobs.RunBusy, match="run 'long' is training now"):
+        jobs.start(settings, config)
+    jobs.request_stop(settings, "long")
+    assert proc.wait(120) == 0
+    folder = jobs.run_dir(settings, "long")
+    status = jobs.read_status(folder)
+    assert status["state"] == "stopped"
+    stopped_at = status["step"]
+    assert (settings.models_dir / "adapters" / "long" / "adapter_model.safetensors").is_file()
+    assert jobs.active_run(settings) is None
+    checkpoint = jobs.last_checkpoint(folder)
+    assert checkpoint is not None and int(checkpoint.name.split("-")[1]) == stopped_at
+
+    proc = jobs.start(settings, config, resume=True)
+    wait_for(lambda: step(settings) > stopped_at + 3)
+    jobs.request_stop(settings, "long")
+    assert proc.wait(120) == 0
+    steps = [m["step"] for m in jobs.read_metrics(folder)]
+    resumed = steps[steps.index(stopped_at) + 1:]
+    assert resumed and resumed[0] == stopped_at + 1  # continued, not restarted from 1
+
+
+def test_a_killed_run_keeps_its_checkpoints_and_frees_the_machine(settings, config):
+    proc = jobs.start(settings, config)
+    folder = jobs.run_dir(settings, "long")
+    wait_for(lambda: jobs.last_checkpoint(folder) is not None and step(settings) > 12)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    checkpoint = jobs.last_checkpoint(folder)
+    assert (checkpoint / "adapter_model.safetensors").is_file()
+    assert jobs.active_run(settings) is None  # the dead process's lock is cleared
+    proc = jobs.start(settings, config, resume=True)
+    wait_for(lambda: step(settings) > int(checkpoint.name.split("-")[1]) + 2)
+    jobs.request_stop(settings, "long")
+    assert proc.wait(120) == 0
