@@ -19,7 +19,8 @@ if not collection:
     st.stop()
 
 chroma = chroma_client(s)
-docs = store.documents(store.get_collection(chroma, collection))
+chunks_store = store.get_collection(chroma, collection)
+docs = store.documents(chunks_store)
 history: list[Answer] = st.session_state.setdefault("chat", {}).setdefault(collection, [])
 
 # Settings ----------------------------------------------------------------------------------
@@ -125,8 +126,7 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool) -> None:
                                 else escape_markdown(seg)
                                 for seg, match in highlight_spans(hit.text, question)))
             with st.expander("Neighbouring chunks"):
-                for near in store.neighbours(store.get_collection(chroma, collection),
-                                             hit.doc_id, hit.chunk):
+                for near in store.neighbours(chunks_store, hit.doc_id, hit.chunk):
                     st.caption(f"chunk {near['chunk']} · page {near['page']}")
                     st.text(near["text"])
 
