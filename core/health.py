@@ -12,6 +12,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import psutil
 
@@ -63,15 +64,17 @@ def tika_check(settings: Settings) -> Check:
                  "Apache Tika compiled to native code, no JVM")
 
 
-def cpu_flags() -> set[str]:
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """Read once: it sits on the path of every embedding and model load."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
 def compute_check() -> Check:
