@@ -11,6 +11,7 @@ from dataclasses import dataclass
 INSTRUCTION = "Classify the document into exactly one of the valid categories."
 DOC_MARK = "\x00DOCUMENT\x00"  # where the document goes; never occurs in real text
 MIN_DOCUMENT_TOKENS = 16
+EXAMPLE_CHARS = 600  # each few-shot example's document is cut to this, so several fit
 
 
 class PromptError(Exception):
@@ -29,14 +30,36 @@ def answer_text(label: str) -> str:
     return json.dumps({"label": label}, ensure_ascii=False)
 
 
-def prompt_text(categories: list[str]) -> str:
-    return (f"{INSTRUCTION}\nValid categories: {', '.join(categories)}\n\n"
+def _shots(examples: list[tuple[str, str]]) -> str:
+    if not examples:
+        return ""
+    shown = "\n\n".join(f"Document:\n{text[:EXAMPLE_CHARS]}\nAnswer: {answer_text(label)}"
+                         for text, label in examples)
+    return f"Examples:\n\n{shown}\n\nNow the document to classify.\n"
+
+
+def answer_ids(tokenizer, label: str) -> list[int]:
+    """The answer's tokens and an end token: what training teaches and label scoring scores."""
+    ids = tokenizer(answer_text(label), add_special_tokens=False)["input_ids"]
+    return ids + [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else ids
+
+
+def prompt_text(categories: list[str], examples: list[tuple[str, str]] = ()) -> str:
+    return (f"{INSTRUCTION}\nValid categories: {', '.join(categories)}\n\n{_shots(examples)}"
             f"Document:\n{DOC_MARK}\n\nAnswer with JSON like {answer_text(categories[0])}.")
 
 
-def _frame(tokenizer, categories: list[str]) -> tuple[str, str]:
+def render(tokenizer, text: str, categories: list[str],
+           examples: list[tuple[str, str]] = ()) -> str:
+    """The whole prompt as text (the document uncut), to show a user what the model reads."""
+    before, after = _frame(tokenizer, categories, examples)
+    return before + text + after
+
+
+def _frame(tokenizer, categories: list[str],
+           examples: list[tuple[str, str]] = ()) -> tuple[str, str]:
     """The prompt around the document, in the model's chat template when it has one."""
-    user = prompt_text(categories)
+    user = prompt_text(categories, examples)
     if getattr(tokenizer, "chat_template", None):
         rendered = tokenizer.apply_chat_template([{"role": "user", "content": user}],
                                                  tokenize=False, add_generation_prompt=True)
@@ -47,20 +70,18 @@ def _frame(tokenizer, categories: list[str]) -> tuple[str, str]:
 
 
 def encode(tokenizer, text: str, categories: list[str], label: str | None,
-           max_length: int) -> Encoded:
-    """Token ids for one example; with `label`, the answer and an end token follow."""
-    before, after = _frame(tokenizer, categories)
+           max_length: int, examples: list[tuple[str, str]] = ()) -> Encoded:
+    """Token ids for one example; with `label`, the answer and an end token follow. Few-shot
+    `examples` (text, label) are shown before the document."""
+    before, after = _frame(tokenizer, categories, examples)
     ids_before = tokenizer(before, add_special_tokens=True)["input_ids"]
     ids_after = tokenizer(after, add_special_tokens=False)["input_ids"]
-    answer = []
-    if label is not None:
-        answer = tokenizer(answer_text(label), add_special_tokens=False)["input_ids"]
-        if tokenizer.eos_token_id is not None:
-            answer = answer + [tokenizer.eos_token_id]
+    answer = answer_ids(tokenizer, label) if label is not None else []
     budget = max_length - len(ids_before) - len(ids_after) - len(answer)
     if budget < MIN_DOCUMENT_TOKENS:
         raise PromptError(f"a maximum length of {max_length} tokens leaves no room for the "
-                          f"document after the {len(categories)} categories; raise it to at least "
+                          f"document after the {len(categories)} categories"
+                          f"{f' and {len(examples)} examples' if examples else ''}; raise it to at least "
                           f"{max_length - budget + MIN_DOCUMENT_TOKENS}")
     doc = tokenizer(text, add_special_tokens=False)["input_ids"]
     truncated = len(doc) > budget

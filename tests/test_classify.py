@@ -1,0 +1,85 @@
+"""Label scoring and generate-and-parse with a tiny random model."""
+
+import pytest
+import torch
+
+from core.classify import Classifier, parse_answer
+from core.training.prompts import answer_ids, encode
+from tests.tiny import tiny_causal_lm
+
+LABELS = ["Hosting", "License", "Sponsorship agreement"]
+TEXT = "The licensor grants the licensee a non-exclusive licence to use the software."
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tiny_causal_lm(tmp_path_factory.mktemp("tiny"))
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    return Classifier(model, AutoTokenizer.from_pretrained(folder), LABELS, max_length=128)
+
+
+def full_sequence_logprob(clf: Classifier, text: str, label: str) -> float:
+    """The answer's log-likelihood from one pass over prompt + answer, no cache."""
+    enc = encode(clf.tokenizer, text, LABELS, label, clf.max_length)
+    ids = torch.tensor([enc.input_ids])
+    with torch.no_grad():
+        logp = torch.log_softmax(clf.model(input_ids=ids).logits[0].float(), -1)
+    n = len(answer_ids(clf.tokenizer, label))
+    return sum(logp[i - 1, enc.input_ids[i]].item() for i in range(len(enc.input_ids) - n,
+                                                                     len(enc.input_ids)))
+
+
+def test_scores_are_probabilities_over_the_labels_and_the_label_is_the_argmax(classifier):
+    pred = classifier.score(TEXT)
+    assert set(pred.scores) == set(LABELS)
+    assert sum(pred.scores.values()) == pytest.approx(1, abs=1e-5)
+    assert pred.label == max(pred.scores, key=pred.scores.get)
+    assert "Valid categories: Hosting, License, Sponsorship agreement" in pred.prompt
+    assert TEXT in pred.prompt and not pred.truncated
+
+
+def test_cached_prefix_scores_equal_scoring_each_full_sequence(classifier):
+    pred = classifier.score(TEXT)
+    full = torch.tensor([full_sequence_logprob(classifier, TEXT, label) for label in LABELS])
+    expected = dict(zip(LABELS, torch.softmax(full, 0).tolist()))
+    for label in LABELS:
+        assert pred.scores[label] == pytest.approx(expected[label], abs=1e-4)
+
+
+def test_long_documents_are_cut_and_flagged(classifier):
+    pred = classifier.score("word " * 2000)
+    assert pred.truncated and sum(pred.scores.values()) == pytest.approx(1, abs=1e-5)
+
+
+def test_few_shot_examples_appear_before_the_document_and_new_labels_work(classifier):
+    examples = [("Payment terms are net 30.", "Finance"), ("The server is hosted.", "IT")]
+    pred = classifier.score(TEXT, labels=["Finance", "IT"], examples=examples)
+    assert set(pred.scores) == {"Finance", "IT"}
+    assert pred.prompt.index("Payment terms") < pred.prompt.index(TEXT)
+
+
+def test_generate_mode_reports_unparseable_output_instead_of_guessing(classifier):
+    pred = classifier.generate(TEXT)
+    assert pred.mode == "generate" and pred.output is not None
+    # A random model does not answer in JSON: the result says so and names no label.
+    assert pred.label is None and "not" in pred.error
+
+
+@pytest.mark.parametrize("output,label,error", [
+    ('{"label": "License"}', "License", None),
+    ('Sure! {"label": "Hosting"} done', "Hosting", None),
+    ('{"label": "Lease"}', None, "not one of the labels"),
+    ("License", None, "not JSON"),
+    ('{"label": License}', None, "does not parse"),
+])
+def test_parse_answer(output, label, error):
+    got, why = parse_answer(output, LABELS)
+    assert got == label
+    assert (why is None) if error is None else error in why
+
+
+def test_one_label_is_refused(classifier):
+    with pytest.raises(ValueError, match="two labels"):
+        classifier.score(TEXT, labels=["Only"])
