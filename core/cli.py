@@ -188,7 +188,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     jobs.acquire(settings, config.name)
     try:
-        adapter = train(config, run_dir, settings.models_dir, resume=args.resume)
+        adapter = train(config, run_dir, settings.models_dir, resume=args.resume,
+                        on_metrics=_print_progress)
     except Exception as exc:  # the page and `runs show` must see why; checkpoints stay
         (run_dir / "status.json").write_text(json.dumps(
             {**jobs.read_status(run_dir), "state": "failed", "error": str(exc)}))
@@ -198,13 +199,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     target = settings.models_dir / "adapters" / config.name
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(adapter, target)
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
-    last_eval = next((m for m in reversed(metrics) if "eval_loss" in m), {})
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
     result = {"adapter": str(target), "run": str(run_dir),
-              "validation": {k: last_eval.get(k) for k in ("eval_loss", "eval_accuracy")}}
+              "test": {which: {k: evaluation[which][k] for k in ("accuracy", "macro_f1")}
+                       for which in ("adapter", "zero_shot", "baseline")},
+              "test_size": evaluation["test_size"]}
     print(json.dumps(result) if args.json else
-          f"adapter saved to {target}; validation {result['validation']}")
+          f"adapter saved to {target}\ntest accuracy ({result['test_size']} examples): " +
+          ", ".join(f"{k.replace('_', '-')} {v['accuracy']:.0%}" for k, v in result["test"].items()))
     return 0
+
+
+def _print_progress(row: dict) -> None:
+    """One line per logged step: the run's train.log, which the Train page shows."""
+    parts = [f"step {row['step']}", f"epoch {row['epoch']:.2f}"]
+    parts += [f"{k.replace('_', ' ')} {row[k]:.4g}" for k in
+              ("loss", "eval_loss", "eval_accuracy", "tokens_per_s") if k in row]
+    if "eta_s" in row:
+        parts.append(f"eta {row['eta_s']:.0f}s")
+    print(" · ".join(parts), flush=True)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
@@ -45,6 +46,14 @@ def _load(model_name: str, path: str, bf16: bool) -> Embedder:
 def get_embedder(settings: Settings, model_name: str | None = None) -> Embedder:
     registry = Registry.load(settings.registry_path, settings.models_dir)
     spec = registry.get(model_name or settings.embedding_model)
+    return _load(spec.name, str(registry.load_path(spec)), bf16_is_fast())
+
+
+def default_embedder(models_dir: Path) -> Embedder:
+    """The registry's default embedding model, for work that has a models folder but no
+    Settings (a training process)."""
+    registry = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir))
+    spec = registry.default("embedding")
     return _load(spec.name, str(registry.load_path(spec)), bf16_is_fast())
 
 

@@ -59,6 +59,12 @@ def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path):
     meta = json.loads((adapter / ADAPTER_META).read_text())
     assert meta["labels"] == ["Distributor", "Endorsement", "Hosting", "License", "Sponsorship"]
     assert meta["split"]["sizes"] == {"train": 48, "validation": 6, "test": 6}
+    assert len(meta["base_sha256"]) == 64 and len(meta["dataset_sha256"]) == 64
+    evaluation = meta["evaluation"]
+    assert evaluation["test_size"] == 6
+    for which in ("adapter", "zero_shot", "baseline"):
+        result = evaluation[which]
+        assert 0 <= result["accuracy"] <= 1 and sum(map(sum, result["confusion"])) == 6
 
     # Reloaded from disk it predicts what the trained model predicted.
     reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny), adapter)
@@ -97,5 +103,7 @@ def test_cli_train_writes_run_and_adapter(tiny, studio_env, tmp_path, monkeypatc
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["adapter"] == str(models / "adapters" / "cuad-tiny")
+    assert set(result["test"]) == {"adapter", "zero_shot", "baseline"}
+    assert "step 4 · epoch" in out.stdout  # progress lines before the result
     assert (models / "adapters" / "cuad-tiny" / "adapter_model.safetensors").is_file()
     assert (studio_env / "runs" / "cuad-tiny" / "config.yaml").is_file()

@@ -57,6 +57,7 @@ class Split:
     ratios: tuple[float, float, float]
     seed: int
     sizes: dict = field(default_factory=dict)
+    fingerprint: str = ""  # of the whole cleaned dataset, before splitting
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -156,6 +157,6 @@ def split(data: LabelledData, ratios: tuple[float, float, float] = (0.8, 0.1, 0.
                         f"({exc}); add examples of the rarest labels or give the held-out "
                         "parts a larger share") from exc
     parts = Split(data.subset(sorted(train)), data.subset(sorted(validation)),
-                  data.subset(sorted(test)), ratios, seed)
+                  data.subset(sorted(test)), ratios, seed, fingerprint=data.fingerprint())
     parts.sizes = {"train": len(train), "validation": len(validation), "test": len(test)}
     return parts

@@ -12,10 +12,12 @@ never to stdout, so a page can follow a run it did not start.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -91,10 +93,12 @@ class AnswerOnlyTrainer(Trainer):
 class RunLog(TrainerCallback):
     """metrics.jsonl and status.json in the run folder, for the page and `runs show`."""
 
-    def __init__(self, run_dir: Path, total_tokens_per_step: float):
+    def __init__(self, run_dir: Path, total_tokens_per_step: float,
+                 on_metrics: Callable[[dict], None] | None = None):
         self.run_dir = Path(run_dir)
         self.started = time.time()
         self.tokens_per_step = total_tokens_per_step
+        self.on_metrics = on_metrics
 
     def status(self, **fields) -> None:
         path = self.run_dir / "status.json"
@@ -128,6 +132,8 @@ class RunLog(TrainerCallback):
             row["eta_s"] = round(elapsed / step * (state.max_steps - step), 1)
         with (self.run_dir / "metrics.jsonl").open("a") as fh:
             fh.write(json.dumps(row) + "\n")
+        if self.on_metrics:
+            self.on_metrics(row)
         self.status(step=step, max_steps=state.max_steps, eta_s=row.get("eta_s"))
 
 
@@ -155,6 +161,25 @@ def load_base(base: str, models_dir: Path):
     return model, tokenizer
 
 
+def base_fingerprint(base: str, models_dir: Path) -> str:
+    """sha256 identifying the base weights: the registry's pinned hash for a registry model,
+    else the hash of the folder's safetensors files."""
+    from core.registry import Registry
+
+    folder = Path(base).expanduser()
+    if not folder.is_dir():
+        spec = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir)).get(base)
+        if spec.sha256:
+            return spec.sha256
+        folder = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir)).load_path(spec)
+    digest = hashlib.sha256()
+    for weights in sorted(folder.glob("*.safetensors")):
+        with weights.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def prepare_data(config: TrainConfig) -> tuple[Split, list[str]]:
     data, findings = clean(load(Path(config.data), config.text_col, config.label_col))
     errors = [f.message for f in findings if f.level == "error"]
@@ -164,9 +189,10 @@ def prepare_data(config: TrainConfig) -> tuple[Split, list[str]]:
     return parts, data.label_set
 
 
-def train(config: TrainConfig, run_dir: Path, models_dir: Path,
-          resume: bool = False) -> Path:
-    """Train, evaluate on the validation split as it goes, save the adapter; return its path."""
+def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = False,
+          on_metrics: Callable[[dict], None] | None = None) -> Path:
+    """Train (evaluating on the validation split as it goes), save the adapter, then compare it
+    on the test split with the base model alone and an embedding baseline; return its path."""
     from peft import LoraConfig, get_peft_model
 
     run_dir = Path(run_dir)
@@ -185,7 +211,7 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path,
     val_rows = encode_split(tokenizer, parts.validation, categories, config.max_length)
     tokens_per_step = (sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
                        * config.batch_size * config.grad_accum)
-    log = RunLog(run_dir, tokens_per_step)
+    log = RunLog(run_dir, tokens_per_step, on_metrics)
     args = TrainingArguments(
         output_dir=str(run_dir / "checkpoints"), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
@@ -203,14 +229,38 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path,
     started = time.time()
     checkpoint = last_checkpoint(run_dir) if resume else None
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    training_seconds = round(time.time() - started, 1)
+    stopped = stop_requested(run_dir)
+    if not trainer.is_world_process_zero():
+        return run_dir / "adapter"  # under DDP one process saves and evaluates
     adapter = run_dir / "adapter"
     model.save_pretrained(adapter)
     tokenizer.save_pretrained(adapter)
-    meta = {"name": config.name, "base": config.base, "labels": categories,
+    meta = {"name": config.name, "base": config.base,
+            "base_sha256": base_fingerprint(config.base, models_dir), "labels": categories,
             "prompt_format": "studio-classify-v1", "dataset": parts.train.source,
+            "dataset_sha256": parts.fingerprint,
             "split": {"ratios": list(parts.ratios), "seed": parts.seed, "sizes": parts.sizes},
-            "config": asdict(config), "training_seconds": round(time.time() - started, 1),
+            "config": asdict(config), "training_seconds": training_seconds,
             "steps": trainer.state.global_step, "created": time.time()}
+    log.status(state="evaluating")
+    meta["evaluation"] = evaluate_adapter(model, tokenizer, parts, categories, config,
+                                          models_dir, log)
+    (run_dir / "evaluation.json").write_text(json.dumps(meta["evaluation"]))
     (adapter / ADAPTER_META).write_text(json.dumps(meta, indent=2))
-    log.status(state="stopped" if stop_requested(run_dir) else "finished", adapter=str(adapter))
+    log.status(state="stopped" if stopped else "finished", adapter=str(adapter))
     return adapter
+
+
+def evaluate_adapter(model, tokenizer, parts: Split, categories: list[str], config: TrainConfig,
+                     models_dir: Path, log: RunLog) -> dict:
+    from core.classify import Classifier
+    from core.embeddings import default_embedder
+    from core.training.evaluate import compare
+
+    def progress(what: str, done: int, total: int) -> None:
+        log.status(evaluating=f"{what} {done}/{total}")
+
+    model.eval()
+    classifier = Classifier(model, tokenizer, categories, config.max_length, config.name)
+    return compare(classifier, parts.train, parts.test, default_embedder(models_dir), progress)
