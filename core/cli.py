@@ -210,6 +210,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from core.training.config import TrainConfig
+    from core.training.estimate import measure, model_size
+
+    settings = load_settings()
+    config = TrainConfig.load(Path(args.config))
+    calibration = measure(config, settings.models_dir)
+    if args.json:
+        print(json.dumps(asdict(calibration)))
+        return 0
+    size = model_size(config, settings.models_dir)
+    print(f"trainable parameters: {size.trainable:,} of {size.total:,}; adapter "
+          f"{size.adapter_bytes / 1e6:.1f} MB\n{calibration.seconds_per_step} s/step × "
+          f"{calibration.steps} steps ≈ {calibration.seconds / 60:.1f} min; peak memory "
+          f"{calibration.peak_memory_bytes / 2**30:.1f} GiB")
+    return 0
+
+
 def _print_progress(row: dict) -> None:
     """One line per logged step: the run's train.log, which the Train page shows."""
     parts = [f"step {row['step']}", f"epoch {row['epoch']:.2f}"]
@@ -318,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_train)
+
+    est = sub.add_parser("estimate", help="a run's size, duration and peak memory, measured "
+                                          "from a few real steps")
+    est.add_argument("--config", required=True, help="a RUN.yaml")
+    est.add_argument("--json", action="store_true")
+    est.set_defaults(func=cmd_estimate)
 
     runs = sub.add_parser("runs", help="training runs: list, show, stop, resume")
     runs.add_argument("action", choices=("list", "show", "stop", "resume"))

@@ -160,3 +160,69 @@ def split(data: LabelledData, ratios: tuple[float, float, float] = (0.8, 0.1, 0.
                   data.subset(sorted(test)), ratios, seed, fingerprint=data.fingerprint())
     parts.sizes = {"train": len(train), "validation": len(validation), "test": len(test)}
     return parts
+
+
+TEXT_COLUMN_HINTS = ("text", "document", "content", "body", "clause", "sentence")
+LABEL_COLUMN_HINTS = ("label", "category", "class", "type", "target")
+
+
+def guess_columns(frame: pd.DataFrame) -> tuple[str, str]:
+    """The likeliest text and label columns: by name, else the longest and the least varied."""
+    columns = [str(c) for c in frame.columns]
+    if len(columns) < 2:
+        raise DataError("the table needs a text column and a label column")
+
+    def by_name(hints: tuple[str, ...]) -> str | None:
+        return next((c for h in hints for c in columns if h in c.lower()), None)
+
+    strings = frame.astype(str)
+    text = by_name(TEXT_COLUMN_HINTS) or max(columns, key=lambda c: strings[c].str.len().mean())
+    rest = [c for c in columns if c != text]
+    label = by_name(LABEL_COLUMN_HINTS)
+    if label in (None, text):
+        label = min(rest, key=lambda c: strings[c].nunique())
+    return text, label
+
+
+def from_zip(path: Path, extract_file, limits: DataLimits = DataLimits()) -> tuple[pd.DataFrame, list[str]]:
+    """A ZIP holding one folder per label, documents inside: a table of (text, label) and a
+    message per file that could not be read. `extract_file(path) -> str` is the ingestion
+    extractor. Member names are never used as paths: each file is written to a temporary name."""
+    import tempfile
+    import zipfile
+    from pathlib import PurePosixPath
+
+    path = Path(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{path.name}: not a ZIP file") from exc
+    rows, problems = [], []
+    with archive, tempfile.TemporaryDirectory() as tmp:
+        members = [m for m in archive.infolist() if not m.is_dir()
+                   and not PurePosixPath(m.filename).name.startswith(".")
+                   and "__MACOSX" not in m.filename]
+        if len(members) > limits.max_rows:
+            raise DataError(f"{path.name}: {len(members):,} files is over the limit of "
+                            f"{limits.max_rows:,}")
+        for member in members:
+            parts = PurePosixPath(member.filename).parts
+            if len(parts) < 2:
+                problems.append(f"{member.filename}: not inside a label folder, left out")
+                continue
+            if member.file_size > limits.max_text_chars * 50:
+                problems.append(f"{member.filename}: larger than "
+                                f"{limits.max_text_chars * 50 // 1_000_000} MB, left out")
+                continue
+            target = Path(tmp) / f"member{PurePosixPath(parts[-1]).suffix.lower()}"
+            target.write_bytes(archive.read(member))
+            try:
+                text = extract_file(target)
+            except Exception as exc:  # one unreadable file never stops the others
+                problems.append(f"{member.filename}: {exc}")
+                continue
+            rows.append({"text": text, "label": parts[-2], "file": member.filename})
+    if not rows:
+        raise DataError(f"{path.name}: no readable documents in label folders"
+                        + (f" ({problems[0]})" if problems else ""))
+    return pd.DataFrame(rows), problems

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -137,9 +137,34 @@ class RunLog(TrainerCallback):
         self.status(step=step, max_steps=state.max_steps, eta_s=row.get("eta_s"))
 
 
+class StepTimer(TrainerCallback):
+    """Seconds per optimiser step, for the calibration."""
+
+    def __init__(self, times: list[float]):
+        self.times = times
+        self.last = time.perf_counter()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.last = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter() - self.last)
+
+
 def _accuracy(eval_pred) -> dict:
     right = eval_pred.predictions
     return {"accuracy": float(right.mean())}
+
+
+def base_folder(base: str, models_dir: Path) -> Path:
+    """A registry model's prepared folder, or `base` itself when it is a folder."""
+    from core.registry import Registry
+
+    folder = Path(base).expanduser()
+    if folder.is_dir():
+        return folder
+    registry = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir))
+    return registry.load_path(registry.get(base))
 
 
 def load_base(base: str, models_dir: Path):
@@ -147,12 +172,8 @@ def load_base(base: str, models_dir: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from core.embeddings import bf16_is_fast
-    from core.registry import Registry
 
-    folder = Path(base).expanduser()
-    if not folder.is_dir():
-        registry = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir))
-        folder = registry.load_path(registry.get(base))
+    folder = base_folder(base, models_dir)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -166,12 +187,11 @@ def base_fingerprint(base: str, models_dir: Path) -> str:
     else the hash of the folder's safetensors files."""
     from core.registry import Registry
 
-    folder = Path(base).expanduser()
-    if not folder.is_dir():
+    if not Path(base).expanduser().is_dir():
         spec = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir)).get(base)
         if spec.sha256:
             return spec.sha256
-        folder = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir)).load_path(spec)
+    folder = base_folder(base, models_dir)
     digest = hashlib.sha256()
     for weights in sorted(folder.glob("*.safetensors")):
         with weights.open("rb") as fh:
@@ -189,11 +209,20 @@ def prepare_data(config: TrainConfig) -> tuple[Split, list[str]]:
     return parts, data.label_set
 
 
-def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = False,
-          on_metrics: Callable[[dict], None] | None = None) -> Path:
-    """Train (evaluating on the validation split as it goes), save the adapter, then compare it
-    on the test split with the base model alone and an embedding baseline; return its path."""
-    from peft import LoraConfig, get_peft_model
+@dataclass
+class Session:
+    """Everything a training run needs, built once: the calibration reuses it for a few steps."""
+    trainer: AnswerOnlyTrainer
+    model: object
+    tokenizer: object
+    parts: Split
+    categories: list[str]
+    log: RunLog
+
+
+def build(config: TrainConfig, run_dir: Path, models_dir: Path,
+          on_metrics: Callable[[dict], None] | None = None) -> Session:
+    from peft import get_peft_model
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -204,9 +233,7 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    model = get_peft_model(model, LoraConfig(
-        r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-        target_modules=config.target_modules, task_type="CAUSAL_LM"))
+    model = get_peft_model(model, lora_config(config))
     train_rows = encode_split(tokenizer, parts.train, categories, config.max_length)
     val_rows = encode_split(tokenizer, parts.validation, categories, config.max_length)
     tokens_per_step = (sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
@@ -226,6 +253,24 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
                                     tokenizer.pad_token_id), compute_metrics=_accuracy,
                                 callbacks=[log])
     trainer.remove_callback(PrinterCallback)  # progress goes to the run folder, not stdout
+    return Session(trainer, model, tokenizer, parts, categories, log)
+
+
+def lora_config(config: TrainConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=config.target_modules, task_type="CAUSAL_LM")
+
+
+def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = False,
+          on_metrics: Callable[[dict], None] | None = None) -> Path:
+    """Train (evaluating on the validation split as it goes), save the adapter, then compare it
+    on the test split with the base model alone and an embedding baseline; return its path."""
+    run_dir = Path(run_dir)
+    session = build(config, run_dir, models_dir, on_metrics)
+    trainer, model, tokenizer = session.trainer, session.model, session.tokenizer
+    parts, categories, log = session.parts, session.categories, session.log
     started = time.time()
     checkpoint = last_checkpoint(run_dir) if resume else None
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
