@@ -12,6 +12,9 @@ PAGES = {
         st.Page("pages/documents.py", title="Documents", icon=":material/description:"),
         st.Page("pages/chat.py", title="Chat", icon=":material/forum:"),
     ],
+    "LoRA": [
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    ],
     "Setup": [
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ],

@@ -20,6 +20,20 @@ def studio_env(tmp_path, monkeypatch):
     return data
 
 
+@pytest.fixture
+def models_env(tmp_path, monkeypatch):
+    """A private models folder (adapters written by tests stay out of the project) that sees
+    the prepared models through links."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "registry.toml").write_text((ROOT / "models" / "registry.toml").read_text())
+    for part in ("base", "gguf", ".state"):
+        if (ROOT / "models" / part).exists():
+            (models / part).symlink_to(ROOT / "models" / part)
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(models))
+    return models
+
+
 def shared(*parts: str) -> Path:
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():

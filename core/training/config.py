@@ -3,13 +3,23 @@ and write it. Presets fill it; every field stays editable."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ATTENTION = ["q_proj", "v_proj"]
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def check_name(name: str, what: str) -> str:
+    """Run and adapter names become folder names: nothing that could leave the folder."""
+    if not NAME.fullmatch(name or ""):
+        raise ValueError(f"{what} name {name!r}: use up to 64 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
+    return name
 
 
 def _f(default, help: str):
@@ -40,6 +50,7 @@ class TrainConfig:
     seed: int = _f(42, "Seed for the split and the initial LoRA weights.")
 
     def __post_init__(self) -> None:
+        check_name(self.name, "run")
         if self.target_modules is None:
             self.target_modules = list(ATTENTION)
         if self.split is None:

@@ -138,6 +138,23 @@ def read_metrics(folder: Path) -> list[dict]:
     return rows
 
 
+def log_tail(folder: Path, lines: int = 20) -> str:
+    path = Path(folder) / "train.log"
+    if not path.exists():
+        return ""
+    with path.open("rb") as fh:  # the end only: a long run's log can be large
+        fh.seek(max(0, path.stat().st_size - 64_000))
+        text = fh.read().decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def read_evaluation(folder: Path) -> dict | None:
+    try:
+        return json.loads((Path(folder) / "evaluation.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def list_runs(settings: Settings) -> list[RunInfo]:
     import yaml
 

@@ -87,3 +87,17 @@ def encode(tokenizer, text: str, categories: list[str], label: str | None,
     truncated = len(doc) > budget
     prompt = ids_before + doc[:budget] + ids_after
     return Encoded(prompt + answer, [-100] * len(prompt) + answer, len(prompt), truncated)
+
+
+def document_budget(tokenizer, categories: list[str], max_length: int) -> int:
+    """Tokens left for the document once the prompt and the longest answer are in."""
+    longest = max(categories, key=lambda c: len(answer_ids(tokenizer, c)))
+    frame = encode(tokenizer, "", categories, longest, max_length)
+    return max_length - len(frame.input_ids)
+
+
+def count_truncated(tokenizer, texts: list[str], categories: list[str], max_length: int) -> int:
+    """How many texts will be cut to fit `max_length` (the category list never is)."""
+    budget = document_budget(tokenizer, categories, max_length)
+    lengths = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return sum(len(ids) > budget for ids in lengths)

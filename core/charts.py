@@ -1,0 +1,63 @@
+"""Plotly figures the pages show; built here so they are tested without a browser."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+LAYOUT = dict(margin=dict(l=10, r=10, t=30, b=10), height=320,
+              legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """Exponential moving average with bias correction (TensorBoard's smoothing)."""
+    out, last, debias = [], 0.0, 1.0
+    for v in values:
+        last = weight * last + (1 - weight) * v
+        debias *= weight
+        out.append(last / (1 - debias) if debias < 1 else v)
+    return out
+
+
+def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
+               title: str | None = None) -> go.Figure:
+    train = [m for m in metrics if "loss" in m]
+    evals = [m for m in metrics if "eval_loss" in m]
+    fig = go.Figure()
+    if train:
+        raw = [m["loss"] for m in train]
+        steps = [m["step"] for m in train]
+        if smoothing:
+            fig.add_scatter(x=steps, y=raw, mode="lines", name="train (raw)",
+                            line=dict(color="#9ecae1", width=1), opacity=0.6)
+        fig.add_scatter(x=steps, y=smooth(raw, smoothing) if smoothing else raw, mode="lines",
+                        name="train loss", line=dict(color="#1f77b4", width=2))
+    if evals:
+        fig.add_scatter(x=[m["step"] for m in evals], y=[m["eval_loss"] for m in evals],
+                        mode="lines+markers", name="validation loss",
+                        line=dict(color="#ff7f0e", width=2))
+    fig.update_layout(**LAYOUT, title=title, xaxis_title="step", yaxis_title="loss")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def bars(counts: dict[str, float], x_title: str, percent: bool = False) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(counts.values()), y=list(counts.keys()), orientation="h",
+                           text=[f"{v:.0%}" if percent else f"{v:,}" for v in counts.values()],
+                           textposition="auto", marker_color="#1f77b4"))
+    fig.update_layout(**{**LAYOUT, "height": max(160, 40 + 28 * len(counts))},
+                      xaxis_title=x_title, yaxis=dict(autorange="reversed"))
+    if percent:
+        fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    return fig
+
+
+def confusion(matrix: list[list[int]], labels: list[str], title: str | None = None) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, colorscale="Blues",
+                               text=matrix, texttemplate="%{text}", showscale=False,
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>"))
+    fig.update_layout(**{**LAYOUT, "height": max(260, 60 + 40 * len(labels))}, title=title,
+                      xaxis_title="predicted", yaxis_title="true",
+                      yaxis=dict(autorange="reversed"))
+    return fig
+

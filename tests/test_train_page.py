@@ -1,0 +1,133 @@
+"""AppTest for each step of the training wizard, with a tiny random model for the real run."""
+
+import io
+import time
+import zipfile
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import PROJECT_ROOT
+from core.training import jobs
+from core.training.config import TrainConfig
+from core.training.estimate import model_size
+from tests.tiny import tiny_causal_lm
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_causal_lm(tmp_path_factory.mktemp("tiny"))
+
+
+def train_page() -> AppTest:
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
+    return at.switch_page("pages/train.py").run()
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_step1_sample_dataset_shows_labels_and_split(studio_env, models_env):
+    at = train_page()
+    assert not at.exception
+    assert "5 labels" in text(at) and "train **48** · validation **6** · test **6**" in text(at)
+    assert at.get("plotly_chart")
+    at.number_input(key="split-Train %").set_value(70).run()
+    assert any("add up to 90%" in e.value for e in at.error)
+    at.number_input(key="split-Test %").set_value(20).run()
+    assert "train **42**" in text(at)
+    button(at, "Next: model and LoRA settings").click().run()
+    assert at.segmented_control(key="train-step").value == "2 · Model"
+
+
+def test_step1_bad_csv_is_explained_and_blocks_the_next_step(studio_env, models_env):
+    at = train_page()
+    at.radio(key="train-source").set_value("CSV or JSONL file").run()
+    rows = "text,label\n" + "".join(f"contract number {i},A\n" for i in range(6)) + \
+        "contract number 0,A\nlonely text,B\n,A\n"
+    at.file_uploader(key="train-table").set_value(
+        [("../my data.csv", rows.encode(), "text/csv")]).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("fewer than 3 examples" in e and "B (1)" in e for e in errors)
+    warnings = [w.value for w in at.warning]
+    assert any("1 row(s) with an empty text" in w for w in warnings)
+    assert any("1 duplicate text(s)" in w for w in warnings)
+    assert button(at, "Next: model and LoRA settings").disabled
+    assert [p.name for p in (studio_env / "datasets").iterdir()] == ["my data.csv"]  # kept inside
+
+
+def test_step1_zip_of_label_folders(studio_env, models_env):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for label in ("invoice", "letter"):
+            for i in range(3):
+                archive.writestr(f"docs/{label}/{i}.txt", f"This {label} is number {i}.")
+        archive.writestr("docs/letter/empty.txt", "")
+    at = train_page()
+    at.radio(key="train-source").set_value("ZIP of folders, one per label").run()
+    at.file_uploader(key="train-zip").set_value([("docs.zip", buffer.getvalue(),
+                                                  "application/zip")]).run()
+    assert not at.exception
+    assert any("docs/letter/empty.txt: the file is empty" in w.value for w in at.warning)
+    assert "2 labels" in text(at) and "6 usable examples" in text(at)
+
+
+def test_step2_exact_parameters_and_presets(studio_env, models_env, tiny):
+    at = train_page()
+    button(at, "Next: model and LoRA settings").click().run()
+    at.selectbox(key="train-base").set_value("Other: Hugging Face id or folder").run()
+    at.text_input(key="train-base-other").set_value(str(tiny)).run()
+    assert not at.exception
+    expected = model_size(TrainConfig(base=str(tiny), **{
+        k: at.session_state["train-config"][k] for k in ("r", "target_modules")}), models_env)
+    assert at.metric[0].value == f"{expected.trainable:,}"
+    at.segmented_control(key="train-preset").set_value("balanced").run()
+    assert at.number_input(key="cfg-r").value == 16
+    assert "down_proj" in at.multiselect(key="cfg-target_modules").value
+    bigger = model_size(TrainConfig(base=str(tiny), r=16, target_modules=at.multiselect(
+        key="cfg-target_modules").value), models_env)
+    assert at.metric[0].value == f"{bigger.trainable:,}"
+    assert at.number_input(key="cfg-r").proto.help  # every field explains itself
+
+
+@pytest.mark.slow
+def test_step3_to_5_train_follow_evaluate_save(studio_env, models_env, tiny):
+    at = train_page()
+    button(at, "Next: model and LoRA settings").click().run()
+    at.selectbox(key="train-base").set_value("Other: Hugging Face id or folder").run()
+    at.text_input(key="train-base-other").set_value(str(tiny)).run()
+    at.number_input(key="cfg-max_steps").set_value(4).run()
+    at.number_input(key="cfg-max_length").set_value(256).run()
+    button(at, "Next: train").click().run()
+    at.text_input(key="train-name").set_value("wizard-run").run()
+    button(at, "Start training").click().run()
+    assert not at.exception
+    folder = studio_env / "runs" / "wizard-run"
+    deadline = time.time() + 300
+    while jobs.read_status(folder).get("state") not in ("finished", "failed"):
+        assert time.time() < deadline, jobs.log_tail(folder)
+        time.sleep(2)
+    assert jobs.read_status(folder)["state"] == "finished", jobs.log_tail(folder)
+    at.run()
+    assert "**finished** · step 4 of 4" in at.get("progress")[0].proto.text
+    assert at.get("plotly_chart")
+    assert "step 4 · epoch" in at.code[0].value  # the log tail
+
+    button(at, "See the evaluation").click().run()
+    assert not at.exception
+    titles = [m.label for m in at.metric]
+    assert titles == ["LoRA adapter", "Base model, zero-shot", "Embeddings + logistic regression"]
+    assert "test split** (6 examples" in text(at)
+
+    button(at, "Next: save").click().run()
+    assert not at.exception
+    assert any(str(models_env / "adapters" / "wizard-run") in s.value for s in at.success)
+    at.text_input(key="copy-name").set_value("wizard-copy")  # in a form: sent with the submit
+    at.button(key="save-copy-button").click().run()
+    assert (models_env / "adapters" / "wizard-copy" / "adapter_model.safetensors").is_file()
