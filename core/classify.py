@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core.training.prompts import answer_ids, encode, render
+from core.training.prompts import answer_ids, encode, render, shots_text
 
 MODES = ("score", "generate")
 
@@ -63,8 +63,11 @@ class Classifier:
         if len(labels) < 2:
             raise ValueError("classification needs at least two labels")
         answers = [answer_ids(self.tokenizer, label) for label in labels]
-        # Room is kept for the answer, as in training, so the document is cut where it was then.
+        # Room is kept for the answer, as in training, so the document is cut where it was then;
+        # few-shot examples get room of their own rather than taking the document's.
         room = self.max_length - max(len(a) for a in answers)
+        if examples:
+            room += len(self.tokenizer(shots_text(examples), add_special_tokens=False)["input_ids"])
         enc = encode(self.tokenizer, text, labels, None, room, examples)
         return (labels, answers, enc.input_ids, enc.truncated,
                 render(self.tokenizer, text, labels, examples))

@@ -20,17 +20,43 @@ def studio_env(tmp_path, monkeypatch):
     return data
 
 
-@pytest.fixture
-def models_env(tmp_path, monkeypatch):
-    """A private models folder (adapters written by tests stay out of the project) that sees
+def private_models(folder: Path) -> Path:
+    """A models folder of its own (adapters written by tests stay out of the project) that sees
     the prepared models through links."""
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "registry.toml").write_text((ROOT / "models" / "registry.toml").read_text())
+    folder.mkdir(parents=True)
+    (folder / "registry.toml").write_text((ROOT / "models" / "registry.toml").read_text())
     for part in ("base", "gguf", ".state"):
         if (ROOT / "models" / part).exists():
-            (models / part).symlink_to(ROOT / "models" / part)
+            (folder / part).symlink_to(ROOT / "models" / part)
+    return folder
+
+
+@pytest.fixture
+def models_env(tmp_path, monkeypatch):
+    models = private_models(tmp_path / "models")
     monkeypatch.setenv("STUDIO_MODELS_DIR", str(models))
+    return models
+
+
+@pytest.fixture(scope="session")
+def tiny_library(tmp_path_factory):
+    """A models folder holding `tiny-cuad`: a LoRA adapter on a tiny random model, trained a few
+    steps on the sample dataset by the real trainer (its labels: the five contract types)."""
+    import shutil
+
+    from core.samples import SAMPLE_DATASET
+    from core.training.config import TrainConfig
+    from core.training.trainer import train
+    from tests.tiny import tiny_causal_lm
+
+    root = tmp_path_factory.mktemp("library")
+    models = private_models(root / "models")
+    base = tiny_causal_lm(root / "tiny-base")
+    config = TrainConfig(name="tiny-cuad", data=str(SAMPLE_DATASET), base=str(base), max_steps=6,
+                         batch_size=4, learning_rate=5e-3, max_length=256, eval_steps=6,
+                         save_steps=6)
+    adapter = train(config, root / "run", models)
+    shutil.copytree(adapter, models / "adapters" / "tiny-cuad")
     return models
 
 

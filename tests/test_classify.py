@@ -83,3 +83,29 @@ def test_parse_answer(output, label, error):
 def test_one_label_is_refused(classifier):
     with pytest.raises(ValueError, match="two labels"):
         classifier.score(TEXT, labels=["Only"])
+
+
+def test_cli_classify_one_object_per_file_errors_named(tiny_library, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from core.config import PROJECT_ROOT
+
+    (tmp_path / "contract.txt").write_text(TEXT)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    out = subprocess.run([sys.executable, "-m", "core", "classify", "--adapter", "tiny-cuad",
+                          str(tmp_path / "contract.txt"), str(tmp_path / "empty.txt"), "--json"],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         env={**os.environ, "STUDIO_MODELS_DIR": str(tiny_library)})
+    assert out.returncode == 1, out.stderr[-2000:]  # one file failed, the other was classified
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["file"] for r in rows] == ["contract.txt", "empty.txt"]
+    assert rows[0]["label"] in rows[0]["scores"] and rows[0]["seconds"] > 0
+    assert "empty" in rows[1]["error"]
+    unknown = subprocess.run([sys.executable, "-m", "core", "classify", "--adapter", "nope",
+                              str(tmp_path / "contract.txt")], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True,
+                             env={**os.environ, "STUDIO_MODELS_DIR": str(tiny_library)})
+    assert unknown.returncode == 2 and "no adapter named 'nope'" in unknown.stderr

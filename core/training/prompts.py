@@ -14,7 +14,7 @@ MIN_DOCUMENT_TOKENS = 16
 EXAMPLE_CHARS = 600  # each few-shot example's document is cut to this, so several fit
 
 
-class PromptError(Exception):
+class PromptError(ValueError):
     pass
 
 
@@ -30,7 +30,7 @@ def answer_text(label: str) -> str:
     return json.dumps({"label": label}, ensure_ascii=False)
 
 
-def _shots(examples: list[tuple[str, str]]) -> str:
+def shots_text(examples: list[tuple[str, str]]) -> str:
     if not examples:
         return ""
     shown = "\n\n".join(f"Document:\n{text[:EXAMPLE_CHARS]}\nAnswer: {answer_text(label)}"
@@ -45,7 +45,7 @@ def answer_ids(tokenizer, label: str) -> list[int]:
 
 
 def prompt_text(categories: list[str], examples: list[tuple[str, str]] = ()) -> str:
-    return (f"{INSTRUCTION}\nValid categories: {', '.join(categories)}\n\n{_shots(examples)}"
+    return (f"{INSTRUCTION}\nValid categories: {', '.join(categories)}\n\n{shots_text(examples)}"
             f"Document:\n{DOC_MARK}\n\nAnswer with JSON like {answer_text(categories[0])}.")
 
 

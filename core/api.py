@@ -1,0 +1,131 @@
+"""The REST API: classify text with an adapter (or few-shot with the base model), list adapters.
+`python -m core api --host 127.0.0.1 --port 8000`; OpenAPI docs at /docs.
+
+Each model is loaded once and kept; requests take turns on it (a CPU runs one forward pass
+well, not several at once)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, Field
+
+from core import adapters
+from core.config import Settings
+from core.training.data import DataLimits
+
+LIMITS = DataLimits()
+MAX_EXAMPLES = 20
+
+
+class PredictRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=LIMITS.max_text_chars,
+                      description="The document's text.")
+    adapter: str | None = Field(None, description="Adapter name; default: the newest adapter.")
+
+
+class Example(BaseModel):
+    document: str = Field(min_length=1, max_length=LIMITS.max_text_chars)
+    label: str = Field(min_length=1, max_length=200)
+
+
+class FewShotRequest(PredictRequest):
+    adapter: str | None = Field(None, description="Adapter name; default: the base model alone.")
+    examples: list[Example] = Field(min_length=2, max_length=MAX_EXAMPLES,
+                                    description="Labelled examples shown before the document; "
+                                                "their labels are the label set.")
+
+
+class Prediction(BaseModel):
+    label: str
+    scores: dict[str, float]
+    adapter: str | None
+    latency_ms: float
+    truncated: bool
+
+
+class Models:
+    """Classifiers by adapter name (None: the base model alone), loaded on first use."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.loaded: dict[str | None, object] = {}
+        self.lock = threading.Lock()
+
+    def get(self, adapter: str | None):
+        with self.lock:
+            if adapter not in self.loaded:
+                self.loaded[adapter] = adapters.load_classifier(
+                    self.settings.models_dir, adapter=adapter,
+                    base=None if adapter else self.settings.lora_base_model)
+            return self.loaded[adapter]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(title="RAG & LoRA Studio — classification API",
+                  description="Classify documents with LoRA adapters trained in the Studio.")
+    models = Models(settings)
+    run_lock = threading.Lock()
+
+    def known(name: str) -> str:
+        try:
+            return adapters.get(settings.models_dir, name).name
+        except adapters.AdapterError as exc:
+            raise HTTPException(404, str(exc)) from exc
+
+    def newest() -> str:
+        library = adapters.list_adapters(settings.models_dir)
+        if not library:
+            raise HTTPException(404, "no adapters yet: train one in the Studio first")
+        return max(library, key=lambda a: a.meta.get("created", 0)).name
+
+    def run(adapter: str | None, text: str, **kw) -> Prediction:
+        try:
+            classifier = models.get(adapter)
+        except adapters.AdapterError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        started = time.perf_counter()
+        with run_lock:
+            try:
+                result = classifier.score(text, **kw)
+            except ValueError as exc:  # too few labels, prompt that cannot fit
+                raise HTTPException(422, str(exc)) from exc
+        return Prediction(label=result.label, scores=result.scores, adapter=adapter,
+                          truncated=result.truncated,
+                          latency_ms=round((time.perf_counter() - started) * 1000, 1))
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "adapters": len(adapters.list_adapters(settings.models_dir)),
+                "loaded": [name or "base" for name in models.loaded]}
+
+    @app.get("/adapters")
+    def list_adapters() -> list[dict]:
+        return [a.summary() for a in adapters.list_adapters(settings.models_dir)]
+
+    @app.post("/predict", response_model=Prediction)
+    def predict(request: PredictRequest) -> Prediction:
+        return run(known(request.adapter) if request.adapter else newest(), request.text)
+
+    @app.post("/predict_fewshot", response_model=Prediction)
+    def predict_fewshot(request: FewShotRequest) -> Prediction:
+        labels = list(dict.fromkeys(e.label for e in request.examples))
+        if len(labels) < 2:
+            raise HTTPException(422, "the examples need at least two different labels")
+        if len(labels) > LIMITS.max_labels:
+            raise HTTPException(422, f"{len(labels)} labels is over the limit of "
+                                     f"{LIMITS.max_labels}")
+        adapter = known(request.adapter) if request.adapter else None
+        return run(adapter, request.text, labels=labels,
+                   examples=[(e.document, e.label) for e in request.examples])
+
+    return app
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
