@@ -14,6 +14,7 @@ PAGES = {
     ],
     "LoRA": [
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/classify.py", title="Classify", icon=":material/label:"),
     ],
     "Setup": [
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),

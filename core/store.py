@@ -199,6 +199,16 @@ def chunks_of(collection, doc_id: str) -> list[dict]:
     return sorted(rows, key=lambda r: r["chunk"])
 
 
+def document_text(collection, doc_id: str) -> str:
+    """A stored document's text rebuilt from its chunks: each chunk goes back to its span, so
+    overlaps are not repeated (the whitespace between chunks comes back as spaces)."""
+    pages: dict[int, str] = {}
+    for row in chunks_of(collection, doc_id):
+        start = int(row["start"])
+        pages[row["page"]] = pages.get(row["page"], "")[:start].ljust(start) + row["text"]
+    return "\n\n".join(pages[p] for p in sorted(pages))
+
+
 def neighbours(collection, doc_id: str, chunk: int) -> list[dict]:
     """The chunks just before and after one chunk of a document."""
     got = collection.get(where={"$and": [{"doc_id": doc_id},

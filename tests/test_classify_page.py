@@ -1,0 +1,75 @@
+"""AppTest for the Classify page: a tiny trained adapter, and a real small base model."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import PROJECT_ROOT
+
+LABELS = {"Distributor", "Endorsement", "Hosting", "License", "Sponsorship"}
+TEXT = "The Company appoints the Distributor as its exclusive distributor in the Territory."
+
+
+@pytest.fixture
+def library(studio_env, tiny_library, monkeypatch):
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(tiny_library))
+    return tiny_library
+
+
+def classify_page() -> AppTest:
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
+    return at.switch_page("pages/classify.py").run()
+
+
+def test_paste_text_label_scores_prompt_and_comparison(library):
+    at = classify_page()
+    assert not at.exception
+    assert at.selectbox(key="classify-model").value == "tiny-cuad"
+    assert at.button(key="classify-run").disabled  # nothing to classify yet
+    at.text_area(key="classify-text").set_value(TEXT).run()
+    at.toggle(key="classify-compare").set_value(True).run()
+    at.button(key="classify-run").click().run()
+    assert not at.exception
+    labels = [m.value for m in at.metric]
+    assert len(labels) == 2 and set(labels) <= LABELS  # the adapter and the base alone
+    assert len(at.get("plotly_chart")) == 2
+    prompts = [c.value for c in at.code]
+    assert all("Valid categories: Distributor, Endorsement" in p and TEXT in p for p in prompts)
+
+
+def test_many_files_table_distribution_downloads_and_a_bad_file(library):
+    at = classify_page()
+    at.radio(key="classify-source").set_value("Upload files").run()
+    at.file_uploader(key="classify-files").set_value([
+        ("one.txt", TEXT.encode(), "text/plain"),
+        ("two.md", b"# Hosting\nThe provider hosts the website.", "text/markdown"),
+        ("empty.txt", b"", "text/plain")]).run()
+    at.button(key="classify-run").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("empty.txt: the file is empty") for e in at.error)
+    table = at.dataframe[0].value
+    assert list(table["document"]) == ["one.txt", "two.md"]
+    assert set(table["label"]) <= LABELS and table["confidence"].between(0, 1).all()
+    assert "**2 of 3 documents classified**" in "\n".join(m.value for m in at.markdown)
+    assert len(at.get("download_button")) == 2
+
+
+def test_generate_mode_reports_an_unparsed_answer(library):
+    at = classify_page()
+    at.segmented_control(key="classify-mode").set_value("generate").run()
+    at.text_area(key="classify-text").set_value(TEXT).run()
+    at.button(key="classify-run").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("No label: the model") for e in at.error)
+
+
+@pytest.mark.slow
+def test_base_model_alone_with_typed_labels(library):
+    at = classify_page()
+    at.selectbox(key="classify-model").set_value("Base model alone (no adapter)").run()
+    at.selectbox(key="classify-base").set_value("smollm2-135m-instruct").run()
+    at.text_area(key="classify-text").set_value("Invoice no. 42: amount due 300 EUR by May 1.").run()
+    assert at.button(key="classify-run").disabled  # no labels yet
+    at.text_input(key="classify-labels").set_value("Invoice, Love letter").run()
+    at.button(key="classify-run").click().run()
+    assert not at.exception
+    assert at.metric[0].value in {"Invoice", "Love letter"}
