@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -187,16 +188,24 @@ def cmd_train(args: argparse.Namespace) -> int:
                              max_steps=args.max_steps)
     run_dir = jobs.run_dir(settings, config.name)
     run_dir.mkdir(parents=True, exist_ok=True)
-    jobs.acquire(settings, config.name)
+    # Under `accelerate launch` every process runs this; the first one holds the lock, prints
+    # and publishes the adapter.
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        jobs.acquire(settings, config.name)
     try:
         adapter = train(config, run_dir, settings.models_dir, resume=args.resume,
-                        on_metrics=_print_progress)
+                        on_metrics=_print_progress if main_process else None)
     except Exception as exc:  # the page and `runs show` must see why; checkpoints stay
-        (run_dir / "status.json").write_text(json.dumps(
-            {**jobs.read_status(run_dir), "state": "failed", "error": str(exc)}))
+        if main_process:
+            (run_dir / "status.json").write_text(json.dumps(
+                {**jobs.read_status(run_dir), "state": "failed", "error": str(exc)}))
         raise
     finally:
-        jobs.release(settings)
+        if main_process:
+            jobs.release(settings)
+    if not main_process:
+        return 0
     target = settings.models_dir / "adapters" / config.name
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(adapter, target)

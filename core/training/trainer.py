@@ -99,8 +99,12 @@ class RunLog(TrainerCallback):
         self.started = time.time()
         self.tokens_per_step = total_tokens_per_step
         self.on_metrics = on_metrics
+        self.main = True  # under DDP only the first process writes
+        self.world_size = 1
 
     def status(self, **fields) -> None:
+        if not self.main:
+            return
         path = self.run_dir / "status.json"
         current = json.loads(path.read_text()) if path.exists() else {}
         current.update(fields, updated=time.time())
@@ -109,6 +113,8 @@ class RunLog(TrainerCallback):
         tmp.replace(path)
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.main = state.is_world_process_zero
+        self.world_size = args.world_size  # every process trains its own share of a step
         self.started = time.time()
         self.status(state="running", max_steps=state.max_steps, step=state.global_step)
 
@@ -119,6 +125,8 @@ class RunLog(TrainerCallback):
             self.status(state="stopping")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not self.main:
+            return
         elapsed = time.time() - self.started
         step = state.global_step
         row = {"step": step, "epoch": round(state.epoch or 0, 3), "time": round(elapsed, 2)}
@@ -128,7 +136,7 @@ class RunLog(TrainerCallback):
             return  # the closing summary: nothing for the curves
         row.update(tracked)
         if step:
-            row["tokens_per_s"] = round(step * self.tokens_per_step / elapsed, 1)
+            row["tokens_per_s"] = round(step * self.tokens_per_step * self.world_size / elapsed, 1)
             row["eta_s"] = round(elapsed / step * (state.max_steps - step), 1)
         with (self.run_dir / "metrics.jsonl").open("a") as fh:
             fh.write(json.dumps(row) + "\n")

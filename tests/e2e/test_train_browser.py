@@ -108,9 +108,15 @@ def test_train_wizard_quick_run_live_curve_stop_and_evaluate(studio_env, models_
             page.wait_for_function(f"({CHART_POINTS})().some(n => n >= 2)", timeout=30_000)
             page.screenshot(path=str(OUTPUT / "train-wizard-running.png"))
 
-            page.get_by_role("button", name="Stop").click()
+            page.get_by_role("button", name="Stop", exact=True).click()
+            # The current step ends, the adapter is saved, then the test split is classified
+            # (adapter, zero-shot, embeddings baseline) before the run says "stopped".
             wait_for_progress(page, lambda t: "stopping" in t or "evaluating" in t
                               or "stopped" in t, 60, "stopping")
+            text = wait_for_progress(page, lambda t: "evaluating" in t or "stopped" in t, 120,
+                                     "evaluating")
+            if "evaluating" in text:
+                page.screenshot(path=str(OUTPUT / "train-wizard-evaluating.png"))
             text = wait_for_progress(page, lambda t: "stopped" in t, 240, "stopped")
             assert step_of(text) >= 2, text
             page.get_by_role("button", name="See the evaluation").wait_for(timeout=30_000)
