@@ -14,6 +14,8 @@ TEXT = "The Company appoints the Distributor as its exclusive distributor in the
 
 def test_upload_a_txt_file_and_see_its_label_and_probabilities(studio_env, tiny_library,
                                                                  tmp_path):
+    from playwright.sync_api import expect
+
     contract = tmp_path / "distribution-agreement.txt"
     contract.write_text(TEXT)
     env = {"STUDIO_DATA_DIR": str(studio_env), "STUDIO_MODELS_DIR": str(tiny_library)}
@@ -39,10 +41,12 @@ def test_upload_a_txt_file_and_see_its_label_and_probabilities(studio_env, tiny_
         # The chip shows the name shortened in the middle; its title holds the whole name.
         uploader.locator(f"[data-testid='stFileChipName'][title='{contract.name}']").wait_for(
             timeout=30_000)
+        # The chip shows before the rerun that hands the file to the script; the button turns
+        # on only after that rerun.
+        button = page.locator(".st-key-classify-run").get_by_role("button", name="Classify")
+        expect(button).to_be_enabled(timeout=30_000)
+        expect(page.get_by_text("Add a document to classify.")).to_have_count(0)
         wait_until_idle(page)
-
-        button = page.get_by_role("button", name="Classify")
-        assert button.is_enabled()
         button.click()
 
         # The result: a Label metric with one of the five labels, and the probability bars.

