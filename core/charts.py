@@ -41,14 +41,20 @@ def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
     return fig
 
 
-def bars(counts: dict[str, float], x_title: str, percent: bool = False) -> go.Figure:
+def bars(counts: dict[str, float], x_title: str, percent: bool = False,
+         chance: float | None = None) -> go.Figure:
+    """Horizontal bars, values written beside them; `chance` marks the level a guess reaches."""
     fig = go.Figure(go.Bar(x=list(counts.values()), y=list(counts.keys()), orientation="h",
                            text=[f"{v:.0%}" if percent else f"{v:,}" for v in counts.values()],
-                           textposition="auto", marker_color="#1f77b4"))
-    fig.update_layout(**{**LAYOUT, "height": max(160, 40 + 28 * len(counts))},
+                           textposition="outside", cliponaxis=False, textfont_size=12,
+                           marker_color="#1f77b4"))
+    fig.update_layout(**{**LAYOUT, "height": max(160, 50 + 30 * len(counts))},
                       xaxis_title=x_title, yaxis=dict(autorange="reversed"))
     if percent:
-        fig.update_xaxes(range=[0, 1], tickformat=".0%")
+        fig.update_xaxes(range=[0, 1.08], tickformat=".0%", tickvals=[0, .2, .4, .6, .8, 1])
+    if chance is not None:
+        fig.add_vline(x=chance, line_dash="dash", line_color="#888",
+                      annotation_text=f"chance {chance:.0%}", annotation_position="top")
     return fig
 
 

@@ -42,7 +42,7 @@ with left:
     if adapter:
         test = adapter.summary()["test_accuracy"]
         created = datetime.fromtimestamp(adapter.meta.get("created", 0)).strftime("%Y-%m-%d %H:%M")
-        st.caption(f"Base **{adapter.base}** · {len(adapter.labels)} labels · "
+        st.caption(f"Base **{Path(adapter.base).name}** · {len(adapter.labels)} labels · "
                    + (f"test accuracy **{test:.0%}** · " if test is not None else "")
                    + f"trained {created}")
         base = adapter.base
@@ -133,22 +133,33 @@ run = st.button("Classify", type="primary", icon=":material/label:", disabled=bo
                 key="classify-run")
 
 
-def show_one(title: str, pred: Prediction) -> None:
+UNSURE_MARGIN = 0.05  # top two labels closer than this: say the model is unsure
+
+
+def show_one(title: str, pred: Prediction, wide: bool) -> None:
     st.markdown(f"**{title}**")
-    if pred.label is None:
-        st.error(f"No label: {pred.error}")
-    else:
-        top = pred.scores.get(pred.label)
-        st.metric("Label", pred.label, f"{top:.0%} confident" if top is not None else None,
-                  delta_color="off")
+    label_box, chart_box = st.columns([1, 2]) if wide else (st.container(), st.container())
+    with label_box:
+        if pred.label is None:
+            st.error(f"No label: {pred.error}")
+        else:
+            top = pred.scores.get(pred.label)
+            st.metric("Label", pred.label, f"{top:.0%} probability" if top is not None else None,
+                      delta_color="off", delta_arrow="off")
+            ranked = sorted(pred.scores.values(), reverse=True)
+            if len(ranked) > 1 and ranked[0] - ranked[1] < UNSURE_MARGIN:
+                st.warning("The model is unsure: the top two labels are within "
+                           f"{UNSURE_MARGIN:.0%} of each other.", icon=":material/help:")
+        if pred.output is not None:
+            st.caption("The model's answer")
+            st.code(pred.output or "(empty)", language=None)
+        st.caption(f"{pred.seconds * 1000:.0f} ms" + (" · the document was cut to fit the "
+                                                      "model's maximum length" if pred.truncated else ""))
     if pred.scores:
-        st.plotly_chart(charts.bars(dict(sorted(pred.scores.items(), key=lambda kv: -kv[1])),
-                                    "probability", percent=True), key=f"scores-{title}")
-    if pred.output is not None:
-        st.caption("The model's answer")
-        st.code(pred.output or "(empty)", language=None)
-    st.caption(f"{pred.seconds * 1000:.0f} ms" + (" · the document was cut to fit the model's "
-                                                  "maximum length" if pred.truncated else ""))
+        with chart_box:
+            st.plotly_chart(charts.bars(dict(sorted(pred.scores.items(), key=lambda kv: -kv[1])),
+                                        "probability", percent=True, chance=1 / len(pred.scores)),
+                            key=f"scores-{title}")
     with st.expander("Prompt"):
         st.code(pred.prompt, language=None, wrap_lines=True)
 
@@ -195,10 +206,10 @@ if len(rows) == 1 and "prediction" in rows[0]:
     alone = st.session_state.get("classify-base-only")
     cols = st.columns(2 if alone else 1)
     with cols[0]:
-        show_one(f"{rows[0]['document']} · {choice}", rows[0]["prediction"])
+        show_one(f"{rows[0]['document']} · {choice}", rows[0]["prediction"], wide=not alone)
     if alone:
         with cols[1]:
-            show_one(f"{rows[0]['document']} · base model alone", alone)
+            show_one(f"{rows[0]['document']} · base model alone", alone, wide=False)
 elif len(rows) > 1:
     done = [r for r in rows if "prediction" in r]
     table = pd.DataFrame([{
