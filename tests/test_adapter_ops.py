@@ -1,0 +1,133 @@
+"""Adapter operations on real PEFT adapters of a tiny model: averaging against hand-computed
+tensors, ZIP round trip and refusals, merge equivalence, PEFT combinations, rename, delete."""
+
+import io
+import json
+import shutil
+import zipfile
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from core import adapter_ops
+from core.adapters import AdapterError, get, list_adapters
+
+WEIGHTS = "adapter_model.safetensors"
+
+
+@pytest.fixture
+def models(tiny_library, tmp_path):
+    """A private copy of the library, with a second adapter of the same shape."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_library, models, symlinks=True)
+    twin = models / "adapters" / "tiny-twin"
+    shutil.copytree(models / "adapters" / "tiny-cuad", twin)
+    tensors = load_file(twin / WEIGHTS)
+    torch.manual_seed(1)
+    save_file({k: v + torch.randn_like(v) for k, v in tensors.items()}, twin / WEIGHTS)
+    return models
+
+
+def test_weighted_average_matches_hand_computed_tensors():
+    a = {"w": torch.tensor([[1.0, 2.0], [3.0, 4.0]])}
+    b = {"w": torch.tensor([[5.0, 6.0], [7.0, 8.0]])}
+    out = adapter_ops.weighted_average([a, b], [1, 3])
+    assert torch.equal(out["w"], torch.tensor([[4.0, 5.0], [6.0, 7.0]]))  # (a + 3b) / 4
+    with pytest.raises(AdapterError, match="non-negative"):
+        adapter_ops.weighted_average([a, b], [0, 0])
+    with pytest.raises(AdapterError, match="different tensors"):
+        adapter_ops.weighted_average([a, {"v": b["w"]}], [1, 1])
+
+
+def test_average_of_two_adapters_records_parents(models):
+    target = adapter_ops.average(models, ["tiny-cuad", "tiny-twin"], [1, 3], "tiny-avg")
+    a = load_file(models / "adapters" / "tiny-cuad" / WEIGHTS)
+    b = load_file(models / "adapters" / "tiny-twin" / WEIGHTS)
+    out = load_file(target / WEIGHTS)
+    for key in a:
+        assert torch.allclose(out[key], (a[key] + 3 * b[key]) / 4, atol=1e-6)
+    meta = get(models, "tiny-avg").meta
+    assert meta["combined"] == {"type": "weighted_average", "parents": ["tiny-cuad", "tiny-twin"],
+                                "weights": [1, 3]}
+    assert "evaluation" not in meta
+    with pytest.raises(AdapterError, match="exists"):
+        adapter_ops.average(models, ["tiny-cuad", "tiny-twin"], [1, 1], "tiny-avg")
+
+
+def test_average_refuses_different_lora_shapes(models):
+    config = models / "adapters" / "tiny-twin" / "adapter_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "r": 4}))
+    with pytest.raises(AdapterError, match="differ in r"):
+        adapter_ops.average(models, ["tiny-cuad", "tiny-twin"], [1, 1], "nope")
+
+
+def test_peft_cat_combination_loads_as_an_adapter(models):
+    from core.adapters import load_classifier
+
+    target = adapter_ops.combine(models, ["tiny-cuad", "tiny-twin"], [0.5, 0.5], "tiny-cat",
+                                 "cat")
+    assert json.loads((target / "adapter_config.json").read_text())["r"] == 16  # 8 + 8
+    pred = load_classifier(models, adapter="tiny-cat").score("A hosting agreement.")
+    assert sum(pred.scores.values()) == pytest.approx(1, abs=1e-5)
+
+
+def test_export_import_round_trip_and_refusals(models):
+    data = adapter_ops.export_zip(models, "tiny-cuad")
+    imported = adapter_ops.import_zip(models, data, name="tiny-copy",
+                                      base_available=lambda base: True)
+    assert (imported.folder / WEIGHTS).read_bytes() == \
+        (models / "adapters" / "tiny-cuad" / WEIGHTS).read_bytes()
+    assert imported.meta["name"] == "tiny-copy" and imported.labels == get(models, "tiny-cuad").labels
+    with pytest.raises(AdapterError, match="exists"):
+        adapter_ops.import_zip(models, data)  # its own name, tiny-cuad, is taken
+
+    def rezip(extra: dict[str, bytes]) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(buffer, "w") as out:
+            for item in src.infolist():
+                out.writestr(item, src.read(item))
+            for name, content in extra.items():
+                out.writestr(name, content)
+        return buffer.getvalue()
+
+    with pytest.raises(AdapterError, match="pickled files are refused"):
+        adapter_ops.import_zip(models, rezip({"tiny-cuad/adapter_model.bin": b"\x80\x04."}), "x1")
+    with pytest.raises(AdapterError, match="outside its folder"):
+        adapter_ops.import_zip(models, rezip({"../../evil.txt": b"x"}), "x2")
+    with pytest.raises(AdapterError, match="not a ZIP"):
+        adapter_ops.import_zip(models, b"PK not really", "x3")
+    with pytest.raises(AdapterError, match="not available here"):
+        adapter_ops.import_zip(models, data, "x4", base_available=lambda base: False)
+    without_weights = io.BytesIO()
+    with zipfile.ZipFile(without_weights, "w") as out:
+        out.writestr("a/adapter_config.json", "{}")
+    with pytest.raises(AdapterError, match="adapter_model.safetensors is missing"):
+        adapter_ops.import_zip(models, without_weights.getvalue(), "x5")
+    assert {a.name for a in list_adapters(models)} == {"tiny-cuad", "tiny-twin", "tiny-copy"}
+
+
+def test_merge_matches_the_adapter(models):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    report = adapter_ops.merge(models, "tiny-cuad")
+    assert report["max_logit_difference"] < 1e-3
+    meta = get(models, "tiny-cuad").meta
+    merged = AutoModelForCausalLM.from_pretrained(report["folder"]).float()
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(meta["base"]),
+                                        models / "adapters" / "tiny-cuad")
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-3)
+
+
+def test_rename_and_delete(models):
+    adapter_ops.rename(models, "tiny-twin", "tiny-renamed")
+    assert get(models, "tiny-renamed").meta["name"] == "tiny-renamed"
+    with pytest.raises(AdapterError, match="no adapter named"):
+        get(models, "tiny-twin")
+    with pytest.raises(ValueError, match="adapter name"):
+        adapter_ops.rename(models, "tiny-renamed", "../escape")
+    adapter_ops.delete(models, "tiny-renamed")
+    assert [a.name for a in list_adapters(models)] == ["tiny-cuad"]
