@@ -275,6 +275,61 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_adapters(args: argparse.Namespace) -> int:
+    from core import adapter_ops
+    from core.adapters import get, list_adapters
+
+    settings = load_settings()
+    models = settings.models_dir
+    needs = {"show": 1, "rename": 2, "delete": 1, "export": 1, "import": 1, "merge": 1}
+    if len(args.names) < needs.get(args.action, 0):
+        raise ValueError(f"adapters {args.action} needs {needs[args.action]} name(s)")
+
+    def out(obj, text: str) -> None:
+        print(json.dumps(obj) if args.json else text)
+
+    if args.action == "list":
+        for info in list_adapters(models):
+            row = info.summary()
+            acc = row["test_accuracy"]
+            out(row, f"{row['name']}: base {row['base']}, {len(row['labels'])} labels, r={row['r']}"
+                     + (f", test accuracy {acc:.0%}" if acc is not None else ""))
+    elif args.action == "show":
+        info = get(models, args.names[0])
+        print(json.dumps({**info.meta, "folder": str(info.folder), "size_bytes": info.size_bytes},
+                         indent=None if args.json else 2))
+    elif args.action == "rename":
+        target = adapter_ops.rename(models, args.names[0], args.names[1])
+        out({"renamed": args.names[0], "to": target.name}, f"renamed to {target.name}")
+    elif args.action == "delete":
+        adapter_ops.delete(models, args.names[0])
+        out({"deleted": args.names[0]}, f"deleted {args.names[0]}")
+    elif args.action == "export":
+        target = Path(args.output or f"{args.names[0]}.zip")
+        target.write_bytes(adapter_ops.export_zip(models, args.names[0]))
+        out({"zip": str(target)}, f"exported to {target}")
+    elif args.action == "import":
+        registry = Registry.load(settings.registry_path, models)
+        info = adapter_ops.import_zip(models, Path(args.names[0]).read_bytes(), args.name,
+                                      base_available=registry.available)
+        out({"imported": info.name}, f"imported as {info.name}")
+    elif args.action == "merge":
+        report = adapter_ops.merge(models, args.names[0])
+        out(report, f"merged into {report['folder']} (largest logit difference "
+                    f"{report['max_logit_difference']:.2g})")
+    else:  # average
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else \
+            [1.0] * len(args.names)
+        if args.combination == "average":
+            target = adapter_ops.average(models, args.names, weights, args.name or "")
+        else:
+            target = adapter_ops.combine(models, args.names, weights, args.name or "",
+                                         args.combination)
+        out({"adapter": target.name, "parents": args.names, "weights": weights},
+            f"saved {target.name}")
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from core.api import serve
 
@@ -404,6 +459,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="score every label (default) or generate and parse the answer")
     cls.add_argument("--json", action="store_true", help="one JSON object per file")
     cls.set_defaults(func=cmd_classify)
+
+    ad = sub.add_parser("adapters", help="the adapter library: list, show, rename, delete, "
+                                         "export, import, merge, average")
+    ad.add_argument("action", choices=("list", "show", "rename", "delete", "export", "import",
+                                       "merge", "average"))
+    ad.add_argument("names", nargs="*", metavar="NAME",
+                    help="adapter name(s); import: the ZIP file; rename: OLD NEW")
+    ad.add_argument("--name", help="import: save under this name; average: the new adapter")
+    ad.add_argument("--weights", help="average: comma-separated, one per adapter (default equal)")
+    ad.add_argument("--combination", default="average",
+                    choices=("average", "cat", "svd", "ties", "dare_linear"),
+                    help="average: weighted average of the tensors (default) or a PEFT combination")
+    ad.add_argument("--output", help="export: the ZIP to write (default NAME.zip)")
+    ad.add_argument("--json", action="store_true")
+    ad.set_defaults(func=cmd_adapters)
 
     api = sub.add_parser("api", help="serve the classification REST API (docs at /docs)")
     api.add_argument("--host", default="127.0.0.1")

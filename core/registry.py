@@ -128,6 +128,15 @@ class Registry:
                           path=str(path) if path else None, size_bytes=size, detail=detail,
                           default_for=list(spec.default_for))
 
+    def available(self, model: str) -> bool:
+        """A registry model that is ready, or a model folder on this machine."""
+        if Path(model).expanduser().is_dir():
+            return True
+        try:
+            return self.state(self.get(model)).status == "ready"
+        except RegistryError:
+            return False
+
     def states(self) -> list[ModelState]:
         return [self.state(s) for s in self.specs.values()]
 

@@ -131,3 +131,32 @@ def test_rename_and_delete(models):
         adapter_ops.rename(models, "tiny-renamed", "../escape")
     adapter_ops.delete(models, "tiny-renamed")
     assert [a.name for a in list_adapters(models)] == ["tiny-cuad"]
+
+
+def test_cli_adapters(models, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from core.config import PROJECT_ROOT
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "core", "adapters", *args, "--json"],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              env={**os.environ, "STUDIO_MODELS_DIR": str(models)})
+
+    listed = [json.loads(line) for line in cli("list").stdout.splitlines()]
+    assert {r["name"] for r in listed} == {"tiny-cuad", "tiny-twin"}
+    assert json.loads(cli("show", "tiny-cuad").stdout)["labels"][0] == "Distributor"
+    done = cli("average", "tiny-cuad", "tiny-twin", "--weights", "1,3", "--name", "avg")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"adapter": "avg", "parents": ["tiny-cuad", "tiny-twin"],
+                                       "weights": [1.0, 3.0]}
+    zipped = tmp_path / "avg.zip"
+    assert cli("export", "avg", "--output", str(zipped)).returncode == 0
+    assert cli("delete", "avg").returncode == 0
+    back = cli("import", str(zipped))
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout) == {"imported": "avg"}
+    clash = cli("import", str(zipped))
+    assert clash.returncode == 2 and "exists" in clash.stderr
