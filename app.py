@@ -15,6 +15,7 @@ PAGES = {
     "LoRA": [
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/classify.py", title="Classify", icon=":material/label:"),
+        st.Page("pages/adapters.py", title="Adapters", icon=":material/extension:"),
     ],
     "Setup": [
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),

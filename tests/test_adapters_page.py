@@ -1,0 +1,82 @@
+"""AppTest for the Adapters page on a copy of a library of real (tiny) PEFT adapters."""
+
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import adapter_ops
+from core.adapters import list_adapters
+from core.config import PROJECT_ROOT
+
+
+@pytest.fixture
+def models(studio_env, tiny_library, tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_library, models, symlinks=True)
+    shutil.copytree(models / "adapters" / "tiny-cuad", models / "adapters" / "tiny-twin")
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(models))
+    return models
+
+
+def adapters_page() -> AppTest:
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
+    return at.switch_page("pages/adapters.py").run()
+
+
+def names(models) -> set[str]:
+    return {a.name for a in list_adapters(models)}
+
+
+def test_table_details_rename_and_delete(models):
+    at = adapters_page()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["tiny-cuad", "tiny-twin"] and set(table["r"]) == {8}
+    assert "Distributor, Endorsement, Hosting, License, Sponsorship" in \
+        "\n".join(m.value for m in at.markdown)
+    assert at.get("plotly_chart")  # the confusion matrix from its evaluation
+    at.selectbox(key="adapter-details").set_value("tiny-twin").run()
+    at.text_input(key="rename-adapter").set_value("tiny-renamed").run()
+    at.button(key="rename-button").click().run()
+    assert names(models) == {"tiny-cuad", "tiny-renamed"}
+    at.selectbox(key="adapter-details").set_value("tiny-renamed").run()
+    assert at.button(key="delete-button").disabled  # confirmation first
+    at.checkbox(key="delete-sure").check().run()
+    at.button(key="delete-button").click().run()
+    assert not at.exception and names(models) == {"tiny-cuad"}
+
+
+def test_import_a_zip_and_a_refused_one(models):
+    data = adapter_ops.export_zip(models, "tiny-cuad")
+    at = adapters_page()
+    at.file_uploader(key="adapter-zip").set_value([("tiny.zip", data, "application/zip")]).run()
+    at.text_input(key="import-name").set_value("tiny-imported").run()
+    at.button(key="import-button").click().run()
+    assert not at.exception and "tiny-imported" in names(models)
+    at.file_uploader(key="adapter-zip").set_value([("junk.zip", b"nope", "application/zip")]).run()
+    at.text_input(key="import-name").set_value("junk").run()
+    at.button(key="import-button").click().run()
+    assert any(e.value == "junk.zip: not a ZIP file" for e in at.error)
+
+
+def test_combine_and_merge(models):
+    at = adapters_page()
+    at.multiselect(key="combine-names").set_value(["tiny-cuad", "tiny-twin"]).run()
+    at.text_input(key="combine-name").set_value("tiny-mean").run()
+    at.button(key="combine-button").click().run()
+    assert not at.exception and "tiny-mean" in names(models)
+    at.selectbox(key="merge-name").set_value("tiny-cuad").run()
+    at.button(key="merge-button").click().run()
+    assert any("outputs match the adapter's" in x.value for x in at.success)
+    assert (models / "merged" / "tiny-cuad" / "config.json").is_file()
+
+
+def test_compare_two_adapters_on_one_test_set(models):
+    at = adapters_page()
+    at.multiselect(key="compare-names").set_value(["tiny-cuad", "tiny-twin"]).run()
+    at.button(key="compare-button").click().run()
+    assert not at.exception
+    assert [m.label for m in at.metric] == ["tiny-cuad", "tiny-twin"]
+    # the same adapter copied: the same answers on the same test split
+    assert at.metric[0].value == at.metric[1].value
