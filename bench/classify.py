@@ -28,10 +28,16 @@ from core.training.trainer import prepare_data, train  # noqa: E402
 
 
 def train_adapter(base: str, steps: int, work: Path) -> Path:
+    """A Quick-preset adapter, published into a models folder of the benchmark's own."""
+    models = work / "models"
+    models.mkdir()
+    (models / "registry.toml").symlink_to(ROOT / "models" / "registry.toml")
+    for part in ("base", "gguf", ".state"):
+        (models / part).symlink_to(ROOT / "models" / part)
     data = sample_data(work / "bbc.csv", 250, 0)
     config = from_preset("quick", name="bench-classify", data=str(data), base=base,
                          max_steps=steps, eval_steps=10**6, save_steps=10**6)
-    return train(config, work / "run", ROOT / "models")
+    return train(config, work / "run", models)
 
 
 def main() -> None:
@@ -42,21 +48,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=30, help="documents to classify")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-classify-"))
-    if args.adapter:
-        folder = ROOT / "models" / "adapters" / args.adapter
-    else:
-        folder = train_adapter(args.base, args.steps, work)
-        models = work / "models"
-        (models / "adapters").mkdir(parents=True)
-        (models / "registry.toml").symlink_to(ROOT / "models" / "registry.toml")
-        for part in ("base", "gguf", ".state"):
-            (models / part).symlink_to(ROOT / "models" / part)
-        (models / "adapters" / "bench-classify").symlink_to(folder)
+    folder = (ROOT / "models" / "adapters" / args.adapter if args.adapter
+              else train_adapter(args.base, args.steps, work))
     info = read(folder)
     parts, _ = prepare_data(TrainConfig(**info.meta["config"]))
     texts, truth = parts.test.texts[:args.limit], parts.test.labels[:args.limit]
-    classifier = load_classifier(ROOT / "models" if args.adapter else work / "models",
-                                 adapter=info.name)
+    classifier = load_classifier(folder.parent.parent, adapter=info.name)
     classifier.score(texts[0])  # warm-up, not timed
     rows = []
     for mode in ("generate", "score"):

@@ -28,7 +28,7 @@ def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
         steps = [m["step"] for m in train]
         if smoothing:
             fig.add_scatter(x=steps, y=raw, mode="lines", name="train (raw)",
-                            line=dict(color="#9ecae1", width=1), opacity=0.6)
+                            line=dict(color="#6baed6", width=1.5), opacity=0.8)
         fig.add_scatter(x=steps, y=smooth(raw, smoothing) if smoothing else raw, mode="lines",
                         name="train loss", line=dict(color="#1f77b4", width=2))
     if evals:
@@ -36,6 +36,7 @@ def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
                         mode="lines+markers", name="validation loss",
                         line=dict(color="#ff7f0e", width=2))
     fig.update_layout(**LAYOUT, title=title, xaxis_title="step", yaxis_title="loss")
+    fig.update_xaxes(tickformat="d", rangemode="tozero")  # steps are whole numbers
     if log_y:
         fig.update_yaxes(type="log")
     return fig

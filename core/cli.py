@@ -169,8 +169,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import shutil
-
     from core.training import jobs
     from core.training.config import TrainConfig, from_preset
     from core.training.trainer import train
@@ -206,16 +204,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             jobs.release(settings)
     if not main_process:
         return 0
-    target = settings.models_dir / "adapters" / config.name
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(adapter, target)
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
-    result = {"adapter": str(target), "run": str(run_dir),
+    result = {"adapter": str(adapter), "run": str(run_dir),
               "test": {which: {k: evaluation[which][k] for k in ("accuracy", "macro_f1")}
                        for which in ("adapter", "zero_shot", "baseline")},
               "test_size": evaluation["test_size"]}
     print(json.dumps(result) if args.json else
-          f"adapter saved to {target}\ntest accuracy ({result['test_size']} examples): " +
+          f"adapter saved to {adapter}\ntest accuracy ({result['test_size']} examples): " +
           ", ".join(f"{k.replace('_', '-')} {v['accuracy']:.0%}" for k, v in result["test"].items()))
     return 0
 

@@ -220,6 +220,7 @@ def model_step() -> None:
                           else config["base"], key="train-base-other")
             if choice == other else choice)
     config["base"] = base.strip() or config["base"]
+    st.session_state.setdefault("train-preset", "quick")  # the settings start as Quick demo
     st.segmented_control("Preset", list(PRESETS), format_func=PRESET_TEXT.get, key="train-preset",
                          on_change=apply_preset)
     with st.expander("Advanced: every setting", icon=":material/tune:"):
@@ -330,6 +331,7 @@ def start_run() -> None:
         return
     st.session_state["train-run"] = candidate.name
     st.toast(f"Started {candidate.name}", icon=":material/rocket_launch:")
+    st.rerun()  # the start button and the notice follow the new state
 
 
 @st.fragment(run_every=2)
@@ -339,30 +341,43 @@ def live_run(name: str) -> None:
     state = status.get("state", "starting")
     step, total = status.get("step") or 0, status.get("max_steps") or 0
     running = (jobs.active_run(s) or {}).get("name") == name
-    head = st.columns([2, 1, 1, 1], vertical_alignment="center")
-    head[0].progress(step / total if total else 0.0,
-                     text=f"**{state}** · step {step} of {total or '?'}"
-                          + (f" · {status['evaluating']}" if state == "evaluating" else ""))
+    seen = st.session_state.setdefault("train-seen-running", {})
+    if seen.get(name, running) != running:  # started or ended: the whole page follows
+        seen[name] = running
+        st.rerun(scope="app")
+    seen[name] = running
+    head = st.columns([3, 1, 1], vertical_alignment="center")
+    detail = f" · {status.get('evaluating', 'starting')}" if state == "evaluating" else ""
     eta = status.get("eta_s")
-    head[1].metric("ETA", f"{eta / 60:.1f} min" if eta and running else "—")
-    if running and state not in ("stopping", "evaluating"):
-        if head[2].button("Stop", icon=":material/stop:", key=f"stop-{name}"):
+    if state == "running" and running and eta is not None:
+        detail = f" · about {eta / 60:.1f} min left"
+    head[0].progress(step / total if total else 0.0,
+                     text=f"**{state}** · step {step} of {total or '?'}{detail}")
+    if running and state == "running":
+        if head[1].button("Stop", icon=":material/stop:", key=f"stop-{name}", width="stretch"):
             jobs.request_stop(s, name)
             st.toast("Stopping after the current step; the adapter so far is kept.")
     elif not running and state in ("stopped", "failed", "running", "stopping") \
             and jobs.last_checkpoint(folder):
-        if head[2].button("Resume", icon=":material/play_arrow:", key=f"resume-{name}"):
+        # Resume sits apart from where Stop was, so a double click cannot undo a stop.
+        if head[2].button("Resume", icon=":material/play_arrow:", key=f"resume-{name}",
+                          width="stretch"):
             try:
                 jobs.start(s, TrainConfig.load(folder / "config.yaml"), resume=True)
             except (ValueError, jobs.RunBusy) as exc:
                 st.error(str(exc))
+    if state in ("finished", "stopped") and jobs.read_evaluation(folder):
+        if head[1].button("See the evaluation", icon=":material/arrow_forward:",
+                          key=f"eval-{name}", type="primary", width="stretch"):
+            go_to(3)
     if state == "failed":
         st.error(f"The run failed: {status.get('error', 'see the log')}")
     controls = st.columns([2, 1, 3])
     smoothing = controls[0].slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key=f"smooth-{name}")
     log_y = controls[1].toggle("Log scale", key=f"log-{name}")
     if metrics:
-        st.plotly_chart(charts.loss_curve(metrics, smoothing, log_y), key=f"curve-{name}")
+        st.plotly_chart(charts.loss_curve(metrics, smoothing, log_y), key=f"curve-{name}",
+                        config={"displayModeBar": False})
         last = metrics[-1]
         if "tokens_per_s" in last:
             controls[2].caption(f"{last['tokens_per_s']:,.0f} tokens/s · epoch {last['epoch']:.2f}")
@@ -372,9 +387,6 @@ def live_run(name: str) -> None:
     if tail:
         with st.expander("Log"):
             st.code(tail, language=None)
-    if state in ("finished", "stopped") and jobs.read_evaluation(folder):
-        if st.button("See the evaluation", icon=":material/arrow_forward:", key=f"eval-{name}"):
-            go_to(3)
 
 
 # Step 4 — Evaluate -----------------------------------------------------------------------------
@@ -395,30 +407,41 @@ def evaluate_step() -> None:
     name = pick_run("Run")
     if not name:
         return
-    ev = jobs.read_evaluation(jobs.run_dir(s, name))
+    folder = jobs.run_dir(s, name)
+    ev, status = jobs.read_evaluation(folder), jobs.read_status(folder)
     rows = {"LoRA adapter": ev["adapter"], "Base model, zero-shot": ev["zero_shot"],
             "Embeddings + logistic regression": ev["baseline"]}
-    st.markdown(f"On the **test split** ({ev['test_size']} examples never seen in training):")
+    st.markdown(f"On the **test split** ({ev['test_size']} examples never seen in training; "
+                f"each one is {1 / ev['test_size']:.0%} of the accuracy):")
+    if status.get("state") == "stopped":
+        st.info(f"This run was stopped early, at step {status.get('step')} of "
+                f"{status.get('max_steps')}: the adapter has not finished learning.",
+                icon=":material/stop_circle:")
     cols = st.columns(3)
+    gain = ev["adapter"]["accuracy"] - ev["zero_shot"]["accuracy"]
     for col, (title, result) in zip(cols, rows.items()):
         col.metric(title, f"{result['accuracy']:.0%}",
-                   f"{result['accuracy'] - ev['zero_shot']['accuracy']:+.0%} vs zero-shot"
-                   if title == "LoRA adapter" else None,
+                   f"{gain:+.0%} vs zero-shot" if title == "LoRA adapter" and round(gain, 2)
+                   else None,
                    help=f"macro-F1 {result['macro_f1']:.2f} · {result['seconds']} s")
     adapter = ev["adapter"]
     st.subheader("Per class (adapter)")
-    st.dataframe(pd.DataFrame(adapter["per_class"]).T.round(2), width="stretch")
+    st.dataframe(pd.DataFrame(adapter["per_class"]).T, width="stretch", column_config={
+        k: st.column_config.NumberColumn(k, format="%.2f") for k in ("precision", "recall", "f1")}
+        | {"support": st.column_config.NumberColumn("support", format="%d")})
     left, right = st.columns(2)
     left.plotly_chart(charts.confusion(adapter["confusion"], adapter["labels"], "Adapter"),
-                      key="cm-adapter")
+                      key="cm-adapter", config={"displayModeBar": False})
     right.plotly_chart(charts.confusion(ev["zero_shot"]["confusion"], adapter["labels"],
-                                        "Base model, zero-shot"), key="cm-zero")
+                                        "Base model, zero-shot"), key="cm-zero",
+                       config={"displayModeBar": False})
     wrong = adapter["misclassified"]
     st.subheader(f"Misclassified by the adapter ({len(wrong)})")
     if wrong:
-        st.dataframe(pd.DataFrame(wrong), hide_index=True, width="stretch",
+        table = pd.DataFrame(wrong).assign(confidence=lambda t: t["confidence"] * 100)
+        st.dataframe(table, hide_index=True, width="stretch",
                      column_config={"confidence": st.column_config.ProgressColumn(
-                         "confidence", min_value=0.0, max_value=1.0, format="percent")})
+                         "confidence", min_value=0, max_value=100, format="%.0f%%")})
     else:
         st.success("None: every test example was classified correctly.")
     if st.button("Next: save", type="primary", icon=":material/arrow_forward:"):

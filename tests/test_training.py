@@ -39,11 +39,12 @@ def test_answer_only_loss_equals_the_full_vocabulary_loss(tiny):
     assert torch.allclose(fast, slow, atol=1e-5)
 
 
-def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path):
+def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, models_env):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    adapter = train(config(tiny), tmp_path / "run", PROJECT_ROOT / "models")
+    adapter = train(config(tiny), tmp_path / "run", models_env)
+    assert adapter == models_env / "adapters" / "t"  # published to the library
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     losses = [r["loss"] for r in rows if "loss" in r]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5

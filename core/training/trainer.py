@@ -274,7 +274,8 @@ def lora_config(config: TrainConfig):
 def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = False,
           on_metrics: Callable[[dict], None] | None = None) -> Path:
     """Train (evaluating on the validation split as it goes), save the adapter, then compare it
-    on the test split with the base model alone and an embedding baseline; return its path."""
+    on the test split with the base model alone and an embedding baseline, and publish it to
+    `<models>/adapters/<name>`; return that path."""
     run_dir = Path(run_dir)
     session = build(config, run_dir, models_dir, on_metrics)
     trainer, model, tokenizer = session.trainer, session.model, session.tokenizer
@@ -296,13 +297,28 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
             "split": {"ratios": list(parts.ratios), "seed": parts.seed, "sizes": parts.sizes},
             "config": asdict(config), "training_seconds": training_seconds,
             "steps": trainer.state.global_step, "created": time.time()}
-    log.status(state="evaluating")
+    log.status(state="evaluating", evaluating="starting")
     meta["evaluation"] = evaluate_adapter(model, tokenizer, parts, categories, config,
                                           models_dir, log)
     (run_dir / "evaluation.json").write_text(json.dumps(meta["evaluation"]))
     (adapter / ADAPTER_META).write_text(json.dumps(meta, indent=2))
-    log.status(state="stopped" if stopped else "finished", adapter=str(adapter))
-    return adapter
+    published = publish(adapter, models_dir, config.name)
+    # Last: whoever sees "finished" finds the adapter in the library.
+    log.status(state="stopped" if stopped else "finished", adapter=str(published))
+    return published
+
+
+def publish(adapter: Path, models_dir: Path, name: str) -> Path:
+    """Copy the run's adapter into the library, replacing an older one of the same name whole."""
+    import shutil
+
+    target = Path(models_dir) / "adapters" / name
+    staging = target.with_name(f".{name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(adapter, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
 
 
 def evaluate_adapter(model, tokenizer, parts: Split, categories: list[str], config: TrainConfig,

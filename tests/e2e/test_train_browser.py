@@ -53,7 +53,8 @@ def wait_for_progress(page, ok, timeout_s: float, what: str, errors: list[str]) 
 
 
 def shot(page, name: str) -> None:
-    page.mouse.move(1, 1)  # no hover effects (a highlighted button, Plotly's toolbar)
+    size = page.viewport_size
+    page.mouse.move(size["width"] - 5, size["height"] - 5)  # no hover: highlights, toolbars
     page.wait_for_timeout(300)
     page.screenshot(path=str(OUTPUT / name))
 
