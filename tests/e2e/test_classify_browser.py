@@ -55,7 +55,7 @@ def test_upload_a_txt_file_and_see_its_label_and_probabilities(studio_env, tiny_
         wait_until_idle(page, 180_000)
         value = metric.locator("[data-testid='stMetricValue']").inner_text().strip()
         assert value in LABELS, value
-        assert "confident" in metric.locator("[data-testid='stMetricDelta']").inner_text()
+        assert "probability" in metric.locator("[data-testid='stMetricDelta']").inner_text()
         chart = page.locator("[data-testid='stPlotlyChart']")
         chart.first.wait_for(timeout=30_000)
         assert chart.count() == 1

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import time
-import warnings
 
 import pytest
 
@@ -97,9 +96,7 @@ def test_train_wizard_quick_run_live_curve_stop_and_evaluate(studio_env, models_
             # A segmented control is a radiogroup of buttons with role "radio".
             quick = page.locator(".st-key-train-preset").get_by_role(
                 "radio", name="Quick demo — minutes on a laptop")
-            quick.click()
-            wait_until_idle(page, 120_000)
-            assert quick.get_attribute("aria-checked") == "true"
+            assert quick.get_attribute("aria-checked") == "true"  # the settings start as Quick
             step = page.locator(".st-key-train-step").get_by_role("radio", name="2 · Model")
             assert step.get_attribute("aria-checked") == "true"
             metric = page.locator("[data-testid='stMetric']").filter(
@@ -163,5 +160,4 @@ def test_train_wizard_quick_run_live_curve_stop_and_evaluate(studio_env, models_
     assert adapter.is_file() and adapter.stat().st_size > 0
     assert (models_env / "adapters" / RUN / "studio-adapter.json").is_file()
     assert time.monotonic() - started < 720
-    if errors:  # a page bug, not this flow's: say so without failing the run (see the report)
-        warnings.warn(f"the train page showed exceptions while live: {errors}")
+    assert not errors, f"the train page showed exceptions while live: {errors}"
