@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 
 LAYOUT = dict(margin=dict(l=10, r=10, t=30, b=10), height=320,
@@ -36,7 +38,8 @@ def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
                         mode="lines+markers", name="validation loss",
                         line=dict(color="#ff7f0e", width=2))
     fig.update_layout(**LAYOUT, title=title, xaxis_title="step", yaxis_title="loss")
-    fig.update_xaxes(tickformat="d", rangemode="tozero")  # steps are whole numbers
+    last = max((m["step"] for m in metrics), default=1)
+    fig.update_xaxes(dtick=max(1, math.ceil(last / 10)), rangemode="tozero")  # whole steps
     if log_y:
         fig.update_yaxes(type="log")
     return fig
