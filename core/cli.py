@@ -325,6 +325,29 @@ def cmd_adapters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_federated(args: argparse.Namespace) -> int:
+    from core.federated import FederatedConfig, run
+
+    settings = load_settings()
+    config = FederatedConfig(name=args.name, data=args.data, text_col=args.text_col,
+                             label_col=args.label_col, base=args.base or settings.lora_base_model,
+                             clients=args.clients, rounds=args.rounds, split=args.split,
+                             local_steps=args.local_steps, seed=args.seed)
+    report = run(config, settings.models_dir, compare_centralised=args.centralised)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for row in report["rounds"]:
+        clients = ", ".join(f"client {c['client']} loss {c['loss']:.3f}" for c in row["clients"])
+        print(f"round {row['round']}: global loss {row['loss']:.3f}, accuracy "
+              f"{row['accuracy']:.0%}" + (f" ({clients})" if clients else ""))
+    for row in report.get("centralised", []):
+        print(f"centralised round {row['round']}: loss {row['loss']:.3f}, accuracy "
+              f"{row['accuracy']:.0%}")
+    print(f"global adapter saved to {report['adapter']}")
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from core.api import serve
 
@@ -469,6 +492,23 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--output", help="export: the ZIP to write (default NAME.zip)")
     ad.add_argument("--json", action="store_true")
     ad.set_defaults(func=cmd_adapters)
+
+    fed = sub.add_parser("federated", help="federated LoRA with Flower's simulation engine")
+    fed.add_argument("--data", required=True, help="CSV or JSONL with the labelled examples")
+    fed.add_argument("--text-col", default="text")
+    fed.add_argument("--label-col", default="label")
+    fed.add_argument("--base", help="base model (default: the settings' LoRA base)")
+    fed.add_argument("--clients", type=int, default=3)
+    fed.add_argument("--rounds", type=int, default=3)
+    fed.add_argument("--split", choices=("iid", "by-label"), default="iid",
+                     help="how the training data is dealt to the clients")
+    fed.add_argument("--local-steps", type=int, default=4, help="steps per client per round")
+    fed.add_argument("--seed", type=int, default=42)
+    fed.add_argument("--centralised", action="store_true",
+                     help="also train on the pooled data with the same budget, to compare")
+    fed.add_argument("--name", required=True, help="name of the global adapter")
+    fed.add_argument("--json", action="store_true")
+    fed.set_defaults(func=cmd_federated)
 
     api = sub.add_parser("api", help="serve the classification REST API (docs at /docs)")
     api.add_argument("--host", default="127.0.0.1")

@@ -229,14 +229,17 @@ class Session:
 
 
 def build(config: TrainConfig, run_dir: Path, models_dir: Path,
-          on_metrics: Callable[[dict], None] | None = None) -> Session:
+          on_metrics: Callable[[dict], None] | None = None,
+          data: tuple[Split, list[str]] | None = None) -> Session:
+    """`data` (split, categories) replaces reading config.data: a federated client trains its
+    own shard."""
     from peft import get_peft_model
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.yaml")
     torch.manual_seed(config.seed)
-    parts, categories = prepare_data(config)
+    parts, categories = data or prepare_data(config)
     model, tokenizer = load_base(config.base, models_dir)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
