@@ -71,3 +71,19 @@ def confusion(matrix: list[list[int]], labels: list[str], title: str | None = No
                       yaxis=dict(autorange="reversed"))
     return fig
 
+
+
+def rounds(federated: list[dict], centralised: list[dict] | None = None) -> go.Figure:
+    """Test accuracy per round: the federation's global adapter, and centralised training on the
+    pooled data with the same budget when it was run."""
+    fig = go.Figure()
+    fig.add_scatter(x=[r["round"] for r in federated], y=[r["accuracy"] for r in federated],
+                    mode="lines+markers", name="federated (global adapter)")
+    if centralised:
+        fig.add_scatter(x=[r["round"] for r in centralised],
+                        y=[r["accuracy"] for r in centralised], mode="lines+markers",
+                        name="centralised (pooled data)", line=dict(dash="dash"))
+    fig.update_layout(**LAYOUT, xaxis_title="round", yaxis_title="test accuracy")
+    fig.update_xaxes(dtick=1)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return fig

@@ -94,15 +94,26 @@ with details:
         if metrics:
             st.plotly_chart(charts.loss_curve(metrics, 0.6, title="Training curve"),
                             key="adapter-curve")
+        federated = meta.get("federated")
+        if federated:
+            config = federated["config"]
+            st.markdown(f"**Federated**: {config['clients']} clients ({config['split']} split, "
+                        f"{', '.join(map(str, federated['shards']))} examples), "
+                        f"{config['rounds']} rounds of {config['local_steps']} steps")
+            st.plotly_chart(charts.rounds(federated["rounds"], federated.get("centralised")),
+                            key="adapter-rounds")
         evaluation = meta.get("evaluation")
         if evaluation:
             result = evaluation["adapter"]
-            st.markdown(f"Test accuracy **{result['accuracy']:.0%}** (zero-shot "
-                        f"{evaluation['zero_shot']['accuracy']:.0%}, embeddings baseline "
-                        f"{evaluation['baseline']['accuracy']:.0%}) on {evaluation['test_size']} "
-                        "examples")
-            st.plotly_chart(charts.confusion(result["confusion"], result["labels"]),
-                            key="adapter-confusion")
+            others = [f"{title} {evaluation[key]['accuracy']:.0%}" for key, title in
+                      (("zero_shot", "zero-shot"), ("baseline", "embeddings baseline"))
+                      if key in evaluation]
+            st.markdown(f"Test accuracy **{result['accuracy']:.0%}**"
+                        + (f" ({', '.join(others)})" if others else "")
+                        + f" on {evaluation['test_size']} examples")
+            if "confusion" in result:
+                st.plotly_chart(charts.confusion(result["confusion"], result["labels"]),
+                                key="adapter-confusion")
         else:
             st.caption("No test results recorded for this adapter.")
 

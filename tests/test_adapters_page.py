@@ -80,3 +80,26 @@ def test_compare_two_adapters_on_one_test_set(models):
     assert [m.label for m in at.metric] == ["tiny-cuad", "tiny-twin"]
     # the same adapter copied: the same answers on the same test split
     assert at.metric[0].value == at.metric[1].value
+
+
+def test_a_federated_adapter_shows_accuracy_per_round(models):
+    import json
+
+    meta_path = models / "adapters" / "tiny-twin" / "studio-adapter.json"
+    meta = json.loads(meta_path.read_text())
+    meta["federated"] = {
+        "config": {"clients": 2, "split": "iid", "rounds": 2, "local_steps": 4},
+        "shards": [24, 24], "rounds": [{"round": r, "accuracy": a, "loss": 1.0, "clients": []}
+                                       for r, a in ((0, 0.2), (1, 0.4), (2, 0.6))],
+        "centralised": [{"round": 1, "accuracy": 0.5}, {"round": 2, "accuracy": 0.7}]}
+    meta["evaluation"] = {"test_size": 6, "adapter": {"accuracy": 0.6, "macro_f1": 0.5}}
+    meta_path.write_text(json.dumps(meta))
+    at = adapters_page()
+    at.selectbox(key="adapter-details").set_value("tiny-twin").run()
+    assert not at.exception
+    text = "\n".join(m.value for m in at.markdown)
+    assert "**Federated**: 2 clients (iid split, 24, 24 examples), 2 rounds of 4 steps" in text
+    assert "Test accuracy **60%** on 6 examples" in text
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in figure["data"]] == ["federated (global adapter)",
+                                                   "centralised (pooled data)"]
