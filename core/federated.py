@@ -45,7 +45,7 @@ class FederatedConfig:
     def train_config(self) -> TrainConfig:
         return from_preset(self.preset, name=self.name, data=self.data, text_col=self.text_col,
                            label_col=self.label_col, base=self.base, max_steps=self.local_steps,
-                           eval_steps=10**6, save_steps=10**6, seed=self.seed)
+                           eval_steps=0, save_steps=0, seed=self.seed)
 
 
 def shard(data: LabelledData, clients: int, how: str, seed: int) -> list[LabelledData]:

@@ -44,8 +44,8 @@ class TrainConfig:
     grad_accum: int = _f(1, "Steps whose gradients add up before one update.")
     max_length: int = _f(512, "Tokens per example; the document is cut to fit, never the labels.")
     gradient_checkpointing: bool = _f(False, "Recompute activations: 30-40% less memory.")
-    eval_steps: int = _f(20, "Evaluate on the validation split every this many steps.")
-    save_steps: int = _f(20, "Save a checkpoint every this many steps.")
+    eval_steps: int = _f(20, "Evaluate on the validation split every this many steps (0: never).")
+    save_steps: int = _f(20, "Save a checkpoint every this many steps (0: never; no resume).")
     split: list[float] = _f(None, "Train / validation / test shares.")
     seed: int = _f(42, "Seed for the split and the initial LoRA weights.")
 

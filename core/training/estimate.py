@@ -67,8 +67,8 @@ def measure(config: TrainConfig, models_dir: Path) -> Calibration:
     from core.training.trainer import StepTimer, build
 
     with tempfile.TemporaryDirectory() as tmp:
-        probe = replace(config, max_steps=CALIBRATION_STEPS, eval_steps=10**6,
-                        save_steps=10**6)
+        probe = replace(config, max_steps=CALIBRATION_STEPS, eval_steps=0,
+                        save_steps=0)
         session = build(probe, Path(tmp), models_dir)
         times = []
         session.trainer.add_callback(StepTimer(times))
