@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from core.adapters import (META, PICKLE_SUFFIXES, AdapterError, AdapterInfo, adapters_dir,
-                           check_folder, get, list_adapters, read)
+                           check_folder, get, read)
 from core.training.config import check_name
 
 WEIGHTS = "adapter_model.safetensors"
@@ -40,6 +40,16 @@ def rename(models_dir: Path, name: str, new_name: str) -> Path:
     source.folder.rename(target)
     if source.meta:
         _write_meta(target, {**source.meta, "name": new_name})
+    return target
+
+
+def copy(models_dir: Path, name: str, new_name: str) -> Path:
+    """A copy under a new name, its metadata saying so."""
+    source = get(models_dir, name)
+    target = _target(models_dir, new_name)
+    shutil.copytree(source.folder, target)
+    if source.meta:
+        _write_meta(target, {**source.meta, "name": new_name, "copied_from": name})
     return target
 
 
@@ -107,7 +117,7 @@ def import_zip(models_dir: Path, data: bytes, name: str | None = None,
     return read(target)
 
 
-def _same_shape(infos: list[AdapterInfo]) -> dict:
+def _same_shape(infos: list[AdapterInfo]) -> None:
     configs = [json.loads((i.folder / CONFIG).read_text()) for i in infos]
     keys = ("r", "lora_alpha", "target_modules")
     first = configs[0]
@@ -119,7 +129,6 @@ def _same_shape(infos: list[AdapterInfo]) -> dict:
         if differs:
             raise AdapterError(f"{info.name} and {infos[0].name} differ in {', '.join(differs)}; "
                                "a weighted average needs the same LoRA shape")
-    return first
 
 
 def _norm(value):
@@ -232,6 +241,3 @@ def merge(models_dir: Path, name: str, sample_texts: list[str] | None = None,
     (target / "studio-merged.json").write_text(json.dumps(report, indent=2))
     return report
 
-
-def summaries(models_dir: Path) -> list[dict]:
-    return [a.summary() for a in list_adapters(models_dir)]

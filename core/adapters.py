@@ -85,24 +85,6 @@ def get(models_dir: Path, name: str) -> AdapterInfo:
     return read(folder)
 
 
-def copy_adapter(models_dir: Path, name: str, new_name: str) -> Path:
-    """A copy under a new name, its metadata saying so."""
-    import shutil
-
-    from core.training.config import check_name
-
-    check_name(new_name, "adapter")
-    source = get(models_dir, name)
-    target = adapters_dir(models_dir) / new_name
-    if target.exists():
-        raise AdapterError(f"an adapter named {new_name!r} exists")
-    shutil.copytree(source.folder, target)
-    if source.meta:
-        (target / META).write_text(json.dumps({**source.meta, "name": new_name,
-                                               "copied_from": name}, indent=2))
-    return target
-
-
 def load_classifier(models_dir: Path, adapter: str | None = None, base: str | None = None,
                     labels: list[str] | None = None, max_length: int = 512):
     """A Classifier for an adapter by name (its base, labels and max length from its metadata),

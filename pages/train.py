@@ -4,9 +4,7 @@ shows is read back from the run folder, so a refresh or a page switch loses noth
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -15,7 +13,8 @@ import psutil
 import streamlit as st
 
 from core import charts
-from core.adapters import AdapterError, adapters_dir, copy_adapter, read
+from core import adapter_ops
+from core.adapters import AdapterError, adapters_dir, read
 from core.extract import extract
 from core.registry import Registry
 from core.samples import SAMPLE_DATASET
@@ -469,18 +468,13 @@ def save_step() -> None:
     summary["test accuracy"] = info.summary()["test_accuracy"]
     summary["hyperparameters"] = info.meta.get("config")
     right.json(summary, expanded=1)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for p in sorted(folder.iterdir()):
-            if p.is_file():
-                archive.write(p, f"{name}/{p.name}")
-    left.download_button("Download as ZIP", buffer.getvalue(), f"{name}.zip", "application/zip",
-                         icon=":material/download:")
+    left.download_button("Download as ZIP", adapter_ops.export_zip(s.models_dir, name),
+                         f"{name}.zip", "application/zip", icon=":material/download:")
     with st.form("save-copy", border=False):
         copy = st.text_input("Save a copy as", key="copy-name")
         if st.form_submit_button("Save copy", key="save-copy-button") and copy.strip():
             try:
-                target = copy_adapter(s.models_dir, name, copy.strip())
+                target = adapter_ops.copy(s.models_dir, name, copy.strip())
             except (AdapterError, ValueError) as exc:
                 st.error(str(exc))
             else:
