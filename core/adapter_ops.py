@@ -97,11 +97,10 @@ def import_zip(models_dir: Path, data: bytes, name: str | None = None,
         with tempfile.TemporaryDirectory(dir=adapters_dir(models_dir).parent) as tmp:
             staging = Path(tmp) / "adapter"
             for m in members:
-                relative = PurePosixPath(m.filename).relative_to(root) if root.parts else \
-                    PurePosixPath(m.filename)
-                if root.parts and not PurePosixPath(m.filename).is_relative_to(root):
-                    continue
-                out = staging.joinpath(*relative.parts)
+                path = PurePosixPath(m.filename)
+                if not path.is_relative_to(root):
+                    continue  # beside the adapter's folder (a README, another folder): not ours
+                out = staging.joinpath(*path.relative_to(root).parts)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(archive.read(m))
             check_folder(staging)

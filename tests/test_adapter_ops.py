@@ -95,6 +95,9 @@ def test_export_import_round_trip_and_refusals(models):
         adapter_ops.import_zip(models, rezip({"tiny-cuad/adapter_model.bin": b"\x80\x04."}), "x1")
     with pytest.raises(AdapterError, match="outside its folder"):
         adapter_ops.import_zip(models, rezip({"../../evil.txt": b"x"}), "x2")
+    beside = adapter_ops.import_zip(models, rezip({"NOTES.txt": b"exported on Monday"}), "x0")
+    assert not (beside.folder / "NOTES.txt").exists()  # files beside the adapter's folder stay out
+    adapter_ops.delete(models, "x0")
     with pytest.raises(AdapterError, match="not a ZIP"):
         adapter_ops.import_zip(models, b"PK not really", "x3")
     with pytest.raises(AdapterError, match="not available here"):
