@@ -23,17 +23,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.train import sample_data  # noqa: E402
 from core.adapters import load_classifier, read  # noqa: E402
+from core.registry import linked_models_dir  # noqa: E402
 from core.training.config import TrainConfig, from_preset  # noqa: E402
 from core.training.trainer import prepare_data, train  # noqa: E402
 
 
 def train_adapter(base: str, steps: int, work: Path) -> Path:
     """A Quick-preset adapter, published into a models folder of the benchmark's own."""
-    models = work / "models"
-    models.mkdir()
-    (models / "registry.toml").symlink_to(ROOT / "models" / "registry.toml")
-    for part in ("base", "gguf", ".state"):
-        (models / part).symlink_to(ROOT / "models" / part)
+    models = linked_models_dir(work / "models", ROOT / "models")
     data = sample_data(work / "bbc.csv", 250, 0)
     config = from_preset("quick", name="bench-classify", data=str(data), base=base,
                          max_steps=steps, eval_steps=0, save_steps=0)

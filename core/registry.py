@@ -219,3 +219,15 @@ def _hf_cache_state(spec: ModelSpec) -> tuple[Status, Path | None, int, str]:
         folder = Path(cached).parent
         return "ready", folder, folder_size(folder), ""
     return "missing", None, 0, f"{spec.hf_id} is not in the local Hugging Face cache"
+
+
+def linked_models_dir(folder: Path, source: Path) -> Path:
+    """A models folder of its own (its adapters stay in it) that sees `source`'s registry and
+    prepared models through links: for tests and benchmarks that write adapters."""
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    (folder / "registry.toml").write_text((Path(source) / "registry.toml").read_text())
+    for part in ("base", "gguf", ".state"):
+        if (Path(source) / part).exists():
+            (folder / part).symlink_to(Path(source) / part)
+    return folder

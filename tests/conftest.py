@@ -2,6 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from core.registry import linked_models_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 OUTPUT = ROOT / "test-output"
@@ -20,20 +22,9 @@ def studio_env(tmp_path, monkeypatch):
     return data
 
 
-def private_models(folder: Path) -> Path:
-    """A models folder of its own (adapters written by tests stay out of the project) that sees
-    the prepared models through links."""
-    folder.mkdir(parents=True)
-    (folder / "registry.toml").write_text((ROOT / "models" / "registry.toml").read_text())
-    for part in ("base", "gguf", ".state"):
-        if (ROOT / "models" / part).exists():
-            (folder / part).symlink_to(ROOT / "models" / part)
-    return folder
-
-
 @pytest.fixture
 def models_env(tmp_path, monkeypatch):
-    models = private_models(tmp_path / "models")
+    models = linked_models_dir(tmp_path / "models", ROOT / "models")
     monkeypatch.setenv("STUDIO_MODELS_DIR", str(models))
     return models
 
@@ -48,7 +39,7 @@ def tiny_library(tmp_path_factory):
     from tests.tiny import tiny_causal_lm
 
     root = tmp_path_factory.mktemp("library")
-    models = private_models(root / "models")
+    models = linked_models_dir(root / "models", ROOT / "models")
     base = tiny_causal_lm(root / "tiny-base")
     config = TrainConfig(name="tiny-cuad", data=str(SAMPLE_DATASET), base=str(base), max_steps=6,
                          batch_size=4, learning_rate=5e-3, max_length=256, eval_steps=6,
