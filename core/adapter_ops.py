@@ -184,7 +184,7 @@ def combine(models_dir: Path, names: list[str], weights: list[float], new_name: 
     for info in infos:
         check_folder(info.folder)
     _same_shape(infos)
-    model, tokenizer = load_base(infos[0].base, models_dir)
+    model, _ = load_base(infos[0].base, models_dir)
     model = PeftModel.from_pretrained(model, infos[0].folder, adapter_name=infos[0].name)
     for info in infos[1:]:
         model.load_adapter(info.folder, adapter_name=info.name)
@@ -195,7 +195,6 @@ def combine(models_dir: Path, names: list[str], weights: list[float], new_name: 
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp, selected_adapters=["combined"])
         shutil.copytree(Path(tmp) / "combined", target)
-    tokenizer.save_pretrained(target)
     _write_combined_meta(target, infos, combination_type, weights)
     return target
 

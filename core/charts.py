@@ -20,8 +20,7 @@ def smooth(values: list[float], weight: float) -> list[float]:
     return out
 
 
-def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
-               title: str | None = None) -> go.Figure:
+def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False) -> go.Figure:
     train = [m for m in metrics if "loss" in m]
     evals = [m for m in metrics if "eval_loss" in m]
     fig = go.Figure()
@@ -37,7 +36,7 @@ def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
         fig.add_scatter(x=[m["step"] for m in evals], y=[m["eval_loss"] for m in evals],
                         mode="lines+markers", name="validation loss",
                         line=dict(color="#ff7f0e", width=2))
-    fig.update_layout(**LAYOUT, title=title, xaxis_title="step", yaxis_title="loss")
+    fig.update_layout(**LAYOUT, xaxis_title="step", yaxis_title="loss")
     last = max((m["step"] for m in metrics), default=1)
     fig.update_xaxes(dtick=max(1, math.ceil(last / 10)), rangemode="tozero")  # whole steps
     if log_y:

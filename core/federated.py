@@ -257,14 +257,13 @@ def save_adapter(plan: Plan, models_dir: Path, state: dict, report: dict) -> Pat
 
     from core.training.trainer import base_fingerprint, load_base, lora_config, publish
 
-    model, tokenizer = load_base(plan.train.base, models_dir)
+    model, _ = load_base(plan.train.base, models_dir)
     model = get_peft_model(model, lora_config(plan.train))
     set_peft_model_state_dict(model, state)
     last = report["rounds"][-1]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "adapter"
         model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
         meta = {"name": plan.config.name, "base": plan.train.base,
                 "base_sha256": base_fingerprint(plan.train.base, models_dir),
                 "labels": plan.categories, "prompt_format": "studio-classify-v1",

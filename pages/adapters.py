@@ -92,8 +92,8 @@ with details:
     with right:
         metrics = jobs.read_metrics(jobs.run_dir(s, name))
         if metrics:
-            st.plotly_chart(charts.loss_curve(metrics, 0.6, title="Training curve"),
-                            key="adapter-curve")
+            st.markdown("**Training curve**")  # a plotly title would sit on the legend
+            st.plotly_chart(charts.loss_curve(metrics, 0.6), key="adapter-curve")
         federated = meta.get("federated")
         if federated:
             config = federated["config"]

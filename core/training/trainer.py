@@ -292,8 +292,7 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
     if not trainer.is_world_process_zero():
         return run_dir / "adapter"  # under DDP one process saves and evaluates
     adapter = run_dir / "adapter"
-    model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
+    model.save_pretrained(adapter)  # the tokenizer is the base model's: loaded from there
     meta = {"name": config.name, "base": config.base,
             "base_sha256": base_fingerprint(config.base, models_dir), "labels": categories,
             "prompt_format": "studio-classify-v1", "dataset": parts.train.source,
