@@ -167,6 +167,9 @@ def list_runs(settings: Settings) -> list[RunInfo]:
 
 
 def last_checkpoint(folder: Path) -> Path | None:
-    checkpoints = sorted((Path(folder) / "checkpoints").glob("checkpoint-*"),
+    """The newest complete checkpoint: a run killed while saving leaves a folder without the
+    trainer state, which the Trainer writes last."""
+    checkpoints = sorted((c for c in (Path(folder) / "checkpoints").glob("checkpoint-*")
+                          if (c / "trainer_state.json").is_file()),
                          key=lambda p: int(p.name.split("-")[-1]))
     return checkpoints[-1] if checkpoints else None
