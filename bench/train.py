@@ -108,7 +108,8 @@ def accuracy(args, adapter: Path) -> float:
     model, tokenizer = load_base(config.base, ROOT / "models")
     model = PeftModel.from_pretrained(model, adapter).eval()
     classifier = Classifier(model, tokenizer, categories, config.max_length)
-    right = sum(classifier.score(t).label == y for t, y in zip(parts.test.texts, parts.test.labels))
+    predictions = classifier.score_many(parts.test.texts)
+    right = sum(p.label == y for p, y in zip(predictions, parts.test.labels))
     return right / len(parts.test.texts)
 
 

@@ -176,21 +176,24 @@ if run:
     elif source == "From a collection":
         inputs = [(name, store.document_text(handle, doc_id), None) for name, _, doc_id in inputs]
     options = dict(labels=labels, examples=examples)
-    rows, bar = [], st.progress(0.0) if len(inputs) > 1 else None
-    for i, (name, text, error) in enumerate(inputs):
+    readable = [text for _, text, error in inputs if text and not error]
+    bar = st.progress(0.0) if len(readable) > 1 else None
+
+    def progress(done: int, total: int) -> None:
         if bar:
-            bar.progress(i / len(inputs), text=f"{name} ({i + 1} of {len(inputs)})")
-        if error or not text:
-            rows.append({"document": name, "error": error or "no text"})
-            continue
-        try:
-            pred = model.classify(text, mode=mode, **options)
-        except ValueError as exc:
-            rows.append({"document": name, "error": str(exc)})
-            continue
-        rows.append({"document": name, "prediction": pred})
-    if bar:
-        bar.progress(1.0, text=f"{len(inputs)} documents")
+            bar.progress(done / total, text=f"{done} of {total} documents classified")
+
+    try:
+        predictions, failure = iter(model.classify_many(readable, mode=mode, on_progress=progress,
+                                                        **options)), None
+    except ValueError as exc:  # the labels or examples do not fit: the same for every document
+        predictions, failure = iter(()), str(exc)
+    rows = []
+    for name, text, error in inputs:
+        if error or not text or failure:
+            rows.append({"document": name, "error": error or (failure if text else "no text")})
+        else:
+            rows.append({"document": name, "prediction": next(predictions)})
     st.session_state["classify-results"] = rows
     if compare and adapter and len(rows) == 1 and "prediction" in rows[0]:
         st.session_state["classify-base-only"] = model.classify(

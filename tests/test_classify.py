@@ -21,14 +21,14 @@ def classifier(tmp_path_factory):
 
 
 def full_sequence_logprob(clf: Classifier, text: str, label: str) -> float:
-    """The answer's log-likelihood from one pass over prompt + answer, no cache."""
-    enc = encode(clf.tokenizer, text, LABELS, label, clf.max_length)
-    ids = torch.tensor([enc.input_ids])
+    """The answer's log-likelihood from one pass over prompt + answer, no cache; the document
+    cut to leave room for the longest answer, as classification cuts it."""
+    room = clf.max_length - max(len(answer_ids(clf.tokenizer, x)) for x in clf.labels)
+    answer = answer_ids(clf.tokenizer, label)
+    ids = encode(clf.tokenizer, text, clf.labels, None, room).input_ids + answer
     with torch.no_grad():
-        logp = torch.log_softmax(clf.model(input_ids=ids).logits[0].float(), -1)
-    n = len(answer_ids(clf.tokenizer, label))
-    return sum(logp[i - 1, enc.input_ids[i]].item() for i in range(len(enc.input_ids) - n,
-                                                                     len(enc.input_ids)))
+        logp = torch.log_softmax(clf.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+    return sum(logp[i - 1, ids[i]].item() for i in range(len(ids) - len(answer), len(ids)))
 
 
 def test_scores_are_probabilities_over_the_labels_and_the_label_is_the_argmax(classifier):
@@ -46,6 +46,37 @@ def test_cached_prefix_scores_equal_scoring_each_full_sequence(classifier):
     expected = dict(zip(LABELS, torch.softmax(full, 0).tolist()))
     for label in LABELS:
         assert pred.scores[label] == pytest.approx(expected[label], abs=1e-4)
+
+
+def tiny_gemma(folder, sliding_window: int) -> Classifier:
+    """A tiny Gemma 3: sliding-window layers beside global ones, as in the default base model."""
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm(folder))
+    torch.manual_seed(1)
+    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
+                              head_dim=16, sliding_window=sliding_window,
+                              layer_types=["sliding_attention", "full_attention"],
+                              pad_token_id=tokenizer.pad_token_id)
+    return Classifier(Gemma3ForCausalLM(config).eval(), tokenizer, LABELS, max_length=128)
+
+
+@pytest.mark.parametrize("model", ["llama", "gemma-window-256", "gemma-window-24"])
+def test_documents_scored_together_equal_each_full_sequence(model, classifier, tmp_path):
+    # Different lengths share a pass (padding between document and answer); with a window
+    # shorter than the prompts they may not, and the scores must still be exact.
+    clf = classifier if model == "llama" else tiny_gemma(tmp_path, int(model.split("-")[-1]))
+    texts = [TEXT, "Short.", "word " * 30, "The server is hosted in the EU. " * 4,
+             "word " * 2000, "A licence."]
+    seen = []
+    predictions = clf.score_many(texts, on_progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (len(texts), len(texts))
+    for text, pred in zip(texts, predictions):
+        full = torch.tensor([full_sequence_logprob(clf, text, label) for label in LABELS])
+        expected = torch.softmax(full, 0).tolist()
+        assert [pred.scores[label] for label in LABELS] == pytest.approx(expected, abs=1e-4)
+        assert text in pred.prompt
 
 
 def test_long_documents_are_cut_and_flagged(classifier):

@@ -24,6 +24,7 @@ class Encoded:
     labels: list[int]  # -100 everywhere but the answer: loss only on the answer tokens
     prompt_length: int  # tokens before the answer
     truncated: bool
+    document_start: int  # tokens before the document: the same for every document of a label set
 
 
 def answer_text(label: str) -> str:
@@ -86,7 +87,8 @@ def encode(tokenizer, text: str, categories: list[str], label: str | None,
     doc = tokenizer(text, add_special_tokens=False)["input_ids"]
     truncated = len(doc) > budget
     prompt = ids_before + doc[:budget] + ids_after
-    return Encoded(prompt + answer, [-100] * len(prompt) + answer, len(prompt), truncated)
+    return Encoded(prompt + answer, [-100] * len(prompt) + answer, len(prompt), truncated,
+                   len(ids_before))
 
 
 def document_budget(tokenizer, categories: list[str], max_length: int) -> int:
