@@ -36,8 +36,41 @@ def running(command: list[str], ready_url: str, log_path: Path, timeout: float =
                     time.sleep(0.3)
             yield proc
         finally:
-            proc.terminate()
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Terminate `proc` and every process it started, killing what is left after `timeout`.
+    Flower's SuperLink and SuperNodes start helpers (SuperExec, the apps' processes), some in
+    sessions of their own, so a process group would miss them."""
+    import psutil
+
+    def alive(helper: psutil.Process) -> bool:
+        # Orphans that exited stay zombies where PID 1 does not reap them: they are gone.
+        try:
+            return helper.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def signal(helpers, action: str) -> None:
+        for helper in helpers:
             try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                getattr(helper, action)()
+            except psutil.NoSuchProcess:
+                pass
+
+    try:
+        helpers = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        helpers = []
+    proc.terminate()
+    signal(helpers, "terminate")
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + timeout
+    while any(map(alive, helpers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    signal(filter(alive, helpers), "kill")

@@ -1,0 +1,1 @@
+"""The Studio's federated LoRA (core/federated.py) as a Flower App."""
