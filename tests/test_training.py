@@ -31,12 +31,15 @@ def test_answer_only_loss_equals_the_full_vocabulary_loss(tiny):
     rows = [{"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, -100, -100, 9, 10]},
             {"input_ids": [11, 12, 13, 14], "labels": [-100, -100, 13, 14]}]
     batch = LeftPadCollator(pad_id=0)(rows)
-    fast, _, _ = answer_only_loss(model, batch)
+    fast, right = answer_only_loss(model, batch)
     full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                  position_ids=batch["position_ids"]).logits
-    slow = F.cross_entropy(full[:, :-1].reshape(-1, full.size(-1)),
-                           batch["labels"][:, 1:].reshape(-1), ignore_index=-100)
+    targets = batch["labels"][:, 1:]
+    slow = F.cross_entropy(full[:, :-1].reshape(-1, full.size(-1)), targets.reshape(-1),
+                           ignore_index=-100)
     assert torch.allclose(fast, slow, atol=1e-5)
+    first_choice = (full[:, :-1].argmax(-1) == targets) | (targets == -100)
+    assert right.tolist() == first_choice.all(dim=1).float().tolist()
 
 
 def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, models_env):

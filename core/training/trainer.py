@@ -61,32 +61,35 @@ class LeftPadCollator:
                 "position_ids": (mask_t.cumsum(-1) - 1).clamp(min=0)}
 
 
-def answer_only_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Loss over the answer tokens, from logits of the last K positions only. Returns the loss,
-    the kept logits' argmax and their targets (for accuracy)."""
+def answer_only_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss over the answer tokens, with logits for the positions that predict them only.
+    Returns the loss and, per example, whether every answer token was the model's first
+    choice (for accuracy)."""
     labels = batch["labels"]
-    answer_len = (labels != -100).sum(dim=1).max().item()
-    keep = int(answer_len) + 1
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"], logits_to_keep=keep)
-    logits = out.logits[:, :-1, :]  # predictions for the last keep-1 tokens
-    targets = labels[:, -(keep - 1):]
-    loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
-                           ignore_index=-100)
-    return loss, logits.argmax(-1), targets
+    # position t predicts token t+1. The positions go to the output layer as one flat batch: a
+    # [batch, positions, hidden] input made autograd copy the (frozen) output matrix per example.
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != -100
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"], logits_to_keep=keep).logits
+    logits = logits.reshape(-1, logits.size(-1))
+    targets = labels[:, 1:][keep[:, :-1]]
+    loss = F.cross_entropy(logits.float(), targets)
+    wrong = (logits.argmax(-1) != targets).float()
+    example = keep.nonzero()[:, 0]
+    right = torch.zeros(len(labels), device=wrong.device).index_add_(0, example, wrong) == 0
+    return loss, right.float()
 
 
 class AnswerOnlyTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, predicted, targets = answer_only_loss(model, inputs)
-        return (loss, {"predicted": predicted, "targets": targets}) if return_outputs else loss
+        loss, right = answer_only_loss(model, inputs)
+        return (loss, {"right": right}) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad():
-            loss, predicted, targets = answer_only_loss(model, inputs)
-        # An example counts as right when every answer token is the model's first choice.
-        right = ((predicted == targets) | (targets == -100)).all(dim=1).float()
+            loss, right = answer_only_loss(model, inputs)
         return loss.detach(), right, right
 
 
