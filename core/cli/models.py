@@ -1,0 +1,66 @@
+"""`models list` and `models prepare`: the offline models of the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from core.config import load_settings
+from core.registry import Registry
+
+
+def _registry() -> Registry:
+    settings = load_settings()
+    return Registry.load(settings.registry_path, settings.models_dir)
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    states = _registry().states()
+    if args.role:
+        states = [s for s in states if args.role in s.roles]
+    if args.json:
+        for state in states:
+            print(json.dumps(state.to_json()))
+        return 0
+    width = max(len(s.name) for s in states)
+    for s in states:
+        size = f"{s.size_bytes / 2**20:8.1f} MiB" if s.size_bytes else " " * 12
+        roles = ",".join(s.roles)
+        note = f"  ({s.detail})" if s.detail else ""
+        print(f"{s.name:<{width}}  {roles:<16} {s.status:<8} {size}  {s.path or ''}{note}")
+    return 0 if all(s.status == "ready" for s in states) else 1
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    from core.prepare import PrepareEvent, prepare
+
+    last: dict[str, int] = {}
+
+    def show(event: PrepareEvent) -> None:
+        # One line per tenth of progress keeps logs readable on a non-tty (CI).
+        bucket = int(event.fraction * 10)
+        key = f"{event.model}:{event.stage}"
+        if last.get(key) == bucket and event.stage not in ("done", "skip"):
+            return
+        last[key] = bucket
+        print(f"[{event.model}] {event.stage:<8} {event.fraction:4.0%} {event.message}",
+              file=sys.stderr, flush=True)
+
+    registry = _registry()
+    worked = prepare(registry, args.names or None, progress=show)
+    print(f"prepared {len(worked)} model(s); {len(registry.specs) - len(worked)} already done "
+          "or not packaged", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="list and prepare the offline models")
+    msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ls = msub.add_parser("list", help="each model with its role and status")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.add_argument("--role", choices=("embedding", "chat", "lora-base"))
+    ls.set_defaults(func=cmd_models_list)
+    prep = msub.add_parser("prepare", help="assemble, verify and convert (no-op when done)")
+    prep.add_argument("names", nargs="*", help="only these models (default: all)")
+    prep.set_defaults(func=cmd_models_prepare)
