@@ -88,7 +88,9 @@ def live_run(s: Settings, name: str) -> None:
                 jobs.start(s, TrainConfig.load(folder / "config.yaml"), resume=True)
             except (ValueError, jobs.RunBusy) as exc:
                 st.error(str(exc))
-    if state in ("finished", "stopped") and jobs.read_evaluation(folder):
+    # Only once the process has exited: its exit reruns the whole page, which would swallow a
+    # click made in the same moment.
+    if not running and state in ("finished", "stopped") and jobs.read_evaluation(folder):
         if head[1].button("See the evaluation", icon=":material/arrow_forward:",
                           key=f"eval-{name}", type="primary", width="stretch"):
             go_to(3)
