@@ -1,11 +1,19 @@
 """Chat engines behind one interface: llama.cpp on the packaged GGUF (fast on CPUs),
 transformers on the converted HF folder (the fallback, and any HF model), and any
-OpenAI-compatible endpoint. Each streams text and can be stopped between tokens."""
+OpenAI-compatible endpoint. Each streams text and can be stopped between tokens.
+
+A local model generates in a thread of its own, one generation at a time per engine. Streamlit
+interrupts a script at its next output when the user clicks Stop (or anything else) and starts
+the next run in a new thread while the old one may still be inside the model: a llama.cpp
+context used by two threads at once aborts the whole process (GGML_ASSERT), and a reader that
+is interrupted never closes its generator. So the generation holds the engine's lock, not the
+reader; it ends at the next token once `stop` is set, and a second question waits for it."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -67,6 +75,49 @@ def timed(pieces: Iterator[str], stats: StreamStats) -> Iterator[str]:
     stats.finished_at = time.perf_counter()
 
 
+_END = object()
+
+
+def generate_in_thread(lock: threading.Lock, pieces, stop: threading.Event | None,
+                       name: str) -> Iterator[str]:
+    """Run `pieces(should_stop)` (an iterator of text) in a daemon thread that holds `lock`, and
+    yield what it produces. The thread stops at its next piece once `stop` is set or this
+    generator is closed, so an abandoned reader never holds the model."""
+    stop = stop or threading.Event()
+    abandoned = threading.Event()
+    out: queue.SimpleQueue = queue.SimpleQueue()
+
+    def should_stop() -> bool:
+        return stop.is_set() or abandoned.is_set()
+
+    def run() -> None:
+        try:
+            with lock:
+                if should_stop():  # stopped while an earlier generation held the model
+                    return
+                produced = pieces(should_stop)
+                try:
+                    for piece in produced:
+                        if should_stop():
+                            break
+                        out.put(piece)
+                finally:
+                    produced.close()
+        except BaseException as exc:  # surfaced to the reader below
+            out.put(exc)
+        finally:
+            out.put(_END)
+
+    threading.Thread(target=run, daemon=True, name=f"generate {name}").start()
+    try:
+        while (item := out.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise ChatError(f"the local model failed: {item}") from item
+            yield item
+    finally:
+        abandoned.set()
+
+
 # llama.cpp -----------------------------------------------------------------------------------
 class LlamaCppEngine:
     def __init__(self, name: str, gguf: Path):
@@ -76,17 +127,22 @@ class LlamaCppEngine:
         self.llm = Llama(model_path=str(gguf), n_ctx=WORKING_CONTEXT,
                          n_threads=os.cpu_count() or 2, verbose=False)
         self.context_window = WORKING_CONTEXT
+        self.lock = threading.Lock()  # one llama.cpp context: one generation at a time
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
 
     def stream(self, messages, max_new_tokens, stop=None):
-        chunks = self.llm.create_chat_completion(messages=messages, max_tokens=max_new_tokens,
-                                                 temperature=0.0, stream=True)
-        for chunk in chunks:
-            if stop is not None and stop.is_set():
-                break
-            yield chunk["choices"][0]["delta"].get("content") or ""
+        def pieces(should_stop):
+            # Checked between tokens only: the prompt is read to its end first (seconds).
+            for chunk in self.llm.create_chat_completion(messages=messages,
+                                                         max_tokens=max_new_tokens,
+                                                         temperature=0.0, stream=True):
+                if should_stop():
+                    break
+                yield chunk["choices"][0]["delta"].get("content") or ""
+
+        return generate_in_thread(self.lock, pieces, stop, self.name)
 
 
 # transformers --------------------------------------------------------------------------------
@@ -106,6 +162,7 @@ class TransformersEngine:
         self.model.eval()
         limit = getattr(self.model.config, "max_position_embeddings", WORKING_CONTEXT)
         self.context_window = min(limit, WORKING_CONTEXT)
+        self.lock = threading.Lock()  # one generation at a time, as for llama.cpp
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -121,34 +178,42 @@ class TransformersEngine:
     def stream(self, messages, max_new_tokens, stop=None):
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-        class StopWhenAsked(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return stop is not None and stop.is_set()
+        def pieces(should_stop):
+            inputs = self._prompt_ids(messages).to(self.model.device)
+            inputs.pop("token_type_ids", None)  # BERT-style tokenizers add it; decoders refuse
 
-        inputs = self._prompt_ids(messages).to(self.model.device)
-        inputs.pop("token_type_ids", None)  # BERT-style tokenizers add it; decoders refuse it
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
-                                        skip_special_tokens=True)
-        errors: list[BaseException] = []
+            class StopWhenAsked(StoppingCriteria):
+                def __call__(self, input_ids, scores, **kwargs):
+                    return should_stop()
 
-        def run() -> None:
+            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
+                                            skip_special_tokens=True)
+            errors: list[BaseException] = []
+
+            def run() -> None:  # generate() feeds the streamer from a thread of its own
+                try:
+                    # The penalty matches llama.cpp's default; greedy small models loop
+                    # without it.
+                    self.model.generate(**inputs, max_new_tokens=max_new_tokens,
+                                        do_sample=False, repetition_penalty=1.1,
+                                        streamer=streamer,
+                                        stopping_criteria=StoppingCriteriaList([StopWhenAsked()]),
+                                        pad_token_id=self.tokenizer.pad_token_id
+                                        or self.tokenizer.eos_token_id)
+                except BaseException as exc:
+                    errors.append(exc)
+                    streamer.end()
+
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
             try:
-                # The penalty matches llama.cpp's default; greedy small models loop without it.
-                self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                    repetition_penalty=1.1, streamer=streamer,
-                                    stopping_criteria=StoppingCriteriaList([StopWhenAsked()]),
-                                    pad_token_id=self.tokenizer.pad_token_id
-                                    or self.tokenizer.eos_token_id)
-            except BaseException as exc:  # surfaced to the reader below
-                errors.append(exc)
-                streamer.end()
+                yield from streamer
+            finally:  # also when stopped: generate() ends at its next token
+                worker.join()
+            if errors:
+                raise errors[0]
 
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        yield from streamer
-        worker.join()
-        if errors:
-            raise ChatError(f"the local model failed: {errors[0]}") from errors[0]
+        return generate_in_thread(self.lock, pieces, stop, self.name)
 
 
 # OpenAI-compatible ---------------------------------------------------------------------------

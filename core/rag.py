@@ -113,7 +113,10 @@ class Answer:
 
 class RagTurn:
     """One question: retrieval happens on construction (so its chunks can be shown at once),
-    the answer streams from `stream()`, and `result()` gives everything once it has finished."""
+    the answer streams from `stream()`, and `result()` gives everything once it has finished.
+    `finish()` gives the result once only, to whichever of two threads asks first (see
+    `pages/chat.py`: a Stop click records the turn from the next run of the page, while the
+    interrupted run may still come back from the model and reach its own finish())."""
 
     def __init__(self, settings: Settings, collection: str, question: str, engine: ChatEngine,
                  options: RetrievalOptions = RetrievalOptions(), max_new_tokens: int = 256,
@@ -124,6 +127,8 @@ class RagTurn:
         self.plan = build_prompt(question, self.search.hits, engine, max_new_tokens)
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
+        self._finished = False
+        self._finish_lock = threading.Lock()
 
     def stream(self) -> Iterator[str]:
         self.stats = StreamStats()
@@ -132,6 +137,18 @@ class RagTurn:
             return
         yield from timed(self.engine.stream(self.plan.messages, self.max_new_tokens, self.stop),
                          self.stats)
+
+    def finish(self, stop: bool = False) -> Answer | None:
+        """The answer the first time, None afterwards: a turn goes into the history once. With
+        `stop`, the model is told to stop in the same step, so the reader that is still
+        streaming sees None from its own finish() and records nothing."""
+        with self._finish_lock:
+            if self._finished:
+                return None
+            self._finished = True
+            if stop:
+                self.stop.set()
+        return self.result()
 
     def result(self) -> Answer:
         text = self.stats.text.strip()

@@ -52,13 +52,20 @@ if bar[1].button("Clear", icon=":material/delete_sweep:", disabled=not history):
 bar[2].download_button("Export", to_markdown(collection, history), file_name=f"{collection}.md",
                        mime="text/markdown", icon=":material/download:", disabled=not history)
 
-# A Stop click interrupts the script mid-stream: keep what was written so far.
+# A Stop click (or any other rerun while an answer streams) interrupts that run at its next
+# output and starts this one at once: stop the model and keep what was written so far. The
+# interrupted run may still come back from the model; finish() records the turn only once.
 pending = st.session_state.pop("pending-turn", None)
-if pending is not None:
-    pending.stop.set()
-    history.append(pending.result())
+if pending is not None and (stopped := pending.finish(stop=True)) is not None:
+    history.append(stopped)
 
 left, right = st.columns([3, 2], gap="large")
+
+
+def forget_pending(turn: RagTurn) -> None:
+    """Only this run's own turn: a later run may have stored the next question's."""
+    if st.session_state.get("pending-turn") is turn:
+        del st.session_state["pending-turn"]
 
 
 def citation_note(answer: Answer) -> str:
@@ -169,11 +176,14 @@ if question:
                         st.write_stream(no_context_stream(engine, question, stats,
                                                           stop=turn.stop))
             except ChatError as exc:
-                st.session_state.pop("pending-turn", None)
+                forget_pending(turn)
                 st.error(f"{exc}. Your conversation is kept.", icon=":material/error:")
                 st.stop()
-    st.session_state.pop("pending-turn", None)
-    history.append(turn.result())
+    answer = turn.finish()
+    if answer is None:  # stopped: the run that the click started has recorded it
+        st.stop()
+    forget_pending(turn)
+    history.append(answer)
     st.rerun()
 elif history:
     latest = history[-1]

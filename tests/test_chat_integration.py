@@ -43,3 +43,30 @@ def test_cli_ask_json(studio_env):
     assert set(result) >= {"answer", "sources", "cited", "timings"}
     assert result["answer"] and len(result["sources"]) == 5
     assert {"rank", "score", "doc", "page", "chunk_id", "text", "retriever"} <= set(result["sources"][0])
+
+
+def test_llama_cpp_serves_one_generation_at_a_time(studio_env):
+    """A Stop click followed at once by the next question puts two generations on one llama.cpp
+    context (the stopped run is still reading its prompt); that aborted the whole process with
+    a GGML_ASSERT. The second now waits for the first, which lets go at its stop."""
+    import threading
+    import time
+
+    engine = get_engine(load_settings(), model="smollm2-135m-instruct")
+    long_prompt = [{"role": "user", "content": "Write an essay on neural networks. " * 150}]
+    stop = threading.Event()
+    first: list[str] = []
+
+    def read_and_stop() -> None:
+        for piece in engine.stream(long_prompt, 200, stop):
+            first.append(piece)
+            if len(first) == 3:
+                stop.set()
+
+    reader = threading.Thread(target=read_and_stop)
+    reader.start()
+    time.sleep(0.3)  # the first one is reading its prompt (about 1,000 tokens)
+    second = "".join(engine.stream([{"role": "user", "content": "Name three colours."}], 20))
+    reader.join(timeout=120)
+    assert second.strip() and 3 <= len(first) < 10
+    assert not engine.lock.locked()

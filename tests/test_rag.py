@@ -75,6 +75,22 @@ def test_stop_ends_generation_early_and_keeps_the_partial_answer(engine, studio_
         pieces.append(piece)
         if len(pieces) == 3:
             stop.set()
-    answer = turn.result()
+    answer = turn.finish()
     assert answer.stopped and len(pieces) < 20
     assert answer.text == "".join(pieces).strip()
+    assert turn.finish(stop=True) is None  # recorded once, whoever asks second
+
+
+def test_a_reader_that_goes_away_leaves_the_model_free_once_stopped(engine):
+    """Streamlit interrupts a script mid-stream without closing its generator: the generation
+    must still end at `stop`, and meanwhile a second one waits for the model."""
+    import threading
+
+    messages = [{"role": "user", "content": "Tell me a long story."}]
+    stop = threading.Event()
+    abandoned = engine.stream(messages, 200, stop)
+    next(abandoned)  # generating now; the reader goes away without closing it
+    stop.set()
+    assert "".join(engine.stream(messages, 5))  # had to wait for the stopped one to let go
+    assert not engine.lock.locked()
+    assert len(list(abandoned)) < 10  # it stopped within a token or two, not at 200
