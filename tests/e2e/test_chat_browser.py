@@ -1,5 +1,10 @@
-"""Upload a paper, ask about it, and see the answer beside its scored chunks."""
+"""Upload a paper, ask about it, and see the answer beside its scored chunks; stop an answer
+while it streams and carry on."""
 
+import time
+from contextlib import contextmanager
+
+import psutil
 import pytest
 
 from tests.conftest import OUTPUT, shared
@@ -7,27 +12,107 @@ from tests.e2e.browser import (browser_page, create_collection, streamlit_server
                                wait_until_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+STOPPED_NOTE = "Stopped before the end."
 
 
-def test_upload_ask_and_see_answer_with_scored_chunks(studio_env):
+@contextmanager
+def open_chat_with_gan_paper(studio_env):
+    """The app on a fresh data dir with the light chat model, the GAN paper in `gan-paper`,
+    and the browser on the Chat page: yields (url, page, question box)."""
     gan = shared("papers", "1406.2661_GAN.pdf")
     env = {"STUDIO_DATA_DIR": str(studio_env), "STUDIO_CHAT_MODEL": "smollm2-135m-instruct"}
     with streamlit_server(env=env) as url, browser_page(height=1600) as page:
         create_collection(page, url, "gan-paper")
         upload(page, [gan])
-
         page.get_by_role("link", name="Chat").click()
         box = page.get_by_placeholder("Ask about gan-paper")
         box.wait_for(timeout=60_000)
+        yield url, page, box
+
+
+def message(page, n: int):
+    return page.locator("[data-testid='stChatMessage']").nth(n)
+
+
+def server_cpu_seconds(url: str) -> float:
+    """CPU time used so far by the `streamlit run` serving `url` (a child of this process)."""
+    port = url.rsplit(":", 1)[1]
+    server = next(p for p in psutil.Process().children(recursive=True)
+                  if "streamlit" in " ".join(p.cmdline()) and port in p.cmdline())
+    times = server.cpu_times()
+    return times.user + times.system
+
+
+def scroll_to_top(page) -> None:
+    page.locator("[data-testid='stAppViewContainer']").evaluate("el => el.scrollTo(0, 0)")
+    page.wait_for_timeout(500)
+
+
+def test_upload_ask_and_see_answer_with_scored_chunks(studio_env):
+    with open_chat_with_gan_paper(studio_env) as (_url, page, box):
         box.fill("What are the two models trained in a generative adversarial net?")
         box.press("Enter")
         page.get_by_text("tokens/s").first.wait_for(timeout=300_000)
         wait_until_idle(page, 300_000)
-        answer = page.locator("[data-testid='stChatMessage']").nth(1).inner_text()
+        answer = message(page, 1).inner_text()
         assert len(answer.split()) > 5
         first = page.locator(".st-key-hit-1")
         assert "1406.2661_GAN.pdf" in first.inner_text() and "score" in first.inner_text()
         assert page.locator("[class*='st-key-hit-']").count() == 5
-        page.locator("[data-testid='stAppViewContainer']").evaluate("el => el.scrollTo(0, 0)")
-        page.wait_for_timeout(500)
+        scroll_to_top(page)
         page.screenshot(path=str(OUTPUT / "chat.png"))
+
+
+def test_stop_keeps_the_partial_answer_and_the_chat_goes_on(studio_env):
+    with open_chat_with_gan_paper(studio_env) as (url, page, box):
+        box.fill("Write a long essay about generative adversarial nets.")  # ~250 tokens
+        box.press("Enter")
+        stop = page.locator(".st-key-stop button")
+        stop.wait_for(timeout=120_000)
+        streamed = message(page, 1).locator("[data-testid='stMarkdown']").first
+        streamed.wait_for(timeout=300_000)
+        deadline = time.monotonic() + 120
+        while len(streamed.inner_text().split()) < 12 and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        page.screenshot(path=str(OUTPUT / "chat-stop-streaming.png"))
+        before = streamed.inner_text().split()
+        clicked = time.monotonic()
+        stop.click()
+
+        # (a) The stream ends at once, and no generation goes on behind the page.
+        page.get_by_text(STOPPED_NOTE).wait_for(timeout=10_000)
+        took = time.monotonic() - clicked
+        wait_until_idle(page, 30_000)
+        kept = streamed.inner_text()
+        cpu = server_cpu_seconds(url)
+        page.wait_for_timeout(3000)
+        assert streamed.inner_text() == kept
+        assert server_cpu_seconds(url) - cpu < 0.5  # the model is not generating
+        assert took < 5, f"the stopped answer appeared {took:.1f} s after the click"
+
+        # (b) The partial answer stays in the conversation, marked as stopped.
+        assert stop.count() == 0 and STOPPED_NOTE in message(page, 1).inner_text()
+        answer = kept.split()
+        assert answer[:10] == before[:10] and len(answer) < len(before) + 60
+        scroll_to_top(page)
+        page.screenshot(path=str(OUTPUT / "chat-stopped.png"))
+
+        # (c) The chat goes on, even after a Stop before the first token: the next question,
+        # asked at once, waits for the model instead of sharing it with the stopped one.
+        box.fill("Write a long essay about the discriminator.")
+        box.press("Enter")
+        stop.click(timeout=120_000)
+        message(page, 3).get_by_text(STOPPED_NOTE).wait_for(timeout=30_000)
+        box.fill("What are the two models trained in a generative adversarial net?")
+        box.press("Enter")
+        message(page, 5).get_by_text("tokens/s").wait_for(timeout=120_000)
+        wait_until_idle(page, 300_000)
+        assert page.locator("[data-testid='stChatMessage']").count() == 6  # each turn once
+        assert STOPPED_NOTE in message(page, 1).inner_text()
+        assert STOPPED_NOTE in message(page, 3).inner_text()
+        assert STOPPED_NOTE not in message(page, 5).inner_text()
+        assert len(message(page, 5).inner_text().split()) > 5
+        scroll_to_top(page)
+        page.screenshot(path=str(OUTPUT / "chat-after-stop.png"))
+        print(f"stopped answer shown {took:.1f} s after the click; {len(before)} words "
+              f"streamed at the click, {len(answer)} kept")
