@@ -55,6 +55,8 @@ def test_stop_then_resume_and_one_run_at_a_time(settings, config):
     stopped_at = status["step"]
     assert (settings.models_dir / "adapters" / "long" / "adapter_model.safetensors").is_file()
     assert jobs.active_run(settings) is None
+    with pytest.raises(ValueError, match="a run named 'long' exists"):
+        jobs.start(settings, config)  # a new run of that name would mix into this one
     checkpoint = jobs.last_checkpoint(folder)
     assert checkpoint is not None and int(checkpoint.name.split("-")[1]) == stopped_at
 

@@ -94,6 +94,8 @@ def start(settings: Settings, config: TrainConfig, resume: bool = False) -> subp
     if held:
         raise RunBusy(f"run {held['name']!r} is training now; stop it or wait for it to finish")
     folder = run_dir(settings, config.name)
+    if folder.exists() and not resume:  # a new run would mix its curve and log into the old
+        raise ValueError(f"a run named {config.name!r} exists: choose another name, or resume it")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / STOP).unlink(missing_ok=True)
     config.save(folder / "config.yaml")
@@ -164,6 +166,11 @@ def list_runs(settings: Settings) -> list[RunInfo]:
         config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
         infos.append(RunInfo(folder.name, folder, read_status(folder), config or {}))
     return infos
+
+
+def evaluated_runs(settings: Settings) -> list[str]:
+    """Names of the runs whose test-split evaluation is written."""
+    return [r.name for r in list_runs(settings) if read_evaluation(r.folder)]
 
 
 def last_checkpoint(folder: Path) -> Path | None:

@@ -16,12 +16,8 @@ def go_to(index: int) -> None:
     st.rerun()
 
 
-def evaluated_runs(s: Settings) -> list[str]:
-    return [r.name for r in jobs.list_runs(s) if jobs.read_evaluation(r.folder)]
-
-
 def pick_run(s: Settings, label: str) -> str | None:
-    names = evaluated_runs(s)
+    names = jobs.evaluated_runs(s)
     if not names:
         st.info("No evaluated run yet: train one in step 3 (it is evaluated when it ends).")
         return None

@@ -44,9 +44,6 @@ def render(s: Settings, config: dict) -> None:
 def start_run(s: Settings, config: dict) -> None:
     try:
         candidate = TrainConfig(**config)
-        if jobs.run_dir(s, candidate.name).exists():
-            raise ValueError(f"a run named {candidate.name!r} exists: choose another name, or "
-                             "select it below to resume it")
         jobs.start(s, candidate)
     except (ValueError, jobs.RunBusy) as exc:
         st.error(str(exc))
