@@ -163,16 +163,12 @@ def global_metrics(config: TrainConfig, test: LabelledData, categories: list[str
                    models_dir: Path, state: dict) -> dict:
     """The global adapter on the held-out test split: answer-token loss and accuracy."""
     import torch
-    from peft import get_peft_model, set_peft_model_state_dict
 
     from core.classify import Classifier
     from core.training.evaluate import classify_split
-    from core.training.trainer import (LeftPadCollator, answer_only_loss, encode_split,
-                                       load_base, lora_config)
+    from core.training.trainer import LeftPadCollator, answer_only_loss, encode_split
 
-    model, tokenizer = load_base(config.base, models_dir)
-    model = get_peft_model(model, lora_config(config))
-    set_peft_model_state_dict(model, state)
+    model, tokenizer = adapter_model(config, models_dir, state)
     model.eval()
     rows = encode_split(tokenizer, test, categories, config.max_length)
     collate = LeftPadCollator(tokenizer.pad_token_id)
@@ -358,15 +354,25 @@ def centralised(plan: Plan, models_dir: Path, initial: dict) -> list[dict]:
     return rows
 
 
-def initial_state(plan: Plan, models_dir: Path) -> dict:
-    import torch
-    from peft import get_peft_model
+def adapter_model(train: TrainConfig, models_dir: Path, state: dict | None = None):
+    """(model, tokenizer): the base model with a LoRA adapter shaped by `train`, holding the
+    tensors `state` when given, else freshly initialised."""
+    from peft import get_peft_model, set_peft_model_state_dict
 
     from core.training.trainer import load_base, lora_config
 
+    model, tokenizer = load_base(train.base, models_dir)
+    model = get_peft_model(model, lora_config(train))
+    if state is not None:
+        set_peft_model_state_dict(model, state)
+    return model, tokenizer
+
+
+def initial_state(plan: Plan, models_dir: Path) -> dict:
+    import torch
+
     torch.manual_seed(plan.config.seed)
-    model, _ = load_base(plan.train.base, models_dir)
-    return lora_state(get_peft_model(model, lora_config(plan.train)))
+    return lora_state(adapter_model(plan.train, models_dir)[0])
 
 
 def summary(plan: Plan, config: dict, history: list[dict], shards: list[int],
@@ -416,13 +422,9 @@ def run(config: FederatedConfig, models_dir: Path, compare_centralised: bool = F
 
 
 def save_adapter(plan: Plan, models_dir: Path, state: dict, report: dict) -> Path:
-    from peft import get_peft_model, set_peft_model_state_dict
+    from core.training.trainer import base_fingerprint, publish
 
-    from core.training.trainer import base_fingerprint, load_base, lora_config, publish
-
-    model, _ = load_base(plan.train.base, models_dir)
-    model = get_peft_model(model, lora_config(plan.train))
-    set_peft_model_state_dict(model, state)
+    model, _ = adapter_model(plan.train, models_dir, state)
     last = report["rounds"][-1]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "adapter"
