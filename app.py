@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.errors import StudioError
 from pages.shared import render_sidebar
 
 st.set_page_config(page_title="RAG & LoRA Studio", page_icon="🧪", layout="wide")
@@ -24,4 +25,7 @@ PAGES = {
 
 page = st.navigation(PAGES)
 render_sidebar()
-page.run()
+try:
+    page.run()
+except StudioError as exc:  # a problem the user can act on: say it, never a traceback
+    st.error(str(exc), icon=":material/error:")

@@ -49,7 +49,7 @@ def main() -> None:
     folder = (ROOT / "models" / "adapters" / args.adapter if args.adapter
               else train_adapter(args.base, args.steps, work))
     info = read(folder)
-    parts, _ = prepare_data(TrainConfig(**info.meta["config"]))
+    parts, _ = prepare_data(TrainConfig(**info.meta.config))
     texts, truth = parts.test.texts[:args.limit], parts.test.labels[:args.limit]
     classifier = load_classifier(folder.parent.parent, adapter=info.name)
     classifier.score(texts[0])  # warm-up, not timed

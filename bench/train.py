@@ -51,7 +51,9 @@ def run_variant(args) -> dict:
     """In the child process: train one variant, time it, save its adapter."""
     import torch
 
-    from core.training.trainer import build, encode_split, load_base, lora_config, prepare_data
+    from core.models import load_base
+    from core.training.config import lora_config
+    from core.training.trainer import build, encode_split, prepare_data
 
     config = config_for(args, Path(args.data), args.variant)
     out = Path(args.out)
@@ -98,16 +100,14 @@ def run_variant(args) -> dict:
 
 
 def accuracy(args, adapter: Path) -> float:
-    from peft import PeftModel
-
     from core.classify import Classifier
-    from core.training.trainer import load_base, prepare_data
+    from core.models import load_adapter
+    from core.training.trainer import prepare_data
 
     config = config_for(args, Path(args.data), "eval")
     parts, categories = prepare_data(config)
-    model, tokenizer = load_base(config.base, ROOT / "models")
-    model = PeftModel.from_pretrained(model, adapter).eval()
-    classifier = Classifier(model, tokenizer, categories, config.max_length)
+    model, tokenizer = load_adapter(config.base, adapter, ROOT / "models")
+    classifier = Classifier(model.eval(), tokenizer, categories, config.max_length)
     predictions = classifier.score_many(parts.test.texts)
     right = sum(p.label == y for p, y in zip(predictions, parts.test.labels))
     return right / len(parts.test.texts)

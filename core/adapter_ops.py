@@ -10,11 +10,13 @@ import shutil
 import tempfile
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from core.adapters import (META, PICKLE_SUFFIXES, AdapterError, AdapterInfo, adapters_dir,
                            check_folder, get, read)
-from core.training.config import check_name
+from core import files
+from core.files import check_name
 
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
@@ -30,16 +32,11 @@ def _target(models_dir: Path, name: str) -> Path:
     return target
 
 
-def _write_meta(folder: Path, meta: dict) -> None:
-    (folder / META).write_text(json.dumps(meta, indent=2))
-
-
 def rename(models_dir: Path, name: str, new_name: str) -> Path:
     source = get(models_dir, name)
     target = _target(models_dir, new_name)
     source.folder.rename(target)
-    if source.meta:
-        _write_meta(target, {**source.meta, "name": new_name})
+    replace(source.meta, name=new_name).write(target)
     return target
 
 
@@ -48,8 +45,7 @@ def copy(models_dir: Path, name: str, new_name: str) -> Path:
     source = get(models_dir, name)
     target = _target(models_dir, new_name)
     shutil.copytree(source.folder, target)
-    if source.meta:
-        _write_meta(target, {**source.meta, "name": new_name, "copied_from": name})
+    replace(source.meta, name=new_name, copied_from=name).write(target)
     return target
 
 
@@ -108,11 +104,10 @@ def import_zip(models_dir: Path, data: bytes, name: str | None = None,
             if base_available and info.base and not base_available(info.base):
                 raise AdapterError(f"its base model {info.base!r} is not available here; prepare "
                                    "it first (python -m core models prepare)")
-            target = _target(models_dir, name or info.meta.get("name") or root.name or "imported")
+            target = _target(models_dir, name or info.meta.name or root.name or "imported")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(staging), target)
-    if info.meta:
-        _write_meta(target, {**info.meta, "name": target.name, "imported": time.time()})
+    replace(info.meta, name=target.name, imported=time.time()).write(target)
     return read(target)
 
 
@@ -165,10 +160,10 @@ def average(models_dir: Path, names: list[str], weights: list[float], new_name: 
 
 def _write_combined_meta(target: Path, parents: list[AdapterInfo], kind: str,
                          weights: list[float]) -> None:
-    meta = {**parents[0].meta, "name": target.name, "created": time.time(),
-            "combined": {"type": kind, "parents": [p.name for p in parents], "weights": weights}}
-    meta.pop("evaluation", None)  # the parents' test results say nothing about the combination
-    _write_meta(target, meta)
+    # The parents' test results say nothing about the combination.
+    replace(parents[0].meta, name=target.name, created=time.time(), evaluation=None,
+            combined={"type": kind, "parents": [p.name for p in parents],
+                      "weights": weights}).write(target)
 
 
 def combine(models_dir: Path, names: list[str], weights: list[float], new_name: str,
@@ -176,7 +171,7 @@ def combine(models_dir: Path, names: list[str], weights: list[float], new_name: 
     """PEFT's `add_weighted_adapter` (cat, svd, ties, dare_linear) over adapters of one base."""
     from peft import PeftModel
 
-    from core.training.trainer import load_base
+    from core.models import load_base
 
     if combination_type not in PEFT_COMBINATIONS:
         raise AdapterError(f"combination must be one of {', '.join(PEFT_COMBINATIONS)}")
@@ -208,7 +203,7 @@ def merge(models_dir: Path, name: str, sample_texts: list[str] | None = None,
     from peft import PeftModel
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from core.training.trainer import base_folder
+    from core.models import base_folder
 
     info = get(models_dir, name)
     check_folder(info.folder)
@@ -229,13 +224,12 @@ def merge(models_dir: Path, name: str, sample_texts: list[str] | None = None,
         raise AdapterError(f"the merged model differs from the adapter by {difference:.3g} "
                            f"(tolerance {tolerance}); nothing was saved")
     target = Path(models_dir) / "merged" / name
-    if target.exists():
-        shutil.rmtree(target)
-    merged.to(dtype).save_pretrained(target)
-    tokenizer.save_pretrained(target)
     report = {"adapter": name, "base": info.base, "folder": str(target), "dtype": str(dtype),
               "max_logit_difference": difference, "checked_inputs": len(texts),
               "created": time.time()}
-    (target / "studio-merged.json").write_text(json.dumps(report, indent=2))
+    with files.replacing_folder(target) as staging:
+        merged.to(dtype).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        files.write_json(staging / "studio-merged.json", report, indent=2)
     return report
 

@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
         library = adapters.list_adapters(settings.models_dir)
         if not library:
             raise HTTPException(404, "no adapters yet: train one in the Studio first")
-        return max(library, key=lambda a: a.meta.get("created", 0)).name
+        return max(library, key=lambda a: a.meta.created).name
 
     def run(adapter: str | None, text: str, **kw) -> Prediction:
         try:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from core.errors import InputError
 from core.training.prompts import answer_ids, encode, render, shots_text
 
 MODES = ("score", "generate")
@@ -66,7 +67,7 @@ class Classifier:
         """The labels, each label's answer tokens, and the prompt's room in tokens."""
         labels = list(labels or self.labels)
         if len(labels) < 2:
-            raise ValueError("classification needs at least two labels")
+            raise InputError("classification needs at least two labels")
         answers = [answer_ids(self.tokenizer, label) for label in labels]
         # Room is kept for the answer, as in training, so the document is cut where it was then;
         # few-shot examples get room of their own rather than taking the document's.
@@ -210,7 +211,7 @@ class Classifier:
                       on_progress: Callable[[int, int], None] | None = None,
                       **kw) -> list[Prediction]:
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+            raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if mode == "score":
             return self.score_many(texts, on_progress=on_progress, **kw)
         predictions = []

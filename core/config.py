@@ -14,6 +14,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+from core import files
+from core.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,10 +113,10 @@ def _coerce(name: str, raw: Any) -> Any:
         try:
             return int(raw)
         except (TypeError, ValueError):
-            raise ValueError(f"{kind.metadata['env']} must be a whole number, got {raw!r}") from None
+            raise InputError(f"{kind.metadata['env']} must be a whole number, got {raw!r}") from None
     choices = kind.metadata["choices"]
     if choices and str(raw) not in choices:
-        raise ValueError(f"{kind.metadata['env']} must be one of {', '.join(choices)}, got {raw!r}")
+        raise InputError(f"{kind.metadata['env']} must be one of {', '.join(choices)}, got {raw!r}")
     return str(raw)
 
 
@@ -156,10 +158,7 @@ def load_settings(env: dict[str, str] | None = None,
 
 
 def read_preferences(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+    return files.read_json(path, {})
 
 
 def save_preferences(settings: Settings, changes: dict[str, Any]) -> None:
@@ -167,12 +166,9 @@ def save_preferences(settings: Settings, changes: dict[str, Any]) -> None:
     editable = {f.name for f in setting_fields() if f.metadata["user_editable"]}
     refused = set(changes) - editable
     if refused:
-        raise ValueError(f"not settable from the app: {', '.join(sorted(refused))}")
+        raise InputError(f"not settable from the app: {', '.join(sorted(refused))}")
     for name, value in changes.items():
         _coerce(name, value)  # validate before anything is written
     prefs = read_preferences(settings.preferences_path)
     prefs.update(changes)
-    settings.preferences_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = settings.preferences_path.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(prefs, indent=2, sort_keys=True))
-    tmp.replace(settings.preferences_path)
+    files.write_json(settings.preferences_path, dict(sorted(prefs.items())), indent=2)

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
+from core.errors import StudioError
+
 
 MAX_TEXT_CHARS = 20_000_000  # iscc-tika silently truncates at 500,000 chars unless told
 OCR_TIMEOUT_S = 600
 
 
-class ExtractionError(Exception):
+class ExtractionError(StudioError):
     """A plain-words reason a file gave no text."""
 
 

@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.training.config import TrainConfig, check_name, from_preset
+from core.errors import InputError
+from core.files import check_name
+from core.training.config import TrainConfig, from_preset
 from core.training.data import LabelledData, Split, clean, load
 
 if TYPE_CHECKING:
@@ -49,7 +51,7 @@ class Federation:
     def __post_init__(self) -> None:
         check_name(self.name, "adapter")
         if not 1 <= self.clients <= 32 or not 1 <= self.rounds <= 100:
-            raise ValueError("use 1–32 clients and 1–100 rounds")
+            raise InputError("use 1–32 clients and 1–100 rounds")
 
     def train_config(self, data: str) -> TrainConfig:
         return from_preset(self.preset, name=self.name, data=data, text_col=self.text_col,
@@ -66,7 +68,7 @@ class FederatedConfig(Federation):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+            raise InputError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
 
 
 @dataclass(kw_only=True)
@@ -82,9 +84,9 @@ class DeploymentConfig(Federation):
         super().__post_init__()
         self.labels = sorted(set(self.labels))  # the order every Studio adapter keeps
         if len(self.labels) < 2:
-            raise ValueError("labels: name at least two labels, comma-separated")
+            raise InputError("labels: name at least two labels, comma-separated")
         if not self.test:
-            raise ValueError("test: name the server's labelled test file")
+            raise InputError("test: name the server's labelled test file")
 
     @classmethod
     def from_run_config(cls, run_config: dict) -> DeploymentConfig:
@@ -107,10 +109,10 @@ class DeploymentConfig(Federation):
             if finding.level == "warning":
                 log.warning("%s: %s", path.name, finding.message)
         if not data.texts:
-            raise ValueError(f"{path.name}: no labelled examples")
+            raise InputError(f"{path.name}: no labelled examples")
         unknown = sorted(set(data.labels) - set(self.labels))
         if unknown:
-            raise ValueError(f"{path.name}: labels not in the run's labels "
+            raise InputError(f"{path.name}: labels not in the run's labels "
                              f"({', '.join(self.labels)}): {', '.join(unknown)}")
         return data
 
@@ -131,7 +133,7 @@ def shard(data: LabelledData, clients: int, how: str, seed: int) -> list[Labelle
         groups = [[i for i in order if owner[data.labels[i]] == c] for c in range(clients)]
     empty = [c for c, g in enumerate(groups) if not g]
     if empty:
-        raise ValueError(f"{clients} clients is more than the data can be dealt to "
+        raise InputError(f"{clients} clients is more than the data can be dealt to "
                          f"({len(data.label_set)} labels, {len(data.texts)} examples)")
     return [data.subset(sorted(g)) for g in groups]
 
@@ -253,7 +255,7 @@ def node_work(context: Context) -> ClientWork:
     id of the node to tell the clients apart in the history."""
     config = DeploymentConfig.from_run_config(context.run_config)
     if "data" not in context.node_config:
-        raise ValueError("this SuperNode has no data file: start it with "
+        raise InputError("this SuperNode has no data file: start it with "
                          "--node-config 'data=\"/path/to/file.csv\"'")
     path = Path(str(context.node_config["data"])).expanduser()
     local = config.read(path)
@@ -359,7 +361,8 @@ def adapter_model(train: TrainConfig, models_dir: Path, state: dict | None = Non
     tensors `state` when given, else freshly initialised."""
     from peft import get_peft_model, set_peft_model_state_dict
 
-    from core.training.trainer import load_base, lora_config
+    from core.models import load_base
+    from core.training.config import lora_config
 
     model, tokenizer = load_base(train.base, models_dir)
     model = get_peft_model(model, lora_config(train))
@@ -422,20 +425,20 @@ def run(config: FederatedConfig, models_dir: Path, compare_centralised: bool = F
 
 
 def save_adapter(plan: Plan, models_dir: Path, state: dict, report: dict) -> Path:
-    from core.training.trainer import base_fingerprint, publish
+    from core.adapters import AdapterMeta, publish
+    from core.models import base_fingerprint
 
     model, _ = adapter_model(plan.train, models_dir, state)
     last = report["rounds"][-1]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "adapter"
         model.save_pretrained(folder)
-        meta = {"name": plan.config.name, "base": plan.train.base,
-                "base_sha256": base_fingerprint(plan.train.base, models_dir),
-                "labels": plan.categories, "prompt_format": "studio-classify-v1",
-                **plan.provenance, "config": asdict(plan.train), "created": time.time(),
-                "federated": report,
-                "evaluation": {"test_size": report["test_size"],
-                               "adapter": {"accuracy": last["accuracy"],
-                                           "macro_f1": last["macro_f1"]}}}
-        (folder / "studio-adapter.json").write_text(json.dumps(meta, indent=2))
+        AdapterMeta.from_dict({
+            "name": plan.config.name, "base": plan.train.base,
+            "base_sha256": base_fingerprint(plan.train.base, models_dir),
+            "labels": plan.categories, **plan.provenance, "config": asdict(plan.train),
+            "created": time.time(), "federated": report,
+            "evaluation": {"test_size": report["test_size"],
+                           "adapter": {"accuracy": last["accuracy"],
+                                       "macro_f1": last["macro_f1"]}}}).write(folder)
         return publish(folder, models_dir, plan.config.name)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from core.errors import StudioError
 from core.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_pages
 from core.config import Settings
 from core.embeddings import get_embedder
@@ -37,7 +38,7 @@ class FileResult:
         return asdict(self)
 
 
-class StoreFailure(Exception):
+class StoreFailure(StudioError):
     pass
 
 

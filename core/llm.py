@@ -21,13 +21,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Protocol
 
+from core.errors import StudioError
 from core.config import Settings
 from core.registry import Registry
 
 WORKING_CONTEXT = 4096  # tokens; more is slow on a laptop CPU and small models don't use it well
 
 
-class ChatError(Exception):
+class ChatError(StudioError):
     """A plain-words reason the engine could not answer."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from core import files
 from core.registry import ModelSpec, Registry, RegistryError, STAMP_NAME, part_path
 
 CHUNK = 4 << 20
@@ -61,7 +62,7 @@ def _prepare_one(registry: Registry, spec: ModelSpec, progress: ProgressFn) -> N
         _convert(registry, spec, weights, progress)
     else:
         stamp = registry.stamp_path(spec)
-        _write_json_atomic(stamp, {"sha256": spec.sha256, "source_size": weights.stat().st_size,
+        files.write_json(stamp, {"sha256": spec.sha256, "source_size": weights.stat().st_size,
                                    "prepared_at": time.time()})
     progress(PrepareEvent(spec.name, "done", 1.0, "ready"))
 
@@ -92,21 +93,15 @@ def _assemble(spec: ModelSpec, sources: list[Path], target: Path, progress: Prog
             target.unlink()  # a stale or damaged earlier assembly: build it again
     total = sum(p.stat().st_size for p in sources)
     done, h = 0, hashlib.sha256()
-    partial = target.with_name(target.name + ".partial")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with partial.open("wb") as out:
-            for src in sources:
-                with src.open("rb") as fh:
-                    while block := fh.read(CHUNK):
-                        out.write(block)
-                        h.update(block)
-                        done += len(block)
-                        progress(PrepareEvent(spec.name, "assemble", done / total, src.name))
-        _check_hash(spec, h.hexdigest())
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+    with files.replacing_file(target) as out:
+        for src in sources:
+            with src.open("rb") as fh:
+                while block := fh.read(CHUNK):
+                    out.write(block)
+                    h.update(block)
+                    done += len(block)
+                    progress(PrepareEvent(spec.name, "assemble", done / total, src.name))
+        _check_hash(spec, h.hexdigest())  # raising here leaves no file behind
 
 
 def _convert(registry: Registry, spec: ModelSpec, gguf: Path, progress: ProgressFn) -> None:
@@ -115,9 +110,7 @@ def _convert(registry: Registry, spec: ModelSpec, gguf: Path, progress: Progress
 
     progress(PrepareEvent(spec.name, "convert", 0.0, "dequantizing GGUF to bf16"))
     target = registry.base_dir(spec)
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+    with files.replacing_folder(target) as partial:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                      dtype=torch.bfloat16)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -128,20 +121,10 @@ def _convert(registry: Registry, spec: ModelSpec, gguf: Path, progress: Progress
         model.hf_quantizer = None
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
-        files = {str(f.relative_to(partial)): f.stat().st_size
+        saved = {str(f.relative_to(partial)): f.stat().st_size
                  for f in sorted(partial.rglob("*")) if f.is_file()}
-        _write_json_atomic(partial / STAMP_NAME, {
+        files.write_json(partial / STAMP_NAME, {
             "sha256": spec.sha256, "source": str(gguf), "dtype": "bfloat16",
-            "files": files, "prepared_at": time.time()})
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+            "files": saved, "prepared_at": time.time()}, indent=2)
     progress(PrepareEvent(spec.name, "convert", 1.0, str(target)))
 
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)

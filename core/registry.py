@@ -12,13 +12,15 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
+from core.errors import StudioError
+
 
 Role = Literal["embedding", "chat", "lora-base"]
 Status = Literal["ready", "missing", "corrupt"]
 STAMP_NAME = "studio-prepared.json"
 
 
-class RegistryError(Exception):
+class RegistryError(StudioError):
     """A one-line, user-facing reason a model cannot be used or prepared."""
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from core.errors import InputError
 from core import store
 from core.config import Settings
 from core.embeddings import get_embedder
@@ -40,11 +41,11 @@ class RetrievalOptions:
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= 50:
-            raise ValueError(f"k must be between 1 and 50, got {self.k}")
+            raise InputError(f"k must be between 1 and 50, got {self.k}")
         if self.method not in SCORE_MEANING:
-            raise ValueError(f"method must be dense, bm25 or hybrid, got {self.method!r}")
+            raise InputError(f"method must be dense, bm25 or hybrid, got {self.method!r}")
         if not 0 <= self.min_score <= 1:
-            raise ValueError(f"minimum score must be between 0 and 1, got {self.min_score}")
+            raise InputError(f"minimum score must be between 0 and 1, got {self.min_score}")
 
 
 @dataclass
@@ -160,7 +161,7 @@ def search(settings: Settings, collection_name: str, question: str,
            options: RetrievalOptions = RetrievalOptions(), chroma=None,
            embedding_model: str | None = None) -> SearchResult:
     if not question.strip():
-        raise ValueError("the question is empty")
+        raise InputError("the question is empty")
     chroma = chroma or store.client(settings)
     collection = store.get_collection(chroma, collection_name)
     built_with = (collection.metadata or {}).get("embedding_model", settings.embedding_model)

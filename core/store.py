@@ -11,11 +11,13 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from core.errors import StudioError
+from core.files import check_name
 from core.chunking import Chunk
 from core.config import Settings
 
 
-class StoreError(Exception):
+class StoreError(StudioError):
     pass
 
 
@@ -40,16 +42,6 @@ def client(settings: Settings):
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]$")
-
-
-def check_collection_name(name: str) -> str:
-    if not _NAME.match(name or "") or ".." in name:
-        raise StoreError(f"{name!r} cannot name a collection: use 3–64 letters, digits, '.', '_' "
-                         "or '-', starting and ending with a letter or digit")
-    return name
-
-
 def open_collection(chroma, name: str, embedding_model: str, chunk_size: int,
                     chunk_overlap: int):
     """The named collection, created when new; refused when it was built with another
@@ -58,7 +50,7 @@ def open_collection(chroma, name: str, embedding_model: str, chunk_size: int,
 
     from core.embeddings import StudioEmbeddingFunction
 
-    check_collection_name(name)
+    check_name(name, "collection")
     try:
         chroma.get_collection(name, embedding_function=None)
     except NotFoundError:
@@ -155,8 +147,24 @@ def documents(collection) -> list[dict]:
 def delete_collection(chroma, name: str) -> None:
     try:
         chroma.delete_collection(name)
-    except Exception as exc:  # chroma raises different types embedded and over HTTP
-        raise StoreError(f"no collection named {name!r}") from exc
+    except Exception as exc:
+        raise _lookup_failed(chroma, name, exc) from exc
+
+
+def _lookup_failed(chroma, name: str, exc: Exception) -> StoreError:
+    """A missing collection names the ones there are; anything else (a server gone, a broken
+    folder) says what went wrong instead of pretending the collection does not exist."""
+    from chromadb.errors import NotFoundError
+
+    # Embedded Chroma raises NotFoundError; over HTTP some versions raise a plain error whose
+    # message is the server's.
+    if isinstance(exc, NotFoundError) or "does not exist" in str(exc):
+        try:
+            known = ", ".join(c.name for c in list_collections(chroma)) or "none yet"
+        except Exception:
+            known = "unknown"
+        return StoreError(f"no collection named {name!r} (collections: {known})")
+    return StoreError(f"collection {name!r} could not be opened: {exc}")
 
 
 def get_collection(chroma, name: str):
@@ -167,8 +175,7 @@ def get_collection(chroma, name: str):
     try:
         collection = chroma.get_collection(name, embedding_function=None)
     except Exception as exc:
-        known = ", ".join(c.name for c in list_collections(chroma)) or "none yet"
-        raise StoreError(f"no collection named {name!r} (collections: {known})") from exc
+        raise _lookup_failed(chroma, name, exc) from exc
     model = (collection.metadata or {}).get("embedding_model")
     if not model:
         return collection
@@ -185,7 +192,7 @@ def delete_document(collection, doc_id: str) -> int:
 
 
 def rename_collection(chroma, old: str, new: str) -> None:
-    check_collection_name(new)
+    check_name(new, "collection")
     if new in {c.name for c in chroma.list_collections()}:
         raise StoreError(f"a collection named {new!r} already exists")
     get_collection(chroma, old).modify(name=new)

@@ -8,6 +8,8 @@ import tomllib
 import unicodedata
 from pathlib import Path
 
+from core import files
+from core.errors import InputError
 from core.config import PROJECT_ROOT
 
 SUPPORTED_SUFFIXES = (".pdf", ".docx", ".html", ".htm", ".txt", ".md")
@@ -23,7 +25,7 @@ def max_upload_bytes() -> int:
     return megabytes * 1024 * 1024
 
 
-class UploadError(Exception):
+class UploadError(InputError):
     pass
 
 
@@ -53,9 +55,7 @@ def save_upload(folder: Path, name: str, data: bytes) -> Path:
     target = (folder / safe_filename(name)).resolve()
     if target.parent != folder.resolve():
         raise UploadError(f"{name}: refused, the name points outside the upload folder")
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(target)
+    files.write_bytes(target, data)
     return target
 
 

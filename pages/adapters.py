@@ -49,7 +49,7 @@ if not library:
 rows = []
 for info in library.values():
     summary = info.summary()
-    config = info.meta.get("config", {})
+    config = info.meta.config
     rows.append({"name": info.name, "base": Path(info.base).name, "labels": len(info.labels),
                  "r": summary["r"], "alpha": summary["alpha"],
                  "target modules": ", ".join(config.get("target_modules", [])),
@@ -67,13 +67,13 @@ with details:
     left, right = st.columns([2, 3])
     with left:
         st.markdown(f"**Base** `{info.base}`  \n**Labels** " + ", ".join(info.labels))
-        if meta.get("combined"):
-            c = meta["combined"]
+        if meta.combined:
+            c = meta.combined
             st.markdown(f"**Combined** ({c['type']}) from " + ", ".join(
                 f"{p} × {w}" for p, w in zip(c["parents"], c["weights"])))
-        st.json({"config": meta.get("config"), "split": meta.get("split"),
-                 "base_sha256": meta.get("base_sha256"), "steps": meta.get("steps"),
-                 "training_seconds": meta.get("training_seconds")}, expanded=False)
+        st.json({"config": meta.config, "split": meta.split, "base_sha256": meta.base_sha256,
+                 "steps": meta.steps, "training_seconds": meta.training_seconds},
+                expanded=False)
         st.download_button("Export as ZIP", adapter_ops.export_zip(s.models_dir, name),
                            f"{name}.zip", "application/zip", icon=":material/download:")
         with st.popover("Rename or delete", icon=":material/edit:"):
@@ -90,11 +90,11 @@ with details:
                 adapter_ops.delete(s.models_dir, name)
                 st.rerun()
     with right:
-        metrics = jobs.read_metrics(jobs.run_dir(s, name))
+        metrics = jobs.run_dir(s, name).metrics()
         if metrics:
             st.markdown("**Training curve**")  # a plotly title would sit on the legend
             st.plotly_chart(charts.loss_curve(metrics, 0.6), key="adapter-curve")
-        federated = meta.get("federated")
+        federated = meta.federated
         if federated:
             config = federated["config"]
             st.markdown(f"**Federated**: {config['clients']} clients ({config['split']} split, "
@@ -102,7 +102,7 @@ with details:
                         f"{config['rounds']} rounds of {config['local_steps']} steps")
             st.plotly_chart(charts.rounds(federated["rounds"], federated.get("centralised")),
                             key="adapter-rounds")
-        evaluation = meta.get("evaluation")
+        evaluation = meta.evaluation
         if evaluation:
             result = evaluation["adapter"]
             others = [f"{title} {evaluation[key]['accuracy']:.0%}" for key, title in
@@ -162,7 +162,7 @@ with operations:
         from core.training.trainer import prepare_data
 
         try:
-            parts, _ = prepare_data(TrainConfig(**library[pair[0]].meta["config"]))
+            parts, _ = prepare_data(TrainConfig(**library[pair[0]].meta.config))
             results = {}
             bar = st.progress(0.0)
             for i, adapter_name in enumerate(pair):

@@ -41,7 +41,7 @@ with left:
     adapter = library.get(choice)
     if adapter:
         test = adapter.summary()["test_accuracy"]
-        created = datetime.fromtimestamp(adapter.meta.get("created", 0)).strftime("%Y-%m-%d %H:%M")
+        created = datetime.fromtimestamp(adapter.meta.created).strftime("%Y-%m-%d %H:%M")
         st.caption(f"Base **{Path(adapter.base).name}** · {len(adapter.labels)} labels · "
                    + (f"test accuracy **{test:.0%}** · " if test is not None else "")
                    + f"trained {created}")

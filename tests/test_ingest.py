@@ -2,6 +2,8 @@
 
 import pytest
 
+from core.errors import InputError
+
 from core import store
 from core.chunking import chunk_pages
 from core.config import load_settings
@@ -118,7 +120,7 @@ def test_collection_keeps_its_embedding_model_and_refuses_another(studio_env):
     assert hits == ["a", "b"]  # embedded by the collection's own model, offline
     with pytest.raises(store.StoreError, match="built with all-minilm-l6-v2; it cannot be used"):
         store.open_collection(chroma, "pets", "another-model", 500, 50)
-    with pytest.raises(store.StoreError, match="cannot name a collection"):
+    with pytest.raises(InputError, match="collection name '../x'"):
         store.open_collection(chroma, "../x", "all-minilm-l6-v2", 500, 50)
 
 

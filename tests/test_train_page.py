@@ -108,12 +108,12 @@ def test_step3_to_5_train_follow_evaluate_save(studio_env, models_env, tiny):
     at.text_input(key="train-name").set_value("wizard-run").run()
     button(at, "Start training").click().run()
     assert not at.exception
-    folder = studio_env / "runs" / "wizard-run"
+    folder = jobs.RunFolder(studio_env / "runs" / "wizard-run")
     deadline = time.time() + 300
-    while jobs.read_status(folder).get("state") not in ("finished", "failed"):
-        assert time.time() < deadline, jobs.log_tail(folder)
+    while folder.status().get("state") not in ("finished", "failed"):
+        assert time.time() < deadline, folder.log_tail()
         time.sleep(2)
-    assert jobs.read_status(folder)["state"] == "finished", jobs.log_tail(folder)
+    assert folder.status()["state"] == "finished", folder.log_tail()
     at.run()
     assert "**finished** · step 4 of 4" in at.get("progress")[0].proto.text
     assert at.get("plotly_chart")

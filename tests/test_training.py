@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from core.config import PROJECT_ROOT
 from core.samples import SAMPLE_DATASET
 from core.training.config import TrainConfig, from_preset
-from core.training.trainer import ADAPTER_META, LeftPadCollator, answer_only_loss, train
+from core.adapters import META as ADAPTER_META
+from core.training.trainer import LeftPadCollator, answer_only_loss, train
 from tests.tiny import tiny_causal_lm
 
 

@@ -39,7 +39,7 @@ def wait_for(predicate, timeout=120):
 
 
 def step(settings, name="long") -> int:
-    return jobs.read_status(jobs.run_dir(settings, name)).get("step") or 0
+    return jobs.run_dir(settings, name).status().get("step") or 0
 
 
 def test_stop_then_resume_and_one_run_at_a_time(settings, config):
@@ -47,24 +47,24 @@ def test_stop_then_resume_and_one_run_at_a_time(settings, config):
     wait_for(lambda: step(settings) >= 12)
     with pytest.raises(jobs.RunBusy, match="run 'long' is training now"):
         jobs.start(settings, config)
-    jobs.request_stop(settings, "long")
+    jobs.run_dir(settings, "long").request_stop()
     assert proc.wait(120) == 0
     folder = jobs.run_dir(settings, "long")
-    status = jobs.read_status(folder)
+    status = folder.status()
     assert status["state"] == "stopped"
     stopped_at = status["step"]
     assert (settings.models_dir / "adapters" / "long" / "adapter_model.safetensors").is_file()
     assert jobs.active_run(settings) is None
     with pytest.raises(ValueError, match="a run named 'long' exists"):
         jobs.start(settings, config)  # a new run of that name would mix into this one
-    checkpoint = jobs.last_checkpoint(folder)
+    checkpoint = folder.last_checkpoint()
     assert checkpoint is not None and int(checkpoint.name.split("-")[1]) == stopped_at
 
     proc = jobs.start(settings, config, resume=True)
     wait_for(lambda: step(settings) > stopped_at + 3)
-    jobs.request_stop(settings, "long")
+    jobs.run_dir(settings, "long").request_stop()
     assert proc.wait(120) == 0
-    steps = [m["step"] for m in jobs.read_metrics(folder)]
+    steps = [m["step"] for m in folder.metrics()]
     resumed = steps[steps.index(stopped_at) + 1:]
     assert resumed and resumed[0] == stopped_at + 1  # continued, not restarted from 1
 
@@ -72,13 +72,13 @@ def test_stop_then_resume_and_one_run_at_a_time(settings, config):
 def test_a_killed_run_keeps_its_checkpoints_and_frees_the_machine(settings, config):
     proc = jobs.start(settings, config)
     folder = jobs.run_dir(settings, "long")
-    wait_for(lambda: jobs.last_checkpoint(folder) is not None and step(settings) > 12)
+    wait_for(lambda: folder.last_checkpoint() is not None and step(settings) > 12)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
-    checkpoint = jobs.last_checkpoint(folder)
+    checkpoint = folder.last_checkpoint()
     assert (checkpoint / "adapter_model.safetensors").is_file()
     assert jobs.active_run(settings) is None  # the dead process's lock is cleared
     proc = jobs.start(settings, config, resume=True)
     wait_for(lambda: step(settings) > int(checkpoint.name.split("-")[1]) + 2)
-    jobs.request_stop(settings, "long")
+    jobs.run_dir(settings, "long").request_stop()
     assert proc.wait(120) == 0

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 
-from core.adapters import AdapterError
 from core.cli import adapters, chat, classify, documents, models, training
-from core.registry import RegistryError
-from core.store import StoreError
-from core.training.jobs import RunBusy
+from core.errors import StudioError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,29 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"collections {args.action} needs a collection NAME")
     try:
         return args.func(args)
-    except (RegistryError, StoreError, ValueError, RunBusy, AdapterError) as exc:
+    except (StudioError, ValueError) as exc:  # ValueError: a library refusing a value we passed
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: a short line here, the traceback in the log
+        log = _log_crash(args.command)
+        print(f"error: unexpected {type(exc).__name__}: {str(exc)[:200]} "
+              f"(details in {log})", file=sys.stderr)
+        return 1
+
+
+def _log_crash(command: str) -> Path:
+    """Append the current traceback to <data>/logs/cli.log and return its path."""
+    from core.config import load_settings
+
+    try:
+        folder = load_settings().data_dir / "logs"
+    except Exception:  # broken settings must not hide the original error
+        folder = Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "cli.log"
+    with log.open("a") as fh:
+        fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {command}\n")
+        traceback.print_exc(file=fh)
+    return log

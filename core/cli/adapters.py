@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from core.errors import InputError
 from core.config import load_settings
 from core.registry import Registry
 
@@ -18,7 +19,7 @@ def cmd_adapters(args: argparse.Namespace) -> int:
     models = settings.models_dir
     needs = {"show": 1, "rename": 2, "delete": 1, "export": 1, "import": 1, "merge": 1}
     if len(args.names) < needs.get(args.action, 0):
-        raise ValueError(f"adapters {args.action} needs {needs[args.action]} name(s)")
+        raise InputError(f"adapters {args.action} needs {needs[args.action]} name(s)")
 
     def out(obj, text: str) -> None:
         print(json.dumps(obj) if args.json else text)
@@ -31,7 +32,7 @@ def cmd_adapters(args: argparse.Namespace) -> int:
                      + (f", test accuracy {acc:.0%}" if acc is not None else ""))
     elif args.action == "show":
         info = get(models, args.names[0])
-        print(json.dumps({**info.meta, "folder": str(info.folder), "size_bytes": info.size_bytes},
+        print(json.dumps({**info.meta.to_dict(), "folder": str(info.folder), "size_bytes": info.size_bytes},
                          indent=None if args.json else 2))
     elif args.action == "rename":
         target = adapter_ops.rename(models, args.names[0], args.names[1])

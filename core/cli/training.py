@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from core.errors import InputError
 from core.config import load_settings
 
 
@@ -31,33 +32,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         missing = [f"--{n.replace('_', '-')}" for n in ("data", "name") if not getattr(args, n)]
         if missing:
-            raise ValueError(f"train needs --config RUN.yaml, or {' and '.join(missing)}")
+            raise InputError(f"train needs --config RUN.yaml, or {' and '.join(missing)}")
         config = from_preset(args.preset, name=args.name, data=args.data,
                              text_col=args.text_col, label_col=args.label_col,
                              base=args.base or settings.lora_base_model,
                              max_steps=args.max_steps)
-    run_dir = jobs.run_dir(settings, config.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = jobs.run_dir(settings, config.name)
+    run.path.mkdir(parents=True, exist_ok=True)
     # Under `accelerate launch` every process runs this; the first one holds the lock, prints
     # and publishes the adapter.
     main_process = int(os.environ.get("RANK", "0")) == 0
     if main_process:
         jobs.acquire(settings, config.name)
     try:
-        adapter = train(config, run_dir, settings.models_dir, resume=args.resume,
+        adapter = train(config, run.path, settings.models_dir, resume=args.resume,
                         on_metrics=_print_progress if main_process else None)
     except Exception as exc:  # the page and `runs show` must see why; checkpoints stay
         if main_process:
-            (run_dir / "status.json").write_text(json.dumps(
-                {**jobs.read_status(run_dir), "state": "failed", "error": str(exc)}))
+            run.update_status(state="failed", error=str(exc))
         raise
     finally:
         if main_process:
             jobs.release(settings)
     if not main_process:
         return 0
-    evaluation = json.loads((run_dir / "evaluation.json").read_text())
-    result = {"adapter": str(adapter), "run": str(run_dir),
+    evaluation = run.evaluation()
+    result = {"adapter": str(adapter), "run": str(run.path),
               "test": {which: {k: evaluation[which][k] for k in ("accuracy", "macro_f1")}
                        for which in ("adapter", "zero_shot", "baseline")},
               "test_size": evaluation["test_size"]}
@@ -102,20 +102,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
                   f"({row['base']})")
         return 0
     if not args.name:
-        raise ValueError(f"runs {args.action} needs a run NAME")
+        raise InputError(f"runs {args.action} needs a run NAME")
     folder = jobs.run_dir(settings, args.name)
-    if not folder.is_dir():
-        raise ValueError(f"no run named {args.name!r}")
+    if not folder.exists():
+        raise InputError(f"no run named {args.name!r}")
     if args.action == "show":
-        metrics = jobs.read_metrics(folder)
-        print(json.dumps({"name": args.name, "status": jobs.read_status(folder),
+        metrics = folder.metrics()
+        print(json.dumps({"name": args.name, "status": folder.status(),
                           "metrics": metrics if args.json else metrics[-5:]},
                          indent=None if args.json else 2))
     elif args.action == "stop":
-        jobs.request_stop(settings, args.name)
+        folder.request_stop()
         print(f"asked {args.name} to stop after its current step")
     else:
-        proc = jobs.start(settings, TrainConfig.load(folder / "config.yaml"), resume=True)
+        proc = jobs.start(settings, TrainConfig.load(folder.config_path), resume=True)
         print(f"resuming {args.name} (process {proc.pid}); follow it with "
               f"`python -m core runs show {args.name}`")
     return 0

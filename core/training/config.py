@@ -8,18 +8,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
+from core.errors import InputError
+from core.files import check_name
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ATTENTION = ["q_proj", "v_proj"]
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def check_name(name: str, what: str) -> str:
-    """Run and adapter names become folder names: nothing that could leave the folder."""
-    if not NAME.fullmatch(name or ""):
-        raise ValueError(f"{what} name {name!r}: use up to 64 letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit")
-    return name
 
 
 def _f(default, help: str):
@@ -65,7 +58,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:
-            raise ValueError(f"{Path(path).name}: unknown settings {', '.join(sorted(unknown))}")
+            raise InputError(f"{Path(path).name}: unknown settings {', '.join(sorted(unknown))}")
         return cls(**raw)
 
 
@@ -79,7 +72,15 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def lora_config(config: TrainConfig):
+    """PEFT's LoraConfig for a run's settings."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=config.target_modules, task_type="CAUSAL_LM")
+
+
 def from_preset(preset: str, **overrides) -> TrainConfig:
     if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        raise InputError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     return replace(TrainConfig(**PRESETS[preset]), **overrides)

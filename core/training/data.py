@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from core.errors import InputError
 
 
-class DataError(Exception):
+
+class DataError(InputError):
     """The data cannot be used, and why (naming the file and column)."""
 
 

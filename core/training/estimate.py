@@ -46,7 +46,8 @@ def model_size(config: TrainConfig, models_dir: Path) -> Size:
     from peft import get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from core.training.trainer import base_folder, lora_config
+    from core.models import base_folder
+    from core.training.config import lora_config
 
     model_config = AutoConfig.from_pretrained(base_folder(config.base, models_dir))
     with init_empty_weights():

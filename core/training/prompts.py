@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from core.errors import InputError
+
 
 INSTRUCTION = "Classify the document into exactly one of the valid categories."
 DOC_MARK = "\x00DOCUMENT\x00"  # where the document goes; never occurs in real text
@@ -14,7 +16,7 @@ MIN_DOCUMENT_TOKENS = 16
 EXAMPLE_CHARS = 600  # each few-shot example's document is cut to this, so several fit
 
 
-class PromptError(ValueError):
+class PromptError(InputError):
     pass
 
 

@@ -24,11 +24,12 @@ import torch.nn.functional as F
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from core.training.config import TrainConfig
-from core.training.data import LabelledData, Split, clean, load, split
-from core.training.jobs import last_checkpoint, stop_requested
+from core.training.data import DataError, LabelledData, Split, clean, load, split
+from core.adapters import AdapterMeta, publish
+from core.models import base_fingerprint, load_base
+from core.training.config import lora_config
+from core.training.jobs import RunFolder
 from core.training.prompts import encode
-
-ADAPTER_META = "studio-adapter.json"
 
 
 def encode_split(tokenizer, data: LabelledData, categories: list[str],
@@ -96,9 +97,9 @@ class AnswerOnlyTrainer(Trainer):
 class RunLog(TrainerCallback):
     """metrics.jsonl and status.json in the run folder, for the page and `runs show`."""
 
-    def __init__(self, run_dir: Path, total_tokens_per_step: float,
+    def __init__(self, run: RunFolder, total_tokens_per_step: float,
                  on_metrics: Callable[[dict], None] | None = None):
-        self.run_dir = Path(run_dir)
+        self.run = run
         self.started = time.time()
         self.tokens_per_step = total_tokens_per_step
         self.on_metrics = on_metrics
@@ -106,14 +107,8 @@ class RunLog(TrainerCallback):
         self.world_size = 1
 
     def status(self, **fields) -> None:
-        if not self.main:
-            return
-        path = self.run_dir / "status.json"
-        current = json.loads(path.read_text()) if path.exists() else {}
-        current.update(fields, updated=time.time())
-        tmp = path.with_suffix(".json.partial")
-        tmp.write_text(json.dumps(current))
-        tmp.replace(path)
+        if self.main:
+            self.run.update_status(**fields)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.main = state.is_world_process_zero
@@ -122,7 +117,7 @@ class RunLog(TrainerCallback):
         self.status(state="running", max_steps=state.max_steps, step=state.global_step)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if stop_requested(self.run_dir):
+        if self.run.stop_requested():
             control.should_training_stop = True  # the adapter as it is now is still saved
             control.should_save = True
             self.status(state="stopping")
@@ -141,8 +136,7 @@ class RunLog(TrainerCallback):
         if step:
             row["tokens_per_s"] = round(step * self.tokens_per_step * self.world_size / elapsed, 1)
             row["eta_s"] = round(elapsed / step * (state.max_steps - step), 1)
-        with (self.run_dir / "metrics.jsonl").open("a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        self.run.append_metrics(row)
         if self.on_metrics:
             self.on_metrics(row)
         self.status(step=step, max_steps=state.max_steps, eta_s=row.get("eta_s"))
@@ -167,55 +161,11 @@ def _accuracy(eval_pred) -> dict:
     return {"accuracy": float(right.mean())}
 
 
-def base_folder(base: str, models_dir: Path) -> Path:
-    """A registry model's prepared folder, or `base` itself when it is a folder."""
-    from core.registry import Registry
-
-    folder = Path(base).expanduser()
-    if folder.is_dir():
-        return folder
-    registry = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir))
-    return registry.load_path(registry.get(base))
-
-
-def load_base(base: str, models_dir: Path):
-    """A registry model by name, or a folder, as (model, tokenizer) in bf16 where fast."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from core.embeddings import bf16_is_fast
-
-    folder = base_folder(base, models_dir)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    dtype = torch.bfloat16 if bf16_is_fast() or torch.cuda.is_available() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    return model, tokenizer
-
-
-def base_fingerprint(base: str, models_dir: Path) -> str:
-    """sha256 identifying the base weights: the registry's pinned hash for a registry model,
-    else the hash of the folder's safetensors files."""
-    from core.registry import Registry
-
-    if not Path(base).expanduser().is_dir():
-        spec = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir)).get(base)
-        if spec.sha256:
-            return spec.sha256
-    folder = base_folder(base, models_dir)
-    digest = hashlib.sha256()
-    for weights in sorted(folder.glob("*.safetensors")):
-        with weights.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def prepare_data(config: TrainConfig) -> tuple[Split, list[str]]:
     data, findings = clean(load(Path(config.data), config.text_col, config.label_col))
     errors = [f.message for f in findings if f.level == "error"]
     if errors:
-        raise ValueError("; ".join(errors))
+        raise DataError("; ".join(errors))
     parts = split(data, tuple(config.split), config.seed)
     return parts, data.label_set
 
@@ -238,9 +188,9 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
     own shard."""
     from peft import get_peft_model
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
+    run = RunFolder(Path(run_dir))
+    run.path.mkdir(parents=True, exist_ok=True)
+    config.save(run.config_path)
     torch.manual_seed(config.seed)
     parts, categories = data or prepare_data(config)
     model, tokenizer = load_base(config.base, models_dir)
@@ -252,9 +202,9 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
     val_rows = encode_split(tokenizer, parts.validation, categories, config.max_length)
     tokens_per_step = (sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
                        * config.batch_size * config.grad_accum)
-    log = RunLog(run_dir, tokens_per_step, on_metrics)
+    log = RunLog(run, tokens_per_step, on_metrics)
     args = TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"), per_device_train_batch_size=config.batch_size,
+        output_dir=str(run.checkpoints), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.learning_rate, num_train_epochs=config.epochs,
         max_steps=config.max_steps, logging_steps=1,
@@ -271,60 +221,38 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
     return Session(trainer, model, tokenizer, parts, categories, log)
 
 
-def lora_config(config: TrainConfig):
-    from peft import LoraConfig
-
-    return LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                      target_modules=config.target_modules, task_type="CAUSAL_LM")
-
-
 def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = False,
           on_metrics: Callable[[dict], None] | None = None) -> Path:
     """Train (evaluating on the validation split as it goes), save the adapter, then compare it
     on the test split with the base model alone and an embedding baseline, and publish it to
     `<models>/adapters/<name>`; return that path."""
-    run_dir = Path(run_dir)
     session = build(config, run_dir, models_dir, on_metrics)
     trainer, model, tokenizer = session.trainer, session.model, session.tokenizer
     parts, categories, log = session.parts, session.categories, session.log
+    run = log.run
     started = time.time()
-    checkpoint = last_checkpoint(run_dir) if resume else None
+    checkpoint = run.last_checkpoint() if resume else None
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     training_seconds = round(time.time() - started, 1)
-    stopped = stop_requested(run_dir)
+    stopped = run.stop_requested()
     if not trainer.is_world_process_zero():
-        return run_dir / "adapter"  # under DDP one process saves and evaluates
-    adapter = run_dir / "adapter"
-    model.save_pretrained(adapter)  # the tokenizer is the base model's: loaded from there
-    meta = {"name": config.name, "base": config.base,
-            "base_sha256": base_fingerprint(config.base, models_dir), "labels": categories,
-            "prompt_format": "studio-classify-v1", "dataset": parts.train.source,
-            "dataset_sha256": parts.fingerprint,
-            "split": {"ratios": list(parts.ratios), "seed": parts.seed, "sizes": parts.sizes},
-            "config": asdict(config), "training_seconds": training_seconds,
-            "steps": trainer.state.global_step, "created": time.time()}
+        return run.adapter  # under DDP one process saves and evaluates
+    model.save_pretrained(run.adapter)  # the tokenizer is the base model's: loaded from there
+    meta = AdapterMeta(
+        name=config.name, base=config.base, base_sha256=base_fingerprint(config.base, models_dir),
+        labels=categories, dataset=parts.train.source, dataset_sha256=parts.fingerprint,
+        split={"ratios": list(parts.ratios), "seed": parts.seed, "sizes": parts.sizes},
+        config=asdict(config), training_seconds=training_seconds,
+        steps=trainer.state.global_step, created=time.time())
     log.status(state="evaluating", evaluating="starting")
-    meta["evaluation"] = evaluate_adapter(model, tokenizer, parts, categories, config,
-                                          models_dir, log)
-    (run_dir / "evaluation.json").write_text(json.dumps(meta["evaluation"]))
-    (adapter / ADAPTER_META).write_text(json.dumps(meta, indent=2))
-    published = publish(adapter, models_dir, config.name)
+    meta.evaluation = evaluate_adapter(model, tokenizer, parts, categories, config, models_dir,
+                                       log)
+    run.write_evaluation(meta.evaluation)
+    meta.write(run.adapter)
+    published = publish(run.adapter, models_dir, config.name)
     # Last: whoever sees "finished" finds the adapter in the library.
     log.status(state="stopped" if stopped else "finished", adapter=str(published))
     return published
-
-
-def publish(adapter: Path, models_dir: Path, name: str) -> Path:
-    """Copy the run's adapter into the library, replacing an older one of the same name whole."""
-    import shutil
-
-    target = Path(models_dir) / "adapters" / name
-    staging = target.with_name(f".{name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(adapter, staging)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target
 
 
 def evaluate_adapter(model, tokenizer, parts: Split, categories: list[str], config: TrainConfig,

@@ -20,11 +20,9 @@ from pages.train_steps import go_to
 
 @st.cache_resource(show_spinner="Loading the tokenizer…")
 def tokenizer_for(base: str, models_dir: str):
-    from transformers import AutoTokenizer
+    from core.models import load_tokenizer
 
-    from core.training.trainer import base_folder
-
-    return AutoTokenizer.from_pretrained(base_folder(base, Path(models_dir)))
+    return load_tokenizer(base, Path(models_dir))
 
 
 def render(s: Settings, config: dict) -> None:

@@ -16,7 +16,7 @@ def render(s: Settings) -> None:
     if not name:
         return
     folder = jobs.run_dir(s, name)
-    ev, status = jobs.read_evaluation(folder), jobs.read_status(folder)
+    ev, status = folder.evaluation(), folder.status()
     rows = {"LoRA adapter": ev["adapter"], "Base model, zero-shot": ev["zero_shot"],
             "Embeddings + logistic regression": ev["baseline"]}
     st.markdown(f"On the **test split** ({ev['test_size']} examples never seen in training; "

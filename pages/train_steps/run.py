@@ -56,7 +56,7 @@ def start_run(s: Settings, config: dict) -> None:
 @st.fragment(run_every=2)
 def live_run(s: Settings, name: str) -> None:
     folder = jobs.run_dir(s, name)
-    status, metrics = jobs.read_status(folder), jobs.read_metrics(folder)
+    status, metrics = folder.status(), folder.metrics()
     state = status.get("state", "starting")
     step, total = status.get("step") or 0, status.get("max_steps") or 0
     running = (jobs.active_run(s) or {}).get("name") == name
@@ -74,10 +74,10 @@ def live_run(s: Settings, name: str) -> None:
                      text=f"**{state}** · step {step} of {total or '?'}{detail}")
     if running and state == "running":
         if head[1].button("Stop", icon=":material/stop:", key=f"stop-{name}", width="stretch"):
-            jobs.request_stop(s, name)
+            folder.request_stop()
             st.toast("Stopping after the current step; the adapter so far is kept.")
     elif not running and state in ("stopped", "failed", "running", "stopping") \
-            and jobs.last_checkpoint(folder):
+            and folder.last_checkpoint():
         # Resume sits apart from where Stop was, so a double click cannot undo a stop.
         if head[2].button("Resume", icon=":material/play_arrow:", key=f"resume-{name}",
                           width="stretch"):
@@ -87,7 +87,7 @@ def live_run(s: Settings, name: str) -> None:
                 st.error(str(exc))
     # Only once the process has exited: its exit reruns the whole page, which would swallow a
     # click made in the same moment.
-    if not running and state in ("finished", "stopped") and jobs.read_evaluation(folder):
+    if not running and state in ("finished", "stopped") and folder.evaluation():
         if head[1].button("See the evaluation", icon=":material/arrow_forward:",
                           key=f"eval-{name}", type="primary", width="stretch"):
             go_to(3)
@@ -104,7 +104,7 @@ def live_run(s: Settings, name: str) -> None:
             controls[2].caption(f"{last['tokens_per_s']:,.0f} tokens/s · epoch {last['epoch']:.2f}")
     else:
         st.caption("The loss curve appears after the first step.")
-    tail = jobs.log_tail(folder, 12)
+    tail = folder.log_tail(12)
     if tail:
         with st.expander("Log"):
             st.code(tail, language=None)

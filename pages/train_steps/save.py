@@ -25,11 +25,11 @@ def render(s: Settings) -> None:
                           for p in sorted(folder.iterdir()) if p.is_file()])
     left, right = st.columns([1, 2])
     left.dataframe(files, hide_index=True)
-    summary = {k: info.meta.get(k) for k in ("base", "base_sha256", "labels", "prompt_format",
+    summary = {k: info.meta.to_dict().get(k) for k in ("base", "base_sha256", "labels", "prompt_format",
                                              "dataset", "dataset_sha256", "split", "steps",
                                              "training_seconds", "created")}
     summary["test accuracy"] = info.summary()["test_accuracy"]
-    summary["hyperparameters"] = info.meta.get("config")
+    summary["hyperparameters"] = info.meta.config
     right.json(summary, expanded=1)
     left.download_button("Download as ZIP", adapter_ops.export_zip(s.models_dir, name),
                          f"{name}.zip", "application/zip", icon=":material/download:")

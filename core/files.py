@@ -1,0 +1,91 @@
+"""Writes that are whole or absent. A reader (a page polling a run, a second process, a restart
+after `kill -9` or a full disk) sees the old content or the new, never half of either: data goes
+to a temporary name in the same folder, is flushed to disk, and is renamed over the target."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from core.errors import InputError
+
+PARTIAL = ".partial"  # what a write in progress is called; .gitignore and cleanup know it
+# Collections, runs and adapters become folder names (and Chroma's own rule is the strictest:
+# 3-63 characters, alphanumeric at both ends), so one rule serves all three.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")
+NAME_RULE = ("use 3–63 letters, digits, '.', '_' or '-', starting and ending with a letter or "
+             "digit, with no '..'")
+
+
+def check_name(name: str, what: str) -> str:
+    """`name` when it can safely name a collection, run or adapter folder, else InputError."""
+    if not isinstance(name, str) or not NAME.fullmatch(name) or ".." in name:
+        shown = name if isinstance(name, str) and len(name) <= 80 else f"{str(name)[:80]}…"
+        raise InputError(f"{what} name {shown!r}: {NAME_RULE}")
+    return name
+
+
+@contextmanager
+def replacing_file(path: Path) -> Iterator[BinaryIO]:
+    """Yield a binary file to write; it replaces `path` when the block ends without an error,
+    and is removed otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    with replacing_file(path) as fh:
+        fh.write(data)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, value: Any, indent: int | None = None) -> None:
+    write_text(path, json.dumps(value, indent=indent, ensure_ascii=False))
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """The file's JSON, or `default` when it is missing or not JSON (a file from before these
+    writes were atomic, or one edited by hand)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return default
+
+
+@contextmanager
+def replacing_folder(target: Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside `target`; when the block ends without an error the
+    staging folder replaces `target` whole, else it is removed and `target` is left as it was."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{PARTIAL}")
+    staging.mkdir()
+    try:
+        yield staging
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
