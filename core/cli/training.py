@@ -143,8 +143,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def register_runs(sub: argparse._SubParsersAction) -> None:
-    runs = sub.add_parser("runs", help="training runs: list, show, stop, resume")
-    runs.add_argument("action", choices=("list", "show", "stop", "resume"))
-    runs.add_argument("name", nargs="?")
-    runs.add_argument("--json", action="store_true")
-    runs.set_defaults(func=cmd_runs)
+    parser = sub.add_parser("runs", help="training runs: list, show, stop, resume")
+    parser.add_argument("action", choices=("list", "show", "stop", "resume"))
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=cmd_runs)

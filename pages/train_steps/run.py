@@ -26,10 +26,10 @@ def render(s: Settings, config: dict) -> None:
             st.info(f"Run **{active['name']}** is training; one run at a time on this machine.")
         elif not config.get("data"):
             st.info("Choose the data first (step 1).")
-    runs = jobs.list_runs(s)
-    if not runs:
+    known = jobs.list_runs(s)
+    if not known:
         return
-    names = [r.name for r in runs]
+    names = [r.name for r in known]
     current = st.session_state.get("train-run") or (active or {}).get("name") or names[-1]
     shown = st.selectbox("Run", names, index=names.index(current) if current in names else 0)
     st.session_state["train-run"] = shown
