@@ -2,7 +2,7 @@
 chunks of context from the sample paper, against llama.cpp's own rate on the same GGUF.
 
 Baseline: llama-cpp-python's `Llama.create_chat_completion` called directly, with the same
-messages. Studio: `core.llm` engines (llama.cpp and transformers) as the app uses them.
+messages. Studio: `core.rag.llm` engines (llama.cpp and transformers) as the app uses them.
 Each row: median of 3 runs after a warm-up, each with the prompt evaluated afresh (llama.cpp
 would otherwise reuse the identical prompt from the run before). Prints a table, then JSON.
 """
@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-chat-")
 
-from core.config import load_settings  # noqa: E402
-from core.ingest import ingest_files  # noqa: E402
-from core.llm import LlamaCppEngine, StreamStats, TransformersEngine, timed  # noqa: E402
-from core.rag import build_prompt  # noqa: E402
+from core.settings import load_settings  # noqa: E402
+from core.rag.ingest import ingest_files  # noqa: E402
+from core.rag.llm import LlamaCppEngine, StreamStats, TransformersEngine, timed  # noqa: E402
+from core.rag.answers import build_prompt  # noqa: E402
 from core.registry import Registry  # noqa: E402
-from core.retrieval import RetrievalOptions, search  # noqa: E402
+from core.rag.retrieval import RetrievalOptions, search  # noqa: E402
 from core.samples import SAMPLE_PAPER  # noqa: E402
 
 MODELS = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.train import sample_data  # noqa: E402
-from core.adapters import load_classifier, read  # noqa: E402
+from core.lora.adapters import load_classifier, read  # noqa: E402
 from core.registry import linked_models_dir  # noqa: E402
-from core.training.config import TrainConfig, from_preset  # noqa: E402
-from core.training.trainer import prepare_data, train  # noqa: E402
+from core.lora.config import TrainConfig, from_preset  # noqa: E402
+from core.lora.trainer import prepare_data, train  # noqa: E402
 
 
 def train_adapter(base: str, steps: int, work: Path) -> Path:

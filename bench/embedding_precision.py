@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.config import load_settings  # noqa: E402
-from core.embeddings import Embedder  # noqa: E402
+from core.settings import load_settings  # noqa: E402
+from core.rag.embeddings import Embedder  # noqa: E402
 from core.registry import Registry  # noqa: E402
 from bench.qa import qasper  # noqa: E402
 

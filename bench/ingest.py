@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-ingest-")
 
-from core import store  # noqa: E402
-from core.chunking import chunk_pages  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.embeddings import get_embedder  # noqa: E402
-from core.extract import extract  # noqa: E402
+from core.rag import store  # noqa: E402
+from core.rag.chunking import chunk_pages  # noqa: E402
+from core.settings import load_settings  # noqa: E402
+from core.rag.embeddings import get_embedder  # noqa: E402
+from core.rag.extract import extract  # noqa: E402
 from core.registry import Registry  # noqa: E402
 
 

@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-retrieval-")
 
-from core import store  # noqa: E402
-from core.chunking import chunk_pages  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.embeddings import get_embedder  # noqa: E402
-from core.retrieval import RetrievalOptions, search  # noqa: E402
+from core.rag import store  # noqa: E402
+from core.rag.chunking import chunk_pages  # noqa: E402
+from core.settings import load_settings  # noqa: E402
+from core.rag.embeddings import get_embedder  # noqa: E402
+from core.rag.retrieval import RetrievalOptions, search  # noqa: E402
 from bench.qa import qasper, squad  # noqa: E402
 
 METHODS = {

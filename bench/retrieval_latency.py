@@ -24,11 +24,11 @@ sys.path.insert(0, str(ROOT))
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-latency-")
 
 from bench.qa import qasper  # noqa: E402
-from core import store  # noqa: E402
-from core.chunking import chunk_pages  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.embeddings import get_embedder  # noqa: E402
-from core.retrieval import RetrievalOptions, search  # noqa: E402
+from core.rag import store  # noqa: E402
+from core.rag.chunking import chunk_pages  # noqa: E402
+from core.settings import load_settings  # noqa: E402
+from core.rag.embeddings import get_embedder  # noqa: E402
+from core.rag.retrieval import RetrievalOptions, search  # noqa: E402
 
 SIZES = (10_000, 100_000)
 DIM = 384

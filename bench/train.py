@@ -4,7 +4,7 @@ HF Trainer + PEFT script, same base model, data, LoRA settings, max length and s
 Baseline ("plain"): what a first script does — every example padded to the maximum length on the
 right, the model's own loss (logits over the whole vocabulary at every position; labels masked
 to the answer so both learn the same thing), random batches.
-Studio: core.training.trainer — left padding to the batch's longest example, length-grouped
+Studio: core.lora.trainer — left padding to the batch's longest example, length-grouped
 batches, logits only for the answer positions.
 
 Each variant trains in its own process so its peak memory (max RSS) is its own; then both
@@ -41,7 +41,7 @@ def sample_data(out: Path, rows: int, seed: int) -> Path:
 
 
 def config_for(args, data: Path, name: str):
-    from core.training.config import from_preset
+    from core.lora.config import from_preset
 
     return from_preset("quick", name=name, data=str(data), base=args.base,
                        max_steps=args.steps, eval_steps=0, save_steps=0)
@@ -52,8 +52,8 @@ def run_variant(args) -> dict:
     import torch
 
     from core.models import load_base
-    from core.training.config import lora_config
-    from core.training.trainer import build, encode_split, prepare_data
+    from core.lora.config import lora_config
+    from core.lora.trainer import build, encode_split, prepare_data
 
     config = config_for(args, Path(args.data), args.variant)
     out = Path(args.out)
@@ -100,9 +100,9 @@ def run_variant(args) -> dict:
 
 
 def accuracy(args, adapter: Path) -> float:
-    from core.classify import Classifier
+    from core.lora.classify import Classifier
     from core.models import load_adapter
-    from core.training.trainer import prepare_data
+    from core.lora.trainer import prepare_data
 
     config = config_for(args, Path(args.data), "eval")
     parts, categories = prepare_data(config)

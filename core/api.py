@@ -12,9 +12,9 @@ import time
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
-from core import adapters
-from core.config import Settings
-from core.training.data import DataLimits
+from core.lora import adapters
+from core.settings import Settings
+from core.lora.data import DataLimits
 
 LIMITS = DataLimits()
 MAX_EXAMPLES = 20

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import psutil
 
-from core.config import Settings
+from core.settings import Settings
 from core.registry import Registry, RegistryError
 
 PROBE_TIMEOUT_S = 2.0

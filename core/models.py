@@ -30,7 +30,7 @@ def compute_dtype() -> Any:
     """bf16 where this machine runs it fast (a GPU, or a CPU with AVX512-bf16/AMX), else fp32."""
     import torch
 
-    from core.embeddings import bf16_is_fast
+    from core.rag.embeddings import bf16_is_fast
 
     return torch.bfloat16 if torch.cuda.is_available() or bf16_is_fast() else torch.float32
 
@@ -58,7 +58,7 @@ def load_base(base: str, models_dir: Path, dtype: Any = None) -> tuple[Any, Any]
 def load_adapter(base: str, adapter_folder: Path, models_dir: Path,
                  dtype: Any = None) -> tuple[Any, Any]:
     """(PEFT model, tokenizer): the base with a saved adapter on it. The caller checks the
-    folder first (safetensors only, see core.adapters.check_folder)."""
+    folder first (safetensors only, see core.lora.adapters.check_folder)."""
     from peft import PeftModel
 
     model, tokenizer = load_base(base, models_dir, dtype)

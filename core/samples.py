@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Callable
 
-from core.config import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 SAMPLES_DIR = PROJECT_ROOT / "data" / "samples"
 SAMPLE_PAPER = SAMPLES_DIR / "deep-rules_manuscript.pdf"
@@ -31,7 +31,7 @@ def samples_loaded(settings: Settings) -> bool:
 
 def load_samples(settings: Settings,
                  progress: Callable[[float, str], None] = lambda f, m: None) -> SampleLoadResult:
-    from core.ingest import STAGE_START, ingest_files
+    from core.rag.ingest import STAGE_START, ingest_files
 
     datasets = settings.data_dir / "datasets"
     datasets.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core import files
 from core.errors import InputError
-from core.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 SUPPORTED_SUFFIXES = (".pdf", ".docx", ".html", ".htm", ".txt", ".md")
 

@@ -85,10 +85,10 @@ st.divider()
 st.subheader("Where to next")
 links = st.columns(4)
 with links[0]:
-    st.page_link("pages/documents.py", label="Documents: upload and browse",
+    st.page_link("pages/rag/documents.py", label="Documents: upload and browse",
                  icon=":material/description:")
 with links[1]:
-    st.page_link("pages/chat.py", label="Chat: ask your documents", icon=":material/forum:")
+    st.page_link("pages/rag/chat.py", label="Chat: ask your documents", icon=":material/forum:")
 with links[2]:
     st.page_link("pages/settings.py", label="Settings: chat engine and models",
                  icon=":material/settings:")

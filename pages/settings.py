@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.config import save_preferences
+from core.settings import save_preferences
 from core.registry import Registry, RegistryError
 from pages.shared import settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.config import Settings, load_settings
+from core.settings import Settings, load_settings
 from core.health import Check, system_report
 
 
@@ -34,7 +34,7 @@ def cached_report(_settings: Settings, key: str) -> dict[str, list[Check]]:
 
 @st.cache_resource(show_spinner=False)
 def _chroma(key: str, _settings: Settings):
-    from core import store
+    from core.rag import store
 
     return store.client(_settings)
 
@@ -46,7 +46,7 @@ def chroma_client(s: Settings):
 
 @st.cache_resource(show_spinner="Loading the chat model…")
 def _engine(backend: str, model: str, base_url: str | None, _settings: Settings):
-    from core.llm import get_engine
+    from core.rag.llm import get_engine
 
     return get_engine(_settings, backend=backend, model=model)
 
@@ -69,7 +69,7 @@ def select_collection(name: str) -> None:
 
 def collection_picker(s: Settings) -> None:
     """The app-wide collection, in the sidebar; pages read st.session_state["collection"]."""
-    from core import store
+    from core.rag import store
 
     try:
         names = [c.name for c in store.list_collections(chroma_client(s))]

@@ -34,8 +34,8 @@ def tiny_library(tmp_path_factory):
     """A models folder holding `tiny-cuad`: a LoRA adapter on a tiny random model, trained a few
     steps on the sample dataset by the real trainer (its labels: the five contract types)."""
     from core.samples import SAMPLE_DATASET
-    from core.training.config import TrainConfig
-    from core.training.trainer import train
+    from core.lora.config import TrainConfig
+    from core.lora.trainer import train
     from tests.tiny import tiny_causal_lm
 
     root = tmp_path_factory.mktemp("library")

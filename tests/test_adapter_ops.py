@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core import adapter_ops
-from core.adapters import AdapterError, get, list_adapters
+from core.lora import adapter_ops
+from core.lora.adapters import AdapterError, get, list_adapters
 
 WEIGHTS = "adapter_model.safetensors"
 
@@ -63,7 +63,7 @@ def test_average_refuses_different_lora_shapes(models):
 
 
 def test_peft_cat_combination_loads_as_an_adapter(models):
-    from core.adapters import load_classifier
+    from core.lora.adapters import load_classifier
 
     target = adapter_ops.combine(models, ["tiny-cuad", "tiny-twin"], [0.5, 0.5], "tiny-cat",
                                  "cat")
@@ -141,7 +141,7 @@ def test_cli_adapters(models, tmp_path):
     import subprocess
     import sys
 
-    from core.config import PROJECT_ROOT
+    from core.settings import PROJECT_ROOT
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "core", "adapters", *args, "--json"],

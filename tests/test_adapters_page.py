@@ -5,9 +5,9 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import adapter_ops
-from core.adapters import list_adapters
-from core.config import PROJECT_ROOT
+from core.lora import adapter_ops
+from core.lora.adapters import list_adapters
+from core.settings import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def models(studio_env, tiny_library, tmp_path, monkeypatch):
 
 def adapters_page() -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    return at.switch_page("pages/adapters.py").run()
+    return at.switch_page("pages/lora/adapters.py").run()
 
 
 def names(models) -> set[str]:

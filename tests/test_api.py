@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from fastapi.testclient import TestClient
 
-from core.config import PROJECT_ROOT, load_settings
+from core.settings import PROJECT_ROOT, load_settings
 from tests.servers import free_port, running
 
 LABELS = {"Distributor", "Endorsement", "Hosting", "License", "Sponsorship"}

@@ -3,10 +3,10 @@
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from core import store
-from core.config import load_settings
-from core.extract import ExtractionError, extract
-from core.ingest import ingest_files
+from core.rag import store
+from core.settings import load_settings
+from core.rag.extract import ExtractionError, extract
+from core.rag.ingest import ingest_files
 from core.samples import SAMPLE_PAPER
 from core.uploads import max_upload_bytes
 from tests.conftest import shared
@@ -126,7 +126,7 @@ def test_ocr_reads_image_only_pdf_when_asked(tmp_path):
     import difflib
     import re
 
-    from core.extract import ocr_available
+    from core.rag.extract import ocr_available
 
     if not ocr_available():
         pytest.skip("tesseract is not installed (make test installs it)")

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from core.config import PROJECT_ROOT, load_settings
-from core.ingest import ingest_files
-from core.llm import get_engine
-from core.rag import RagTurn
+from core.settings import PROJECT_ROOT, load_settings
+from core.rag.ingest import ingest_files
+from core.rag.llm import get_engine
+from core.rag.answers import RagTurn
 from core.samples import SAMPLE_PAPER
 
 pytestmark = pytest.mark.slow

@@ -4,8 +4,8 @@ retrieval over the sample paper in a real Chroma)."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config import PROJECT_ROOT, load_settings
-from core.ingest import ingest_files
+from core.settings import PROJECT_ROOT, load_settings
+from core.rag.ingest import ingest_files
 from core.samples import SAMPLE_PAPER
 from tests.tiny import tiny_causal_lm
 
@@ -23,7 +23,7 @@ def chat_env(studio_env, tmp_path, monkeypatch):
 
 def chat_page() -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    at.switch_page("pages/chat.py").run()
+    at.switch_page("pages/rag/chat.py").run()
     assert not at.exception
     return at
 

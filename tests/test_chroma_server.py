@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import PROJECT_ROOT, load_settings
+from core.settings import PROJECT_ROOT, load_settings
 from core.health import chroma_check
 from core.samples import SAMPLE_PAPER
 from tests.servers import free_port, running

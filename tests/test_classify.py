@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from core.classify import Classifier, parse_answer
-from core.training.prompts import answer_ids, encode
+from core.lora.classify import Classifier, parse_answer
+from core.lora.prompts import answer_ids, encode
 from tests.tiny import tiny_causal_lm
 
 LABELS = ["Hosting", "License", "Sponsorship agreement"]
@@ -122,7 +122,7 @@ def test_cli_classify_one_object_per_file_errors_named(tiny_library, tmp_path):
     import subprocess
     import sys
 
-    from core.config import PROJECT_ROOT
+    from core.settings import PROJECT_ROOT
 
     (tmp_path / "contract.txt").write_text(TEXT)
     (tmp_path / "empty.txt").write_bytes(b"")

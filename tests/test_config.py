@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from core.config import load_settings, mask, save_preferences
+from core.settings import load_settings, mask, save_preferences
 
 
 def test_defaults_when_nothing_is_set(tmp_path):

@@ -3,14 +3,14 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import store
-from core.config import PROJECT_ROOT, load_settings
+from core.rag import store
+from core.settings import PROJECT_ROOT, load_settings
 from core.samples import SAMPLE_PAPER
 
 
 def documents_page() -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    return at.switch_page("pages/documents.py").run()
+    return at.switch_page("pages/rag/documents.py").run()
 
 
 def button(at: AppTest, label: str):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.training.evaluate import metrics
+from core.lora.evaluate import metrics
 
 
 def test_metrics_match_hand_computed_values():

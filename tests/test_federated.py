@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from core.federated import FederatedConfig, run, shard
+from core.lora.federated import FederatedConfig, run, shard
 from core.samples import SAMPLE_DATASET
-from core.training.data import LabelledData
+from core.lora.data import LabelledData
 from tests.tiny import tiny_causal_lm
 
 

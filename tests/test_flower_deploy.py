@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.federated import DeploymentConfig, node_work
+from core.lora.federated import DeploymentConfig, node_work
 from core.samples import SAMPLE_DATASET
 from tests.conftest import OUTPUT, ROOT
 from tests.servers import free_port, running

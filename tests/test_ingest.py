@@ -4,11 +4,11 @@ import pytest
 
 from core.errors import InputError
 
-from core import store
-from core.chunking import chunk_pages
-from core.config import load_settings
-from core.extract import ExtractionError, extract, normalise, split_pages
-from core.ingest import ingest_files
+from core.rag import store
+from core.rag.chunking import chunk_pages
+from core.settings import load_settings
+from core.rag.extract import ExtractionError, extract, normalise, split_pages
+from core.rag.ingest import ingest_files
 from core.samples import SAMPLE_PAPER
 from tests.conftest import shared
 
@@ -77,7 +77,7 @@ def test_cli_ingest_walks_folders_and_reports_failures(studio_env, tmp_path):
     import subprocess
     import sys
 
-    from core.config import PROJECT_ROOT
+    from core.settings import PROJECT_ROOT
 
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
@@ -125,7 +125,7 @@ def test_collection_keeps_its_embedding_model_and_refuses_another(studio_env):
 
 
 def test_lost_ligatures_are_put_back():
-    from core.extract import repair_ligatures
+    from core.rag.extract import repair_ligatures
 
     broken = "di\ufffderent e\ufffdective \ufffdrst over\ufffdtting shu\ufffeed"
     assert repair_ligatures(broken) == "different effective first overfitting shuffled"

@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from core.config import PROJECT_ROOT, load_settings
-from core.ingest import ingest_files
-from core.llm import ChatError, OpenAIEngine
-from core.rag import RagTurn
+from core.settings import PROJECT_ROOT, load_settings
+from core.rag.ingest import ingest_files
+from core.rag.llm import ChatError, OpenAIEngine
+from core.rag.answers import RagTurn
 from core.registry import Registry
 from core.samples import SAMPLE_PAPER
 from tests.servers import free_port, running

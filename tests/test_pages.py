@@ -5,7 +5,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from core.registry import Registry
 
 REGISTRY = Registry.load(PROJECT_ROOT / "models" / "registry.toml")

@@ -2,10 +2,10 @@
 
 import pytest
 
-from core.config import load_settings
-from core.llm import TransformersEngine
-from core.rag import build_prompt, cited_ranks, infer_citations, is_refusal, to_markdown
-from core.retrieval import Hit, highlight_spans
+from core.settings import load_settings
+from core.rag.llm import TransformersEngine
+from core.rag.answers import build_prompt, cited_ranks, infer_citations, is_refusal, to_markdown
+from core.rag.retrieval import Hit, highlight_spans
 from tests.tiny import tiny_causal_lm
 
 
@@ -50,7 +50,7 @@ def test_inferred_citations_follow_meaning(studio_env):
 def test_highlight_and_markdown_export():
     spans = highlight_spans("Overfitting hurts; the model overfits.", "what is overfitting?")
     assert [s for s, match in spans if match] == ["Overfitting", "overfits"]  # same stem
-    from core.rag import Answer
+    from core.rag.answers import Answer
 
     a = Answer("Q?", "An answer [1].", [hit(1, "text one")], [1], [], [1], False)
     md = to_markdown("papers", [a])
@@ -61,8 +61,8 @@ def test_highlight_and_markdown_export():
 def test_stop_ends_generation_early_and_keeps_the_partial_answer(engine, studio_env):
     import threading
 
-    from core.ingest import ingest_files
-    from core.rag import RagTurn
+    from core.rag.ingest import ingest_files
+    from core.rag.answers import RagTurn
     from core.samples import SAMPLE_PAPER
 
     settings = load_settings()

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from core.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from core.prepare import prepare
 from core.registry import Part, Registry, RegistryError
 

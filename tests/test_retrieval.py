@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from core import store
-from core.config import PROJECT_ROOT, load_settings
-from core.ingest import ingest_files
-from core.retrieval import RetrievalOptions, search
+from core.rag import store
+from core.settings import PROJECT_ROOT, load_settings
+from core.rag.ingest import ingest_files
+from core.rag.retrieval import RetrievalOptions, search
 from core.samples import SAMPLE_PAPER
 from tests.conftest import shared
 

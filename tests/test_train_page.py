@@ -7,10 +7,10 @@ import zipfile
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config import PROJECT_ROOT
-from core.training import jobs
-from core.training.config import TrainConfig
-from core.training.estimate import model_size
+from core.settings import PROJECT_ROOT
+from core.lora import runs
+from core.lora.config import TrainConfig
+from core.lora.estimate import model_size
 from tests.tiny import tiny_causal_lm
 
 
@@ -21,7 +21,7 @@ def tiny(tmp_path_factory):
 
 def train_page() -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    return at.switch_page("pages/train.py").run()
+    return at.switch_page("pages/lora/train.py").run()
 
 
 def button(at: AppTest, label: str):
@@ -108,7 +108,7 @@ def test_step3_to_5_train_follow_evaluate_save(studio_env, models_env, tiny):
     at.text_input(key="train-name").set_value("wizard-run").run()
     button(at, "Start training").click().run()
     assert not at.exception
-    folder = jobs.RunFolder(studio_env / "runs" / "wizard-run")
+    folder = runs.RunFolder(studio_env / "runs" / "wizard-run")
     deadline = time.time() + 300
     while folder.status().get("state") not in ("finished", "failed"):
         assert time.time() < deadline, folder.log_tail()

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from core.samples import SAMPLE_DATASET
-from core.training.config import TrainConfig, from_preset
-from core.adapters import META as ADAPTER_META
-from core.training.trainer import LeftPadCollator, answer_only_loss, train
+from core.lora.config import TrainConfig, from_preset
+from core.lora.adapters import META as ADAPTER_META
+from core.lora.trainer import LeftPadCollator, answer_only_loss, train
 from tests.tiny import tiny_causal_lm
 
 

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from core.training.data import DataError, clean, from_table, load, split
-from core.training.prompts import PromptError, encode
+from core.lora.data import DataError, clean, from_table, load, split
+from core.lora.prompts import PromptError, encode
 from core.samples import SAMPLE_DATASET
 from tests.tiny import CHAT_TEMPLATE
 
@@ -15,7 +15,7 @@ CATEGORIES = ["Distributor", "Endorsement", "Hosting", "License", "Sponsorship"]
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from core.config import PROJECT_ROOT
+    from core.settings import PROJECT_ROOT
     from core.registry import Registry
 
     registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from core.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from core.samples import SAMPLE_DATASET
 from tests.tiny import tiny_causal_lm
 

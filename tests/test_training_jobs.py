@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from core.config import PROJECT_ROOT, load_settings
+from core.settings import PROJECT_ROOT, load_settings
 from core.samples import SAMPLE_DATASET
-from core.training import jobs
-from core.training.config import TrainConfig
+from core.lora import runs
+from core.lora.config import TrainConfig
 from tests.tiny import tiny_causal_lm
 
 pytestmark = pytest.mark.slow
@@ -39,30 +39,30 @@ def wait_for(predicate, timeout=120):
 
 
 def step(settings, name="long") -> int:
-    return jobs.run_dir(settings, name).status().get("step") or 0
+    return runs.run_dir(settings, name).status().get("step") or 0
 
 
 def test_stop_then_resume_and_one_run_at_a_time(settings, config):
-    proc = jobs.start(settings, config)
+    proc = runs.start(settings, config)
     wait_for(lambda: step(settings) >= 12)
-    with pytest.raises(jobs.RunBusy, match="run 'long' is training now"):
-        jobs.start(settings, config)
-    jobs.run_dir(settings, "long").request_stop()
+    with pytest.raises(runs.RunBusy, match="run 'long' is training now"):
+        runs.start(settings, config)
+    runs.run_dir(settings, "long").request_stop()
     assert proc.wait(120) == 0
-    folder = jobs.run_dir(settings, "long")
+    folder = runs.run_dir(settings, "long")
     status = folder.status()
     assert status["state"] == "stopped"
     stopped_at = status["step"]
     assert (settings.models_dir / "adapters" / "long" / "adapter_model.safetensors").is_file()
-    assert jobs.active_run(settings) is None
+    assert runs.active_run(settings) is None
     with pytest.raises(ValueError, match="a run named 'long' exists"):
-        jobs.start(settings, config)  # a new run of that name would mix into this one
+        runs.start(settings, config)  # a new run of that name would mix into this one
     checkpoint = folder.last_checkpoint()
     assert checkpoint is not None and int(checkpoint.name.split("-")[1]) == stopped_at
 
-    proc = jobs.start(settings, config, resume=True)
+    proc = runs.start(settings, config, resume=True)
     wait_for(lambda: step(settings) > stopped_at + 3)
-    jobs.run_dir(settings, "long").request_stop()
+    runs.run_dir(settings, "long").request_stop()
     assert proc.wait(120) == 0
     steps = [m["step"] for m in folder.metrics()]
     resumed = steps[steps.index(stopped_at) + 1:]
@@ -70,15 +70,15 @@ def test_stop_then_resume_and_one_run_at_a_time(settings, config):
 
 
 def test_a_killed_run_keeps_its_checkpoints_and_frees_the_machine(settings, config):
-    proc = jobs.start(settings, config)
-    folder = jobs.run_dir(settings, "long")
+    proc = runs.start(settings, config)
+    folder = runs.run_dir(settings, "long")
     wait_for(lambda: folder.last_checkpoint() is not None and step(settings) > 12)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
     checkpoint = folder.last_checkpoint()
     assert (checkpoint / "adapter_model.safetensors").is_file()
-    assert jobs.active_run(settings) is None  # the dead process's lock is cleared
-    proc = jobs.start(settings, config, resume=True)
+    assert runs.active_run(settings) is None  # the dead process's lock is cleared
+    proc = runs.start(settings, config, resume=True)
     wait_for(lambda: step(settings) > int(checkpoint.name.split("-")[1]) + 2)
-    jobs.run_dir(settings, "long").request_stop()
+    runs.run_dir(settings, "long").request_stop()
     assert proc.wait(120) == 0

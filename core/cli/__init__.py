@@ -11,7 +11,9 @@ import time
 import traceback
 from pathlib import Path
 
-from core.cli import adapters, chat, classify, documents, models, training
+from core.cli import models
+from core.cli.lora import adapters, classify, training
+from core.cli.rag import chat, documents
 from core.errors import StudioError
 
 
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _log_crash(command: str) -> Path:
     """Append the current traceback to <data>/logs/cli.log and return its path."""
-    from core.config import load_settings
+    from core.settings import load_settings
 
     try:
         folder = load_settings().data_dir / "logs"

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from core.config import load_settings
+from core.settings import load_settings
 from core.registry import Registry
 
 

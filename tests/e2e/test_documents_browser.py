@@ -2,8 +2,8 @@
 
 import pytest
 
-from core import store
-from core.config import load_settings
+from core.rag import store
+from core.settings import load_settings
 from core.samples import SAMPLE_PAPER
 from tests.conftest import OUTPUT, shared
 from tests.e2e.browser import (browser_page, create_collection, streamlit_server, upload,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from core.registry import Registry
 from tests.conftest import OUTPUT
 from tests.e2e.browser import browser_page, streamlit_server, wait_until_idle

@@ -1,1 +1,1 @@
-"""The Studio's federated LoRA (core/federated.py) as a Flower App."""
+"""The Studio's federated LoRA (core/lora/federated.py) as a Flower App."""

@@ -1,0 +1,123 @@
+"""`adapters` and `federated`: the adapter library, and adapters trained by many clients."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from core.errors import InputError
+from core.settings import load_settings
+from core.registry import Registry
+
+
+def cmd_adapters(args: argparse.Namespace) -> int:
+    from core.lora import adapter_ops
+    from core.lora.adapters import get, list_adapters
+
+    settings = load_settings()
+    models = settings.models_dir
+    needs = {"show": 1, "rename": 2, "delete": 1, "export": 1, "import": 1, "merge": 1}
+    if len(args.names) < needs.get(args.action, 0):
+        raise InputError(f"adapters {args.action} needs {needs[args.action]} name(s)")
+
+    def out(obj, text: str) -> None:
+        print(json.dumps(obj) if args.json else text)
+
+    if args.action == "list":
+        for info in list_adapters(models):
+            row = info.summary()
+            acc = row["test_accuracy"]
+            out(row, f"{row['name']}: base {row['base']}, {len(row['labels'])} labels, r={row['r']}"
+                     + (f", test accuracy {acc:.0%}" if acc is not None else ""))
+    elif args.action == "show":
+        info = get(models, args.names[0])
+        print(json.dumps({**info.meta.to_dict(), "folder": str(info.folder), "size_bytes": info.size_bytes},
+                         indent=None if args.json else 2))
+    elif args.action == "rename":
+        target = adapter_ops.rename(models, args.names[0], args.names[1])
+        out({"renamed": args.names[0], "to": target.name}, f"renamed to {target.name}")
+    elif args.action == "delete":
+        adapter_ops.delete(models, args.names[0])
+        out({"deleted": args.names[0]}, f"deleted {args.names[0]}")
+    elif args.action == "export":
+        target = Path(args.output or f"{args.names[0]}.zip")
+        target.write_bytes(adapter_ops.export_zip(models, args.names[0]))
+        out({"zip": str(target)}, f"exported to {target}")
+    elif args.action == "import":
+        registry = Registry.load(settings.registry_path, models)
+        info = adapter_ops.import_zip(models, Path(args.names[0]).read_bytes(), args.name,
+                                      base_available=registry.available)
+        out({"imported": info.name}, f"imported as {info.name}")
+    elif args.action == "merge":
+        report = adapter_ops.merge(models, args.names[0])
+        out(report, f"merged into {report['folder']} (largest logit difference "
+                    f"{report['max_logit_difference']:.2g})")
+    else:  # average
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else \
+            [1.0] * len(args.names)
+        if args.combination == "average":
+            target = adapter_ops.average(models, args.names, weights, args.name or "")
+        else:
+            target = adapter_ops.combine(models, args.names, weights, args.name or "",
+                                         args.combination)
+        out({"adapter": target.name, "parents": args.names, "weights": weights},
+            f"saved {target.name}")
+    return 0
+
+
+def cmd_federated(args: argparse.Namespace) -> int:
+    from core.lora.federated import FederatedConfig, run
+
+    settings = load_settings()
+    config = FederatedConfig(name=args.name, data=args.data, text_col=args.text_col,
+                             label_col=args.label_col, base=args.base or settings.lora_base_model,
+                             clients=args.clients, rounds=args.rounds, split=args.split,
+                             local_steps=args.local_steps, seed=args.seed)
+    report = run(config, settings.models_dir, compare_centralised=args.centralised)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for row in report["rounds"]:
+        clients = ", ".join(f"client {c['client']} loss {c['loss']:.3f}" for c in row["clients"])
+        print(f"round {row['round']}: global loss {row['loss']:.3f}, accuracy "
+              f"{row['accuracy']:.0%}" + (f" ({clients})" if clients else ""))
+    for row in report.get("centralised", []):
+        print(f"centralised round {row['round']}: loss {row['loss']:.3f}, accuracy "
+              f"{row['accuracy']:.0%}")
+    print(f"global adapter saved to {report['adapter']}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ad = sub.add_parser("adapters", help="the adapter library: list, show, rename, delete, "
+                                         "export, import, merge, average")
+    ad.add_argument("action", choices=("list", "show", "rename", "delete", "export", "import",
+                                       "merge", "average"))
+    ad.add_argument("names", nargs="*", metavar="NAME",
+                    help="adapter name(s); import: the ZIP file; rename: OLD NEW")
+    ad.add_argument("--name", help="import: save under this name; average: the new adapter")
+    ad.add_argument("--weights", help="average: comma-separated, one per adapter (default equal)")
+    ad.add_argument("--combination", default="average",
+                    choices=("average", "cat", "svd", "ties", "dare_linear"),
+                    help="average: weighted average of the tensors (default) or a PEFT combination")
+    ad.add_argument("--output", help="export: the ZIP to write (default NAME.zip)")
+    ad.add_argument("--json", action="store_true")
+    ad.set_defaults(func=cmd_adapters)
+
+    fed = sub.add_parser("federated", help="federated LoRA with Flower's simulation engine")
+    fed.add_argument("--data", required=True, help="CSV or JSONL with the labelled examples")
+    fed.add_argument("--text-col", default="text")
+    fed.add_argument("--label-col", default="label")
+    fed.add_argument("--base", help="base model (default: the settings' LoRA base)")
+    fed.add_argument("--clients", type=int, default=3)
+    fed.add_argument("--rounds", type=int, default=3)
+    fed.add_argument("--split", choices=("iid", "by-label"), default="iid",
+                     help="how the training data is dealt to the clients")
+    fed.add_argument("--local-steps", type=int, default=4, help="steps per client per round")
+    fed.add_argument("--seed", type=int, default=42)
+    fed.add_argument("--centralised", action="store_true",
+                     help="also train on the pooled data with the same budget, to compare")
+    fed.add_argument("--name", required=True, help="name of the global adapter")
+    fed.add_argument("--json", action="store_true")
+    fed.set_defaults(func=cmd_federated)

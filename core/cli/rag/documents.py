@@ -1,0 +1,72 @@
+"""`ingest` and `collections`: documents into collections, and the collections themselves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from core.cli.common import walk
+from core.settings import load_settings
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from core.rag.ingest import ingest_files
+
+    files = walk(args.paths)
+    results = ingest_files(load_settings(), files, args.collection, args.chunk_size,
+                           args.chunk_overlap, ocr=args.ocr)
+    failed = [r for r in results if r.status != "ok"]
+    for r in results:
+        if args.json:
+            print(json.dumps(r.to_json()))
+        else:
+            print(f"{r.status:<5} {r.file}: {r.pages} pages, {r.chunks} chunks, "
+                  f"{r.seconds:.1f} s" + (f" — {r.error}" if r.error else ""))
+    summary = {"summary": {"files": len(results), "ok": len(results) - len(failed),
+                           "failed": len(failed), "collection": args.collection}}
+    print(json.dumps(summary) if args.json else
+          f"{summary['summary']['ok']} of {len(results)} file(s) stored in '{args.collection}'")
+    return 1 if failed else 0
+
+
+def cmd_collections(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from core.rag import store
+    from core.uploads import forget_uploads
+
+    chroma = store.client(load_settings())
+    if args.action == "list":
+        rows = [asdict(c) for c in store.list_collections(chroma)]
+        for row in rows:
+            print(json.dumps(row) if args.json else
+                  f"{row['name']}: {row['chunks']} chunks ({row['embedding_model']}, "
+                  f"chunks of {row['chunk_size']}/{row['chunk_overlap']})")
+    elif args.action == "show":
+        collection = store.get_collection(chroma, args.name)
+        info = {**asdict(store.describe(collection)), "documents": store.documents(collection)}
+        print(json.dumps(info, indent=None if args.json else 2))
+    else:
+        store.delete_collection(chroma, args.name)
+        forget_uploads(load_settings().data_dir, args.name)
+        print(json.dumps({"deleted": args.name}) if args.json else f"deleted {args.name}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ing = sub.add_parser("ingest", help="extract, chunk, embed and store documents")
+    ing.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (walked)")
+    ing.add_argument("--collection", required=True)
+    ing.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
+    ing.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP)
+    ing.add_argument("--ocr", action="store_true",
+                     help="read pages without a text layer with tesseract (slow)")
+    ing.add_argument("--json", action="store_true", help="one JSON object per file, then a summary")
+    ing.set_defaults(func=cmd_ingest)
+
+    col = sub.add_parser("collections", help="list, show or delete collections")
+    col.add_argument("action", choices=("list", "show", "delete"))
+    col.add_argument("name", nargs="?")
+    col.add_argument("--json", action="store_true")
+    col.set_defaults(func=cmd_collections)

@@ -1,0 +1,193 @@
+"""The adapter library: `<models>/adapters/<name>/` holds a PEFT adapter (adapter_config.json,
+adapter_model.safetensors) and the Studio's metadata (studio-adapter.json). Weights load from
+safetensors only; a folder holding pickled weights is refused before anything is read."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from core import files
+from core.errors import InputError, StudioError
+from core.files import check_name
+from core.models import load_adapter, load_base
+
+
+META = "studio-adapter.json"
+PROMPT_FORMAT = "studio-classify-v1"  # the prompt of core.lora.prompts
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+class AdapterError(StudioError):
+    pass
+
+
+@dataclass
+class AdapterMeta:
+    """What the Studio knows about an adapter beyond PEFT's own config: its base and labels,
+    where its data came from, how it was trained and how it scored. Read and written only by
+    `read_meta` and `write`, so every writer (training, federated, import, combine, rename)
+    produces the same shape. Keys written by another version are kept in `extra`."""
+    name: str = ""
+    base: str = ""
+    base_sha256: str = ""
+    labels: list[str] = field(default_factory=list)
+    prompt_format: str = PROMPT_FORMAT
+    created: float = 0.0
+    config: dict = field(default_factory=dict)  # the TrainConfig it was trained with
+    dataset: str | None = None
+    dataset_sha256: str | None = None
+    split: dict | None = None
+    training_seconds: float | None = None
+    steps: int | None = None
+    evaluation: dict | None = None  # test-split results (core.lora.evaluate.compare)
+    federated: dict | None = None  # the federation's per-round report
+    combined: dict | None = None  # how it was made from other adapters
+    copied_from: str | None = None
+    imported: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str = META) -> AdapterMeta:
+        """Checked field by field: an adapter imported from elsewhere may carry anything, and
+        one wrong type must be a clear refusal, not a crash in a page later."""
+        if not isinstance(raw, dict):
+            raise AdapterError(f"{where}: expected a JSON object")
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        values, extra = {}, {}
+        for key, value in raw.items():
+            if key not in known:
+                extra[key] = value
+            elif value is not None:
+                values[key] = _checked(where, key, value, _TYPES[key])
+        if not all(isinstance(label, str) for label in values.get("labels", [])):
+            raise AdapterError(f"{where}: labels must be strings")
+        return cls(**values, extra=extra)
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**self.extra, **{k: v for k, v in out.items() if v is not None}}
+
+    def write(self, folder: Path) -> None:
+        files.write_json(Path(folder) / META, self.to_dict(), indent=2)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return ((self.evaluation or {}).get("adapter") or {}).get("accuracy")
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "base": str, "base_sha256": str, "labels": list, "prompt_format": str,
+    "created": (int, float), "config": dict, "dataset": str, "dataset_sha256": str,
+    "split": dict, "training_seconds": (int, float), "steps": int, "evaluation": dict,
+    "federated": dict, "combined": dict, "copied_from": str, "imported": (int, float)}
+
+
+def _checked(where: str, key: str, value: object, kind: type | tuple[type, ...]) -> object:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise AdapterError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+@dataclass
+class AdapterInfo:
+    name: str
+    folder: Path
+    meta: AdapterMeta
+
+    @property
+    def labels(self) -> list[str]:
+        return self.meta.labels
+
+    @property
+    def base(self) -> str:
+        return self.meta.base
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+
+    def summary(self) -> dict:
+        return {"name": self.name, "base": self.base, "labels": self.labels,
+                "r": self.meta.config.get("r"), "alpha": self.meta.config.get("alpha"),
+                "test_accuracy": self.meta.test_accuracy, "created": self.meta.created,
+                "size_bytes": self.size_bytes}
+
+
+def adapters_dir(models_dir: Path) -> Path:
+    return Path(models_dir) / "adapters"
+
+
+def check_folder(folder: Path) -> None:
+    """A usable adapter folder: PEFT config, safetensors weights, no pickles."""
+    folder = Path(folder)
+    pickles = [p.name for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
+    if pickles:
+        raise AdapterError(f"{folder.name}: pickled weights are refused ({', '.join(pickles)}); "
+                           "adapters load from safetensors only")
+    for required in ("adapter_config.json", "adapter_model.safetensors"):
+        if not (folder / required).is_file():
+            raise AdapterError(f"{folder.name}: {required} is missing")
+
+
+def read_meta(folder: Path) -> AdapterMeta:
+    """The folder's metadata; an adapter made elsewhere may have none (then it is empty)."""
+    folder = Path(folder)
+    try:
+        raw = json.loads((folder / META).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return AdapterMeta(name=folder.name)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AdapterError(f"{folder.name}: {META} is not valid JSON ({exc})") from exc
+    return AdapterMeta.from_dict(raw, f"{folder.name}/{META}")
+
+
+def read(folder: Path) -> AdapterInfo:
+    folder = Path(folder)
+    return AdapterInfo(folder.name, folder, read_meta(folder))
+
+
+def list_adapters(models_dir: Path) -> list[AdapterInfo]:
+    root = adapters_dir(models_dir)
+    if not root.is_dir():
+        return []
+    return [read(p) for p in sorted(root.iterdir())
+            if p.is_dir() and (p / "adapter_config.json").is_file()]
+
+
+def get(models_dir: Path, name: str) -> AdapterInfo:
+    folder = adapters_dir(models_dir) / check_name(name, "adapter")
+    if not (folder / "adapter_config.json").is_file():
+        raise AdapterError(f"no adapter named {name!r}")
+    return read(folder)
+
+
+def publish(folder: Path, models_dir: Path, name: str) -> Path:
+    """Copy an adapter folder into the library, replacing an older one of the same name whole."""
+    import shutil
+
+    target = adapters_dir(models_dir) / check_name(name, "adapter")
+    with files.replacing_folder(target) as staging:
+        shutil.copytree(folder, staging, dirs_exist_ok=True)
+    return target
+
+
+def load_classifier(models_dir: Path, adapter: str | None = None, base: str | None = None,
+                    labels: list[str] | None = None, max_length: int = 512):
+    """A Classifier for an adapter by name (its base, labels and max length from its metadata),
+    or for a base model alone with the given labels."""
+    from core.lora.classify import Classifier
+
+    if adapter:
+        info = get(models_dir, adapter)
+        check_folder(info.folder)
+        if not info.base:
+            raise AdapterError(f"{adapter}: {META} does not name its base model")
+        model, tokenizer = load_adapter(info.base, info.folder, models_dir)
+        return Classifier(model.eval(), tokenizer, labels or info.labels,
+                          info.meta.config.get("max_length", max_length), adapter,
+                          info.meta.to_dict())
+    if not base:
+        raise InputError("name an adapter or a base model")
+    model, tokenizer = load_base(base, models_dir)
+    return Classifier(model.eval(), tokenizer, labels or [], max_length, f"{base} (no adapter)")

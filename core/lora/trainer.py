@@ -1,0 +1,269 @@
+"""LoRA fine-tuning with the HF Trainer and PEFT, computing the output layer only where the
+loss is.
+
+With 150k–260k-token vocabularies the output layer over every position is most of a step's time
+and memory, yet a classifier's loss lives on a handful of answer tokens. Batches are padded on
+the left, so every row's answer sits at the end, and the model is asked for the logits of the
+last K positions only (`logits_to_keep`), K being the longest answer in the batch.
+
+Progress goes to `<run>/metrics.jsonl` (one JSON object per log) and `<run>/status.json`,
+never to stdout, so a page can follow a run it did not start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+from core.lora.config import TrainConfig
+from core.lora.data import DataError, LabelledData, Split, clean, load, split
+from core.lora.adapters import AdapterMeta, publish
+from core.models import base_fingerprint, load_base
+from core.lora.config import lora_config
+from core.lora.runs import RunFolder
+from core.lora.prompts import encode
+
+
+def encode_split(tokenizer, data: LabelledData, categories: list[str],
+                 max_length: int) -> list[dict]:
+    rows = []
+    for text, label in zip(data.texts, data.labels):
+        enc = encode(tokenizer, text, categories, label, max_length)
+        rows.append({"input_ids": enc.input_ids, "labels": enc.labels,
+                     "truncated": enc.truncated})
+    return rows
+
+
+class LeftPadCollator:
+    """Dynamic padding on the left: the answers of a batch all end at its last position."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict]) -> dict:
+        width = max(len(r["input_ids"]) for r in rows)
+        ids, labels, mask = [], [], []
+        for r in rows:
+            pad = width - len(r["input_ids"])
+            ids.append([self.pad_id] * pad + r["input_ids"])
+            labels.append([-100] * pad + r["labels"])
+            mask.append([0] * pad + [1] * len(r["input_ids"]))
+        mask_t = torch.tensor(mask)
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
+                "attention_mask": mask_t,
+                "position_ids": (mask_t.cumsum(-1) - 1).clamp(min=0)}
+
+
+def answer_only_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss over the answer tokens, with logits for the positions that predict them only.
+    Returns the loss and, per example, whether every answer token was the model's first
+    choice (for accuracy)."""
+    labels = batch["labels"]
+    # position t predicts token t+1. The positions go to the output layer as one flat batch: a
+    # [batch, positions, hidden] input made autograd copy the (frozen) output matrix per example.
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != -100
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"], logits_to_keep=keep).logits
+    logits = logits.reshape(-1, logits.size(-1))
+    targets = labels[:, 1:][keep[:, :-1]]
+    loss = F.cross_entropy(logits.float(), targets)
+    wrong = (logits.argmax(-1) != targets).float()
+    example = keep.nonzero()[:, 0]
+    right = torch.zeros(len(labels), device=wrong.device).index_add_(0, example, wrong) == 0
+    return loss, right.float()
+
+
+class AnswerOnlyTrainer(Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, right = answer_only_loss(model, inputs)
+        return (loss, {"right": right}) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss, right = answer_only_loss(model, inputs)
+        return loss.detach(), right, right
+
+
+class RunLog(TrainerCallback):
+    """metrics.jsonl and status.json in the run folder, for the page and `runs show`."""
+
+    def __init__(self, run: RunFolder, total_tokens_per_step: float,
+                 on_metrics: Callable[[dict], None] | None = None):
+        self.run = run
+        self.started = time.time()
+        self.tokens_per_step = total_tokens_per_step
+        self.on_metrics = on_metrics
+        self.main = True  # under DDP only the first process writes
+        self.world_size = 1
+
+    def status(self, **fields) -> None:
+        if self.main:
+            self.run.update_status(**fields)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.main = state.is_world_process_zero
+        self.world_size = args.world_size  # every process trains its own share of a step
+        self.started = time.time()
+        self.status(state="running", max_steps=state.max_steps, step=state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.run.stop_requested():
+            control.should_training_stop = True  # the adapter as it is now is still saved
+            control.should_save = True
+            self.status(state="stopping")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not self.main:
+            return
+        elapsed = time.time() - self.started
+        step = state.global_step
+        row = {"step": step, "epoch": round(state.epoch or 0, 3), "time": round(elapsed, 2)}
+        tracked = {k: logs[k] for k in ("loss", "learning_rate", "grad_norm", "eval_loss",
+                                        "eval_accuracy") if logs and k in logs}
+        if not tracked:
+            return  # the closing summary: nothing for the curves
+        row.update(tracked)
+        if step:
+            row["tokens_per_s"] = round(step * self.tokens_per_step * self.world_size / elapsed, 1)
+            row["eta_s"] = round(elapsed / step * (state.max_steps - step), 1)
+        self.run.append_metrics(row)
+        if self.on_metrics:
+            self.on_metrics(row)
+        self.status(step=step, max_steps=state.max_steps, eta_s=row.get("eta_s"))
+
+
+class StepTimer(TrainerCallback):
+    """Seconds per optimiser step, for the calibration."""
+
+    def __init__(self, times: list[float]):
+        self.times = times
+        self.last = time.perf_counter()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.last = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter() - self.last)
+
+
+def _accuracy(eval_pred) -> dict:
+    right = eval_pred.predictions
+    return {"accuracy": float(right.mean())}
+
+
+def prepare_data(config: TrainConfig) -> tuple[Split, list[str]]:
+    data, findings = clean(load(Path(config.data), config.text_col, config.label_col))
+    errors = [f.message for f in findings if f.level == "error"]
+    if errors:
+        raise DataError("; ".join(errors))
+    parts = split(data, tuple(config.split), config.seed)
+    return parts, data.label_set
+
+
+@dataclass
+class Session:
+    """Everything a training run needs, built once: the calibration reuses it for a few steps."""
+    trainer: AnswerOnlyTrainer
+    model: object
+    tokenizer: object
+    parts: Split
+    categories: list[str]
+    log: RunLog
+
+
+def build(config: TrainConfig, run_dir: Path, models_dir: Path,
+          on_metrics: Callable[[dict], None] | None = None,
+          data: tuple[Split, list[str]] | None = None) -> Session:
+    """`data` (split, categories) replaces reading config.data: a federated client trains its
+    own shard."""
+    from peft import get_peft_model
+
+    run = RunFolder(Path(run_dir))
+    run.path.mkdir(parents=True, exist_ok=True)
+    config.save(run.config_path)
+    torch.manual_seed(config.seed)
+    parts, categories = data or prepare_data(config)
+    model, tokenizer = load_base(config.base, models_dir)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model = get_peft_model(model, lora_config(config))
+    train_rows = encode_split(tokenizer, parts.train, categories, config.max_length)
+    val_rows = encode_split(tokenizer, parts.validation, categories, config.max_length)
+    tokens_per_step = (sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
+                       * config.batch_size * config.grad_accum)
+    log = RunLog(run, tokens_per_step, on_metrics)
+    args = TrainingArguments(
+        output_dir=str(run.checkpoints), per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate, num_train_epochs=config.epochs,
+        max_steps=config.max_steps, logging_steps=1,
+        eval_strategy="steps" if config.eval_steps > 0 else "no", eval_steps=config.eval_steps or None,
+        save_strategy="steps" if config.save_steps > 0 else "no", save_steps=config.save_steps or None,
+        save_total_limit=2, report_to=[], seed=config.seed, remove_unused_columns=False,
+        train_sampling_strategy="group_by_length", disable_tqdm=True,
+        bf16=model.dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available())
+    trainer = AnswerOnlyTrainer(model=model, args=args, train_dataset=train_rows,
+                                eval_dataset=val_rows, data_collator=LeftPadCollator(
+                                    tokenizer.pad_token_id), compute_metrics=_accuracy,
+                                callbacks=[log])
+    trainer.remove_callback(PrinterCallback)  # progress goes to the run folder, not stdout
+    return Session(trainer, model, tokenizer, parts, categories, log)
+
+
+def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = False,
+          on_metrics: Callable[[dict], None] | None = None) -> Path:
+    """Train (evaluating on the validation split as it goes), save the adapter, then compare it
+    on the test split with the base model alone and an embedding baseline, and publish it to
+    `<models>/adapters/<name>`; return that path."""
+    session = build(config, run_dir, models_dir, on_metrics)
+    trainer, model, tokenizer = session.trainer, session.model, session.tokenizer
+    parts, categories, log = session.parts, session.categories, session.log
+    run = log.run
+    started = time.time()
+    checkpoint = run.last_checkpoint() if resume else None
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    training_seconds = round(time.time() - started, 1)
+    stopped = run.stop_requested()
+    if not trainer.is_world_process_zero():
+        return run.adapter  # under DDP one process saves and evaluates
+    model.save_pretrained(run.adapter)  # the tokenizer is the base model's: loaded from there
+    meta = AdapterMeta(
+        name=config.name, base=config.base, base_sha256=base_fingerprint(config.base, models_dir),
+        labels=categories, dataset=parts.train.source, dataset_sha256=parts.fingerprint,
+        split={"ratios": list(parts.ratios), "seed": parts.seed, "sizes": parts.sizes},
+        config=asdict(config), training_seconds=training_seconds,
+        steps=trainer.state.global_step, created=time.time())
+    log.status(state="evaluating", evaluating="starting")
+    meta.evaluation = evaluate_adapter(model, tokenizer, parts, categories, config, models_dir,
+                                       log)
+    run.write_evaluation(meta.evaluation)
+    meta.write(run.adapter)
+    published = publish(run.adapter, models_dir, config.name)
+    # Last: whoever sees "finished" finds the adapter in the library.
+    log.status(state="stopped" if stopped else "finished", adapter=str(published))
+    return published
+
+
+def evaluate_adapter(model, tokenizer, parts: Split, categories: list[str], config: TrainConfig,
+                     models_dir: Path, log: RunLog) -> dict:
+    from core.lora.classify import Classifier
+    from core.rag.embeddings import default_embedder
+    from core.lora.evaluate import compare
+
+    def progress(what: str, done: int, total: int) -> None:
+        log.status(evaluating=f"{what} {done}/{total}")
+
+    model.eval()
+    classifier = Classifier(model, tokenizer, categories, config.max_length, config.name)
+    return compare(classifier, parts.train, parts.test, default_embedder(models_dir), progress)

@@ -1,0 +1,261 @@
+"""Text extraction: Apache Tika (native, through iscc-tika) page by page, pypdfium2 as the PDF
+fallback. Every result names the extractor that produced it."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import shutil
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from html.parser import HTMLParser
+from pathlib import Path
+from core.errors import StudioError
+
+
+MAX_TEXT_CHARS = 20_000_000  # iscc-tika silently truncates at 500,000 chars unless told
+OCR_TIMEOUT_S = 600
+
+
+class ExtractionError(StudioError):
+    """A plain-words reason a file gave no text."""
+
+
+@dataclass
+class Extracted:
+    pages: list[str]  # one entry per page; a single entry for formats without pages
+    extractor: str
+    metadata: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.pages)
+
+    @property
+    def chars(self) -> int:
+        return sum(len(p) for p in self.pages)
+
+
+class _PageSplitter(HTMLParser):
+    """Collect text per `<div class="page">` of Tika's XHTML; text outside pages goes to one page."""
+
+    BLOCKS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.pages: list[list[str]] = []
+        self.loose: list[str] = []
+        self._depth_in_page = 0
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("head", "script", "style", "title"):
+            self._skip += 1
+        elif tag == "div" and ("class", "page") in attrs and not self._depth_in_page:
+            self.pages.append([])
+            self._depth_in_page = 1
+        elif self._depth_in_page and tag == "div":
+            self._depth_in_page += 1
+        if tag in self.BLOCKS:
+            self._target().append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("head", "script", "style", "title"):
+            self._skip = max(0, self._skip - 1)
+        elif tag == "div" and self._depth_in_page:
+            self._depth_in_page -= 1
+        if tag in self.BLOCKS:
+            self._target().append("\n")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self._target().append(data)
+
+    def _target(self) -> list[str]:
+        return self.pages[-1] if self._depth_in_page else self.loose
+
+
+def split_pages(xhtml: str) -> list[str]:
+    parser = _PageSplitter()
+    parser.feed(xhtml)
+    parser.close()
+    if parser.pages:
+        return ["".join(p) for p in parser.pages]
+    return ["".join(parser.loose)]
+
+
+# PDFs whose fonts lack a Unicode map for ligatures come out as "di\ufffderent", "\ufffdrst".
+_BROKEN_LIGATURE = re.compile(r"(\w*)[\ufffd\ufffe](\w*)")
+_LIGATURES = ("fi", "ff", "fl", "ffi", "ffl")
+
+
+@lru_cache(maxsize=1)
+def _known_words() -> frozenset[str]:
+    """An English word list the Studio already ships: the embedding model's vocabulary."""
+    from core.settings import PROJECT_ROOT
+    from core.registry import Registry, RegistryError
+
+    try:
+        registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
+        vocab = registry.load_path(registry.default("embedding")) / "vocab.txt"
+        return frozenset(vocab.read_text().split())
+    except (RegistryError, OSError):
+        return frozenset()
+
+
+def repair_ligatures(text: str) -> str:
+    """Put back the ligature a word lost: the first of fi/ff/fl/ffi/ffl that makes a known word,
+    else "fi", by far the most common."""
+    words = _known_words()
+
+    def fix(match: re.Match) -> str:
+        head, tail = match.group(1), match.group(2)
+        for lig in _LIGATURES:
+            if f"{head}{lig}{tail}".lower() in words:
+                return f"{head}{lig}{tail}"
+        return f"{head}fi{tail}"
+
+    return _BROKEN_LIGATURE.sub(fix, text) if ("\ufffd" in text or "\ufffe" in text) else text
+
+
+_HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+_BLANK_LINES = re.compile(r"\n\s*\n\s*(\n\s*)+")
+
+
+def normalise(text: str) -> str:
+    """NFKC, lost ligatures put back, words hyphenated across a line break joined, runs of
+    whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = repair_ligatures(text)
+    text = _HYPHEN_BREAK.sub(r"\1\2", text)
+    text = _SPACES.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def ocr_available() -> bool:
+    return shutil.which("tesseract") is not None
+
+
+def _tika_native(path: Path, ocr: bool) -> Extracted:
+    import iscc_tika
+
+    pdf = iscc_tika.PdfParserConfig().set_extract_annotation_text(False)
+    extractor = iscc_tika.Extractor().set_extract_string_max_length(MAX_TEXT_CHARS)
+    if ocr:
+        # AUTO: only pages with (almost) no text layer are sent to tesseract.
+        pdf = pdf.set_ocr_strategy(iscc_tika.PdfOcrStrategy.AUTO)
+        extractor = extractor.set_ocr_config(
+            iscc_tika.TesseractOcrConfig().set_skip_ocr(False).set_language("eng")
+            .set_timeout_seconds(OCR_TIMEOUT_S))
+    extractor = extractor.set_pdf_config(pdf).set_xml_output(True)
+    try:
+        xhtml, metadata = extractor.extract_file_to_string(str(path))
+    except Exception as exc:  # iscc-tika reports every failure as a bare TypeError
+        raise ExtractionError(f"Tika could not read it ({exc})") from exc
+    return _from_tika(xhtml, metadata, "tika")
+
+
+def _tika_server(path: Path, url: str, ocr: bool) -> Extracted:
+    """The same extraction by a Tika server (`TIKA_SERVER_URL`), through tika-python."""
+    os.environ.setdefault("TIKA_CLIENT_ONLY", "True")  # never try to download and start a jar
+    import requests
+    from tika import parser
+
+    headers = {"X-Tika-PDFextractAnnotationText": "false",
+               "X-Tika-OCRskipOcr": "false" if ocr else "true",
+               "writeLimit": str(MAX_TEXT_CHARS)}
+    try:
+        parsed = parser.from_file(str(path), serverEndpoint=url, xmlContent=True,
+                                  headers=headers, requestOptions={"timeout": OCR_TIMEOUT_S})
+    except requests.RequestException as exc:
+        raise ExtractionError(f"the Tika server at {url} did not answer "
+                              f"({exc.__class__.__name__})") from exc
+    if parsed.get("status") != 200:
+        raise ExtractionError(f"the Tika server at {url} could not read it "
+                              f"(HTTP {parsed.get('status')})")
+    metadata = {k: v if isinstance(v, list) else [str(v)]
+                for k, v in (parsed.get("metadata") or {}).items()}
+    return _from_tika(parsed.get("content") or "", metadata, "tika server")
+
+
+def _from_tika(xhtml: str, metadata: dict[str, list[str]], name: str) -> Extracted:
+    if metadata.get("pdf:encrypted") == ["true"]:
+        raise ExtractionError("the PDF is encrypted; remove the password and upload it again")
+    ocr_pages = int((metadata.get("pdf:ocrPageCount") or ["0"])[0] or 0)
+    if ocr_pages:
+        name += f" + OCR ({ocr_pages} pages)"
+    return Extracted([normalise(p) for p in split_pages(xhtml)], name, metadata)
+
+
+PLAIN_TEXT = {".txt", ".md"}
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _plain_text(path: Path) -> Extracted:
+    """Text files are decoded here: Tika guesses ISO-8859-1 for Windows text and loses
+    characters such as Œ and curly quotes. UTF-8 (or a BOM) first, then Windows-1252."""
+    data = path.read_bytes()
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), None)
+    for candidate in ([encoding] if encoding else ["utf-8", "cp1252", "latin-1"]):
+        try:
+            text = data.decode(candidate)
+            break
+        except UnicodeDecodeError:
+            continue
+    return Extracted([normalise(text)], f"text ({candidate})")
+
+
+def _pdfium(path: Path) -> Extracted:
+    import pypdfium2
+
+    try:
+        pdf = pypdfium2.PdfDocument(str(path))
+    except pypdfium2.PdfiumError as exc:
+        raise ExtractionError(f"not a readable PDF ({exc})") from exc
+    try:
+        pages = [normalise(page.get_textpage().get_text_range()) for page in pdf]
+    finally:
+        pdf.close()
+    return Extracted(pages, "pypdfium2")
+
+
+def extract(path: Path, ocr: bool = False, tika_url: str | None = None) -> Extracted:
+    """Text of a file page by page; raises ExtractionError with a plain reason. With `ocr`,
+    pages without a text layer are read by tesseract (slow: seconds per page). With
+    `tika_url`, a Tika server does the work instead of native Tika."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ExtractionError("the file is empty (0 bytes)")
+    if ocr and not tika_url and not ocr_available():
+        raise ExtractionError("OCR was asked for but tesseract is not installed "
+                              "(apt-get install tesseract-ocr)")
+    is_pdf = path.suffix.lower() == ".pdf"
+    if path.suffix.lower() in PLAIN_TEXT:
+        result = _plain_text(path)
+    else:
+        result = _tika_with_pdf_fallback(path, is_pdf, ocr, tika_url)
+    if not result.text.strip():
+        if not is_pdf:
+            raise ExtractionError("no text in the file")
+        hint = "; try again with OCR" if ocr_available() and not ocr else ""
+        raise ExtractionError(f"no text layer (scanned?){hint}")
+    return result
+
+
+def _tika_with_pdf_fallback(path: Path, is_pdf: bool, ocr: bool,
+                            tika_url: str | None) -> Extracted:
+    try:
+        return _tika_server(path, tika_url, ocr) if tika_url else _tika_native(path, ocr)
+    except ExtractionError as tika_error:
+        if not is_pdf or "encrypted" in str(tika_error):
+            raise
+    try:
+        return _pdfium(path)
+    except ExtractionError:
+        raise ExtractionError("the PDF is damaged or incomplete (truncated?): neither Tika "
+                              "nor pypdfium2 could read it") from None

@@ -1,0 +1,125 @@
+"""Documents into a collection: extract → chunk → embed → store, one file at a time, each file
+succeeding or failing on its own."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from core.errors import StudioError
+from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_pages
+from core.settings import Settings
+from core.rag.embeddings import get_embedder
+from core.rag.extract import ExtractionError, extract
+from core.rag import store
+from core.uploads import UploadError, check_size
+
+Stage = str  # "extract" | "chunk" | "embed" | "store"
+StageFn = Callable[[Path, Stage], None]
+
+
+@dataclass
+class FileResult:
+    file: str
+    status: str  # "ok" | "error"
+    pages: int = 0
+    chars: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    extractor: str | None = None
+    doc_id: str | None = None
+    error: str | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class StoreFailure(StudioError):
+    pass
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+                 on_stage: StageFn = lambda path, stage: None,
+                 ocr: bool = False) -> list[FileResult]:
+    embedder = get_embedder(settings)
+    chroma = store.client(settings)
+    collection = store.open_collection(chroma, collection_name, embedder.model_name,
+                                       chunk_size, chunk_overlap)
+    batch = chroma.get_max_batch_size()
+    results: list[FileResult] = []
+    stored: dict[str, FileResult] = {}  # by doc_id: the same bytes are stored once per batch
+    for path in paths:
+        path = Path(path)
+        started = time.perf_counter()
+        result = FileResult(file=path.name, status="error")
+        try:
+            check_size(path.name, path.stat().st_size)
+            result.doc_id = file_sha256(path)
+            if result.doc_id in stored:
+                twin = stored[result.doc_id]
+                result = replace(twin, file=path.name,
+                                 note=f"same content as {twin.file}: stored once")
+                continue
+            on_stage(path, "extract")
+            extracted = extract(path, ocr=ocr, tika_url=settings.tika_server_url)
+            result.pages, result.chars = len(extracted.pages), extracted.chars
+            result.extractor = extracted.extractor
+            on_stage(path, "chunk")
+            chunks = chunk_pages(extracted.pages, chunk_size, chunk_overlap)
+            on_stage(path, "embed")
+            vectors = embedder.embed([c.text for c in chunks])
+            on_stage(path, "store")
+            try:
+                store.replace_document(collection, result.doc_id, path.name, chunks, vectors,
+                                       batch)
+            except Exception as exc:  # the store's errors differ embedded and over HTTP
+                raise StoreFailure(f"{path.name}: could not be stored in Chroma ({exc}); "
+                                   "the collection is unchanged") from exc
+            result.chunks, result.status = len(chunks), "ok"
+            stored[result.doc_id] = result
+        except ExtractionError as exc:
+            result.error = f"{path.name}: {exc}"
+        except (UploadError, StoreFailure) as exc:
+            result.error = str(exc)
+        except OSError as exc:
+            result.error = f"{path.name}: could not be read ({exc.strerror or exc})"
+        finally:
+            result.seconds = round(time.perf_counter() - started, 3)
+            results.append(result)
+    return results
+
+
+# How far into one file each stage starts; extraction and embedding dominate.
+STAGE_START = {"extract": 0.0, "chunk": 0.4, "embed": 0.45, "store": 0.9}
+
+
+@dataclass
+class BatchProgress:
+    """Fraction done and time left over a batch, for progress bars."""
+
+    files: list[Path]
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = time.perf_counter()
+        self._index = {Path(p): i for i, p in enumerate(self.files)}
+
+    def update(self, path: Path, stage: Stage) -> tuple[float, float | None]:
+        done = (self._index[Path(path)] + STAGE_START[stage]) / max(len(self.files), 1)
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed * (1 - done) / done if done > 0.02 else None
+        return done, eta

@@ -1,0 +1,316 @@
+"""Chat engines behind one interface: llama.cpp on the packaged GGUF (fast on CPUs),
+transformers on the converted HF folder (the fallback, and any HF model), and any
+OpenAI-compatible endpoint. Each streams text and can be stopped between tokens.
+
+A local model generates in a thread of its own, one generation at a time per engine. Streamlit
+interrupts a script at its next output when the user clicks Stop (or anything else) and starts
+the next run in a new thread while the old one may still be inside the model: a llama.cpp
+context used by two threads at once aborts the whole process (GGML_ASSERT), and a reader that
+is interrupted never closes its generator. So the generation holds the engine's lock, not the
+reader; it ends at the next token once `stop` is set, and a second question waits for it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from core.errors import StudioError
+from core.settings import Settings
+from core.registry import Registry
+
+WORKING_CONTEXT = 4096  # tokens; more is slow on a laptop CPU and small models don't use it well
+
+
+class ChatError(StudioError):
+    """A plain-words reason the engine could not answer."""
+
+
+class ChatEngine(Protocol):
+    name: str
+    context_window: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def stream(self, messages: list[dict], max_new_tokens: int,
+               stop: threading.Event | None = None) -> Iterator[str]: ...
+
+
+@dataclass
+class StreamStats:
+    """Filled in while a stream is consumed: time to first token and decode speed."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    pieces: int = 0
+    text: str = ""
+
+    @property
+    def ttft_s(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started
+
+    def tokens_per_s(self, engine: ChatEngine) -> float | None:
+        if self.first_token_at is None or self.finished_at is None:
+            return None
+        decode = self.finished_at - self.first_token_at
+        tokens = engine.count_tokens(self.text)
+        return (tokens - 1) / decode if decode > 0 and tokens > 1 else None
+
+
+def timed(pieces: Iterator[str], stats: StreamStats) -> Iterator[str]:
+    for piece in pieces:
+        if not piece:
+            continue
+        if stats.first_token_at is None:
+            stats.first_token_at = time.perf_counter()
+        stats.pieces += 1
+        stats.text += piece
+        yield piece
+    stats.finished_at = time.perf_counter()
+
+
+_END = object()
+
+
+def generate_in_thread(lock: threading.Lock, pieces, stop: threading.Event | None,
+                       name: str) -> Iterator[str]:
+    """Run `pieces(should_stop)` (an iterator of text) in a daemon thread that holds `lock`, and
+    yield what it produces. The thread stops at its next piece once `stop` is set or this
+    generator is closed, so an abandoned reader never holds the model."""
+    stop = stop or threading.Event()
+    abandoned = threading.Event()
+    out: queue.SimpleQueue = queue.SimpleQueue()
+
+    def should_stop() -> bool:
+        return stop.is_set() or abandoned.is_set()
+
+    def run() -> None:
+        try:
+            with lock:
+                if should_stop():  # stopped while an earlier generation held the model
+                    return
+                produced = pieces(should_stop)
+                try:
+                    for piece in produced:
+                        if should_stop():
+                            break
+                        out.put(piece)
+                finally:
+                    produced.close()
+        except BaseException as exc:  # surfaced to the reader below
+            out.put(exc)
+        finally:
+            out.put(_END)
+
+    threading.Thread(target=run, daemon=True, name=f"generate {name}").start()
+    try:
+        while (item := out.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise ChatError(f"the local model failed: {item}") from item
+            yield item
+    finally:
+        abandoned.set()
+
+
+# llama.cpp -----------------------------------------------------------------------------------
+class LlamaCppEngine:
+    def __init__(self, name: str, gguf: Path):
+        from llama_cpp import Llama
+
+        self.name = f"{name} (llama.cpp)"
+        self.llm = Llama(model_path=str(gguf), n_ctx=WORKING_CONTEXT,
+                         n_threads=os.cpu_count() or 2, verbose=False)
+        self.context_window = WORKING_CONTEXT
+        self.lock = threading.Lock()  # one llama.cpp context: one generation at a time
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    def stream(self, messages, max_new_tokens, stop=None):
+        def pieces(should_stop):
+            # Checked between tokens only: the prompt is read to its end first (seconds).
+            for chunk in self.llm.create_chat_completion(messages=messages,
+                                                         max_tokens=max_new_tokens,
+                                                         temperature=0.0, stream=True):
+                if should_stop():
+                    break
+                yield chunk["choices"][0]["delta"].get("content") or ""
+
+        return generate_in_thread(self.lock, pieces, stop, self.name)
+
+
+# transformers --------------------------------------------------------------------------------
+class TransformersEngine:
+    def __init__(self, name: str, folder: Path):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from core.rag.embeddings import bf16_is_fast
+
+        self.name = f"{name} (transformers)"
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        dtype = torch.bfloat16 if bf16_is_fast() or torch.cuda.is_available() else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        if torch.cuda.is_available():
+            self.model.to("cuda")
+        self.model.eval()
+        limit = getattr(self.model.config, "max_position_embeddings", WORKING_CONTEXT)
+        self.context_window = min(limit, WORKING_CONTEXT)
+        self.lock = threading.Lock()  # one generation at a time, as for llama.cpp
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _prompt_ids(self, messages):
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                      return_tensors="pt", return_dict=True)
+        # Base models without a template: a plain transcript that ends where the answer begins.
+        text = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+        return self.tokenizer(text + "\n\nAssistant:", return_tensors="pt")
+
+    def stream(self, messages, max_new_tokens, stop=None):
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        def pieces(should_stop):
+            inputs = self._prompt_ids(messages).to(self.model.device)
+            inputs.pop("token_type_ids", None)  # BERT-style tokenizers add it; decoders refuse
+
+            class StopWhenAsked(StoppingCriteria):
+                def __call__(self, input_ids, scores, **kwargs):
+                    return should_stop()
+
+            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
+                                            skip_special_tokens=True)
+            errors: list[BaseException] = []
+
+            def run() -> None:  # generate() feeds the streamer from a thread of its own
+                try:
+                    # The penalty matches llama.cpp's default; greedy small models loop
+                    # without it.
+                    self.model.generate(**inputs, max_new_tokens=max_new_tokens,
+                                        do_sample=False, repetition_penalty=1.1,
+                                        streamer=streamer,
+                                        stopping_criteria=StoppingCriteriaList([StopWhenAsked()]),
+                                        pad_token_id=self.tokenizer.pad_token_id
+                                        or self.tokenizer.eos_token_id)
+                except BaseException as exc:
+                    errors.append(exc)
+                    streamer.end()
+
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            try:
+                yield from streamer
+            finally:  # also when stopped: generate() ends at its next token
+                worker.join()
+            if errors:
+                raise errors[0]
+
+        return generate_in_thread(self.lock, pieces, stop, self.name)
+
+
+# OpenAI-compatible ---------------------------------------------------------------------------
+class OpenAIEngine:
+    def __init__(self, base_url: str, model: str, api_key: str | None):
+        from openai import OpenAI
+
+        self.name = f"{model} at {base_url}"
+        self.base_url, self.model = base_url, model
+        self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=60,
+                             max_retries=0)
+        self.context_window = WORKING_CONTEXT
+        self._model_checked = False
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 3)  # no tokenizer for a remote model: err on the long side
+
+    def _check_model(self) -> None:
+        """Some servers (llama.cpp's among them) answer with whatever model they hold, whatever
+        name is asked for; say so plainly when the endpoint lists models and ours is not one."""
+        import openai
+
+        if self._model_checked:
+            return
+        try:
+            served = [m.id for m in self.client.models.list()]
+        except openai.NotFoundError:
+            served = []  # the endpoint does not list models
+        if served and self.model not in served:
+            raise ChatError(f"the endpoint at {self.base_url} does not serve the model "
+                            f"{self.model!r} (it serves: {', '.join(served)}); check OPENAI_MODEL")
+        self._model_checked = True
+
+    def stream(self, messages, max_new_tokens, stop=None):
+        import openai
+
+        try:
+            self._check_model()
+            chunks = self.client.chat.completions.create(
+                model=self.model, messages=messages, max_tokens=max_new_tokens,
+                temperature=0.0, stream=True)
+            for chunk in chunks:
+                if stop is not None and stop.is_set():
+                    chunks.close()
+                    break
+                if chunk.choices:
+                    yield chunk.choices[0].delta.content or ""
+        except openai.AuthenticationError as exc:
+            raise ChatError(f"the endpoint at {self.base_url} refused the API key "
+                            f"(HTTP {exc.status_code}); check OPENAI_API_KEY") from exc
+        except openai.NotFoundError as exc:
+            raise ChatError(f"the endpoint at {self.base_url} does not know the model "
+                            f"{self.model!r} (HTTP 404); check OPENAI_MODEL") from exc
+        except openai.APIConnectionError as exc:
+            raise ChatError(f"could not reach the endpoint at {self.base_url} "
+                            f"({exc.__cause__ or exc})") from exc
+        except openai.APIStatusError as exc:
+            raise ChatError(f"the endpoint at {self.base_url} answered HTTP "
+                            f"{exc.status_code}: {exc.message}") from exc
+
+
+# Choosing one --------------------------------------------------------------------------------
+def llama_cpp_available() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def get_engine(settings: Settings, backend: str | None = None,
+               model: str | None = None) -> ChatEngine:
+    backend = backend or settings.chat_backend
+    if backend == "openai":
+        if not settings.openai_base_url or not (model or settings.openai_model):
+            raise ChatError("the OpenAI-compatible backend needs OPENAI_BASE_URL and "
+                            "OPENAI_MODEL (Settings page or environment)")
+        return _openai_engine(settings.openai_base_url, model or settings.openai_model,
+                              settings.openai_api_key)
+    return _local_engine(str(settings.models_dir), model or settings.chat_model,
+                         llama_cpp_available())
+
+
+@lru_cache(maxsize=4)
+def _openai_engine(base_url: str, model: str, api_key: str | None) -> OpenAIEngine:
+    return OpenAIEngine(base_url, model, api_key)
+
+
+@lru_cache(maxsize=2)
+def _local_engine(models_dir: str, model: str, use_llama_cpp: bool) -> ChatEngine:
+    """A registry model by name, or a folder holding an HF model."""
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return TransformersEngine(folder.name, folder)
+    registry = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir))
+    spec = registry.get(model)
+    state = registry.state(spec)
+    if state.status != "ready":
+        raise ChatError(f"chat model {model} is {state.status}: run "
+                        "`python -m core models prepare`")
+    if use_llama_cpp and spec.format == "gguf":
+        return LlamaCppEngine(spec.name, registry.gguf_path(spec))
+    return TransformersEngine(spec.name, registry.load_path(spec))

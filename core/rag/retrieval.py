@@ -1,0 +1,233 @@
+"""Finding the chunks that answer a question: dense (embeddings in Chroma), BM25 (keywords), or
+hybrid (both, fused by reciprocal rank), optionally diversified with MMR.
+
+Every score is in 0–1 and means one thing per method (see SCORE_MEANING), so the UI can show it
+as a bar and say what it is.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+
+from core.errors import InputError
+from core.rag import store
+from core.settings import Settings
+from core.rag.embeddings import get_embedder
+
+Method = Literal["dense", "bm25", "hybrid"]
+RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
+SCORE_MEANING = {
+    "dense": "cosine similarity between question and chunk (1 = same meaning)",
+    "bm25": "BM25 keyword score relative to the best match for this question (1 = best)",
+    "hybrid": "reciprocal-rank fusion of dense and BM25 ranks (1 = ranked first by both)",
+}
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    k: int = 5
+    method: Method = "hybrid"
+    mmr: bool = False
+    min_score: float = 0.0
+    doc_ids: tuple[str, ...] = ()
+    candidates: int = 20  # per retriever, before fusion, MMR and the score floor
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= 50:
+            raise InputError(f"k must be between 1 and 50, got {self.k}")
+        if self.method not in SCORE_MEANING:
+            raise InputError(f"method must be dense, bm25 or hybrid, got {self.method!r}")
+        if not 0 <= self.min_score <= 1:
+            raise InputError(f"minimum score must be between 0 and 1, got {self.min_score}")
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    doc: str  # file name
+    page: int
+    chunk_id: str
+    text: str
+    retriever: str  # "dense", "bm25" or "both"
+    doc_id: str = ""
+    chunk: int = 0
+    start: int = 0  # character span within its page
+    end: int = 0
+    details: dict = field(default_factory=dict)  # each retriever's own rank and score
+
+    def to_json(self) -> dict:
+        row = asdict(self)
+        row.pop("details")
+        return row
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    method: Method
+    score_meaning: str
+    seconds: float
+
+
+# BM25 -------------------------------------------------------------------------------------
+class Bm25Index:
+    def __init__(self, ids: list[str], texts: list[str], metas: list[dict]):
+        import bm25s
+
+        self.ids, self.texts, self.metas = ids, texts, metas
+        self.retriever = bm25s.BM25()
+        if ids:
+            self.retriever.index(_tokenize(texts), show_progress=False)
+
+    def search(self, query: str, n: int, doc_ids: tuple[str, ...]) -> list[tuple[int, float]]:
+        if not self.ids:
+            return []
+        mask = None
+        if doc_ids:
+            wanted = set(doc_ids)
+            mask = np.array([m["doc_id"] in wanted for m in self.metas], dtype=np.float32)
+        tokens = _tokenize([query])
+        n = min(n, len(self.ids))
+        docs, scores = self.retriever.retrieve(tokens, k=n, show_progress=False,
+                                               weight_mask=mask)
+        return [(int(i), float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
+
+
+def _tokenize(texts: list[str]):
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer().stemWords,
+                          show_progress=False)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
+    """The text cut into (segment, matches-a-question-term) pieces. Terms are the question's
+    words that are not stop words, matched by their stem as BM25 matches them."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    stem = _stemmer().stemWord
+    terms = {stem(w.lower()) for w in _WORD.findall(question)
+             if len(w) >= 3 and w.lower() not in ENGLISH_STOP_WORDS}
+    spans, last = [], 0
+    for match in _WORD.finditer(text):
+        if stem(match.group(0).lower()) in terms:
+            if match.start() > last:
+                spans.append((text[last:match.start()], False))
+            spans.append((match.group(0), True))
+            last = match.end()
+    if last < len(text):
+        spans.append((text[last:], False))
+    return spans
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+_bm25_cache: dict[tuple[str, str], tuple[int, Bm25Index]] = {}
+_bm25_lock = threading.Lock()
+
+
+def bm25_index(collection) -> Bm25Index:
+    """The collection's keyword index, rebuilt when its chunks changed (revision bumped)."""
+    key = (str(collection.id), collection.name)
+    rev = store.revision(collection)
+    with _bm25_lock:
+        cached = _bm25_cache.get(key)
+        if cached and cached[0] == rev:
+            return cached[1]
+        got = store.read_all(collection, ["documents", "metadatas"])
+        index = Bm25Index(got["ids"], got["documents"], got["metadatas"])
+        _bm25_cache[key] = (rev, index)
+        return index
+
+
+# Search -----------------------------------------------------------------------------------
+def search(settings: Settings, collection_name: str, question: str,
+           options: RetrievalOptions = RetrievalOptions(), chroma=None,
+           embedding_model: str | None = None) -> SearchResult:
+    if not question.strip():
+        raise InputError("the question is empty")
+    chroma = chroma or store.client(settings)
+    collection = store.get_collection(chroma, collection_name)
+    built_with = (collection.metadata or {}).get("embedding_model", settings.embedding_model)
+    if embedding_model and embedding_model != built_with:
+        raise store.StoreError(f"collection {collection_name!r} was built with {built_with}; "
+                               f"it cannot be searched with {embedding_model}")
+    embedder = (get_embedder(settings, built_with)
+                if options.method in ("dense", "hybrid") or options.mmr else None)
+    started = time.perf_counter()  # timings cover the search, not loading the model once
+    query_vector = None
+    ranked: dict[str, dict] = {}  # chunk id -> {"dense": (rank, score), "bm25": ..., row}
+
+    if embedder is not None:
+        query_vector = np.asarray(embedder.embed([question])[0])
+    if options.method in ("dense", "hybrid"):
+        where = {"doc_id": {"$in": list(options.doc_ids)}} if options.doc_ids else None
+        got = collection.query(query_embeddings=[query_vector.tolist()],
+                               n_results=options.candidates, where=where,
+                               include=["documents", "metadatas", "distances"])
+        for rank, (cid, text, meta, dist) in enumerate(zip(
+                got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]), 1):
+            entry = ranked.setdefault(cid, {"text": text, "meta": meta})
+            entry["dense"] = (rank, max(0.0, 1.0 - float(dist)))
+    if options.method in ("bm25", "hybrid"):
+        index = bm25_index(collection)
+        results = index.search(question, options.candidates, options.doc_ids)
+        best = results[0][1] if results else 1.0
+        for rank, (i, score) in enumerate(results, 1):
+            entry = ranked.setdefault(index.ids[i], {"text": index.texts[i],
+                                                     "meta": index.metas[i]})
+            entry["bm25"] = (rank, score / best)
+
+    hits = [_hit(cid, entry, options.method) for cid, entry in ranked.items()]
+    hits.sort(key=lambda h: h.score, reverse=True)
+    hits = [h for h in hits if h.score >= options.min_score]
+    if options.mmr and len(hits) > options.k:
+        hits = _mmr(collection, query_vector, hits, options.k)
+    hits = hits[:options.k]
+    for rank, hit in enumerate(hits, 1):
+        hit.rank = rank
+    return SearchResult(hits, options.method, SCORE_MEANING[options.method],
+                        time.perf_counter() - started)
+
+
+def _hit(chunk_id: str, entry: dict, method: Method) -> Hit:
+    found = [name for name in ("dense", "bm25") if name in entry]
+    if method == "hybrid":
+        rrf = sum(1.0 / (RRF_K + entry[name][0]) for name in found)
+        score = rrf / (2.0 / (RRF_K + 1))
+    else:
+        score = entry[method][1]
+    meta = entry["meta"]
+    return Hit(rank=0, score=round(score, 4), doc=meta["file"], page=int(meta["page"]),
+               chunk_id=chunk_id, text=entry["text"],
+               retriever="both" if len(found) == 2 else found[0], doc_id=meta["doc_id"],
+               chunk=int(meta["chunk"]), start=int(meta["start"]), end=int(meta["end"]),
+               details={name: {"rank": entry[name][0], "score": round(entry[name][1], 4)}
+                        for name in found})
+
+
+def _mmr(collection, query_vector, hits: list[Hit], k: int) -> list[Hit]:
+    """Maximal marginal relevance: trade a little relevance for chunks that say new things."""
+    from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+    got = collection.get(ids=[h.chunk_id for h in hits], include=["embeddings"])
+    vectors = dict(zip(got["ids"], got["embeddings"]))
+    order = maximal_marginal_relevance(query_vector, [vectors[h.chunk_id] for h in hits],
+                                       lambda_mult=0.7, k=k)
+    return [hits[i] for i in order]

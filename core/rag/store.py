@@ -1,0 +1,225 @@
+"""Chroma collections: embedded under the data dir, or a Chroma server when CHROMA_HOST is set.
+
+Every collection is created with the Studio's own embedding function (never Chroma's default,
+which downloads a model) in cosine space, and records the embedding model and chunk settings it
+was built with. Ingestion embeds in batches itself and passes the vectors in.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from core.errors import StudioError
+from core.files import check_name
+from core.rag.chunking import Chunk
+from core.settings import Settings
+
+
+class StoreError(StudioError):
+    pass
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    embedding_model: str
+    chunk_size: int
+    chunk_overlap: int
+    chunks: int
+
+
+def client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
+                                   settings=chroma_settings)
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+def open_collection(chroma, name: str, embedding_model: str, chunk_size: int,
+                    chunk_overlap: int):
+    """The named collection, created when new; refused when it was built with another
+    embedding model, since its vectors would not be comparable."""
+    from chromadb.errors import NotFoundError
+
+    from core.rag.embeddings import StudioEmbeddingFunction
+
+    check_name(name, "collection")
+    try:
+        chroma.get_collection(name, embedding_function=None)
+    except NotFoundError:
+        return chroma.create_collection(
+            name, embedding_function=StudioEmbeddingFunction(embedding_model),
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedding_model": embedding_model, "chunk_size": chunk_size,
+                      "chunk_overlap": chunk_overlap})
+    existing = get_collection(chroma, name)
+    built_with = (existing.metadata or {}).get("embedding_model")
+    if built_with != embedding_model:
+        raise StoreError(f"collection {name!r} was built with {built_with}; it cannot be used "
+                         f"with {embedding_model}. Choose that model or a new collection.")
+    return existing
+
+
+def replace_document(collection, doc_id: str, file_name: str, chunks: list[Chunk],
+                     embeddings: list[list[float]], batch_size: int) -> None:
+    """Store one document whole or not at all.
+
+    Chroma has no transactions, and a long document takes several writes. The new chunks go
+    in under a fresh generation; only when every write succeeded are the older generations of
+    the same document deleted. A failure removes what this call wrote, leaving the previous
+    version untouched.
+    """
+    generation = uuid.uuid4().hex[:12]
+    ids = [f"{doc_id}:{generation}:{c.index}" for c in chunks]
+    metadatas = [{"doc_id": doc_id, "generation": generation, "file": file_name, "page": c.page,
+                  "chunk": c.index, "start": c.start, "end": c.end} for c in chunks]
+    try:
+        for i in range(0, len(ids), batch_size):
+            sl = slice(i, i + batch_size)
+            collection.add(ids=ids[sl], embeddings=embeddings[sl],
+                           documents=[c.text for c in chunks[sl]], metadatas=metadatas[sl])
+    except Exception:
+        collection.delete(where={"generation": generation})
+        raise
+    collection.delete(where={"$and": [{"doc_id": doc_id}, {"generation": {"$ne": generation}}]})
+    bump_revision(collection)
+
+
+def revision(collection) -> int:
+    """Changes whenever the collection's chunks do: keyword indexes are rebuilt on change."""
+    return int((collection.metadata or {}).get("revision", 0))
+
+
+def bump_revision(collection) -> None:
+    # Chroma refuses any "hnsw:*" key on modify, even unchanged (collections made before the
+    # space moved into the configuration carry "hnsw:space").
+    meta = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}
+    meta["revision"] = revision(collection) + 1
+    collection.modify(metadata=meta)
+
+
+def describe(collection) -> CollectionInfo:
+    meta = collection.metadata or {}
+    return CollectionInfo(collection.name, meta.get("embedding_model", "?"),
+                          int(meta.get("chunk_size", 0)), int(meta.get("chunk_overlap", 0)),
+                          collection.count())
+
+
+PAGE = 5000  # rows per read: Chroma's SQLite refuses one read of ~100k rows (too many variables)
+
+
+def read_all(collection, include: list[str], where: dict | None = None) -> dict[str, list]:
+    """Every matching row, read page by page."""
+    out: dict[str, list] = {"ids": [], **{key: [] for key in include}}
+    offset = 0
+    while True:
+        got = collection.get(where=where, include=include, limit=PAGE, offset=offset)
+        for key in out:
+            out[key] += got[key]
+        if len(got["ids"]) < PAGE:
+            return out
+        offset += PAGE
+
+
+def list_collections(chroma) -> list[CollectionInfo]:
+    return sorted((describe(c) for c in chroma.list_collections()), key=lambda c: c.name)
+
+
+def documents(collection) -> list[dict]:
+    """One row per document: its file, doc_id, chunk and page counts."""
+    metas = read_all(collection, ["metadatas"])["metadatas"]
+    docs: dict[str, dict] = {}
+    for meta in metas:
+        row = docs.setdefault(meta["doc_id"], {"file": meta["file"], "doc_id": meta["doc_id"],
+                                               "chunks": 0, "pages": 0})
+        row["chunks"] += 1
+        row["pages"] = max(row["pages"], int(meta["page"]))
+    return sorted(docs.values(), key=lambda d: d["file"])
+
+
+def delete_collection(chroma, name: str) -> None:
+    try:
+        chroma.delete_collection(name)
+    except Exception as exc:
+        raise _lookup_failed(chroma, name, exc) from exc
+
+
+def _lookup_failed(chroma, name: str, exc: Exception) -> StoreError:
+    """A missing collection names the ones there are; anything else (a server gone, a broken
+    folder) says what went wrong instead of pretending the collection does not exist."""
+    from chromadb.errors import NotFoundError
+
+    # Embedded Chroma raises NotFoundError; over HTTP some versions raise a plain error whose
+    # message is the server's.
+    if isinstance(exc, NotFoundError) or "does not exist" in str(exc):
+        try:
+            known = ", ".join(c.name for c in list_collections(chroma)) or "none yet"
+        except Exception:
+            known = "unknown"
+        return StoreError(f"no collection named {name!r} (collections: {known})")
+    return StoreError(f"collection {name!r} could not be opened: {exc}")
+
+
+def get_collection(chroma, name: str):
+    """An existing collection, with the embedding function of the model it was built with
+    (Chroma would otherwise hand back its own default one, which downloads a model)."""
+    from core.rag.embeddings import StudioEmbeddingFunction
+
+    try:
+        collection = chroma.get_collection(name, embedding_function=None)
+    except Exception as exc:
+        raise _lookup_failed(chroma, name, exc) from exc
+    model = (collection.metadata or {}).get("embedding_model")
+    if not model:
+        return collection
+    return chroma.get_collection(name, embedding_function=StudioEmbeddingFunction(model))
+
+
+def delete_document(collection, doc_id: str) -> int:
+    ids = read_all(collection, [], where={"doc_id": doc_id})["ids"]
+    for start in range(0, len(ids), PAGE):
+        collection.delete(ids=ids[start:start + PAGE])
+    if ids:
+        bump_revision(collection)
+    return len(ids)
+
+
+def rename_collection(chroma, old: str, new: str) -> None:
+    check_name(new, "collection")
+    if new in {c.name for c in chroma.list_collections()}:
+        raise StoreError(f"a collection named {new!r} already exists")
+    get_collection(chroma, old).modify(name=new)
+
+
+def chunks_of(collection, doc_id: str) -> list[dict]:
+    """Every chunk of one document, in reading order."""
+    got = read_all(collection, ["metadatas", "documents"], where={"doc_id": doc_id})
+    rows = [{**meta, "id": id_, "text": text}
+            for id_, meta, text in zip(got["ids"], got["metadatas"], got["documents"])]
+    return sorted(rows, key=lambda r: r["chunk"])
+
+
+def document_text(collection, doc_id: str) -> str:
+    """A stored document's text rebuilt from its chunks: each chunk goes back to its span, so
+    overlaps are not repeated (the whitespace between chunks comes back as spaces)."""
+    pages: dict[int, str] = {}
+    for row in chunks_of(collection, doc_id):
+        start = int(row["start"])
+        pages[row["page"]] = pages.get(row["page"], "")[:start].ljust(start) + row["text"]
+    return "\n\n".join(pages[p] for p in sorted(pages))
+
+
+def neighbours(collection, doc_id: str, chunk: int) -> list[dict]:
+    """The chunks just before and after one chunk of a document."""
+    got = collection.get(where={"$and": [{"doc_id": doc_id},
+                                         {"chunk": {"$in": [chunk - 1, chunk + 1]}}]},
+                         include=["metadatas", "documents"])
+    rows = [{**m, "text": t} for m, t in zip(got["metadatas"], got["documents"])]
+    return sorted(rows, key=lambda r: r["chunk"])

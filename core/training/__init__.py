@@ -1,1 +1,0 @@
-"""LoRA fine-tuning for document classification: data, prompts, trainer, runs."""

@@ -1,0 +1,182 @@
+"""Adapters: the library of trained LoRA adapters — details, rename, delete, export, import,
+combine, merge, and two adapters compared on one test set."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.lora import adapter_ops
+from core import charts
+from core.lora.adapters import AdapterError, list_adapters, load_classifier
+from core.registry import Registry
+from core.lora import runs
+from pages.shared import settings
+
+s = settings()
+st.title("Adapters")
+st.caption("Every LoRA adapter trained or imported here. Adapters are small (a few MB) files "
+           "that change how a base model behaves; they load from safetensors only.")
+
+library = {a.name: a for a in list_adapters(s.models_dir)}
+registry = Registry.load(s.registry_path, s.models_dir)
+
+
+def when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else ""
+
+
+with st.expander("Import an adapter (ZIP)", icon=":material/upload:"):
+    upload = st.file_uploader("ZIP exported from the Studio or any PEFT LoRA adapter folder",
+                              type=["zip"], key="adapter-zip")
+    new_name = st.text_input("Save as (optional)", key="import-name")
+    if upload and st.button("Import", key="import-button"):
+        try:
+            info = adapter_ops.import_zip(s.models_dir, upload.getvalue(), new_name.strip() or None,
+                                          base_available=registry.available)
+        except (AdapterError, ValueError) as exc:
+            st.error(f"{upload.name}: {exc}")
+        else:
+            st.success(f"Imported {info.name}")
+            st.rerun()
+
+if not library:
+    st.info("No adapters yet: train one on the Train page, or import a ZIP above.")
+    st.stop()
+
+rows = []
+for info in library.values():
+    summary = info.summary()
+    config = info.meta.config
+    rows.append({"name": info.name, "base": Path(info.base).name, "labels": len(info.labels),
+                 "r": summary["r"], "alpha": summary["alpha"],
+                 "target modules": ", ".join(config.get("target_modules", [])),
+                 "size MB": round(summary["size_bytes"] / 1e6, 2),
+                 "test accuracy": summary["test_accuracy"], "created": when(summary["created"])})
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="adapter-table",
+             column_config={"test accuracy": st.column_config.ProgressColumn(
+                 "test accuracy", min_value=0.0, max_value=1.0, format="percent")})
+
+details, operations = st.tabs(["Details", "Combine, merge, compare"])
+with details:
+    name = st.selectbox("Adapter", list(library), key="adapter-details")
+    info = library[name]
+    meta = info.meta
+    left, right = st.columns([2, 3])
+    with left:
+        st.markdown(f"**Base** `{info.base}`  \n**Labels** " + ", ".join(info.labels))
+        if meta.combined:
+            c = meta.combined
+            st.markdown(f"**Combined** ({c['type']}) from " + ", ".join(
+                f"{p} × {w}" for p, w in zip(c["parents"], c["weights"])))
+        st.json({"config": meta.config, "split": meta.split, "base_sha256": meta.base_sha256,
+                 "steps": meta.steps, "training_seconds": meta.training_seconds},
+                expanded=False)
+        st.download_button("Export as ZIP", adapter_ops.export_zip(s.models_dir, name),
+                           f"{name}.zip", "application/zip", icon=":material/download:")
+        with st.popover("Rename or delete", icon=":material/edit:"):
+            renamed = st.text_input("New name", value=name, key="rename-adapter")
+            if st.button("Rename", disabled=renamed.strip() == name, key="rename-button"):
+                try:
+                    adapter_ops.rename(s.models_dir, name, renamed.strip())
+                except (AdapterError, ValueError) as exc:
+                    st.error(str(exc))
+                else:
+                    st.rerun()
+            sure = st.checkbox(f"Yes, delete {name}", key="delete-sure")
+            if st.button("Delete", type="primary", disabled=not sure, key="delete-button"):
+                adapter_ops.delete(s.models_dir, name)
+                st.rerun()
+    with right:
+        metrics = runs.run_dir(s, name).metrics()
+        if metrics:
+            st.markdown("**Training curve**")  # a plotly title would sit on the legend
+            st.plotly_chart(charts.loss_curve(metrics, 0.6), key="adapter-curve")
+        federated = meta.federated
+        if federated:
+            config = federated["config"]
+            st.markdown(f"**Federated**: {config['clients']} clients ({config['split']} split, "
+                        f"{', '.join(map(str, federated['shards']))} examples), "
+                        f"{config['rounds']} rounds of {config['local_steps']} steps")
+            st.plotly_chart(charts.rounds(federated["rounds"], federated.get("centralised")),
+                            key="adapter-rounds")
+        evaluation = meta.evaluation
+        if evaluation:
+            result = evaluation["adapter"]
+            others = [f"{title} {evaluation[key]['accuracy']:.0%}" for key, title in
+                      (("zero_shot", "zero-shot"), ("baseline", "embeddings baseline"))
+                      if key in evaluation]
+            st.markdown(f"Test accuracy **{result['accuracy']:.0%}**"
+                        + (f" ({', '.join(others)})" if others else "")
+                        + f" on {evaluation['test_size']} examples")
+            if "confusion" in result:
+                st.plotly_chart(charts.confusion(result["confusion"], result["labels"]),
+                                key="adapter-confusion")
+        else:
+            st.caption("No test results recorded for this adapter.")
+
+with operations:
+    st.subheader("Combine adapters")
+    picked = st.multiselect("Adapters of one base model with the same LoRA shape", list(library),
+                            key="combine-names")
+    cols = st.columns(max(1, len(picked)))
+    weights = [cols[i].number_input(f"Weight of {n}", 0.0, 10.0, 1.0, 0.1, key=f"w-{n}")
+               for i, n in enumerate(picked)]
+    kind = st.segmented_control("How", ["average", "cat", "svd", "ties", "dare_linear"],
+                                default="average", key="combine-kind",
+                                help="average: weighted mean of the LoRA tensors (FedAvg's rule); "
+                                     "the others are PEFT's combinations.") or "average"
+    combined_name = st.text_input("New adapter's name", key="combine-name")
+    if st.button("Combine", disabled=len(picked) < 2 or not combined_name.strip(),
+                 key="combine-button"):
+        try:
+            with st.spinner("Combining…"):
+                if kind == "average":
+                    adapter_ops.average(s.models_dir, picked, weights, combined_name.strip())
+                else:
+                    adapter_ops.combine(s.models_dir, picked, weights, combined_name.strip(), kind)
+        except (AdapterError, ValueError) as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Saved {combined_name.strip()}")
+
+    st.subheader("Merge into the base model")
+    to_merge = st.selectbox("Adapter", list(library), key="merge-name")
+    if st.button("Merge and save a standalone model", key="merge-button"):
+        try:
+            with st.spinner("Merging and checking against the adapter…"):
+                report = adapter_ops.merge(s.models_dir, to_merge)
+        except (AdapterError, OSError) as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Saved to `{report['folder']}`; the merged model's outputs match the "
+                       f"adapter's (largest logit difference {report['max_logit_difference']:.1e}).")
+
+    st.subheader("Compare two adapters on one test set")
+    pair = st.multiselect("Two adapters", list(library), max_selections=2, key="compare-names")
+    if len(pair) == 2 and st.button("Compare on the first one's test split", key="compare-button"):
+        from core.lora.config import TrainConfig
+        from core.lora.evaluate import classify_split
+        from core.lora.trainer import prepare_data
+
+        try:
+            parts, _ = prepare_data(TrainConfig(**library[pair[0]].meta.config))
+            results = {}
+            bar = st.progress(0.0)
+            for i, adapter_name in enumerate(pair):
+                classifier = load_classifier(s.models_dir, adapter=adapter_name)
+                classifier.labels = library[pair[0]].labels
+                results[adapter_name] = classify_split(
+                    classifier, parts.test, on_progress=lambda _, done, total: bar.progress(
+                        (i + done / total) / 2, text=f"{adapter_name}: {done} of {total}"))
+        except (AdapterError, KeyError, OSError, ValueError) as exc:
+            st.error(f"Cannot compare: {exc}")
+        else:
+            for col, (adapter_name, result) in zip(st.columns(2), results.items()):
+                col.metric(adapter_name, f"{result['accuracy']:.0%}",
+                           help=f"macro-F1 {result['macro_f1']:.2f}")
+                col.plotly_chart(charts.confusion(result["confusion"], result["labels"]),
+                                 key=f"compare-{adapter_name}")

@@ -1,0 +1,237 @@
+"""Classify: put documents into categories with a trained adapter or the base model alone."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import charts
+from core.rag import store
+from core.lora.adapters import AdapterError, list_adapters, load_classifier
+from core.lora.classify import Prediction
+from core.rag.extract import ExtractionError, extract
+from core.registry import Registry
+from core.lora.data import DataError, read_table
+from core.uploads import SUPPORTED_SUFFIXES, UploadError, check_size, save_upload
+from pages.shared import chroma_client, settings
+
+s = settings()
+BASE_ONLY = "Base model alone (no adapter)"
+MODES = {"score": "Label scoring", "generate": "Generate and parse (the reference's way)"}
+
+st.title("Classify documents")
+st.caption("Each allowed label is scored after the prompt, so the answer is always one of "
+           "them and the confidences are real probabilities.")
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=3)
+def classifier(adapter: str | None, base: str | None, models_dir: str):
+    return load_classifier(Path(models_dir), adapter=adapter, base=base)
+
+
+library = {a.name: a for a in list_adapters(s.models_dir)}
+left, right = st.columns([2, 3])
+with left:
+    choice = st.selectbox("Model", list(library) + [BASE_ONLY], key="classify-model",
+                          help="Adapters are trained on the Train page.")
+    adapter = library.get(choice)
+    if adapter:
+        test = adapter.summary()["test_accuracy"]
+        created = datetime.fromtimestamp(adapter.meta.created).strftime("%Y-%m-%d %H:%M")
+        st.caption(f"Base **{Path(adapter.base).name}** · {len(adapter.labels)} labels · "
+                   + (f"test accuracy **{test:.0%}** · " if test is not None else "")
+                   + f"trained {created}")
+        base = adapter.base
+    else:
+        registry = Registry.load(s.registry_path, s.models_dir)
+        bases = [m.name for m in registry.with_role("lora-base")]
+        base = st.selectbox("Base model", bases, key="classify-base",
+                            index=bases.index(s.lora_base_model) if s.lora_base_model in bases else 0)
+    mode = st.segmented_control("Method", list(MODES), format_func=MODES.get, default="score",
+                                key="classify-mode") or "score"
+    fewshot = st.toggle("Few-shot: show labelled examples in the prompt", key="classify-fewshot",
+                        help="Works with labels the adapter never saw.")
+with right:
+    examples: list[tuple[str, str]] = []
+    if fewshot:
+        source = st.file_uploader("Examples from a CSV or JSONL (document, label columns)",
+                                  type=["csv", "jsonl"], key="examples-file")
+        seed = pd.DataFrame({"document": ["", ""], "label": ["", ""]})
+        if source:
+            try:
+                table = read_table(save_upload(s.data_dir / "datasets", source.name,
+                                               source.getvalue()))
+                seed = table[["document", "label"]].astype(str)
+            except (DataError, UploadError, KeyError) as exc:
+                st.error(f"{source.name}: {exc}" if isinstance(exc, KeyError) else str(exc))
+        edited = st.data_editor(seed, num_rows="dynamic", width="stretch",
+                                key=f"examples-{source.name if source else 'typed'}")
+        examples = [(str(d).strip(), str(l).strip()) for d, l in
+                    zip(edited["document"], edited["label"]) if str(d).strip() and str(l).strip()]
+        labels = list(dict.fromkeys(label for _, label in examples))
+        st.caption(f"{len(examples)} examples · labels: {', '.join(labels) or 'none yet'}")
+    elif adapter:
+        labels = adapter.labels
+        st.markdown("**Labels** · " + " · ".join(f"`{label}`" for label in labels))
+    else:
+        typed = st.text_input("Labels, separated by commas", key="classify-labels",
+                              placeholder="Invoice, Contract, Letter")
+        labels = list(dict.fromkeys(x.strip() for x in typed.split(",") if x.strip()))
+    compare = st.toggle("Compare with the base model alone", key="classify-compare",
+                        disabled=adapter is None,
+                        help="The same prompt and labels, with the adapter switched off.")
+
+st.divider()
+source = st.radio("Documents", ["Paste text", "Upload files", "From a collection"],
+                  horizontal=True, key="classify-source")
+
+
+def read_uploads(files) -> list[tuple[str, str | None, str | None]]:
+    """(name, text, error) per uploaded file, extracted as ingestion does."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in files:
+            try:
+                check_size(f.name, f.size)
+                path = save_upload(Path(tmp), f.name, f.getvalue())
+                out.append((f.name, extract(path, tika_url=s.tika_server_url).text, None))
+            except (UploadError, ExtractionError) as exc:
+                out.append((f.name, None, str(exc)))
+    return out
+
+
+if source == "Paste text":
+    pasted = st.text_area("Text", height=180, key="classify-text")
+    inputs = [("pasted text", pasted.strip(), None)] if pasted.strip() else []
+elif source == "Upload files":
+    files = st.file_uploader("Files", type=[x.lstrip(".") for x in SUPPORTED_SUFFIXES],
+                             accept_multiple_files=True, key="classify-files")
+    inputs = [(f.name, None, None) for f in files or []]
+else:
+    collection = st.session_state.get("collection")
+    inputs = []
+    if not collection:
+        st.info("Choose a collection in the sidebar (or create one on the Documents page).")
+    else:
+        handle = store.get_collection(chroma_client(s), collection)
+        docs = {d["file"]: d["doc_id"] for d in store.documents(handle)}
+        picked = st.multiselect(f"Documents of {collection}", list(docs), key="classify-docs")
+        inputs = [(name, None, docs[name]) for name in picked]
+
+problem = None
+if len(labels) < 2:
+    problem = "Give at least two labels" + (" (through the examples)." if fewshot else ".")
+elif not inputs:
+    problem = "Add a document to classify."
+if problem:
+    st.info(problem)
+run = st.button("Classify", type="primary", icon=":material/label:", disabled=bool(problem),
+                key="classify-run")
+
+
+UNSURE_MARGIN = 0.05  # top two labels closer than this: say the model is unsure
+
+
+def show_one(title: str, pred: Prediction, wide: bool) -> None:
+    st.markdown(f"**{title}**")
+    label_box, chart_box = st.columns([1, 2]) if wide else (st.container(), st.container())
+    with label_box:
+        if pred.label is None:
+            st.error(f"No label: {pred.error}")
+        else:
+            top = pred.scores.get(pred.label)
+            st.metric("Label", pred.label, f"{top:.0%} probability" if top is not None else None,
+                      delta_color="off", delta_arrow="off")
+            ranked = sorted(pred.scores.values(), reverse=True)
+            if len(ranked) > 1 and ranked[0] - ranked[1] < UNSURE_MARGIN:
+                st.warning("The model is unsure: the top two labels are within "
+                           f"{UNSURE_MARGIN:.0%} of each other.", icon=":material/help:")
+        if pred.output is not None:
+            st.caption("The model's answer")
+            st.code(pred.output or "(empty)", language=None)
+        st.caption(f"{pred.seconds * 1000:.0f} ms" + (" · the document was cut to fit the "
+                                                      "model's maximum length" if pred.truncated else ""))
+    if pred.scores:
+        with chart_box:
+            st.plotly_chart(charts.bars(dict(sorted(pred.scores.items(), key=lambda kv: -kv[1])),
+                                        "probability", percent=True, chance=1 / len(pred.scores)),
+                            key=f"scores-{title}")
+    with st.expander("Prompt"):
+        st.code(pred.prompt, language=None, wrap_lines=True)
+
+
+if run:
+    try:
+        model = classifier(adapter.name if adapter else None, None if adapter else base,
+                           str(s.models_dir))
+    except (AdapterError, OSError, ValueError) as exc:
+        st.error(f"Cannot load {choice}: {exc}")
+        st.stop()
+    if source == "Upload files":
+        inputs = read_uploads(files)
+    elif source == "From a collection":
+        inputs = [(name, store.document_text(handle, doc_id), None) for name, _, doc_id in inputs]
+    options = dict(labels=labels, examples=examples)
+    readable = [text for _, text, error in inputs if text and not error]
+    bar = st.progress(0.0) if len(readable) > 1 else None
+
+    def progress(done: int, total: int) -> None:
+        if bar:
+            bar.progress(done / total, text=f"{done} of {total} documents classified")
+
+    try:
+        predictions, failure = iter(model.classify_many(readable, mode=mode, on_progress=progress,
+                                                        **options)), None
+    except ValueError as exc:  # the labels or examples do not fit: the same for every document
+        predictions, failure = iter(()), str(exc)
+    rows = []
+    for name, text, error in inputs:
+        if error or not text or failure:
+            rows.append({"document": name, "error": error or (failure if text else "no text")})
+        else:
+            rows.append({"document": name, "prediction": next(predictions)})
+    st.session_state["classify-results"] = rows
+    if compare and adapter and len(rows) == 1 and "prediction" in rows[0]:
+        st.session_state["classify-base-only"] = model.classify(
+            inputs[0][1], mode=mode, use_adapter=False, **options)
+    else:
+        st.session_state.pop("classify-base-only", None)
+
+rows = st.session_state.get("classify-results", [])
+for row in rows:
+    if "error" in row:
+        st.error(f"{row['document']}: {row['error']}")
+if len(rows) == 1 and "prediction" in rows[0]:
+    alone = st.session_state.get("classify-base-only")
+    cols = st.columns(2 if alone else 1)
+    with cols[0]:
+        show_one(f"{rows[0]['document']} · {choice}", rows[0]["prediction"], wide=not alone)
+    if alone:
+        with cols[1]:
+            show_one(f"{rows[0]['document']} · base model alone", alone, wide=False)
+elif len(rows) > 1:
+    done = [r for r in rows if "prediction" in r]
+    table = pd.DataFrame([{
+        "document": r["document"], "label": r["prediction"].label,
+        "confidence": r["prediction"].scores.get(r["prediction"].label),
+        "ms": round(r["prediction"].seconds * 1000), "note": r["prediction"].error or ""}
+        for r in done])
+    st.markdown(f"**{len(done)} of {len(rows)} documents classified**")
+    if len(table):
+        table_box, chart_box = st.columns([3, 2])
+        table_box.dataframe(table, hide_index=True, width="stretch", column_config={
+            "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0,
+                                                          max_value=1.0, format="percent")})
+        chart_box.plotly_chart(charts.bars(table["label"].fillna("(no label)").value_counts()
+                                           .to_dict(), "documents"), key="distribution")
+        records = [{"document": r["document"], **r["prediction"].as_dict()} for r in done]
+        a, b = st.columns(2)
+        a.download_button("Download CSV", table.to_csv(index=False), "classified.csv", "text/csv",
+                          icon=":material/download:")
+        b.download_button("Download JSON", json.dumps(records, indent=2), "classified.json",
+                          "application/json", icon=":material/download:")

@@ -1,0 +1,33 @@
+"""Train: a click-through wizard for LoRA fine-tuning — data, model, train (live), evaluate, save.
+The page only writes a TrainConfig and starts `python -m core train` as its own process; all it
+shows is read back from the run folder, so a refresh or a page switch loses nothing. Each step
+lives in pages/lora/train_steps/."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import streamlit as st
+
+from core.lora.config import from_preset
+from pages.shared import settings
+from pages.lora.train_steps import STEPS, data, evaluate, model, run, save
+
+s = settings()
+
+if "train-config" not in st.session_state:
+    st.session_state["train-config"] = asdict(from_preset("quick", name="my-classifier",
+                                                          base=s.lora_base_model))
+config: dict = st.session_state["train-config"]
+
+st.title("Train a classifier")
+st.caption("Fine-tune a small language model with LoRA to put documents into your categories. "
+           "Training runs in its own process: leave the page, it keeps going.")
+if "pending-train-step" in st.session_state:
+    st.session_state["train-step"] = st.session_state.pop("pending-train-step")
+step = st.segmented_control("Step", STEPS, key="train-step", default=STEPS[0],
+                            label_visibility="collapsed") or STEPS[0]
+
+{STEPS[0]: lambda: data.render(s, config), STEPS[1]: lambda: model.render(s, config),
+ STEPS[2]: lambda: run.render(s, config), STEPS[3]: lambda: evaluate.render(s),
+ STEPS[4]: lambda: save.render(s)}[step]()

@@ -1,0 +1,142 @@
+"""Step 1 — Data: where the examples come from, their columns, checks and the split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import charts
+from core.settings import Settings
+from core.rag.extract import extract
+from core.samples import SAMPLE_DATASET
+from core.lora.data import (DataError, clean, from_table, from_zip, guess_columns,
+                                read_table, split)
+from core.lora.prompts import PromptError, count_truncated
+from core.uploads import UploadError, save_upload
+from pages.lora.train_steps import go_to
+
+
+@st.cache_resource(show_spinner="Loading the tokenizer…")
+def tokenizer_for(base: str, models_dir: str):
+    from core.models import load_tokenizer
+
+    return load_tokenizer(base, Path(models_dir))
+
+
+def render(s: Settings, config: dict) -> None:
+    source = st.radio("Where the examples come from", ["Sample dataset", "CSV or JSONL file",
+                                                       "ZIP of folders, one per label"],
+                      horizontal=True, key="train-source")
+    path: Path | None = None
+    if source == "Sample dataset":
+        path = SAMPLE_DATASET
+        st.caption("60 contract excerpts from CUAD (CC BY 4.0), five contract types.")
+    elif source == "CSV or JSONL file":
+        upload = st.file_uploader("Labelled examples", type=["csv", "jsonl"], key="train-table")
+        if upload:
+            path = store_upload(s, upload.name, upload.getvalue())
+    else:
+        upload = st.file_uploader("ZIP with a folder per label (PDF, DOCX, HTML, TXT, MD inside)",
+                                  type=["zip"], key="train-zip")
+        if upload:
+            path = zip_to_table(s, upload.name, upload.getvalue())
+    if path is None:
+        st.info("Choose the sample dataset or upload your examples to begin.")
+        return
+    try:
+        frame = read_table(path)
+        guessed = guess_columns(frame)
+    except DataError as exc:
+        st.error(str(exc))
+        return
+    columns = [str(c) for c in frame.columns]
+    left, right = st.columns(2)
+    text_col = left.selectbox("Text column", columns, index=columns.index(guessed[0]),
+                              key=f"text-col-{path.name}")
+    label_col = right.selectbox("Label column", columns, index=columns.index(guessed[1]),
+                                key=f"label-col-{path.name}")
+    with st.expander(f"Preview · {path.name} · {len(frame):,} rows", expanded=False):
+        st.dataframe(frame.head(50), hide_index=True)
+    try:
+        data, findings = clean(from_table(frame, text_col, label_col, path.name))
+    except DataError as exc:
+        st.error(str(exc))
+        return
+    errors = [f.message for f in findings if f.level == "error"]
+    for finding in findings:
+        (st.error if finding.level == "error" else st.warning)(finding.message)
+    if not errors:
+        show_truncation(s, config, data)
+    counts = pd.Series(data.labels).value_counts()
+    chart, split_box = st.columns([3, 2])
+    chart.markdown(f"**{len(counts)} labels**, {len(data.texts):,} usable examples")
+    chart.plotly_chart(charts.bars(counts.to_dict(), "examples"), key="label-chart")
+    with split_box:
+        st.markdown("**Split** (stratified: each label keeps its share)")
+        cols = st.columns(3)
+        shares = [cols[i].number_input(name, 1, 98, int(round(config["split"][i] * 100)), 1,
+                                       key=f"split-{name}")
+                  for i, name in enumerate(("Train %", "Validation %", "Test %"))]
+        seed = st.number_input("Seed", 0, 2**31 - 1, config["seed"], key="split-seed")
+        if sum(shares) != 100:
+            st.error(f"The shares add up to {sum(shares)}%, not 100%.")
+            return
+        ratios = tuple(x / 100 for x in shares)
+        if not errors:
+            try:
+                parts = split(data, ratios, int(seed))
+            except DataError as exc:
+                st.error(str(exc))
+                return
+            st.markdown(" · ".join(f"{k} **{v}**" for k, v in parts.sizes.items()))
+    config.update(data=str(path), text_col=text_col, label_col=label_col, split=list(ratios),
+                  seed=int(seed))
+    st.session_state["train-labels"] = data.label_set
+    if st.button("Next: model and LoRA settings", type="primary", disabled=bool(errors),
+                 icon=":material/arrow_forward:"):
+        go_to(1)
+
+
+def store_upload(s: Settings, name: str, data: bytes) -> Path | None:
+    try:
+        return save_upload(s.data_dir / "datasets", name, data)
+    except UploadError as exc:
+        st.error(str(exc))
+        return None
+
+
+def zip_to_table(s: Settings, name: str, data: bytes) -> Path | None:
+    archive = store_upload(s, name, data)
+    if archive is None:
+        return None
+    table = archive.with_suffix(".csv")
+    if not table.exists() or table.stat().st_mtime < archive.stat().st_mtime:
+        with st.spinner(f"Extracting the documents in {archive.name}…"):
+            try:
+                frame, problems = from_zip(archive, lambda p: extract(p, tika_url=s.tika_server_url).text)
+            except DataError as exc:
+                st.error(str(exc))
+                return None
+        frame.to_csv(table, index=False)
+        st.session_state["zip-problems"] = problems
+    for problem in st.session_state.get("zip-problems", []):
+        st.warning(problem)
+    return table
+
+
+def show_truncation(s: Settings, config: dict, data) -> None:
+    try:
+        tokenizer = tokenizer_for(config["base"], str(s.models_dir))
+        cut = count_truncated(tokenizer, data.texts, data.label_set, config["max_length"])
+    except PromptError as exc:
+        st.error(str(exc))
+        return
+    except Exception as exc:  # a base model that is not available yet: say so, go on
+        st.warning(f"Could not count truncated texts with {config['base']}: {exc}")
+        return
+    if cut:
+        st.info(f"{cut} of {len(data.texts)} texts are longer than {config['max_length']} tokens "
+                "allow and will be cut at the end (the category list is always kept). Raise the "
+                "maximum length in step 2 to keep more.", icon=":material/content_cut:")

@@ -1,0 +1,56 @@
+"""Step 4 — Evaluate: the adapter against the zero-shot base model and a classic baseline."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import charts
+from core.settings import Settings
+from core.lora import runs
+from pages.lora.train_steps import go_to, pick_run
+
+
+def render(s: Settings) -> None:
+    name = pick_run(s, "Run")
+    if not name:
+        return
+    folder = runs.run_dir(s, name)
+    ev, status = folder.evaluation(), folder.status()
+    rows = {"LoRA adapter": ev["adapter"], "Base model, zero-shot": ev["zero_shot"],
+            "Embeddings + logistic regression": ev["baseline"]}
+    st.markdown(f"On the **test split** ({ev['test_size']} examples never seen in training; "
+                f"each one is {1 / ev['test_size']:.0%} of the accuracy):")
+    if status.get("state") == "stopped":
+        st.info(f"This run was stopped early, at step {status.get('step')} of "
+                f"{status.get('max_steps')}: the adapter has not finished learning.",
+                icon=":material/stop_circle:")
+    cols = st.columns(3)
+    gain = ev["adapter"]["accuracy"] - ev["zero_shot"]["accuracy"]
+    for col, (title, result) in zip(cols, rows.items()):
+        col.metric(title, f"{result['accuracy']:.0%}",
+                   f"{gain:+.0%} vs zero-shot" if title == "LoRA adapter" and round(gain, 2)
+                   else None,
+                   help=f"macro-F1 {result['macro_f1']:.2f} · {result['seconds']} s")
+    adapter = ev["adapter"]
+    st.subheader("Per class (adapter)")
+    st.dataframe(pd.DataFrame(adapter["per_class"]).T, width="stretch", column_config={
+        k: st.column_config.NumberColumn(k, format="%.2f") for k in ("precision", "recall", "f1")}
+        | {"support": st.column_config.NumberColumn("support", format="%d")})
+    left, right = st.columns(2)
+    left.plotly_chart(charts.confusion(adapter["confusion"], adapter["labels"], "Adapter"),
+                      key="cm-adapter", config={"displayModeBar": False})
+    right.plotly_chart(charts.confusion(ev["zero_shot"]["confusion"], adapter["labels"],
+                                        "Base model, zero-shot"), key="cm-zero",
+                       config={"displayModeBar": False})
+    wrong = adapter["misclassified"]
+    st.subheader(f"Misclassified by the adapter ({len(wrong)})")
+    if wrong:
+        table = pd.DataFrame(wrong).assign(confidence=lambda t: t["confidence"] * 100)
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={"confidence": st.column_config.ProgressColumn(
+                         "confidence", min_value=0, max_value=100, format="%.0f%%")})
+    else:
+        st.success("None: every test example was classified correctly.")
+    if st.button("Next: save", type="primary", icon=":material/arrow_forward:"):
+        go_to(4)

@@ -1,0 +1,110 @@
+"""Step 3 — Train: start a run in its own process and follow it live from its folder."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import charts
+from core.settings import Settings
+from core.lora import runs
+from core.lora.config import TrainConfig
+from pages.lora.train_steps import go_to
+
+
+def render(s: Settings, config: dict) -> None:
+    active = runs.active_run(s)
+    with st.container(border=True):
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        name = left.text_input("Run name (also the adapter's name)", value=config["name"],
+                               key="train-name")
+        config["name"] = name.strip()
+        if right.button("Start training", type="primary", icon=":material/play_arrow:",
+                        disabled=bool(active) or not config.get("data"), width="stretch"):
+            start_run(s, config)
+        if active:
+            st.info(f"Run **{active['name']}** is training; one run at a time on this machine.")
+        elif not config.get("data"):
+            st.info("Choose the data first (step 1).")
+    known = runs.list_runs(s)
+    if not known:
+        return
+    names = [r.name for r in known]
+    current = st.session_state.get("train-run") or (active or {}).get("name") or names[-1]
+    shown = st.selectbox("Run", names, index=names.index(current) if current in names else 0)
+    st.session_state["train-run"] = shown
+    live_run(s, shown)
+    with st.expander("All runs"):
+        st.dataframe(pd.DataFrame([{"run": r.name, "state": r.status.get("state", "created"),
+                                    "step": r.status.get("step"),
+                                    "of": r.status.get("max_steps"), "base": r.config.get("base")}
+                                   for r in runs]), hide_index=True)
+
+
+def start_run(s: Settings, config: dict) -> None:
+    try:
+        candidate = TrainConfig(**config)
+        runs.start(s, candidate)
+    except (ValueError, runs.RunBusy) as exc:
+        st.error(str(exc))
+        return
+    st.session_state["train-run"] = candidate.name
+    st.toast(f"Started {candidate.name}", icon=":material/rocket_launch:")
+    st.rerun()  # the start button and the notice follow the new state
+
+
+@st.fragment(run_every=2)
+def live_run(s: Settings, name: str) -> None:
+    folder = runs.run_dir(s, name)
+    status, metrics = folder.status(), folder.metrics()
+    state = status.get("state", "starting")
+    step, total = status.get("step") or 0, status.get("max_steps") or 0
+    running = (runs.active_run(s) or {}).get("name") == name
+    seen = st.session_state.setdefault("train-seen-running", {})
+    if seen.get(name, running) != running:  # started or ended: the whole page follows
+        seen[name] = running
+        st.rerun(scope="app")
+    seen[name] = running
+    head = st.columns([3, 1, 1], vertical_alignment="center")
+    detail = f" · {status.get('evaluating', 'starting')}" if state == "evaluating" else ""
+    eta = status.get("eta_s")
+    if state == "running" and running and eta is not None:
+        detail = f" · about {eta / 60:.1f} min left"
+    head[0].progress(step / total if total else 0.0,
+                     text=f"**{state}** · step {step} of {total or '?'}{detail}")
+    if running and state == "running":
+        if head[1].button("Stop", icon=":material/stop:", key=f"stop-{name}", width="stretch"):
+            folder.request_stop()
+            st.toast("Stopping after the current step; the adapter so far is kept.")
+    elif not running and state in ("stopped", "failed", "running", "stopping") \
+            and folder.last_checkpoint():
+        # Resume sits apart from where Stop was, so a double click cannot undo a stop.
+        if head[2].button("Resume", icon=":material/play_arrow:", key=f"resume-{name}",
+                          width="stretch"):
+            try:
+                runs.start(s, TrainConfig.load(folder / "config.yaml"), resume=True)
+            except (ValueError, runs.RunBusy) as exc:
+                st.error(str(exc))
+    # Only once the process has exited: its exit reruns the whole page, which would swallow a
+    # click made in the same moment.
+    if not running and state in ("finished", "stopped") and folder.evaluation():
+        if head[1].button("See the evaluation", icon=":material/arrow_forward:",
+                          key=f"eval-{name}", type="primary", width="stretch"):
+            go_to(3)
+    if state == "failed":
+        st.error(f"The run failed: {status.get('error', 'see the log')}")
+    controls = st.columns([2, 1, 3])
+    smoothing = controls[0].slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key=f"smooth-{name}")
+    log_y = controls[1].toggle("Log scale", key=f"log-{name}")
+    if metrics:
+        st.plotly_chart(charts.loss_curve(metrics, smoothing, log_y), key=f"curve-{name}",
+                        config={"displayModeBar": False})
+        last = metrics[-1]
+        if "tokens_per_s" in last:
+            controls[2].caption(f"{last['tokens_per_s']:,.0f} tokens/s · epoch {last['epoch']:.2f}")
+    else:
+        st.caption("The loss curve appears after the first step.")
+    tail = folder.log_tail(12)
+    if tail:
+        with st.expander("Log"):
+            st.code(tail, language=None)

@@ -1,0 +1,191 @@
+"""Chat: answers streamed on the left, the retrieved chunks and their scores on the right."""
+
+import threading
+
+import streamlit as st
+
+from core.rag import store
+from core.rag.llm import ChatError, StreamStats
+from core.rag.answers import Answer, RagTurn, no_context_stream, to_markdown
+from core.rag.retrieval import SCORE_MEANING, RetrievalOptions, highlight_spans
+from pages.shared import chat_engine, chroma_client, settings
+
+s = settings()
+collection = st.session_state.get("collection")
+st.title("Chat")
+if not collection:
+    st.info("Choose a collection in the sidebar first, or create one on the Documents page.")
+    st.page_link("pages/rag/documents.py", label="Go to Documents", icon=":material/description:")
+    st.stop()
+
+chroma = chroma_client(s)
+chunks_store = store.get_collection(chroma, collection)
+docs = store.documents(chunks_store)
+history: list[Answer] = st.session_state.setdefault("chat", {}).setdefault(collection, [])
+
+# Settings ----------------------------------------------------------------------------------
+with st.expander("Retrieval settings", icon=":material/tune:"):
+    cols = st.columns(3)
+    k = cols[0].slider("Chunks to retrieve (k)", 1, 15, 5, key="k")
+    method = cols[1].radio("Method", ["hybrid", "dense", "bm25"], horizontal=True, key="method",
+                           format_func={"hybrid": "Hybrid", "dense": "Dense",
+                                        "bm25": "BM25 (keywords)"}.get,
+                           help="Dense: meaning, via embeddings. BM25: shared keywords. Hybrid: "
+                                "both, fused by reciprocal rank.")
+    mmr = cols[2].toggle("Diversify (MMR)", key="mmr",
+                         help="Prefer chunks that add something new over near-duplicates.")
+    min_score = cols[0].slider("Minimum score", 0.0, 1.0, 0.0, 0.05, key="min-score")
+    names = {d["doc_id"]: d["file"] for d in docs}
+    only = cols[1].multiselect("Only these documents", list(names), format_func=names.get,
+                               key="only-docs")
+    st.caption(f"Scores: {SCORE_MEANING[method]}.")
+options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
+                           doc_ids=tuple(only))
+
+bar = st.columns([3, 1, 1, 1], vertical_alignment="center")
+compare = bar[0].toggle("Compare without retrieval", key="compare",
+                        help="Also ask the same model with no context, to see what retrieval "
+                             "changes.")
+if bar[1].button("Clear", icon=":material/delete_sweep:", disabled=not history):
+    history.clear()
+    st.rerun()
+bar[2].download_button("Export", to_markdown(collection, history), file_name=f"{collection}.md",
+                       mime="text/markdown", icon=":material/download:", disabled=not history)
+
+# A Stop click (or any other rerun while an answer streams) interrupts that run at its next
+# output and starts this one at once: stop the model and keep what was written so far. The
+# interrupted run may still come back from the model; finish() records the turn only once.
+pending = st.session_state.pop("pending-turn", None)
+if pending is not None and (stopped := pending.finish(stop=True)) is not None:
+    history.append(stopped)
+
+left, right = st.columns([3, 2], gap="large")
+
+
+def forget_pending(turn: RagTurn) -> None:
+    """Only this run's own turn: a later run may have stored the next question's."""
+    if st.session_state.get("pending-turn") is turn:
+        del st.session_state["pending-turn"]
+
+
+def citation_note(answer: Answer) -> str:
+    marks = ", ".join(f"[{n}]" for n in answer.cited)
+    if answer.citations_inferred:
+        return f"The model gave no citation marks; matched by similarity to {marks}."
+    return f"Cites {marks}." if marks else "No source cited."
+
+
+def timing_note(answer: Answer) -> str:
+    t = answer.timings
+    parts = [f"retrieval {t['retrieval_ms']:.0f} ms"]
+    if t.get("ttft_ms") is not None:
+        parts.append(f"first token {t['ttft_ms'] / 1000:.1f} s")
+    if t.get("tokens_per_s"):
+        parts.append(f"{t['tokens_per_s']:.0f} tokens/s")
+    parts.append(answer.engine)
+    return " · ".join(parts)
+
+
+def show_answer(answer: Answer) -> None:
+    with st.chat_message("user"):
+        st.text(answer.question)
+    with st.chat_message("assistant"):
+        if answer.no_context is None:
+            st.markdown(answer.text)
+        else:
+            grounded, alone = st.columns(2)
+            grounded.caption("With your documents")
+            grounded.markdown(answer.text)
+            alone.caption("Same model, no retrieval")
+            alone.markdown(answer.no_context)
+        if answer.stopped:
+            st.caption(":orange[Stopped before the end.]")
+        st.caption(citation_note(answer))
+        if answer.dropped:
+            st.caption(f"Chunks {', '.join(f'[{n}]' for n in answer.dropped)} did not fit the "
+                       "model's context window and were left out.")
+        st.caption(timing_note(answer))
+
+
+def escape_markdown(text: str) -> str:
+    """Document text shown as literal characters: no markdown, directives or HTML, and no
+    links (a zero-width space keeps URLs in documents from being turned into live links)."""
+    text = text.replace("://", ":\u200b//").replace("www.", "www\u200b.")
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:=@" else ch
+                   for ch in text).replace("\n", "  \n")
+
+
+def show_sources(hits, question: str, cited: list[int], inferred: bool) -> None:
+    st.subheader("Retrieved chunks")
+    if not hits:
+        st.info("Nothing matched. Lower the minimum score or widen the document filter.")
+        return
+    scroller = st.container(height=900, border=False)  # the chunks scroll beside the chat
+    for hit in hits:
+        with scroller.container(border=True, key=f"hit-{hit.rank}"):
+            badge = ""
+            if hit.rank in cited:
+                badge = " · :green-badge[inferred]" if inferred else " · :green-badge[cited]"
+            st.markdown(f"**[{hit.rank}]** {escape_markdown(hit.doc)} · page {hit.page} · "
+                        f":blue-badge[{hit.retriever}]{badge}")
+            st.progress(min(max(hit.score, 0.0), 1.0), text=f"score {hit.score:.2f}")
+            st.markdown("".join(f":orange-background[{escape_markdown(seg)}]" if match
+                                else escape_markdown(seg)
+                                for seg, match in highlight_spans(hit.text, question)))
+            with st.expander("Neighbouring chunks"):
+                for near in store.neighbours(chunks_store, hit.doc_id, hit.chunk):
+                    st.caption(f"chunk {near['chunk']} · page {near['page']}")
+                    st.text(near["text"])
+
+
+with left:
+    for answer in history:
+        show_answer(answer)
+    if not history:
+        st.caption(f"Ask anything about the {len(docs)} document(s) in **{collection}**.")
+
+question = st.chat_input(f"Ask about {collection}", key="question")
+if question:
+    try:
+        engine = chat_engine(s)
+        turn = RagTurn(s, collection, question, engine, options, stop=threading.Event(),
+                       chroma=chroma)
+    except (ChatError, ValueError, store.StoreError) as exc:
+        with left:
+            st.error(str(exc), icon=":material/error:")
+        st.stop()
+    with right:
+        show_sources(turn.search.hits, question, [], False)
+    with left:
+        with st.chat_message("user"):
+            st.text(question)
+        with st.chat_message("assistant"):
+            st.session_state["pending-turn"] = turn
+            st.button("Stop", icon=":material/stop_circle:", key="stop")
+            grounded, alone = (st.columns(2) if compare else (st.container(), None))
+            try:
+                with grounded:
+                    if compare:
+                        st.caption("With your documents")
+                    st.write_stream(turn.stream())
+                if alone is not None:
+                    with alone:
+                        st.caption("Same model, no retrieval")
+                        stats = StreamStats()
+                        turn.no_context = stats
+                        st.write_stream(no_context_stream(engine, question, stats,
+                                                          stop=turn.stop))
+            except ChatError as exc:
+                forget_pending(turn)
+                st.error(f"{exc}. Your conversation is kept.", icon=":material/error:")
+                st.stop()
+    answer = turn.finish()
+    if answer is None:  # stopped: the run that the click started has recorded it
+        st.stop()
+    forget_pending(turn)
+    history.append(answer)
+    st.rerun()
+elif history:
+    latest = history[-1]
+    with right:
+        show_sources(latest.sources, latest.question, latest.cited, latest.citations_inferred)

@@ -1,0 +1,189 @@
+"""Documents: collections, uploads with live progress, the documents and chunks inside."""
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.rag import store
+from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from core.rag.extract import ocr_available
+from core.rag.ingest import BatchProgress, ingest_files
+from core.uploads import (SUPPORTED_SUFFIXES, UploadError, forget_uploads, move_uploads,
+                          safe_filename, save_upload, upload_folder)
+from pages.shared import chroma_client, select_collection, settings
+
+s = settings()
+chroma = chroma_client(s)
+st.title("Documents")
+st.caption("Upload documents into a collection: Apache Tika extracts the text page by page, it is "
+           "split into chunks, embedded and stored in Chroma, ready to chat with.")
+
+
+# Collections -------------------------------------------------------------------------------
+current = st.session_state.get("collection")
+top = st.columns([3, 1, 1], vertical_alignment="bottom")
+with top[0]:
+    if current:
+        st.markdown(f"### :material/folder: {current}", help="Choose another collection in the "
+                    "sidebar.")
+with top[1]:
+    with st.popover("New collection", icon=":material/add:", width="stretch"):
+        with st.form("new-collection", border=False, clear_on_submit=True):
+            new_name = st.text_input("Name", placeholder="my-papers")
+            size = st.number_input("Chunk size (characters)", 100, 4000, DEFAULT_CHUNK_SIZE, 50)
+            overlap = st.number_input("Chunk overlap", 0, 1000, DEFAULT_CHUNK_OVERLAP, 10)
+            if st.form_submit_button("Create", type="primary"):
+                try:
+                    store.open_collection(chroma, new_name.strip(), s.embedding_model,
+                                          int(size), int(overlap))
+                except (store.StoreError, ValueError) as exc:
+                    st.error(str(exc))
+                else:
+                    select_collection(new_name.strip())
+                    st.rerun()
+with top[2]:
+    if current:
+        with st.popover("Manage", icon=":material/tune:", width="stretch"):
+            renamed = st.text_input("Rename to", value=current, key="rename-to")
+            if st.button("Rename", disabled=renamed == current):
+                try:
+                    store.rename_collection(chroma, current, renamed.strip())
+                    move_uploads(s.data_dir, current, renamed.strip())
+                except store.StoreError as exc:
+                    st.error(str(exc))
+                else:
+                    select_collection(renamed.strip())
+                    st.rerun()
+            confirm = st.checkbox(f"Yes, delete '{current}' and all its chunks")
+            if st.button("Delete collection", type="primary", disabled=not confirm):
+                store.delete_collection(chroma, current)
+                forget_uploads(s.data_dir, current)
+                st.session_state.pop("collection", None)
+                st.rerun()
+
+if not current:
+    st.info("No collections yet. Create one with **New collection**, or load the sample paper "
+            "from the Home page.")
+    st.stop()
+
+collection = store.get_collection(chroma, current)
+info = store.describe(collection)
+st.caption(f"**{info.chunks}** chunks · embedded with `{info.embedding_model}` · chunks of "
+           f"{info.chunk_size} characters, {info.chunk_overlap} overlap")
+
+# Upload ------------------------------------------------------------------------------------
+with st.container(border=True):
+    files = st.file_uploader("Add documents", accept_multiple_files=True,
+                             type=[sfx.lstrip(".") for sfx in SUPPORTED_SUFFIXES],
+                             help="PDF, DOCX, HTML, TXT or Markdown. The same file uploaded again "
+                                  "replaces its earlier version.")
+    ocr = st.toggle("Read scanned pages with OCR", value=False, disabled=not ocr_available(),
+                    help="Pages without a text layer are read by tesseract: a few seconds per "
+                         "page." if ocr_available() else
+                         "Needs tesseract: apt-get install tesseract-ocr")
+    if st.button("Add to collection", type="primary", disabled=not files, key="ingest"):
+        saved, rows = [], []
+        for f in files:
+            try:
+                saved.append(save_upload(upload_folder(s.data_dir, current), f.name,
+                                         f.getvalue()))
+            except UploadError as exc:
+                rows.append({"file": safe_filename(f.name), "status": "error", "error": str(exc)})
+        bar = st.progress(0.0, text="Starting…")
+        stage_line = st.empty()
+        tracker = BatchProgress(saved)
+
+        def show(path: Path, stage: str) -> None:
+            done, eta = tracker.update(path, stage)
+            left = f" · about {eta:.0f} s left" if eta is not None else ""
+            bar.progress(done, text=f"{done:.0%}{left}")
+            stage_line.markdown(f"`{path.name}` — **{stage}**")
+
+        with st.spinner("Loading the embedding model…"):
+            results = ingest_files(s, saved, current, info.chunk_size, info.chunk_overlap,
+                                   on_stage=show, ocr=ocr)
+        bar.progress(1.0, text="Done")
+        stage_line.empty()
+        st.session_state["ingest-results"] = rows + [r.to_json() for r in results]
+        st.rerun()  # redraw counts, document list and chunks with the new documents
+
+    results = st.session_state.get("ingest-results")
+    if results:
+        table = pd.DataFrame(results).reindex(
+            columns=["file", "status", "pages", "chars", "chunks", "seconds", "extractor", "note",
+                     "error"])
+        table[["extractor", "note", "error"]] = table[["extractor", "note", "error"]].fillna("")
+        ok = (table["status"] == "ok").sum()
+        st.markdown(f"**{ok} of {len(table)}** file(s) stored.")
+        st.dataframe(table, hide_index=True, width="stretch")
+        for error in table.loc[table["status"] != "ok", "error"]:
+            st.error(error, icon=":material/error:")
+
+# Documents ---------------------------------------------------------------------------------
+docs = store.documents(collection)
+st.subheader(f"Documents ({len(docs)})")
+if not docs:
+    st.info("This collection is empty: add documents above.")
+    st.stop()
+st.dataframe(pd.DataFrame(docs)[["file", "pages", "chunks", "doc_id"]], hide_index=True,
+             width="stretch")
+by_file = {d["file"]: d for d in docs}
+if st.session_state.get("doc") not in by_file:
+    st.session_state.pop("doc", None)
+picked = st.columns([3, 1, 1], vertical_alignment="bottom")
+chosen = picked[0].selectbox("Document", list(by_file), key="doc")
+doc = by_file[chosen]
+if picked[1].button("Re-index", icon=":material/refresh:", width="stretch"):
+    source = upload_folder(s.data_dir, current) / doc["file"]
+    if not source.is_file():
+        st.error(f"{doc['file']}: the uploaded file is no longer in {source.parent}; upload it "
+                 "again to re-index.")
+    else:
+        with st.spinner(f"Re-indexing {doc['file']}…"):
+            [result] = ingest_files(s, [source], current, info.chunk_size, info.chunk_overlap)
+        if result.status == "ok":
+            st.toast(f"Re-indexed {doc['file']}: {result.chunks} chunks")
+        else:
+            st.error(result.error)
+if picked[2].button("Delete", icon=":material/delete:", width="stretch", key="delete-doc"):
+    removed = store.delete_document(collection, doc["doc_id"])
+    forget_uploads(s.data_dir, current, doc["file"])
+    st.session_state["deleted"] = f"Deleted {doc['file']} ({removed} chunks)"
+    st.rerun()
+if "deleted" in st.session_state:
+    st.toast(st.session_state.pop("deleted"))
+
+# Chunk browser -----------------------------------------------------------------------------
+chunks = store.chunks_of(collection, doc["doc_id"])
+per_page = pd.DataFrame(chunks).assign(characters=lambda t: t["text"].str.len())
+counts = per_page.groupby("page", as_index=False).agg(chunks=("id", "count"),
+                                                      characters=("characters", "sum"))
+fig = px.bar(counts, x="page", y="characters", hover_data=["chunks"], height=220,
+             title=f"Characters per page — {chosen}")
+fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
+st.plotly_chart(fig, width="stretch")
+
+st.subheader("Chunks")
+needle = st.text_input("Containing", placeholder="text to look for (any case)",
+                       key="chunk-filter")
+shown = [c for c in chunks if needle.lower() in c["text"].lower()] if needle else chunks
+if not shown:
+    st.info(f"No chunk of {chosen} contains “{needle}”.")
+    st.stop()
+labels = [f"#{c['chunk']} · page {c['page']}" for c in shown]
+pick = st.selectbox(f"{len(shown)} of {len(chunks)} chunk(s)", range(len(shown)),
+                    format_func=labels.__getitem__, key="chunk-pick")
+chunk = shown[pick]
+st.caption(f"Chunk {chunk['chunk']} · page {chunk['page']} · characters {chunk['start']}–"
+           f"{chunk['end']} of the page")
+st.text(chunk["text"])  # plain text: document text is never rendered as HTML
+by_index = {c["chunk"]: c for c in chunks}
+with st.expander("Neighbouring chunks"):
+    for offset in (-1, 1):
+        near = by_index.get(chunk["chunk"] + offset)
+        if near:
+            st.caption(f"{'Previous' if offset < 0 else 'Next'}: chunk {near['chunk']}, "
+                       f"page {near['page']}")
+            st.text(near["text"])
