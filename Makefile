@@ -8,26 +8,33 @@ PIP := $(PY) -m pip
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PORT ?= 8501
 
-.PHONY: run test test-fast setup models test-setup clean-models
+.PHONY: run test test-fast lint setup models test-setup clean-models
 
 run: setup
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
-test: setup test-setup
+test: setup test-setup lint
 	$(PY) -m pytest
 
-test-fast: setup test-setup
+test-fast: setup test-setup lint
 	$(PY) -m pytest -m "not slow and not browser"
+
+# CI runs these before any test: lint, import order and types must be clean.
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 setup: $(VENV)/.installed models
 
 # torch first and pinned: any other torch request pulls gigabytes of CUDA wheels.
-$(VENV)/.installed: requirements.txt models/requirements.txt
+$(VENV)/.installed: requirements.txt models/requirements.txt pyproject.toml
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements.txt
 	$(PIP) install -q --no-deps -r models/requirements.txt
+	# The Studio itself, editable: `studio` on PATH, `import core` from anywhere (bench/).
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 models: $(VENV)/.installed
