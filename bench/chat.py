@@ -12,22 +12,21 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-chat-")
 
-from core.settings import load_settings  # noqa: E402
-from core.rag.ingest import ingest_files  # noqa: E402
-from core.rag.llm import LlamaCppEngine, StreamStats, TransformersEngine, timed  # noqa: E402
-from core.rag.answers import build_prompt  # noqa: E402
-from core.registry import Registry  # noqa: E402
-from core.rag.retrieval import RetrievalOptions, search  # noqa: E402
-from core.samples import SAMPLE_PAPER  # noqa: E402
+from core.rag.answers import build_prompt
+from core.rag.ingest import ingest_files
+from core.rag.llm import LlamaCppEngine, StreamStats, TransformersEngine, timed
+from core.rag.retrieval import RetrievalOptions, search
+from core.registry import Registry
+from core.samples import SAMPLE_PAPER
+from core.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MODELS = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]
 QUESTION = "How can I tell that my model is overfitting, and what can I do about it?"

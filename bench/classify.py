@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.train import sample_data
+from core.lora.adapters import load_classifier, read
+from core.lora.config import TrainConfig, from_preset
+from core.lora.trainer import prepare_data, train
+from core.registry import linked_models_dir
+from core.settings import DEFAULT_LORA_BASE
 
-from bench.train import sample_data  # noqa: E402
-from core.lora.adapters import load_classifier, read  # noqa: E402
-from core.registry import linked_models_dir  # noqa: E402
-from core.lora.config import TrainConfig, from_preset  # noqa: E402
-from core.lora.trainer import prepare_data, train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_adapter(base: str, steps: int, work: Path) -> Path:
@@ -41,7 +40,7 @@ def train_adapter(base: str, steps: int, work: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adapter", help="an adapter in models/adapters (default: train one)")
-    parser.add_argument("--base", default="gemma-3-270m")
+    parser.add_argument("--base", default=DEFAULT_LORA_BASE)
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--limit", type=int, default=30, help="documents to classify")
     args = parser.parse_args()

@@ -9,19 +9,14 @@ Baseline: fp32. Prints a table, then JSON.
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.settings import load_settings  # noqa: E402
-from core.rag.embeddings import Embedder  # noqa: E402
-from core.registry import Registry  # noqa: E402
-from bench.qa import qasper  # noqa: E402
-
+from bench.qa import qasper
+from core.rag.embeddings import Embedder
+from core.registry import Registry
+from core.settings import load_settings
 
 
 def evaluate(embedder: Embedder, tasks) -> dict:

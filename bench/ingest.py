@@ -6,7 +6,8 @@ Baseline: pypdf text per page (what PyPDFLoader does) → the same splitter →
           HuggingFaceEmbeddings(all-MiniLM-L6-v2) with defaults → InMemoryVectorStore.
 
 For each paper in ../shared/data/papers: extraction pages/s, embedding chunks/s and end-to-end
-seconds for both (chunks/s covers embedding and storing); the ratio is baseline seconds / Studio seconds. Extraction quality: word-level
+seconds for both (chunks/s covers embedding and storing); the ratio is baseline seconds / Studio
+seconds. Extraction quality: word-level
 similarity of pages 1–2 of the LoRA paper to their ground-truth text. That text matches pypdf's
 output word for word, so it was likely made with pypdf and flatters the baseline: read it as
 "how close Tika comes", not as a contest. Prints a table, then JSON.
@@ -18,22 +19,21 @@ import difflib
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-ingest-")
 
-from core.rag import store  # noqa: E402
-from core.rag.chunking import chunk_pages  # noqa: E402
-from core.settings import load_settings  # noqa: E402
-from core.rag.embeddings import get_embedder  # noqa: E402
-from core.rag.extract import extract  # noqa: E402
-from core.registry import Registry  # noqa: E402
+from core.rag import store
+from core.rag.chunking import chunk_pages
+from core.rag.embeddings import get_embedder
+from core.rag.extract import extract
+from core.registry import Registry
+from core.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
 
 
 def studio(path: Path, settings, embedder, collection, batch) -> dict:

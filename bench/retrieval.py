@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-retrieval-")
 
-from core.rag import store  # noqa: E402
-from core.rag.chunking import chunk_pages  # noqa: E402
-from core.settings import load_settings  # noqa: E402
-from core.rag.embeddings import get_embedder  # noqa: E402
-from core.rag.retrieval import RetrievalOptions, search  # noqa: E402
-from bench.qa import qasper, squad  # noqa: E402
+from bench.qa import qasper, squad
+from core.rag import store
+from core.rag.chunking import chunk_pages
+from core.rag.embeddings import get_embedder
+from core.rag.retrieval import RetrievalOptions, search
+from core.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 METHODS = {
     "reference: dense top-3": RetrievalOptions(k=3, method="dense"),

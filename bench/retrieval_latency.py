@@ -12,23 +12,22 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-latency-")
 
-from bench.qa import qasper  # noqa: E402
-from core.rag import store  # noqa: E402
-from core.rag.chunking import chunk_pages  # noqa: E402
-from core.settings import load_settings  # noqa: E402
-from core.rag.embeddings import get_embedder  # noqa: E402
-from core.rag.retrieval import RetrievalOptions, search  # noqa: E402
+from bench.qa import qasper
+from core.rag import store
+from core.rag.chunking import chunk_pages
+from core.rag.embeddings import get_embedder
+from core.rag.retrieval import RetrievalOptions, search
+from core.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = (10_000, 100_000)
 DIM = 384
@@ -73,7 +72,7 @@ def main() -> None:
             rows[method] = percentiles([search(settings, f"bench-{n}", q, options,
                                                chroma).seconds for q in questions])
 
-        def brute(q: str) -> float:
+        def brute(q: str, vectors=vectors) -> float:
             t = time.perf_counter()
             qv = np.asarray(embedder.embed([q])[0], dtype=np.float32)
             np.argpartition(-(vectors @ qv), 5)[:5]

@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from core.settings import DEFAULT_LORA_BASE
 
+ROOT = Path(__file__).resolve().parents[1]
 BBC = ROOT.parent / "shared" / "data" / "classification" / "bbc_news" / "bbc_news_train_5class.csv"
 
 
@@ -51,9 +51,9 @@ def run_variant(args) -> dict:
     """In the child process: train one variant, time it, save its adapter."""
     import torch
 
-    from core.models import load_base
     from core.lora.config import lora_config
     from core.lora.trainer import build, encode_split, prepare_data
+    from core.models import load_base
 
     config = config_for(args, Path(args.data), args.variant)
     out = Path(args.out)
@@ -101,8 +101,8 @@ def run_variant(args) -> dict:
 
 def accuracy(args, adapter: Path) -> float:
     from core.lora.classify import Classifier
-    from core.models import load_adapter
     from core.lora.trainer import prepare_data
+    from core.models import load_adapter
 
     config = config_for(args, Path(args.data), "eval")
     parts, categories = prepare_data(config)
@@ -115,7 +115,7 @@ def accuracy(args, adapter: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default="gemma-3-270m")
+    parser.add_argument("--base", default=DEFAULT_LORA_BASE)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--rows", type=int, default=250, help="BBC sample size")
     parser.add_argument("--seed", type=int, default=0)
@@ -131,7 +131,7 @@ def main() -> None:
     results = {}
     for variant in ("plain", "studio"):
         out = work / variant
-        child = subprocess.run([sys.executable, __file__, "--variant", variant, "--out", str(out),
+        child = subprocess.run([sys.executable, "-m", "bench.train", "--variant", variant, "--out", str(out),
                                 "--base", args.base, "--steps", str(args.steps),
                                 "--data", args.data], capture_output=True, text=True, cwd=ROOT)
         if child.returncode:

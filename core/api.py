@@ -13,8 +13,8 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 from core.lora import adapters
-from core.settings import Settings
 from core.lora.data import DataLimits
+from core.settings import Settings
 
 LIMITS = DataLimits()
 MAX_EXAMPLES = 20

@@ -10,6 +10,24 @@ LAYOUT = dict(margin=dict(l=10, r=10, t=30, b=10), height=320,
               legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
 
 
+def characters_per_page(chunks: list[dict], title: str) -> go.Figure:
+    """A document's characters per page, with its chunk count in the hover: thin pages and
+    pages without text stand out."""
+    pages: dict[int, list[int]] = {}
+    for chunk in chunks:
+        count = pages.setdefault(int(chunk["page"]), [0, 0])
+        count[0] += len(chunk["text"])
+        count[1] += 1
+    numbers = sorted(pages)
+    fig = go.Figure(go.Bar(x=numbers, y=[pages[n][0] for n in numbers],
+                           customdata=[pages[n][1] for n in numbers],
+                           hovertemplate="page %{x}: %{y} characters, %{customdata} chunks"
+                                         "<extra></extra>"))
+    fig.update_layout(title=title, height=220, margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis_title="page", yaxis_title="characters")
+    return fig
+
+
 def smooth(values: list[float], weight: float) -> list[float]:
     """Exponential moving average with bias correction (TensorBoard's smoothing)."""
     out, last, debias = [], 0.0, 1.0

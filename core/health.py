@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import psutil
 
-from core.settings import Settings
 from core.registry import Registry, RegistryError
+from core.settings import Settings
 
 PROBE_TIMEOUT_S = 2.0
 

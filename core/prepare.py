@@ -7,15 +7,13 @@ after it checks out, so an interrupted or failed run leaves nothing half-written
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from core import files
-from core.registry import ModelSpec, Registry, RegistryError, STAMP_NAME, part_path
+from core.registry import STAMP_NAME, ModelSpec, Registry, RegistryError, part_path
 
 CHUNK = 4 << 20
 

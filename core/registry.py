@@ -12,8 +12,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
-from core.errors import StudioError
 
+from core.errors import StudioError
 
 Role = Literal["embedding", "chat", "lora-base"]
 Status = Literal["ready", "missing", "corrupt"]
@@ -73,7 +73,7 @@ class Registry:
         self.models_dir = Path(models_dir)
 
     @classmethod
-    def load(cls, path: Path, models_dir: Path | None = None) -> "Registry":
+    def load(cls, path: Path, models_dir: Path | None = None) -> Registry:
         try:
             data = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:

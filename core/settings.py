@@ -8,12 +8,13 @@ disk by this module: only fields marked ``user_editable`` reach the preferences 
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
+
 from core import files
 from core.errors import InputError
 
@@ -24,15 +25,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-ChatBackend = Literal["local", "openai"]
 Source = Literal["env", "secrets", "preferences", "default"]
 
 
+DEFAULT_CHAT_MODEL = "qwen2.5-coder-0.5b-instruct"
+DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
+DEFAULT_LORA_BASE = "gemma-3-270m"
+
+
 def _setting(env: str, help: str, *, secret: bool = False, user_editable: bool = False,
-             choices: tuple[str, ...] | None = None, default: Any = None) -> Any:
+             choices: tuple[str, ...] | None = None, default: Any = None, label: str = "",
+             group: str = "", role: str = "", kind: str = "",
+             labels: dict[str, str] | None = None) -> Any:
+    """A setting's one declaration: the environment variable, the help, and what the Settings
+    page needs to draw it (label, group, the registry role whose models it offers, the
+    choices and their labels, and `kind="url"` for an address that must parse)."""
     return field(default=default, metadata={
         "env": env, "help": help, "secret": secret, "user_editable": user_editable,
-        "choices": choices,
+        "choices": choices, "label": label, "group": group, "role": role, "kind": kind,
+        "labels": labels or {},
     })
 
 
@@ -42,25 +53,37 @@ class Settings:
                               default=PROJECT_ROOT / "data")
     models_dir: Path = _setting("STUDIO_MODELS_DIR", "Model registry, prepared models, adapters.",
                                 default=PROJECT_ROOT / "models")
-    chroma_host: str | None = _setting("CHROMA_HOST", "Chroma server host; embedded Chroma when unset.")
+    chroma_host: str | None = _setting("CHROMA_HOST",
+                                       "Chroma server host; embedded Chroma when unset.")
     chroma_port: int = _setting("CHROMA_PORT", "Chroma server port.", default=8000)
     tika_server_url: str | None = _setting(
-        "TIKA_SERVER_URL", "Apache Tika server URL; native Tika (iscc-tika) when unset.")
-    chat_backend: str = _setting("STUDIO_CHAT_BACKEND", "Who writes chat answers.",
-                                 user_editable=True, choices=("local", "openai"), default="local")
-    chat_model: str = _setting("STUDIO_CHAT_MODEL", "Local chat model (registry name).",
-                               user_editable=True, default="qwen2.5-coder-0.5b-instruct")
-    embedding_model: str = _setting("STUDIO_EMBEDDING_MODEL", "Embedding model (registry name).",
-                                    user_editable=True, default="all-minilm-l6-v2")
-    lora_base_model: str = _setting("STUDIO_LORA_BASE_MODEL", "Default base model for LoRA.",
-                                    user_editable=True, default="gemma-3-270m")
-    openai_base_url: str | None = _setting("OPENAI_BASE_URL",
-                                           "OpenAI-compatible endpoint, e.g. http://host:8000/v1.",
-                                           user_editable=True)
+        "TIKA_SERVER_URL", "Apache Tika server URL; native Tika (iscc-tika) when unset.",
+        kind="url")
+    chat_backend: str = _setting(
+        "STUDIO_CHAT_BACKEND", "Local runs the chat model on this machine; the endpoint can be "
+        "vLLM, TGI, Ollama, a llama.cpp server or a hosted API.", user_editable=True,
+        choices=("local", "openai"), default="local", label="Backend", group="Chat engine",
+        labels={"local": "Local model (offline)", "openai": "OpenAI-compatible endpoint"})
+    chat_model: str = _setting(
+        "STUDIO_CHAT_MODEL", "Qwen2.5-Coder-0.5B answers best; SmolLM2-135M is faster and "
+        "weaker.", user_editable=True, default=DEFAULT_CHAT_MODEL, label="Local chat model",
+        group="Chat engine", role="chat")
+    openai_base_url: str | None = _setting(
+        "OPENAI_BASE_URL", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.",
+        user_editable=True, label="Endpoint base URL", group="Chat engine", kind="url")
     openai_model: str | None = _setting("OPENAI_MODEL", "Model name at that endpoint.",
-                                        user_editable=True)
+                                        user_editable=True, label="Endpoint model",
+                                        group="Chat engine")
     openai_api_key: str | None = _setting("OPENAI_API_KEY", "API key for that endpoint.",
                                           secret=True)
+    embedding_model: str = _setting(
+        "STUDIO_EMBEDDING_MODEL", "Used to embed chunks and questions; a collection keeps the "
+        "one it was built with.", user_editable=True, default=DEFAULT_EMBEDDING_MODEL,
+        label="Embedding model", group="Models", role="embedding")
+    lora_base_model: str = _setting(
+        "STUDIO_LORA_BASE_MODEL", "Gemma 3 270M is the default; SmolLM2-135M trains as fast "
+        "with half the memory.", user_editable=True, default=DEFAULT_LORA_BASE,
+        label="Default LoRA base model", group="Models", role="lora-base")
     sources: dict[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -117,7 +140,17 @@ def _coerce(name: str, raw: Any) -> Any:
     choices = kind.metadata["choices"]
     if choices and str(raw) not in choices:
         raise InputError(f"{kind.metadata['env']} must be one of {', '.join(choices)}, got {raw!r}")
+    if kind.metadata["kind"] == "url":
+        check_url(kind.metadata["env"], str(raw))
     return str(raw)
+
+
+def check_url(what: str, url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InputError(f"{what}: {url[:100]!r} is not an http(s) address like "
+                         "http://127.0.0.1:8080/v1")
+    return url
 
 
 def read_secrets(path: Path) -> dict[str, Any]:
@@ -157,18 +190,32 @@ def load_settings(env: dict[str, str] | None = None,
     return Settings(**values, sources=sources)
 
 
+def endpoint_locked(settings: Settings) -> bool:
+    """A key from the environment or secrets must never be sent to an address typed on a page:
+    whoever set the key sets the URL."""
+    return bool(settings.openai_api_key) and settings.sources.get("openai_api_key") in (
+        "env", "secrets")
+
+
+def editable_fields() -> list:
+    return [f for f in setting_fields() if f.metadata["user_editable"]]
+
+
 def read_preferences(path: Path) -> dict[str, Any]:
     return files.read_json(path, {})
 
 
 def save_preferences(settings: Settings, changes: dict[str, Any]) -> None:
     """Persist user choices (never secrets); reload settings to see them."""
-    editable = {f.name for f in setting_fields() if f.metadata["user_editable"]}
+    editable = {f.name for f in editable_fields()}
     refused = set(changes) - editable
     if refused:
         raise InputError(f"not settable from the app: {', '.join(sorted(refused))}")
     for name, value in changes.items():
         _coerce(name, value)  # validate before anything is written
+    if "openai_base_url" in changes and endpoint_locked(settings):
+        raise InputError("the endpoint URL goes with its API key, which is set outside the "
+                         "app: change OPENAI_BASE_URL where OPENAI_API_KEY is set")
     prefs = read_preferences(settings.preferences_path)
     prefs.update(changes)
     files.write_json(settings.preferences_path, dict(sorted(prefs.items())), indent=2)

@@ -21,7 +21,8 @@ digraph { rankdir=LR; bgcolor="transparent";
   node [shape=box style="rounded,filled" fillcolor="#fff4e5" color="#d97706" fontname="sans-serif" fontsize=12];
   edge [color="#6b7280"];
   data [label="Labelled examples\\nCSV · JSONL · folders"]; lora [label="LoRA fine-tune\\nsmall language model"];
-  adapter [label="Adapter\\n~MBs, not GBs"]; classify [label="Classify\\npage · REST API" fillcolor="#dcfce7" color="#16a34a"];
+  adapter [label="Adapter\\n~MBs, not GBs"];
+  classify [label="Classify\\npage · REST API" fillcolor="#dcfce7" color="#16a34a"];
   data -> lora -> adapter -> classify;
 }"""
 

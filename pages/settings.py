@@ -1,9 +1,10 @@
-"""Settings: what the Studio is configured with (secrets masked), and the user's choices."""
+"""Settings: what the Studio is configured with (secrets masked), and the user's choices. The
+form is drawn from the settings' own declarations (core.settings), never re-declared here."""
 
 import streamlit as st
 
-from core.settings import save_preferences
 from core.registry import Registry, RegistryError
+from core.settings import editable_fields, endpoint_locked, save_preferences
 from pages.shared import settings
 
 s = settings()
@@ -20,48 +21,38 @@ except RegistryError as exc:
 
 
 def locked(name: str) -> bool:
+    if name == "openai_base_url" and endpoint_locked(s):
+        return True
     return s.sources.get(name) in ("env", "secrets")
 
 
-def names(role: str) -> list[str]:
-    return [spec.name for spec in registry.with_role(role)]
-
-
-def pick(label: str, field: str, options: list[str], help: str):
-    current = getattr(s, field)
-    options = options if current in options else [current, *options]
-    return st.selectbox(label, options, index=options.index(current), disabled=locked(field),
-                        help=help, key=f"setting-{field}")
+def widget(f):
+    meta, current = f.metadata, getattr(s, f.name)
+    common = dict(disabled=locked(f.name), help=meta["help"], key=f"setting-{f.name}")
+    if meta["choices"]:
+        options = list(meta["choices"])
+        return st.radio(meta["label"], options, index=options.index(current), horizontal=True,
+                        format_func=lambda v: meta["labels"].get(v, v), **common)
+    if meta["role"]:
+        options = [spec.name for spec in registry.with_role(meta["role"])]
+        options = options if current in options else [current, *options]
+        return st.selectbox(meta["label"], options, index=options.index(current), **common)
+    return st.text_input(meta["label"], current or "", **common).strip() or None
 
 
 with st.form("preferences"):
-    st.subheader("Chat engine")
-    backend = st.radio("Backend", ["local", "openai"], index=["local", "openai"].index(
-        s.chat_backend), horizontal=True, disabled=locked("chat_backend"),
-        format_func={"local": "Local model (offline)", "openai": "OpenAI-compatible endpoint"}.get,
-        help="Local runs the chat model on this machine; the endpoint can be vLLM, TGI, Ollama, "
-             "a llama.cpp server or a hosted API.")
-    chat_model = pick("Local chat model", "chat_model", names("chat"),
-                      "Qwen2.5-Coder-0.5B answers best; SmolLM2-135M is faster and weaker.")
-    base_url = st.text_input("Endpoint base URL", s.openai_base_url or "",
-                             disabled=locked("openai_base_url"),
-                             placeholder="http://127.0.0.1:8080/v1")
-    openai_model = st.text_input("Endpoint model", s.openai_model or "",
-                                 disabled=locked("openai_model"))
-    st.caption("The API key is read from `OPENAI_API_KEY` or `.streamlit/secrets.toml` only; "
-               "it is never saved by the Studio.")
-    st.subheader("Models")
-    embedding = pick("Embedding model", "embedding_model", names("embedding"),
-                     "Used to embed chunks and questions; a collection keeps the one it was "
-                     "built with.")
-    lora_base = pick("Default LoRA base model", "lora_base_model", names("lora-base"),
-                     "Gemma 3 270M is the default; SmolLM2-135M trains as fast with half the "
-                     "memory.")
+    wanted = {}
+    for group in dict.fromkeys(f.metadata["group"] for f in editable_fields()):
+        st.subheader(group)
+        for f in editable_fields():
+            if f.metadata["group"] == group:
+                wanted[f.name] = widget(f)
+        if group == "Chat engine":
+            st.caption("The API key is read from `OPENAI_API_KEY` or `.streamlit/secrets.toml` "
+                       "only; it is never saved by the Studio"
+                       + (", and the endpoint it goes to is set in the same place."
+                          if endpoint_locked(s) else "."))
     if st.form_submit_button("Save", type="primary"):
-        wanted = {"chat_backend": backend, "chat_model": chat_model,
-                  "embedding_model": embedding, "lora_base_model": lora_base,
-                  "openai_base_url": base_url.strip() or None,
-                  "openai_model": openai_model.strip() or None}
         changes = {k: v for k, v in wanted.items() if not locked(k) and v != getattr(s, k)}
         if changes:
             try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.settings import Settings, load_settings
 from core.health import Check, system_report
+from core.settings import Settings, load_settings
 
 
 def _leave_pages_directory_mode() -> None:

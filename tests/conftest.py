@@ -33,9 +33,9 @@ def models_env(tmp_path, monkeypatch):
 def tiny_library(tmp_path_factory):
     """A models folder holding `tiny-cuad`: a LoRA adapter on a tiny random model, trained a few
     steps on the sample dataset by the real trainer (its labels: the five contract types)."""
-    from core.samples import SAMPLE_DATASET
     from core.lora.config import TrainConfig
     from core.lora.trainer import train
+    from core.samples import SAMPLE_DATASET
     from tests.tiny import tiny_causal_lm
 
     root = tmp_path_factory.mktemp("library")

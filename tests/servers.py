@@ -30,9 +30,9 @@ def running(command: list[str], ready_url: str, log_path: Path, timeout: float =
                 try:
                     urllib.request.urlopen(ready_url, timeout=2)
                     break
-                except OSError:
+                except OSError as exc:
                     if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{command[0]} did not start; see {log_path}")
+                        raise RuntimeError(f"{command[0]} did not start; see {log_path}") from exc
                     time.sleep(0.3)
             yield proc
         finally:

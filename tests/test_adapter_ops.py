@@ -48,9 +48,9 @@ def test_average_of_two_adapters_records_parents(models):
     for key in a:
         assert torch.allclose(out[key], (a[key] + 3 * b[key]) / 4, atol=1e-6)
     meta = get(models, "tiny-avg").meta
-    assert meta["combined"] == {"type": "weighted_average", "parents": ["tiny-cuad", "tiny-twin"],
+    assert meta.combined == {"type": "weighted_average", "parents": ["tiny-cuad", "tiny-twin"],
                                 "weights": [1, 3]}
-    assert "evaluation" not in meta
+    assert meta.evaluation is None
     with pytest.raises(AdapterError, match="exists"):
         adapter_ops.average(models, ["tiny-cuad", "tiny-twin"], [1, 1], "tiny-avg")
 
@@ -78,7 +78,7 @@ def test_export_import_round_trip_and_refusals(models):
                                       base_available=lambda base: True)
     assert (imported.folder / WEIGHTS).read_bytes() == \
         (models / "adapters" / "tiny-cuad" / WEIGHTS).read_bytes()
-    assert imported.meta["name"] == "tiny-copy" and imported.labels == get(models, "tiny-cuad").labels
+    assert imported.meta.name == "tiny-copy" and imported.labels == get(models, "tiny-cuad").labels
     with pytest.raises(AdapterError, match="exists"):
         adapter_ops.import_zip(models, data)  # its own name, tiny-cuad, is taken
 
@@ -92,12 +92,12 @@ def test_export_import_round_trip_and_refusals(models):
         return buffer.getvalue()
 
     with pytest.raises(AdapterError, match="pickled files are refused"):
-        adapter_ops.import_zip(models, rezip({"tiny-cuad/adapter_model.bin": b"\x80\x04."}), "x1")
+        adapter_ops.import_zip(models, rezip({"tiny-cuad/adapter_model.bin": b"\x80\x04."}), "pickled")
     with pytest.raises(AdapterError, match="outside its folder"):
         adapter_ops.import_zip(models, rezip({"../../evil.txt": b"x"}), "x2")
-    beside = adapter_ops.import_zip(models, rezip({"NOTES.txt": b"exported on Monday"}), "x0")
+    beside = adapter_ops.import_zip(models, rezip({"NOTES.txt": b"exported on Monday"}), "beside")
     assert not (beside.folder / "NOTES.txt").exists()  # files beside the adapter's folder stay out
-    adapter_ops.delete(models, "x0")
+    adapter_ops.delete(models, "beside")
     with pytest.raises(AdapterError, match="not a ZIP"):
         adapter_ops.import_zip(models, b"PK not really", "x3")
     with pytest.raises(AdapterError, match="not available here"):
@@ -118,7 +118,7 @@ def test_merge_matches_the_adapter(models):
     assert report["max_logit_difference"] < 1e-3
     meta = get(models, "tiny-cuad").meta
     merged = AutoModelForCausalLM.from_pretrained(report["folder"]).float()
-    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(meta["base"]),
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(meta.base),
                                         models / "adapters" / "tiny-cuad")
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
     with torch.no_grad():
@@ -127,7 +127,7 @@ def test_merge_matches_the_adapter(models):
 
 def test_rename_and_delete(models):
     adapter_ops.rename(models, "tiny-twin", "tiny-renamed")
-    assert get(models, "tiny-renamed").meta["name"] == "tiny-renamed"
+    assert get(models, "tiny-renamed").meta.name == "tiny-renamed"
     with pytest.raises(AdapterError, match="no adapter named"):
         get(models, "tiny-twin")
     with pytest.raises(ValueError, match="adapter name"):

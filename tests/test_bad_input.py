@@ -4,10 +4,10 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 
 from core.rag import store
-from core.settings import load_settings
 from core.rag.extract import ExtractionError, extract
 from core.rag.ingest import ingest_files
 from core.samples import SAMPLE_PAPER
+from core.settings import load_settings
 from core.uploads import max_upload_bytes
 from tests.conftest import shared
 

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from core.settings import PROJECT_ROOT, load_settings
+from core.rag.answers import RagTurn
 from core.rag.ingest import ingest_files
 from core.rag.llm import get_engine
-from core.rag.answers import RagTurn
 from core.samples import SAMPLE_PAPER
+from core.settings import PROJECT_ROOT, load_settings
 
 pytestmark = pytest.mark.slow
 

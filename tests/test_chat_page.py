@@ -4,9 +4,9 @@ retrieval over the sample paper in a real Chroma)."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.settings import PROJECT_ROOT, load_settings
 from core.rag.ingest import ingest_files
 from core.samples import SAMPLE_PAPER
+from core.settings import PROJECT_ROOT, load_settings
 from tests.tiny import tiny_causal_lm
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import PROJECT_ROOT, load_settings
 from core.health import chroma_check
 from core.samples import SAMPLE_PAPER
+from core.settings import PROJECT_ROOT, load_settings
 from tests.servers import free_port, running
 
 pytestmark = pytest.mark.slow

@@ -61,3 +61,18 @@ def test_bad_values_are_named(tmp_path):
     with pytest.raises(ValueError, match="CHROMA_PORT must be a whole number"):
         load_settings(env={"STUDIO_DATA_DIR": str(tmp_path), "CHROMA_PORT": "eighty"},
                       secrets_path=tmp_path / "none.toml")
+
+
+def test_a_key_from_outside_the_app_keeps_its_endpoint(tmp_path):
+    """The key must never be sent to an address typed on a page (issue 17, item 5)."""
+    env = {"STUDIO_DATA_DIR": str(tmp_path), "OPENAI_API_KEY": "sk-secret-value-999",
+           "OPENAI_BASE_URL": "https://api.example.org/v1"}
+    s = load_settings(env=env, secrets_path=tmp_path / "none.toml")
+    with pytest.raises(ValueError, match="the endpoint URL goes with its API key"):
+        save_preferences(s, {"openai_base_url": "http://attacker.example:9/v1"})
+    assert not (tmp_path / "preferences.json").exists()
+    without_key = load_settings(env={"STUDIO_DATA_DIR": str(tmp_path)},
+                                secrets_path=tmp_path / "none.toml")
+    with pytest.raises(ValueError, match="is not an http"):
+        save_preferences(without_key, {"openai_base_url": "not a url"})
+    save_preferences(without_key, {"openai_base_url": "http://127.0.0.1:8080/v1"})

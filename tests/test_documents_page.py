@@ -4,8 +4,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.rag import store
-from core.settings import PROJECT_ROOT, load_settings
 from core.samples import SAMPLE_PAPER
+from core.settings import PROJECT_ROOT, load_settings
 
 
 def documents_page() -> AppTest:

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from core.lora.data import LabelledData
 from core.lora.federated import FederatedConfig, run, shard
 from core.samples import SAMPLE_DATASET
-from core.lora.data import LabelledData
 from tests.tiny import tiny_causal_lm
 
 
@@ -24,7 +24,7 @@ def test_iid_and_by_label_shards():
 
 def test_config_checks():
     with pytest.raises(ValueError, match="split must be one of"):
-        FederatedConfig(name="f", data="d.csv", split="random")
+        FederatedConfig(name="fed", data="d.csv", split="random")
     with pytest.raises(ValueError, match="adapter name"):
         FederatedConfig(name="../f", data="d.csv")
 

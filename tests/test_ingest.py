@@ -3,13 +3,12 @@
 import pytest
 
 from core.errors import InputError
-
 from core.rag import store
 from core.rag.chunking import chunk_pages
-from core.settings import load_settings
 from core.rag.extract import ExtractionError, extract, normalise, split_pages
 from core.rag.ingest import ingest_files
 from core.samples import SAMPLE_PAPER
+from core.settings import load_settings
 from tests.conftest import shared
 
 

@@ -5,12 +5,12 @@ import sys
 
 import pytest
 
-from core.settings import PROJECT_ROOT, load_settings
+from core.rag.answers import RagTurn
 from core.rag.ingest import ingest_files
 from core.rag.llm import ChatError, OpenAIEngine
-from core.rag.answers import RagTurn
 from core.registry import Registry
 from core.samples import SAMPLE_PAPER
+from core.settings import PROJECT_ROOT, load_settings
 from tests.servers import free_port, running
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,8 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.settings import PROJECT_ROOT
 from core.registry import Registry
+from core.settings import PROJECT_ROOT
 
 REGISTRY = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
 
@@ -78,18 +78,31 @@ def test_settings_page_masks_key_and_saves_choices(studio_env, monkeypatch):
     row = table[table["setting"] == "openai_api_key"].iloc[0]
     assert row["value"] == "••••4242" and row["source"] == "env"
     assert "sk-test-secret" not in table.to_string()
+    # The key comes from the environment: the address it is sent to cannot be typed here.
+    assert at.text_input(key="setting-openai_base_url").disabled
     at.radio[0].set_value("openai")
     at.selectbox(key="setting-chat_model").set_value("smollm2-135m-instruct")
-    at.text_input[0].set_value("http://127.0.0.1:8080/v1")
     at.button[0].click().run()
     assert not at.exception
     prefs = json.loads((studio_env / "preferences.json").read_text())
     assert prefs["chat_backend"] == "openai"
     assert prefs["chat_model"] == "smollm2-135m-instruct"
-    assert prefs["openai_base_url"] == "http://127.0.0.1:8080/v1"
-    assert "sk-test" not in json.dumps(prefs)
+    assert "openai_base_url" not in prefs and "sk-test" not in json.dumps(prefs)
     at = app().run()
     assert "OpenAI-compatible" in "\n".join(m.value for m in at.sidebar.markdown)
+
+
+def test_settings_page_refuses_an_address_that_is_not_a_url(studio_env):
+    at = app().run()
+    at.switch_page("pages/settings.py").run()
+    at.text_input(key="setting-openai_base_url").set_value("not a url")
+    at.button[0].click().run()
+    assert "is not an http(s) address" in at.error[0].value
+    assert not (studio_env / "preferences.json").exists()
+    at.text_input(key="setting-openai_base_url").set_value("http://127.0.0.1:8080/v1")
+    at.button[0].click().run()
+    prefs = json.loads((studio_env / "preferences.json").read_text())
+    assert prefs["openai_base_url"] == "http://127.0.0.1:8080/v1"
 
 
 def test_settings_locked_by_env_cannot_be_changed(studio_env, monkeypatch):

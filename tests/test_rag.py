@@ -2,10 +2,10 @@
 
 import pytest
 
-from core.settings import load_settings
-from core.rag.llm import TransformersEngine
 from core.rag.answers import build_prompt, cited_ranks, infer_citations, is_refusal, to_markdown
+from core.rag.llm import TransformersEngine
 from core.rag.retrieval import Hit, highlight_spans
+from core.settings import load_settings
 from tests.tiny import tiny_causal_lm
 
 
@@ -61,8 +61,8 @@ def test_highlight_and_markdown_export():
 def test_stop_ends_generation_early_and_keeps_the_partial_answer(engine, studio_env):
     import threading
 
-    from core.rag.ingest import ingest_files
     from core.rag.answers import RagTurn
+    from core.rag.ingest import ingest_files
     from core.samples import SAMPLE_PAPER
 
     settings = load_settings()

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from core.settings import PROJECT_ROOT
 from core.prepare import prepare
 from core.registry import Part, Registry, RegistryError
+from core.settings import PROJECT_ROOT
 
 REAL = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
 

@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from core.rag import store
-from core.settings import PROJECT_ROOT, load_settings
 from core.rag.ingest import ingest_files
 from core.rag.retrieval import RetrievalOptions, search
 from core.samples import SAMPLE_PAPER
+from core.settings import PROJECT_ROOT, load_settings
 from tests.conftest import shared
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,10 @@ import zipfile
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.settings import PROJECT_ROOT
 from core.lora import runs
 from core.lora.config import TrainConfig
 from core.lora.estimate import model_size
+from core.settings import PROJECT_ROOT
 from tests.tiny import tiny_causal_lm
 
 

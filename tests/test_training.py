@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.settings import PROJECT_ROOT
-from core.samples import SAMPLE_DATASET
-from core.lora.config import TrainConfig, from_preset
 from core.lora.adapters import META as ADAPTER_META
+from core.lora.config import TrainConfig, from_preset
 from core.lora.trainer import LeftPadCollator, answer_only_loss, train
+from core.samples import SAMPLE_DATASET
+from core.settings import PROJECT_ROOT
 from tests.tiny import tiny_causal_lm
 
 
@@ -20,7 +20,7 @@ def tiny(tmp_path_factory):
 
 
 def config(tiny, **kw) -> TrainConfig:
-    base = dict(name="t", data=str(SAMPLE_DATASET), base=str(tiny), max_steps=30, batch_size=4,
+    base = dict(name="tiny-run", data=str(SAMPLE_DATASET), base=str(tiny), max_steps=30, batch_size=4,
                 learning_rate=5e-3, max_length=256, eval_steps=10, save_steps=10)
     return TrainConfig(**{**base, **kw})
 
@@ -48,7 +48,7 @@ def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, 
     from transformers import AutoModelForCausalLM
 
     adapter = train(config(tiny), tmp_path / "run", models_env)
-    assert adapter == models_env / "adapters" / "t"  # published to the library
+    assert adapter == models_env / "adapters" / "tiny-run"  # published to the library
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     losses = [r["loss"] for r in rows if "loss" in r]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
@@ -81,7 +81,7 @@ def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, 
 
 
 def test_config_round_trip_and_presets(tmp_path):
-    cfg = from_preset("balanced", name="x", data="d.csv")
+    cfg = from_preset("balanced", name="run-x", data="d.csv")
     assert cfg.r == 16 and cfg.alpha == 32 and "down_proj" in cfg.target_modules
     cfg.save(tmp_path / "run.yaml")
     assert TrainConfig.load(tmp_path / "run.yaml") == cfg

@@ -15,8 +15,8 @@ CATEGORIES = ["Distributor", "Endorsement", "Hosting", "License", "Sponsorship"]
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from core.settings import PROJECT_ROOT
     from core.registry import Registry
+    from core.settings import PROJECT_ROOT
 
     registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
     return AutoTokenizer.from_pretrained(registry.load_path(registry.default("embedding")))

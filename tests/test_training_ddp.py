@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from core.settings import PROJECT_ROOT
 from core.samples import SAMPLE_DATASET
+from core.settings import PROJECT_ROOT
 from tests.tiny import tiny_causal_lm
 
 

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from core.settings import PROJECT_ROOT, load_settings
-from core.samples import SAMPLE_DATASET
 from core.lora import runs
 from core.lora.config import TrainConfig
+from core.samples import SAMPLE_DATASET
+from core.settings import PROJECT_ROOT, load_settings
 from tests.tiny import tiny_causal_lm
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,5 @@
-"""`models list` and `models prepare`: the offline models of the registry."""
+"""`models list`, `models prepare` and `status`: the offline models of the registry and what
+this machine and its services can do."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import argparse
 import json
 import sys
 
-from core.settings import load_settings
 from core.registry import Registry
+from core.settings import load_settings
 
 
 def _registry() -> Registry:
@@ -54,6 +55,20 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from core.health import report_json, system_report
+
+    report = system_report(load_settings())
+    if args.json:
+        print(report_json(report))
+    else:
+        for area, checks in report.items():
+            for check in checks:
+                mark = "ok  " if check.ok else "FAIL"
+                print(f"{mark} {area:<8} {check.name}: {check.summary}")
+    return 0 if all(c.ok for checks in report.values() for c in checks) else 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="list and prepare the offline models")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -64,3 +79,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     prep = msub.add_parser("prepare", help="assemble, verify and convert (no-op when done)")
     prep.add_argument("names", nargs="*", help="only these models (default: all)")
     prep.set_defaults(func=cmd_models_prepare)
+    status = sub.add_parser("status", help="models, services and machine: the home page's checks")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)

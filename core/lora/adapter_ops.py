@@ -13,10 +13,17 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from core.lora.adapters import (META, PICKLE_SUFFIXES, AdapterError, AdapterInfo, adapters_dir,
-                           check_folder, get, read)
 from core import files
 from core.files import check_name
+from core.lora.adapters import (
+    PICKLE_SUFFIXES,
+    AdapterError,
+    AdapterInfo,
+    adapters_dir,
+    check_folder,
+    get,
+    read,
+)
 
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"

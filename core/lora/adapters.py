@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
 from core import files
 from core.errors import InputError, StudioError
 from core.files import check_name
 from core.models import load_adapter, load_base
-
 
 META = "studio-adapter.json"
 PROMPT_FORMAT = "studio-classify-v1"  # the prompt of core.lora.prompts
@@ -156,9 +156,13 @@ def list_adapters(models_dir: Path) -> list[AdapterInfo]:
 
 
 def get(models_dir: Path, name: str) -> AdapterInfo:
-    folder = adapters_dir(models_dir) / check_name(name, "adapter")
-    if not (folder / "adapter_config.json").is_file():
-        raise AdapterError(f"no adapter named {name!r}")
+    try:
+        folder = adapters_dir(models_dir) / check_name(name, "adapter")
+    except InputError:  # a name that could not be an adapter's is simply not one
+        folder = None
+    if folder is None or not (folder / "adapter_config.json").is_file():
+        shown = name if len(name) <= 80 else f"{name[:80]}…"
+        raise AdapterError(f"no adapter named {shown!r}")
     return read(folder)
 
 

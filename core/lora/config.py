@@ -3,13 +3,14 @@ and write it. Presets fill it; every field stays editable."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
+
 from core.errors import InputError
 from core.files import check_name
+from core.settings import DEFAULT_LORA_BASE
 
 ATTENTION = ["q_proj", "v_proj"]
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -25,7 +26,7 @@ class TrainConfig:
     data: str = _f("", "CSV or JSONL file with the labelled examples.")
     text_col: str = _f("text", "Column holding the document text.")
     label_col: str = _f("label", "Column holding the label.")
-    base: str = _f("gemma-3-270m", "Base model: registry name, HF folder or Hugging Face id.")
+    base: str = _f(DEFAULT_LORA_BASE, "Base model: registry name, HF folder or Hugging Face id.")
     r: int = _f(8, "LoRA rank: the size of the low-rank update; larger learns more, costs more.")
     alpha: int = _f(16, "LoRA alpha: scales the update (alpha / r).")
     dropout: float = _f(0.05, "Dropout on the LoRA input during training.")
@@ -53,7 +54,7 @@ class TrainConfig:
         Path(path).write_text(yaml.safe_dump(asdict(self), sort_keys=False))
 
     @classmethod
-    def load(cls, path: Path) -> "TrainConfig":
+    def load(cls, path: Path) -> TrainConfig:
         raw = yaml.safe_load(Path(path).read_text()) or {}
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from core.errors import InputError
 
+from core.errors import InputError
 
 
 class DataError(InputError):
@@ -40,7 +40,7 @@ class LabelledData:
             h.update(label.encode() + b"\x1f" + text.encode() + b"\x1e")
         return h.hexdigest()
 
-    def subset(self, indices: list[int]) -> "LabelledData":
+    def subset(self, indices: list[int]) -> LabelledData:
         return LabelledData([self.texts[i] for i in indices], [self.labels[i] for i in indices],
                             self.source)
 
@@ -95,7 +95,7 @@ def load(path: Path, text_col: str, label_col: str,
 def clean(data: LabelledData, limits: DataLimits = DataLimits()) -> tuple[LabelledData, list[Finding]]:
     """Drop what cannot be trained on, say what was dropped, and refuse what cannot work."""
     findings: list[Finding] = []
-    keep = [i for i, (t, l) in enumerate(zip(data.texts, data.labels)) if t and l]
+    keep = [i for i, (text, label) in enumerate(zip(data.texts, data.labels)) if text and label]
     if len(keep) < len(data.texts):
         findings.append(Finding("warning", f"{len(data.texts) - len(keep)} row(s) with an empty "
                                            "text or label were left out"))

@@ -14,8 +14,8 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.settings import PROJECT_ROOT
 from core.lora.config import TrainConfig
+from core.settings import PROJECT_ROOT
 
 CALIBRATION_STEPS = 3  # the first is warm-up; the longest batch comes first (length grouping)
 ADAPTER_BYTES_PER_PARAM = 4  # PEFT keeps LoRA weights in float32
@@ -46,8 +46,8 @@ def model_size(config: TrainConfig, models_dir: Path) -> Size:
     from peft import get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from core.models import base_folder
     from core.lora.config import lora_config
+    from core.models import base_folder
 
     model_config = AutoConfig.from_pretrained(base_folder(config.base, models_dir))
     with init_empty_weights():

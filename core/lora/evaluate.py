@@ -5,7 +5,7 @@ logistic regression) — with the same metrics for each."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from core.lora.data import LabelledData
 

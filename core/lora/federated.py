@@ -12,7 +12,6 @@ on a held-out test set, and publishes the global adapter to the library with tha
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -25,6 +24,7 @@ from core.errors import InputError
 from core.files import check_name
 from core.lora.config import TrainConfig, from_preset
 from core.lora.data import LabelledData, Split, clean, load
+from core.settings import DEFAULT_LORA_BASE
 
 if TYPE_CHECKING:
     from flwr.app import Context
@@ -41,7 +41,7 @@ class Federation:
     name: str  # of the global adapter
     text_col: str = "text"
     label_col: str = "label"
-    base: str = "gemma-3-270m"
+    base: str = DEFAULT_LORA_BASE
     clients: int = 3  # clients that take part in every round
     rounds: int = 3
     local_steps: int = 4  # optimiser steps per client per round
@@ -361,8 +361,8 @@ def adapter_model(train: TrainConfig, models_dir: Path, state: dict | None = Non
     tensors `state` when given, else freshly initialised."""
     from peft import get_peft_model, set_peft_model_state_dict
 
-    from core.models import load_base
     from core.lora.config import lora_config
+    from core.models import load_base
 
     model, tokenizer = load_base(train.base, models_dir)
     model = get_peft_model(model, lora_config(train))

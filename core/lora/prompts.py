@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from core.errors import InputError
 
+from core.errors import InputError
 
 INSTRUCTION = "Classify the document into exactly one of the valid categories."
 DOC_MARK = "\x00DOCUMENT\x00"  # where the document goes; never occurs in real text

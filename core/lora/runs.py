@@ -14,14 +14,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
-from core.errors import InputError, StudioError
-from core.settings import PROJECT_ROOT, Settings
 from core import files
+from core.errors import InputError, StudioError
 from core.files import check_name
 from core.lora.config import TrainConfig
+from core.settings import PROJECT_ROOT, Settings
 
 LOCK = ".active.json"
 

@@ -12,24 +12,21 @@ never to stdout, so a page can follow a run it did not start.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-from core.lora.config import TrainConfig
-from core.lora.data import DataError, LabelledData, Split, clean, load, split
 from core.lora.adapters import AdapterMeta, publish
-from core.models import base_fingerprint, load_base
-from core.lora.config import lora_config
-from core.lora.runs import RunFolder
+from core.lora.config import TrainConfig, lora_config
+from core.lora.data import DataError, LabelledData, Split, clean, load, split
 from core.lora.prompts import encode
+from core.lora.runs import RunFolder
+from core.models import base_fingerprint, load_base
 
 
 def encode_split(tokenizer, data: LabelledData, categories: list[str],
@@ -258,8 +255,8 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
 def evaluate_adapter(model, tokenizer, parts: Split, categories: list[str], config: TrainConfig,
                      models_dir: Path, log: RunLog) -> dict:
     from core.lora.classify import Classifier
-    from core.rag.embeddings import default_embedder
     from core.lora.evaluate import compare
+    from core.rag.embeddings import default_embedder
 
     def progress(what: str, done: int, total: int) -> None:
         log.status(evaluating=f"{what} {done}/{total}")

@@ -6,15 +6,15 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
-from core.settings import Settings
 from core.rag.embeddings import get_embedder
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.retrieval import Hit, RetrievalOptions, SearchResult, search
+from core.settings import Settings
 
 SYSTEM_PROMPT = (
     "You answer questions about the user's documents using only the numbered context passages. "

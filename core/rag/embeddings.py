@@ -9,9 +9,9 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from core.settings import Settings
 from core.health import cpu_flags
 from core.registry import Registry
+from core.settings import Settings
 
 # Small batches pad less: on 2 cores, 500-char chunks embed ~1.5x faster in batches of 8 than
 # of 64 (measured with bench/ingest.py).
@@ -80,7 +80,7 @@ class StudioEmbeddingFunction(EmbeddingFunction[Documents]):
         return {"model": self.model_name}
 
     @staticmethod
-    def build_from_config(config: dict) -> "StudioEmbeddingFunction":
+    def build_from_config(config: dict) -> StudioEmbeddingFunction:
         return StudioEmbeddingFunction(config["model"])
 
     def default_space(self) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
-from core.errors import StudioError
 
+from core.errors import StudioError
 
 MAX_TEXT_CHARS = 20_000_000  # iscc-tika silently truncates at 500,000 chars unless told
 OCR_TIMEOUT_S = 600
@@ -94,11 +94,12 @@ _LIGATURES = ("fi", "ff", "fl", "ffi", "ffl")
 @lru_cache(maxsize=1)
 def _known_words() -> frozenset[str]:
     """An English word list the Studio already ships: the embedding model's vocabulary."""
-    from core.settings import PROJECT_ROOT
     from core.registry import Registry, RegistryError
+    from core.settings import load_settings
 
     try:
-        registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
+        settings = load_settings()
+        registry = Registry.load(settings.registry_path, settings.models_dir)
         vocab = registry.load_path(registry.default("embedding")) / "vocab.txt"
         return frozenset(vocab.read_text().split())
     except (RegistryError, OSError):

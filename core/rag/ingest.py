@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from core.errors import StudioError
+from core.rag import store
 from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_pages
-from core.settings import Settings
 from core.rag.embeddings import get_embedder
 from core.rag.extract import ExtractionError, extract
-from core.rag import store
+from core.settings import Settings
 from core.uploads import UploadError, check_size
 
 Stage = str  # "extract" | "chunk" | "embed" | "store"

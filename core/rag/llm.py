@@ -16,14 +16,15 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from core.errors import StudioError
-from core.settings import Settings
 from core.registry import Registry
+from core.settings import Settings
 
 WORKING_CONTEXT = 4096  # tokens; more is slow on a laptop CPU and small models don't use it well
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from core.errors import InputError
 from core.rag import store
-from core.settings import Settings
 from core.rag.embeddings import get_embedder
+from core.settings import Settings
 
 Method = Literal["dense", "bm25", "hybrid"]
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks

@@ -7,7 +7,6 @@ was built with. Ingestion embeds in batches itself and passes the vectors in.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 

@@ -9,11 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.lora import adapter_ops
 from core import charts
+from core.lora import adapter_ops, runs
 from core.lora.adapters import AdapterError, list_adapters, load_classifier
 from core.registry import Registry
-from core.lora import runs
 from pages.shared import settings
 
 s = settings()
@@ -170,7 +169,8 @@ with operations:
                 classifier = load_classifier(s.models_dir, adapter=adapter_name)
                 classifier.labels = library[pair[0]].labels
                 results[adapter_name] = classify_split(
-                    classifier, parts.test, on_progress=lambda _, done, total: bar.progress(
+                    classifier, parts.test,
+                    on_progress=lambda _, done, total, i=i, adapter_name=adapter_name: bar.progress(
                         (i + done / total) / 2, text=f"{adapter_name}: {done} of {total}"))
         except (AdapterError, KeyError, OSError, ValueError) as exc:
             st.error(f"Cannot compare: {exc}")

@@ -11,12 +11,12 @@ import pandas as pd
 import streamlit as st
 
 from core import charts
-from core.rag import store
 from core.lora.adapters import AdapterError, list_adapters, load_classifier
 from core.lora.classify import Prediction
+from core.lora.data import DataError, read_table
+from core.rag import store
 from core.rag.extract import ExtractionError, extract
 from core.registry import Registry
-from core.lora.data import DataError, read_table
 from core.uploads import SUPPORTED_SUFFIXES, UploadError, check_size, save_upload
 from pages.shared import chroma_client, settings
 
@@ -71,8 +71,9 @@ with right:
                 st.error(f"{source.name}: {exc}" if isinstance(exc, KeyError) else str(exc))
         edited = st.data_editor(seed, num_rows="dynamic", width="stretch",
                                 key=f"examples-{source.name if source else 'typed'}")
-        examples = [(str(d).strip(), str(l).strip()) for d, l in
-                    zip(edited["document"], edited["label"]) if str(d).strip() and str(l).strip()]
+        examples = [(str(doc).strip(), str(label).strip()) for doc, label in
+                    zip(edited["document"], edited["label"])
+                    if str(doc).strip() and str(label).strip()]
         labels = list(dict.fromkeys(label for _, label in examples))
         st.caption(f"{len(examples)} examples · labels: {', '.join(labels) or 'none yet'}")
     elif adapter:

@@ -10,8 +10,8 @@ from dataclasses import asdict
 import streamlit as st
 
 from core.lora.config import from_preset
-from pages.shared import settings
 from pages.lora.train_steps import STEPS, data, evaluate, model, run, save
+from pages.shared import settings
 
 s = settings()
 

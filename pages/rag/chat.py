@@ -5,8 +5,8 @@ import threading
 import streamlit as st
 
 from core.rag import store
-from core.rag.llm import ChatError, StreamStats
 from core.rag.answers import Answer, RagTurn, no_context_stream, to_markdown
+from core.rag.llm import ChatError, StreamStats
 from core.rag.retrieval import SCORE_MEANING, RetrievalOptions, highlight_spans
 from pages.shared import chat_engine, chroma_client, settings
 

@@ -3,15 +3,22 @@
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
+from core import charts
 from core.rag import store
 from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.rag.extract import ocr_available
 from core.rag.ingest import BatchProgress, ingest_files
-from core.uploads import (SUPPORTED_SUFFIXES, UploadError, forget_uploads, move_uploads,
-                          safe_filename, save_upload, upload_folder)
+from core.uploads import (
+    SUPPORTED_SUFFIXES,
+    UploadError,
+    forget_uploads,
+    move_uploads,
+    safe_filename,
+    save_upload,
+    upload_folder,
+)
 from pages.shared import chroma_client, select_collection, settings
 
 s = settings()
@@ -157,13 +164,8 @@ if "deleted" in st.session_state:
 
 # Chunk browser -----------------------------------------------------------------------------
 chunks = store.chunks_of(collection, doc["doc_id"])
-per_page = pd.DataFrame(chunks).assign(characters=lambda t: t["text"].str.len())
-counts = per_page.groupby("page", as_index=False).agg(chunks=("id", "count"),
-                                                      characters=("characters", "sum"))
-fig = px.bar(counts, x="page", y="characters", hover_data=["chunks"], height=220,
-             title=f"Characters per page — {chosen}")
-fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
-st.plotly_chart(fig, width="stretch")
+st.plotly_chart(charts.characters_per_page(chunks, f"Characters per page — {chosen}"),
+                width="stretch")
 
 st.subheader("Chunks")
 needle = st.text_input("Containing", placeholder="text to look for (any case)",

@@ -8,8 +8,13 @@ import psutil
 import pytest
 
 from tests.conftest import OUTPUT, shared
-from tests.e2e.browser import (browser_page, create_collection, streamlit_server, upload,
-                               wait_until_idle)
+from tests.e2e.browser import (
+    browser_page,
+    create_collection,
+    streamlit_server,
+    upload,
+    wait_until_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 STOPPED_NOTE = "Stopped before the end."

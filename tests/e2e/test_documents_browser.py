@@ -3,11 +3,16 @@
 import pytest
 
 from core.rag import store
-from core.settings import load_settings
 from core.samples import SAMPLE_PAPER
+from core.settings import load_settings
 from tests.conftest import OUTPUT, shared
-from tests.e2e.browser import (browser_page, create_collection, streamlit_server, upload,
-                               wait_until_idle)
+from tests.e2e.browser import (
+    browser_page,
+    create_collection,
+    streamlit_server,
+    upload,
+    wait_until_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.settings import PROJECT_ROOT
 from core.registry import Registry
+from core.settings import PROJECT_ROOT
 from tests.conftest import OUTPUT
 from tests.e2e.browser import browser_page, streamlit_server, wait_until_idle
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from core.errors import InputError
-from core.settings import load_settings
 from core.registry import Registry
+from core.settings import load_settings
 
 
 def cmd_adapters(args: argparse.Namespace) -> int:

@@ -33,8 +33,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from core.rag.llm import ChatError, get_engine
     from core.rag.answers import RagTurn
+    from core.rag.llm import ChatError, get_engine
 
     settings = load_settings()
     try:

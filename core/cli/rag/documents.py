@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.cli.common import walk
+from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.settings import load_settings
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.settings import Settings
 from core.lora import runs
+from core.settings import Settings
 
 STEPS = ["1 · Data", "2 · Model", "3 · Train", "4 · Evaluate", "5 · Save"]
 

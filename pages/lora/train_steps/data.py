@@ -8,12 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from core import charts
-from core.settings import Settings
+from core.lora.data import DataError, clean, from_table, from_zip, guess_columns, read_table, split
+from core.lora.prompts import PromptError, count_truncated
 from core.rag.extract import extract
 from core.samples import SAMPLE_DATASET
-from core.lora.data import (DataError, clean, from_table, from_zip, guess_columns,
-                                read_table, split)
-from core.lora.prompts import PromptError, count_truncated
+from core.settings import Settings
 from core.uploads import UploadError, save_upload
 from pages.lora.train_steps import go_to
 

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from core import charts
-from core.settings import Settings
 from core.lora import runs
+from core.settings import Settings
 from pages.lora.train_steps import go_to, pick_run
 
 

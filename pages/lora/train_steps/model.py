@@ -9,9 +9,9 @@ from pathlib import Path
 import psutil
 import streamlit as st
 
-from core.settings import Settings
-from core.registry import Registry
 from core.lora.config import ALL_LINEAR, PRESETS, TrainConfig
+from core.registry import Registry
+from core.settings import Settings
 from pages.lora.train_steps import go_to
 
 PRESET_TEXT = {"quick": "Quick demo — minutes on a laptop", "balanced": "Balanced",

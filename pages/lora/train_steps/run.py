@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from core import charts
-from core.settings import Settings
 from core.lora import runs
 from core.lora.config import TrainConfig
+from core.settings import Settings
 from pages.lora.train_steps import go_to
 
 
