@@ -1,6 +1,7 @@
 """Clean page text and full chunks with titles and sections, over the real shared papers
 extracted by the project's own extractor (real Tika)."""
 
+import re
 from functools import lru_cache
 
 import pytest
@@ -71,9 +72,11 @@ def test_chunks_of_real_papers_are_exact_bounded_and_full(name):
     lengths = sorted(len(c.text) for c in chunks)
     assert lengths[len(lengths) // 2] >= 0.75 * DEFAULT_CHUNK_SIZE
     text = doc.text
-    assert "-\n" not in text  # no word left cut at a line end
+    assert not re.search(r"[a-z]-\n[a-z]", text)  # no word left cut at a line end (a page's
+    # last word can be: pages stay apart, so chunk spans point into one page)
     lines = [line for line in text.split("\n") if line]
-    assert sum(len(line) for line in lines) / len(lines) > 150  # paragraphs, not layout lines
+    in_long_lines = sum(len(line) for line in lines if len(line) > 150)
+    assert in_long_lines > 0.7 * sum(len(line) for line in lines)  # paragraphs, not layout lines
 
 
 def test_chunk_count_of_the_six_papers_falls_clearly():

@@ -98,7 +98,7 @@ def test_a_reader_that_goes_away_leaves_the_model_free_once_stopped(engine):
 
 # The window around each hit ------------------------------------------------------------------
 def chunk_row(chunk: int, text: str, page: int = 1, start: int | None = None) -> dict:
-    start = chunk * 100 if start is None else start
+    start = chunk * 1000 if start is None else start  # apart: no overlap
     return {"doc_id": "doc", "file": "paper.pdf", "chunk": chunk, "page": page, "start": start,
             "end": start + len(text), "text": text}
 
