@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core import files
 from core.settings import PROJECT_ROOT, Settings
 
 SAMPLES_DIR = PROJECT_ROOT / "data" / "samples"
@@ -48,7 +48,7 @@ def load_samples(settings: Settings,
         return SampleLoadResult(False, messages + [f"Paper failed: {result.error}"])
     messages.append(f"Paper: {result.file}, {result.pages} pages → {result.chunks} chunks in "
                     f"collection '{SAMPLE_COLLECTION}' ({result.seconds:.1f} s).")
-    _marker(settings).write_text(json.dumps({"collection": SAMPLE_COLLECTION,
-                                             "doc_id": result.doc_id}))
+    files.write_json(_marker(settings), {"collection": SAMPLE_COLLECTION,
+                                         "doc_id": result.doc_id})
     progress(1.0, "Done")
     return SampleLoadResult(True, messages)

@@ -146,3 +146,42 @@ def test_reads_page_through_large_collections(studio_env, monkeypatch):
                                             "pages": 1}]
     assert [c["chunk"] for c in store.chunks_of(collection, "d")] == list(range(23))
     assert store.delete_document(collection, "d") == 23 and collection.count() == 0
+
+
+@pytest.mark.slow
+def test_reindex_upgrades_an_old_collection_without_losing_documents(studio_env):
+    from core.rag.chunking import CHUNKING_VERSION
+    from core.rag.ingest import reindex
+    from core.uploads import save_upload, upload_folder
+
+    settings = load_settings()
+    folder = upload_folder(settings.data_dir, "old")
+    bert = save_upload(folder, "bert.pdf", shared("papers", "1810.04805_BERT.pdf").read_bytes())
+    notes = save_upload(folder, "notes.txt", b"Attention is all you need.\n\n" * 30)
+    fresh = {r.file: r for r in ingest_files(settings, [bert, notes], "old")}
+    collection = store.get_collection(store.client(settings), "old")
+    # As a version-1 collection looks: no chunking version, chunks without title or section.
+    store.update_metadata(collection, chunking_version=1)
+    store.replace_document(collection, fresh["bert.pdf"].doc_id, "bert.pdf",
+                           chunk_pages(["old short chunk one", "old chunk two"]),
+                           [[1.0] + [0.0] * 383] * 2, batch_size=100)
+    notes.unlink()  # an original that is gone keeps its chunks, and the collection stays old
+    before = {d["doc_id"]: d["chunks"] for d in store.documents(collection)}
+    results = {r.file: r for r in reindex(settings, "old")}
+    assert results["bert.pdf"].status == "ok" and results["notes.txt"].status == "error"
+    assert "no longer in" in results["notes.txt"].error
+    collection = store.get_collection(store.client(settings), "old")
+    after = {d["doc_id"]: d["chunks"] for d in store.documents(collection)}
+    assert set(after) == set(before)
+    assert after[fresh["notes.txt"].doc_id] == before[fresh["notes.txt"].doc_id]
+    assert after[fresh["bert.pdf"].doc_id] == fresh["bert.pdf"].chunks
+    assert store.describe(collection).outdated
+
+    save_upload(folder, "notes.txt", b"Attention is all you need.\n\n" * 30)
+    assert all(r.status == "ok" for r in reindex(settings, "old"))
+    info = store.describe(store.get_collection(store.client(settings), "old"))
+    assert not info.outdated and info.chunking_version == CHUNKING_VERSION
+    assert info.chunks == sum(r.chunks for r in fresh.values())
+    rows = store.chunks_of(collection, fresh["bert.pdf"].doc_id)
+    assert rows[0]["title"].startswith("BERT: Pre-training")
+    assert any(r["section"] == "3.1 Pre-training BERT" for r in rows)

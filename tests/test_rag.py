@@ -16,7 +16,7 @@ def engine(tmp_path_factory):
 
 def hit(rank: int, text: str) -> Hit:
     return Hit(rank=rank, score=1 / rank, doc="paper.pdf", page=rank, chunk_id=f"c{rank}",
-               text=text, retriever="dense")
+               text=text, retriever="dense", doc_id=f"doc{rank}")
 
 
 def test_prompt_numbers_chunks_and_drops_whole_chunks_that_do_not_fit(engine):
@@ -94,3 +94,81 @@ def test_a_reader_that_goes_away_leaves_the_model_free_once_stopped(engine):
     assert "".join(engine.stream(messages, 5))  # had to wait for the stopped one to let go
     assert not engine.lock.locked()
     assert len(list(abandoned)) < 10  # it stopped within a token or two, not at 200
+
+
+# The window around each hit ------------------------------------------------------------------
+def chunk_row(chunk: int, text: str, page: int = 1, start: int | None = None) -> dict:
+    start = chunk * 1000 if start is None else start  # apart: no overlap
+    return {"doc_id": "doc", "file": "paper.pdf", "chunk": chunk, "page": page, "start": start,
+            "end": start + len(text), "text": text}
+
+
+def hit_at(rank: int, chunk: int, text: str) -> Hit:
+    row = chunk_row(chunk, text)
+    return Hit(rank=rank, score=1 / rank, doc="paper.pdf", page=1, chunk_id=f"c{chunk}",
+               text=text, retriever="dense", doc_id="doc", chunk=chunk, start=row["start"],
+               end=row["end"], section="3.1 Pre-training BERT")
+
+
+def prompt_tokens(engine, plan) -> int:
+    return sum(engine.count_tokens(m["content"]) for m in plan.messages)
+
+
+def test_window_merges_neighbours_without_repeating_text(engine):
+    engine.context_window = 4096
+    # Chunk 5 is the hit; 4 and 6 overlap it by a few characters, as chunks cut inside a
+    # paragraph do; chunk 7 is on the next page.
+    nearby = {("doc", 4): chunk_row(4, "Alpha one two. Overlap here", start=0),
+              ("doc", 6): chunk_row(6, "tail words. Gamma six.", start=60),
+              ("doc", 7): chunk_row(7, "Delta seven on a new page.", page=2, start=0)}
+    hit = hit_at(1, 5, "Overlap here and beta five, tail words.")
+    hit.start, hit.end = 15, 15 + len(hit.text)
+    nearby[("doc", 6)]["start"] = hit.end - len("tail words.")
+    plan = build_prompt("What is beta?", [hit], engine, 128, nearby, window=2)
+    user = plan.messages[1]["content"]
+    assert ("[1] (paper.pdf, pages 1–2 · 3.1 Pre-training BERT)\nAlpha one two. Overlap here and "
+            "beta five, tail words. Gamma six.\n\nDelta seven on a new page.") in user
+    assert user.count("Overlap here") == 1 and user.count("tail words") == 1
+    assert plan.windows[1] == {"before": "Alpha one two. Overlap here",
+                               "after": "tail words. Gamma six.\n\nDelta seven on a new page."}
+
+
+def test_window_fills_the_budget_best_hits_first(engine):
+    words = lambda tag: " ".join(f"{tag}{i}" for i in range(40))  # noqa: E731
+    hits = [hit_at(1, 10, words("a")), hit_at(2, 20, words("b")), hit_at(3, 11, words("c"))]
+    nearby = {("doc", i): chunk_row(i, words(f"n{i}x")) for i in (8, 9, 12, 13, 18, 19, 21, 22)}
+    engine.context_window = 4096
+    wide = build_prompt("q?", hits, engine, 128, nearby, window=2)
+    user = wide.messages[1]["content"]
+    # Hits 1 and 3 are chunks 10 and 11: one passage 8–13 led by [1]; hit 2 has its own.
+    assert user.index("[1] (paper.pdf") < user.index("[2] (paper.pdf")
+    assert "[3]" not in user and [h.rank for h in wide.used] == [1, 2, 3]
+    assert all(user.count(words(f"n{i}x")) == 1 for i in (8, 9, 12, 13, 18, 19, 21, 22))
+
+    # With room for one more chunk and a half, the hits come first, then the nearest
+    # neighbour of the best hit; nothing farther, nothing for the lesser hits.
+    base = prompt_tokens(engine, build_prompt("q?", hits, engine, 128))
+    budget = base + int(1.5 * engine.count_tokens(words("n9x")))
+    engine.context_window = budget + 128 + 48
+    tight = build_prompt("q?", hits, engine, 128, nearby, window=2)
+    assert prompt_tokens(engine, tight) <= budget and [h.rank for h in tight.used] == [1, 2, 3]
+    text = tight.messages[1]["content"]
+    assert [i for i in (8, 9, 12, 13, 18, 19, 21, 22) if words(f"n{i}x") in text] == [9]
+    engine.context_window = 4096
+
+
+@pytest.mark.slow
+def test_bert_pre_training_tasks_are_in_the_window(engine, studio_env):
+    from core.rag.answers import RagTurn
+    from core.rag.ingest import ingest_files
+    from core.rag.retrieval import RetrievalOptions
+    from tests.conftest import shared
+
+    settings = load_settings()
+    [result] = ingest_files(settings, [shared("papers", "1810.04805_BERT.pdf")], "bert")
+    assert result.status == "ok"
+    turn = RagTurn(settings, "bert", "What are the two pre-training tasks of BERT?", engine,
+                   RetrievalOptions(k=5, window=1))
+    context = turn.plan.messages[1]["content"].lower()
+    assert "masked lm" in context and "next sentence prediction" in context
+    assert all(h.title.startswith("BERT: Pre-training") and h.section for h in turn.search.hits)

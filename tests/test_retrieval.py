@@ -89,4 +89,4 @@ def test_cli_search_json(papers):
     rows = json.loads(out.stdout)
     assert len(rows) == 3
     assert set(rows[0]) == {"rank", "score", "doc", "page", "chunk_id", "text", "retriever",
-                            "doc_id", "chunk", "start", "end"}
+                            "doc_id", "chunk", "start", "end", "title", "section"}

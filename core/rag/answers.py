@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.rag import store
 from core.rag.embeddings import get_embedder
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.retrieval import Hit, RetrievalOptions, SearchResult, search
@@ -30,34 +31,113 @@ _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
+Key = tuple[str, int]  # (doc_id, chunk index): one chunk of one document
+
+
 @dataclass
 class PromptPlan:
     messages: list[dict]
     used: list[Hit]
     dropped: list[Hit]
+    windows: dict[int, dict] = field(default_factory=dict)  # rank -> text "before"/"after" it
 
 
-def context_block(hit: Hit) -> str:
-    return f"[{hit.rank}] ({hit.doc}, page {hit.page})\n{hit.text}"
+def _row(hit: Hit) -> dict:
+    return {"doc_id": hit.doc_id, "chunk": hit.chunk, "page": hit.page, "start": hit.start,
+            "end": hit.end, "text": hit.text}
 
 
-def build_prompt(question: str, hits: list[Hit], engine: ChatEngine,
-                 max_new_tokens: int) -> PromptPlan:
-    """Whole chunks in rank order while they fit the window; the rest are dropped, never cut."""
-    budget = (engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
-              - engine.count_tokens(SYSTEM_PROMPT) - engine.count_tokens(question))
-    used, dropped = [], []
-    for hit in hits:
-        cost = engine.count_tokens(context_block(hit)) + 2
-        if cost <= budget:
-            used.append(hit)
-            budget -= cost
+def merged_text(rows: list[dict]) -> str:
+    """Consecutive chunks of one document as one text: where chunks overlap on a page the
+    overlap is written once (their spans say where)."""
+    out, prev = "", None
+    for row in rows:
+        if prev is None:
+            out = row["text"]
+        elif row["page"] == prev["page"] and row["start"] < prev["end"]:
+            out += row["text"][prev["end"] - row["start"]:]
         else:
-            dropped.append(hit)
-    context = "\n\n".join(context_block(h) for h in used)
-    user = f"Context:\n\n{context}\n\nQuestion: {question}"
+            out += ("\n" if row["page"] == prev["page"] else "\n\n") + row["text"]
+        prev = row
+    return out
+
+
+def _runs(chosen: dict[Key, dict], hits: list[Hit]) -> list[tuple[Hit, list[dict]]]:
+    """Chosen chunks that follow each other in a document, as one passage led by the best hit
+    inside it; passages in the order of their best hits."""
+    runs: list[list[Key]] = []
+    for key in sorted(chosen):
+        if runs and runs[-1][-1] == (key[0], key[1] - 1):
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    by_key = {(h.doc_id, h.chunk): h for h in hits}
+    led = [(min((by_key[k] for k in run if k in by_key), key=lambda h: h.rank),
+            [chosen[k] for k in run]) for run in runs]
+    return sorted(led, key=lambda pair: pair[0].rank)
+
+
+def context_block(lead: Hit, rows: list[dict]) -> str:
+    first, last = rows[0]["page"], rows[-1]["page"]
+    pages = f"page {first}" if first == last else f"pages {first}–{last}"
+    section = f" · {lead.section}" if lead.section else ""
+    return f"[{lead.rank}] ({lead.doc}, {pages}{section})\n{merged_text(rows)}"
+
+
+def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
+    context = "\n\n".join(context_block(lead, rows) for lead, rows in _runs(chosen, hits))
+    return f"Context:\n\n{context}\n\nQuestion: {question}"
+
+
+def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tokens: int,
+                 nearby: dict[Key, dict] | None = None, window: int = 0) -> PromptPlan:
+    """Whole chunks in rank order while they fit the model's window (a chunk that does not fit
+    is dropped, never cut); then, one ring of `window` at a time, the neighbouring chunks from
+    `nearby` around each hit, best hits first, while they fit. Chunks that meet are merged into
+    one passage, so no text is given twice."""
+    limit = (engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
+             - engine.count_tokens(SYSTEM_PROMPT))
+    chosen: dict[Key, dict] = {}
+
+    def take(key: Key, row: dict) -> None:
+        if engine.count_tokens(_user_message(question, {**chosen, key: row}, hits)) <= limit:
+            chosen[key] = row
+
+    for hit in hits:
+        take((hit.doc_id, hit.chunk), _row(hit))
+    nearby = nearby or {}
+    for distance in range(1, window + 1):
+        for hit in hits:
+            for step in (-1, 1):
+                key, inner = ((hit.doc_id, hit.chunk + step * d) for d in (distance, distance - 1))
+                if key in nearby and key not in chosen and inner in chosen:
+                    take(key, nearby[key])
+    used = [h for h in hits if (h.doc_id, h.chunk) in chosen]
     return PromptPlan([{"role": "system", "content": SYSTEM_PROMPT},
-                       {"role": "user", "content": user}], used, dropped)
+                       {"role": "user", "content": _user_message(question, chosen, hits)}],
+                      used, [h for h in hits if h not in used], _windows(chosen, used))
+
+
+def _windows(chosen: dict[Key, dict], used: list[Hit]) -> dict[int, dict]:
+    """For each hit, the text the model read before and after it."""
+    windows = {}
+    for _, rows in _runs(chosen, used):
+        for i, row in enumerate(rows):
+            hit = next((h for h in used if (h.doc_id, h.chunk) == (row["doc_id"], row["chunk"])),
+                       None)
+            if hit:
+                windows[hit.rank] = {"before": merged_text(rows[:i]),
+                                     "after": merged_text(rows[i + 1:])}
+    return windows
+
+
+def nearby_chunks(collection, hits: list[Hit], window: int) -> dict[Key, dict]:
+    """The chunks within `window` of each hit, read from Chroma by doc id and chunk index."""
+    rows = {}
+    for hit in hits if window else []:
+        for row in store.neighbours(collection, hit.doc_id, hit.chunk, window):
+            rows[(row["doc_id"], int(row["chunk"]))] = row
+    return rows
 
 
 def cited_ranks(answer: str, used: list[Hit]) -> list[int]:
@@ -103,12 +183,13 @@ class Answer:
     engine: str = ""
     stopped: bool = False
     no_context: str | None = None  # the same model's answer without retrieval, when compared
+    windows: dict[int, dict] = field(default_factory=dict)  # rank -> the text read around it
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
                 "cited": self.cited, "citations_inferred": self.citations_inferred,
                 "dropped": self.dropped, "timings": self.timings, "engine": self.engine,
-                "no_context": self.no_context}
+                "no_context": self.no_context, "windows": self.windows}
 
 
 class RagTurn:
@@ -123,8 +204,12 @@ class RagTurn:
                  stop: threading.Event | None = None, chroma=None):
         self.settings, self.question, self.engine = settings, question, engine
         self.max_new_tokens, self.stop = max_new_tokens, stop or threading.Event()
+        chroma = chroma or store.client(settings)
         self.search: SearchResult = search(settings, collection, question, options, chroma)
-        self.plan = build_prompt(question, self.search.hits, engine, max_new_tokens)
+        nearby = nearby_chunks(store.get_collection(chroma, collection), self.search.hits,
+                               options.window)
+        self.plan = build_prompt(question, self.search.hits, engine, max_new_tokens, nearby,
+                                 options.window)
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
         self._finished = False
@@ -168,7 +253,8 @@ class RagTurn:
         return Answer(self.question, text, self.search.hits, [h.rank for h in self.plan.used],
                       [h.rank for h in self.plan.dropped], cited, inferred, attributions,
                       timings, self.engine.name, self.stop.is_set(),
-                      None if self.no_context is None else self.no_context.text.strip())
+                      None if self.no_context is None else self.no_context.text.strip(),
+                      self.plan.windows)
 
 
 def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,

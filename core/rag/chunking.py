@@ -1,11 +1,33 @@
-"""Split page texts into overlapping chunks that remember their page and character span."""
+"""Split page texts into chunks that remember their page, character span, document title and
+section.
+
+Pages arrive cleaned by extraction (core/extract.py): one paragraph per block, blocks apart by a
+blank line, headings on their own. Chunks are packed from whole sentences up to the chunk size,
+across paragraph ends, and a chunk still far from full takes the first words of the next
+sentence, so a chunk is short only where a section or a page ends; a heading always starts a
+new chunk, so each chunk belongs to one section. Every chunk is exactly `page_text[start:end]`.
+"""
 
 from __future__ import annotations
 
+import re
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+from core.errors import InputError
+from core.rag.extract import is_heading
 
 DEFAULT_CHUNK_SIZE = 500  # the reference notebook's setting
 DEFAULT_CHUNK_OVERLAP = 50
+# Stored in each collection: collections chunked by an older version offer a re-index.
+# 1: langchain's recursive splitter over raw layout lines; 2: paragraphs, titles, sections.
+CHUNKING_VERSION = 2
+FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
+
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|\n")
+_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -15,21 +37,109 @@ class Chunk:
     index: int  # position in the document
     start: int  # character span within the page text
     end: int
+    title: str = ""  # the document's
+    section: str = ""  # the nearest heading before the chunk
+
+    @property
+    def contextual_text(self) -> str:
+        return contextual_text(self.title, self.section, self.text)
+
+
+def contextual_text(title: str, section: str, text: str) -> str:
+    """What embeddings and keyword search see: a chunk read with its document and section."""
+    return " · ".join(part for part in (title, section, text) if part)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    start: int
+    end: int
+    paragraph: int
+    heading: bool
+
+
+def _segments(text: str, offset: int, boundary: re.Pattern) -> Iterator[tuple[int, int]]:
+    """The non-blank stretches of `text` between boundaries, as spans shifted by `offset`."""
+    last = 0
+    for cut in [*boundary.finditer(text), None]:
+        stop = cut.start() if cut else len(text)
+        piece = text[last:stop]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            yield offset + last + lead, offset + last + len(piece.rstrip())
+        if cut:
+            last = cut.end()
+
+
+def _pieces(text: str, chunk_size: int) -> Iterator[_Piece]:
+    """Headings and sentences (and list lines), each sentence over the chunk size already cut
+    into words."""
+    for number, (p_start, p_end) in enumerate(_segments(text, 0, _PARAGRAPH_BREAK)):
+        paragraph = text[p_start:p_end]
+        if is_heading(paragraph):
+            yield _Piece(p_start, p_end, number, True)
+            continue
+        for start, end in _segments(paragraph, p_start, _SENTENCE_BREAK):
+            piece = _Piece(start, end, number, False)
+            yield from [piece] if end - start <= chunk_size else _words(text, piece, chunk_size)
+
+
+def _words(text: str, sentence: _Piece, chunk_size: int) -> list[_Piece]:
+    """A sentence as words (a word over the chunk size as slices of it)."""
+    return [_Piece(cut, min(cut + chunk_size, end), sentence.paragraph, False)
+            for start, end in _segments(text[sentence.start:sentence.end], sentence.start, _SPACE)
+            for cut in range(start, end, chunk_size)]
+
+
+def _page_spans(text: str, chunk_size: int,
+                chunk_overlap: int) -> Iterator[tuple[int, int, str | None]]:
+    """(start, end, heading that opens the chunk or None) for each chunk of one page. A chunk
+    less than FILL full takes the first words of a sentence that does not fit whole."""
+    pending = deque(_pieces(text, chunk_size))
+    current: list[_Piece] = []
+    while pending:
+        piece = pending.popleft()
+        if current and (piece.heading or piece.end - current[0].start > chunk_size):
+            if (not piece.heading and current[-1].end - current[0].start < FILL * chunk_size
+                    and len(words := _words(text, piece, chunk_size)) > 1):
+                pending.extendleft(reversed(words))
+                continue
+            yield current[0].start, current[-1].end, _opening_heading(text, current)
+            current = _overlap(current, piece, chunk_size, chunk_overlap)
+        current.append(piece)
+    if current:
+        yield current[0].start, current[-1].end, _opening_heading(text, current)
+
+
+def _opening_heading(text: str, pieces: list[_Piece]) -> str | None:
+    return text[pieces[0].start:pieces[0].end] if pieces[0].heading else None
+
+
+def _overlap(previous: list[_Piece], nxt: _Piece, chunk_size: int,
+             chunk_overlap: int) -> list[_Piece]:
+    """The previous chunk's last pieces that repeat at the start of the next one: only when
+    the cut falls inside a paragraph, and only whole pieces within the overlap."""
+    if nxt.heading:
+        return []
+    end, kept = previous[-1].end, []
+    for piece in reversed(previous):
+        if (piece.paragraph != nxt.paragraph or piece.heading or end - piece.start > chunk_overlap
+                or nxt.end - piece.start > chunk_size):
+            break
+        kept.insert(0, piece)
+    return kept
 
 
 def chunk_pages(pages: list[str], chunk_size: int = DEFAULT_CHUNK_SIZE,
-                chunk_overlap: int = DEFAULT_CHUNK_OVERLAP) -> list[Chunk]:
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-
+                chunk_overlap: int = DEFAULT_CHUNK_OVERLAP, title: str = "") -> list[Chunk]:
     if chunk_overlap >= chunk_size:
-        raise ValueError(f"chunk overlap ({chunk_overlap}) must be smaller than chunk size "
+        raise InputError(f"chunk overlap ({chunk_overlap}) must be smaller than chunk size "
                          f"({chunk_size})")
-    splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap,
-                                              add_start_index=True)
     chunks: list[Chunk] = []
+    section = ""
     for page_no, text in enumerate(pages, start=1):
-        for doc in splitter.create_documents([text]):
-            start = doc.metadata["start_index"]
-            chunks.append(Chunk(doc.page_content, page_no, len(chunks), start,
-                                start + len(doc.page_content)))
+        for start, end, heading in _page_spans(text, chunk_size, chunk_overlap):
+            section = " ".join(heading.split()) if heading else section
+            chunks.append(Chunk(text[start:end], page_no, len(chunks), start, end, title,
+                                section))
     return chunks

@@ -1,5 +1,5 @@
 """Documents into a collection: extract → chunk → embed → store, one file at a time, each file
-succeeding or failing on its own."""
+succeeding or failing on its own; and a collection rebuilt from its kept originals."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.rag import store
-from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_pages
+from core.rag.chunking import CHUNKING_VERSION, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_pages
 from core.rag.embeddings import get_embedder
 from core.rag.extract import ExtractionError, extract
 from core.settings import Settings
-from core.uploads import UploadError, check_size
+from core.uploads import UploadError, check_size, upload_folder
 
 Stage = str  # "extract" | "chunk" | "embed" | "store"
 StageFn = Callable[[Path, Stage], None]
@@ -79,9 +79,9 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
             result.pages, result.chars = len(extracted.pages), extracted.chars
             result.extractor = extracted.extractor
             on_stage(path, "chunk")
-            chunks = chunk_pages(extracted.pages, chunk_size, chunk_overlap)
+            chunks = chunk_pages(extracted.pages, chunk_size, chunk_overlap, extracted.title)
             on_stage(path, "embed")
-            vectors = embedder.embed([c.text for c in chunks])
+            vectors = embedder.embed([c.contextual_text for c in chunks])
             on_stage(path, "store")
             try:
                 store.replace_document(collection, result.doc_id, path.name, chunks, vectors,
@@ -101,6 +101,37 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
             result.seconds = round(time.perf_counter() - started, 3)
             results.append(result)
     return results
+
+
+def reindex(settings: Settings, collection_name: str,
+            on_stage: StageFn = lambda path, stage: None) -> list[FileResult]:
+    """Every document of a collection chunked again from its kept original (data/uploads/),
+    each replacing its own chunks whole, so nothing is lost on the way: a document whose
+    original is gone or has changed keeps its chunks and is reported. The collection is marked
+    with today's chunking version once every document was rebuilt."""
+    chroma = store.client(settings)
+    collection = store.get_collection(chroma, collection_name)
+    info = store.describe(collection)
+    folder = upload_folder(settings.data_dir, collection_name)
+    sources, missing = [], []
+    for doc in store.documents(collection):
+        path = folder / doc["file"]
+        if not path.is_file():
+            missing.append(FileResult(doc["file"], "error", doc_id=doc["doc_id"],
+                                      error=f"{doc['file']}: the original is no longer in "
+                                            f"{folder}; its chunks are kept as they were"))
+        elif file_sha256(path) != doc["doc_id"]:
+            missing.append(FileResult(doc["file"], "error", doc_id=doc["doc_id"],
+                                      error=f"{doc['file']}: the kept original differs from the "
+                                            "stored document; its chunks are kept as they were"))
+        else:
+            sources.append(path)
+    results = ingest_files(settings, sources, collection_name, info.chunk_size,
+                           info.chunk_overlap, on_stage) if sources else []
+    if all(r.status == "ok" for r in results) and not missing:
+        store.update_metadata(store.get_collection(chroma, collection_name),
+                              chunking_version=CHUNKING_VERSION)
+    return results + missing
 
 
 # How far into one file each stage starts; extraction and embedding dominate.

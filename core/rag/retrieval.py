@@ -18,10 +18,16 @@ import numpy as np
 
 from core.errors import InputError
 from core.rag import store
+from core.rag.chunking import contextual_text
 from core.rag.embeddings import get_embedder
 from core.settings import Settings
 
 Method = Literal["dense", "bm25", "hybrid"]
+# Over the BERT paper (k=5, three questions) the prompt grew from ~800 tokens (window 0) to
+# ~1,400 (1) and ~2,100 (2); with chunking v2 all three answers were already in window 0, so one
+# neighbour each side is the margin for answers that run on, at under twice the prompt.
+DEFAULT_WINDOW = 1
+MAX_WINDOW = 3
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
 SCORE_MEANING = {
     "dense": "cosine similarity between question and chunk (1 = same meaning)",
@@ -38,6 +44,7 @@ class RetrievalOptions:
     min_score: float = 0.0
     doc_ids: tuple[str, ...] = ()
     candidates: int = 20  # per retriever, before fusion, MMR and the score floor
+    window: int = DEFAULT_WINDOW  # neighbouring chunks each side that the model also reads
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= 50:
@@ -46,6 +53,9 @@ class RetrievalOptions:
             raise InputError(f"method must be dense, bm25 or hybrid, got {self.method!r}")
         if not 0 <= self.min_score <= 1:
             raise InputError(f"minimum score must be between 0 and 1, got {self.min_score}")
+        if not 0 <= self.window <= MAX_WINDOW:
+            raise InputError(f"window must be between 0 and {MAX_WINDOW} chunks, "
+                             f"got {self.window}")
 
 
 @dataclass
@@ -61,6 +71,8 @@ class Hit:
     chunk: int = 0
     start: int = 0  # character span within its page
     end: int = 0
+    title: str = ""  # the document's
+    section: str = ""  # the heading the chunk falls under
     details: dict = field(default_factory=dict)  # each retriever's own rank and score
 
     def to_json(self) -> dict:
@@ -79,13 +91,18 @@ class SearchResult:
 
 # BM25 -------------------------------------------------------------------------------------
 class Bm25Index:
+    """Keywords of each chunk read with its document title and section, as the embeddings
+    read it; `texts` stay the plain chunk texts that hits show."""
+
     def __init__(self, ids: list[str], texts: list[str], metas: list[dict]):
         import bm25s
 
         self.ids, self.texts, self.metas = ids, texts, metas
         self.retriever = bm25s.BM25()
         if ids:
-            self.retriever.index(_tokenize(texts), show_progress=False)
+            contextual = [contextual_text(m.get("title", ""), m.get("section", ""), t)
+                          for t, m in zip(texts, metas)]
+            self.retriever.index(_tokenize(contextual), show_progress=False)
 
     def search(self, query: str, n: int, doc_ids: tuple[str, ...]) -> list[tuple[int, float]]:
         if not self.ids:
@@ -218,6 +235,7 @@ def _hit(chunk_id: str, entry: dict, method: Method) -> Hit:
                chunk_id=chunk_id, text=entry["text"],
                retriever="both" if len(found) == 2 else found[0], doc_id=meta["doc_id"],
                chunk=int(meta["chunk"]), start=int(meta["start"]), end=int(meta["end"]),
+               title=meta.get("title", ""), section=meta.get("section", ""),
                details={name: {"rank": entry[name][0], "score": round(entry[name][1], 4)}
                         for name in found})
 

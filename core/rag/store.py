@@ -1,8 +1,8 @@
 """Chroma collections: embedded under the data dir, or a Chroma server when CHROMA_HOST is set.
 
 Every collection is created with the Studio's own embedding function (never Chroma's default,
-which downloads a model) in cosine space, and records the embedding model and chunk settings it
-was built with. Ingestion embeds in batches itself and passes the vectors in.
+which downloads a model) in cosine space, and records the embedding model, chunk settings and
+chunking version it was built with. Ingestion embeds in batches itself and passes the vectors in.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from core.errors import StudioError
 from core.files import check_name
-from core.rag.chunking import Chunk
+from core.rag.chunking import CHUNKING_VERSION, Chunk
 from core.settings import Settings
 
 
@@ -27,6 +27,12 @@ class CollectionInfo:
     chunk_size: int
     chunk_overlap: int
     chunks: int
+    chunking_version: int
+
+    @property
+    def outdated(self) -> bool:
+        """Chunked by an older version of the Studio: a re-index gives it today's chunks."""
+        return self.chunking_version < CHUNKING_VERSION
 
 
 def client(settings: Settings):
@@ -57,7 +63,7 @@ def open_collection(chroma, name: str, embedding_model: str, chunk_size: int,
             name, embedding_function=StudioEmbeddingFunction(embedding_model),
             configuration={"hnsw": {"space": "cosine"}},
             metadata={"embedding_model": embedding_model, "chunk_size": chunk_size,
-                      "chunk_overlap": chunk_overlap})
+                      "chunk_overlap": chunk_overlap, "chunking_version": CHUNKING_VERSION})
     existing = get_collection(chroma, name)
     built_with = (existing.metadata or {}).get("embedding_model")
     if built_with != embedding_model:
@@ -78,7 +84,8 @@ def replace_document(collection, doc_id: str, file_name: str, chunks: list[Chunk
     generation = uuid.uuid4().hex[:12]
     ids = [f"{doc_id}:{generation}:{c.index}" for c in chunks]
     metadatas = [{"doc_id": doc_id, "generation": generation, "file": file_name, "page": c.page,
-                  "chunk": c.index, "start": c.start, "end": c.end} for c in chunks]
+                  "chunk": c.index, "start": c.start, "end": c.end, "title": c.title,
+                  "section": c.section} for c in chunks]
     try:
         for i in range(0, len(ids), batch_size):
             sl = slice(i, i + batch_size)
@@ -97,18 +104,21 @@ def revision(collection) -> int:
 
 
 def bump_revision(collection) -> None:
+    update_metadata(collection, revision=revision(collection) + 1)
+
+
+def update_metadata(collection, **changes) -> None:
     # Chroma refuses any "hnsw:*" key on modify, even unchanged (collections made before the
     # space moved into the configuration carry "hnsw:space").
     meta = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}
-    meta["revision"] = revision(collection) + 1
-    collection.modify(metadata=meta)
+    collection.modify(metadata={**meta, **changes})
 
 
 def describe(collection) -> CollectionInfo:
     meta = collection.metadata or {}
     return CollectionInfo(collection.name, meta.get("embedding_model", "?"),
                           int(meta.get("chunk_size", 0)), int(meta.get("chunk_overlap", 0)),
-                          collection.count())
+                          collection.count(), int(meta.get("chunking_version", 1)))
 
 
 PAGE = 5000  # rows per read: Chroma's SQLite refuses one read of ~100k rows (too many variables)
@@ -215,10 +225,10 @@ def document_text(collection, doc_id: str) -> str:
     return "\n\n".join(pages[p] for p in sorted(pages))
 
 
-def neighbours(collection, doc_id: str, chunk: int) -> list[dict]:
-    """The chunks just before and after one chunk of a document."""
-    got = collection.get(where={"$and": [{"doc_id": doc_id},
-                                         {"chunk": {"$in": [chunk - 1, chunk + 1]}}]},
+def neighbours(collection, doc_id: str, chunk: int, radius: int = 1) -> list[dict]:
+    """The chunks up to `radius` before and after one chunk of a document."""
+    near = [chunk + d for d in range(-radius, radius + 1) if d]
+    got = collection.get(where={"$and": [{"doc_id": doc_id}, {"chunk": {"$in": near}}]},
                          include=["metadatas", "documents"])
     rows = [{**m, "text": t} for m, t in zip(got["metadatas"], got["documents"])]
     return sorted(rows, key=lambda r: r["chunk"])

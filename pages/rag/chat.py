@@ -7,7 +7,7 @@ import streamlit as st
 from core.rag import store
 from core.rag.answers import Answer, RagTurn, no_context_stream, to_markdown
 from core.rag.llm import ChatError, StreamStats
-from core.rag.retrieval import SCORE_MEANING, RetrievalOptions, highlight_spans
+from core.rag.retrieval import DEFAULT_WINDOW, MAX_WINDOW, SCORE_MEANING, RetrievalOptions, highlight_spans
 from pages.shared import chat_engine, chroma_client, settings
 
 s = settings()
@@ -38,9 +38,12 @@ with st.expander("Retrieval settings", icon=":material/tune:"):
     names = {d["doc_id"]: d["file"] for d in docs}
     only = cols[1].multiselect("Only these documents", list(names), format_func=names.get,
                                key="only-docs")
+    window = cols[2].slider("Neighbours each side", 0, MAX_WINDOW, DEFAULT_WINDOW, key="window",
+                            help="The model also reads this many chunks before and after each "
+                                 "retrieved chunk, as far as its context window allows.")
     st.caption(f"Scores: {SCORE_MEANING[method]}.")
 options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
-                           doc_ids=tuple(only))
+                           doc_ids=tuple(only), window=window)
 
 bar = st.columns([3, 1, 1, 1], vertical_alignment="center")
 compare = bar[0].toggle("Compare without retrieval", key="compare",
@@ -115,7 +118,8 @@ def escape_markdown(text: str) -> str:
                    for ch in text).replace("\n", "  \n")
 
 
-def show_sources(hits, question: str, cited: list[int], inferred: bool) -> None:
+def show_sources(hits, question: str, cited: list[int], inferred: bool,
+                 windows: dict[int, dict]) -> None:
     st.subheader("Retrieved chunks")
     if not hits:
         st.info("Nothing matched. Lower the minimum score or widen the document filter.")
@@ -129,13 +133,16 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool) -> None:
             st.markdown(f"**[{hit.rank}]** {escape_markdown(hit.doc)} · page {hit.page} · "
                         f":blue-badge[{hit.retriever}]{badge}")
             st.progress(min(max(hit.score, 0.0), 1.0), text=f"score {hit.score:.2f}")
+            if hit.title or hit.section:
+                st.caption(escape_markdown(" · ".join(p for p in (hit.title, hit.section) if p)))
+            around = windows.get(hit.rank, {})
+            if around.get("before"):  # what the model read around the hit, faded
+                st.caption(escape_markdown("… " + around["before"]))
             st.markdown("".join(f":orange-background[{escape_markdown(seg)}]" if match
                                 else escape_markdown(seg)
                                 for seg, match in highlight_spans(hit.text, question)))
-            with st.expander("Neighbouring chunks"):
-                for near in store.neighbours(chunks_store, hit.doc_id, hit.chunk):
-                    st.caption(f"chunk {near['chunk']} · page {near['page']}")
-                    st.text(near["text"])
+            if around.get("after"):
+                st.caption(escape_markdown(around["after"] + " …"))
 
 
 with left:
@@ -155,7 +162,7 @@ if question:
             st.error(str(exc), icon=":material/error:")
         st.stop()
     with right:
-        show_sources(turn.search.hits, question, [], False)
+        show_sources(turn.search.hits, question, [], False, turn.plan.windows)
     with left:
         with st.chat_message("user"):
             st.text(question)
@@ -188,4 +195,5 @@ if question:
 elif history:
     latest = history[-1]
     with right:
-        show_sources(latest.sources, latest.question, latest.cited, latest.citations_inferred)
+        show_sources(latest.sources, latest.question, latest.cited, latest.citations_inferred,
+                     latest.windows)

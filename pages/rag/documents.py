@@ -9,7 +9,7 @@ from core import charts
 from core.rag import store
 from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.rag.extract import ocr_available
-from core.rag.ingest import BatchProgress, ingest_files
+from core.rag.ingest import BatchProgress, ingest_files, reindex
 from core.uploads import (
     SUPPORTED_SUFFIXES,
     UploadError,
@@ -79,6 +79,21 @@ collection = store.get_collection(chroma, current)
 info = store.describe(collection)
 st.caption(f"**{info.chunks}** chunks · embedded with `{info.embedding_model}` · chunks of "
            f"{info.chunk_size} characters, {info.chunk_overlap} overlap")
+if info.outdated and info.chunks:
+    with st.container(border=True):
+        st.warning("This collection was chunked by an older version of the Studio: short chunks "
+                   "cut at the PDF's line breaks, without document titles or sections. "
+                   "Re-index it to give answers fuller passages; every document is rebuilt "
+                   "from its uploaded original and none is lost.", icon=":material/update:")
+        if st.button("Re-index", type="primary", key="reindex-collection"):
+            bar = st.progress(0.0, text="Starting…")
+            stored = {d["file"] for d in store.documents(collection)}
+            tracker = BatchProgress([upload_folder(s.data_dir, current) / f for f in stored])
+            with st.spinner("Loading the embedding model…"):
+                done = reindex(s, current, lambda path, stage: bar.progress(
+                    tracker.update(path, stage)[0], text=f"{path.name}: {stage}"))
+            st.session_state["ingest-results"] = [r.to_json() for r in done]
+            st.rerun()
 
 # Upload ------------------------------------------------------------------------------------
 with st.container(border=True):
@@ -180,6 +195,8 @@ pick = st.selectbox(f"{len(shown)} of {len(chunks)} chunk(s)", range(len(shown))
 chunk = shown[pick]
 st.caption(f"Chunk {chunk['chunk']} · page {chunk['page']} · characters {chunk['start']}–"
            f"{chunk['end']} of the page")
+if chunk.get("title") or chunk.get("section"):
+    st.text(" · ".join(part for part in (chunk.get("title"), chunk.get("section")) if part))
 st.text(chunk["text"])  # plain text: document text is never rendered as HTML
 by_index = {c["chunk"]: c for c in chunks}
 with st.expander("Neighbouring chunks"):

@@ -12,8 +12,9 @@ from core.settings import load_settings
 def _retrieval_options(args: argparse.Namespace):
     from core.rag.retrieval import RetrievalOptions
 
+    window = {} if args.window is None else {"window": args.window}  # else the default
     return RetrievalOptions(k=args.k, method=args.method, mmr=args.mmr,
-                            min_score=args.min_score)
+                            min_score=args.min_score, **window)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -66,6 +67,9 @@ def _add_retrieval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=("dense", "bm25", "hybrid"), default="hybrid")
     parser.add_argument("--mmr", action="store_true", help="diversify with MMR")
     parser.add_argument("--min-score", type=float, default=0.0)
+    parser.add_argument("--window", type=int,
+                        help="neighbouring chunks each side of a hit that the model also reads "
+                             "(default: core.retrieval.DEFAULT_WINDOW)")
     parser.add_argument("--json", action="store_true")
 
 

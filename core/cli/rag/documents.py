@@ -16,17 +16,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     files = walk(args.paths)
     results = ingest_files(load_settings(), files, args.collection, args.chunk_size,
                            args.chunk_overlap, ocr=args.ocr)
+    return _report(results, args.collection, args.json)
+
+
+def _report(results, collection: str, as_json: bool) -> int:
+    """One line per file, then a summary; exit 1 if any failed."""
     failed = [r for r in results if r.status != "ok"]
     for r in results:
-        if args.json:
+        if as_json:
             print(json.dumps(r.to_json()))
         else:
             print(f"{r.status:<5} {r.file}: {r.pages} pages, {r.chunks} chunks, "
                   f"{r.seconds:.1f} s" + (f" — {r.error}" if r.error else ""))
     summary = {"summary": {"files": len(results), "ok": len(results) - len(failed),
-                           "failed": len(failed), "collection": args.collection}}
-    print(json.dumps(summary) if args.json else
-          f"{summary['summary']['ok']} of {len(results)} file(s) stored in '{args.collection}'")
+                           "failed": len(failed), "collection": collection}}
+    print(json.dumps(summary) if as_json else
+          f"{summary['summary']['ok']} of {len(results)} file(s) stored in '{collection}'")
     return 1 if failed else 0
 
 
@@ -36,6 +41,10 @@ def cmd_collections(args: argparse.Namespace) -> int:
     from core.rag import store
     from core.uploads import forget_uploads
 
+    if args.action == "reindex":
+        from core.rag.ingest import reindex
+
+        return _report(reindex(load_settings(), args.name), args.name, args.json)
     chroma = store.client(load_settings())
     if args.action == "list":
         rows = [asdict(c) for c in store.list_collections(chroma)]
@@ -65,8 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ing.add_argument("--json", action="store_true", help="one JSON object per file, then a summary")
     ing.set_defaults(func=cmd_ingest)
 
-    col = sub.add_parser("collections", help="list, show or delete collections")
-    col.add_argument("action", choices=("list", "show", "delete"))
+    col = sub.add_parser("collections", help="list, show, delete or re-index collections "
+                                             "(re-index: chunk again from the kept originals)")
+    col.add_argument("action", choices=("list", "show", "delete", "reindex"))
     col.add_argument("name", nargs="?")
     col.add_argument("--json", action="store_true")
     col.set_defaults(func=cmd_collections)
