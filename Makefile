@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PORT ?= 8501
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 
 .PHONY: run test test-fast lint setup models test-setup clean-models
 
@@ -31,6 +33,10 @@ $(VENV)/.installed: requirements.txt models/requirements.txt pyproject.toml
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
+	# llama.cpp for this machine's CPU, but without AMX: some VMs report AMX tiles that the
+	# hypervisor then traps (invalid opcode in tileloadd). No wheel cache: its key ignores
+	# CMAKE_ARGS, so a wheel built elsewhere could come back.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q --no-cache-dir $$(grep '^llama-cpp-python' requirements.txt)
 	$(PIP) install -q -r requirements.txt
 	$(PIP) install -q --no-deps -r models/requirements.txt
 	# The Studio itself, editable: `studio` on PATH, `import core` from anywhere (bench/).

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import files
-from core.registry import STAMP_NAME, ModelSpec, Registry, RegistryError, part_path
+from core.registry import STAMP_NAME, ModelSpec, Registry, RegistryError, part_path, read_stamp
 
 CHUNK = 4 << 20
 
@@ -21,7 +21,7 @@ CHUNK = 4 << 20
 @dataclass(frozen=True)
 class PrepareEvent:
     model: str
-    stage: str  # "skip" | "verify" | "assemble" | "convert" | "done"
+    stage: str  # "skip" | "verify" | "assemble" | "convert" | "export" | "done"
     fraction: float
     message: str = ""
 
@@ -43,10 +43,13 @@ def prepare(registry: Registry, names: list[str] | None = None,
             continue  # hf / local models are used where they are
         if registry.state(spec).status == "ready":
             progress(PrepareEvent(spec.name, "skip", 1.0, "already prepared"))
-            continue
-        _prepare_one(registry, spec, progress)
-        worked.append(spec.name)
-    return worked
+        else:
+            _prepare_one(registry, spec, progress)
+            worked.append(spec.name)
+        if "embedding" in spec.roles and not read_stamp(registry.onnx_dir(spec) / STAMP_NAME):
+            export_onnx(registry.load_path(spec), registry.onnx_dir(spec), spec.name, progress)
+            worked.append(spec.name)
+    return list(dict.fromkeys(worked))
 
 
 def _prepare_one(registry: Registry, spec: ModelSpec, progress: ProgressFn) -> None:
@@ -126,3 +129,43 @@ def _convert(registry: Registry, spec: ModelSpec, gguf: Path, progress: Progress
             "files": saved, "prepared_at": time.time()}, indent=2)
     progress(PrepareEvent(spec.name, "convert", 1.0, str(target)))
 
+
+
+def export_onnx(source: Path, target: Path, name: str, progress: ProgressFn = _quiet) -> None:
+    """A sentence-transformers model (BERT-like, mean pooling) as one ONNX graph that returns
+    normalised sentence embeddings, with its tokenizer beside it. Exported in float32 by the
+    TorchScript exporter: the vectors equal sentence-transformers' to 1e-6."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    progress(PrepareEvent(name, "export", 0.0, "exporting the embedding model to ONNX"))
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModel.from_pretrained(source, dtype=torch.float32).eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    sample = tokenizer(["an example", "a slightly longer example sentence"], padding=True,
+                       return_tensors="pt")
+    inputs = ("input_ids", "attention_mask", "token_type_ids")
+    axes = {k: {0: "batch", 1: "tokens"} for k in inputs} | {"embedding": {0: "batch"}}
+    config = files.read_json(Path(source) / "sentence_bert_config.json", {})
+    with files.replacing_folder(target) as staging:
+        torch.onnx.export(Pooled(model), tuple(sample[k] for k in inputs),
+                          str(staging / "model.onnx"), input_names=list(inputs),
+                          output_names=["embedding"], dynamic_axes=axes, opset_version=17,
+                          dynamo=False)
+        tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
+        files.write_json(staging / STAMP_NAME, {
+            "source": str(source), "max_length": int(config.get("max_seq_length", 256)),
+            "prepared_at": time.time()}, indent=2)
+    progress(PrepareEvent(name, "export", 1.0, str(target)))

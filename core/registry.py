@@ -107,6 +107,11 @@ class Registry:
     def base_dir(self, spec: ModelSpec) -> Path:
         return self.models_dir / "base" / spec.name
 
+    def onnx_dir(self, spec: ModelSpec) -> Path:
+        """An embedding model exported to ONNX (model.onnx, tokenizer.json): queries embed
+        without importing torch, and CPUs without fast bf16 embed faster (core.rag.embeddings)."""
+        return self.models_dir / "onnx" / spec.name
+
     def gguf_path(self, spec: ModelSpec) -> Path:
         """The assembled weight file: the package's own file when it ships whole."""
         if len(spec.parts) == 1:

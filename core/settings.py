@@ -91,6 +91,11 @@ class Settings:
         return self.data_dir / "chroma"
 
     @property
+    def indexes_dir(self) -> Path:
+        """Search indexes kept between processes (BM25 per collection revision)."""
+        return self.data_dir / "indexes"
+
+    @property
     def registry_path(self) -> Path:
         return self.models_dir / "registry.toml"
 

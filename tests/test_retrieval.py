@@ -90,3 +90,50 @@ def test_cli_search_json(papers):
     assert len(rows) == 3
     assert set(rows[0]) == {"rank", "score", "doc", "page", "chunk_id", "text", "retriever",
                             "doc_id", "chunk", "start", "end", "title", "section"}
+
+
+def test_the_keyword_index_is_kept_between_processes_and_follows_writes(papers, tmp_path):
+    settings, _ = papers
+    question = "adversarial nets generator discriminator"
+    first = search(settings, "papers", question, RetrievalOptions(k=3, method="bm25"))
+    folders = list(settings.indexes_dir.glob("papers-*/bm25-r*"))
+    assert len(folders) == 1 and (folders[0] / "chunks.json").is_file()
+    # A fresh process loads it instead of rebuilding: same hits, and it never imports torch.
+    code = ("import sys, json; from core.cli import main; "
+            "main(['search', sys.argv[1], '--collection', 'papers', '-k', '3', '--method', "
+            "'bm25', '--json']); print(json.dumps('torch' in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, question], capture_output=True,
+                          text=True, cwd=PROJECT_ROOT,
+                          env={**os.environ, "STUDIO_DATA_DIR": str(settings.data_dir)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert json.loads(lines[-1]) is False
+    again = [row["chunk_id"] for row in json.loads(lines[0])]
+    assert again == [h.chunk_id for h in first.hits]
+    # A write bumps the revision: the next search builds a new index and drops the old one.
+    note = tmp_path / "gan-notes.txt"
+    note.write_text("Notes on adversarial nets: the generator and the discriminator play a "
+                    "minimax game.")
+    assert ingest_files(settings, [note], "papers")[0].status == "ok"
+    search(settings, "papers", question, RetrievalOptions(k=3, method="bm25"))
+    now = list(settings.indexes_dir.glob("papers-*/bm25-r*"))
+    assert len(now) == 1 and now != folders
+    chroma = store.client(settings)
+    store.delete_document(store.get_collection(chroma, "papers"),
+                          ingest_files(settings, [note], "papers")[0].doc_id)
+
+
+def test_questions_embed_without_torch_and_agree_with_sentence_transformers():
+    from core.rag.embeddings import Embedder, query_embedder
+    from core.registry import Registry
+
+    settings = load_settings()
+    onnx = query_embedder(settings)
+    assert onnx.engine.startswith("onnxruntime")
+    registry = Registry.load(settings.registry_path, settings.models_dir)
+    spec = registry.get(settings.embedding_model)
+    reference = Embedder(spec.name, str(registry.load_path(spec)), bf16=False)
+    texts = ["What are the two pre-training tasks of BERT?",
+             "Masked language modelling and next sentence prediction. " * 40]  # truncated alike
+    for a, b in zip(onnx.embed(texts), reference.embed(texts)):
+        assert sum(x * y for x, y in zip(a, b)) > 0.999

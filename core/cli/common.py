@@ -11,8 +11,9 @@ def walk(paths: list[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*")
-                            if p.is_file() and not any(part.startswith(".") for part in p.parts))
+            # Hidden below the folder given, not above it: "../papers" is not hidden.
+            found += sorted(p for p in path.rglob("*") if p.is_file() and not any(
+                part.startswith(".") for part in p.relative_to(path).parts))
         else:
             found.append(path)
     return found

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.rag import store
-from core.rag.embeddings import get_embedder
+from core.rag.embeddings import query_embedder
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.retrieval import Hit, RetrievalOptions, SearchResult, search
 from core.settings import Settings
@@ -156,7 +156,7 @@ def infer_citations(settings: Settings, answer: str, used: list[Hit],
     sentences = [s for s in _SENTENCE_END.split(answer.strip()) if len(s.split()) >= 3]
     if not sentences or not used:
         return []
-    embedder = get_embedder(settings, embedding_model)
+    embedder = query_embedder(settings, embedding_model)
     s_vec = np.asarray(embedder.embed(sentences))
     c_vec = np.asarray(embedder.embed([h.text for h in used]))
     sims = s_vec @ c_vec.T

@@ -1,4 +1,10 @@
-"""Sentence embeddings from a registry model, normalised, bf16 on CPUs that run it fast."""
+"""Sentence embeddings from a registry model, normalised.
+
+Two engines give the same vectors: sentence-transformers on torch (bf16 where the CPU runs it
+fast: ~2.6x fp32 on AVX512-bf16), and the model exported to ONNX by `models prepare`, run by
+onnxruntime. Documents embed with torch in bf16 where that is fast, else with ONNX; a question
+always embeds with ONNX when the export exists, because a fresh process (`python -m core
+search`) then never pays the seconds of importing torch. `Embedder.engine` says which ran."""
 
 from __future__ import annotations
 
@@ -9,8 +15,9 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
+from core import files
 from core.health import cpu_flags
-from core.registry import Registry
+from core.registry import STAMP_NAME, ModelSpec, Registry
 from core.settings import Settings
 
 # Small batches pad less: on 2 cores, 500-char chunks embed ~1.5x faster in batches of 8 than
@@ -27,6 +34,7 @@ class Embedder:
         dtype = torch.bfloat16 if bf16 else torch.float32
         self.model = SentenceTransformer(path, device="cpu", model_kwargs={"dtype": dtype})
         self.dtype = str(dtype).removeprefix("torch.")
+        self.engine = f"sentence-transformers {self.dtype}"
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         vectors = self.model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True,
@@ -34,27 +42,73 @@ class Embedder:
         return vectors.astype("float32").tolist()
 
 
+class OnnxEmbedder:
+    """The exported model (core.prepare.export_onnx) on onnxruntime, with the fast tokenizer:
+    no torch, no transformers."""
+
+    def __init__(self, model_name: str, folder: Path):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        stamp = files.read_json(folder / STAMP_NAME, {})
+        self.model_name, self.dtype, self.engine = model_name, "float32", "onnxruntime float32"
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=int(stamp.get("max_length", 256)))
+        self.tokenizer.enable_padding()
+        self.session = ort.InferenceSession(str(folder / "model.onnx"),
+                                            providers=["CPUExecutionProvider"])
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        out = []
+        for start in range(0, len(texts), BATCH_SIZE):
+            batch = self.tokenizer.encode_batch(texts[start:start + BATCH_SIZE])
+            feed = {"input_ids": np.array([e.ids for e in batch], dtype=np.int64),
+                    "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
+                    "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64)}
+            out.append(self.session.run(None, feed)[0])
+        return np.concatenate(out).astype("float32").tolist() if out else []
+
+
 def bf16_is_fast() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
-@lru_cache(maxsize=2)
-def _load(model_name: str, path: str, bf16: bool) -> Embedder:
-    return Embedder(model_name, path, bf16)
+AnyEmbedder = Embedder | OnnxEmbedder
 
 
-def get_embedder(settings: Settings, model_name: str | None = None) -> Embedder:
+@lru_cache(maxsize=4)
+def _load(model_name: str, path: str, engine: str) -> AnyEmbedder:
+    if engine == "onnx":
+        return OnnxEmbedder(model_name, Path(path))
+    return Embedder(model_name, path, bf16=engine == "bf16")
+
+
+def _pick(registry: Registry, spec: ModelSpec, for_queries: bool) -> AnyEmbedder:
+    onnx = registry.onnx_dir(spec)
+    exported = (onnx / STAMP_NAME).is_file()
+    if exported and (for_queries or not bf16_is_fast()):
+        return _load(spec.name, str(onnx), "onnx")
+    return _load(spec.name, str(registry.load_path(spec)),
+                 "bf16" if bf16_is_fast() else "fp32")
+
+
+def get_embedder(settings: Settings, model_name: str | None = None) -> AnyEmbedder:
+    """The engine for embedding documents: the fastest this machine has."""
     registry = Registry.load(settings.registry_path, settings.models_dir)
-    spec = registry.get(model_name or settings.embedding_model)
-    return _load(spec.name, str(registry.load_path(spec)), bf16_is_fast())
+    return _pick(registry, registry.get(model_name or settings.embedding_model), False)
 
 
-def default_embedder(models_dir: Path) -> Embedder:
+def query_embedder(settings: Settings, model_name: str | None = None) -> AnyEmbedder:
+    """The engine for embedding a question: quickest to start."""
+    registry = Registry.load(settings.registry_path, settings.models_dir)
+    return _pick(registry, registry.get(model_name or settings.embedding_model), True)
+
+
+def default_embedder(models_dir: Path) -> AnyEmbedder:
     """The registry's default embedding model, for work that has a models folder but no
     Settings (a training process)."""
     registry = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir))
-    spec = registry.default("embedding")
-    return _load(spec.name, str(registry.load_path(spec)), bf16_is_fast())
+    return _pick(registry, registry.default("embedding"), False)
 
 
 @register_embedding_function

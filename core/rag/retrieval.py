@@ -8,18 +8,21 @@ as a bar and say what it is.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from core import files
 from core.errors import InputError
 from core.rag import store
 from core.rag.chunking import contextual_text
-from core.rag.embeddings import get_embedder
+from core.rag.embeddings import query_embedder
 from core.settings import Settings
 
 Method = Literal["dense", "bm25", "hybrid"]
@@ -94,15 +97,38 @@ class Bm25Index:
     """Keywords of each chunk read with its document title and section, as the embeddings
     read it; `texts` stay the plain chunk texts that hits show."""
 
-    def __init__(self, ids: list[str], texts: list[str], metas: list[dict]):
+    CHUNKS = "chunks.json"  # ids, texts and metadata beside bm25s's own files
+
+    def __init__(self, ids: list[str], texts: list[str], metas: list[dict], retriever=None):
         import bm25s
 
         self.ids, self.texts, self.metas = ids, texts, metas
-        self.retriever = bm25s.BM25()
-        if ids:
-            contextual = [contextual_text(m.get("title", ""), m.get("section", ""), t)
-                          for t, m in zip(texts, metas)]
-            self.retriever.index(_tokenize(contextual), show_progress=False)
+        self.retriever = retriever
+        if retriever is None:
+            self.retriever = bm25s.BM25()
+            if ids:
+                contextual = [contextual_text(m.get("title", ""), m.get("section", ""), t)
+                              for t, m in zip(texts, metas)]
+                self.retriever.index(_tokenize(contextual), show_progress=False)
+
+    def save(self, folder: Path) -> None:
+        """Written whole or not at all: another process may be loading it."""
+        with files.replacing_folder(folder) as staging:
+            if self.ids:
+                self.retriever.save(str(staging), show_progress=False)
+            files.write_json(staging / self.CHUNKS, {"ids": self.ids, "texts": self.texts,
+                                                     "metas": self.metas})
+
+    @classmethod
+    def load(cls, folder: Path) -> Bm25Index | None:
+        import bm25s
+
+        chunks = files.read_json(folder / cls.CHUNKS)
+        if not isinstance(chunks, dict):
+            return None
+        retriever = (bm25s.BM25.load(str(folder), show_progress=False) if chunks["ids"]
+                     else bm25s.BM25())
+        return cls(chunks["ids"], chunks["texts"], chunks["metas"], retriever)
 
     def search(self, query: str, n: int, doc_ids: tuple[str, ...]) -> list[tuple[int, float]]:
         if not self.ids:
@@ -159,16 +185,25 @@ _bm25_cache: dict[tuple[str, str], tuple[int, Bm25Index]] = {}
 _bm25_lock = threading.Lock()
 
 
-def bm25_index(collection) -> Bm25Index:
-    """The collection's keyword index, rebuilt when its chunks changed (revision bumped)."""
+def bm25_index(collection, index_dir: Path) -> Bm25Index:
+    """The collection's keyword index for its current revision (bumped by every write): from
+    memory, else from `index_dir`, else built from the collection and saved there, so a fresh
+    process (`python -m core search`) does not rebuild it."""
     key = (str(collection.id), collection.name)
     rev = store.revision(collection)
+    folder = Path(index_dir) / f"{collection.name}-{collection.id}" / f"bm25-r{rev}"
     with _bm25_lock:
         cached = _bm25_cache.get(key)
         if cached and cached[0] == rev:
             return cached[1]
-        got = store.read_all(collection, ["documents", "metadatas"])
-        index = Bm25Index(got["ids"], got["documents"], got["metadatas"])
+        index = Bm25Index.load(folder)
+        if index is None:
+            got = store.read_all(collection, ["documents", "metadatas"])
+            index = Bm25Index(got["ids"], got["documents"], got["metadatas"])
+            index.save(folder)
+            for older in folder.parent.glob("bm25-r*"):
+                if older != folder:
+                    shutil.rmtree(older, ignore_errors=True)
         _bm25_cache[key] = (rev, index)
         return index
 
@@ -185,7 +220,7 @@ def search(settings: Settings, collection_name: str, question: str,
     if embedding_model and embedding_model != built_with:
         raise store.StoreError(f"collection {collection_name!r} was built with {built_with}; "
                                f"it cannot be searched with {embedding_model}")
-    embedder = (get_embedder(settings, built_with)
+    embedder = (query_embedder(settings, built_with)
                 if options.method in ("dense", "hybrid") or options.mmr else None)
     started = time.perf_counter()  # timings cover the search, not loading the model once
     query_vector = None
@@ -203,7 +238,7 @@ def search(settings: Settings, collection_name: str, question: str,
             entry = ranked.setdefault(cid, {"text": text, "meta": meta})
             entry["dense"] = (rank, max(0.0, 1.0 - float(dist)))
     if options.method in ("bm25", "hybrid"):
-        index = bm25_index(collection)
+        index = bm25_index(collection, settings.indexes_dir)
         results = index.search(question, options.candidates, options.doc_ids)
         best = results[0][1] if results else 1.0
         for rank, (i, score) in enumerate(results, 1):
