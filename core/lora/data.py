@@ -22,6 +22,7 @@ class DataLimits:
     min_per_label: int = 3  # one each for train, validation and test
     max_rows: int = 100_000
     max_text_chars: int = 200_000
+    max_zip_bytes: int = 1024 * 2**20  # a dataset ZIP unpacked, all its documents together
 
 
 @dataclass
@@ -191,18 +192,19 @@ def from_zip(path: Path, extract_file, limits: DataLimits = DataLimits()) -> tup
     message per file that could not be read. `extract_file(path) -> str` is the ingestion
     extractor. Member names are never used as paths: each file is written to a temporary name."""
     import tempfile
-    import zipfile
     from pathlib import PurePosixPath
+
+    from core.archives import ArchiveError, MemberError, SafeZip
 
     path = Path(path)
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"{path.name}: not a ZIP file") from exc
+        archive = SafeZip(path, limits.max_text_chars * 50, limits.max_zip_bytes)
+    except ArchiveError as exc:
+        raise DataError(f"{path.name}: {exc}") from exc
     rows, problems = [], []
     with archive, tempfile.TemporaryDirectory() as tmp:
-        members = [m for m in archive.infolist() if not m.is_dir()
-                   and not PurePosixPath(m.filename).name.startswith(".")
+        members = [m for m in archive.members
+                   if not PurePosixPath(m.filename).name.startswith(".")
                    and "__MACOSX" not in m.filename]
         if len(members) > limits.max_rows:
             raise DataError(f"{path.name}: {len(members):,} files is over the limit of "
@@ -212,12 +214,14 @@ def from_zip(path: Path, extract_file, limits: DataLimits = DataLimits()) -> tup
             if len(parts) < 2:
                 problems.append(f"{member.filename}: not inside a label folder, left out")
                 continue
-            if member.file_size > limits.max_text_chars * 50:
-                problems.append(f"{member.filename}: larger than "
-                                f"{limits.max_text_chars * 50 // 1_000_000} MB, left out")
-                continue
             target = Path(tmp) / f"member{PurePosixPath(parts[-1]).suffix.lower()}"
-            target.write_bytes(archive.read(member))
+            try:
+                archive.extract(member, target)
+            except MemberError as exc:  # one bad file never stops the others
+                problems.append(f"{exc}, left out")
+                continue
+            except ArchiveError as exc:
+                raise DataError(f"{path.name}: {exc}") from exc
             try:
                 text = extract_file(target)
             except Exception as exc:  # one unreadable file never stops the others
