@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, str(exc)) from exc
 
     def newest() -> str:
-        library = adapters.list_adapters(settings.models_dir)
+        library = adapters.usable(adapters.list_adapters(settings.models_dir))
         if not library:
             raise HTTPException(404, "no adapters yet: train one in the Studio first")
         return max(library, key=lambda a: a.meta.created).name
