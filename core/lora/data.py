@@ -66,13 +66,22 @@ class Split:
 def read_table(path: Path) -> pd.DataFrame:
     path = Path(path)
     try:
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
-            return pd.read_json(path, lines=True)
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
+        try:
+            return _read(path, "utf-8-sig")
+        except UnicodeDecodeError:  # a spreadsheet's "CSV" on Windows is usually cp1252
+            return _read(path, "cp1252")
+    except DataError:
+        raise
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path.name}: not a readable {path.suffix.lstrip('.').upper()} file "
-                        f"({exc})") from exc
+                                        f"({exc})") from exc
+
+
+def _read(path: Path, encoding: str) -> pd.DataFrame:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return pd.read_json(path, lines=True, encoding=encoding)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path, encoding=encoding)
     raise DataError(f"{path.name}: use a .csv or .jsonl file")
 
 
@@ -96,6 +105,13 @@ def load(path: Path, text_col: str, label_col: str,
 def clean(data: LabelledData, limits: DataLimits = DataLimits()) -> tuple[LabelledData, list[Finding]]:
     """Drop what cannot be trained on, say what was dropped, and refuse what cannot work."""
     findings: list[Finding] = []
+    # A label is one line: the prompt lists the labels one per line, and the model answers one.
+    labels = [" ".join(label.split()) for label in data.labels]
+    joined = sum(a != b for a, b in zip(labels, data.labels))
+    if joined:
+        findings.append(Finding("warning", f"{joined} label(s) held line breaks, tabs or repeated "
+                                           "spaces; each was joined into one line"))
+    data = LabelledData(data.texts, labels, data.source)
     keep = [i for i, (text, label) in enumerate(zip(data.texts, data.labels)) if text and label]
     if len(keep) < len(data.texts):
         findings.append(Finding("warning", f"{len(data.texts) - len(keep)} row(s) with an empty "

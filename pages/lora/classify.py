@@ -18,7 +18,7 @@ from core.rag import store
 from core.rag.extract import ExtractionError, extract
 from core.registry import Registry
 from core.text import safe_markdown
-from core.uploads import SUPPORTED_SUFFIXES, UploadError, check_size, save_upload
+from core.uploads import SUPPORTED_SUFFIXES, UploadError, check_size, save_content_addressed, save_upload
 from pages.shared import chroma_client, settings
 
 s = settings()
@@ -65,8 +65,8 @@ with right:
         seed = pd.DataFrame({"document": ["", ""], "label": ["", ""]})
         if source:
             try:
-                table = read_table(save_upload(s.data_dir / "datasets", source.name,
-                                               source.getvalue()))
+                table = read_table(save_content_addressed(s.data_dir / "datasets", source.name,
+                                                          source.getvalue()))
                 seed = table[["document", "label"]].astype(str)
             except (DataError, UploadError, KeyError) as exc:
                 st.error(f"{source.name}: {exc}" if isinstance(exc, KeyError) else str(exc))
