@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tomllib
@@ -29,17 +30,61 @@ class UploadError(InputError):
     pass
 
 
+# File systems allow 255 bytes a name, not characters (a CJK character is 3 bytes), and an
+# atomic write adds a dot, a random part and ".partial" to the name while it writes.
+MAX_NAME_BYTES = 200
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most `limit` UTF-8 bytes of `text`, never half a character."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
 def safe_filename(name: str) -> str:
     """A name that stays inside its folder: no directories, no leading dots, no control
-    characters; unicode letters and spaces are kept so users recognise their files."""
+    characters, at most MAX_NAME_BYTES; unicode letters and spaces are kept so users recognise
+    their files."""
     name = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = re.sub(r"\s+", " ", name).strip().lstrip(".")
     stem, dot, suffix = name.rpartition(".")
     if not dot:
         stem, suffix = name, ""
-    stem = stem[:150].strip() or "upload"
-    return f"{stem}.{suffix[:10]}" if suffix else stem
+    suffix = _cut(suffix, 16)
+    stem = _cut(stem, MAX_NAME_BYTES - len(suffix.encode("utf-8")) - 1).strip() or "upload"
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def batch_names(names: list[str]) -> list[str]:
+    """Safe names for files uploaded together, kept apart: `report.pdf`, `sub/report.pdf` and
+    `report\\n.pdf` all make `report.pdf`, so the second and third become `report-2.pdf` and
+    `report-3.pdf` instead of overwriting the first."""
+    taken: set[str] = set()
+    out = []
+    for name in names:
+        safe = safe_filename(name)
+        stem, dot, suffix = safe.rpartition(".") if "." in safe else (safe, "", "")
+        number = 1
+        while safe.casefold() in taken:  # case-insensitive file systems too
+            number += 1
+            safe = f"{stem}-{number}{dot}{suffix}"
+        taken.add(safe.casefold())
+        out.append(safe)
+    return out
+
+
+def save_content_addressed(folder: Path, name: str, data: bytes) -> Path:
+    """Keep `data` under its name plus a hash of its content: another upload of the same name
+    never replaces a file that earlier runs point at, and the same content uploaded again (a
+    page rerun) is the same file."""
+    check_size(name, len(data))
+    safe = safe_filename(name)
+    stem, dot, suffix = safe.rpartition(".") if "." in safe else (safe, "", "")
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    target = Path(folder) / f"{_cut(stem, MAX_NAME_BYTES - 30)}-{digest}{dot}{suffix}"
+    if not target.is_file():
+        save_upload(folder, target.name, data)
+    return target.resolve()
 
 
 def check_size(name: str, size: int) -> None:
@@ -55,7 +100,10 @@ def save_upload(folder: Path, name: str, data: bytes) -> Path:
     target = (folder / safe_filename(name)).resolve()
     if target.parent != folder.resolve():
         raise UploadError(f"{name}: refused, the name points outside the upload folder")
-    files.write_bytes(target, data)
+    try:
+        files.write_bytes(target, data)
+    except OSError as exc:  # a full disk, a name the file system still refuses
+        raise UploadError(f"{target.name}: could not be stored ({exc.strerror or exc})") from exc
     return target
 
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.health import Check, system_report
 from core.settings import Settings, load_settings
+from core.text import safe_markdown
 
 
 def _leave_pages_directory_mode() -> None:
@@ -103,3 +104,15 @@ def render_sidebar() -> None:
                        icon=":material/warning:")
         else:
             st.success("All systems ready", icon=":material/check_circle:")
+
+
+def write_model_stream(chunks) -> str:
+    """st.write_stream for a model's words: the growing text is drawn through safe_markdown, so
+    an image the model writes is never fetched, not even half-way through the answer."""
+    box = st.empty()
+    text = ""
+    for chunk in chunks:
+        text += chunk
+        box.markdown(safe_markdown(text) + " ▌")
+    box.markdown(safe_markdown(text))
+    return text

@@ -59,7 +59,8 @@ def test_step1_bad_csv_is_explained_and_blocks_the_next_step(studio_env, models_
     assert any("1 row(s) with an empty text" in w for w in warnings)
     assert any("1 duplicate text(s)" in w for w in warnings)
     assert button(at, "Next: model and LoRA settings").disabled
-    assert [p.name for p in (studio_env / "datasets").iterdir()] == ["my data.csv"]  # kept inside
+    [stored] = (studio_env / "datasets").iterdir()  # kept inside, under a content-addressed name
+    assert stored.name.startswith("my data-") and stored.suffix == ".csv"
 
 
 def test_step1_zip_of_label_folders(studio_env, models_env):

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from core import files
+from core.archives import ArchiveError, SafeZip
 from core.files import check_name
 from core.lora.adapters import (
     PICKLE_SUFFIXES,
@@ -75,11 +76,11 @@ def import_zip(models_dir: Path, data: bytes, name: str | None = None,
     the folder, pickled files, no PEFT config or safetensors weights, over the size limit, a
     base model this machine does not have (`base_available(base) -> bool`), a name clash."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise AdapterError("not a ZIP file") from exc
+        archive = SafeZip(data, MAX_IMPORT_BYTES, MAX_IMPORT_BYTES)
+    except ArchiveError as exc:
+        raise AdapterError(str(exc)) from exc
     with archive:
-        members = [m for m in archive.infolist() if not m.is_dir()]
+        members = archive.members
         unsafe = [m.filename for m in members if PurePosixPath(m.filename).is_absolute()
                   or ".." in PurePosixPath(m.filename).parts]
         if unsafe:
@@ -89,10 +90,6 @@ def import_zip(models_dir: Path, data: bytes, name: str | None = None,
         if pickles:
             raise AdapterError(f"pickled files are refused ({', '.join(pickles[:3])}); adapters "
                                "load from safetensors only")
-        size = sum(m.file_size for m in members)
-        if size > MAX_IMPORT_BYTES:
-            raise AdapterError(f"{size / 2**20:.0f} MB unpacked is over the "
-                               f"{MAX_IMPORT_BYTES // 2**20} MB limit for an adapter")
         configs = [m for m in members if PurePosixPath(m.filename).name == CONFIG]
         if len(configs) != 1:
             raise AdapterError(f"the ZIP must hold exactly one {CONFIG} (found {len(configs)})")
@@ -103,9 +100,10 @@ def import_zip(models_dir: Path, data: bytes, name: str | None = None,
                 path = PurePosixPath(m.filename)
                 if not path.is_relative_to(root):
                     continue  # beside the adapter's folder (a README, another folder): not ours
-                out = staging.joinpath(*path.relative_to(root).parts)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(archive.read(m))
+                try:
+                    archive.extract(m, staging.joinpath(*path.relative_to(root).parts))
+                except ArchiveError as exc:
+                    raise AdapterError(str(exc)) from exc
             check_folder(staging)
             info = read(staging)
             if base_available and info.base and not base_available(info.base):

@@ -73,7 +73,9 @@ class AdapterMeta:
 
     @property
     def test_accuracy(self) -> float | None:
-        return ((self.evaluation or {}).get("adapter") or {}).get("accuracy")
+        result = (self.evaluation or {}).get("adapter")
+        accuracy = result.get("accuracy") if isinstance(result, dict) else None
+        return accuracy if isinstance(accuracy, (int, float)) else None
 
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -94,6 +96,7 @@ class AdapterInfo:
     name: str
     folder: Path
     meta: AdapterMeta
+    problem: str | None = None  # why it cannot be used, for one listed despite that
 
     @property
     def labels(self) -> list[str]:
@@ -111,7 +114,7 @@ class AdapterInfo:
         return {"name": self.name, "base": self.base, "labels": self.labels,
                 "r": self.meta.config.get("r"), "alpha": self.meta.config.get("alpha"),
                 "test_accuracy": self.meta.test_accuracy, "created": self.meta.created,
-                "size_bytes": self.size_bytes}
+                "size_bytes": self.size_bytes, "problem": self.problem}
 
 
 def adapters_dir(models_dir: Path) -> Path:
@@ -128,6 +131,44 @@ def check_folder(folder: Path) -> None:
     for required in ("adapter_config.json", "adapter_model.safetensors"):
         if not (folder / required).is_file():
             raise AdapterError(f"{folder.name}: {required} is missing")
+    check_weights(folder)
+
+
+def check_weights(folder: Path) -> None:
+    """The weights open as safetensors and hold LoRA A/B pairs that fit adapter_config.json:
+    a damaged file is refused when it arrives, not when someone first classifies with it. Only
+    the header is read."""
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(folder)
+    where = f"{folder.name}/adapter_model.safetensors"
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AdapterError(f"{folder.name}/adapter_config.json is not valid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise AdapterError(f"{folder.name}/adapter_config.json: expected a JSON object")
+    try:
+        with safe_open(folder / "adapter_model.safetensors", "pt") as weights:
+            shapes = {k: weights.get_slice(k).get_shape() for k in weights.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise AdapterError(f"{where}: not a readable safetensors file ({exc})") from exc
+    a = {k: v for k, v in shapes.items() if ".lora_A." in k}
+    b = {k: v for k, v in shapes.items() if ".lora_B." in k}
+    if not a or {k.replace(".lora_A.", ".lora_B.") for k in a} != set(b):
+        raise AdapterError(f"{where}: holds no matching lora_A/lora_B tensor pairs")
+    r, targets = config.get("r"), config.get("target_modules")
+    ranks = {shape[0] for shape in a.values()} | {shape[-1] for shape in b.values()}
+    if isinstance(r, int) and not config.get("rank_pattern") and ranks != {r}:
+        raise AdapterError(f"{where}: its tensors have rank {', '.join(map(str, sorted(ranks)))}, "
+                           f"adapter_config.json says r={r}")
+    if isinstance(targets, list):
+        modules = {k.split(".lora_A.")[0] for k in a}
+        stray = sorted(m for m in modules if not any(m == t or m.endswith(f".{t}")
+                                                     for t in targets))
+        if stray:
+            raise AdapterError(f"{where}: LoRA tensors for {', '.join(stray[:3])}, which "
+                               "adapter_config.json's target_modules does not name")
 
 
 def read_meta(folder: Path) -> AdapterMeta:
@@ -148,11 +189,27 @@ def read(folder: Path) -> AdapterInfo:
 
 
 def list_adapters(models_dir: Path) -> list[AdapterInfo]:
+    """Every adapter folder. One that cannot be used (metadata of the wrong shape, damaged
+    weights: copied in by hand, or from an older version) is listed with its `problem`, so it
+    can be seen and deleted, instead of breaking the list for all the others."""
     root = adapters_dir(models_dir)
     if not root.is_dir():
         return []
-    return [read(p) for p in sorted(root.iterdir())
-            if p.is_dir() and (p / "adapter_config.json").is_file()]
+    infos = []
+    for folder in sorted(p for p in root.iterdir()
+                         if p.is_dir() and (p / "adapter_config.json").is_file()):
+        try:
+            check_name(folder.name, "adapter")
+            check_folder(folder)
+            infos.append(read(folder))
+        except (AdapterError, InputError) as exc:
+            infos.append(AdapterInfo(folder.name, folder, AdapterMeta(name=folder.name),
+                                     str(exc)))
+    return infos
+
+
+def usable(infos: list[AdapterInfo]) -> list[AdapterInfo]:
+    return [info for info in infos if not info.problem]
 
 
 def get(models_dir: Path, name: str) -> AdapterInfo:

@@ -22,6 +22,7 @@ class DataLimits:
     min_per_label: int = 3  # one each for train, validation and test
     max_rows: int = 100_000
     max_text_chars: int = 200_000
+    max_zip_bytes: int = 1024 * 2**20  # a dataset ZIP unpacked, all its documents together
 
 
 @dataclass
@@ -65,13 +66,22 @@ class Split:
 def read_table(path: Path) -> pd.DataFrame:
     path = Path(path)
     try:
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
-            return pd.read_json(path, lines=True)
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
+        try:
+            return _read(path, "utf-8-sig")
+        except UnicodeDecodeError:  # a spreadsheet's "CSV" on Windows is usually cp1252
+            return _read(path, "cp1252")
+    except DataError:
+        raise
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path.name}: not a readable {path.suffix.lstrip('.').upper()} file "
-                        f"({exc})") from exc
+                                        f"({exc})") from exc
+
+
+def _read(path: Path, encoding: str) -> pd.DataFrame:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return pd.read_json(path, lines=True, encoding=encoding)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path, encoding=encoding)
     raise DataError(f"{path.name}: use a .csv or .jsonl file")
 
 
@@ -95,6 +105,13 @@ def load(path: Path, text_col: str, label_col: str,
 def clean(data: LabelledData, limits: DataLimits = DataLimits()) -> tuple[LabelledData, list[Finding]]:
     """Drop what cannot be trained on, say what was dropped, and refuse what cannot work."""
     findings: list[Finding] = []
+    # A label is one line: the prompt lists the labels one per line, and the model answers one.
+    labels = [" ".join(label.split()) for label in data.labels]
+    joined = sum(a != b for a, b in zip(labels, data.labels))
+    if joined:
+        findings.append(Finding("warning", f"{joined} label(s) held line breaks, tabs or repeated "
+                                           "spaces; each was joined into one line"))
+    data = LabelledData(data.texts, labels, data.source)
     keep = [i for i, (text, label) in enumerate(zip(data.texts, data.labels)) if text and label]
     if len(keep) < len(data.texts):
         findings.append(Finding("warning", f"{len(data.texts) - len(keep)} row(s) with an empty "
@@ -191,18 +208,19 @@ def from_zip(path: Path, extract_file, limits: DataLimits = DataLimits()) -> tup
     message per file that could not be read. `extract_file(path) -> str` is the ingestion
     extractor. Member names are never used as paths: each file is written to a temporary name."""
     import tempfile
-    import zipfile
     from pathlib import PurePosixPath
+
+    from core.archives import ArchiveError, MemberError, SafeZip
 
     path = Path(path)
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"{path.name}: not a ZIP file") from exc
+        archive = SafeZip(path, limits.max_text_chars * 50, limits.max_zip_bytes)
+    except ArchiveError as exc:
+        raise DataError(f"{path.name}: {exc}") from exc
     rows, problems = [], []
     with archive, tempfile.TemporaryDirectory() as tmp:
-        members = [m for m in archive.infolist() if not m.is_dir()
-                   and not PurePosixPath(m.filename).name.startswith(".")
+        members = [m for m in archive.members
+                   if not PurePosixPath(m.filename).name.startswith(".")
                    and "__MACOSX" not in m.filename]
         if len(members) > limits.max_rows:
             raise DataError(f"{path.name}: {len(members):,} files is over the limit of "
@@ -212,12 +230,14 @@ def from_zip(path: Path, extract_file, limits: DataLimits = DataLimits()) -> tup
             if len(parts) < 2:
                 problems.append(f"{member.filename}: not inside a label folder, left out")
                 continue
-            if member.file_size > limits.max_text_chars * 50:
-                problems.append(f"{member.filename}: larger than "
-                                f"{limits.max_text_chars * 50 // 1_000_000} MB, left out")
-                continue
             target = Path(tmp) / f"member{PurePosixPath(parts[-1]).suffix.lower()}"
-            target.write_bytes(archive.read(member))
+            try:
+                archive.extract(member, target)
+            except MemberError as exc:  # one bad file never stops the others
+                problems.append(f"{exc}, left out")
+                continue
+            except ArchiveError as exc:
+                raise DataError(f"{path.name}: {exc}") from exc
             try:
                 text = extract_file(target)
             except Exception as exc:  # one unreadable file never stops the others

@@ -162,7 +162,7 @@ def prepare_data(config: TrainConfig) -> tuple[Split, list[str]]:
     data, findings = clean(load(Path(config.data), config.text_col, config.label_col))
     errors = [f.message for f in findings if f.level == "error"]
     if errors:
-        raise DataError("; ".join(errors))
+        raise DataError(f"{Path(config.data).name}: " + "; ".join(errors))
     parts = split(data, tuple(config.split), config.seed)
     return parts, data.label_set
 

@@ -11,8 +11,9 @@ import streamlit as st
 
 from core import charts
 from core.lora import adapter_ops, runs
-from core.lora.adapters import AdapterError, list_adapters, load_classifier
+from core.lora.adapters import AdapterError, list_adapters, load_classifier, usable
 from core.registry import Registry
+from core.text import safe_markdown
 from pages.shared import settings
 
 s = settings()
@@ -20,7 +21,8 @@ st.title("Adapters")
 st.caption("Every LoRA adapter trained or imported here. Adapters are small (a few MB) files "
            "that change how a base model behaves; they load from safetensors only.")
 
-library = {a.name: a for a in list_adapters(s.models_dir)}
+everything = {a.name: a for a in list_adapters(s.models_dir)}
+library = {a.name: a for a in usable(list(everything.values()))}  # what can be combined or compared
 registry = Registry.load(s.registry_path, s.models_dir)
 
 
@@ -42,35 +44,40 @@ with st.expander("Import an adapter (ZIP)", icon=":material/upload:"):
             st.success(f"Imported {info.name}")
             st.rerun()
 
-if not library:
+if not everything:
     st.info("No adapters yet: train one on the Train page, or import a ZIP above.")
     st.stop()
 
 rows = []
-for info in library.values():
+for info in everything.values():
     summary = info.summary()
-    config = info.meta.config
+    targets = info.meta.config.get("target_modules")
     rows.append({"name": info.name, "base": Path(info.base).name, "labels": len(info.labels),
                  "r": summary["r"], "alpha": summary["alpha"],
-                 "target modules": ", ".join(config.get("target_modules", [])),
+                 "target modules": (", ".join(map(str, targets)) if isinstance(targets, list)
+                                    else str(targets or "")),
                  "size MB": round(summary["size_bytes"] / 1e6, 2),
-                 "test accuracy": summary["test_accuracy"], "created": when(summary["created"])})
+                 "test accuracy": summary["test_accuracy"], "created": when(summary["created"]),
+                 "problem": summary["problem"] or ""})
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="adapter-table",
              column_config={"test accuracy": st.column_config.ProgressColumn(
                  "test accuracy", min_value=0.0, max_value=1.0, format="percent")})
 
 details, operations = st.tabs(["Details", "Combine, merge, compare"])
 with details:
-    name = st.selectbox("Adapter", list(library), key="adapter-details")
-    info = library[name]
+    name = st.selectbox("Adapter", list(everything), key="adapter-details")
+    info = everything[name]
     meta = info.meta
     left, right = st.columns([2, 3])
     with left:
-        st.markdown(f"**Base** `{info.base}`  \n**Labels** " + ", ".join(info.labels))
-        if meta.combined:
-            c = meta.combined
-            st.markdown(f"**Combined** ({c['type']}) from " + ", ".join(
-                f"{p} × {w}" for p, w in zip(c["parents"], c["weights"])))
+        if info.problem:
+            st.error(f"This adapter cannot be used: {info.problem}", icon=":material/error:")
+        st.markdown(safe_markdown(f"**Base** `{info.base}`  \n**Labels** "
+                                  + ", ".join(info.labels)))
+        c = meta.combined or {}
+        if isinstance(c.get("parents"), list):
+            st.markdown(safe_markdown(f"**Combined** ({c.get('type')}) from " + ", ".join(
+                f"{p} × {w}" for p, w in zip(c["parents"], c.get("weights", [])))))
         st.json({"config": meta.config, "split": meta.split, "base_sha256": meta.base_sha256,
                  "steps": meta.steps, "training_seconds": meta.training_seconds},
                 expanded=False)
@@ -90,28 +97,29 @@ with details:
                 adapter_ops.delete(s.models_dir, name)
                 st.rerun()
     with right:
-        metrics = runs.run_dir(s, name).metrics()
+        metrics = [] if info.problem else runs.run_dir(s, name).metrics()
         if metrics:
             st.markdown("**Training curve**")  # a plotly title would sit on the legend
             st.plotly_chart(charts.loss_curve(metrics, 0.6), key="adapter-curve")
         federated = meta.federated
-        if federated:
+        if federated and {"config", "shards", "rounds"} <= set(federated):
             config = federated["config"]
             st.markdown(f"**Federated**: {config['clients']} clients ({config['split']} split, "
                         f"{', '.join(map(str, federated['shards']))} examples), "
                         f"{config['rounds']} rounds of {config['local_steps']} steps")
             st.plotly_chart(charts.rounds(federated["rounds"], federated.get("centralised")),
                             key="adapter-rounds")
-        evaluation = meta.evaluation
-        if evaluation:
+        evaluation = meta.evaluation or {}
+        if meta.test_accuracy is not None:
             result = evaluation["adapter"]
             others = [f"{title} {evaluation[key]['accuracy']:.0%}" for key, title in
                       (("zero_shot", "zero-shot"), ("baseline", "embeddings baseline"))
-                      if key in evaluation]
-            st.markdown(f"Test accuracy **{result['accuracy']:.0%}**"
+                      if isinstance(evaluation.get(key), dict) and "accuracy" in evaluation[key]]
+            st.markdown(f"Test accuracy **{meta.test_accuracy:.0%}**"
                         + (f" ({', '.join(others)})" if others else "")
-                        + f" on {evaluation['test_size']} examples")
-            if "confusion" in result:
+                        + (f" on {evaluation['test_size']} examples"
+                           if "test_size" in evaluation else ""))
+            if "confusion" in result and "labels" in result:
                 st.plotly_chart(charts.confusion(result["confusion"], result["labels"]),
                                 key="adapter-confusion")
         else:

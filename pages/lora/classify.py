@@ -11,13 +11,14 @@ import pandas as pd
 import streamlit as st
 
 from core import charts
-from core.lora.adapters import AdapterError, list_adapters, load_classifier
+from core.lora.adapters import AdapterError, list_adapters, load_classifier, usable
 from core.lora.classify import Prediction
 from core.lora.data import DataError, read_table
 from core.rag import store
 from core.rag.extract import ExtractionError, extract
 from core.registry import Registry
-from core.uploads import SUPPORTED_SUFFIXES, UploadError, check_size, save_upload
+from core.text import safe_markdown
+from core.uploads import SUPPORTED_SUFFIXES, UploadError, check_size, save_content_addressed, save_upload
 from pages.shared import chroma_client, settings
 
 s = settings()
@@ -34,7 +35,7 @@ def classifier(adapter: str | None, base: str | None, models_dir: str):
     return load_classifier(Path(models_dir), adapter=adapter, base=base)
 
 
-library = {a.name: a for a in list_adapters(s.models_dir)}
+library = {a.name: a for a in usable(list_adapters(s.models_dir))}
 left, right = st.columns([2, 3])
 with left:
     choice = st.selectbox("Model", list(library) + [BASE_ONLY], key="classify-model",
@@ -64,8 +65,8 @@ with right:
         seed = pd.DataFrame({"document": ["", ""], "label": ["", ""]})
         if source:
             try:
-                table = read_table(save_upload(s.data_dir / "datasets", source.name,
-                                               source.getvalue()))
+                table = read_table(save_content_addressed(s.data_dir / "datasets", source.name,
+                                                          source.getvalue()))
                 seed = table[["document", "label"]].astype(str)
             except (DataError, UploadError, KeyError) as exc:
                 st.error(f"{source.name}: {exc}" if isinstance(exc, KeyError) else str(exc))
@@ -75,10 +76,11 @@ with right:
                     zip(edited["document"], edited["label"])
                     if str(doc).strip() and str(label).strip()]
         labels = list(dict.fromkeys(label for _, label in examples))
-        st.caption(f"{len(examples)} examples · labels: {', '.join(labels) or 'none yet'}")
+        st.caption(safe_markdown(f"{len(examples)} examples · labels: "
+                                 f"{', '.join(labels) or 'none yet'}"))
     elif adapter:
         labels = adapter.labels
-        st.markdown("**Labels** · " + " · ".join(f"`{label}`" for label in labels))
+        st.markdown(safe_markdown("**Labels** · " + " · ".join(f"`{label}`" for label in labels)))
     else:
         typed = st.text_input("Labels, separated by commas", key="classify-labels",
                               placeholder="Invoice, Contract, Letter")

@@ -8,7 +8,8 @@ from core.rag import store
 from core.rag.answers import Answer, RagTurn, no_context_stream, to_markdown
 from core.rag.llm import ChatError, StreamStats
 from core.rag.retrieval import DEFAULT_WINDOW, MAX_WINDOW, SCORE_MEANING, RetrievalOptions, highlight_spans
-from pages.shared import chat_engine, chroma_client, settings
+from core.text import safe_markdown
+from pages.shared import chat_engine, chroma_client, settings, write_model_stream
 
 s = settings()
 collection = st.session_state.get("collection")
@@ -94,13 +95,13 @@ def show_answer(answer: Answer) -> None:
         st.text(answer.question)
     with st.chat_message("assistant"):
         if answer.no_context is None:
-            st.markdown(answer.text)
+            st.markdown(safe_markdown(answer.text))
         else:
             grounded, alone = st.columns(2)
             grounded.caption("With your documents")
-            grounded.markdown(answer.text)
+            grounded.markdown(safe_markdown(answer.text))
             alone.caption("Same model, no retrieval")
-            alone.markdown(answer.no_context)
+            alone.markdown(safe_markdown(answer.no_context))
         if answer.stopped:
             st.caption(":orange[Stopped before the end.]")
         st.caption(citation_note(answer))
@@ -174,14 +175,14 @@ if question:
                 with grounded:
                     if compare:
                         st.caption("With your documents")
-                    st.write_stream(turn.stream())
+                    write_model_stream(turn.stream())
                 if alone is not None:
                     with alone:
                         st.caption("Same model, no retrieval")
                         stats = StreamStats()
                         turn.no_context = stats
-                        st.write_stream(no_context_stream(engine, question, stats,
-                                                          stop=turn.stop))
+                        write_model_stream(no_context_stream(engine, question, stats,
+                                                             stop=turn.stop))
             except ChatError as exc:
                 forget_pending(turn)
                 st.error(f"{exc}. Your conversation is kept.", icon=":material/error:")

@@ -13,9 +13,9 @@ from core.rag.ingest import BatchProgress, ingest_files, reindex
 from core.uploads import (
     SUPPORTED_SUFFIXES,
     UploadError,
+    batch_names,
     forget_uploads,
     move_uploads,
-    safe_filename,
     save_upload,
     upload_folder,
 )
@@ -107,12 +107,11 @@ with st.container(border=True):
                          "Needs tesseract: apt-get install tesseract-ocr")
     if st.button("Add to collection", type="primary", disabled=not files, key="ingest"):
         saved, rows = [], []
-        for f in files:
+        for f, name in zip(files, batch_names([f.name for f in files])):
             try:
-                saved.append(save_upload(upload_folder(s.data_dir, current), f.name,
-                                         f.getvalue()))
+                saved.append(save_upload(upload_folder(s.data_dir, current), name, f.getvalue()))
             except UploadError as exc:
-                rows.append({"file": safe_filename(f.name), "status": "error", "error": str(exc)})
+                rows.append({"file": name, "status": "error", "error": str(exc)})
         bar = st.progress(0.0, text="Starting…")
         stage_line = st.empty()
         tracker = BatchProgress(saved)

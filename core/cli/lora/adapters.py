@@ -28,8 +28,9 @@ def cmd_adapters(args: argparse.Namespace) -> int:
         for info in list_adapters(models):
             row = info.summary()
             acc = row["test_accuracy"]
-            out(row, f"{row['name']}: base {row['base']}, {len(row['labels'])} labels, r={row['r']}"
-                     + (f", test accuracy {acc:.0%}" if acc is not None else ""))
+            out(row, f"{row['name']}: cannot be used: {row['problem']}" if row["problem"] else
+                f"{row['name']}: base {row['base']}, {len(row['labels'])} labels, r={row['r']}"
+                + (f", test accuracy {acc:.0%}" if acc is not None else ""))
     elif args.action == "show":
         info = get(models, args.names[0])
         print(json.dumps({**info.meta.to_dict(), "folder": str(info.folder), "size_bytes": info.size_bytes},

@@ -96,10 +96,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         for run in runs.list_runs(settings):
             row = {"name": run.name, "state": run.status.get("state", "created"),
                    "step": run.status.get("step"), "max_steps": run.status.get("max_steps"),
-                   "base": run.config.get("base")}
+                   "base": run.config.get("base"), "error": run.status.get("error")}
             print(json.dumps(row) if args.json else
                   f"{row['name']}: {row['state']} step {row['step']}/{row['max_steps']} "
-                  f"({row['base']})")
+                  f"({row['base']})" + (f": {row['error']}" if row["error"] else ""))
         return 0
     if not args.name:
         raise InputError(f"runs {args.action} needs a run NAME")

@@ -13,7 +13,7 @@ from core.lora.prompts import PromptError, count_truncated
 from core.rag.extract import extract
 from core.samples import SAMPLE_DATASET
 from core.settings import Settings
-from core.uploads import UploadError, save_upload
+from core.uploads import UploadError, save_content_addressed
 from pages.lora.train_steps import go_to
 
 
@@ -100,7 +100,7 @@ def render(s: Settings, config: dict) -> None:
 
 def store_upload(s: Settings, name: str, data: bytes) -> Path | None:
     try:
-        return save_upload(s.data_dir / "datasets", name, data)
+        return save_content_addressed(s.data_dir / "datasets", name, data)
     except UploadError as exc:
         st.error(str(exc))
         return None
@@ -110,8 +110,8 @@ def zip_to_table(s: Settings, name: str, data: bytes) -> Path | None:
     archive = store_upload(s, name, data)
     if archive is None:
         return None
-    table = archive.with_suffix(".csv")
-    if not table.exists() or table.stat().st_mtime < archive.stat().st_mtime:
+    table = archive.with_name(f"{archive.name}.csv")  # never the table of a CSV upload
+    if not table.exists():
         with st.spinner(f"Extracting the documents in {archive.name}…"):
             try:
                 frame, problems = from_zip(archive, lambda p: extract(p, tika_url=s.tika_server_url).text)

