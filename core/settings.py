@@ -176,9 +176,11 @@ def load_settings(env: dict[str, str] | None = None,
 
     def pick(f, prefs: dict[str, Any]) -> None:
         env_name = f.metadata["env"]
-        for source, raw in (("env", env.get(env_name)),
-                            ("secrets", secrets.get(env_name.lower(), secrets.get(f.name))),
-                            ("preferences", prefs.get(f.name) if f.metadata["user_editable"] else None)):
+        candidates: tuple[tuple[Source, Any], ...] = (
+            ("env", env.get(env_name)),
+            ("secrets", secrets.get(env_name.lower(), secrets.get(f.name))),
+            ("preferences", prefs.get(f.name) if f.metadata["user_editable"] else None))
+        for source, raw in candidates:
             value = _coerce(f.name, raw)
             if value is not None:
                 values[f.name], sources[f.name] = value, source

@@ -12,6 +12,7 @@ import time
 import zipfile
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from core import files
 from core.archives import ArchiveError, SafeZip
@@ -216,13 +217,13 @@ def merge(models_dir: Path, name: str, sample_texts: list[str] | None = None,
     dtype = AutoConfig.from_pretrained(folder).dtype or torch.float32
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    model = PeftModel.from_pretrained(model, info.folder).eval()
+    adapted: Any = PeftModel.from_pretrained(model, info.folder).eval()
     texts = sample_texts or ["Classify the document into one of the valid categories.",
                              "This agreement is made between the licensor and the licensee."]
     batch = [tokenizer(t, return_tensors="pt")["input_ids"] for t in texts]
     with torch.no_grad():
-        before = [model(input_ids=ids).logits.float() for ids in batch]
-        merged = model.merge_and_unload()
+        before = [adapted(input_ids=ids).logits.float() for ids in batch]
+        merged = adapted.merge_and_unload()
         after = [merged(input_ids=ids).logits.float() for ids in batch]
     difference = max((a - b).abs().max().item() for a, b in zip(before, after))
     if difference > tolerance:

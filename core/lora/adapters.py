@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from core import files
 from core.errors import InputError, StudioError
@@ -54,7 +55,8 @@ class AdapterMeta:
         if not isinstance(raw, dict):
             raise AdapterError(f"{where}: expected a JSON object")
         known = {f.name: f for f in fields(cls) if f.name != "extra"}
-        values, extra = {}, {}
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in known:
                 extra[key] = value

@@ -116,7 +116,8 @@ def clean(data: LabelledData, limits: DataLimits = DataLimits()) -> tuple[Labell
     if len(keep) < len(data.texts):
         findings.append(Finding("warning", f"{len(data.texts) - len(keep)} row(s) with an empty "
                                            "text or label were left out"))
-    seen, unique = {}, []
+    seen: dict[str, int] = {}
+    unique: list[int] = []
     conflicts = 0
     for i in keep:
         text = data.texts[i]

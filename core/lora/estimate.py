@@ -71,7 +71,7 @@ def measure(config: TrainConfig, models_dir: Path) -> Calibration:
         probe = replace(config, max_steps=CALIBRATION_STEPS, eval_steps=0,
                         save_steps=0)
         session = build(probe, Path(tmp), models_dir)
-        times = []
+        times: list[float] = []
         session.trainer.add_callback(StepTimer(times))
         session.trainer.train()
     per_step = sum(times[1:]) / max(1, len(times) - 1)

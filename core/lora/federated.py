@@ -239,11 +239,13 @@ def client_app(work: Callable[[Context], ClientWork]) -> ClientApp:
         import torch  # noqa: F401 — Flower converts tensors only once torch is imported
 
         job = work(context)
-        state = msg.content["arrays"].to_torch_state_dict()
+        arrays = msg.content["arrays"]
+        assert isinstance(arrays, ArrayRecord)  # the server sends the tensors under "arrays"
+        state = arrays.to_torch_state_dict()
         new_state, loss = local_round(job.train, job.data, job.categories, job.models_dir,
                                       state, job.steps)
-        metrics = {"train_loss": loss, "client": job.client,
-                   "num-examples": len(job.data.train.texts)}
+        metrics: dict[str, int | float | list[int] | list[float]] = {
+            "train_loss": loss, "client": job.client, "num-examples": len(job.data.train.texts)}
         return Message(content=RecordDict({"arrays": ArrayRecord(torch_state_dict=new_state),
                                            "metrics": MetricRecord(metrics)}), reply_to=msg)
 
@@ -348,6 +350,7 @@ def centralised(plan: Plan, models_dir: Path, initial: dict) -> list[dict]:
     """The same budget on the pooled data, no federation: per round, as many steps as all
     clients together, then the same test metrics. What federation is compared against."""
     state, rows = initial, []
+    assert plan.pooled is not None  # made by Plan.make, which a centralised run starts from
     for round_no in range(1, plan.config.rounds + 1):
         state, _ = local_round(plan.train, plan.pooled, plan.categories, models_dir, state,
                                plan.config.local_steps * plan.config.clients)

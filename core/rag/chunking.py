@@ -121,7 +121,8 @@ def _overlap(previous: list[_Piece], nxt: _Piece, chunk_size: int,
     the cut falls inside a paragraph, and only whole pieces within the overlap."""
     if nxt.heading:
         return []
-    end, kept = previous[-1].end, []
+    end = previous[-1].end
+    kept: list = []
     for piece in reversed(previous):
         if (piece.paragraph != nxt.paragraph or piece.heading or end - piece.start > chunk_overlap
                 or nxt.end - piece.start > chunk_size):

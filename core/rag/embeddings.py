@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from core import files
@@ -137,8 +137,8 @@ class StudioEmbeddingFunction(EmbeddingFunction[Documents]):
     def build_from_config(config: dict) -> StudioEmbeddingFunction:
         return StudioEmbeddingFunction(config["model"])
 
-    def default_space(self) -> str:
+    def default_space(self) -> Space:
         return "cosine"
 
-    def supported_spaces(self) -> list[str]:
+    def supported_spaces(self) -> list[Space]:
         return ["cosine"]

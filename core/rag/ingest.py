@@ -68,9 +68,9 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
         result = FileResult(file=path.name, status="error")
         try:
             check_size(path.name, path.stat().st_size)
-            result.doc_id = file_sha256(path)
-            if result.doc_id in stored:
-                twin = stored[result.doc_id]
+            result.doc_id = doc_id = file_sha256(path)
+            if doc_id in stored:
+                twin = stored[doc_id]
                 result = replace(twin, file=path.name,
                                  note=f"same content as {twin.file}: stored once")
                 continue
@@ -84,13 +84,12 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
             vectors = embedder.embed([c.contextual_text for c in chunks])
             on_stage(path, "store")
             try:
-                store.replace_document(collection, result.doc_id, path.name, chunks, vectors,
-                                       batch)
+                store.replace_document(collection, doc_id, path.name, chunks, vectors, batch)
             except Exception as exc:  # the store's errors differ embedded and over HTTP
                 raise StoreFailure(f"{path.name}: could not be stored in Chroma ({exc}); "
                                    "the collection is unchanged") from exc
             result.chunks, result.status = len(chunks), "ok"
-            stored[result.doc_id] = result
+            stored[doc_id] = result
         except ExtractionError as exc:
             result.error = f"{path.name}: {exc}"
         except (UploadError, StoreFailure) as exc:

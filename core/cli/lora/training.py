@@ -56,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             runs.release(settings)
     if not main_process:
         return 0
-    evaluation = run.evaluation()
+    evaluation = run.evaluation() or {}
     result = {"adapter": str(adapter), "run": str(run.path),
               "test": {which: {k: evaluation[which][k] for k in ("accuracy", "macro_f1")}
                        for which in ("adapter", "zero_shot", "baseline")},
