@@ -37,6 +37,9 @@ class TrainConfig:
     batch_size: int = _f(2, "Examples per step on each device.")
     grad_accum: int = _f(1, "Steps whose gradients add up before one update.")
     max_length: int = _f(512, "Tokens per example; the document is cut to fit, never the labels.")
+    label_loss: float = _f(1.0, "Share of the loss spent on choosing the right label among all "
+                           "labels, scored as classification scores them; the rest goes to "
+                           "every token of the answer. 0: answer tokens only (the old way).")
     gradient_checkpointing: bool = _f(False, "Recompute activations: 30-40% less memory.")
     eval_steps: int = _f(20, "Evaluate on the validation split every this many steps (0: never).")
     save_steps: int = _f(20, "Save a checkpoint every this many steps (0: never; no resume).")
@@ -49,6 +52,13 @@ class TrainConfig:
             self.target_modules = list(ATTENTION)
         if self.split is None:
             self.split = [0.8, 0.1, 0.1]
+        if not 0 <= self.label_loss <= 1:
+            raise ValueError(f"label_loss is a share between 0 and 1, got {self.label_loss}")
+        if self.label_loss > 0 and self.gradient_checkpointing:
+            # the label loss scores every label on the rows' cached keys and values, and
+            # checkpointed layers keep no cache
+            raise ValueError("gradient checkpointing works with label_loss 0 only (the answer "
+                             "tokens' loss): turn one of them off")
 
     def save(self, path: Path) -> None:
         Path(path).write_text(yaml.safe_dump(asdict(self), sort_keys=False))
@@ -63,13 +73,17 @@ class TrainConfig:
         return cls(**raw)
 
 
+# Measured on 2 shared CPU cores with Gemma 3 270M (bench/train_full.py; docs/ or the report of
+# issue 14 item 1): the label loss, LoRA on every linear layer and a learning rate of 1e-3 are
+# what made the adapter beat the embedding and TF-IDF baselines; 3e-4 on attention only with the
+# answer-token loss stayed below them.
 PRESETS: dict[str, dict] = {
-    "quick": dict(r=8, alpha=16, dropout=0.05, target_modules=ATTENTION, learning_rate=3e-4,
-                  epochs=1.0, batch_size=4, grad_accum=1, max_length=384),
-    "balanced": dict(r=16, alpha=32, dropout=0.05, target_modules=ALL_LINEAR, learning_rate=2e-4,
-                     epochs=2.0, batch_size=2, grad_accum=4, max_length=512),
-    "thorough": dict(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR, learning_rate=2e-4,
-                     epochs=3.0, batch_size=2, grad_accum=8, max_length=1024),
+    "quick": dict(r=16, alpha=32, dropout=0.05, target_modules=ALL_LINEAR, learning_rate=1e-3,
+                  epochs=1.0, batch_size=4, grad_accum=1, max_length=256, label_loss=1.0),
+    "balanced": dict(r=16, alpha=32, dropout=0.05, target_modules=ALL_LINEAR, learning_rate=1e-3,
+                     epochs=2.0, batch_size=4, grad_accum=2, max_length=384, label_loss=1.0),
+    "thorough": dict(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR, learning_rate=5e-4,
+                     epochs=3.0, batch_size=4, grad_accum=4, max_length=512, label_loss=1.0),
 }
 
 
