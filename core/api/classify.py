@@ -2,7 +2,7 @@
 model), list adapters.
 
 Each model is loaded once and kept; requests take turns on it (a CPU runs one forward pass
-well, not several at once)."""
+well, not several at once), through a bounded queue (core.api.gate)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import threading
 import time
 
 from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from core.api.gate import Gate
 from core.lora import adapters
 from core.lora.data import DataLimits
 from core.settings import Settings
@@ -63,7 +65,7 @@ class Models:
             return self.loaded[adapter]
 
 
-def router(settings: Settings) -> APIRouter:
+def router(settings: Settings, gates: dict[str, Gate]) -> APIRouter:
     router = APIRouter()
     models = Models(settings)
     run_lock = threading.Lock()
@@ -79,6 +81,10 @@ def router(settings: Settings) -> APIRouter:
         if not library:
             raise HTTPException(404, "no adapters yet: train one in the Studio first")
         return max(library, key=lambda a: a.meta.created).name
+
+    async def queued(adapter: str | None, text: str, **kw) -> Prediction:
+        async with gates["classify"].admit():
+            return await run_in_threadpool(run, adapter, text, **kw)
 
     def run(adapter: str | None, text: str, **kw) -> Prediction:
         try:
@@ -98,18 +104,19 @@ def router(settings: Settings) -> APIRouter:
     @router.get("/health")
     def health() -> dict:
         return {"status": "ok", "adapters": len(adapters.list_adapters(settings.models_dir)),
-                "loaded": [name or "base" for name in models.loaded]}
+                "loaded": [name or "base" for name in models.loaded],
+                "queues": {name: gate.status() for name, gate in gates.items()}}
 
     @router.get("/adapters")
     def list_adapters() -> list[dict]:
         return [a.summary() for a in adapters.list_adapters(settings.models_dir)]
 
     @router.post("/predict", response_model=Prediction)
-    def predict(request: PredictRequest) -> Prediction:
-        return run(known(request.adapter) if request.adapter else newest(), request.text)
+    async def predict(request: PredictRequest) -> Prediction:
+        return await queued(known(request.adapter) if request.adapter else newest(), request.text)
 
     @router.post("/predict_fewshot", response_model=Prediction)
-    def predict_fewshot(request: FewShotRequest) -> Prediction:
+    async def predict_fewshot(request: FewShotRequest) -> Prediction:
         labels = list(dict.fromkeys(e.label for e in request.examples))
         if len(labels) < 2:
             raise HTTPException(422, "the examples need at least two different labels")
@@ -117,7 +124,7 @@ def router(settings: Settings) -> APIRouter:
             raise HTTPException(422, f"{len(labels)} labels is over the limit of "
                                      f"{LIMITS.max_labels}")
         adapter = known(request.adapter) if request.adapter else None
-        return run(adapter, request.text, labels=labels,
+        return await queued(adapter, request.text, labels=labels,
                    examples=[(e.document, e.label) for e in request.examples])
 
     return router
