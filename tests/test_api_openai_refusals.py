@@ -136,3 +136,14 @@ def test_serving_beyond_this_machine_needs_keys(studio_env):
     assert out.stderr.strip().splitlines() == [
         "error: refusing to serve the API on 0.0.0.0 without API keys: set STUDIO_API_KEYS "
         "(comma-separated) or serve on 127.0.0.1"]
+
+
+def test_only_the_classifiers_used_last_stay_loaded(studio_env, monkeypatch):
+    from core.api import classify
+
+    monkeypatch.setattr(classify.adapters, "load_classifier",
+                        lambda models_dir, adapter, base: f"classifier {adapter}")
+    models = classify.Models(load_settings(), keep=2)
+    for name in ("a", "b", "a", "c"):
+        assert models.get(name) == f"classifier {name}"
+    assert list(models.loaded) == ["a", "c"]

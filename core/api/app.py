@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def refused(request: Request, exc: HTTPException) -> Response:
-        return error_response(request, exc.status_code, str(exc.detail), exc.headers)
+        return error_response(request, exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(StudioError)
     async def studio_error(request: Request, exc: StudioError) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
@@ -20,6 +21,7 @@ from core.settings import Settings
 
 LIMITS = DataLimits()
 MAX_EXAMPLES = 20
+MAX_LOADED = 3  # classifiers kept in memory at once
 
 
 class PredictRequest(BaseModel):
@@ -49,11 +51,13 @@ class Prediction(BaseModel):
 
 
 class Models:
-    """Classifiers by adapter name (None: the base model alone), loaded on first use."""
+    """Classifiers by adapter name (None: the base model alone), loaded on first use. Each one
+    holds a base model in memory, so only the `keep` used last stay loaded: a client naming
+    every adapter in turn cannot fill the server's memory."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.loaded: dict[str | None, object] = {}
+    def __init__(self, settings: Settings, keep: int = MAX_LOADED):
+        self.settings, self.keep = settings, keep
+        self.loaded: OrderedDict[str | None, object] = OrderedDict()
         self.lock = threading.Lock()
 
     def get(self, adapter: str | None):
@@ -62,6 +66,9 @@ class Models:
                 self.loaded[adapter] = adapters.load_classifier(
                     self.settings.models_dir, adapter=adapter,
                     base=None if adapter else self.settings.lora_base_model)
+            self.loaded.move_to_end(adapter)
+            while len(self.loaded) > self.keep:
+                self.loaded.popitem(last=False)  # a request still using it keeps its own ref
             return self.loaded[adapter]
 
 

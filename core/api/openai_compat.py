@@ -156,13 +156,14 @@ def router(settings: Settings, gate: Gate) -> APIRouter:
 
     @router.post("/embeddings")
     def embeddings(body: EmbeddingRequest) -> dict:
-        texts = [body.input] if isinstance(body.input, str) else body.input
-        if any(not isinstance(t, str) for t in texts):
+        given = [body.input] if isinstance(body.input, str) else body.input
+        texts = [t for t in given if isinstance(t, str)]
+        if len(texts) < len(given):
             raise HTTPException(400, "send text, not token ids (LangChain: "
                                      "OpenAIEmbeddings(check_embedding_ctx_length=False))")
         model = embedding_model(body.model)
         embedder = query_embedder(settings, model)
-        vectors = np.asarray(embedder.embed(texts), dtype="<f4") if texts else []
+        vectors = np.asarray(embedder.embed(texts) if texts else [], dtype="<f4")
         tokens = sum(len(t.split()) for t in texts)  # words: the usage is a rough guide
         return {"object": "list", "model": model,
                 "data": [{"object": "embedding", "index": i, "embedding": encoded(v, body)}
