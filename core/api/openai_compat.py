@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import AsyncIterator, Iterator
+from functools import lru_cache
 from typing import Annotated, Literal
 
 import numpy as np
@@ -94,7 +95,11 @@ def model_row(name: str) -> dict:
 
 def router(settings: Settings, gate: Gate) -> APIRouter:
     router = APIRouter(prefix="/v1")
-    chroma = store.client(settings)
+
+    @lru_cache(maxsize=1)
+    def chroma():
+        """Opened on first use: a Chroma server that is down must not stop classification."""
+        return store.client(settings)
 
     def registry() -> Registry:
         return Registry.load(settings.registry_path, settings.models_dir)
@@ -102,7 +107,7 @@ def router(settings: Settings, gate: Gate) -> APIRouter:
     def collection(model: str) -> str:
         """A collection by name, with or without `rag:`; 404 naming the ones there are."""
         name = model.removeprefix(chat.RAG)
-        known = [c.name for c in store.list_collections(chroma)]
+        known = [c.name for c in store.list_collections(chroma())]
         if name not in known:
             raise HTTPException(404, f"no collection named {name!r} (collections: "
                                      f"{', '.join(known) or 'none yet'})")
@@ -112,7 +117,8 @@ def router(settings: Settings, gate: Gate) -> APIRouter:
         if not model:
             return settings.embedding_model
         if model.startswith(chat.RAG):
-            return store.describe(store.get_collection(chroma, collection(model))).embedding_model
+            found = store.get_collection(chroma(), collection(model))
+            return store.describe(found).embedding_model
         found = registry()
         names = [s.name for s in found.with_role("embedding") if found.available(s.name)]
         if model not in names:
@@ -123,7 +129,7 @@ def router(settings: Settings, gate: Gate) -> APIRouter:
     @router.get("/models")
     def list_models() -> dict:
         found = registry()
-        names = [f"{chat.RAG}{c.name}" for c in store.list_collections(chroma)]
+        names = [f"{chat.RAG}{c.name}" for c in store.list_collections(chroma())]
         names += chat.chat_models(settings)
         names += [s.name for s in found.with_role("embedding") if found.available(s.name)]
         names += [f"adapter:{a.name}" for a in
@@ -141,7 +147,7 @@ def router(settings: Settings, gate: Gate) -> APIRouter:
             raise HTTPException(404, f"no model named {body.model!r}: GET /v1/models lists "
                                      "them (rag:COLLECTION answers from a collection)")
         engine = await run_in_threadpool(chat.engine_for, settings, None if rag else body.model)
-        ask = chat.Ask(settings, chroma, engine, turns, name,
+        ask = chat.Ask(settings, chroma(), engine, turns, name,
                        body.max_completion_tokens or body.max_tokens or chat.DEFAULT_MAX_TOKENS,
                        RetrievalOptions(k=body.k, method=body.method), threading.Event())
         reply = chat.Reply(body.model, bool((body.stream_options or {}).get("include_usage")))
@@ -174,7 +180,8 @@ def router(settings: Settings, gate: Gate) -> APIRouter:
     def search_only(body: SearchRequest) -> dict:
         options = RetrievalOptions(k=body.k, method=body.method, mmr=body.mmr,
                                    min_score=body.min_score)
-        result = search(settings, collection(body.collection), body.question, options, chroma)
+        result = search(settings, collection(body.collection), body.question, options,
+                        chroma())
         return {"object": "list", "method": result.method,
                 "score_meaning": SCORE_MEANING[result.method],
                 "ms": round(result.seconds * 1000, 1),
