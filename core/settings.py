@@ -84,6 +84,12 @@ class Settings:
         "STUDIO_LORA_BASE_MODEL", "Gemma 3 270M is the default; SmolLM2-135M trains as fast "
         "with half the memory.", user_editable=True, default=DEFAULT_LORA_BASE,
         label="Default LoRA base model", group="Models", role="lora-base")
+    api_keys: str | None = _setting(
+        "STUDIO_API_KEYS", "Bearer keys the API server accepts, comma-separated; without any "
+        "it serves this machine (127.0.0.1) only.", secret=True)
+    api_queue: int = _setting(
+        "STUDIO_API_QUEUE", "API requests that may wait for a model while one runs; more are "
+        "answered HTTP 429.", default=4)
     sources: dict[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
     @property

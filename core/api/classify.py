@@ -1,30 +1,27 @@
-"""The REST API: classify text with an adapter (or few-shot with the base model), list adapters.
-`python -m core api --host 127.0.0.1 --port 8000`; OpenAPI docs at /docs.
+"""The classification endpoints: classify text with an adapter (or few-shot with the base
+model), list adapters.
 
 Each model is loaded once and kept; requests take turns on it (a CPU runs one forward pass
-well, not several at once)."""
+well, not several at once), through a bounded queue (core.api.gate)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
+from collections import OrderedDict
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from core.api.gate import Gate
 from core.lora import adapters
 from core.lora.data import DataLimits
 from core.settings import Settings
 
 LIMITS = DataLimits()
 MAX_EXAMPLES = 20
-MAX_ECHO = 200  # characters of a refused value that a 422 reply shows
-SWAGGER_ASSETS = "/static/swagger-ui"
+MAX_LOADED = 3  # classifiers kept in memory at once
 
 
 class PredictRequest(BaseModel):
@@ -54,11 +51,13 @@ class Prediction(BaseModel):
 
 
 class Models:
-    """Classifiers by adapter name (None: the base model alone), loaded on first use."""
+    """Classifiers by adapter name (None: the base model alone), loaded on first use. Each one
+    holds a base model in memory, so only the `keep` used last stay loaded: a client naming
+    every adapter in turn cannot fill the server's memory."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.loaded: dict[str | None, object] = {}
+    def __init__(self, settings: Settings, keep: int = MAX_LOADED):
+        self.settings, self.keep = settings, keep
+        self.loaded: OrderedDict[str | None, object] = OrderedDict()
         self.lock = threading.Lock()
 
     def get(self, adapter: str | None):
@@ -67,40 +66,16 @@ class Models:
                 self.loaded[adapter] = adapters.load_classifier(
                     self.settings.models_dir, adapter=adapter,
                     base=None if adapter else self.settings.lora_base_model)
+            self.loaded.move_to_end(adapter)
+            while len(self.loaded) > self.keep:
+                self.loaded.popitem(last=False)  # a request still using it keeps its own ref
             return self.loaded[adapter]
 
 
-def create_app(settings: Settings) -> FastAPI:
-    from swagger_ui_bundle import swagger_ui_path
-
-    # FastAPI's /docs loads Swagger UI from a CDN (blank offline) and /redoc too: the docs are
-    # served from the swagger-ui-bundle package's files instead, and there is no /redoc.
-    app = FastAPI(title="RAG & LoRA Studio — classification API",
-                  description="Classify documents with LoRA adapters trained in the Studio.",
-                  docs_url=None, redoc_url=None)
-    app.mount(SWAGGER_ASSETS, StaticFiles(directory=swagger_ui_path), name="swagger-ui")
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} — docs",
-            swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon-32x32.png",
-            # Swagger UI would otherwise send the spec to validator.swagger.io for a badge.
-            swagger_ui_parameters={"validatorUrl": None})
+def router(settings: Settings, gates: dict[str, Gate]) -> APIRouter:
+    router = APIRouter()
     models = Models(settings)
     run_lock = threading.Lock()
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        """FastAPI's own handler echoes each refused value whole (a 10 MB text comes back as
-        10 MB) and answers 500 when a value cannot be encoded as UTF-8 (a lone surrogate,
-        "\\ud800"): here the echo is cut and the reply is ASCII JSON."""
-        errors = [{"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg"),
-                   "input": _echo(e.get("input"))} for e in exc.errors()]
-        return Response(json.dumps({"detail": errors}, ensure_ascii=True, default=str),
-                        status_code=422, media_type="application/json")
 
     def known(name: str) -> str:
         try:
@@ -113,6 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
         if not library:
             raise HTTPException(404, "no adapters yet: train one in the Studio first")
         return max(library, key=lambda a: a.meta.created).name
+
+    async def queued(adapter: str | None, text: str, **kw) -> Prediction:
+        async with gates["classify"].admit():
+            return await run_in_threadpool(run, adapter, text, **kw)
 
     def run(adapter: str | None, text: str, **kw) -> Prediction:
         try:
@@ -129,21 +108,22 @@ def create_app(settings: Settings) -> FastAPI:
                           truncated=result.truncated,
                           latency_ms=round((time.perf_counter() - started) * 1000, 1))
 
-    @app.get("/health")
+    @router.get("/health")
     def health() -> dict:
         return {"status": "ok", "adapters": len(adapters.list_adapters(settings.models_dir)),
-                "loaded": [name or "base" for name in models.loaded]}
+                "loaded": [name or "base" for name in models.loaded],
+                "queues": {name: gate.status() for name, gate in gates.items()}}
 
-    @app.get("/adapters")
+    @router.get("/adapters")
     def list_adapters() -> list[dict]:
         return [a.summary() for a in adapters.list_adapters(settings.models_dir)]
 
-    @app.post("/predict", response_model=Prediction)
-    def predict(request: PredictRequest) -> Prediction:
-        return run(known(request.adapter) if request.adapter else newest(), request.text)
+    @router.post("/predict", response_model=Prediction)
+    async def predict(request: PredictRequest) -> Prediction:
+        return await queued(known(request.adapter) if request.adapter else newest(), request.text)
 
-    @app.post("/predict_fewshot", response_model=Prediction)
-    def predict_fewshot(request: FewShotRequest) -> Prediction:
+    @router.post("/predict_fewshot", response_model=Prediction)
+    async def predict_fewshot(request: FewShotRequest) -> Prediction:
         labels = list(dict.fromkeys(e.label for e in request.examples))
         if len(labels) < 2:
             raise HTTPException(422, "the examples need at least two different labels")
@@ -151,21 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(422, f"{len(labels)} labels is over the limit of "
                                      f"{LIMITS.max_labels}")
         adapter = known(request.adapter) if request.adapter else None
-        return run(adapter, request.text, labels=labels,
+        return await queued(adapter, request.text, labels=labels,
                    examples=[(e.document, e.label) for e in request.examples])
 
-    return app
-
-
-def _echo(value: object) -> object:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=True, default=str)
-    if len(text) <= MAX_ECHO:
-        return value
-    return f"{text[:MAX_ECHO]}… ({len(text):,} characters)"
-
-
-def serve(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
-
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
-
+    return router

@@ -1,0 +1,157 @@
+"""The Studio as a service: a real `python -m core api` on 127.0.0.1, used through the official
+`openai` client and LangChain's OpenAIEmbeddings over a real collection. The chat model is a
+tiny random one (tests/tiny.py) so answers take milliseconds; retrieval, sources and the
+embedding model are the real ones."""
+
+import json
+import os
+import sys
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+
+from core.rag.ingest import ingest_files
+from core.settings import PROJECT_ROOT, load_settings
+from tests.conftest import OUTPUT, shared
+from tests.servers import free_port, running
+from tests.tiny import tiny_causal_lm
+
+pytestmark = pytest.mark.slow
+KEY = "sk-studio-test-0123456789"
+DOC = "2106.09685v2_pages1-2_groundtruth.txt"  # the LoRA paper's first two pages
+QUESTION = "Which weights does LoRA freeze?"
+OUTSIDE = ("CHROMA_HOST", "TIKA_SERVER_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
+           "OPENAI_MODEL", "STUDIO_EMBEDDING_MODEL", "STUDIO_MODELS_DIR")
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    root = tmp_path_factory.mktemp("studio-api")
+    tiny = str(tiny_causal_lm(root / "tiny-chat"))
+    env = {**{name: "" for name in OUTSIDE}, "STUDIO_DATA_DIR": str(root / "data"),
+           "STUDIO_CHAT_BACKEND": "local", "STUDIO_CHAT_MODEL": tiny,
+           "STUDIO_API_KEYS": KEY, "STUDIO_API_QUEUE": "1"}
+    ingest_files(load_settings(env={**os.environ, **env}), [shared("documents", DOC)], "lora")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running([sys.executable, "-m", "core", "api", "--port", str(port)], url + "/health",
+                 OUTPUT / f"api-openai-{port}.log", 180, env=env, cwd=PROJECT_ROOT):
+        yield {"url": url, "chat_model": tiny}
+
+
+@pytest.fixture
+def client(studio):
+    return openai.OpenAI(base_url=studio["url"] + "/v1", api_key=KEY, max_retries=0)
+
+
+def ask(**kw) -> dict:
+    return {"model": "rag:lora", "messages": [{"role": "user", "content": QUESTION}],
+            "max_tokens": 12, **kw}
+
+
+def test_the_openai_client_lists_models_and_gets_answers_with_sources(client, studio):
+    ids = [m.id for m in client.models.list()]
+    assert {"rag:lora", studio["chat_model"], "all-minilm-l6-v2"} <= set(ids)
+
+    done = client.chat.completions.create(**ask())
+    assert done.choices[0].message.content and done.usage.completion_tokens > 0
+    sources = done.model_extra["sources"]
+    assert sources and all(s["document"] == DOC for s in sources)
+    assert {"rank", "document", "page", "start", "end", "score", "cited", "text"} <= set(sources[0])
+    assert all(0 <= s["start"] < s["end"] and 0 < s["score"] <= 1 for s in sources)
+    assert any("freeze" in s["text"].lower() for s in sources)
+
+    chunks = list(client.chat.completions.create(**ask(), stream=True,
+                                                 stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert len(chunks) > 3 and text.strip() == done.choices[0].message.content
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+    assert chunks[-1].model_extra["sources"] == sources  # same question, same greedy answer
+    assert chunks[-1].usage.completion_tokens == done.usage.completion_tokens
+
+    # Earlier turns go in with what room is left; a plain model answers without retrieval.
+    follow_up = client.chat.completions.create(**ask(messages=[
+        {"role": "user", "content": "What is LoRA?"}, {"role": "assistant", "content": "A method."},
+        {"role": "user", "content": QUESTION}]))
+    assert follow_up.usage.prompt_tokens > done.usage.prompt_tokens
+    plain = client.chat.completions.create(model=studio["chat_model"], max_tokens=5,
+                                           messages=[{"role": "user", "content": "Hello"}])
+    assert plain.choices[0].message.content and "sources" not in plain.model_extra
+
+
+def test_a_wrong_key_and_an_unknown_collection(studio):
+    wrong = openai.OpenAI(base_url=studio["url"] + "/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError, match="a valid API key is needed"):
+        wrong.models.list()
+    right = openai.OpenAI(base_url=studio["url"] + "/v1", api_key=KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError, match="no collection named 'nope'"):
+        right.chat.completions.create(**ask(model="rag:nope"))
+
+
+def test_langchain_embeddings_and_search(client, studio):
+    from langchain_openai import OpenAIEmbeddings
+
+    # Without check_embedding_ctx_length=False LangChain sends token ids from tiktoken,
+    # which fetches its vocabulary from the internet.
+    embeddings = OpenAIEmbeddings(model="rag:lora", base_url=studio["url"] + "/v1",
+                                  api_key=KEY, check_embedding_ctx_length=False)
+    vectors = embeddings.embed_documents(["low-rank adaptation", "a recipe for soup"])
+    query = embeddings.embed_query("LoRA adapts weights with low-rank matrices")
+    assert len(vectors) == 2 and len(query) == 384
+    near, far = (sum(a * b for a, b in zip(query, v)) for v in vectors)
+    assert near > far + 0.2
+    same = client.embeddings.create(model="all-minilm-l6-v2", input="low-rank adaptation",
+                                    encoding_format="float").data[0].embedding
+    assert max(abs(a - b) for a, b in zip(same, vectors[0])) < 1e-5
+
+    found = httpx.post(studio["url"] + "/v1/search", headers={"Authorization": f"Bearer {KEY}"},
+                       json={"question": QUESTION, "collection": "lora", "k": 3,
+                             "method": "bm25"}).json()
+    assert found["method"] == "bm25" and len(found["data"]) == 3
+    assert found["data"][0]["document"] == DOC and found["data"][0]["score"] == 1
+
+
+def test_a_full_queue_answers_429_and_a_client_that_leaves_frees_the_model(studio):
+    """Queue of 1: one request on the model, one waiting, the third refused. The first asks for
+    1,900 tokens (half a minute on the tiny model); its client leaves after a few, and the
+    waiting one is answered in seconds, not after the whole half minute."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    long = {"model": studio["chat_model"], "max_tokens": 1900, "stream": True,
+            "messages": [{"role": "user", "content": "Tell me a long story."}]}
+    short = {**long, "max_tokens": 5, "stream": False}
+    with httpx.Client(base_url=studio["url"], headers=headers, timeout=120) as http:
+        waited: dict = {}
+
+        def wait_in_queue() -> None:
+            response = http.post("/v1/chat/completions", json=short)
+            waited.update(status=response.status_code, at=time.monotonic())
+
+        with http.stream("POST", "/v1/chat/completions", json=long) as first:
+            assert first.status_code == 200
+            # Read by hand: leaving a for loop over iter_lines() closes the connection.
+            lines, content = first.iter_lines(), 0
+            while content < 3:
+                line = next(lines)
+                content += line.startswith("data: ") and bool(
+                    json.loads(line[6:])["choices"][0]["delta"].get("content"))
+            second = threading.Thread(target=wait_in_queue)
+            second.start()
+            deadline = time.monotonic() + 30
+            while http.get("/health").json()["queues"]["chat"]["inside"] < 2:
+                assert time.monotonic() < deadline, "the second request never queued"
+                time.sleep(0.1)
+            refused = http.post("/v1/chat/completions", json=short)
+            assert refused.status_code == 429, refused.text
+            assert int(refused.headers["Retry-After"]) > 0
+            assert refused.json()["error"]["type"] == "rate_limit_error"
+            left = time.monotonic()
+        second.join(timeout=60)
+        assert waited["status"] == 200
+        assert waited["at"] - left < 15  # the first stopped generating when its client left
+        deadline = time.monotonic() + 10
+        while http.get("/health").json()["queues"]["chat"]["inside"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
