@@ -112,3 +112,27 @@ def test_cli_train_writes_run_and_adapter(tiny, studio_env, tmp_path, monkeypatc
     assert "step 4 · epoch" in out.stdout  # progress lines before the result
     assert (models / "adapters" / "cuad-tiny" / "adapter_model.safetensors").is_file()
     assert (studio_env / "runs" / "cuad-tiny" / "config.yaml").is_file()
+
+
+def test_settings_are_declared_once_with_bounds_that_the_cli_and_checks_share():
+    import dataclasses
+    import subprocess
+    import sys
+
+    from core.errors import InputError
+    from core.lora.config import TrainConfig
+    from core.settings import PROJECT_ROOT
+
+    with pytest.raises(InputError, match="r must be between 1 and 256, got 0"):
+        TrainConfig(name="run-x", r=0)
+    with pytest.raises(InputError, match="split: three shares"):
+        TrainConfig(name="run-x", split=[0.5, 0.2])
+    help_text = subprocess.run([sys.executable, "-m", "core", "train", "--help"],
+                               capture_output=True, text=True, cwd=PROJECT_ROOT).stdout
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in help_text  # every setting is a flag
+    refused = subprocess.run([sys.executable, "-m", "core", "train", "--name", "run-x",
+                              "--data", "d.csv", "--learning-rate", "5"],
+                             capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == "error: learning_rate must be between 1e-06 and 0.1, got 5.0"

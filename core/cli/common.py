@@ -2,7 +2,38 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any
+
+
+def add_field_flags(parser: argparse.ArgumentParser, cls: type,
+                    exclude: frozenset[str] = frozenset()) -> None:
+    """One `--flag` per field of a settings dataclass, typed, with its help and bounds from the
+    field's declaration; None when not given, so a preset or file keeps its value."""
+    for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
+        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+        help_text = meta.get("help", "").replace("%", "%%")  # argparse formats help with %
+        if meta.get("lo") is not None:
+            help_text += f" ({meta['lo']:g}–{meta['hi']:g})"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+        elif f.name in ("target_modules", "split"):  # the list fields
+            kind = str if f.name == "target_modules" else float
+            parser.add_argument(flag, nargs="+", type=kind, default=None, help=help_text)
+        else:
+            kind = type(f.default) if f.default is not None else str
+            parser.add_argument(flag, type=kind, default=None, help=help_text)
+
+
+def field_overrides(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The fields given on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}
 
 
 def walk(paths: list[str]) -> list[Path]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
+from core.cli.common import add_field_flags, field_overrides
 from core.errors import InputError
+from core.lora.config import PRESETS, TrainConfig, from_preset
 from core.settings import load_settings
 
 
@@ -23,20 +26,17 @@ def _print_progress(row: dict) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from core.lora import runs
-    from core.lora.config import TrainConfig, from_preset
     from core.lora.trainer import train
 
     settings = load_settings()
+    given = field_overrides(args, TrainConfig)
     if args.config:
-        config = TrainConfig.load(Path(args.config))
+        config = replace(TrainConfig.load(Path(args.config)), **given)
     else:
-        missing = [f"--{n.replace('_', '-')}" for n in ("data", "name") if not getattr(args, n)]
+        missing = [f"--{n}" for n in ("data", "name") if n not in given]
         if missing:
             raise InputError(f"train needs --config RUN.yaml, or {' and '.join(missing)}")
-        config = from_preset(args.preset, name=args.name, data=args.data,
-                             text_col=args.text_col, label_col=args.label_col,
-                             base=args.base or settings.lora_base_model,
-                             max_steps=args.max_steps)
+        config = from_preset(args.preset, **{"base": settings.lora_base_model, **given})
     run = runs.run_dir(settings, config.name)
     run.path.mkdir(parents=True, exist_ok=True)
     # Under `accelerate launch` every process runs this; the first one holds the lock, prints
@@ -70,7 +70,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_estimate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from core.lora.config import TrainConfig
     from core.lora.estimate import measure, model_size
 
     settings = load_settings()
@@ -89,7 +88,6 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from core.lora import runs
-    from core.lora.config import TrainConfig
 
     settings = load_settings()
     if args.action == "list":
@@ -124,13 +122,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     tr = sub.add_parser("train", help="fine-tune a LoRA adapter for classification")
     tr.add_argument("--config", help="a RUN.yaml written by the wizard (or by hand)")
-    tr.add_argument("--data", help="CSV or JSONL with the labelled examples")
-    tr.add_argument("--text-col", default="text")
-    tr.add_argument("--label-col", default="label")
-    tr.add_argument("--base", help="base model (default: the settings' LoRA base)")
-    tr.add_argument("--preset", choices=("quick", "balanced", "thorough"), default="quick")
-    tr.add_argument("--name", help="name of the run and the adapter")
-    tr.add_argument("--max-steps", type=int, default=-1)
+    tr.add_argument("--preset", choices=list(PRESETS), default="quick",
+                    help="starting values; any setting below overrides its preset value")
+    add_field_flags(tr, TrainConfig)
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_train)

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import streamlit as st
 
-from core.lora.config import ALL_LINEAR, PRESETS, TrainConfig
+from core.lora.config import PRESETS, TrainConfig
 from core.registry import Registry
 from core.settings import Settings
 from pages.lora.train_steps import go_to
@@ -87,13 +87,16 @@ def field_widget(box, f, value):
     label = f.name.replace("_", " ").capitalize()
     if key not in st.session_state:
         st.session_state[key] = value
-    if f.name == "target_modules":
-        return box.multiselect(label, ALL_LINEAR, key=key, help=help_text)
+    lo, hi, choices = f.metadata["lo"], f.metadata["hi"], f.metadata["choices"]
+    if choices:
+        return box.multiselect(label, choices, key=key, help=help_text)
     if isinstance(value, bool):
         return box.toggle(label, key=key, help=help_text)
     if isinstance(value, int):
-        return box.number_input(label, min_value=-1, step=1, key=key, help=help_text)
-    return box.number_input(label, min_value=0.0, format="%g", key=key, help=help_text)
+        return box.number_input(label, min_value=int(lo), max_value=int(hi), step=1, key=key,
+                                help=help_text)
+    return box.number_input(label, min_value=float(lo), max_value=float(hi), format="%g",
+                            key=key, help=help_text)
 
 
 def show_calibration(s: Settings, candidate: TrainConfig) -> None:
