@@ -23,11 +23,11 @@ def add_field_flags(parser: argparse.ArgumentParser, cls: type,
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                                 help=help_text)
         elif f.name in ("target_modules", "split"):  # the list fields
-            kind = str if f.name == "target_modules" else float
-            parser.add_argument(flag, nargs="+", type=kind, default=None, help=help_text)
+            item: type = str if f.name == "target_modules" else float
+            parser.add_argument(flag, nargs="+", type=item, default=None, help=help_text)
         else:
-            kind = type(f.default) if f.default is not None else str
-            parser.add_argument(flag, type=kind, default=None, help=help_text)
+            scalar: type = type(f.default) if f.default is not None else str
+            parser.add_argument(flag, type=scalar, default=None, help=help_text)
 
 
 def field_overrides(args: argparse.Namespace, cls: type) -> dict[str, Any]:

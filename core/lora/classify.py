@@ -14,8 +14,9 @@ import copy
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -46,8 +47,8 @@ class Prediction:
 
 @dataclass
 class Classifier:
-    model: object
-    tokenizer: object
+    model: Any  # a transformers causal LM, with or without a PEFT adapter
+    tokenizer: Any
     labels: list[str]
     max_length: int = 512
     name: str = "base model"
@@ -62,7 +63,7 @@ class Classifier:
             return contextlib.nullcontext()
         return self.model.disable_adapter()
 
-    def _answers(self, labels: list[str] | None, examples: list[tuple[str, str]]
+    def _answers(self, labels: list[str] | None, examples: Sequence[tuple[str, str]]
                  ) -> tuple[list[str], list[list[int]], int]:
         """The labels, each label's answer tokens, and the prompt's room in tokens."""
         labels = list(labels or self.labels)
@@ -77,12 +78,12 @@ class Classifier:
         return labels, answers, room
 
     def score(self, text: str, labels: list[str] | None = None,
-              examples: list[tuple[str, str]] = (), use_adapter: bool = True) -> Prediction:
+              examples: Sequence[tuple[str, str]] = (), use_adapter: bool = True) -> Prediction:
         return self.score_many([text], labels, examples, use_adapter)[0]
 
     @torch.inference_mode()
     def score_many(self, texts: list[str], labels: list[str] | None = None,
-                   examples: list[tuple[str, str]] = (), use_adapter: bool = True,
+                   examples: Sequence[tuple[str, str]] = (), use_adapter: bool = True,
                    on_progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Label scoring for many documents. The prompt before the document (instruction,
         categories, examples) is the same for all, so it is computed once; documents of similar
@@ -114,11 +115,11 @@ class Classifier:
                 for i, probs in zip(group, torch.softmax(totals, -1).tolist()):
                     scores = dict(zip(labels, probs))
                     predictions[i] = Prediction(
-                        max(scores, key=scores.get), scores, seconds, encoded[i].truncated,
+                        max(scores, key=lambda label: scores[label]), scores, seconds, encoded[i].truncated,
                         render(self.tokenizer, texts[i], labels, examples))
                 if on_progress:
                     on_progress(sum(p is not None for p in predictions), len(texts))
-        return predictions
+        return [p for p in predictions if p is not None]  # every slot was filled
 
     def _groups(self, prefix: int, suffixes: list[list[int]], tails: list[list[int]]
                 ) -> list[list[int]]:
@@ -132,8 +133,8 @@ class Classifier:
         tail_width = max(len(t) for t in tails)
         groups: list[list[int]] = []
         for i in sorted(range(len(suffixes)), key=lambda i: -len(suffixes[i])):
-            group = groups[-1] if groups else None
-            fits = group is not None and len(group) < size and (
+            group = groups[-1] if groups else []
+            fits = bool(group) and len(group) < size and (
                 len(suffixes[group[0]]) == len(suffixes[i])
                 or prefix + len(suffixes[group[0]]) + tail_width <= window)
             if fits:
@@ -188,7 +189,7 @@ class Classifier:
 
     @torch.inference_mode()
     def generate(self, text: str, labels: list[str] | None = None,
-                 examples: list[tuple[str, str]] = (), use_adapter: bool = True) -> Prediction:
+                 examples: Sequence[tuple[str, str]] = (), use_adapter: bool = True) -> Prediction:
         started = time.perf_counter()
         labels, answers, room = self._answers(labels, examples)
         encoded = encode(self.tokenizer, text, labels, None, room, examples)

@@ -37,9 +37,11 @@ def metrics(truth: list[str], predicted: list[str | None], labels: list[str]) ->
 def classify_split(classifier, data: LabelledData, use_adapter: bool = True,
                    on_progress: Progress | None = None, what: str = "adapter") -> dict:
     started = time.perf_counter()
-    predictions = classifier.score_many(
-        data.texts, use_adapter=use_adapter,
-        on_progress=on_progress and (lambda done, total: on_progress(what, done, total)))
+    def progress(done: int, total: int) -> None:
+        if on_progress:
+            on_progress(what, done, total)
+
+    predictions = classifier.score_many(data.texts, use_adapter=use_adapter, on_progress=progress)
     result = metrics(data.labels, [p.label for p in predictions], classifier.labels)
     result["misclassified"] = [
         {"text": text[:MISCLASSIFIED_CHARS], "truth": truth, "predicted": p.label,

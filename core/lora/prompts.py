@@ -6,6 +6,7 @@ and classification build prompts with this one function, so they always agree.""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.errors import InputError
@@ -33,7 +34,7 @@ def answer_text(label: str) -> str:
     return json.dumps({"label": label}, ensure_ascii=False)
 
 
-def shots_text(examples: list[tuple[str, str]]) -> str:
+def shots_text(examples: Sequence[tuple[str, str]]) -> str:
     if not examples:
         return ""
     shown = "\n\n".join(f"Document:\n{text[:EXAMPLE_CHARS]}\nAnswer: {answer_text(label)}"
@@ -47,20 +48,20 @@ def answer_ids(tokenizer, label: str) -> list[int]:
     return ids + [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else ids
 
 
-def prompt_text(categories: list[str], examples: list[tuple[str, str]] = ()) -> str:
+def prompt_text(categories: list[str], examples: Sequence[tuple[str, str]] = ()) -> str:
     return (f"{INSTRUCTION}\nValid categories: {', '.join(categories)}\n\n{shots_text(examples)}"
             f"Document:\n{DOC_MARK}\n\nAnswer with JSON like {answer_text(categories[0])}.")
 
 
 def render(tokenizer, text: str, categories: list[str],
-           examples: list[tuple[str, str]] = ()) -> str:
+           examples: Sequence[tuple[str, str]] = ()) -> str:
     """The whole prompt as text (the document uncut), to show a user what the model reads."""
     before, after = _frame(tokenizer, categories, examples)
     return before + text + after
 
 
 def _frame(tokenizer, categories: list[str],
-           examples: list[tuple[str, str]] = ()) -> tuple[str, str]:
+           examples: Sequence[tuple[str, str]] = ()) -> tuple[str, str]:
     """The prompt around the document, in the model's chat template when it has one."""
     user = prompt_text(categories, examples)
     if getattr(tokenizer, "chat_template", None):
@@ -73,7 +74,7 @@ def _frame(tokenizer, categories: list[str],
 
 
 def encode(tokenizer, text: str, categories: list[str], label: str | None,
-           max_length: int, examples: list[tuple[str, str]] = ()) -> Encoded:
+           max_length: int, examples: Sequence[tuple[str, str]] = ()) -> Encoded:
     """Token ids for one example; with `label`, the answer and an end token follow. Few-shot
     `examples` (text, label) are shown before the document."""
     before, after = _frame(tokenizer, categories, examples)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -262,7 +263,8 @@ def prepare_data(config: TrainConfig) -> tuple[Split, list[str]]:
     errors = [f.message for f in findings if f.level == "error"]
     if errors:
         raise DataError(f"{Path(config.data).name}: " + "; ".join(errors))
-    parts = split(data, tuple(config.split), config.seed)
+    train_share, validation_share, test_share = config.split
+    parts = split(data, (train_share, validation_share, test_share), config.seed)
     return parts, data.label_set
 
 
@@ -270,8 +272,8 @@ def prepare_data(config: TrainConfig) -> tuple[Split, list[str]]:
 class Session:
     """Everything a training run needs, built once: the calibration reuses it for a few steps."""
     trainer: AnswerOnlyTrainer
-    model: object
-    tokenizer: object
+    model: Any
+    tokenizer: Any
     parts: Split
     categories: list[str]
     log: RunLog
@@ -305,7 +307,7 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
         learning_rate=config.learning_rate, num_train_epochs=config.epochs,
         max_steps=config.max_steps, logging_steps=1,
         eval_strategy="steps" if config.eval_steps > 0 else "no", eval_steps=config.eval_steps or None,
-        save_strategy="steps" if config.save_steps > 0 else "no", save_steps=config.save_steps or None,
+        save_strategy="steps" if config.save_steps > 0 else "no", save_steps=config.save_steps or 500,
         save_total_limit=2, report_to=[], seed=config.seed, remove_unused_columns=False,
         train_sampling_strategy="group_by_length", disable_tqdm=True,
         bf16=model.dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available())
