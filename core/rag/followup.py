@@ -1,0 +1,56 @@
+"""Follow-up questions: "How does RoBERTa change them?" means nothing to a search index. A
+question that leans on earlier turns is rewritten by the chat model into a standalone search
+query from the recent turns; a question that stands alone is searched as it is, without a
+model call (most first questions, and every question in a new conversation)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from core.rag.llm import ChatEngine
+
+RECENT_TURNS = 3
+ANSWER_CHARS = 400  # of each earlier answer shown to the rewriter: its gist, not its length
+MAX_QUERY_WORDS = 40
+# Words that point back at something said before. A short question ("And the second one?")
+# usually does too.
+_ANAPHORA = re.compile(
+    r"\b(it|its|they|them|their|theirs|this|that|these|those|he|she|his|her|former|latter|"
+    r"above|previous|same|both|either|neither|instead|other)\b|"
+    r"^(and|but|so|what about|how about|why|then)\b", re.IGNORECASE)
+SHORT_QUESTION_WORDS = 5
+
+SYSTEM = ("You rewrite a follow-up question into one standalone search query. Use the "
+          "conversation to replace words like 'it', 'they' or 'them' with what they refer to. "
+          "Reply with the query only, on one line, without an answer.")
+
+
+def needs_rewrite(question: str, history: Sequence[tuple[str, str]]) -> bool:
+    """Whether `question` leans on the earlier (question, answer) turns."""
+    if not history:
+        return False
+    return bool(_ANAPHORA.search(question)) or len(question.split()) <= SHORT_QUESTION_WORDS
+
+
+def rewrite(engine: ChatEngine, question: str, history: Sequence[tuple[str, str]]) -> str:
+    """A standalone search query for `question`, or `question` itself when it stands alone
+    or the model's reply is not a usable query."""
+    if not needs_rewrite(question, history):
+        return question
+    turns = "\n".join(f"Q: {q}\nA: {' '.join(a.split())[:ANSWER_CHARS]}"
+                      for q, a in history[-RECENT_TURNS:])
+    messages = [{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"Conversation:\n{turns}\n\nFollow-up question: "
+                                            f"{question}\n\nStandalone search query:"}]
+    reply = "".join(engine.stream(messages, max_new_tokens=64))
+    return clean_query(reply) or question
+
+
+def clean_query(reply: str) -> str:
+    """The model's first line without quotes or a 'Query:' prefix; empty when it is not a
+    query (too long: the model answered instead)."""
+    line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^(standalone )?(search )?query\s*:\s*", "", line, flags=re.IGNORECASE)
+    line = line.strip().strip("\"'`").strip()
+    return line if 0 < len(line.split()) <= MAX_QUERY_WORDS else ""
