@@ -85,3 +85,29 @@ def test_the_default_model_rewrites_a_follow_up_into_a_standalone_query(studio_e
     assert "roberta" in query.lower()
     assert any(w in query.lower() for w in ("bert", "pre-train", "pretrain", "mlm", "nsp",
                                            "masked", "next sentence"))
+
+
+def test_the_cli_lists_shows_and_deletes_conversations(studio_env):
+    import json
+    import subprocess
+    import sys
+
+    from core.rag.conversations import conversation_store
+    from core.settings import PROJECT_ROOT, load_settings
+
+    store = conversation_store(load_settings())
+    chat = store.create("papers")
+    store.add_turn(chat.id, Turn("What is LoRA?", "A low-rank update [1]."))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "core", "conversations", *args],
+                              capture_output=True, text=True, cwd=PROJECT_ROOT)
+
+    listed = [json.loads(line) for line in cli("list", "--json").stdout.splitlines()]
+    assert listed == [{"id": chat.id, "collection": "papers", "title": "What is LoRA?",
+                       "turns": 1, "updated": listed[0]["updated"]}]
+    assert "A low-rank update [1]." in cli("show", chat.id).stdout
+    assert cli("delete", chat.id).returncode == 0
+    missing = cli("show", chat.id)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: no conversation")
+    assert cli("list", "--collection", "papers").stdout == ""

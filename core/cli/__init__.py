@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.cli import models
 from core.cli.lora import adapters, classify, training
-from core.cli.rag import chat, documents
+from core.cli.rag import chat, conversations, documents
 from core.errors import StudioError
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(sub)
     documents.register(sub)
     chat.register(sub)
+    conversations.register(sub)
     training.register(sub)
     classify.register(sub)
     adapters.register(sub)
