@@ -54,7 +54,7 @@ def test_highlight_and_markdown_export():
 
     a = Answer("Q?", "An answer [1].", [hit(1, "text one")], [1], [], [1], False)
     md = to_markdown("papers", [a])
-    assert "## Q: Q?" in md and "[1] paper.pdf, page 1, score 1.00 (cited)" in md
+    assert "## Q: Q?" in md and "[1] paper.pdf, page 1, weak match (cited)" in md
 
 
 @pytest.mark.slow

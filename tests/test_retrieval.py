@@ -89,4 +89,18 @@ def test_cli_search_json(papers):
     rows = json.loads(out.stdout)
     assert len(rows) == 3
     assert set(rows[0]) == {"rank", "score", "doc", "page", "chunk_id", "text", "retriever",
-                            "doc_id", "chunk", "start", "end", "title", "section"}
+                            "doc_id", "chunk", "start", "end", "title", "section", "cosine",
+                            "coverage", "relevance", "match"}
+
+
+def test_off_topic_hits_score_high_but_match_weakly(papers):
+    """Fused ranks put the best chunk near 1 whatever the question; the calibrated relevance
+    says the chunk is unlikely to hold the answer, the same for every method."""
+    settings, _ = papers
+    for method in ("hybrid", "bm25", "dense"):
+        hits = search(settings, "papers", "What is the capital of Peru?",
+                      RetrievalOptions(k=5, method=method)).hits
+        assert all(h.match == "weak" and h.relevance < 0.05 for h in hits), method
+        assert all(h.cosine < 0.4 for h in hits), method
+    on_topic = search(settings, "papers", "What is overfitting?", RetrievalOptions(k=5)).hits
+    assert on_topic[0].match in ("strong", "partial")

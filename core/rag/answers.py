@@ -1,5 +1,7 @@
 """Retrieval-augmented answers: numbered context within the model's window, citations [n], and
-when the model leaves them out, citations inferred sentence by sentence."""
+when the model leaves them out, citations inferred sentence by sentence. A question that the
+retrieved chunks do not bear on (core.rag.relevance) is answered "The documents do not say."
+without asking the model, which would otherwise make an answer up."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.rag import store
+from core.rag import relevance, store
 from core.rag.embeddings import get_embedder
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.retrieval import Hit, RetrievalOptions, SearchResult, search
@@ -22,12 +24,15 @@ SYSTEM_PROMPT = (
     "Cite the passages you use by their numbers in square brackets, like [1] or [2][3]. "
     "If the context does not contain the answer, reply exactly: I don't know. "
     "Answer in at most three sentences.")
+REFUSAL = "The documents do not say."
 NO_CONTEXT_PROMPT = "Answer the question in at most three sentences."
 NOTHING_FOUND = ("No passage of this collection matched the question, so there is nothing to "
                  "answer from.")
 TEMPLATE_OVERHEAD_TOKENS = 48  # role markers and separators the chat template adds
 INFER_MIN_SIMILARITY = 0.35
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_REFUSALS = ("the documents do not say", "the documents don't say", "i don't know",
+             "i do not know", "the context does not", "the context doesn't")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -140,14 +145,19 @@ def nearby_chunks(collection, hits: list[Hit], window: int) -> dict[Key, dict]:
     return rows
 
 
+def citation_marks(answer: str) -> list[int]:
+    """Every number the answer cites, in [1], [2][3] or [1, 2] form."""
+    return sorted({int(n) for group in _CITATION.findall(answer) for n in group.split(",")})
+
+
 def cited_ranks(answer: str, used: list[Hit]) -> list[int]:
+    """The marks that point at a passage the model was given; others are not citations."""
     valid = {h.rank for h in used}
-    found = {int(n) for group in _CITATION.findall(answer) for n in group.split(",")}
-    return sorted(found & valid)
+    return [n for n in citation_marks(answer) if n in valid]
 
 
 def is_refusal(answer: str) -> bool:
-    return answer.strip().lower().startswith(("i don't know", "i do not know"))
+    return answer.strip().lower().replace("’", "'").startswith(_REFUSALS)
 
 
 def infer_citations(settings: Settings, answer: str, used: list[Hit],
@@ -182,13 +192,16 @@ class Answer:
     timings: dict = field(default_factory=dict)
     engine: str = ""
     stopped: bool = False
+    answerable: bool = True  # False: the chunks did not bear on the question; the model was not asked
+    method: str = "hybrid"  # the retrieval method, which says what the raw scores mean
     no_context: str | None = None  # the same model's answer without retrieval, when compared
     windows: dict[int, dict] = field(default_factory=dict)  # rank -> the text read around it
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
                 "cited": self.cited, "citations_inferred": self.citations_inferred,
-                "dropped": self.dropped, "timings": self.timings, "engine": self.engine,
+                "dropped": self.dropped, "answerable": self.answerable,
+                "refused": is_refusal(self.text), "timings": self.timings, "engine": self.engine,
                 "no_context": self.no_context, "windows": self.windows}
 
 
@@ -210,6 +223,7 @@ class RagTurn:
                                options.window)
         self.plan = build_prompt(question, self.search.hits, engine, max_new_tokens, nearby,
                                  options.window)
+        self.answerable = relevance.answerable([h.relevance for h in self.search.hits])
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
         self._finished = False
@@ -219,6 +233,9 @@ class RagTurn:
         self.stats = StreamStats()
         if not self.plan.used:
             yield from timed(iter([NOTHING_FOUND]), self.stats)
+            return
+        if not self.answerable:  # the closest passages are still shown beside the answer
+            yield from timed(iter([REFUSAL]), self.stats)
             return
         yield from timed(self.engine.stream(self.plan.messages, self.max_new_tokens, self.stop),
                          self.stats)
@@ -252,8 +269,8 @@ class RagTurn:
                                       - self.stats.started) * 1000, 1)}
         return Answer(self.question, text, self.search.hits, [h.rank for h in self.plan.used],
                       [h.rank for h in self.plan.dropped], cited, inferred, attributions,
-                      timings, self.engine.name, self.stop.is_set(),
-                      None if self.no_context is None else self.no_context.text.strip(),
+                      timings, self.engine.name, self.stop.is_set(), self.answerable,
+                      self.search.method, None if self.no_context is None else self.no_context.text.strip(),
                       self.plan.windows)
 
 
@@ -271,6 +288,8 @@ def to_markdown(collection: str, answers: list[Answer]) -> str:
     lines = [f"# Chat with collection `{collection}`", ""]
     for a in answers:
         lines += [f"## Q: {a.question}", "", a.text, ""]
+        if not a.answerable:
+            lines += ["*No passage bore on the question; the closest ones:*", ""]
         if a.no_context is not None:
             lines += ["*The same model without retrieval:*", "", a.no_context, ""]
         how = "inferred by similarity" if a.citations_inferred else "cited by the model"
@@ -278,7 +297,7 @@ def to_markdown(collection: str, answers: list[Answer]) -> str:
         for h in a.sources:
             mark = " (cited)" if h.rank in a.cited else ""
             snippet = " ".join(h.text.split())[:300]
-            lines.append(f"- [{h.rank}] {h.doc}, page {h.page}, score {h.score:.2f}{mark}: "
+            lines.append(f"- [{h.rank}] {h.doc}, page {h.page}, {h.match} match{mark}: "
                          f"{snippet}")
         lines.append("")
     return "\n".join(lines)
