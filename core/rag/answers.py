@@ -19,12 +19,21 @@ from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.retrieval import Hit, RetrievalOptions, SearchResult, search
 from core.settings import Settings
 
-SYSTEM_PROMPT = (
-    "You answer questions about the user's documents using only the numbered context passages. "
-    "Cite the passages you use by their numbers in square brackets, like [1] or [2][3]. "
-    "If the context does not contain the answer, reply exactly: I don't know. "
-    "Answer in at most three sentences.")
 REFUSAL = "The documents do not say."
+# Measured with the default model (Qwen2.5-Coder-0.5B) on SQuAD 2.0 questions: the previous
+# prompt (rules in the system prompt alone) gave no [n] in 5 answers; on 8 questions (5
+# answerable, 3 not) a worked example as an earlier turn gave 4/8 marks and was once copied
+# word for word as the answer; the rules repeated at the end of the question (REMINDER) gave
+# 8/8 marks and the better F1 (0.37 against 0.06), though nearly always as a leading [1]. The
+# model refused 1 of the 3 unanswerable questions with the example and none with the reminder,
+# which is why the answerability check comes before the model.
+SYSTEM_PROMPT = (
+    "Answer the question using only the numbered passages in the context. Write one or two "
+    "short sentences. After each sentence, put the number of the passage it comes from in "
+    "square brackets, like [2]. If the passages do not contain the answer, reply exactly: "
+    f"{REFUSAL}")
+REMINDER = ("Answer in one or two sentences, each ending with the number of its passage in "
+            f"square brackets, like [1]. If the passages do not say, reply exactly: {REFUSAL}")
 NO_CONTEXT_PROMPT = "Answer the question in at most three sentences."
 NOTHING_FOUND = ("No passage of this collection matched the question, so there is nothing to "
                  "answer from.")
@@ -91,7 +100,7 @@ def context_block(lead: Hit, rows: list[dict]) -> str:
 
 def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
     context = "\n\n".join(context_block(lead, rows) for lead, rows in _runs(chosen, hits))
-    return f"Context:\n\n{context}\n\nQuestion: {question}"
+    return f"Context:\n\n{context}\n\nQuestion: {question}\n\n{REMINDER}"
 
 
 def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tokens: int,
