@@ -43,8 +43,8 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     assert [m.name for m in at.chat_message] == ["user", "assistant"]
     texts = "\n".join(m.value for m in at.markdown)
     assert "**[1]** deep\\-rules\\_manuscript\\.pdf" in texts
-    scores = [p.value for p in at.get("progress")]
-    assert len(scores) == 5 and scores == sorted(scores, reverse=True)
+    marks = [m.value for m in at.markdown if "match]" in m.value]
+    assert len(marks) == 5 and ":green-badge[strong match]" in marks[0]
 
     # A second question keeps the first; Clear empties the conversation.
     at.chat_input(key="question").set_value("Who wrote it?").run()
@@ -64,12 +64,22 @@ def test_compare_without_retrieval_shows_both_answers(chat_env):
 
 def test_unreachable_endpoint_is_explained_and_history_kept(chat_env, monkeypatch):
     at = chat_page()
-    at.chat_input(key="question").set_value("First question").run()
+    at.chat_input(key="question").set_value("How do I detect overfitting?").run()
     monkeypatch.setenv("STUDIO_CHAT_BACKEND", "openai")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_MODEL", "nothing")
-    at.chat_input(key="question").set_value("Second question").run()
+    at.chat_input(key="question").set_value("What is a validation set for?").run()
     errors = [e.value for e in at.error]
     assert any("could not reach the endpoint at http://127.0.0.1:9/v1" in e for e in errors)
     assert any("Your conversation is kept" in e for e in errors)
     assert at.chat_message[0].children  # the first exchange is still shown
+
+
+def test_off_topic_question_is_refused_with_the_closest_passages(chat_env):
+    at = chat_page()
+    at.chat_input(key="question").set_value("What is the capital of Peru?").run()
+    assert not at.exception
+    assert any(m.value == "The documents do not say." for m in at.markdown)
+    assert any("the model was not asked" in c.value for c in at.caption)
+    marks = [m.value for m in at.markdown if "match]" in m.value]
+    assert len(marks) == 5 and all(":gray-badge[weak match]" in m for m in marks)

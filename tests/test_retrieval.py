@@ -89,7 +89,8 @@ def test_cli_search_json(papers):
     rows = json.loads(out.stdout)
     assert len(rows) == 3
     assert set(rows[0]) == {"rank", "score", "doc", "page", "chunk_id", "text", "retriever",
-                            "doc_id", "chunk", "start", "end", "title", "section"}
+                            "doc_id", "chunk", "start", "end", "title", "section", "cosine",
+                            "coverage", "relevance", "match"}
 
 
 def test_the_keyword_index_is_kept_between_processes_and_follows_writes(papers, tmp_path):
@@ -137,3 +138,16 @@ def test_questions_embed_without_torch_and_agree_with_sentence_transformers():
              "Masked language modelling and next sentence prediction. " * 40]  # truncated alike
     for a, b in zip(onnx.embed(texts), reference.embed(texts)):
         assert sum(x * y for x, y in zip(a, b)) > 0.999
+
+
+def test_off_topic_hits_score_high_but_match_weakly(papers):
+    """Fused ranks put the best chunk near 1 whatever the question; the calibrated relevance
+    says the chunk is unlikely to hold the answer, the same for every method."""
+    settings, _ = papers
+    for method in ("hybrid", "bm25", "dense"):
+        hits = search(settings, "papers", "What is the capital of Peru?",
+                      RetrievalOptions(k=5, method=method)).hits
+        assert all(h.match == "weak" and h.relevance < 0.05 for h in hits), method
+        assert all(h.cosine < 0.4 for h in hits), method
+    on_topic = search(settings, "papers", "What is overfitting?", RetrievalOptions(k=5)).hits
+    assert on_topic[0].match in ("strong", "partial")

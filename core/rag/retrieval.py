@@ -1,8 +1,9 @@
 """Finding the chunks that answer a question: dense (embeddings in Chroma), BM25 (keywords), or
 hybrid (both, fused by reciprocal rank), optionally diversified with MMR.
 
-Every score is in 0–1 and means one thing per method (see SCORE_MEANING), so the UI can show it
-as a bar and say what it is.
+Every raw score is in 0–1 and means one thing per method (see SCORE_MEANING); each hit also
+carries a relevance that means the same for every method (core.rag.relevance), which is what
+people are shown first.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from core import files
 from core.errors import InputError
-from core.rag import store
+from core.rag import relevance, store
 from core.rag.chunking import contextual_text
 from core.rag.embeddings import query_embedder
 from core.settings import Settings
@@ -76,12 +77,19 @@ class Hit:
     end: int = 0
     title: str = ""  # the document's
     section: str = ""  # the heading the chunk falls under
+    cosine: float = 0.0  # dense similarity to the question, whatever the method
+    coverage: float = 0.0  # share of the question's content words found in the chunk
+    relevance: float = 0.0  # P(chunk holds the answer), see core.rag.relevance
     details: dict = field(default_factory=dict)  # each retriever's own rank and score
+
+    @property
+    def match(self) -> relevance.Label:
+        return relevance.label(self.relevance)
 
     def to_json(self) -> dict:
         row = asdict(self)
         row.pop("details")
-        return row
+        return {**row, "match": self.match}
 
 
 @dataclass
@@ -154,14 +162,26 @@ def _tokenize(texts: list[str]):
 _WORD = re.compile(r"\w+")
 
 
-def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
-    """The text cut into (segment, matches-a-question-term) pieces. Terms are the question's
-    words that are not stop words, matched by their stem as BM25 matches them."""
+def question_terms(question: str) -> set[str]:
+    """The question's words that are not stop words, as stems (as BM25 matches them)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     stem = _stemmer().stemWord
-    terms = {stem(w.lower()) for w in _WORD.findall(question)
-             if len(w) >= 3 and w.lower() not in ENGLISH_STOP_WORDS}
+    return {stem(w.lower()) for w in _WORD.findall(question)
+            if len(w) >= 3 and w.lower() not in ENGLISH_STOP_WORDS}
+
+
+def coverage(text: str, terms: set[str]) -> float:
+    if not terms:
+        return 0.0
+    stem = _stemmer().stemWord
+    return len(terms & {stem(w.lower()) for w in _WORD.findall(text)}) / len(terms)
+
+
+def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
+    """The text cut into (segment, matches-a-question-term) pieces."""
+    stem = _stemmer().stemWord
+    terms = question_terms(question)
     spans, last = [], 0
     for match in _WORD.finditer(text):
         if stem(match.group(0).lower()) in terms:
@@ -220,14 +240,11 @@ def search(settings: Settings, collection_name: str, question: str,
     if embedding_model and embedding_model != built_with:
         raise store.StoreError(f"collection {collection_name!r} was built with {built_with}; "
                                f"it cannot be searched with {embedding_model}")
-    embedder = (query_embedder(settings, built_with)
-                if options.method in ("dense", "hybrid") or options.mmr else None)
+    embedder = query_embedder(settings, built_with)  # every method: relevance needs the cosine
     started = time.perf_counter()  # timings cover the search, not loading the model once
-    query_vector = None
     ranked: dict[str, dict] = {}  # chunk id -> {"dense": (rank, score), "bm25": ..., row}
 
-    if embedder is not None:
-        query_vector = np.asarray(embedder.embed([question])[0])
+    query_vector = np.asarray(embedder.embed([question])[0])
     if options.method in ("dense", "hybrid"):
         where = {"doc_id": {"$in": list(options.doc_ids)}} if options.doc_ids else None
         got = collection.query(query_embeddings=[query_vector.tolist()],
@@ -254,6 +271,7 @@ def search(settings: Settings, collection_name: str, question: str,
     hits = hits[:options.k]
     for rank, hit in enumerate(hits, 1):
         hit.rank = rank
+    _rate(collection, query_vector, question, hits)
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
                         time.perf_counter() - started)
 
@@ -273,6 +291,22 @@ def _hit(chunk_id: str, entry: dict, method: Method) -> Hit:
                title=meta.get("title", ""), section=meta.get("section", ""),
                details={name: {"rank": entry[name][0], "score": round(entry[name][1], 4)}
                         for name in found})
+
+
+def _rate(collection, query_vector, question: str, hits: list[Hit]) -> None:
+    """Each hit's cosine (read from its stored vector when dense search did not rank it),
+    question-word coverage and calibrated relevance."""
+    missing = [h.chunk_id for h in hits if "dense" not in h.details]
+    vectors = {}
+    if missing:
+        got = collection.get(ids=missing, include=["embeddings"])
+        vectors = dict(zip(got["ids"], got["embeddings"]))
+    terms = question_terms(question)
+    for hit in hits:
+        hit.cosine = round(hit.details["dense"]["score"] if "dense" in hit.details
+                           else max(0.0, float(np.dot(query_vector, vectors[hit.chunk_id]))), 4)
+        hit.coverage = round(coverage(contextual_text(hit.title, hit.section, hit.text), terms), 4)
+        hit.relevance = round(relevance.relevance(hit.cosine, hit.coverage), 4)
 
 
 def _mmr(collection, query_vector, hits: list[Hit], k: int) -> list[Hit]:

@@ -7,7 +7,15 @@ import streamlit as st
 from core.rag import store
 from core.rag.answers import Answer, RagTurn, no_context_stream, to_markdown
 from core.rag.llm import ChatError, StreamStats
-from core.rag.retrieval import DEFAULT_WINDOW, MAX_WINDOW, SCORE_MEANING, RetrievalOptions, highlight_spans
+from core.rag.relevance import Label
+from core.rag.retrieval import (
+    DEFAULT_WINDOW,
+    MAX_WINDOW,
+    SCORE_MEANING,
+    Hit,
+    RetrievalOptions,
+    highlight_spans,
+)
 from core.text import safe_markdown
 from pages.shared import chat_engine, chroma_client, settings, write_model_stream
 
@@ -42,7 +50,9 @@ with st.expander("Retrieval settings", icon=":material/tune:"):
     window = cols[2].slider("Neighbours each side", 0, MAX_WINDOW, DEFAULT_WINDOW, key="window",
                             help="The model also reads this many chunks before and after each "
                                  "retrieved chunk, as far as its context window allows.")
-    st.caption(f"Scores: {SCORE_MEANING[method]}.")
+    st.caption("Each chunk is marked a strong, partial or weak match: how likely it is to hold "
+               "the answer, on the same scale for every method. The method's own score is in "
+               "the mark's tooltip.")
 options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
                            doc_ids=tuple(only), window=window)
 
@@ -73,6 +83,9 @@ def forget_pending(turn: RagTurn) -> None:
 
 
 def citation_note(answer: Answer) -> str:
+    if not answer.answerable:
+        return ("No retrieved passage bears on this question, so the model was not asked. The "
+                "closest passages are on the right.")
     marks = ", ".join(f"[{n}]" for n in answer.cited)
     if answer.citations_inferred:
         return f"The model gave no citation marks; matched by similarity to {marks}."
@@ -119,8 +132,19 @@ def escape_markdown(text: str) -> str:
                    for ch in text).replace("\n", "  \n")
 
 
+MATCH_COLOUR: dict[Label, str] = {"strong": "green", "partial": "orange", "weak": "gray"}
+
+
+def match_badge(hit: Hit, method: str) -> None:
+    st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],
+             help=f"About {hit.relevance:.0%} likely to hold the answer (calibrated on question-"
+                  f"answering data from the dense similarity and the question words it "
+                  f"contains). {method.capitalize()} score {hit.score:.2f}: "
+                  f"{SCORE_MEANING[method]}.")
+
+
 def show_sources(hits, question: str, cited: list[int], inferred: bool,
-                 windows: dict[int, dict]) -> None:
+                 windows: dict[int, dict], method: str) -> None:
     st.subheader("Retrieved chunks")
     if not hits:
         st.info("Nothing matched. Lower the minimum score or widen the document filter.")
@@ -133,7 +157,7 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
                 badge = " · :green-badge[inferred]" if inferred else " · :green-badge[cited]"
             st.markdown(f"**[{hit.rank}]** {escape_markdown(hit.doc)} · page {hit.page} · "
                         f":blue-badge[{hit.retriever}]{badge}")
-            st.progress(min(max(hit.score, 0.0), 1.0), text=f"score {hit.score:.2f}")
+            match_badge(hit, method)
             if hit.title or hit.section:
                 st.caption(escape_markdown(" · ".join(p for p in (hit.title, hit.section) if p)))
             around = windows.get(hit.rank, {})
@@ -163,7 +187,8 @@ if question:
             st.error(str(exc), icon=":material/error:")
         st.stop()
     with right:
-        show_sources(turn.search.hits, question, [], False, turn.plan.windows)
+        show_sources(turn.search.hits, question, [], False, turn.plan.windows,
+                     turn.search.method)
     with left:
         with st.chat_message("user"):
             st.text(question)
@@ -197,4 +222,4 @@ elif history:
     latest = history[-1]
     with right:
         show_sources(latest.sources, latest.question, latest.cited, latest.citations_inferred,
-                     latest.windows)
+                     latest.windows, latest.method)

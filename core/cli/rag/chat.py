@@ -1,11 +1,15 @@
-"""`search` and `ask`: retrieval from a collection, alone or under an answer."""
+"""`search` and `ask`: retrieval from a collection, alone or under an answer; one question, or
+a file of them (`--questions`) answered with the models and indexes loaded once, one JSON
+object per question."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from core.errors import InputError, StudioError
 from core.settings import load_settings
 
 
@@ -17,10 +21,58 @@ def _retrieval_options(args: argparse.Namespace):
                             min_score=args.min_score, **window)
 
 
+def read_questions(path: Path) -> list[str]:
+    """One question per line, or JSON Lines with a `question` field; blank lines skipped."""
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the questions file {path}: {exc}") from exc
+    questions = []
+    for number, line in enumerate(lines, 1):
+        if not line.startswith("{"):
+            questions += [line] if line else []
+            continue
+        try:
+            question = json.loads(line).get("question")
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise InputError(f"{path}, line {number}: not a JSON object ({exc})") from exc
+        if not isinstance(question, str) or not question.strip():
+            raise InputError(f"{path}, line {number}: no \"question\" text")
+        questions.append(question.strip())
+    if not questions:
+        raise InputError(f"the questions file {path} holds no question")
+    return questions
+
+
+def _batch(args: argparse.Namespace, answer_one) -> int:
+    """Each question's JSON on its own line, in order, as soon as it is ready; a question that
+    fails says why in its own line and the rest go on."""
+    failed = 0
+    for question in read_questions(Path(args.questions)):
+        try:
+            row = answer_one(question)
+        except StudioError as exc:
+            row, failed = {"question": question, "error": str(exc)}, failed + 1
+        print(json.dumps(row), flush=True)
+    return 1 if failed else 0
+
+
+def _check_one_source(args: argparse.Namespace) -> None:
+    if (args.question is None) == (args.questions is None):
+        raise InputError("give either a QUESTION or --questions FILE")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
+    from core.rag import store
     from core.rag.retrieval import search
 
-    result = search(load_settings(), args.collection, args.question, _retrieval_options(args))
+    _check_one_source(args)
+    settings, options = load_settings(), _retrieval_options(args)
+    if args.questions:
+        chroma = store.client(settings)
+        return _batch(args, lambda q: {"question": q, "hits": [
+            h.to_json() for h in search(settings, args.collection, q, options, chroma).hits]})
+    result = search(settings, args.collection, args.question, options)
     rows = [hit.to_json() for hit in result.hits]
     if args.json:
         print(json.dumps(rows))
@@ -28,16 +80,30 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"{len(rows)} chunk(s), {result.seconds * 1000:.0f} ms; score = {result.score_meaning}")
     for row in rows:
         text = " ".join(row["text"].split())
-        print(f"[{row['rank']}] {row['score']:.3f} {row['retriever']:<5} {row['doc']} "
-              f"p.{row['page']}: {text[:160]}")
+        print(f"[{row['rank']}] {row['match']:<7} {row['score']:.3f} {row['retriever']:<5} "
+              f"{row['doc']} p.{row['page']}: {text[:160]}")
     return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from core.rag import store
     from core.rag.answers import RagTurn
     from core.rag.llm import ChatError, get_engine
 
+    _check_one_source(args)
     settings = load_settings()
+    if args.questions:
+        engine = get_engine(settings, backend=args.engine, model=args.model)
+        chroma, options = store.client(settings), _retrieval_options(args)
+
+        def answer(question: str) -> dict:
+            turn = RagTurn(settings, args.collection, question, engine, options,
+                           max_new_tokens=args.max_tokens, chroma=chroma)
+            for _ in turn.stream():
+                pass
+            return {"question": question, **turn.result().to_json()}
+
+        return _batch(args, answer)
     try:
         engine = get_engine(settings, backend=args.engine, model=args.model)
         turn = RagTurn(settings, args.collection, args.question, engine,
@@ -56,12 +122,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     print(f"\n\n{how}: {answer.cited or 'none'}; {answer.timings}")
     for hit in answer.sources:
         mark = "*" if hit.rank in answer.cited else " "
-        print(f"{mark}[{hit.rank}] {hit.score:.3f} {hit.doc} p.{hit.page}")
+        print(f"{mark}[{hit.rank}] {hit.match:<7} {hit.score:.3f} {hit.doc} p.{hit.page}")
     return 0
 
 
 def _add_retrieval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("question")
+    parser.add_argument("question", nargs="?")
+    parser.add_argument("--questions", metavar="FILE",
+                        help="a file of questions (one a line, or JSON Lines with a 'question' "
+                             "field): one JSON object per question")
     parser.add_argument("--collection", required=True)
     parser.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
     parser.add_argument("--method", choices=("dense", "bm25", "hybrid"), default="hybrid")

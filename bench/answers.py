@@ -1,0 +1,225 @@
+"""Grounded answers (issue 13): the Studio's defaults against the reference notebook's setup and
+against the same model with no retrieval, in one run, on the same questions.
+
+Data (../shared/data/qa): SQuAD 2.0's first dev article, its 39 passages stored as a collection
+(one document each), and the QASPER sample, each paper's paragraphs joined into one document.
+A fixed subset of questions (every n-th, answerable and unanswerable; sizes below and on the
+command line) keeps one run near 15 minutes on 2 shared cores.
+
+Configurations, all with the default chat model (Qwen2.5-Coder-0.5B-Instruct through
+llama.cpp, greedy, at most MAX_NEW_TOKENS):
+- studio defaults: chunking v2 (500/50, title and section), hybrid top-5, a window of one
+  neighbour, the Studio's prompt, and the answerability check (core.rag.relevance);
+- reference: langchain's RecursiveCharacterTextSplitter(500, 50), dense top-3, the chunks
+  numbered [1]–[3] in LangChain's "stuff" question-answering prompt;
+- no retrieval: the question alone.
+(Qwen2.5-Coder-1.5B is not installed here and is skipped.)
+
+Measures: token F1 (SQuAD's normalisation, best over the gold answers) and gold-word recall
+(share of the gold answer's words found in the answer) on answerable questions, with [n] marks
+removed; share of non-refusal answers with a valid [n] (a passage the model was given);
+refusals on unanswerable questions; false refusals on answerable ones; seconds per answer;
+median time to first token. Prints a table and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import string
+import tempfile
+import time
+from collections import Counter
+
+os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-answers-")
+
+from bench.qa import QaSet, Question, qasper_set, squad_set, store_documents
+from core.rag import store
+from core.rag.answers import RagTurn, cited_ranks, is_refusal, no_context_stream
+from core.rag.chunking import Chunk
+from core.rag.embeddings import get_embedder
+from core.rag.llm import StreamStats, get_engine, timed
+from core.rag.retrieval import RetrievalOptions, search
+from core.settings import load_settings
+
+MAX_NEW_TOKENS = 96
+REFERENCE = RetrievalOptions(k=3, method="dense", window=0)
+# LangChain's load_qa_chain("stuff") prompt, which the reference notebook used.
+REFERENCE_PROMPT = ("Use the following pieces of context to answer the question at the end. If "
+                    "you don't know the answer, just say that you don't know, don't try to make "
+                    "up an answer.\n\n{context}\n\nQuestion: {question}\nHelpful Answer:")
+CONFIGS = ("studio defaults", "reference", "no retrieval")
+
+
+def reference_chunks(text: str, title: str) -> list[Chunk]:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50,
+                                              add_start_index=True)
+    docs = splitter.create_documents([text])
+    return [Chunk(d.page_content, 1, i, d.metadata["start_index"],
+                  d.metadata["start_index"] + len(d.page_content), title)
+            for i, d in enumerate(docs)]
+
+
+def subset(qa: QaSet, answerable: int, unanswerable: int) -> list[Question]:
+    """Every n-th question of each kind, so the subset spans the whole set."""
+    out = []
+    for want, count in ((True, answerable), (False, unanswerable)):
+        pool = [q for _, q in qa.questions if q.answerable == want]
+        step = max(1, len(pool) // max(count, 1))
+        out += pool[::step][:count]
+    return out
+
+
+# Answer quality ----------------------------------------------------------------------------
+_MARK = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def words(text: str) -> list[str]:
+    text = _MARK.sub(" ", text).lower()
+    text = "".join(ch for ch in text if ch not in string.punctuation)
+    return [w for w in text.split() if w not in ("a", "an", "the")]
+
+
+def f1(answer: str, golds: list[str]) -> float:
+    best = 0.0
+    for gold in golds:
+        common = sum((Counter(words(answer)) & Counter(words(gold))).values())
+        if common:
+            p, r = common / len(words(answer)), common / len(words(gold))
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def recall(answer: str, golds: list[str]) -> float:
+    said = set(words(answer))
+    return max((len(set(words(g)) & said) / len(set(words(g))) for g in golds if words(g)),
+               default=0.0)
+
+
+# Running one configuration -----------------------------------------------------------------
+def studio(settings, chroma, engine, name: str, question: str) -> dict:
+    started = time.perf_counter()
+    turn = RagTurn(settings, name, question, engine, max_new_tokens=MAX_NEW_TOKENS,
+                   chroma=chroma)
+    for _ in turn.stream():
+        pass
+    answer = turn.result()
+    return {"text": answer.text, "valid_citation": bool(answer.cited)
+            and not answer.citations_inferred, "ttft_s": turn.stats.ttft_s,
+            "model_asked": answer.answerable, "seconds": time.perf_counter() - started}
+
+
+def reference(settings, chroma, engine, name: str, question: str) -> dict:
+    started = time.perf_counter()
+    hits = search(settings, f"{name}-ref", question, REFERENCE, chroma).hits
+    context = "\n\n".join(f"[{h.rank}] {h.text}" for h in hits)
+    stats = StreamStats()
+    messages = [{"role": "user",
+                 "content": REFERENCE_PROMPT.format(context=context, question=question)}]
+    for _ in timed(engine.stream(messages, MAX_NEW_TOKENS), stats):
+        pass
+    text = stats.text.strip()
+    return {"text": text, "valid_citation": bool(cited_ranks(text, hits)),
+            "ttft_s": stats.ttft_s, "model_asked": True,
+            "seconds": time.perf_counter() - started}
+
+
+def no_retrieval(settings, chroma, engine, name: str, question: str) -> dict:
+    started = time.perf_counter()
+    stats = StreamStats()
+    for _ in no_context_stream(engine, question, stats, MAX_NEW_TOKENS):
+        pass
+    return {"text": stats.text.strip(), "valid_citation": False, "ttft_s": stats.ttft_s,
+            "model_asked": True, "seconds": time.perf_counter() - started}
+
+
+RUNNERS = {"studio defaults": studio, "reference": reference, "no retrieval": no_retrieval}
+
+
+def summarise(rows: list[dict]) -> dict:
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    answered = [r for r in rows if not r["refused"]]
+    asked = [r["ttft_s"] for r in rows if r["model_asked"] and r["ttft_s"] is not None]
+    share = lambda part, whole: round(len(part) / len(whole), 3) if whole else None  # noqa: E731
+    return {
+        "answerable": len(answerable), "unanswerable": len(unanswerable),
+        "f1": round(statistics.mean(r["f1"] for r in answerable), 3),
+        "gold_recall": round(statistics.mean(r["recall"] for r in answerable), 3),
+        "valid_citation": share([r for r in answered if r["valid_citation"]], answered),
+        "refused_unanswerable": share([r for r in unanswerable if r["refused"]], unanswerable),
+        "false_refusals": share([r for r in answerable if r["refused"]], answerable),
+        "seconds_per_answer": round(statistics.mean(r["seconds"] for r in rows), 2),
+        "median_ttft_s": round(statistics.median(r["ttft_s"] or 0.0 for r in rows), 3),
+        "median_ttft_model_asked_s": round(statistics.median(asked), 3) if asked else None,
+    }
+
+
+def run(settings, chroma, engine, qa: QaSet, questions: list[Question]) -> dict[str, dict]:
+    embedder = get_embedder(settings)
+    store_documents(chroma, embedder, qa.name, qa.documents)
+    store_documents(chroma, embedder, f"{qa.name}-ref", qa.documents, reference_chunks)
+    rows: dict[str, list[dict]] = {c: [] for c in CONFIGS}
+    for i, question in enumerate(questions, 1):
+        for config in CONFIGS:
+            engine.llm.reset()  # no reuse of the previous prompt's cache across configurations
+            got = RUNNERS[config](settings, chroma, engine, qa.name, question.text)
+            got.update(answerable=question.answerable, refused=is_refusal(got["text"]),
+                       f1=f1(got["text"], question.answers) if question.answerable else None,
+                       recall=recall(got["text"], question.answers)
+                       if question.answerable else None, question=question.text)
+            rows[config].append(got)
+        print(f"  {qa.name} {i}/{len(questions)}", flush=True)
+    return {c: {**summarise(r), "rows": r} for c, r in rows.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--squad", type=int, nargs=2, default=(10, 10),
+                        metavar=("ANSWERABLE", "UNANSWERABLE"))
+    parser.add_argument("--qasper", type=int, nargs=2, default=(8, 4),
+                        metavar=("ANSWERABLE", "UNANSWERABLE"))
+    args = parser.parse_args()
+    settings = load_settings()
+    chroma = store.client(settings)
+    engine = get_engine(settings)
+    started = time.perf_counter()
+    results = {}
+    for qa, sizes in ((squad_set(), args.squad), (qasper_set(), args.qasper)):
+        results[qa.name] = run(settings, chroma, engine, qa, subset(qa, *sizes))
+    header = (f"{'set':<8}{'configuration':<17}{'F1':>6}{'recall':>8}{'[n] ok':>8}"
+              f"{'refused':>9}{'false ref':>10}{'s/answer':>10}{'TTFT':>7}{'TTFT asked':>11}")
+    print(f"\n{engine.name}; 1.5B model not installed: skipped\n{header}")
+    for name, configs in results.items():
+        for config, r in configs.items():
+            cells = [r["f1"], r["gold_recall"], r["valid_citation"], r["refused_unanswerable"],
+                     r["false_refusals"]]
+            print(f"{name:<8}{config:<17}" + "".join(
+                f"{'-' if v is None else f'{v:.2f}':>{w}}" for v, w in zip(cells, (6, 8, 8, 9, 10)))
+                + f"{r['seconds_per_answer']:>10.1f}{r['median_ttft_s']:>7.2f}"
+                + f"{r['median_ttft_model_asked_s'] or 0:>11.2f}")
+    targets = {name: targets_met(configs) for name, configs in results.items()}
+    print(json.dumps({"engine": engine.name, "max_new_tokens": MAX_NEW_TOKENS,
+                      "subset": {"squad": args.squad, "qasper": args.qasper},
+                      "minutes": round((time.perf_counter() - started) / 60, 1),
+                      "targets": targets, "results": results}))
+
+
+def targets_met(configs: dict) -> dict:
+    d, ref, alone = configs["studio defaults"], configs["reference"], configs["no retrieval"]
+    return {"f1_vs_reference": round(d["f1"] / ref["f1"], 2) if ref["f1"] else None,
+            "f1_vs_no_retrieval": round(d["f1"] / alone["f1"], 2) if alone["f1"] else None,
+            "refused_unanswerable>=0.6": (d["refused_unanswerable"] or 0) >= 0.6,
+            "false_refusals<=0.15": (d["false_refusals"] or 0) <= 0.15,
+            "valid_citation>=0.8": (d["valid_citation"] or 0) >= 0.8,
+            "ttft_vs_reference": round(d["median_ttft_s"] / ref["median_ttft_s"], 2)
+            if ref["median_ttft_s"] else None}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Grounded answers (issue 13, items 4, 5, 7): citation marks, calibrated relevance, refusal of
+questions the documents do not answer, and the batch CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from core.cli.rag.chat import read_questions
+from core.errors import InputError
+from core.rag import relevance
+from core.rag.answers import REFUSAL, citation_marks, cited_ranks, is_refusal
+from core.rag.retrieval import Hit
+from core.settings import PROJECT_ROOT, load_settings
+
+
+def hit(rank: int) -> Hit:
+    return Hit(rank=rank, score=0.9, doc="paper.pdf", page=1, chunk_id=f"c{rank}", text="t",
+               retriever="both", doc_id="d")
+
+
+def test_citation_marks_in_every_written_form():
+    assert citation_marks("BERT uses MLM [1][3] and NSP [2, 4]; see [ 5 ] or [x].") == [1, 2, 3, 4]
+    assert citation_marks("No marks.") == []
+
+
+def test_only_marks_of_passages_given_are_valid():
+    used = [hit(1), hit(2)]
+    assert cited_ranks("It is [2] and [1, 7] and [9].", used) == [1, 2]
+    assert cited_ranks("It is [9].", used) == []
+
+
+def test_refusals_are_recognised():
+    assert is_refusal(REFUSAL) and is_refusal("I don’t know.")
+    assert not is_refusal("The documents say it is Paris [1].")
+
+
+def test_off_topic_chunk_is_not_a_strong_match():
+    # A chunk of the BERT paper for "What is the capital of Peru?": low cosine, no shared word.
+    off_topic = relevance.relevance(cosine=0.12, coverage=0.0)
+    assert off_topic < relevance.STRONG and relevance.label(off_topic) == "weak"
+    assert not relevance.answerable([off_topic] * 5)
+    # The same-topic chunk that holds every question word is, and answers.
+    on_topic = relevance.relevance(cosine=0.75, coverage=1.0)
+    assert relevance.label(on_topic) == "strong" and relevance.answerable([on_topic])
+
+
+def test_relevance_grows_with_each_signal():
+    assert relevance.relevance(0.6, 0.5) > relevance.relevance(0.3, 0.5)
+    assert relevance.relevance(0.5, 0.8) > relevance.relevance(0.5, 0.2)
+
+
+def test_questions_file_plain_lines_or_jsonl(tmp_path):
+    plain = tmp_path / "q.txt"
+    plain.write_text("What is BERT?\n\n  Who wrote it?  \n")
+    assert read_questions(plain) == ["What is BERT?", "Who wrote it?"]
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text('{"question": "What is BERT?", "id": 1}\n{"question": "Why?"}\n')
+    assert read_questions(jsonl) == ["What is BERT?", "Why?"]
+    jsonl.write_text('{"q": "no question field"}\n')
+    with pytest.raises(InputError, match="line 1"):
+        read_questions(jsonl)
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(InputError, match="holds no question"):
+        read_questions(tmp_path / "empty.txt")
+
+
+def test_cli_search_questions_prints_one_json_per_question(studio_env, tmp_path):
+    from core.rag import store
+    from core.rag.chunking import chunk_pages
+    from core.rag.embeddings import get_embedder
+
+    settings = load_settings()
+    embedder = get_embedder(settings)
+    chroma = store.client(settings)
+    collection = store.open_collection(chroma, "facts", embedder.model_name, 500, 50)
+    for doc, text in [("cats", "Cats are small felines that purr and chase mice."),
+                      ("rates", "The central bank raised interest rates to fight inflation.")]:
+        chunks = chunk_pages([text], title=doc)
+        store.replace_document(collection, doc, f"{doc}.txt", chunks,
+                               embedder.embed([c.contextual_text for c in chunks]), 100)
+    questions = tmp_path / "questions.txt"
+    questions.write_text("Why did the bank raise rates?\nWhat do cats chase?\n")
+    out = subprocess.run([sys.executable, "-m", "core", "search", "--questions", str(questions),
+                          "--collection", "facts", "-k", "2"], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["question"] for r in rows] == ["Why did the bank raise rates?", "What do cats chase?"]
+    assert [r["hits"][0]["doc"] for r in rows] == ["rates.txt", "cats.txt"]
+    best = rows[1]["hits"][0]
+    assert best["match"] in ("strong", "partial") and 0 < best["relevance"] < 1
+    assert rows[1]["hits"][1]["match"] == "weak"  # the bank chunk, for a question about cats
+
+
+def test_cli_needs_a_question_or_a_file(studio_env):
+    out = subprocess.run([sys.executable, "-m", "core", "search", "--collection", "x"],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, env=os.environ.copy())
+    assert out.returncode == 2 and "QUESTION or --questions" in out.stderr
+
+
+@pytest.mark.slow
+def test_default_model_refuses_what_the_bert_paper_does_not_say(studio_env):
+    from core.rag.answers import RagTurn
+    from core.rag.ingest import ingest_files
+    from core.rag.llm import get_engine
+    from tests.conftest import shared
+
+    settings = load_settings()
+    ingest_files(settings, [shared("papers", "1810.04805_BERT.pdf")], "bert")
+    engine = get_engine(settings)
+    for question in ("What is the capital of Peru?", "Who funded this contract?"):
+        turn = RagTurn(settings, "bert", question, engine, max_new_tokens=60)
+        "".join(turn.stream())
+        answer = turn.result()
+        assert is_refusal(answer.text), (question, answer.text)
+        assert answer.sources and not answer.cited  # closest passages shown, none cited
+        assert all(h.match != "strong" for h in answer.sources)
+    turn = RagTurn(settings, "bert", "What are the two pre-training tasks of BERT?", engine,
+                   max_new_tokens=80)
+    "".join(turn.stream())
+    assert not is_refusal(turn.result().text)
