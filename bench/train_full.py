@@ -170,7 +170,8 @@ def run_dataset(args, name: str, embedder) -> dict:
                 result.pop("per_class", None)
         out["curve"].append(row)
         print(f"  {name} n={row['train_examples']}: " + ", ".join(
-            f"{k} {v['accuracy']:.1%}" for k, v in row.items() if isinstance(v, dict)),
+            f"{k} {v['accuracy']:.1%} F1 {v['macro_f1']:.3f}" for k, v in row.items()
+            if isinstance(v, dict)) + f"; training {minutes:.1f} min, {steps} steps",
             file=sys.stderr, flush=True)
     out["config"] = {k: getattr(config, k) for k in (
         "base", "r", "alpha", "target_modules", "learning_rate", "epochs", "batch_size",
