@@ -4,39 +4,49 @@ import threading
 
 import pytest
 
-from core.rag.conversations import ConversationError, ConversationStore, Turn, to_markdown
+from core.rag.answers import Answer, to_markdown
+from core.rag.conversations import ConversationError, ConversationStore, Turn, history
 from core.rag.followup import clean_query, needs_rewrite, rewrite
+
+
+def answer(text: str, **more) -> dict:
+    return {"answer": text, "sources": [], "cited": [], **more}
 
 
 def test_a_conversation_is_kept_across_stores_and_named_by_its_first_question(tmp_path):
     store = ConversationStore(tmp_path / "c.sqlite3")
     chat = store.create("papers")
-    store.add_turn(chat.id, Turn("What are the two pre-training tasks of BERT?",
-                                 "Masked LM and next sentence prediction [1].",
-                                 sources=[{"rank": 1, "doc": "bert.pdf", "page": 4,
-                                           "start": 10, "end": 500, "score": 0.8}],
-                                 cited=[1], timings={"ttft_s": 1.2}))
-    store.add_turn(chat.id, Turn("Which of them does RoBERTa drop?", "NSP [2].",
-                                 searched_for="Which BERT pre-training task does RoBERTa drop?"))
+    source = {"rank": 1, "score": 0.8, "doc": "bert.pdf", "page": 4, "chunk_id": "x:1",
+              "text": "Masked LM ...", "retriever": "both", "start": 10, "end": 500,
+              "relevance": 0.9, "match": "strong"}
+    store.add_turn(chat.id, Turn("What are the two pre-training tasks of BERT?", answer(
+        "Masked LM and next sentence prediction [1].", sources=[source], cited=[1],
+        timings={"ttft_ms": 1200}, windows={"1": {"before": "", "after": "Task #2"}})))
+    store.add_turn(chat.id, Turn("Which of them does RoBERTa drop?", answer(
+        "NSP [2].", searched_for="Which BERT pre-training task does RoBERTa drop?")))
     other = store.create("contracts")
     again = ConversationStore(tmp_path / "c.sqlite3")  # a restart
     loaded = again.get(chat.id)
     assert loaded.title == "What are the two pre-training tasks of BERT?"
     assert [t.question for t in loaded.turns] == ["What are the two pre-training tasks of BERT?",
                                                   "Which of them does RoBERTa drop?"]
-    assert loaded.turns[0].sources[0]["page"] == 4 and loaded.turns[0].cited == [1]
-    assert loaded.turns[1].searched_for.startswith("Which BERT")
+    first = Answer.from_json(loaded.turns[0].question, loaded.turns[0].answer)
+    assert first.sources[0].page == 4 and first.sources[0].match == "strong"
+    assert first.cited == [1] and first.windows == {1: {"before": "", "after": "Task #2"}}
+    assert loaded.turns[1].answer["searched_for"].startswith("Which BERT")
+    assert [m["role"] for m in history(loaded)] == ["user", "assistant"] * 2
     assert [c.id for c in again.list("papers")] == [chat.id] and again.list("papers")[0].size == 2
     assert {c.id for c in again.list()} == {chat.id, other.id}
-    markdown = to_markdown(loaded)
-    assert "## Which of them does RoBERTa drop?" in markdown and "*Searched for: Which BERT" in markdown
+    markdown = to_markdown("papers", [Answer.from_json(t.question, t.answer)
+                                      for t in loaded.turns])
+    assert "## Q: Which of them does RoBERTa drop?" in markdown and "bert.pdf, page 4" in markdown
     again.rename(chat.id, "BERT and RoBERTa")
     assert again.get(chat.id).title == "BERT and RoBERTa"
     again.delete(chat.id)
     with pytest.raises(ConversationError, match="no conversation"):
         again.get(chat.id)
     with pytest.raises(ConversationError, match="no conversation"):
-        again.add_turn(chat.id, Turn("q", "a"))
+        again.add_turn(chat.id, Turn("q", answer("a")))
 
 
 def test_two_writers_at_once_lose_no_turn(tmp_path):
@@ -46,7 +56,7 @@ def test_two_writers_at_once_lose_no_turn(tmp_path):
     def tab(name: str) -> None:
         store = ConversationStore(path)  # each tab has its own connection, as pages do
         for i in range(15):
-            store.add_turn(chat.id, Turn(f"{name} {i}", "answer"))
+            store.add_turn(chat.id, Turn(f"{name} {i}", answer("text")))
 
     tabs = [threading.Thread(target=tab, args=(name,)) for name in ("left", "right")]
     for t in tabs:
@@ -60,12 +70,13 @@ def test_two_writers_at_once_lose_no_turn(tmp_path):
 
 
 def test_which_questions_lean_on_the_conversation():
-    history = [("What are the two pre-training tasks of BERT?", "MLM and NSP.")]
+    earlier = [{"role": "user", "content": "What are the two pre-training tasks of BERT?"},
+               {"role": "assistant", "content": "MLM and NSP."}]
     assert not needs_rewrite("Which of them does RoBERTa drop?", [])  # nothing to lean on
-    assert needs_rewrite("Which of them does RoBERTa drop?", history)
-    assert needs_rewrite("And in GPT-2?", history)
+    assert needs_rewrite("Which of them does RoBERTa drop?", earlier)
+    assert needs_rewrite("And in GPT-2?", earlier)
     assert not needs_rewrite("How many layers does the BERT-large encoder have in total?",
-                             history)
+                             earlier)
     assert clean_query('Query: "BERT pre-training task dropped by RoBERTa"\nIt is NSP.') == \
         "BERT pre-training task dropped by RoBERTa"
     assert clean_query(" ".join(["word"] * 80)) == ""  # an answer, not a query
@@ -77,10 +88,11 @@ def test_the_default_model_rewrites_a_follow_up_into_a_standalone_query(studio_e
     from core.settings import load_settings
 
     engine = get_engine(load_settings())
-    history = [("What are the two pre-training tasks of BERT?",
-                "BERT is pre-trained with a masked language model (MLM) and next sentence "
-                "prediction (NSP) [1].")]
-    query = rewrite(engine, "Which of them does RoBERTa drop?", history)
+    earlier = [{"role": "user", "content": "What are the two pre-training tasks of BERT?"},
+               {"role": "assistant", "content": "BERT is pre-trained with a masked language "
+                                                "model (MLM) and next sentence prediction (NSP) "
+                                                "[1]."}]
+    query = rewrite(engine, "Which of them does RoBERTa drop?", earlier)
     assert query != "Which of them does RoBERTa drop?"
     assert "roberta" in query.lower()
     assert any(w in query.lower() for w in ("bert", "pre-train", "pretrain", "mlm", "nsp",
@@ -97,7 +109,7 @@ def test_the_cli_lists_shows_and_deletes_conversations(studio_env):
 
     store = conversation_store(load_settings())
     chat = store.create("papers")
-    store.add_turn(chat.id, Turn("What is LoRA?", "A low-rank update [1]."))
+    store.add_turn(chat.id, Turn("What is LoRA?", answer("A low-rank update [1].")))
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "core", "conversations", *args],

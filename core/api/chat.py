@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from fastapi import HTTPException
 
 from core.errors import StudioError
-from core.rag.answers import TEMPLATE_OVERHEAD_TOKENS, RagTurn
+from core.rag.answers import TEMPLATE_OVERHEAD_TOKENS, TURN_TOKENS, RagTurn, newest_that_fit
 from core.rag.llm import ChatEngine, StreamStats, get_engine, timed
 from core.rag.retrieval import Hit, RetrievalOptions
 from core.registry import Registry
@@ -22,7 +22,6 @@ from core.settings import Settings
 
 RAG = "rag:"
 DEFAULT_MAX_TOKENS = 256
-TURN_TOKENS = 8  # role markers and separators around one message
 log = logging.getLogger(__name__)
 
 
@@ -50,16 +49,6 @@ def source(hit: Hit, cited: list[int] | None = None) -> dict:
     return row
 
 
-def newest_that_fit(turns: list[dict], engine: ChatEngine, budget: int) -> list[dict]:
-    kept: list[dict] = []
-    for turn in reversed(turns):
-        budget -= engine.count_tokens(turn["content"]) + TURN_TOKENS
-        if budget < 0:
-            break
-        kept.append(turn)
-    return kept[::-1]
-
-
 class Ask:
     """The question is the last user message. For a collection, retrieval fills the prompt as
     in the Studio's chat and earlier turns go in with what room is left; a plain model gets the
@@ -85,11 +74,8 @@ class Ask:
         if self.collection:
             self.turn = RagTurn(self.settings, self.collection, self.turns[last]["content"],
                                 self.engine, self.options, self.max_tokens, self.stop,
-                                self.chroma)
-            plan = self.turn.plan.messages
-            history = [t for t in self.turns[:last] if t["role"] in ("user", "assistant")]
-            plan[1:1] = newest_that_fit(history, self.engine, self._room(plan))
-            self.messages = plan
+                                self.chroma, history=self.turns[:last])
+            self.messages = self.turn.plan.messages
             return
         system = [t for t in self.turns if t["role"] == "system"]
         rest = [t for t in self.turns if t["role"] != "system"]

@@ -8,12 +8,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.rag import relevance, store
+from core.rag import followup, relevance, store
 from core.rag.embeddings import query_embedder
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.retrieval import Hit, RetrievalOptions, SearchResult, search
@@ -38,6 +38,7 @@ NO_CONTEXT_PROMPT = "Answer the question in at most three sentences."
 NOTHING_FOUND = ("No passage of this collection matched the question, so there is nothing to "
                  "answer from.")
 TEMPLATE_OVERHEAD_TOKENS = 48  # role markers and separators the chat template adds
+TURN_TOKENS = 8  # role markers and separators around one earlier message
 INFER_MIN_SIMILARITY = 0.35
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _REFUSALS = ("the documents do not say", "the documents don't say", "i don't know",
@@ -205,13 +206,41 @@ class Answer:
     method: str = "hybrid"  # the retrieval method, which says what the raw scores mean
     no_context: str | None = None  # the same model's answer without retrieval, when compared
     windows: dict[int, dict] = field(default_factory=dict)  # rank -> the text read around it
+    searched_for: str = ""  # the standalone query a follow-up question was rewritten into
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
                 "cited": self.cited, "citations_inferred": self.citations_inferred,
                 "dropped": self.dropped, "answerable": self.answerable,
                 "refused": is_refusal(self.text), "timings": self.timings, "engine": self.engine,
-                "no_context": self.no_context, "windows": self.windows}
+                "no_context": self.no_context, "windows": self.windows,
+                "searched_for": self.searched_for, "method": self.method,
+                "stopped": self.stopped, "used": self.used, "attributions": self.attributions}
+
+    @classmethod
+    def from_json(cls, question: str, raw: dict) -> Answer:
+        """An answer saved by to_json (a stored conversation), to show again."""
+        hits = [Hit(**{k: v for k, v in h.items() if k in Hit.__dataclass_fields__})
+                for h in raw.get("sources", [])]
+        return cls(question, raw.get("answer", ""), hits, raw.get("used", []),
+                   raw.get("dropped", []), raw.get("cited", []),
+                   raw.get("citations_inferred", False), raw.get("attributions", []),
+                   raw.get("timings", {}), raw.get("engine", ""), raw.get("stopped", False),
+                   raw.get("answerable", True), raw.get("method", "hybrid"),
+                   raw.get("no_context"),
+                   {int(k): v for k, v in raw.get("windows", {}).items()},
+                   raw.get("searched_for", ""))
+
+
+def newest_that_fit(turns: Sequence[dict], engine: ChatEngine, budget: int) -> list[dict]:
+    """The newest earlier messages whose tokens fit `budget`, oldest first."""
+    kept: list[dict] = []
+    for turn in reversed(turns):
+        budget -= engine.count_tokens(turn["content"]) + TURN_TOKENS
+        if budget < 0:
+            break
+        kept.append(turn)
+    return kept[::-1]
 
 
 class RagTurn:
@@ -223,15 +252,26 @@ class RagTurn:
 
     def __init__(self, settings: Settings, collection: str, question: str, engine: ChatEngine,
                  options: RetrievalOptions = RetrievalOptions(), max_new_tokens: int = 256,
-                 stop: threading.Event | None = None, chroma=None):
+                 stop: threading.Event | None = None, chroma=None,
+                 history: Sequence[dict] = ()):
+        """`history`: the conversation so far as chat messages (role, content). A question
+        that leans on it is searched as a standalone query the model rewrites it into, and the
+        newest turns go into the prompt with whatever room the passages leave."""
         self.settings, self.question, self.engine = settings, question, engine
         self.max_new_tokens, self.stop = max_new_tokens, stop or threading.Event()
         chroma = chroma or store.client(settings)
-        self.search: SearchResult = search(settings, collection, question, options, chroma)
+        self.searched_for = followup.rewrite(engine, question, history)
+        self.search: SearchResult = search(settings, collection, self.searched_for, options,
+                                           chroma)
         nearby = nearby_chunks(store.get_collection(chroma, collection), self.search.hits,
                                options.window)
         self.plan = build_prompt(question, self.search.hits, engine, max_new_tokens, nearby,
                                  options.window)
+        room = (engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
+                - sum(engine.count_tokens(m["content"]) + TURN_TOKENS
+                      for m in self.plan.messages))
+        earlier = [m for m in history if m["role"] in ("user", "assistant")]
+        self.plan.messages[1:1] = newest_that_fit(earlier, engine, room)
         self.answerable = relevance.answerable([h.relevance for h in self.search.hits])
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
@@ -279,8 +319,9 @@ class RagTurn:
         return Answer(self.question, text, self.search.hits, [h.rank for h in self.plan.used],
                       [h.rank for h in self.plan.dropped], cited, inferred, attributions,
                       timings, self.engine.name, self.stop.is_set(), self.answerable,
-                      self.search.method, None if self.no_context is None else self.no_context.text.strip(),
-                      self.plan.windows)
+                      self.search.method,
+                      None if self.no_context is None else self.no_context.text.strip(),
+                      self.plan.windows, self.searched_for)
 
 
 def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,

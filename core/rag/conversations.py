@@ -1,6 +1,7 @@
 """Saved conversations: every turn of a chat (question, the query actually searched, answer,
-sources with their scores and spans, citations, timings) in one SQLite file under the data
-dir, per collection, so a reload, a restart or a second tab finds the same chat.
+sources with their scores and spans, citations, timings: the answer's own JSON) in one SQLite
+file under the data dir, per collection, so a reload, a restart or a second tab finds the same
+chat.
 
 SQLite because it is in the standard library, survives `kill -9` (a turn is one transaction:
 there or not) and serialises writers: two tabs adding a turn at once both land, in order."""
@@ -8,6 +9,7 @@ there or not) and serialises writers: two tabs adding a turn at once both land, 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 import uuid
@@ -21,6 +23,8 @@ from core.errors import StudioError
 from core.settings import Settings
 
 TITLE_CHARS = 60
+NEW_TITLE = "New conversation"
+ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, collection TEXT NOT NULL, title TEXT NOT NULL,
@@ -39,18 +43,18 @@ class ConversationError(StudioError):
 @dataclass
 class Turn:
     question: str
-    answer: str
-    searched_for: str = ""  # the standalone query a follow-up was rewritten into
-    sources: list[dict] = field(default_factory=list)
-    cited: list[int] = field(default_factory=list)
-    timings: dict[str, Any] = field(default_factory=dict)
-    stopped: bool = False
+    answer: dict[str, Any]  # core.rag.answers.Answer.to_json(): text, searched_for, sources…
     created: float = field(default_factory=time.time)
 
     @classmethod
     def from_dict(cls, raw: dict) -> Turn:
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(raw.get("question", ""), raw.get("answer") or {}, raw.get("created", 0.0))
+
+    @property
+    def messages(self) -> list[dict]:
+        """The turn as chat messages, for the next question's prompt and follow-up rewriting."""
+        return [{"role": "user", "content": self.question},
+                {"role": "assistant", "content": self.answer.get("answer", "")}]
 
 
 @dataclass
@@ -83,10 +87,16 @@ class ConversationStore:
         finally:
             db.close()
 
-    def create(self, collection: str, title: str = "") -> Conversation:
+    def create(self, collection: str, title: str = "",
+               conversation_id: str | None = None) -> Conversation:
+        """A new conversation; `conversation_id` lets a script choose its own (`ask
+        --conversation ID` starts one under an ID it does not know yet)."""
+        if conversation_id is not None and not ID.fullmatch(conversation_id):
+            raise ConversationError(f"{conversation_id[:40]!r} cannot be a conversation ID: use "
+                                    "up to 64 letters, digits, '_' or '-'")
         now = time.time()
-        conversation = Conversation(uuid.uuid4().hex[:12], collection,
-                                    title or "New conversation", now, now)
+        conversation = Conversation(conversation_id or uuid.uuid4().hex[:12], collection,
+                                    title or NEW_TITLE, now, now)
         with self._db() as db:
             db.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?)",
                        (conversation.id, collection, conversation.title, now, now))
@@ -102,6 +112,17 @@ class ConversationStore:
             rows = db.execute(query, (collection,) if collection else ()).fetchall()
         return [Conversation(id, collection_, title, created, updated, size=size)
                 for id, collection_, title, created, updated, size in rows]
+
+    def open(self, conversation_id: str, collection: str) -> Conversation:
+        """The conversation with this ID, started when new; it must belong to `collection`."""
+        try:
+            conversation = self.get(conversation_id)
+        except ConversationError:
+            return self.create(collection, conversation_id=conversation_id)
+        if conversation.collection != collection:
+            raise ConversationError(f"conversation {conversation_id} is about collection "
+                                    f"{conversation.collection!r}, not {collection!r}")
+        return conversation
 
     def get(self, conversation_id: str) -> Conversation:
         with self._db() as db:
@@ -129,7 +150,7 @@ class ConversationStore:
                 title, position = found
                 db.execute("INSERT INTO turns VALUES (?, ?, ?)",
                            (conversation_id, position, json.dumps(asdict(turn))))
-                if position == 0 and title == "New conversation":  # named by its first question
+                if position == 0 and title == NEW_TITLE:  # named by its first question
                     title = " ".join(turn.question.split())[:TITLE_CHARS] or title
                 db.execute("UPDATE conversations SET updated = ?, title = ? WHERE id = ?",
                            (time.time(), title, conversation_id))
@@ -158,17 +179,5 @@ def conversation_store(settings: Settings) -> ConversationStore:
     return ConversationStore(settings.data_dir / "conversations.sqlite3")
 
 
-def to_markdown(conversation: Conversation) -> str:
-    """The whole chat as Markdown for download: questions, answers, and each answer's sources."""
-    lines = [f"# {conversation.title}", "",
-             f"Collection: {conversation.collection} · {len(conversation.turns)} turns", ""]
-    for turn in conversation.turns:
-        lines += [f"## {turn.question}", ""]
-        if turn.searched_for and turn.searched_for != turn.question:
-            lines += [f"*Searched for: {turn.searched_for}*", ""]
-        lines += [turn.answer or "(no answer)", ""]
-        for source in turn.sources:
-            page = f", p. {source['page']}" if source.get("page") else ""
-            lines.append(f"- [{source.get('rank', '?')}] {source.get('doc', '')}{page}")
-        lines.append("")
-    return "\n".join(lines)
+def history(conversation: Conversation) -> list[dict]:
+    return [m for turn in conversation.turns for m in turn.messages]

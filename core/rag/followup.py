@@ -26,20 +26,22 @@ SYSTEM = ("You rewrite a follow-up question into one standalone search query. Us
           "Reply with the query only, on one line, without an answer.")
 
 
-def needs_rewrite(question: str, history: Sequence[tuple[str, str]]) -> bool:
-    """Whether `question` leans on the earlier (question, answer) turns."""
+def needs_rewrite(question: str, history: Sequence[dict]) -> bool:
+    """Whether `question` leans on the earlier turns (chat messages: role and content)."""
     if not history:
         return False
     return bool(_ANAPHORA.search(question)) or len(question.split()) <= SHORT_QUESTION_WORDS
 
 
-def rewrite(engine: ChatEngine, question: str, history: Sequence[tuple[str, str]]) -> str:
+def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
     """A standalone search query for `question`, or `question` itself when it stands alone
     or the model's reply is not a usable query."""
     if not needs_rewrite(question, history):
         return question
-    turns = "\n".join(f"Q: {q}\nA: {' '.join(a.split())[:ANSWER_CHARS]}"
-                      for q, a in history[-RECENT_TURNS:])
+    said = {"user": "Q", "assistant": "A"}
+    recent = [m for m in history if m["role"] in said][-2 * RECENT_TURNS:]
+    turns = "\n".join(f"{said[m['role']]}: {' '.join(m['content'].split())[:ANSWER_CHARS]}"
+                      for m in recent)
     messages = [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": f"Conversation:\n{turns}\n\nFollow-up question: "
                                             f"{question}\n\nStandalone search query:"}]

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.errors import StudioError
 from core.registry import Registry
@@ -158,14 +158,13 @@ class TransformersEngine:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from core.rag.embeddings import bf16_is_fast
+        from core.models import compute_dtype
 
         self.name = f"{name} (transformers)"
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        dtype = torch.bfloat16 if bf16_is_fast() or torch.cuda.is_available() else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        self.model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=compute_dtype())
         if torch.cuda.is_available():
-            self.model.to("cuda")
+            self.model.to(torch.device("cuda"))
         self.model.eval()
         limit = getattr(self.model.config, "max_position_embeddings", WORKING_CONTEXT)
         self.context_window = min(limit, WORKING_CONTEXT)

@@ -24,6 +24,7 @@ from core.errors import InputError
 from core.rag import relevance, store
 from core.rag.chunking import contextual_text
 from core.rag.embeddings import query_embedder
+from core.rag.relevance import Label
 from core.settings import Settings
 
 Method = Literal["dense", "bm25", "hybrid"]
@@ -83,7 +84,7 @@ class Hit:
     details: dict = field(default_factory=dict)  # each retriever's own rank and score
 
     @property
-    def match(self) -> relevance.Label:
+    def match(self) -> Label:
         return relevance.label(self.relevance)
 
     def to_json(self) -> dict:

@@ -88,6 +88,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     from core.rag import store
     from core.rag.answers import RagTurn
+    from core.rag.conversations import Turn, conversation_store, history
     from core.rag.llm import ChatError, get_engine
 
     _check_one_source(args)
@@ -96,18 +97,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
         engine = get_engine(settings, backend=args.engine, model=args.model)
         chroma, options = store.client(settings), _retrieval_options(args)
 
-        def answer(question: str) -> dict:
+        def answer_one(question: str) -> dict:
             turn = RagTurn(settings, args.collection, question, engine, options,
                            max_new_tokens=args.max_tokens, chroma=chroma)
             for _ in turn.stream():
                 pass
             return {"question": question, **turn.result().to_json()}
 
-        return _batch(args, answer)
+        return _batch(args, answer_one)
+    chats = conversation = None
+    if args.conversation:
+        chats = conversation_store(settings)
+        conversation = chats.open(args.conversation, args.collection)
     try:
         engine = get_engine(settings, backend=args.engine, model=args.model)
         turn = RagTurn(settings, args.collection, args.question, engine,
-                       _retrieval_options(args), max_new_tokens=args.max_tokens)
+                       _retrieval_options(args), max_new_tokens=args.max_tokens,
+                       history=history(conversation) if conversation else ())
         for piece in turn.stream():
             if not args.json:
                 print(piece, end="", flush=True)
@@ -115,9 +121,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     answer = turn.result()
+    if chats and conversation:
+        chats.add_turn(conversation.id, Turn(args.question, answer.to_json()))
     if args.json:
         print(json.dumps(answer.to_json()))
         return 0
+    if answer.searched_for != args.question:
+        print(f"\n\nsearched for: {answer.searched_for}", end="")
     how = "inferred" if answer.citations_inferred else "cited"
     print(f"\n\n{how}: {answer.cited or 'none'}; {answer.timings}")
     for hit in answer.sources:
@@ -152,4 +162,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--engine", choices=("local", "openai"), help="default: from settings")
     ask.add_argument("--model", help="chat model (registry name or HF folder; endpoint model)")
     ask.add_argument("--max-tokens", type=int, default=256)
+    ask.add_argument("--conversation", metavar="ID",
+                     help="continue this saved conversation (a new ID starts one); the turn is "
+                          "saved, and a follow-up is searched as a standalone query")
     ask.set_defaults(func=cmd_ask)

@@ -11,7 +11,8 @@ from core.settings import load_settings
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:
-    from core.rag.conversations import conversation_store, to_markdown
+    from core.rag.answers import Answer, to_markdown
+    from core.rag.conversations import conversation_store
 
     store = conversation_store(load_settings())
     if args.action == "list":
@@ -25,7 +26,8 @@ def cmd_conversations(args: argparse.Namespace) -> int:
         raise InputError(f"conversations {args.action} needs a conversation ID")
     if args.action == "show":
         chat = store.get(args.id)
-        print(json.dumps(asdict(chat)) if args.json else to_markdown(chat))
+        answers = [Answer.from_json(t.question, t.answer) for t in chat.turns]
+        print(json.dumps(asdict(chat)) if args.json else to_markdown(chat.collection, answers))
     else:
         store.delete(args.id)
         print(f"deleted conversation {args.id}")
