@@ -162,9 +162,8 @@ class TransformersEngine:
 
         self.name = f"{name} (transformers)"
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=compute_dtype())
-        if torch.cuda.is_available():
-            self.model.to(torch.device("cuda"))
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=compute_dtype())
+        self.model = model.to("cuda") if torch.cuda.is_available() else model
         self.model.eval()
         limit = getattr(self.model.config, "max_position_embeddings", WORKING_CONTEXT)
         self.context_window = min(limit, WORKING_CONTEXT)
