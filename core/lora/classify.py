@@ -233,7 +233,7 @@ def label_or_none(scores: dict[str, float], threshold: float) -> str | None:
     that fits none of them still gets one; a low top probability is the sign of that."""
     if not scores:
         return None
-    best = max(scores, key=scores.get)
+    best = max(scores, key=lambda label: scores[label])
     return best if scores[best] >= threshold else None
 
 
