@@ -27,8 +27,9 @@ MODES = {"score": "Label scoring", "generate": "Generate and parse (the referenc
 NONE = "none of these"
 
 st.title("Classify documents")
-st.caption("Each allowed label is scored after the prompt, so the answer is always one of "
-           "them and the confidences are real probabilities.")
+st.caption("Each allowed label is scored after the prompt, so the confidences are real "
+           "probabilities over the labels; a document none of them fits well enough is "
+           "“none of these”.")
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
