@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from core.lora.classify import Classifier, parse_answer
+from core.lora.classify import Classifier, Prediction, label_or_none, parse_answer
 from core.lora.prompts import answer_ids, encode
 from tests.tiny import tiny_causal_lm
 
@@ -140,3 +140,20 @@ def test_cli_classify_one_object_per_file_errors_named(tiny_library, tmp_path):
                              capture_output=True, text=True,
                              env={**os.environ, "STUDIO_MODELS_DIR": str(tiny_library)})
     assert unknown.returncode == 2 and "no adapter named 'nope'" in unknown.stderr
+
+
+def test_label_or_none_under_the_threshold():
+    scores = {"Hosting": 0.55, "License": 0.3, "Sponsorship agreement": 0.15}
+    assert label_or_none(scores, 0.5) == "Hosting"
+    assert label_or_none(scores, 0.55) == "Hosting"  # at the threshold: still the label
+    assert label_or_none(scores, 0.6) is None
+    assert label_or_none(scores, 0.0) == "Hosting"
+    assert label_or_none({}, 0.0) is None
+
+
+def test_label_at_keeps_a_generated_label_without_scores():
+    generated = Prediction("License", {}, 0.1, False, "", mode="generate")
+    assert generated.label_at(0.9) == "License"
+    scored = Prediction("License", {"License": 0.4, "Hosting": 0.35, "Other": 0.25}, 0.1,
+                        False, "")
+    assert scored.label_at(0.5) is None and scored.label_at(0.4) == "License"

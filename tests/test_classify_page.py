@@ -26,6 +26,7 @@ def test_paste_text_label_scores_prompt_and_comparison(library):
     assert at.selectbox(key="classify-model").value == "tiny-cuad"
     assert at.button(key="classify-run").disabled  # nothing to classify yet
     at.text_area(key="classify-text").set_value(TEXT).run()
+    at.slider(key="classify-threshold").set_value(0).run()  # a tiny random model is never sure
     at.toggle(key="classify-compare").set_value(True).run()
     at.button(key="classify-run").click().run()
     assert not at.exception
@@ -47,10 +48,39 @@ def test_many_files_table_distribution_downloads_and_a_bad_file(library):
     assert not at.exception
     assert any(e.value.startswith("empty.txt: the file is empty") for e in at.error)
     table = at.dataframe[0].value
-    assert list(table["document"]) == ["one.txt", "two.md"]
-    assert set(table["label"]) <= LABELS and table["confidence"].between(0, 1).all()
+    assert list(table.columns[:3]) == ["file", "label", "probability"]  # the answer up front
+    assert list(table["file"]) == ["one.txt", "two.md"]
+    assert table["probability"].between(0, 1).all()
     assert "**2 of 3 documents classified**" in "\n".join(m.value for m in at.markdown)
     assert len(at.get("download_button")) == 2
+    # The threshold applies to the results as they are, without classifying again.
+    at.slider(key="classify-threshold").set_value(0).run()
+    assert set(at.dataframe[0].value["label"]) <= LABELS
+    at.slider(key="classify-threshold").set_value(100).run()
+    table = at.dataframe[0].value
+    assert set(table["label"]) == {"none of these"}
+    assert all(note.startswith("likeliest: ") for note in table["note"])
+
+
+def test_pasted_text_survives_a_look_at_another_source(library):
+    at = classify_page()
+    at.text_area(key="classify-text").set_value(TEXT).run()
+    at.radio(key="classify-source").set_value("Upload files").run()
+    at.radio(key="classify-source").set_value("Paste text").run()
+    assert at.text_area(key="classify-text").value == TEXT
+    assert not at.button(key="classify-run").disabled
+
+
+def test_a_document_below_the_threshold_is_none_of_these(library):
+    at = classify_page()
+    at.text_area(key="classify-text").set_value(TEXT).run()
+    at.slider(key="classify-threshold").set_value(100).run()
+    at.button(key="classify-run").click().run()
+    assert not at.exception
+    assert at.metric[0].value == "none of these"
+    assert at.metric[0].delta.startswith("likeliest: ")
+    at.slider(key="classify-threshold").set_value(0).run()
+    assert at.metric[0].value in LABELS
 
 
 def test_generate_mode_reports_an_unparsed_answer(library):

@@ -32,6 +32,8 @@ def test_home_shows_status_of_every_model_and_service(studio_env):
     assert "**Tika** — native (iscc-tika)" in text
     assert "**Compute**" in text and "**Memory**" in text
     assert at.button(key="load-samples").label == "Load sample data"
+    linked = {link.proto.page for link in at.get("page_link")}
+    assert {"documents", "chat", "train", "classify", "settings"} <= linked  # URL paths
 
 
 def test_home_page_does_not_import_torch(studio_env):

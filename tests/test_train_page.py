@@ -1,16 +1,23 @@
 """AppTest for each step of the training wizard, with a tiny random model for the real run."""
 
 import io
+import json
+import os
 import time
 import zipfile
+from dataclasses import asdict
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.files import write_json
+from core.formats import local_time
 from core.lora import runs
+from core.lora.adapters import AdapterMeta
 from core.lora.config import TrainConfig
-from core.lora.estimate import model_size
-from core.settings import PROJECT_ROOT
+from core.lora.estimate import Calibration, model_size
+from core.samples import SAMPLE_DATASET
+from core.settings import PROJECT_ROOT, load_settings
 from tests.tiny import tiny_causal_lm
 
 
@@ -132,3 +139,59 @@ def test_step3_to_5_train_follow_evaluate_save(studio_env, models_env, tiny):
     at.text_input(key="copy-name").set_value("wizard-copy")  # in a form: sent with the submit
     at.button(key="save-copy-button").click().run()
     assert (models_env / "adapters" / "wizard-copy" / "adapter_model.safetensors").is_file()
+
+
+def test_step2_estimate_says_what_it_assumes(studio_env, models_env, tiny):
+    at = train_page()
+    button(at, "Next: model and LoRA settings").click().run()
+    at.selectbox(key="train-base").set_value("Other: Hugging Face id or folder").run()
+    at.text_input(key="train-base-other").set_value(str(tiny)).run()
+    key = json.dumps(asdict(TrainConfig(**at.session_state["train-config"])), sort_keys=True)
+    at.session_state["calibration"] = {key: Calibration(2.5, 2**30, 160, 400.0)}
+    at.run()
+    assert not at.exception
+    assert "**≈ 6.7 min** for 160 steps" in text(at)
+    assumption = "\n".join(c.value for c in at.caption)
+    assert "3 real training steps just now" in assumption and "idle" in assumption
+    assert "ETA follows the run's own recent steps" in assumption
+
+
+def test_step3_eta_says_which_steps_it_comes_from(studio_env, models_env):
+    config = TrainConfig(name="busy-run", data=str(SAMPLE_DATASET))
+    folder = runs.run_dir(load_settings(), config.name)
+    folder.path.mkdir(parents=True)
+    config.save(folder.config_path)
+    folder.update_status(state="running", step=30, max_steps=100, eta_s=420.0, eta_steps=10)
+    write_json(runs.runs_dir(load_settings()) / runs.LOCK, {"name": "busy-run",
+                                                             "pid": os.getpid()})
+    at = train_page()
+    at.segmented_control(key="train-step").set_value("3 · Train").run()
+    assert not at.exception
+    assert at.get("progress")[0].proto.text == (
+        "**running** · step 30 of 100 · about 7.0 min left (ETA from the last 10 steps)")
+
+
+def test_pace_follows_a_run_that_slows_down():
+    pace = runs.Pace()
+    assert pace.eta(100) is None  # nothing measured yet
+    for step in range(1, 21):  # 1 s a step, then 3 s a step from step 11 on
+        pace.add(step, step if step <= 10 else 10 + 3 * (step - 10))
+    pace.add(20, 99.0)  # the evaluation's log at the same step
+    assert pace.eta(100) == (240.0, 10)  # 80 steps at 3 s, not the average 2 s
+    assert runs.Pace(step=50).eta(100) is None  # resumed: the steps before are not its pace
+
+
+def test_step5_shows_a_date_and_percentages_not_raw_numbers(studio_env, models_env):
+    created = 1796024989.008
+    runs.run_dir(load_settings(), "done-run").path.mkdir(parents=True)
+    runs.run_dir(load_settings(), "done-run").write_evaluation({"adapter": {"accuracy": 2 / 3}})
+    adapter = models_env / "adapters" / "done-run"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    AdapterMeta(name="done-run", base="some-base", labels=["A", "B"], created=created,
+                evaluation={"adapter": {"accuracy": 2 / 3}}).write(adapter)
+    at = train_page()
+    at.segmented_control(key="train-step").set_value("5 · Save").run()
+    assert not at.exception
+    shown = json.loads(at.get("json")[0].proto.body)
+    assert shown["created"] == local_time(created) and shown["test accuracy"] == "67%"

@@ -54,7 +54,7 @@ def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, 
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
     evals = [r for r in rows if "eval_loss" in r]
     assert [r["step"] for r in evals] == [10, 20, 30] and "eval_accuracy" in evals[0]
-    assert {"tokens_per_s", "eta_s", "learning_rate", "grad_norm"} <= set(rows[-2])
+    assert {"tokens_per_s", "eta_s", "eta_steps", "learning_rate", "grad_norm"} <= set(rows[-2])
     assert all(set(r) & {"loss", "eval_loss"} for r in rows)
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["state"] == "finished" and status["step"] == 30

@@ -39,6 +39,11 @@ class Prediction:
     output: str | None = None  # generate mode: the model's raw answer
     error: str | None = None
 
+    def label_at(self, threshold: float) -> str | None:
+        """The label, or None when its probability is under `threshold` (score mode; generate
+        mode has no probabilities to hold it to)."""
+        return label_or_none(self.scores, threshold) if self.scores else self.label
+
     def as_dict(self) -> dict:
         return {"label": self.label, "scores": self.scores, "seconds": round(self.seconds, 4),
                 "truncated": self.truncated, "mode": self.mode, "output": self.output,
@@ -221,6 +226,16 @@ class Classifier:
             if on_progress:
                 on_progress(len(predictions), len(texts))
         return predictions
+
+
+def label_or_none(scores: dict[str, float], threshold: float) -> str | None:
+    """The likeliest label, or None ("none of these") when even it is less likely than
+    `threshold`. Scoring always spreads the probability over the given labels, so a document
+    that fits none of them still gets one; a low top probability is the sign of that."""
+    if not scores:
+        return None
+    best = max(scores, key=lambda label: scores[label])
+    return best if scores[best] >= threshold else None
 
 
 def parse_answer(output: str, labels: list[str]) -> tuple[str | None, str | None]:

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -24,6 +25,7 @@ from core.lora.config import TrainConfig
 from core.settings import PROJECT_ROOT, Settings
 
 LOCK = ".active.json"
+ETA_WINDOW = 10  # steps: recent enough to follow a change in load, enough to even out one step
 
 
 class RunBusy(StudioError):
@@ -129,6 +131,27 @@ class RunInfo:
     folder: RunFolder
     status: dict
     config: dict
+
+
+class Pace:
+    """Time left from the pace of the last `window` steps. The machine's load changes while a
+    run trains (another program starts, evaluation runs): an average since the start would
+    keep the first minutes' pace, this one follows the run as it is now."""
+
+    def __init__(self, step: int = 0, window: int = ETA_WINDOW):
+        self.points: deque[tuple[int, float]] = deque([(step, 0.0)], maxlen=window + 1)
+
+    def add(self, step: int, seconds: float) -> None:
+        """`seconds` since the start, when `step` was done; a second log at a step is ignored."""
+        if step > self.points[-1][0]:
+            self.points.append((step, seconds))
+
+    def eta(self, max_steps: int) -> tuple[float, int] | None:
+        """Seconds left and how many steps that is measured from; None before the first step."""
+        (first, started), (last, now) = self.points[0], self.points[-1]
+        if last == first:
+            return None
+        return round((now - started) / (last - first) * max(0, max_steps - last), 1), last - first
 
 
 def runs_dir(settings: Settings) -> Path:

@@ -26,7 +26,7 @@ from core.lora.adapters import AdapterMeta, publish
 from core.lora.config import TrainConfig, lora_config
 from core.lora.data import DataError, LabelledData, Split, clean, load, split
 from core.lora.prompts import answer_ids, encode
-from core.lora.runs import RunFolder
+from core.lora.runs import Pace, RunFolder
 from core.models import base_fingerprint, load_base
 
 
@@ -198,6 +198,7 @@ class RunLog(TrainerCallback):
                  on_metrics: Callable[[dict], None] | None = None):
         self.run = run
         self.started = time.time()
+        self.pace = Pace()
         self.tokens_per_step = total_tokens_per_step
         self.on_metrics = on_metrics
         self.main = True  # under DDP only the first process writes
@@ -211,6 +212,7 @@ class RunLog(TrainerCallback):
         self.main = state.is_world_process_zero
         self.world_size = args.world_size  # every process trains its own share of a step
         self.started = time.time()
+        self.pace = Pace(state.global_step)  # a resumed run's pace starts where it resumes
         self.status(state="running", max_steps=state.max_steps, step=state.global_step)
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -232,11 +234,15 @@ class RunLog(TrainerCallback):
         row.update(tracked)
         if step:
             row["tokens_per_s"] = round(step * self.tokens_per_step * self.world_size / elapsed, 1)
-            row["eta_s"] = round(elapsed / step * (state.max_steps - step), 1)
+        self.pace.add(step, elapsed)
+        eta = self.pace.eta(state.max_steps)
+        if eta:
+            row["eta_s"], row["eta_steps"] = eta
         self.run.append_metrics(row)
         if self.on_metrics:
             self.on_metrics(row)
-        self.status(step=step, max_steps=state.max_steps, eta_s=row.get("eta_s"))
+        self.status(step=step, max_steps=state.max_steps, eta_s=row.get("eta_s"),
+                    eta_steps=row.get("eta_steps"))
 
 
 class StepTimer(TrainerCallback):

@@ -3,13 +3,13 @@ combine, merge, and two adapters compared on one test set."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core import charts
+from core.formats import local_time
 from core.lora import adapter_ops, runs
 from core.lora.adapters import AdapterError, list_adapters, load_classifier, usable
 from core.registry import Registry
@@ -24,10 +24,6 @@ st.caption("Every LoRA adapter trained or imported here. Adapters are small (a f
 everything = {a.name: a for a in list_adapters(s.models_dir)}
 library = {a.name: a for a in usable(list(everything.values()))}  # what can be combined or compared
 registry = Registry.load(s.registry_path, s.models_dir)
-
-
-def when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else ""
 
 
 with st.expander("Import an adapter (ZIP)", icon=":material/upload:"):
@@ -57,7 +53,7 @@ for info in everything.values():
                  "target modules": (", ".join(map(str, targets)) if isinstance(targets, list)
                                     else str(targets or "")),
                  "size MB": round(summary["size_bytes"] / 1e6, 2),
-                 "test accuracy": summary["test_accuracy"], "created": when(summary["created"]),
+                 "test accuracy": summary["test_accuracy"], "created": local_time(summary["created"]),
                  "problem": summary["problem"] or ""})
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="adapter-table",
              column_config={"test accuracy": st.column_config.ProgressColumn(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core import charts
+from core.formats import local_time
 from core.lora.adapters import AdapterError, list_adapters, load_classifier, usable
 from core.lora.classify import Prediction
 from core.lora.data import DataError, read_table
@@ -24,16 +24,23 @@ from pages.shared import chroma_client, settings
 s = settings()
 BASE_ONLY = "Base model alone (no adapter)"
 MODES = {"score": "Label scoring", "generate": "Generate and parse (the reference's way)"}
+NONE = "none of these"
 
 st.title("Classify documents")
-st.caption("Each allowed label is scored after the prompt, so the answer is always one of "
-           "them and the confidences are real probabilities.")
+st.caption("Each allowed label is scored after the prompt, so the confidences are real "
+           "probabilities over the labels; a document none of them fits well enough is "
+           "“none of these”.")
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
 def classifier(adapter: str | None, base: str | None, models_dir: str):
     return load_classifier(Path(models_dir), adapter=adapter, base=base)
 
+
+# Streamlit forgets a widget's value on a run that does not draw it: without this the pasted
+# text would be gone after a look at another document source.
+if "classify-text" in st.session_state:
+    st.session_state["classify-text"] = st.session_state["classify-text"]
 
 library = {a.name: a for a in usable(list_adapters(s.models_dir))}
 left, right = st.columns([2, 3])
@@ -43,10 +50,9 @@ with left:
     adapter = library.get(choice)
     if adapter:
         test = adapter.summary()["test_accuracy"]
-        created = datetime.fromtimestamp(adapter.meta.created).strftime("%Y-%m-%d %H:%M")
         st.caption(f"Base **{Path(adapter.base).name}** · {len(adapter.labels)} labels · "
                    + (f"test accuracy **{test:.0%}** · " if test is not None else "")
-                   + f"trained {created}")
+                   + f"trained {local_time(adapter.meta.created)}")
         base = adapter.base
     else:
         registry = Registry.load(s.registry_path, s.models_dir)
@@ -55,6 +61,11 @@ with left:
                             index=bases.index(s.lora_base_model) if s.lora_base_model in bases else 0)
     mode = st.segmented_control("Method", list(MODES), format_func=MODES.get, default="score",
                                 key="classify-mode") or "score"
+    threshold = st.slider(f"Answer “{NONE}” below", 0, 100, 50, 5, format="%d%%",
+                          key="classify-threshold", disabled=mode != "score",
+                          help="Scoring always picks one of the labels, even for a document "
+                               "that fits none of them. Below this probability for the likeliest "
+                               "label the answer is “none of these”; 0% turns it off.") / 100
     fewshot = st.toggle("Few-shot: show labelled examples in the prompt", key="classify-fewshot",
                         help="Works with labels the adapter never saw.")
 with right:
@@ -148,7 +159,10 @@ def show_one(title: str, pred: Prediction, wide: bool) -> None:
             st.error(f"No label: {pred.error}")
         else:
             top = pred.scores.get(pred.label)
-            st.metric("Label", pred.label, f"{top:.0%} probability" if top is not None else None,
+            decided = pred.label_at(threshold)
+            st.metric("Label", decided or NONE,
+                      (f"{top:.0%} probability" if decided else f"likeliest: {pred.label}, "
+                       f"{top:.0%}, under {threshold:.0%}") if top is not None else None,
                       delta_color="off", delta_arrow="off")
             ranked = sorted(pred.scores.values(), reverse=True)
             if len(ranked) > 1 and ranked[0] - ranked[1] < UNSURE_MARGIN:
@@ -219,20 +233,26 @@ if len(rows) == 1 and "prediction" in rows[0]:
             show_one(f"{rows[0]['document']} · base model alone", alone, wide=False)
 elif len(rows) > 1:
     done = [r for r in rows if "prediction" in r]
+    decided = [r["prediction"].label_at(threshold) for r in done]
     table = pd.DataFrame([{
-        "document": r["document"], "label": r["prediction"].label,
-        "confidence": r["prediction"].scores.get(r["prediction"].label),
-        "ms": round(r["prediction"].seconds * 1000), "note": r["prediction"].error or ""}
-        for r in done])
+        "file": r["document"],
+        "label": label or (NONE if r["prediction"].label else "(no label)"),
+        "probability": r["prediction"].scores.get(r["prediction"].label),
+        "ms": round(r["prediction"].seconds * 1000),
+        "note": r["prediction"].error or ("" if label else f"likeliest: {r['prediction'].label}")}
+        for r, label in zip(done, decided)])
     st.markdown(f"**{len(done)} of {len(rows)} documents classified**")
     if len(table):
-        table_box, chart_box = st.columns([3, 2])
-        table_box.dataframe(table, hide_index=True, width="stretch", column_config={
-            "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0,
-                                                          max_value=1.0, format="percent")})
-        chart_box.plotly_chart(charts.bars(table["label"].fillna("(no label)").value_counts()
-                                           .to_dict(), "documents"), key="distribution")
-        records = [{"document": r["document"], **r["prediction"].as_dict()} for r in done]
+        # What was asked for first: long file names must not push the answer out of sight.
+        st.dataframe(table, hide_index=True, width="stretch", column_config={
+            "file": st.column_config.TextColumn("file", width="medium"),
+            "probability": st.column_config.ProgressColumn(
+                "probability", min_value=0.0, max_value=1.0, format="percent",
+                help="The likeliest label's probability")})
+        st.plotly_chart(charts.bars(table["label"].value_counts().to_dict(), "documents"),
+                        key="distribution")
+        records = [{"document": r["document"], **r["prediction"].as_dict(),
+                    "answer": label, "threshold": threshold} for r, label in zip(done, decided)]
         a, b = st.columns(2)
         a.download_button("Download CSV", table.to_csv(index=False), "classified.csv", "text/csv",
                           icon=":material/download:")

@@ -10,6 +10,7 @@ import psutil
 import streamlit as st
 
 from core.lora.config import PRESETS, TrainConfig
+from core.lora.estimate import CALIBRATION_STEPS
 from core.registry import Registry
 from core.settings import Settings
 from pages.lora.train_steps import go_to
@@ -120,6 +121,10 @@ def show_calibration(s: Settings, candidate: TrainConfig) -> None:
     st.markdown(f"**≈ {minutes:.1f} min** for {measured.steps} steps "
                 f"({measured.seconds_per_step:.1f} s/step), peak memory "
                 f"**{measured.peak_memory_bytes / 2**30:.1f} GiB**")
+    st.caption(f"Measured from {CALIBRATION_STEPS} real training steps just now, assuming the "
+               "machine stays as idle as it was then: other programs, another run or a busy "
+               "browser make each step slower. Training only: the evaluations during and after "
+               "the run come on top. The Train step's ETA follows the run's own recent steps.")
     available = psutil.virtual_memory().available
     if not measured.fits(available):
         st.warning(f"This run needs about {measured.peak_memory_bytes / 2**30:.1f} GiB and only "

@@ -38,7 +38,7 @@ def render(s: Settings, config: dict) -> None:
         st.dataframe(pd.DataFrame([{"run": r.name, "state": r.status.get("state", "created"),
                                     "step": r.status.get("step"),
                                     "of": r.status.get("max_steps"), "base": r.config.get("base")}
-                                   for r in runs]), hide_index=True)
+                                   for r in known]), hide_index=True)
 
 
 def start_run(s: Settings, config: dict) -> None:
@@ -69,7 +69,8 @@ def live_run(s: Settings, name: str) -> None:
     detail = f" · {status.get('evaluating', 'starting')}" if state == "evaluating" else ""
     eta = status.get("eta_s")
     if state == "running" and running and eta is not None:
-        detail = f" · about {eta / 60:.1f} min left"
+        detail = (f" · about {eta / 60:.1f} min left (ETA from the last "
+                  f"{status.get('eta_steps') or step} steps)")
     head[0].progress(step / total if total else 0.0,
                      text=f"**{state}** · step {step} of {total or '?'}{detail}")
     if running and state == "running":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core import formats
 from core.lora import adapter_ops
 from core.lora.adapters import AdapterError, adapters_dir, read
 from core.settings import Settings
@@ -30,7 +31,7 @@ def render(s: Settings) -> None:
                                              "training_seconds", "created")}
     summary["test accuracy"] = info.summary()["test_accuracy"]
     summary["hyperparameters"] = info.meta.config
-    right.json(summary, expanded=1)
+    right.json(formats.readable(summary), expanded=1)
     left.download_button("Download as ZIP", adapter_ops.export_zip(s.models_dir, name),
                          f"{name}.zip", "application/zip", icon=":material/download:")
     with st.form("save-copy", border=False):
