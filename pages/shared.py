@@ -80,10 +80,13 @@ def collection_picker(s: Settings) -> None:
         return
     if "pending-collection" in st.session_state:
         st.session_state["collection"] = st.session_state.pop("pending-collection")
+    elif "collection" not in st.session_state and st.query_params.get("collection") in names:
+        st.session_state["collection"] = st.query_params["collection"]  # a reload or a link
     if st.session_state.get("collection") not in names:
         st.session_state.pop("collection", None)  # deleted or renamed
     if names:
         st.selectbox("Collection", names, key="collection")
+        st.query_params["collection"] = st.session_state["collection"]
     else:
         st.caption("No collections yet")
 

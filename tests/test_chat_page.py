@@ -4,6 +4,7 @@ retrieval over the sample paper in a real Chroma)."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.rag.conversations import conversation_store
 from core.rag.ingest import ingest_files
 from core.samples import SAMPLE_PAPER
 from core.settings import PROJECT_ROOT, load_settings
@@ -46,11 +47,24 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     marks = [m.value for m in at.markdown if "match]" in m.value]
     assert len(marks) == 5 and ":green-badge[strong match]" in marks[0]
 
-    # A second question keeps the first; Clear empties the conversation.
+    # A second question keeps the first; New starts an empty conversation, and the first one
+    # is still there to open again.
     at.chat_input(key="question").set_value("Who wrote it?").run()
     assert len(at.chat_message) == 4
-    next(b for b in at.button if b.label == "Clear").click().run()
+    next(b for b in at.button if b.label == "New").click().run()
     assert len(at.chat_message) == 0
+    picker = next(s for s in at.selectbox if s.label == "Conversation")
+    assert len(picker.options) == 2 and picker.value == "new"
+    [first] = conversation_store(load_settings()).list("samples")
+    assert first.title == "How do I detect overfitting?" and first.size == 2
+    picker.set_value(first.id).run()
+    assert len(at.chat_message) == 4
+    # A reload (a new session with the same URL) opens the same conversation.
+    again = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
+    again.query_params.update({"collection": "samples", "conversation": first.id})
+    again.run()
+    again.switch_page("pages/rag/chat.py").run()
+    assert len(again.chat_message) == 4 and not again.exception
 
 
 def test_compare_without_retrieval_shows_both_answers(chat_env):

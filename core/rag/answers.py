@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import InputError
 from core.rag import followup, relevance, store
 from core.rag.embeddings import query_embedder
 from core.rag.llm import ChatEngine, StreamStats, timed
@@ -39,6 +40,9 @@ NOTHING_FOUND = ("No passage of this collection matched the question, so there i
                  "answer from.")
 TEMPLATE_OVERHEAD_TOKENS = 48  # role markers and separators the chat template adds
 TURN_TOKENS = 8  # role markers and separators around one earlier message
+# A question, not a document: longer text belongs in the collection, and would crowd the
+# passages out of the model's window.
+MAX_QUESTION_CHARS = 2000
 INFER_MIN_SIMILARITY = 0.35
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _REFUSALS = ("the documents do not say", "the documents don't say", "i don't know",
@@ -257,6 +261,10 @@ class RagTurn:
         """`history`: the conversation so far as chat messages (role, content). A question
         that leans on it is searched as a standalone query the model rewrites it into, and the
         newest turns go into the prompt with whatever room the passages leave."""
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InputError(f"the question is {len(question):,} characters long; the limit is "
+                             f"{MAX_QUESTION_CHARS:,}. Ask it in fewer words, or add the text to "
+                             "the collection as a document")
         self.settings, self.question, self.engine = settings, question, engine
         self.max_new_tokens, self.stop = max_new_tokens, stop or threading.Event()
         chroma = chroma or store.client(settings)

@@ -1,11 +1,21 @@
-"""Chat: answers streamed on the left, the retrieved chunks and their scores on the right."""
+"""Chat: answers streamed on the left, the retrieved chunks and their scores on the right.
+Conversations are saved (core.rag.conversations) and named in the URL with the collection, so
+a reload, a restart or a shared link opens the same chat."""
 
 import threading
+from contextlib import nullcontext
 
 import streamlit as st
 
 from core.rag import store
-from core.rag.answers import Answer, RagTurn, no_context_stream, to_markdown
+from core.rag.answers import MAX_QUESTION_CHARS, Answer, RagTurn, no_context_stream, to_markdown
+from core.rag.conversations import (
+    Conversation,
+    ConversationError,
+    Turn,
+    conversation_store,
+)
+from core.rag.conversations import history as conversation_messages
 from core.rag.llm import ChatError, StreamStats
 from core.rag.relevance import Label
 from core.rag.retrieval import (
@@ -30,7 +40,44 @@ if not collection:
 chroma = chroma_client(s)
 chunks_store = store.get_collection(chroma, collection)
 docs = store.documents(chunks_store)
-history: list[Answer] = st.session_state.setdefault("chat", {}).setdefault(collection, [])
+chats = conversation_store(s)
+
+
+def current_conversation() -> Conversation | None:
+    """This session's choice, else the URL's (a reload or a shared link) when it belongs to
+    this collection, else the collection's newest; None before a new one's first question."""
+    wanted = st.session_state.get(f"chat-{collection}") or st.query_params.get("conversation")
+    if wanted == "new":
+        return None
+    if wanted:
+        try:
+            found = chats.get(wanted)
+            if found.collection == collection:
+                return found
+        except ConversationError:
+            pass  # deleted since: fall back to the newest
+    newest = chats.list(collection)
+    return chats.get(newest[0].id) if newest else None
+
+
+def open_conversation(conversation_id: str) -> None:
+    st.session_state[f"chat-{collection}"] = conversation_id
+    st.query_params["conversation"] = conversation_id
+
+
+conversation = current_conversation()
+st.query_params["conversation"] = conversation.id if conversation else "new"
+history: list[Answer] = ([Answer.from_json(t.question, t.answer) for t in conversation.turns]
+                         if conversation else [])
+
+
+def save_turn(answer: Answer) -> None:
+    """Store the turn in the open conversation, starting one on the first question."""
+    global conversation
+    if conversation is None:
+        conversation = chats.create(collection)
+        open_conversation(conversation.id)
+    chats.add_turn(conversation.id, Turn(answer.question, answer.to_json()))
 
 # Settings ----------------------------------------------------------------------------------
 with st.expander("Retrieval settings", icon=":material/tune:"):
@@ -56,21 +103,46 @@ with st.expander("Retrieval settings", icon=":material/tune:"):
 options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
                            doc_ids=tuple(only), window=window)
 
-bar = st.columns([3, 1, 1, 1], vertical_alignment="center")
+bar = st.columns([3, 2, 1, 1], vertical_alignment="center")
 compare = bar[0].toggle("Compare without retrieval", key="compare",
                         help="Also ask the same model with no context, to see what retrieval "
                              "changes.")
-if bar[1].button("Clear", icon=":material/delete_sweep:", disabled=not history):
-    history.clear()
+saved = chats.list(collection)
+titles = {c.id: f"{c.title} · {c.size} turn{'s' * (c.size != 1)}" for c in saved}
+current = conversation.id if conversation else "new"
+# Keyed by the open conversation: a widget that starts afresh whenever the page opens another
+# one (New, a first question, a link) instead of holding on to the previous choice.
+picked = bar[1].selectbox("Conversation", ["new", *titles], label_visibility="collapsed",
+                          index=0 if conversation is None else 1 + list(titles).index(current),
+                          format_func=lambda c: titles.get(c, "New conversation"),
+                          key=f"conversation-{collection}-{current}")
+if picked != current:
+    open_conversation(picked)
     st.rerun()
-bar[2].download_button("Export", to_markdown(collection, history), file_name=f"{collection}.md",
-                       mime="text/markdown", icon=":material/download:", disabled=not history)
+if bar[2].button("New", icon=":material/add_comment:", disabled=conversation is None):
+    open_conversation("new")
+    st.rerun()
+with bar[3].popover("More", icon=":material/more_horiz:", disabled=conversation is None):
+    if conversation is not None:
+        title = st.text_input("Title", conversation.title, key="conversation-title")
+        if st.button("Rename", disabled=title.strip() in ("", conversation.title)):
+            chats.rename(conversation.id, title)
+            st.rerun()
+        st.download_button("Export as Markdown", to_markdown(collection, history),
+                           file_name=f"{collection}-{conversation.id}.md", mime="text/markdown",
+                           icon=":material/download:")
+        sure = st.checkbox("Yes, delete this conversation", key="delete-conversation-sure")
+        if st.button("Delete", type="primary", disabled=not sure, icon=":material/delete:"):
+            chats.delete(conversation.id)
+            open_conversation("new")
+            st.rerun()
 
 # A Stop click (or any other rerun while an answer streams) interrupts that run at its next
 # output and starts this one at once: stop the model and keep what was written so far. The
 # interrupted run may still come back from the model; finish() records the turn only once.
 pending = st.session_state.pop("pending-turn", None)
 if pending is not None and (stopped := pending.finish(stop=True)) is not None:
+    save_turn(stopped)
     history.append(stopped)
 
 left, right = st.columns([3, 2], gap="large")
@@ -106,6 +178,8 @@ def timing_note(answer: Answer) -> str:
 def show_answer(answer: Answer) -> None:
     with st.chat_message("user"):
         st.text(answer.question)
+        if answer.searched_for and answer.searched_for != answer.question:
+            st.caption(f"searched for: {escape_markdown(answer.searched_for)}")
     with st.chat_message("assistant"):
         if answer.no_context is None:
             st.markdown(safe_markdown(answer.text))
@@ -176,12 +250,15 @@ with left:
     if not history:
         st.caption(f"Ask anything about the {len(docs)} document(s) in **{collection}**.")
 
-question = st.chat_input(f"Ask about {collection}", key="question")
+question = st.chat_input(f"Ask about {collection}", key="question",
+                         max_chars=MAX_QUESTION_CHARS)
 if question:
     try:
         engine = chat_engine(s)
-        turn = RagTurn(s, collection, question, engine, options, stop=threading.Event(),
-                       chroma=chroma)
+        with st.spinner("Reading the conversation…") if history else nullcontext():
+            turn = RagTurn(s, collection, question, engine, options, stop=threading.Event(),
+                           chroma=chroma,
+                           history=conversation_messages(conversation) if conversation else ())
     except (ChatError, ValueError, store.StoreError) as exc:
         with left:
             st.error(str(exc), icon=":material/error:")
@@ -192,6 +269,8 @@ if question:
     with left:
         with st.chat_message("user"):
             st.text(question)
+            if turn.searched_for != question:
+                st.caption(f"searched for: {escape_markdown(turn.searched_for)}")
         with st.chat_message("assistant"):
             st.session_state["pending-turn"] = turn
             st.button("Stop", icon=":material/stop_circle:", key="stop")
@@ -216,7 +295,7 @@ if question:
     if answer is None:  # stopped: the run that the click started has recorded it
         st.stop()
     forget_pending(turn)
-    history.append(answer)
+    save_turn(answer)
     st.rerun()
 elif history:
     latest = history[-1]
