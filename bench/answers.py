@@ -33,6 +33,7 @@ import string
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-answers-")
 
@@ -45,7 +46,7 @@ from core.rag.llm import StreamStats, get_engine, timed
 from core.rag.retrieval import RetrievalOptions, search
 from core.settings import load_settings
 
-MAX_NEW_TOKENS = 96
+MAX_NEW_TOKENS = 64
 REFERENCE = RetrievalOptions(k=3, method="dense", window=0)
 # LangChain's load_qa_chain("stuff") prompt, which the reference notebook used.
 REFERENCE_PROMPT = ("Use the following pieces of context to answer the question at the end. If "
@@ -174,7 +175,8 @@ def run(settings, chroma, engine, qa: QaSet, questions: list[Question]) -> dict[
                        recall=recall(got["text"], question.answers)
                        if question.answerable else None, question=question.text)
             rows[config].append(got)
-        print(f"  {qa.name} {i}/{len(questions)}", flush=True)
+            print(f"  {qa.name} {i}/{len(questions)} {config}: {got['seconds']:.0f} s, "
+                  f"{got['text'][:90]!r}", flush=True)
     return {c: {**summarise(r), "rows": r} for c, r in rows.items()}
 
 
@@ -184,7 +186,12 @@ def main() -> None:
                         metavar=("ANSWERABLE", "UNANSWERABLE"))
     parser.add_argument("--qasper", type=int, nargs=2, default=(8, 4),
                         metavar=("ANSWERABLE", "UNANSWERABLE"))
+    parser.add_argument("--rescore", metavar="JSON",
+                        help="score an earlier run's answers again (its JSON line) instead of "
+                             "running, after a change to how refusals or marks are read")
     args = parser.parse_args()
+    if args.rescore:
+        return rescore(json.loads(Path(args.rescore).read_text().splitlines()[-1]))
     settings = load_settings()
     chroma = store.client(settings)
     engine = get_engine(settings)
@@ -192,9 +199,18 @@ def main() -> None:
     results = {}
     for qa, sizes in ((squad_set(), args.squad), (qasper_set(), args.qasper)):
         results[qa.name] = run(settings, chroma, engine, qa, subset(qa, *sizes))
+    print_table(results, engine.name)
+    targets = {name: targets_met(configs) for name, configs in results.items()}
+    print(json.dumps({"engine": engine.name, "max_new_tokens": MAX_NEW_TOKENS,
+                      "subset": {"squad": args.squad, "qasper": args.qasper},
+                      "minutes": round((time.perf_counter() - started) / 60, 1),
+                      "targets": targets, "results": results}))
+
+
+def print_table(results: dict, engine_name: str) -> None:
     header = (f"{'set':<8}{'configuration':<17}{'F1':>6}{'recall':>8}{'[n] ok':>8}"
               f"{'refused':>9}{'false ref':>10}{'s/answer':>10}{'TTFT':>7}{'TTFT asked':>11}")
-    print(f"\n{engine.name}; 1.5B model not installed: skipped\n{header}")
+    print(f"\n{engine_name}; 1.5B model not installed: skipped\n{header}")
     for name, configs in results.items():
         for config, r in configs.items():
             cells = [r["f1"], r["gold_recall"], r["valid_citation"], r["refused_unanswerable"],
@@ -203,11 +219,22 @@ def main() -> None:
                 f"{'-' if v is None else f'{v:.2f}':>{w}}" for v, w in zip(cells, (6, 8, 8, 9, 10)))
                 + f"{r['seconds_per_answer']:>10.1f}{r['median_ttft_s']:>7.2f}"
                 + f"{r['median_ttft_model_asked_s'] or 0:>11.2f}")
-    targets = {name: targets_met(configs) for name, configs in results.items()}
-    print(json.dumps({"engine": engine.name, "max_new_tokens": MAX_NEW_TOKENS,
-                      "subset": {"squad": args.squad, "qasper": args.qasper},
-                      "minutes": round((time.perf_counter() - started) / 60, 1),
-                      "targets": targets, "results": results}))
+
+
+def rescore(run: dict) -> None:
+    """The earlier answers, their refusals and marks read by today's rules (a refusal carries
+    no valid citation)."""
+    results = {}
+    for name, configs in run["results"].items():
+        results[name] = {}
+        for config, summary in configs.items():
+            for row in summary["rows"]:
+                row["refused"] = is_refusal(row["text"])
+                row["valid_citation"] = row["valid_citation"] and not row["refused"]
+            results[name][config] = {**summarise(summary["rows"]), "rows": summary["rows"]}
+    print_table(results, run["engine"])
+    print(json.dumps({**run, "rescored": True, "results": results,
+                      "targets": {n: targets_met(c) for n, c in results.items()}}))
 
 
 def targets_met(configs: dict) -> dict:

@@ -34,6 +34,7 @@ def test_only_marks_of_passages_given_are_valid():
 
 def test_refusals_are_recognised():
     assert is_refusal(REFUSAL) and is_refusal("I don’t know.")
+    assert is_refusal("[1] The documents do not say.")
     assert not is_refusal("The documents say it is Paris [1].")
 
 

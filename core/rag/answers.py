@@ -171,7 +171,9 @@ def cited_ranks(answer: str, used: list[Hit]) -> list[int]:
 
 
 def is_refusal(answer: str) -> bool:
-    return answer.strip().lower().replace("’", "'").startswith(_REFUSALS)
+    """Also when the model put a mark before it ("[1] The documents do not say."), as the
+    reminder's example leads it to."""
+    return _CITATION.sub("", answer).strip().lower().replace("’", "'").startswith(_REFUSALS)
 
 
 def infer_citations(settings: Settings, answer: str, used: list[Hit],
@@ -311,7 +313,7 @@ class RagTurn:
 
     def result(self) -> Answer:
         text = self.stats.text.strip()
-        cited = cited_ranks(text, self.plan.used)
+        cited = [] if is_refusal(text) else cited_ranks(text, self.plan.used)
         attributions, inferred = [], False
         if not cited and self.plan.used and not is_refusal(text) and text != NOTHING_FOUND:
             attributions = infer_citations(self.settings, text, self.plan.used)
