@@ -24,7 +24,7 @@ OPERATIONS = [("GET", "/health"), ("GET", "/adapters"), ("POST", "/predict"),
               ("POST", "/predict_fewshot"), ("GET", "/v1/models"),
               ("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings"),
               ("POST", "/v1/search")]
-EXAMPLES = 25  # random requests per operation and mode
+EXAMPLES = 50  # random requests per operation and mode
 COVERAGE = "coverage"
 # A GET here takes nothing a request could get wrong: only the bodies are also fuzzed invalid.
 CASES = [(method, path, mode) for method, path in OPERATIONS
