@@ -22,12 +22,14 @@ def add_field_flags(parser: argparse.ArgumentParser, cls: type,
         if isinstance(f.default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                                 help=help_text)
-        elif f.name in ("target_modules", "split"):  # the list fields
-            item: type = str if f.name == "target_modules" else float
+        elif str(f.type).startswith("list["):  # annotations are strings here: "list[float]"
+            item: type = float if "float" in str(f.type) else str
             parser.add_argument(flag, nargs="+", type=item, default=None, help=help_text)
         else:
-            scalar: type = type(f.default) if f.default is not None else str
-            parser.add_argument(flag, type=scalar, default=None, help=help_text)
+            scalar: type = (type(f.default) if f.default not in (None, dataclasses.MISSING)
+                            else str)
+            parser.add_argument(flag, type=scalar, default=None, help=help_text,
+                                choices=meta.get("choices"))
 
 
 def field_overrides(args: argparse.Namespace, cls: type) -> dict[str, Any]:

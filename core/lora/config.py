@@ -16,43 +16,55 @@ ATTENTION = ["q_proj", "v_proj"]
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def _f(default, help: str, lo: float | None = None, hi: float | None = None,
-       choices: list[str] | None = None):
+def option(default, help: str, lo: float | None = None, hi: float | None = None,
+           choices: list[str] | None = None):
     """A setting's one declaration: its default, help, bounds and suggested choices, read by
     the checks below, the CLI's flags (core.cli.lora.training) and the wizard's fields."""
     return field(default=default, metadata={"help": help, "lo": lo, "hi": hi,
                                             "choices": choices})
 
 
+def check_bounds(config) -> None:
+    """Every field declared with bounds or choices (by `option`) holds a value within them."""
+    for f in fields(config):
+        lo, hi, value = f.metadata.get("lo"), f.metadata.get("hi"), getattr(config, f.name)
+        if lo is not None and hi is not None and not (
+                isinstance(value, int | float) and lo <= value <= hi):
+            raise InputError(f"{f.name} must be between {lo:g} and {hi:g}, got {value!r}")
+        choices = f.metadata.get("choices")
+        if choices and isinstance(value, str) and value not in choices:
+            raise InputError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
+
+
 @dataclass
 class TrainConfig:
-    name: str = _f("adapter", "Name of the run and of the adapter it saves.")
-    data: str = _f("", "CSV or JSONL file with the labelled examples.")
-    text_col: str = _f("text", "Column holding the document text.")
-    label_col: str = _f("label", "Column holding the label.")
-    base: str = _f(DEFAULT_LORA_BASE, "Base model: registry name, HF folder or Hugging Face id.")
-    r: int = _f(8, "LoRA rank: the size of the low-rank update; larger learns more, costs more.",
+    name: str = option("adapter", "Name of the run and of the adapter it saves.")
+    data: str = option("", "CSV or JSONL file with the labelled examples.")
+    text_col: str = option("text", "Column holding the document text.")
+    label_col: str = option("label", "Column holding the label.")
+    base: str = option(DEFAULT_LORA_BASE, "Base model: registry name, HF folder or Hugging Face id.")
+    r: int = option(8, "LoRA rank: the size of the low-rank update; larger learns more, costs more.",
                1, 256)
-    alpha: int = _f(16, "LoRA alpha: scales the update (alpha / r).", 1, 1024)
-    dropout: float = _f(0.05, "Dropout on the LoRA input during training.", 0.0, 0.9)
-    target_modules: list[str] = _f(None, "Layers that get LoRA adapters.", choices=ALL_LINEAR)
-    learning_rate: float = _f(2e-4, "Step size of the optimiser.", 1e-6, 0.1)
-    epochs: float = _f(1.0, "Passes over the training split.", 0.01, 100.0)
-    max_steps: int = _f(-1, "Stop after this many steps (-1: run all epochs).", -1, 1_000_000)
-    batch_size: int = _f(2, "Examples per step on each device.", 1, 256)
-    grad_accum: int = _f(1, "Steps whose gradients add up before one update.", 1, 1024)
-    max_length: int = _f(512, "Tokens per example; the document is cut to fit, never the labels.",
+    alpha: int = option(16, "LoRA alpha: scales the update (alpha / r).", 1, 1024)
+    dropout: float = option(0.05, "Dropout on the LoRA input during training.", 0.0, 0.9)
+    target_modules: list[str] = option(None, "Layers that get LoRA adapters.", choices=ALL_LINEAR)
+    learning_rate: float = option(2e-4, "Step size of the optimiser.", 1e-6, 0.1)
+    epochs: float = option(1.0, "Passes over the training split.", 0.01, 100.0)
+    max_steps: int = option(-1, "Stop after this many steps (-1: run all epochs).", -1, 1_000_000)
+    batch_size: int = option(2, "Examples per step on each device.", 1, 256)
+    grad_accum: int = option(1, "Steps whose gradients add up before one update.", 1, 1024)
+    max_length: int = option(512, "Tokens per example; the document is cut to fit, never the labels.",
                          32, 32768)
-    label_loss: float = _f(1.0, "Share of the loss spent on choosing the right label among all "
+    label_loss: float = option(1.0, "Share of the loss spent on choosing the right label among all "
                            "labels, scored as classification scores them; the rest goes to "
                            "every token of the answer. 0: answer tokens only (the old way).", 0.0, 1.0)
-    gradient_checkpointing: bool = _f(False, "Recompute activations: 30-40% less memory.")
-    eval_steps: int = _f(20, "Evaluate on the validation split every this many steps (0: never).",
+    gradient_checkpointing: bool = option(False, "Recompute activations: 30-40% less memory.")
+    eval_steps: int = option(20, "Evaluate on the validation split every this many steps (0: never).",
                          0, 1_000_000)
-    save_steps: int = _f(20, "Save a checkpoint every this many steps (0: never; no resume).",
+    save_steps: int = option(20, "Save a checkpoint every this many steps (0: never; no resume).",
                          0, 1_000_000)
-    split: list[float] = _f(None, "Train / validation / test shares.")
-    seed: int = _f(42, "Seed for the split and the initial LoRA weights.", 0, 2**31 - 1)
+    split: list[float] = option(None, "Train / validation / test shares.")
+    seed: int = option(42, "Seed for the split and the initial LoRA weights.", 0, 2**31 - 1)
 
     def __post_init__(self) -> None:
         check_name(self.name, "run")
@@ -60,10 +72,7 @@ class TrainConfig:
             self.target_modules = list(ATTENTION)
         if self.split is None:
             self.split = [0.8, 0.1, 0.1]
-        for f in fields(self):
-            lo, hi, value = f.metadata["lo"], f.metadata["hi"], getattr(self, f.name)
-            if lo is not None and not (isinstance(value, int | float) and lo <= value <= hi):
-                raise InputError(f"{f.name} must be between {lo:g} and {hi:g}, got {value!r}")
+        check_bounds(self)
         if not self.target_modules or not all(isinstance(m, str) for m in self.target_modules):
             raise InputError("target_modules: name at least one layer, e.g. q_proj")
         if len(self.split) != 3 or min(self.split) < 0 or not 0.99 <= sum(self.split) <= 1.01:

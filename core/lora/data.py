@@ -4,12 +4,15 @@ stratified train/validation/test split."""
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from core.errors import InputError
+
+if TYPE_CHECKING:  # pandas loads on first use: the CLI builds its flags from settings here
+    import pandas as pd
 
 
 class DataError(InputError):
@@ -64,6 +67,8 @@ class Split:
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     path = Path(path)
     try:
         try:
@@ -78,6 +83,8 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def _read(path: Path, encoding: str) -> pd.DataFrame:
+    import pandas as pd
+
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return pd.read_json(path, lines=True, encoding=encoding)
     if path.suffix.lower() == ".csv":
@@ -136,14 +143,14 @@ def clean(data: LabelledData, limits: DataLimits = DataLimits()) -> tuple[Labell
                                            f"{limits.max_text_chars:,} characters and were cut"))
     out = LabelledData([data.texts[i][:limits.max_text_chars] for i in unique],
                        [data.labels[i] for i in unique], data.source)
-    counts = pd.Series(out.labels).value_counts()
+    counts = Counter(out.labels)
     if len(counts) < 2:
         findings.append(Finding("error", "at least two different labels are needed"))
     if len(counts) > limits.max_labels:
         findings.append(Finding("error", f"{len(counts)} labels is over the limit of "
                                          f"{limits.max_labels}"))
-    rare = counts[counts < limits.min_per_label]
-    if len(rare):
+    rare = {label: n for label, n in counts.most_common() if n < limits.min_per_label}
+    if rare:
         names = ", ".join(f"{k} ({v})" for k, v in rare.items())
         findings.append(Finding("error", f"labels with fewer than {limits.min_per_label} examples "
                                          f"cannot be split for training and testing: {names}"))
@@ -210,6 +217,8 @@ def from_zip(path: Path, extract_file, limits: DataLimits = DataLimits()) -> tup
     extractor. Member names are never used as paths: each file is written to a temporary name."""
     import tempfile
     from pathlib import PurePosixPath
+
+    import pandas as pd
 
     from core.archives import ArchiveError, MemberError, SafeZip
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import InputError
 from core.files import check_name
-from core.lora.config import TrainConfig, from_preset
+from core.lora.config import PRESETS, TrainConfig, check_bounds, from_preset, option
 from core.lora.data import LabelledData, Split, clean, load
 from core.settings import DEFAULT_LORA_BASE
 
@@ -37,21 +37,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(kw_only=True)
 class Federation:
-    """Settings every federation shares, simulated or deployed."""
-    name: str  # of the global adapter
-    text_col: str = "text"
-    label_col: str = "label"
-    base: str = DEFAULT_LORA_BASE
-    clients: int = 3  # clients that take part in every round
-    rounds: int = 3
-    local_steps: int = 4  # optimiser steps per client per round
-    preset: str = "quick"
-    seed: int = 42
+    """Settings every federation shares, simulated or deployed; the CLI's flags are built
+    from these declarations."""
+    name: str = field(metadata={"help": "Name of the global adapter."})
+    text_col: str = option("text", "Column holding the document text.")
+    label_col: str = option("label", "Column holding the label.")
+    base: str = option(DEFAULT_LORA_BASE, "Base model: registry name or HF folder, the same on "
+                                          "every client.")
+    clients: int = option(3, "Clients that take part in every round.", 1, 32)
+    rounds: int = option(3, "Rounds of local training and averaging.", 1, 100)
+    local_steps: int = option(4, "Optimiser steps per client per round.", 1, 10_000)
+    preset: str = option("quick", "The training preset each client starts from.",
+                         choices=list(PRESETS))
+    seed: int = option(42, "Seed for the split and the initial LoRA weights.", 0, 2**31 - 1)
 
     def __post_init__(self) -> None:
         check_name(self.name, "adapter")
-        if not 1 <= self.clients <= 32 or not 1 <= self.rounds <= 100:
-            raise InputError("use 1–32 clients and 1–100 rounds")
+        check_bounds(self)
 
     def train_config(self, data: str) -> TrainConfig:
         return from_preset(self.preset, name=self.name, data=data, text_col=self.text_col,
@@ -62,13 +64,9 @@ class Federation:
 @dataclass(kw_only=True)
 class FederatedConfig(Federation):
     """Simulation: one file, dealt out to `clients` simulated clients."""
-    data: str
-    split: str = "iid"  # iid: every client sees every label; by-label: each its own labels
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.split not in SPLITS:
-            raise InputError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+    data: str = field(metadata={"help": "CSV or JSONL file with the labelled examples."})
+    split: str = option("iid", "iid: every client sees every label; by-label: each client its "
+                               "own labels.", choices=list(SPLITS))
 
 
 @dataclass(kw_only=True)

@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from core.cli.common import add_field_flags, field_overrides
 from core.errors import InputError
+from core.lora.federated import FederatedConfig
 from core.registry import Registry
 from core.settings import load_settings
 
@@ -71,10 +73,11 @@ def cmd_federated(args: argparse.Namespace) -> int:
     from core.lora.federated import FederatedConfig, run
 
     settings = load_settings()
-    config = FederatedConfig(name=args.name, data=args.data, text_col=args.text_col,
-                             label_col=args.label_col, base=args.base or settings.lora_base_model,
-                             clients=args.clients, rounds=args.rounds, split=args.split,
-                             local_steps=args.local_steps, seed=args.seed)
+    given = field_overrides(args, FederatedConfig)
+    missing = [f"--{n}" for n in ("data", "name") if n not in given]
+    if missing:
+        raise InputError(f"federated needs {' and '.join(missing)}")
+    config = FederatedConfig(**{"base": settings.lora_base_model, **given})
     report = run(config, settings.models_dir, compare_centralised=args.centralised)
     if args.json:
         print(json.dumps(report))
@@ -107,18 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ad.set_defaults(func=cmd_adapters)
 
     fed = sub.add_parser("federated", help="federated LoRA with Flower's simulation engine")
-    fed.add_argument("--data", required=True, help="CSV or JSONL with the labelled examples")
-    fed.add_argument("--text-col", default="text")
-    fed.add_argument("--label-col", default="label")
-    fed.add_argument("--base", help="base model (default: the settings' LoRA base)")
-    fed.add_argument("--clients", type=int, default=3)
-    fed.add_argument("--rounds", type=int, default=3)
-    fed.add_argument("--split", choices=("iid", "by-label"), default="iid",
-                     help="how the training data is dealt to the clients")
-    fed.add_argument("--local-steps", type=int, default=4, help="steps per client per round")
-    fed.add_argument("--seed", type=int, default=42)
+    add_field_flags(fed, FederatedConfig)
     fed.add_argument("--centralised", action="store_true",
                      help="also train on the pooled data with the same budget, to compare")
-    fed.add_argument("--name", required=True, help="name of the global adapter")
     fed.add_argument("--json", action="store_true")
     fed.set_defaults(func=cmd_federated)
