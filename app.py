@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from core.errors import StudioError
-from pages.shared import render_sidebar
+from pages.shared import render_sidebar, run_page
 
 st.set_page_config(page_title="RAG & LoRA Studio", page_icon="🧪", layout="wide")
 
@@ -25,7 +24,4 @@ PAGES = {
 
 page = st.navigation(PAGES)
 render_sidebar()
-try:
-    page.run()
-except StudioError as exc:  # a problem the user can act on: say it, never a traceback
-    st.error(str(exc), icon=":material/error:")
+run_page(page)

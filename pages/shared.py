@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.errors import StudioError
 from core.health import Check, system_report
 from core.settings import Settings, load_settings
 from core.text import safe_markdown
@@ -89,6 +90,15 @@ def collection_picker(s: Settings) -> None:
         st.query_params["collection"] = st.session_state["collection"]
     else:
         st.caption("No collections yet")
+
+
+def run_page(page) -> None:
+    """Run the chosen page; a problem the user can act on (a StudioError) is said in an error
+    box in place of the page, never as a traceback."""
+    try:
+        page.run()
+    except StudioError as exc:
+        st.error(str(exc), icon=":material/error:")
 
 
 def render_sidebar() -> None:

@@ -113,3 +113,19 @@ def test_settings_locked_by_env_cannot_be_changed(studio_env, monkeypatch):
     at.switch_page("pages/settings.py").run()
     assert at.radio[0].disabled
     assert at.radio[0].value == "openai"
+
+
+def test_a_page_that_meets_a_studio_error_says_it_in_one_box():
+    def page_script():
+        from core.errors import InputError
+        from pages.shared import run_page
+
+        class Page:
+            def run(self):
+                raise InputError("collection name '..': use 3–63 letters")
+
+        run_page(Page())
+
+    at = AppTest.from_function(page_script).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["collection name '..': use 3–63 letters"]
