@@ -9,13 +9,13 @@ st.set_page_config(page_title="RAG & LoRA Studio", page_icon="🧪", layout="wid
 PAGES = {
     "Studio": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/rag/documents.py", title="Documents", icon=":material/description:"),
-        st.Page("pages/rag/chat.py", title="Chat", icon=":material/forum:"),
+        st.Page("pages/documents.py", title="Documents", icon=":material/description:"),
+        st.Page("pages/chat.py", title="Chat", icon=":material/forum:"),
     ],
     "LoRA": [
-        st.Page("pages/lora/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/lora/classify.py", title="Classify", icon=":material/label:"),
-        st.Page("pages/lora/adapters.py", title="Adapters", icon=":material/extension:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/classify.py", title="Classify", icon=":material/label:"),
+        st.Page("pages/adapters.py", title="Adapters", icon=":material/extension:"),
     ],
     "Setup": [
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),

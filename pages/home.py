@@ -86,15 +86,15 @@ st.divider()
 st.subheader("Where to next")
 links = st.columns(5)
 with links[0]:
-    st.page_link("pages/rag/documents.py", label="Documents: upload and browse",
+    st.page_link("pages/documents.py", label="Documents: upload and browse",
                  icon=":material/description:")
 with links[1]:
-    st.page_link("pages/rag/chat.py", label="Chat: ask your documents", icon=":material/forum:")
+    st.page_link("pages/chat.py", label="Chat: ask your documents", icon=":material/forum:")
 with links[2]:
-    st.page_link("pages/lora/train.py", label="Train: teach a model your labels",
+    st.page_link("pages/train.py", label="Train: teach a model your labels",
                  icon=":material/model_training:")
 with links[3]:
-    st.page_link("pages/lora/classify.py", label="Classify: sort documents",
+    st.page_link("pages/classify.py", label="Classify: sort documents",
                  icon=":material/label:")
 with links[4]:
     st.page_link("pages/settings.py", label="Settings: chat engine and models",

@@ -24,7 +24,7 @@ def chat_env(studio_env, tmp_path, monkeypatch):
 
 def chat_page() -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    at.switch_page("pages/rag/chat.py").run()
+    at.switch_page("pages/chat.py").run()
     assert not at.exception
     return at
 
@@ -63,7 +63,7 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     again = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
     again.query_params.update({"collection": "samples", "conversation": first.id})
     again.run()
-    again.switch_page("pages/rag/chat.py").run()
+    again.switch_page("pages/chat.py").run()
     assert len(again.chat_message) == 4 and not again.exception
 
 

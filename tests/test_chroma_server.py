@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.health import chroma_check
+from core.rag.chunking import CHUNKING_VERSION
 from core.samples import SAMPLE_PAPER
 from core.settings import PROJECT_ROOT, load_settings
 from tests.servers import free_port, running
@@ -43,5 +44,5 @@ def test_ingest_and_list_over_http(studio_env, chroma_server, monkeypatch):
     assert again.returncode == 0
     listed = [json.loads(line) for line in cli("collections", "list", "--json").stdout.splitlines()]
     assert listed == [{"name": "remote", "embedding_model": "all-minilm-l6-v2", "chunk_size": 500,
-                       "chunk_overlap": 50, "chunks": chunks}]
+                       "chunk_overlap": 50, "chunks": chunks, "chunking_version": CHUNKING_VERSION}]
     assert not (studio_env / "chroma").exists()  # nothing went to the embedded store

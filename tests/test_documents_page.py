@@ -10,7 +10,7 @@ from core.settings import PROJECT_ROOT, load_settings
 
 def documents_page() -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    return at.switch_page("pages/rag/documents.py").run()
+    return at.switch_page("pages/documents.py").run()
 
 
 def button(at: AppTest, label: str):

@@ -161,20 +161,22 @@ def local_round(config: TrainConfig, parts: Split, categories: list[str], models
 
 def global_metrics(config: TrainConfig, test: LabelledData, categories: list[str],
                    models_dir: Path, state: dict) -> dict:
-    """The global adapter on the held-out test split: answer-token loss and accuracy."""
+    """The global adapter on the held-out test split: the clients' training objective (the
+    loss they lower) and accuracy."""
     import torch
 
     from core.lora.classify import Classifier
     from core.lora.evaluate import classify_split
-    from core.lora.trainer import LeftPadCollator, answer_only_loss, encode_split
+    from core.lora.trainer import LeftPadCollator, encode_split, objective, objective_tails
 
     model, tokenizer = adapter_model(config, models_dir, state)
     model.eval()
     rows = encode_split(tokenizer, test, categories, config.max_length)
-    collate = LeftPadCollator(tokenizer.pad_token_id)
+    tails = objective_tails(tokenizer, categories, config)
+    collate = LeftPadCollator(tokenizer.pad_token_id, tails)
     with torch.no_grad():
-        losses = [answer_only_loss(model, collate(rows[i:i + 4]))[0].item() * len(rows[i:i + 4])
-                  for i in range(0, len(rows), 4)]
+        losses = [objective(model, collate(rows[i:i + 4]), tails, config.label_loss)[0].item()
+                  * len(rows[i:i + 4]) for i in range(0, len(rows), 4)]
     classified = classify_split(Classifier(model, tokenizer, categories, config.max_length), test)
     return {"loss": sum(losses) / len(rows), "accuracy": classified["accuracy"],
             "macro_f1": classified["macro_f1"]}

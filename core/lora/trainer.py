@@ -165,20 +165,34 @@ def label_set_loss(model, batch: dict, tails: list[list[int]]) -> LabelLoss:
                      scores.detach().argmax(-1))
 
 
+def objective(model, batch: dict, tails: list[list[int]] | None,
+              label_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training loss and, per example, whether it was right. With `tails` it mixes
+    label_set_loss (share `label_weight`) with the answer tokens' loss; without, the answer
+    tokens' loss alone. Training, validation and federated evaluation all measure this."""
+    if tails is None or "label_index" not in batch:
+        return answer_only_loss(model, batch)
+    out = label_set_loss(model, batch, tails)
+    w = label_weight
+    loss = w * out.label + (1 - w) * out.tokens if w < 1 else out.label
+    return loss, (out.predicted == batch["label_index"]).float()
+
+
+def objective_tails(tokenizer, categories: list[str], config: TrainConfig):
+    """The labels' answer tails when the run's loss includes the label-set loss, else None."""
+    if config.label_loss <= 0:
+        return None
+    return label_tails([answer_ids(tokenizer, c) for c in categories])[1]
+
+
 class AnswerOnlyTrainer(Trainer):
-    """`tails` set: the loss mixes label_set_loss (share `label_weight`) with the answer tokens'
-    loss; unset: the answer tokens' loss alone."""
+    """The HF Trainer with the Studio's objective (see `objective`)."""
 
     tails: list[list[int]] | None = None
     label_weight: float = 1.0
 
     def _loss(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.tails is None or "label_index" not in inputs:
-            return answer_only_loss(model, inputs)
-        out = label_set_loss(model, inputs, self.tails)
-        w = self.label_weight
-        loss = w * out.label + (1 - w) * out.tokens if w < 1 else out.label
-        return loss, (out.predicted == inputs["label_index"]).float()
+        return objective(model, inputs, self.tails, self.label_weight)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, right = self._loss(model, inputs)
@@ -317,9 +331,7 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
         save_total_limit=2, report_to=[], seed=config.seed, remove_unused_columns=False,
         train_sampling_strategy="group_by_length", disable_tqdm=True,
         bf16=model.dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available())
-    tails = None
-    if config.label_loss > 0:
-        tails = label_tails([answer_ids(tokenizer, c) for c in categories])[1]
+    tails = objective_tails(tokenizer, categories, config)
     trainer = AnswerOnlyTrainer(model=model, args=args, train_dataset=train_rows,
                                 eval_dataset=val_rows, data_collator=LeftPadCollator(
                                     tokenizer.pad_token_id, tails), compute_metrics=_accuracy,

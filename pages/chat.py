@@ -34,7 +34,7 @@ collection = st.session_state.get("collection")
 st.title("Chat")
 if not collection:
     st.info("Choose a collection in the sidebar first, or create one on the Documents page.")
-    st.page_link("pages/rag/documents.py", label="Go to Documents", icon=":material/description:")
+    st.page_link("pages/documents.py", label="Go to Documents", icon=":material/description:")
     st.stop()
 
 chroma = chroma_client(s)

@@ -14,7 +14,7 @@ from core.rag.extract import extract
 from core.samples import SAMPLE_DATASET
 from core.settings import Settings
 from core.uploads import UploadError, save_content_addressed
-from pages.lora.train_steps import go_to
+from pages.train_steps import go_to
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer…")

@@ -1,7 +1,7 @@
 """Train: a click-through wizard for LoRA fine-tuning — data, model, train (live), evaluate, save.
 The page only writes a TrainConfig and starts `python -m core train` as its own process; all it
 shows is read back from the run folder, so a refresh or a page switch loses nothing. Each step
-lives in pages/lora/train_steps/."""
+lives in pages/train_steps/."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from dataclasses import asdict
 import streamlit as st
 
 from core.lora.config import from_preset
-from pages.lora.train_steps import STEPS, data, evaluate, model, run, save
 from pages.shared import settings
+from pages.train_steps import STEPS, data, evaluate, model, run, save
 
 s = settings()
 

@@ -9,7 +9,7 @@ from core import formats
 from core.lora import adapter_ops
 from core.lora.adapters import AdapterError, adapters_dir, read
 from core.settings import Settings
-from pages.lora.train_steps import pick_run
+from pages.train_steps import pick_run
 
 
 def render(s: Settings) -> None:

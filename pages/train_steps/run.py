@@ -9,7 +9,7 @@ from core import charts
 from core.lora import runs
 from core.lora.config import TrainConfig
 from core.settings import Settings
-from pages.lora.train_steps import go_to
+from pages.train_steps import go_to
 
 
 def render(s: Settings, config: dict) -> None:

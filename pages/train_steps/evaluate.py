@@ -8,7 +8,7 @@ import streamlit as st
 from core import charts
 from core.lora import runs
 from core.settings import Settings
-from pages.lora.train_steps import go_to, pick_run
+from pages.train_steps import go_to, pick_run
 
 
 def render(s: Settings) -> None:

@@ -13,7 +13,7 @@ from core.lora.config import PRESETS, TrainConfig
 from core.lora.estimate import CALIBRATION_STEPS
 from core.registry import Registry
 from core.settings import Settings
-from pages.lora.train_steps import go_to
+from pages.train_steps import go_to
 
 PRESET_TEXT = {"quick": "Quick demo — minutes on a laptop", "balanced": "Balanced",
                "thorough": "Thorough — best results, slowest"}
