@@ -61,11 +61,12 @@ with left:
                             index=bases.index(s.lora_base_model) if s.lora_base_model in bases else 0)
     mode = st.segmented_control("Method", list(MODES), format_func=MODES.get, default="score",
                                 key="classify-mode") or "score"
-    threshold = st.slider(f"Answer “{NONE}” below", 0, 100, 50, 5, format="%d%%",
+    threshold = st.slider(f"Answer “{NONE}” below", 0, 100, 0, 5, format="%d%%",
                           key="classify-threshold", disabled=mode != "score",
                           help="Scoring always picks one of the labels, even for a document "
                                "that fits none of them. Below this probability for the likeliest "
-                               "label the answer is “none of these”; 0% turns it off.") / 100
+                               "label the answer is “none of these”; 0% (the default) turns it "
+                               "off.") / 100
     fewshot = st.toggle("Few-shot: show labelled examples in the prompt", key="classify-fewshot",
                         help="Works with labels the adapter never saw.")
 with right:

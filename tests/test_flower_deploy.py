@@ -108,7 +108,7 @@ def test_two_supernodes_train_on_their_own_files(studio_env, models_env, tmp_pat
     cli_env = {**os.environ, **env, "FLWR_HOME": str(homes["cli"])}
     run_config = " ".join(f"{key}={json.dumps(value)}" for key, value in {
         "name": "fed-deploy", "base": str(tiny), "test": str(files["test"]),
-        "labels": ",".join(labels), "clients": 2, "rounds": 2, "local-steps": 4}.items())
+        "labels": ",".join(labels), "clients": 2, "rounds": 2, "local-steps": 12}.items())
     try:
         with ExitStack() as stack:
             stack.enter_context(running(
