@@ -80,6 +80,36 @@ def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, 
     assert torch.allclose(reloaded(ids).logits, twice(ids).logits)
 
 
+def test_early_stopping_stops_and_publishes_the_best_checkpoint(tiny, tmp_path, models_env):
+    from safetensors.torch import load_file
+
+    # A learning rate too small to change any prediction: validation accuracy never beats the
+    # first validation's, so step 2 stays best and training stops two validations later.
+    cfg = config(tiny, name="tiny-early", learning_rate=1e-6, max_steps=40, eval_steps=2,
+                 save_steps=2, early_stopping_patience=2)
+    adapter = train(cfg, tmp_path / "run", models_env)
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "finished" and status["step"] == 6 and status["best_step"] == 2
+    assert status["stop_reason"] == ("early stopping: no improvement in validation accuracy for "
+                                     "2 evaluations at step 6; best step 2")
+    meta = json.loads((adapter / ADAPTER_META).read_text())
+    assert meta["steps"] == 6 and meta["best_step"] == 2
+    checkpoints = tmp_path / "run" / "checkpoints"
+    published = load_file(adapter / "adapter_model.safetensors")
+    best = load_file(checkpoints / "checkpoint-2" / "adapter_model.safetensors")
+    last = load_file(checkpoints / "checkpoint-6" / "adapter_model.safetensors")  # kept too
+    assert published.keys() == best.keys()
+    assert all(torch.equal(published[k], best[k]) for k in best)
+    assert not all(torch.equal(published[k], last[k]) for k in last)
+
+
+def test_early_stopping_needs_a_checkpoint_at_validations():
+    with pytest.raises(ValueError, match="early stopping needs eval_steps > 0"):
+        TrainConfig(early_stopping_patience=3, eval_steps=20, save_steps=30)
+    assert from_preset("quick").early_stopping_patience == 0
+    assert from_preset("balanced").early_stopping_patience > 0
+
+
 def test_config_round_trip_and_presets(tmp_path):
     cfg = from_preset("balanced", name="run-x", data="d.csv")
     assert cfg.r == 16 and cfg.alpha == 32 and "down_proj" in cfg.target_modules

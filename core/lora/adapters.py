@@ -41,6 +41,7 @@ class AdapterMeta:
     split: dict | None = None
     training_seconds: float | None = None
     steps: int | None = None
+    best_step: int | None = None  # with early stopping: the step whose checkpoint this is
     evaluation: dict | None = None  # test-split results (core.lora.evaluate.compare)
     federated: dict | None = None  # the federation's per-round report
     combined: dict | None = None  # how it was made from other adapters
@@ -83,7 +84,7 @@ class AdapterMeta:
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "base": str, "base_sha256": str, "labels": list, "prompt_format": str,
     "created": (int, float), "config": dict, "dataset": str, "dataset_sha256": str,
-    "split": dict, "training_seconds": (int, float), "steps": int, "evaluation": dict,
+    "split": dict, "training_seconds": (int, float), "steps": int, "best_step": int, "evaluation": dict,
     "federated": dict, "combined": dict, "copied_from": str, "imported": (int, float)}
 
 

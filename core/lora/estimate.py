@@ -69,7 +69,7 @@ def measure(config: TrainConfig, models_dir: Path) -> Calibration:
 
     with tempfile.TemporaryDirectory() as tmp:
         probe = replace(config, max_steps=CALIBRATION_STEPS, eval_steps=0,
-                        save_steps=0)
+                        save_steps=0, early_stopping_patience=0)
         session = build(probe, Path(tmp), models_dir)
         times: list[float] = []
         session.trainer.add_callback(StepTimer(times))

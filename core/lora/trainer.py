@@ -20,7 +20,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    EarlyStoppingCallback,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from core.lora.adapters import AdapterMeta, publish
 from core.lora.config import TrainConfig, lora_config
@@ -231,9 +237,15 @@ class RunLog(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.run.stop_requested():
-            control.should_training_stop = True  # the adapter as it is now is still saved
+            # the adapter so far (with early stopping, the best one so far) is still saved
+            control.should_training_stop = True
             control.should_save = True
             self.status(state="stopping")
+
+    def on_save(self, args, state, control, **kwargs):
+        # HF settles the best validation just before saving: the live chart marks it from here
+        if args.load_best_model_at_end and state.best_global_step:
+            self.status(best_step=state.best_global_step, best_metric=state.best_metric)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not self.main:
@@ -321,6 +333,10 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
     tokens_per_step = (sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
                        * config.batch_size * config.grad_accum)
     log = RunLog(run, tokens_per_step, on_metrics)
+    callbacks: list[TrainerCallback] = [log]
+    early = config.early_stopping_patience > 0
+    if early:
+        callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     args = TrainingArguments(
         output_dir=str(run.checkpoints), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
@@ -329,13 +345,18 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
         eval_strategy="steps" if config.eval_steps > 0 else "no", eval_steps=config.eval_steps or None,
         save_strategy="steps" if config.save_steps > 0 else "no", save_steps=config.save_steps or 500,
         save_total_limit=2, report_to=[], seed=config.seed, remove_unused_columns=False,
+        # the best checkpoint outlives the rotation and is loaded at the end, to be published;
+        # a resumed run keeps counting validations without improvement where it left off
+        load_best_model_at_end=early, metric_for_best_model=config.best_metric if early else None,
+        greater_is_better=config.best_metric == "accuracy" if early else None,
+        restore_callback_states_from_checkpoint=early,
         train_sampling_strategy="group_by_length", disable_tqdm=True,
         bf16=model.dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available())
     tails = objective_tails(tokenizer, categories, config)
     trainer = AnswerOnlyTrainer(model=model, args=args, train_dataset=train_rows,
                                 eval_dataset=val_rows, data_collator=LeftPadCollator(
                                     tokenizer.pad_token_id, tails), compute_metrics=_accuracy,
-                                callbacks=[log])
+                                callbacks=callbacks)
     trainer.tails, trainer.label_weight = tails, config.label_loss
     trainer.remove_callback(PrinterCallback)  # progress goes to the run folder, not stdout
     return Session(trainer, model, tokenizer, parts, categories, log)
@@ -357,13 +378,17 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
     stopped = run.stop_requested()
     if not trainer.is_world_process_zero():
         return run.adapter  # under DDP one process saves and evaluates
-    model.save_pretrained(run.adapter)  # the tokenizer is the base model's: loaded from there
+    best_step = trainer.state.best_global_step if trainer.args.load_best_model_at_end else None
+    log.status(stop_reason=stop_reason(trainer, config, stopped), best_step=best_step)
+    # With early stopping the Trainer has loaded the best checkpoint's weights: those are saved.
+    # The tokenizer is the base model's: loaded from there.
+    model.save_pretrained(run.adapter)
     meta = AdapterMeta(
         name=config.name, base=config.base, base_sha256=base_fingerprint(config.base, models_dir),
         labels=categories, dataset=parts.train.source, dataset_sha256=parts.fingerprint,
         split={"ratios": list(parts.ratios), "seed": parts.seed, "sizes": parts.sizes},
         config=asdict(config), training_seconds=training_seconds,
-        steps=trainer.state.global_step, created=time.time())
+        steps=trainer.state.global_step, best_step=best_step, created=time.time())
     log.status(state="evaluating", evaluating="starting")
     meta.evaluation = evaluate_adapter(model, tokenizer, parts, categories, config, models_dir,
                                        log)
@@ -373,6 +398,21 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
     # Last: whoever sees "finished" finds the adapter in the library.
     log.status(state="stopped" if stopped else "finished", adapter=str(published))
     return published
+
+
+def stop_reason(trainer: Trainer, config: TrainConfig, stopped_by_user: bool) -> str:
+    """Why training ended, in a sentence for the run's status and summary."""
+    state = trainer.state
+    best = (f"; best step {state.best_global_step}"
+            if trainer.args.load_best_model_at_end and state.best_global_step else "")
+    if stopped_by_user:
+        return f"stopped on request at step {state.global_step}{best}"
+    early = next((c for c in trainer.callback_handler.callbacks
+                  if isinstance(c, EarlyStoppingCallback)), None)
+    if early and early.early_stopping_patience_counter >= early.early_stopping_patience:
+        return (f"early stopping: no improvement in validation {config.best_metric} for "
+                f"{early.early_stopping_patience} evaluations at step {state.global_step}{best}")
+    return f"finished all {state.global_step} steps{best}"
 
 
 def evaluate_adapter(model, tokenizer, parts: Split, categories: list[str], config: TrainConfig,
