@@ -38,7 +38,10 @@ def smooth(values: list[float], weight: float) -> list[float]:
     return out
 
 
-def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False) -> go.Figure:
+def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
+               best_step: int | None = None) -> go.Figure:
+    """Training loss, the validation points (loss, and accuracy on its own axis) and, with
+    early stopping, the best validation so far: the checkpoint that will be published."""
     train = [m for m in metrics if "loss" in m]
     evals = [m for m in metrics if "eval_loss" in m]
     fig = go.Figure()
@@ -54,11 +57,25 @@ def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False)
         fig.add_scatter(x=[m["step"] for m in evals], y=[m["eval_loss"] for m in evals],
                         mode="lines+markers", name="validation loss",
                         line=dict(color="#ff7f0e", width=2))
+        scored = [m for m in evals if "eval_accuracy" in m]
+        if scored:
+            fig.add_scatter(x=[m["step"] for m in scored], y=[m["eval_accuracy"] for m in scored],
+                            mode="lines+markers", name="validation accuracy", yaxis="y2",
+                            line=dict(color="#2ca02c", width=2, dash="dot"))
+            fig.update_layout(yaxis2=dict(title="accuracy", overlaying="y", side="right",
+                                          range=[0, 1.02], tickformat=".0%", showgrid=False))
+    best = next((m for m in evals if m["step"] == best_step), None)
+    if best:
+        fig.add_scatter(x=[best["step"]], y=[best["eval_loss"]], mode="markers",
+                        name=f"best (step {best['step']})",
+                        marker=dict(symbol="star", size=16, color="#d62728"))
+        fig.add_vline(x=best["step"], line_dash="dash", line_color="#d62728",
+                      annotation_text="best", annotation_position="top")
     fig.update_layout(**LAYOUT, xaxis_title="step", yaxis_title="loss")
     last = max((m["step"] for m in metrics), default=1)
     fig.update_xaxes(dtick=max(1, math.ceil(last / 10)), rangemode="tozero")  # whole steps
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_layout(yaxis_type="log")  # the loss axis only: accuracy stays linear
     return fig
 
 

@@ -171,6 +171,46 @@ def test_step3_eta_says_which_steps_it_comes_from(studio_env, models_env):
         "**running** · step 30 of 100 · about 7.0 min left (ETA from the last 10 steps)")
 
 
+def test_step2_early_stopping_is_advanced_and_off_for_quick(studio_env, models_env, tiny):
+    at = train_page()
+    button(at, "Next: model and LoRA settings").click().run()
+    at.selectbox(key="train-base").set_value("Other: Hugging Face id or folder").run()
+    at.text_input(key="train-base-other").set_value(str(tiny)).run()
+    assert at.number_input(key="cfg-early_stopping_patience").value == 0
+    assert at.selectbox(key="cfg-best_metric").options == ["accuracy", "loss"]
+    at.segmented_control(key="train-preset").set_value("balanced").run()
+    assert at.number_input(key="cfg-early_stopping_patience").value == 3
+    at.selectbox(key="cfg-best_metric").set_value("loss").run()
+    assert at.session_state["train-config"]["best_metric"] == "loss"
+    at.number_input(key="cfg-save_steps").set_value(30).run()  # no checkpoint at validations
+    assert "early stopping needs eval_steps > 0" in at.error[0].value
+    assert not at.exception
+
+
+def test_step3_says_why_a_run_stopped_and_marks_the_best_validation(studio_env, models_env):
+    config = TrainConfig(name="early-run", data=str(SAMPLE_DATASET), early_stopping_patience=2)
+    folder = runs.run_dir(load_settings(), config.name)
+    folder.path.mkdir(parents=True)
+    config.save(folder.config_path)
+    for step, loss, accuracy in ((20, 1.2, 0.5), (40, 1.0, 0.8), (60, 1.1, 0.7), (80, 1.3, 0.7)):
+        folder.append_metrics({"step": step, "epoch": step / 40, "time": step, "loss": loss})
+        folder.append_metrics({"step": step, "epoch": step / 40, "time": step,
+                               "eval_loss": loss, "eval_accuracy": accuracy})
+    reason = ("early stopping: no improvement in validation accuracy for 2 evaluations at step "
+              "80; best step 40")
+    folder.update_status(state="finished", step=80, max_steps=200, best_step=40,
+                         stop_reason=reason)
+    at = train_page()
+    at.segmented_control(key="train-step").set_value("3 · Train").run()
+    assert not at.exception
+    assert f"Training ended — {reason}." in [c.value for c in at.caption]
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = [trace.get("name") for trace in figure["data"]]
+    assert "validation accuracy" in names
+    best = figure["data"][names.index("best (step 40)")]
+    assert best["x"] == [40] and best["y"] == [1.0]
+
+
 def test_pace_follows_a_run_that_slows_down():
     pace = runs.Pace()
     assert pace.eta(100) is None  # nothing measured yet

@@ -89,6 +89,8 @@ def field_widget(box, f, value):
     if key not in st.session_state:
         st.session_state[key] = value
     lo, hi, choices = f.metadata["lo"], f.metadata["hi"], f.metadata["choices"]
+    if choices and isinstance(value, str):
+        return box.selectbox(label, choices, key=key, help=help_text)
     if choices:
         return box.multiselect(label, choices, key=key, help=help_text)
     if isinstance(value, bool):

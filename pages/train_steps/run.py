@@ -94,11 +94,13 @@ def live_run(s: Settings, name: str) -> None:
             go_to(3)
     if state == "failed":
         st.error(f"The run failed: {status.get('error', 'see the log')}")
+    elif status.get("stop_reason"):
+        st.caption(f"Training ended — {status['stop_reason']}.")
     controls = st.columns([2, 1, 3])
     smoothing = controls[0].slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key=f"smooth-{name}")
     log_y = controls[1].toggle("Log scale", key=f"log-{name}")
     if metrics:
-        st.plotly_chart(charts.loss_curve(metrics, smoothing, log_y), key=f"curve-{name}",
+        st.plotly_chart(charts.loss_curve(metrics, smoothing, log_y, status.get("best_step")), key=f"curve-{name}",
                         config={"displayModeBar": False})
         last = metrics[-1]
         if "tokens_per_s" in last:
