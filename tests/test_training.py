@@ -80,6 +80,25 @@ def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, 
     assert torch.allclose(reloaded(ids).logits, twice(ids).logits)
 
 
+def test_validation_scores_labels_even_when_training_on_answer_tokens(tiny, tmp_path, models_env):
+    from core.lora.classify import Classifier
+    from core.lora.trainer import build, encode_split
+
+    session = build(config(tiny, label_loss=0.0), tmp_path / "run", models_env)
+    metrics = session.trainer.evaluate()
+    validation, tokenizer = session.parts.validation, session.tokenizer
+    predicted = Classifier(session.model.eval(), tokenizer, session.categories, 256).score_many(
+        validation.texts)
+    right = [p.label == label for p, label in zip(predicted, validation.labels)]
+    assert metrics["eval_accuracy"] == pytest.approx(sum(right) / len(right))
+    # its loss is still the run's own: the answer tokens'
+    rows = encode_split(tokenizer, validation, session.categories, 256)
+    with torch.no_grad():
+        losses = [answer_only_loss(session.model, LeftPadCollator(tokenizer.pad_token_id)(
+            rows[i:i + 4]))[0].item() * len(rows[i:i + 4]) for i in range(0, len(rows), 4)]
+    assert metrics["eval_loss"] == pytest.approx(sum(losses) / len(rows), abs=1e-4)
+
+
 def test_early_stopping_stops_and_publishes_the_best_checkpoint(tiny, tmp_path, models_env):
     from safetensors.torch import load_file
 

@@ -184,18 +184,27 @@ def objective(model, batch: dict, tails: list[list[int]] | None,
     return loss, (out.predicted == batch["label_index"]).float()
 
 
+def scoring_tails(tokenizer, categories: list[str]) -> list[list[int]]:
+    """Each label's answer tail, as label scoring scores them (see label_tails)."""
+    return label_tails([answer_ids(tokenizer, c) for c in categories])[1]
+
+
 def objective_tails(tokenizer, categories: list[str], config: TrainConfig):
     """The labels' answer tails when the run's loss includes the label-set loss, else None."""
     if config.label_loss <= 0:
         return None
-    return label_tails([answer_ids(tokenizer, c) for c in categories])[1]
+    return scoring_tails(tokenizer, categories)
 
 
 class AnswerOnlyTrainer(Trainer):
-    """The HF Trainer with the Studio's objective (see `objective`)."""
+    """The HF Trainer with the Studio's objective (see `objective`). Validation always scores
+    every label as classification does, whatever the training loss: its loss is the run's
+    objective (label_set_loss's `tokens` is the answer tokens' loss) and its accuracy is label
+    scoring's, which early stopping and the best checkpoint follow."""
 
     tails: list[list[int]] | None = None
     label_weight: float = 1.0
+    scoring: LeftPadCollator  # validation's collator, with every label's tail (set by build)
 
     def _loss(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
         return objective(model, inputs, self.tails, self.label_weight)
@@ -204,10 +213,18 @@ class AnswerOnlyTrainer(Trainer):
         loss, right = self._loss(model, inputs)
         return (loss, {"right": right}) if return_outputs else loss
 
+    def get_eval_dataloader(self, eval_dataset=None):
+        # HF has one collator for both: validation's is swapped in while its loader is built
+        training, self.data_collator = self.data_collator, self.scoring
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = training
+
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad():
-            loss, right = self._loss(model, inputs)
+            loss, right = objective(model, inputs, self.scoring.tails, self.label_weight)
         return loss.detach(), right, right
 
 
@@ -358,6 +375,8 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
                                     tokenizer.pad_token_id, tails), compute_metrics=_accuracy,
                                 callbacks=callbacks)
     trainer.tails, trainer.label_weight = tails, config.label_loss
+    trainer.scoring = LeftPadCollator(tokenizer.pad_token_id,
+                                      scoring_tails(tokenizer, categories))
     trainer.remove_callback(PrinterCallback)  # progress goes to the run folder, not stdout
     return Session(trainer, model, tokenizer, parts, categories, log)
 
