@@ -122,6 +122,26 @@ def test_early_stopping_stops_and_publishes_the_best_checkpoint(tiny, tmp_path, 
     assert not all(torch.equal(published[k], last[k]) for k in last)
 
 
+def test_a_crashed_early_stopping_run_resumes_with_its_best_checkpoint_and_patience(
+        tiny, tmp_path, models_env):
+    def crash(row: dict) -> None:
+        if row["step"] == 5:
+            raise RuntimeError("power cut")
+
+    cfg = config(tiny, name="tiny-crash", learning_rate=1e-6, max_steps=40, eval_steps=2,
+                 save_steps=2, early_stopping_patience=2)
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(cfg, tmp_path / "run", models_env, on_metrics=crash)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert {c.name for c in checkpoints.iterdir()} == {"checkpoint-2", "checkpoint-4"}
+    # step 4 was the first validation without improvement: one more ends the run
+    adapter = train(cfg, tmp_path / "run", models_env, resume=True)
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["step"] == 6 and status["best_step"] == 2
+    assert status["stop_reason"].startswith("early stopping")
+    assert json.loads((adapter / ADAPTER_META).read_text())["best_step"] == 2
+
+
 def test_early_stopping_needs_a_checkpoint_at_validations():
     with pytest.raises(ValueError, match="early stopping needs eval_steps > 0"):
         TrainConfig(early_stopping_patience=3, eval_steps=20, save_steps=30)
