@@ -120,7 +120,9 @@ def train_adapter(args, parts, categories, work: Path):
     from core.lora.prompts import count_truncated
     from core.lora.trainer import build
 
-    overrides = dict(name="bench", base=args.base, eval_steps=0, save_steps=0, seed=args.seed)
+    # the preset's whole budget, never validated: Balanced's early stopping is off here
+    overrides = dict(name="bench", base=args.base, eval_steps=0, save_steps=0,
+                     early_stopping_patience=0, seed=args.seed)
     overrides.update(json.loads(args.set or "{}"))
     config = from_preset(args.preset, **overrides)
     torch.manual_seed(config.seed)
