@@ -397,7 +397,9 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
     stopped = run.stop_requested()
     if not trainer.is_world_process_zero():
         return run.adapter  # under DDP one process saves and evaluates
-    best_step = trainer.state.best_global_step if trainer.args.load_best_model_at_end else None
+    # None when no validation came before the end (a stop request): then the last is published
+    best_step = ((trainer.state.best_global_step or None)
+                 if trainer.args.load_best_model_at_end else None)
     log.status(stop_reason=stop_reason(trainer, config, stopped), best_step=best_step)
     # With early stopping the Trainer has loaded the best checkpoint's weights: those are saved.
     # The tokenizer is the base model's: loaded from there.
