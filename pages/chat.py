@@ -19,6 +19,7 @@ from core.rag.conversations import history as conversation_messages
 from core.rag.llm import ChatError, StreamStats
 from core.rag.relevance import Label
 from core.rag.retrieval import (
+    DEFAULT_K,
     DEFAULT_WINDOW,
     MAX_WINDOW,
     SCORE_MEANING,
@@ -82,7 +83,7 @@ def save_turn(answer: Answer) -> None:
 # Settings ----------------------------------------------------------------------------------
 with st.expander("Retrieval settings", icon=":material/tune:"):
     cols = st.columns(3)
-    k = cols[0].slider("Chunks to retrieve (k)", 1, 15, 5, key="k")
+    k = cols[0].slider("Chunks to retrieve (k)", 1, 15, DEFAULT_K, key="k")
     method = cols[1].radio("Method", ["hybrid", "dense", "bm25"], horizontal=True, key="method",
                            format_func={"hybrid": "Hybrid", "dense": "Dense",
                                         "bm25": "BM25 (keywords)"}.get,

@@ -10,6 +10,7 @@ import pytest
 from core.rag.answers import RagTurn
 from core.rag.ingest import ingest_files
 from core.rag.llm import get_engine
+from core.rag.retrieval import DEFAULT_K
 from core.samples import SAMPLE_PAPER
 from core.settings import PROJECT_ROOT, load_settings
 
@@ -25,8 +26,9 @@ def test_default_model_answers_from_and_cites_retrieved_chunks(studio_env):
                    max_new_tokens=160)
     text = "".join(turn.stream())
     answer = turn.result()
-    assert text.strip() and answer.cited
+    assert text.strip() and answer.cited and not answer.citations_inferred
     assert set(answer.cited) <= set(answer.used)
+    assert text.rstrip().endswith("]")  # the model marks each sentence, the last one too
     cited_text = " ".join(h.text.lower() for h in answer.sources if h.rank in answer.cited)
     assert "overfit" in cited_text
     assert answer.timings["tokens_per_s"] and answer.timings["ttft_ms"]
@@ -41,7 +43,7 @@ def test_cli_ask_json(studio_env):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert set(result) >= {"answer", "sources", "cited", "timings"}
-    assert result["answer"] and len(result["sources"]) == 5
+    assert result["answer"] and len(result["sources"]) == DEFAULT_K
     assert {"rank", "score", "doc", "page", "chunk_id", "text", "retriever"} <= set(result["sources"][0])
 
 

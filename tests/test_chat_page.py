@@ -6,6 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.rag.conversations import conversation_store
 from core.rag.ingest import ingest_files
+from core.rag.retrieval import DEFAULT_K
 from core.samples import SAMPLE_PAPER
 from core.settings import PROJECT_ROOT, load_settings
 from tests.tiny import tiny_causal_lm
@@ -45,7 +46,7 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     texts = "\n".join(m.value for m in at.markdown)
     assert "**[1]** deep\\-rules\\_manuscript\\.pdf" in texts
     marks = [m.value for m in at.markdown if "match]" in m.value]
-    assert len(marks) == 5 and ":green-badge[strong match]" in marks[0]
+    assert len(marks) == DEFAULT_K and ":green-badge[strong match]" in marks[0]
 
     # A second question keeps the first; New starts an empty conversation, and the first one
     # is still there to open again.
@@ -96,4 +97,4 @@ def test_off_topic_question_is_refused_with_the_closest_passages(chat_env):
     assert any(m.value == "The documents do not say." for m in at.markdown)
     assert any("the model was not asked" in c.value for c in at.caption)
     marks = [m.value for m in at.markdown if "match]" in m.value]
-    assert len(marks) == 5 and all(":gray-badge[weak match]" in m for m in marks)
+    assert len(marks) == DEFAULT_K and all(":gray-badge[weak match]" in m for m in marks)

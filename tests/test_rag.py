@@ -2,7 +2,15 @@
 
 import pytest
 
-from core.rag.answers import REMINDER, build_prompt, cited_ranks, infer_citations, is_refusal, to_markdown
+from core.rag.answers import (
+    TEMPLATE_OVERHEAD_TOKENS,
+    _ends_sentence,
+    build_prompt,
+    cited_ranks,
+    infer_citations,
+    is_refusal,
+    to_markdown,
+)
 from core.rag.llm import TransformersEngine
 from core.rag.retrieval import Hit, highlight_spans
 from core.settings import load_settings
@@ -24,13 +32,19 @@ def test_prompt_numbers_chunks_and_drops_whole_chunks_that_do_not_fit(engine):
     engine.context_window = 700
     plan = build_prompt("What is alpha?", hits, engine, max_new_tokens=128)
     assert [h.rank for h in plan.used] == [1, 3] and [h.rank for h in plan.dropped] == [2]
-    user = plan.messages[1]["content"]
-    assert "[1] (paper.pdf, page 1)" in user and "[3] (paper.pdf, page 3)" in user
+    user = plan.messages[-1]["content"]
+    assert "Passage 1 (paper.pdf, page 1):" in user and "Passage 3 (paper.pdf, page 3):" in user
     assert "beta" not in user  # never cut mid-chunk: the chunk is left out whole
-    assert "The documents do not say." in plan.messages[0]["content"]
-    assert user.endswith(REMINDER)  # the rules again, where a small model reads them last
+    assert len(plan.messages) == 1 and "don't know" in user
+    assert user.endswith("Question: What is alpha?\nHelpful Answer:")
     engine.context_window = 4096
     assert len(build_prompt("q", hits, engine, 128).used) == 3
+
+
+def test_sentence_ends_where_a_mark_belongs():
+    assert _ends_sentence("BERT uses masked LM.") and _ends_sentence('It said "yes."')
+    assert not _ends_sentence("Steps:\n1.") and not _ends_sentence("as in Devlin et al.")
+    assert not _ends_sentence("BERT uses masked LM") and not _ends_sentence("e.g.")
 
 
 def test_cited_ranks_only_counts_chunks_the_model_was_given():
@@ -126,8 +140,8 @@ def test_window_merges_neighbours_without_repeating_text(engine):
     hit.start, hit.end = 15, 15 + len(hit.text)
     nearby[("doc", 6)]["start"] = hit.end - len("tail words.")
     plan = build_prompt("What is beta?", [hit], engine, 128, nearby, window=2)
-    user = plan.messages[1]["content"]
-    assert ("[1] (paper.pdf, pages 1–2 · 3.1 Pre-training BERT)\nAlpha one two. Overlap here and "
+    user = plan.messages[-1]["content"]
+    assert ("Passage 1 (paper.pdf, pages 1–2 · 3.1 Pre-training BERT):\nAlpha one two. Overlap here and "
             "beta five, tail words. Gamma six.\n\nDelta seven on a new page.") in user
     assert user.count("Overlap here") == 1 and user.count("tail words") == 1
     assert plan.windows[1] == {"before": "Alpha one two. Overlap here",
@@ -140,20 +154,20 @@ def test_window_fills_the_budget_best_hits_first(engine):
     nearby = {("doc", i): chunk_row(i, words(f"n{i}x")) for i in (8, 9, 12, 13, 18, 19, 21, 22)}
     engine.context_window = 4096
     wide = build_prompt("q?", hits, engine, 128, nearby, window=2)
-    user = wide.messages[1]["content"]
+    user = wide.messages[-1]["content"]
     # Hits 1 and 3 are chunks 10 and 11: one passage 8–13 led by [1]; hit 2 has its own.
-    assert user.index("[1] (paper.pdf") < user.index("[2] (paper.pdf")
-    assert "[3]" not in user and [h.rank for h in wide.used] == [1, 2, 3]
+    assert user.index("Passage 1 (paper.pdf") < user.index("Passage 2 (paper.pdf")
+    assert "Passage 3" not in user and [h.rank for h in wide.used] == [1, 2, 3]
     assert all(user.count(words(f"n{i}x")) == 1 for i in (8, 9, 12, 13, 18, 19, 21, 22))
 
     # With room for one more chunk and a half, the hits come first, then the nearest
     # neighbour of the best hit; nothing farther, nothing for the lesser hits.
     base = prompt_tokens(engine, build_prompt("q?", hits, engine, 128))
     budget = base + int(1.5 * engine.count_tokens(words("n9x")))
-    engine.context_window = budget + 128 + 48
+    engine.context_window = budget + 128 + TEMPLATE_OVERHEAD_TOKENS
     tight = build_prompt("q?", hits, engine, 128, nearby, window=2)
     assert prompt_tokens(engine, tight) <= budget and [h.rank for h in tight.used] == [1, 2, 3]
-    text = tight.messages[1]["content"]
+    text = tight.messages[-1]["content"]
     assert [i for i in (8, 9, 12, 13, 18, 19, 21, 22) if words(f"n{i}x") in text] == [9]
     engine.context_window = 4096
 
@@ -170,6 +184,6 @@ def test_bert_pre_training_tasks_are_in_the_window(engine, studio_env):
     assert result.status == "ok"
     turn = RagTurn(settings, "bert", "What are the two pre-training tasks of BERT?", engine,
                    RetrievalOptions(k=5, window=1))
-    context = turn.plan.messages[1]["content"].lower()
+    context = turn.plan.messages[-1]["content"].lower()
     assert "masked lm" in context and "next sentence prediction" in context
     assert all(h.title.startswith("BERT: Pre-training") and h.section for h in turn.search.hits)

@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,24 +22,20 @@ from core.rag.retrieval import Hit, RetrievalOptions, SearchResult, search
 from core.settings import Settings
 
 REFUSAL = "The documents do not say."
-# Measured with the default model (Qwen2.5-Coder-0.5B) on SQuAD 2.0 questions: the previous
-# prompt (rules in the system prompt alone) gave no [n] in 5 answers; on 8 questions (5
-# answerable, 3 not) a worked example as an earlier turn gave 4/8 marks and was once copied
-# word for word as the answer; the rules repeated at the end of the question (REMINDER) gave
-# 8/8 marks and the better F1 (0.37 against 0.06), though nearly always as a leading [1]. The
-# model refused 1 of the 3 unanswerable questions with the example and none with the reminder,
-# which is why the answerability check comes before the model.
-SYSTEM_PROMPT = (
-    "Answer the question using only the numbered passages in the context. Write one or two "
-    "short sentences. After each sentence, put the number of the passage it comes from in "
-    "square brackets, like [2]. If the passages do not contain the answer, reply exactly: "
-    f"{REFUSAL}")
-REMINDER = ("Answer in one or two sentences, each ending with the number of its passage in "
-            f"square brackets, like [1]. If the passages do not say, reply exactly: {REFUSAL}")
+# Measured with the default model (Qwen2.5-Coder-0.5B) on 8 answerable SQuAD 2.0 questions
+# (work/scratch runs of issue 13): every prompt that asked it to write [n] marks itself, in the
+# system prompt, repeated after the question, or with an example sentence, cost the answer: it
+# wrote a bare "[1]", copied the passage's heading or the example, or refused answerable
+# questions (token F1 0.00-0.17). LangChain's "stuff" prompt, which asks for nothing but the
+# answer, gave 0.24 with three hits and a window of one neighbour. So the model answers in
+# its own words, and the marks come from the model in a step of their own (stream_marked).
+ANSWER_PROMPT = ("Use the following pieces of context to answer the question at the end. If "
+                 "you don't know the answer, just say that you don't know, don't try to make "
+                 "up an answer.\n\n{context}\n\nQuestion: {question}\nHelpful Answer:")
 NO_CONTEXT_PROMPT = "Answer the question in at most three sentences."
 NOTHING_FOUND = ("No passage of this collection matched the question, so there is nothing to "
                  "answer from.")
-TEMPLATE_OVERHEAD_TOKENS = 48  # role markers and separators the chat template adds
+TEMPLATE_OVERHEAD_TOKENS = 64  # role markers, separators and the template's default system line
 TURN_TOKENS = 8  # role markers and separators around one earlier message
 # A question, not a document: longer text belongs in the collection, and would crowd the
 # passages out of the model's window.
@@ -48,6 +45,10 @@ _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _REFUSALS = ("the documents do not say", "the documents don't say", "i don't know",
              "i do not know", "the context does not", "the context doesn't")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A sentence ends at . ! or ? after a word (not "1." of a list), before a space; not after
+# the abbreviations papers use.
+_ENDS_SENTENCE = re.compile(r"[^\s\d][.!?][\"')\]]?$")
+_ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "etc.", "Fig.", "Eq.", "vs.", "cf.", "No.")
 
 
 Key = tuple[str, int]  # (doc_id, chunk index): one chunk of one document
@@ -100,12 +101,12 @@ def context_block(lead: Hit, rows: list[dict]) -> str:
     first, last = rows[0]["page"], rows[-1]["page"]
     pages = f"page {first}" if first == last else f"pages {first}–{last}"
     section = f" · {lead.section}" if lead.section else ""
-    return f"[{lead.rank}] ({lead.doc}, {pages}{section})\n{merged_text(rows)}"
+    return f"Passage {lead.rank} ({lead.doc}, {pages}{section}):\n{merged_text(rows)}"
 
 
 def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
     context = "\n\n".join(context_block(lead, rows) for lead, rows in _runs(chosen, hits))
-    return f"Context:\n\n{context}\n\nQuestion: {question}\n\n{REMINDER}"
+    return ANSWER_PROMPT.format(context=context, question=question)
 
 
 def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tokens: int,
@@ -114,8 +115,7 @@ def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tok
     is dropped, never cut); then, one ring of `window` at a time, the neighbouring chunks from
     `nearby` around each hit, best hits first, while they fit. Chunks that meet are merged into
     one passage, so no text is given twice."""
-    limit = (engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
-             - engine.count_tokens(SYSTEM_PROMPT))
+    limit = engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
     chosen: dict[Key, dict] = {}
 
     def take(key: Key, row: dict) -> None:
@@ -132,8 +132,7 @@ def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tok
                 if key in nearby and key not in chosen and inner in chosen:
                     take(key, nearby[key])
     used = [h for h in hits if (h.doc_id, h.chunk) in chosen]
-    return PromptPlan([{"role": "system", "content": SYSTEM_PROMPT},
-                       {"role": "user", "content": _user_message(question, chosen, hits)}],
+    return PromptPlan([{"role": "user", "content": _user_message(question, chosen, hits)}],
                       used, [h for h in hits if h not in used], _windows(chosen, used))
 
 
@@ -281,7 +280,7 @@ class RagTurn:
                 - sum(engine.count_tokens(m["content"]) + TURN_TOKENS
                       for m in self.plan.messages))
         earlier = [m for m in history if m["role"] in ("user", "assistant")]
-        self.plan.messages[1:1] = newest_that_fit(earlier, engine, room)
+        self.plan.messages[:0] = newest_that_fit(earlier, engine, room)
         self.answerable = relevance.answerable([h.relevance for h in self.search.hits])
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
@@ -296,8 +295,13 @@ class RagTurn:
         if not self.answerable:  # the closest passages are still shown beside the answer
             yield from timed(iter([REFUSAL]), self.stats)
             return
-        yield from timed(self.engine.stream(self.plan.messages, self.max_new_tokens, self.stop),
-                         self.stats)
+        if hasattr(self.engine, "choose"):
+            pieces = stream_marked(self.engine, self.plan.messages,
+                                   [h.rank for h in self.plan.used], self.max_new_tokens,
+                                   self.stop)
+        else:  # an engine that cannot be steered: inferred citations, labelled as such
+            pieces = self.engine.stream(self.plan.messages, self.max_new_tokens, self.stop)
+        yield from timed(pieces, self.stats)
 
     def finish(self, stop: bool = False) -> Answer | None:
         """The answer the first time, None afterwards: a turn goes into the history once. With
@@ -332,6 +336,48 @@ class RagTurn:
                       self.search.method,
                       None if self.no_context is None else self.no_context.text.strip(),
                       self.plan.windows, self.searched_for)
+
+
+def _ends_sentence(text: str) -> bool:
+    return bool(_ENDS_SENTENCE.search(text)) and not text.endswith(_ABBREVIATIONS)
+
+
+def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens: int,
+                  stop: threading.Event) -> Iterator[str]:
+    """The model's answer with a passage mark after each sentence that lacks one, the number
+    chosen by the model itself: at each sentence end the reply so far is followed by " [" and
+    the model may write only one of the given passages' numbers. The answer stops there and
+    carries on from the marked text (llama.cpp reads only the new tokens), so the marks
+    stream with the answer and the model reads them as its own."""
+    reply, budget = "", max_new_tokens
+    choices = [f"{r}]" for r in ranks]
+    while budget > 0:
+        space = ""  # what the model wrote after its sentence, put back after the mark
+        with closing(engine.continue_reply(messages, reply, budget, stop)) as pieces:
+            for piece in pieces:
+                budget -= 1
+                # A token may carry a sentence's end and the space after it (".\n\n"):
+                # the space is kept for after the mark (the model took a reply that ends in
+                # its mark for a finished one); what follows it is written again.
+                cut = next((i for i, ch in enumerate(piece) if ch.isspace()), None)
+                if cut is not None and _ends_sentence(reply + piece[:cut]):
+                    rest = piece[cut:]
+                    space = rest[:len(rest) - len(rest.lstrip())]
+                    piece = piece[:cut]
+                reply += piece
+                yield piece
+                if space:
+                    break
+        sentence = _SENTENCE_END.split(reply.strip())[-1]
+        if (sentence and not stop.is_set() and not is_refusal(reply)
+                and not set(citation_marks(sentence)) & set(ranks)):
+            mark = " [" + engine.choose(messages, reply + " [", choices)
+            reply += mark
+            yield mark
+        if not space or stop.is_set():
+            return
+        reply += space
+        yield space
 
 
 def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,

@@ -12,6 +12,7 @@ reader; it ends at the next token once `stop` is set, and a second question wait
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import queue
 import threading
@@ -135,21 +136,58 @@ class LlamaCppEngine:
                          n_threads=os.cpu_count() or 2, verbose=False)
         self.context_window = WORKING_CONTEXT
         self.lock = threading.Lock()  # one llama.cpp context: one generation at a time
+        self._formatter: Any = None
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
 
     def stream(self, messages, max_new_tokens, stop=None):
+        return self.continue_reply(messages, "", max_new_tokens, stop)
+
+    def _prompt(self, messages: list[dict], reply: str) -> tuple[str, Any]:
+        """The chat template's prompt (the one create_chat_completion would build) followed by
+        the start of the assistant's reply, and the template's stop strings."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if self._formatter is None:
+            token_text = self.llm._model.token_get_text
+            self._formatter = Jinja2ChatFormatter(
+                self.llm.metadata["tokenizer.chat_template"],
+                eos_token=token_text(self.llm.token_eos()),
+                bos_token=token_text(self.llm.token_bos()))
+        formatted = self._formatter(messages=messages)
+        return formatted.prompt + reply, formatted.stop
+
+    def continue_reply(self, messages, reply: str, max_new_tokens: int,
+                       stop: threading.Event | None = None) -> Iterator[str]:
+        """The reply to `messages` from `reply` on, as if the model had written `reply` itself.
+        llama.cpp keeps the tokens it has read and reads only what follows them, so carrying
+        on from a reply it has just written costs only the new text."""
+        prompt, ends = self._prompt(messages, reply)
+
         def pieces(should_stop):
             # Checked between tokens only: the prompt is read to its end first (seconds).
-            for chunk in self.llm.create_chat_completion(messages=messages,
-                                                         max_tokens=max_new_tokens,
-                                                         temperature=0.0, stream=True):
+            for chunk in self.llm.create_completion(prompt, max_tokens=max_new_tokens,
+                                                    temperature=0.0, stop=ends, stream=True):
                 if should_stop():
                     break
-                yield chunk["choices"][0]["delta"].get("content") or ""
+                yield chunk["choices"][0]["text"]
 
         return generate_in_thread(self.lock, pieces, stop, self.name)
+
+    def choose(self, messages, reply: str, choices: list[str]) -> str:
+        """The model's own pick among `choices` as the next words of `reply`: a grammar lets
+        it write nothing else, and greedy decoding takes the likeliest."""
+        from llama_cpp import LlamaGrammar
+
+        grammar = LlamaGrammar.from_string(
+            "root ::= " + " | ".join(json.dumps(c) for c in choices), verbose=False)
+        prompt, _ = self._prompt(messages, reply)
+        with self.lock:
+            out: Any = self.llm.create_completion(prompt, temperature=0.0,
+                                             max_tokens=max(map(self.count_tokens, choices)) + 1,
+                                             grammar=grammar)
+        return out["choices"][0]["text"]
 
 
 # transformers --------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ Method = Literal["dense", "bm25", "hybrid"]
 # Over the BERT paper (k=5, three questions) the prompt grew from ~800 tokens (window 0) to
 # ~1,400 (1) and ~2,100 (2); with chunking v2 all three answers were already in window 0, so one
 # neighbour each side is the margin for answers that run on, at under twice the prompt.
+DEFAULT_K = 3
 DEFAULT_WINDOW = 1
 MAX_WINDOW = 3
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
@@ -43,7 +44,7 @@ SCORE_MEANING = {
 
 @dataclass(frozen=True)
 class RetrievalOptions:
-    k: int = 5
+    k: int = DEFAULT_K
     method: Method = "hybrid"
     mmr: bool = False
     min_score: float = 0.0

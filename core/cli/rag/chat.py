@@ -16,9 +16,9 @@ from core.settings import load_settings
 def _retrieval_options(args: argparse.Namespace):
     from core.rag.retrieval import RetrievalOptions
 
-    window = {} if args.window is None else {"window": args.window}  # else the default
-    return RetrievalOptions(k=args.k, method=args.method, mmr=args.mmr,
-                            min_score=args.min_score, **window)
+    given = {name: getattr(args, name) for name in ("k", "window")
+             if getattr(args, name) is not None}  # else RetrievalOptions' defaults
+    return RetrievalOptions(method=args.method, mmr=args.mmr, min_score=args.min_score, **given)
 
 
 def read_questions(path: Path) -> list[str]:
@@ -142,13 +142,14 @@ def _add_retrieval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a file of questions (one a line, or JSON Lines with a 'question' "
                              "field): one JSON object per question")
     parser.add_argument("--collection", required=True)
-    parser.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
+    parser.add_argument("-k", type=int,
+                        help="how many chunks (default: core.rag.retrieval.DEFAULT_K)")
     parser.add_argument("--method", choices=("dense", "bm25", "hybrid"), default="hybrid")
     parser.add_argument("--mmr", action="store_true", help="diversify with MMR")
     parser.add_argument("--min-score", type=float, default=0.0)
     parser.add_argument("--window", type=int,
                         help="neighbouring chunks each side of a hit that the model also reads "
-                             "(default: core.retrieval.DEFAULT_WINDOW)")
+                             "(default: core.rag.retrieval.DEFAULT_WINDOW)")
     parser.add_argument("--json", action="store_true")
 
 
