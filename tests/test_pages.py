@@ -158,3 +158,23 @@ def test_settings_offers_installed_models_and_an_install_button_for_optional_one
     assert any(f"{absent}: pip could not install" in e.value for e in at.error)
     assert absent not in at.selectbox(key="setting-chat_model").options
     assert not (studio_env / "preferences.json").exists()
+
+
+def test_install_button_fetches_an_optional_model_and_the_chooser_then_offers_it(
+        studio_env, pip_sandbox, tmp_path, monkeypatch):
+    from tests.test_models_install import registry_toml, zipped_minilm
+
+    spec, _, _ = zipped_minilm("minilm-zipped", pip_sandbox)
+    models = tmp_path / "models"  # of its own: the install must not write beside the real ones
+    models.mkdir()
+    (models / "registry.toml").write_text((PROJECT_ROOT / "models" / "registry.toml").read_text()
+                                          + "\n" + registry_toml(spec))
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(models))
+    at = app().run()
+    at.switch_page("pages/settings.py").run()
+    assert spec.name not in at.selectbox(key="setting-embedding_model").options
+    at.button(key=f"install-{spec.name}").click().run()
+    assert not at.exception and not at.error
+    assert spec.name in at.selectbox(key="setting-embedding_model").options
+    assert not [b for b in at.button if b.key == f"install-{spec.name}"]
+    assert (models / "base" / spec.name / "model.safetensors").is_file()
