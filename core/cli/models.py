@@ -91,7 +91,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    models = sub.add_parser("models", help="list and prepare the offline models")
+    models = sub.add_parser("models", help="list, prepare and install the offline models")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
     ls = msub.add_parser("list", help="each model with its role and status")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
