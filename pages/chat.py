@@ -27,8 +27,16 @@ from core.rag.retrieval import (
     RetrievalOptions,
     highlight_spans,
 )
+from core.registry import Registry
+from core.settings import locked, model_choices, save_preferences
 from core.text import safe_markdown
-from pages.shared import chat_engine, chroma_client, settings, write_model_stream
+from pages.shared import (
+    chat_engine,
+    chroma_client,
+    install_buttons,
+    settings,
+    write_model_stream,
+)
 
 s = settings()
 collection = st.session_state.get("collection")
@@ -81,6 +89,19 @@ def save_turn(answer: Answer) -> None:
     chats.add_turn(conversation.id, Turn(answer.question, answer.to_json()))
 
 # Settings ----------------------------------------------------------------------------------
+if s.chat_backend == "local":
+    with st.expander(f"Chat model · {s.chat_model}", icon=":material/smart_toy:"):
+        registry = Registry.load(s.registry_path, s.models_dir)
+        models = model_choices(registry, "chat", s.chat_model)[0]
+        # Keyed by the saved choice: the widget follows a change made on the Settings page.
+        chosen = st.selectbox("Local chat model", models, index=models.index(s.chat_model),
+                              key=f"chat-model-{s.chat_model}", disabled=locked(s, "chat_model"),
+                              help="Saved as on the Settings page; installed models only.")
+        if chosen != s.chat_model:
+            save_preferences(s, {"chat_model": chosen})
+            st.rerun()
+        install_buttons(s, "chat")
+
 with st.expander("Retrieval settings", icon=":material/tune:"):
     cols = st.columns(3)
     k = cols[0].slider("Chunks to retrieve (k)", 1, 15, DEFAULT_K, key="k")

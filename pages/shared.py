@@ -119,6 +119,43 @@ def render_sidebar() -> None:
             st.success("All systems ready", icon=":material/check_circle:")
 
 
+_STAGES = {"download": "Downloading", "assemble": "Joining the parts", "unpack": "Unpacking",
+           "verify": "Checking sha256", "convert": "Converting", "export": "Exporting to ONNX",
+           "done": "Ready", "skip": "Ready"}
+
+
+def install_buttons(s: Settings, role: str) -> None:
+    """An Install button per optional `role` model not ready yet. The install runs in this
+    script run, drawn as a progress bar; the page then runs again to offer the model."""
+    from core.prepare import PrepareEvent, install
+    from core.registry import Registry
+    from core.settings import model_choices
+
+    registry = Registry.load(s.registry_path, s.models_dir)
+    for state in model_choices(registry, role, "")[1]:
+        spec = registry.get(state.name)
+        verb = "Repair" if state.status == "corrupt" else "Install"
+        if not st.button(f"{verb} {spec.title}", key=f"install-{spec.name}",
+                         icon=":material/download:", help=state.detail or None):
+            continue
+        with st.status(f"Installing {spec.name}…", expanded=True) as box:
+            bar = st.progress(0.0)
+
+            def show(event: PrepareEvent, bar=bar) -> None:
+                stage = _STAGES.get(event.stage, event.stage)
+                bar.progress(min(max(event.fraction, 0.0), 1.0), text=f"{stage} · {event.message}")
+
+            try:
+                install(registry, spec.name, progress=show, reinstall=state.status == "corrupt")
+            except StudioError as exc:
+                box.update(label=f"{spec.name} was not installed", state="error")
+                st.error(str(exc), icon=":material/error:")
+                return
+            box.update(label=f"{spec.name} is installed", state="complete")
+        st.toast(f"{spec.name} is installed and can be chosen", icon=":material/check_circle:")
+        st.rerun()
+
+
 def write_model_stream(chunks) -> str:
     """st.write_stream for a model's words: the growing text is drawn through safe_markdown, so
     an image the model writes is never fetched, not even half-way through the answer."""

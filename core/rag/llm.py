@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.errors import StudioError
-from core.registry import Registry
+from core.registry import Registry, prepare_command
 from core.settings import Settings
 
 WORKING_CONTEXT = 4096  # tokens; more is slow on a laptop CPU and small models don't use it well
@@ -352,7 +352,7 @@ def _local_engine(models_dir: str, model: str, use_llama_cpp: bool) -> ChatEngin
     state = registry.state(spec)
     if state.status != "ready":
         raise ChatError(f"chat model {model} is {state.status}: run "
-                        "`python -m core models prepare`")
+                        f"`{prepare_command(spec)}`")
     if use_llama_cpp and spec.format == "gguf":
         return LlamaCppEngine(spec.name, registry.gguf_path(spec))
     return TransformersEngine(spec.name, registry.load_path(spec))

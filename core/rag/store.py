@@ -176,6 +176,15 @@ def _lookup_failed(chroma, name: str, exc: Exception) -> StoreError:
     return StoreError(f"collection {name!r} could not be opened: {exc}")
 
 
+def built_with(chroma, name: str) -> str | None:
+    """The embedding model an existing collection was built with; None for a new name."""
+    try:
+        collection = chroma.get_collection(name, embedding_function=None)
+    except Exception:  # a new name, or one that open_collection refuses with its own reason
+        return None
+    return (collection.metadata or {}).get("embedding_model")
+
+
 def get_collection(chroma, name: str):
     """An existing collection, with the embedding function of the model it was built with
     (Chroma would otherwise hand back its own default one, which downloads a model)."""
