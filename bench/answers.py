@@ -6,14 +6,16 @@ Data (../shared/data/qa): SQuAD 2.0's first dev article, its 39 passages stored 
 A fixed subset of questions (every n-th, answerable and unanswerable; sizes below and on the
 command line) keeps one run near 15 minutes on 2 shared cores.
 
-Configurations, all with the default chat model (Qwen2.5-Coder-0.5B-Instruct through
-llama.cpp, greedy, at most MAX_NEW_TOKENS):
-- studio defaults: chunking v2 (500/50, title and section), hybrid top-5, a window of one
-  neighbour, the Studio's prompt, and the answerability check (core.rag.relevance);
+Configurations, with the default chat model (Qwen2.5-Coder-0.5B-Instruct through llama.cpp,
+greedy, at most MAX_NEW_TOKENS) unless named:
+- studio defaults: chunking v2 (500/50, title and section), hybrid top-3 (DEFAULT_K), a window
+  of one neighbour (DEFAULT_WINDOW), the Studio's prompt with the model's own passage marks
+  (core.rag.answers.stream_marked), and the answerability check (core.rag.relevance);
+- studio 1.5B: the same with Qwen2.5-Coder-1.5B-Instruct, when it is installed
+  (`python -m core models install qwen2.5-coder-1.5b-instruct`; skipped otherwise);
 - reference: langchain's RecursiveCharacterTextSplitter(500, 50), dense top-3, the chunks
   numbered [1]–[3] in LangChain's "stuff" question-answering prompt;
 - no retrieval: the question alone.
-(Qwen2.5-Coder-1.5B is not installed here and is skipped.)
 
 Measures: token F1 (SQuAD's normalisation, best over the gold answers) and gold-word recall
 (share of the gold answer's words found in the answer) on answerable questions, with [n] marks
@@ -44,6 +46,7 @@ from core.rag.chunking import Chunk
 from core.rag.embeddings import get_embedder
 from core.rag.llm import StreamStats, get_engine, timed
 from core.rag.retrieval import RetrievalOptions, search
+from core.registry import Registry
 from core.settings import load_settings
 
 MAX_NEW_TOKENS = 64
@@ -52,7 +55,8 @@ REFERENCE = RetrievalOptions(k=3, method="dense", window=0)
 REFERENCE_PROMPT = ("Use the following pieces of context to answer the question at the end. If "
                     "you don't know the answer, just say that you don't know, don't try to make "
                     "up an answer.\n\n{context}\n\nQuestion: {question}\nHelpful Answer:")
-CONFIGS = ("studio defaults", "reference", "no retrieval")
+CONFIGS = ("studio defaults", "studio 1.5B", "reference", "no retrieval")
+LARGER_MODEL = "qwen2.5-coder-1.5b-instruct"
 
 
 def reference_chunks(text: str, title: str) -> list[Chunk]:
@@ -139,7 +143,8 @@ def no_retrieval(settings, chroma, engine, name: str, question: str) -> dict:
             "model_asked": True, "seconds": time.perf_counter() - started}
 
 
-RUNNERS = {"studio defaults": studio, "reference": reference, "no retrieval": no_retrieval}
+RUNNERS = {"studio defaults": studio, "studio 1.5B": studio, "reference": reference,
+           "no retrieval": no_retrieval}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -161,13 +166,13 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
-def run(settings, chroma, engine, qa: QaSet, questions: list[Question]) -> dict[str, dict]:
+def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -> dict[str, dict]:
     embedder = get_embedder(settings)
     store_documents(chroma, embedder, qa.name, qa.documents)
     store_documents(chroma, embedder, f"{qa.name}-ref", qa.documents, reference_chunks)
-    rows: dict[str, list[dict]] = {c: [] for c in CONFIGS}
+    rows: dict[str, list[dict]] = {c: [] for c in engines}
     for i, question in enumerate(questions, 1):
-        for config in CONFIGS:
+        for config, engine in engines.items():
             engine.llm.reset()  # no reuse of the previous prompt's cache across configurations
             got = RUNNERS[config](settings, chroma, engine, qa.name, question.text)
             got.update(answerable=question.answerable, refused=is_refusal(got["text"]),
@@ -186,6 +191,8 @@ def main() -> None:
                         metavar=("ANSWERABLE", "UNANSWERABLE"))
     parser.add_argument("--qasper", type=int, nargs=2, default=(8, 4),
                         metavar=("ANSWERABLE", "UNANSWERABLE"))
+    parser.add_argument("--no-larger", action="store_true",
+                        help="leave out the 1.5B configuration even when it is installed")
     parser.add_argument("--rescore", metavar="JSON",
                         help="score an earlier run's answers again (its JSON line) instead of "
                              "running, after a change to how refusals or marks are read")
@@ -195,10 +202,16 @@ def main() -> None:
     settings = load_settings()
     chroma = store.client(settings)
     engine = get_engine(settings)
+    engines = {c: engine for c in CONFIGS}
+    if args.no_larger or not Registry.load(settings.registry_path,
+                                           settings.models_dir).available(LARGER_MODEL):
+        del engines["studio 1.5B"]
+    else:
+        engines["studio 1.5B"] = get_engine(settings, model=LARGER_MODEL)
     started = time.perf_counter()
     results = {}
     for qa, sizes in ((squad_set(), args.squad), (qasper_set(), args.qasper)):
-        results[qa.name] = run(settings, chroma, engine, qa, subset(qa, *sizes))
+        results[qa.name] = run(settings, chroma, engines, qa, subset(qa, *sizes))
     print_table(results, engine.name)
     targets = {name: targets_met(configs) for name, configs in results.items()}
     print(json.dumps({"engine": engine.name, "max_new_tokens": MAX_NEW_TOKENS,
@@ -210,7 +223,7 @@ def main() -> None:
 def print_table(results: dict, engine_name: str) -> None:
     header = (f"{'set':<8}{'configuration':<17}{'F1':>6}{'recall':>8}{'[n] ok':>8}"
               f"{'refused':>9}{'false ref':>10}{'s/answer':>10}{'TTFT':>7}{'TTFT asked':>11}")
-    print(f"\n{engine_name}; 1.5B model not installed: skipped\n{header}")
+    print(f"\n{engine_name} (studio 1.5B: {LARGER_MODEL}, when installed)\n{header}")
     for name, configs in results.items():
         for config, r in configs.items():
             cells = [r["f1"], r["gold_recall"], r["valid_citation"], r["refused_unanswerable"],
