@@ -175,8 +175,16 @@ class ConversationStore:
                 raise ConversationError(f"no conversation {params[-1][:40]!r}")
 
 
+_stores: dict[Path, ConversationStore] = {}
+
+
 def conversation_store(settings: Settings) -> ConversationStore:
-    return ConversationStore(settings.data_dir / "conversations.sqlite3")
+    """One store per database file, made (and its schema checked) once per process: the Chat
+    page asks for it on every rerun. A file deleted since is made again."""
+    path = settings.data_dir / "conversations.sqlite3"
+    if path not in _stores or not path.exists():
+        _stores[path] = ConversationStore(path)
+    return _stores[path]
 
 
 def history(conversation: Conversation) -> list[dict]:
