@@ -34,6 +34,18 @@ def app_run_config(**overrides) -> dict:
     return {**defaults, **overrides}
 
 
+def test_run_config_defaults_are_the_studio_defaults():
+    """Flower reads its run config only from deploy/flower/pyproject.toml, so the defaults are
+    written there again; this keeps the copy equal to DeploymentConfig's declarations."""
+    from dataclasses import MISSING, fields
+
+    declared = {f.name.replace("_", "-"): f.default for f in fields(DeploymentConfig)
+                if f.default is not MISSING}
+    written = app_run_config()
+    assert set(written) == {f.name.replace("_", "-") for f in fields(DeploymentConfig)}
+    assert {key: written[key] for key in declared} == declared
+
+
 def test_run_config_and_node_files(tmp_path):
     config = DeploymentConfig.from_run_config(app_run_config(
         test="t.csv", labels="Spam, Ham,Spam", **{"local-steps": 2}))
