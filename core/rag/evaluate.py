@@ -196,24 +196,41 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
 
 
-def run_evaluation(settings: Settings, config: EvalConfig, items: list[QaItem],
-                   run_id: str | None = None, engine=None, chroma=None,
+def run_evaluation(settings: Settings, config: EvalConfig, items: list[QaItem], engine=None,
+                   chroma=None,
                    progress: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Every question under every method, the run file rewritten after each; returns the
     finished run. A failure is recorded in the run file and raised."""
-    from core.rag import store
-    from core.rag.retrieval import DEFAULT_K, RetrievalOptions
+    run = begin_run(settings, config, items, chroma)
+    return finish_run(settings, run, config, items, engine, chroma, progress)
 
-    run_id = run_id or new_run_id()
-    path = runs_dir(settings) / files.check_name(run_id, "evaluation") / RUN_FILE
+
+def begin_run(settings: Settings, config: EvalConfig, items: list[QaItem], chroma=None,
+              run_id: str | None = None) -> dict:
+    """The run's file, written before any question is asked: whoever lists the runs next (the
+    page, right after starting one) sees it running. Refuses a collection that does not exist."""
+    from core.rag import store
+    from core.rag.retrieval import DEFAULT_K
+
     chroma = chroma or store.client(settings)
     info = store.describe(store.get_collection(chroma, config.collection))
-    k = config.k or DEFAULT_K
-    run: dict[str, Any] = {"id": run_id, "status": "running", "pid": os.getpid(), "started": time.time(),
-           "config": {**asdict(config), "k": k}, "collection": asdict(info),
-           "chat_model": None, "done": 0, "total": len(items) * len(config.methods),
-           "rows": [], "summary": {}, "error": None}
-    files.write_json(path, run)
+    run: dict[str, Any] = {
+        "id": run_id or new_run_id(), "status": "running", "pid": os.getpid(), "started": time.time(),
+        "config": {**asdict(config), "k": config.k or DEFAULT_K}, "collection": asdict(info),
+        "chat_model": None, "done": 0, "total": len(items) * len(config.methods), "rows": [],
+        "summary": {}, "error": None}
+    files.write_json(_run_file(settings, run["id"]), run)
+    return run
+
+
+def finish_run(settings: Settings, run: dict, config: EvalConfig, items: list[QaItem],
+               engine=None, chroma=None,
+               progress: Callable[[int, int], None] = lambda done, total: None) -> dict:
+    from core.rag import store
+    from core.rag.retrieval import RetrievalOptions
+
+    path, k = _run_file(settings, run["id"]), run["config"]["k"]
+    chroma = chroma or store.client(settings)
     try:
         if config.answers and engine is None:
             from core.rag.llm import get_engine
@@ -238,6 +255,10 @@ def run_evaluation(settings: Settings, config: EvalConfig, items: list[QaItem],
     return run
 
 
+def _run_file(settings: Settings, run_id: str) -> Path:
+    return runs_dir(settings) / files.check_name(run_id, "evaluation") / RUN_FILE
+
+
 def _all_rows(run: dict, method: str, rows: list[dict]) -> list[dict]:
     return [r for r in run["rows"] if r["method"] != method] + rows
 
@@ -260,30 +281,34 @@ def _one(settings: Settings, config: EvalConfig, item: QaItem, options, engine,
 
 
 # In the background, and the saved runs ---------------------------------------------------
-_threads: dict[str, threading.Thread] = {}
+_live: set[str] = set()  # the runs this process is working on
 
 
 def start_run(settings: Settings, config: EvalConfig, items: list[QaItem], engine=None) -> str:
-    """Run in a thread of this process and return the run's id at once; its file says how far
-    it has got."""
+    """Begin here (so a missing collection is said at once) and go on in a thread of this
+    process; returns the run's id, whose file says how far it has got."""
     run_id = new_run_id()
+    _live.add(run_id)  # before its file says "running", so no reader takes it for dead
+    try:
+        run = begin_run(settings, config, items, run_id=run_id)
+    except Exception:
+        _live.discard(run_id)
+        raise
 
     def work() -> None:
         try:
-            run_evaluation(settings, config, items, run_id, engine)
+            finish_run(settings, run, config, items, engine)
         except Exception:  # noqa: BLE001 - recorded in the run file for the page to show
             pass
         finally:
-            _threads.pop(run_id, None)
+            _live.discard(run["id"])
 
-    thread = threading.Thread(target=work, name=f"evaluation-{run_id}", daemon=True)
-    _threads[run_id] = thread
-    thread.start()
-    return run_id
+    threading.Thread(target=work, name=f"evaluation-{run['id']}", daemon=True).start()
+    return run["id"]
 
 
 def load_run(settings: Settings, run_id: str) -> dict | None:
-    run = files.read_json(runs_dir(settings) / files.check_name(run_id, "evaluation") / RUN_FILE)
+    run = files.read_json(_run_file(settings, run_id))
     if not isinstance(run, dict):
         return None
     if run.get("status") == "running" and not _still_running(run):
@@ -293,7 +318,7 @@ def load_run(settings: Settings, run_id: str) -> dict | None:
 
 def _still_running(run: dict) -> bool:
     if run.get("pid") == os.getpid():
-        return run["id"] in _threads
+        return run["id"] in _live
     return files.process_alive(int(run.get("pid", -1)))
 
 
