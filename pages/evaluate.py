@@ -137,6 +137,8 @@ run = load_run(s, shown)
 if run is None:
     st.error("This run's file cannot be read.")
     st.stop()
+if run["status"] != by_id[shown]["status"]:  # it ended since the list was read: relabel
+    st.rerun()
 if run["status"] == "running":
     st.fragment(progress, run_every=1.0)(s, shown)
     st.stop()
