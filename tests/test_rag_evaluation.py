@@ -177,3 +177,34 @@ def test_saved_runs_are_listed_for_comparison(squad_sample):
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["configuration"]) == [f"{second['id']} · bm25", f"{first['id']} · bm25"]
+
+
+def test_a_missing_collection_is_refused_before_the_run_starts(squad_sample):
+    from core.rag.evaluate import start_run
+    from core.rag.store import StoreError
+
+    settings = load_settings()
+    before = list_runs(settings)
+    with pytest.raises(StoreError):
+        start_run(settings, EvalConfig("no-such-collection"), read_qa(SAMPLE_QA))
+    assert list_runs(settings) == before
+
+
+@pytest.mark.slow
+def test_answers_are_scored_with_the_chat_model(squad_sample, tmp_path, capsys, monkeypatch):
+    """The light chat model on one unanswerable and two answerable questions: F1 over the
+    answerable ones, refusals over all, each row's answer kept."""
+    monkeypatch.setenv("STUDIO_CHAT_MODEL", "smollm2-135m-instruct")
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(SAMPLE_QA.read_text().splitlines(keepends=True)[:3]))
+    assert main(["evaluate", "--collection", SAMPLE_QA_COLLECTION, "--qa", str(qa),
+                 "--methods", "bm25", "--answers", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    rows = cli["rows"]
+    assert [r["answer"] is not None for r in rows] == [True] * 3
+    assert rows[1]["f1"] is None  # unanswerable: no gold to score against
+    answerable = [r["f1"] for r in rows if r["f1"] is not None]
+    summary = cli["summary"]["bm25"]
+    assert summary["answer_f1"] == round(sum(answerable) / 2, 3)
+    assert summary["refusal_rate"] == round(sum(r["refused"] for r in rows) / 3, 3)
+    assert load_run(load_settings(), cli["run"])["chat_model"]
