@@ -115,7 +115,7 @@ def label(run: dict) -> str:
     return (f"{local_time(run['started'])} · {config['qa_name'] or 'questions'} · "
             f"{', '.join(config['methods'])} · k = {config['k']}"
             f"{' · answers' if config['answers'] else ''} · {run['collection']['chunks']} "
-            f"chunks · {run['status']} ({run['id']})")
+            f"chunks ({run['id']})")
 
 
 ids = [r["id"] for r in runs]
@@ -137,8 +137,6 @@ run = load_run(s, shown)
 if run is None:
     st.error("This run's file cannot be read.")
     st.stop()
-if run["status"] != by_id[shown]["status"]:  # it ended since the list was read: relabel
-    st.rerun()
 if run["status"] == "running":
     st.fragment(progress, run_every=1.0)(s, shown)
     st.stop()

@@ -208,3 +208,17 @@ def test_answers_are_scored_with_the_chat_model(squad_sample, tmp_path, capsys, 
     assert summary["answer_f1"] == round(sum(answerable) / 2, 3)
     assert summary["refusal_rate"] == round(sum(r["refused"] for r in rows) / 3, 3)
     assert load_run(load_settings(), cli["run"])["chat_model"]
+
+
+def test_a_run_whose_process_died_reads_as_interrupted(squad_sample):
+    from core import files
+    from core.rag.evaluate import RUN_FILE, runs_dir
+
+    settings = load_settings()
+    run = run_evaluation(settings, EvalConfig(SAMPLE_QA_COLLECTION, ("bm25",)),
+                         read_qa(SAMPLE_QA)[:1])
+    path = runs_dir(settings) / run["id"] / RUN_FILE
+    files.write_json(path, {**run, "status": "running", "pid": 2**22 + 1})  # no such process
+    assert load_run(settings, run["id"])["status"] == "interrupted"
+    files.write_json(path, {**run, "status": "running"})  # this process, no thread on it
+    assert load_run(settings, run["id"])["status"] == "interrupted"
