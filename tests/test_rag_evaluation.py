@@ -152,6 +152,7 @@ def test_cli_json_equals_the_evaluate_page(squad_sample, capsys):
     for method, numbers in cli["summary"].items():
         for measure in ("questions", "hit@1", "hit@3", "support@3"):
             assert shown.loc[method, measure] == numbers[measure], (method, measure)
+    assert len(at.get("plotly_chart")) == 1
     per_question = at.dataframe[1].value
     assert len(per_question) == len(cli["rows"]) == 48
 
@@ -222,3 +223,17 @@ def test_a_run_whose_process_died_reads_as_interrupted(squad_sample):
     assert load_run(settings, run["id"])["status"] == "interrupted"
     files.write_json(path, {**run, "status": "running"})  # this process, no thread on it
     assert load_run(settings, run["id"])["status"] == "interrupted"
+
+
+def test_the_page_says_what_is_wrong_with_an_uploaded_file(squad_sample):
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
+    at = at.switch_page("pages/evaluate.py").run()
+    at.selectbox(key="collection").set_value(SAMPLE_QA_COLLECTION).run()
+    at.radio[0].set_value("file").run()
+    at.file_uploader[0].set_value([("mine.csv", b"question,answer\nfine,yes\n,no question\n",
+                                    "text/csv")]).run()
+    before = {r["id"] for r in list_runs(load_settings())}
+    next(b for b in at.button if b.label == "Run evaluation").click().run()
+    assert not at.exception
+    assert any("mine.csv, line 3: no question" in e.value for e in at.error)
+    assert {r["id"] for r in list_runs(load_settings())} == before
