@@ -11,6 +11,7 @@ PAGES = {
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/documents.py", title="Documents", icon=":material/description:"),
         st.Page("pages/chat.py", title="Chat", icon=":material/forum:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     ],
     "LoRA": [
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),

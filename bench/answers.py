@@ -29,12 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import string
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-answers-")
@@ -44,6 +41,7 @@ from core.rag import store
 from core.rag.answers import RagTurn, cited_ranks, is_refusal, no_context_stream
 from core.rag.chunking import Chunk
 from core.rag.embeddings import get_embedder
+from core.rag.evaluate import f1, words
 from core.rag.llm import StreamStats, get_engine, timed
 from core.rag.retrieval import RetrievalOptions, search
 from core.registry import Registry
@@ -80,26 +78,7 @@ def subset(qa: QaSet, answerable: int, unanswerable: int) -> list[Question]:
     return out
 
 
-# Answer quality ----------------------------------------------------------------------------
-_MARK = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
-
-
-def words(text: str) -> list[str]:
-    text = _MARK.sub(" ", text).lower()
-    text = "".join(ch for ch in text if ch not in string.punctuation)
-    return [w for w in text.split() if w not in ("a", "an", "the")]
-
-
-def f1(answer: str, golds: list[str]) -> float:
-    best = 0.0
-    for gold in golds:
-        common = sum((Counter(words(answer)) & Counter(words(gold))).values())
-        if common:
-            p, r = common / len(words(answer)), common / len(words(gold))
-            best = max(best, 2 * p * r / (p + r))
-    return best
-
-
+# Answer quality (token F1 and the normalisation: core.rag.evaluate) ----------------------
 def recall(answer: str, golds: list[str]) -> float:
     said = set(words(answer))
     return max((len(set(words(g)) & said) / len(set(words(g))) for g in golds if words(g)),

@@ -121,3 +121,18 @@ def rounds(federated: list[dict], centralised: list[dict] | None = None) -> go.F
     fig.update_xaxes(dtick=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     return fig
+
+
+def evaluation(table: list[dict], shares: list[str]) -> go.Figure:
+    """Each configuration's shares (hit@1, hit@k, support@k, answer F1, refusal rate) side by
+    side, one bar group per measure; a measure no configuration has is left out."""
+    shares = [m for m in shares if any(row.get(m) is not None for row in table)]
+    fig = go.Figure()
+    for row in table:
+        values = [row.get(m) for m in shares]
+        fig.add_bar(x=shares, y=values, name=row["configuration"],
+                    text=["–" if v is None else f"{v:.0%}" for v in values],
+                    textposition="outside", cliponaxis=False)
+    fig.update_layout(**LAYOUT, barmode="group")
+    fig.update_yaxes(range=[0, 1.1], tickformat=".0%", tickvals=[0, .2, .4, .6, .8, 1])
+    return fig

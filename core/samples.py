@@ -1,4 +1,5 @@
-"""The shipped sample data: one CC BY paper into a collection, one labelled dataset."""
+"""The shipped sample data: one CC BY paper into a collection, one labelled dataset, and a
+question-answering set (SQuAD 2.0 passages and questions, CC BY-SA) to evaluate retrieval on."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ SAMPLES_DIR = PROJECT_ROOT / "data" / "samples"
 SAMPLE_PAPER = SAMPLES_DIR / "deep-rules_manuscript.pdf"
 SAMPLE_DATASET = SAMPLES_DIR / "cuad_contract_types_sample.csv"
 SAMPLE_COLLECTION = "samples"
+SAMPLE_QA_PASSAGES = SAMPLES_DIR / "squad"  # one SQuAD passage per text file
+SAMPLE_QA = SAMPLES_DIR / "squad_normans_qa.jsonl"  # questions about those passages
+SAMPLE_QA_COLLECTION = "squad-sample"
 
 
 @dataclass
@@ -52,3 +56,22 @@ def load_samples(settings: Settings,
                                          "doc_id": result.doc_id})
     progress(1.0, "Done")
     return SampleLoadResult(True, messages)
+
+
+def load_qa_sample(settings: Settings,
+                   progress: Callable[[float, str], None] = lambda f, m: None) -> SampleLoadResult:
+    """The SQuAD passages into their own collection (again: a re-run replaces each passage),
+    ready for the questions in SAMPLE_QA."""
+    from core.rag.ingest import ingest_files
+
+    passages = sorted(SAMPLE_QA_PASSAGES.glob("*.txt"))
+    progress(0.1, "Loading the embedding model")
+    results = ingest_files(settings, passages, SAMPLE_QA_COLLECTION,
+                           on_stage=lambda path, stage: progress(
+                               0.1 + 0.9 * passages.index(path) / len(passages), path.name))
+    failed = [r.error or r.file for r in results if r.status != "ok"]
+    progress(1.0, "Done")
+    if failed:
+        return SampleLoadResult(False, failed)
+    return SampleLoadResult(True, [f"{len(results)} SQuAD passages in collection "
+                                   f"'{SAMPLE_QA_COLLECTION}'; questions: {SAMPLE_QA.name}."])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.cli import models
 from core.cli.lora import adapters, classify, training
-from core.cli.rag import chat, conversations, documents
+from core.cli.rag import chat, conversations, documents, evaluate
 from core.errors import StudioError
 
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     documents.register(sub)
     chat.register(sub)
     conversations.register(sub)
+    evaluate.register(sub)
     training.register(sub)
     classify.register(sub)
     adapters.register(sub)

@@ -164,23 +164,13 @@ def run_dir(settings: Settings, name: str) -> RunFolder:
     return RunFolder(runs_dir(settings) / check_name(name, "run"))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def active_run(settings: Settings) -> dict | None:
     """The run training now, if any; a lock left by a process that died is cleared."""
     lock = runs_dir(settings) / LOCK
     held = files.read_json(lock)
     if not isinstance(held, dict):
         return None
-    if _alive(int(held.get("pid", -1))):
+    if files.process_alive(int(held.get("pid", -1))):
         return held
     lock.unlink(missing_ok=True)
     return None
