@@ -130,7 +130,10 @@ def _render(path: str, size: int, mtime_ns: int, page: int) -> Image.Image:
     with _PDFIUM:
         pdf = pypdfium2.PdfDocument(path)
         try:
-            return pdf[page - 1].render(scale=SCALE).to_pil().convert("RGB")
+            # Without annotations: readers' own highlights, which shared papers carry, would
+            # be taken for the passage's.
+            return (pdf[page - 1].render(scale=SCALE, draw_annots=False).to_pil()
+                    .convert("RGB"))
         finally:
             pdf.close()
 
