@@ -237,7 +237,7 @@ def citation_buttons(answer: Answer, turn: int) -> None:
     if not cited:
         return
     with st.container(horizontal=True, vertical_alignment="center", key=f"cites-{turn}"):
-        st.caption("Open in its page:")
+        st.caption("Open in its page:", width="content")
         for hit in cited:
             if st.button(f"\\[{hit.rank}\\] page {hit.page}", key=f"cite-{turn}-{hit.rank}",
                          type="tertiary", icon=":material/find_in_page:",

@@ -154,3 +154,17 @@ def test_a_source_and_a_citation_open_in_their_page(kept_paper_env):
     if cites:  # the tiny model may cite nothing
         cites[0].click().run()
         assert not at.exception and "highlighted" in at.get("image")[0].proto.imgs[0].alt
+
+
+def test_a_source_whose_original_is_not_kept_opens_as_text(chat_env):
+    at = chat_page()
+    at.chat_input(key="question").set_value("How do I detect overfitting?").run()
+    at.button(key="view-1").click().run()
+    assert not at.exception and not at.get("image")
+    assert any("original PDF is not kept" in c.value for c in at.caption)
+    chats = conversation_store(load_settings())
+    [hit] = [h for h in chats.get(chats.list("samples")[0].id).turns[0].answer["sources"]
+             if h["rank"] == 1]
+    first_line = hit["text"].split("\n")[0]  # the span is marked line by line
+    assert any(f":orange-background[{first_line}]" in m.value.replace("\\", "")
+               for m in at.markdown)
