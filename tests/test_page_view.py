@@ -115,3 +115,6 @@ def test_a_pdf_without_its_original_shows_its_text(studio_env):
     view = show_page(settings.data_dir, collection, passage)
     assert view.image is None and "not kept" in view.note
     assert view.text[passage.start:passage.end] == passage.text
+    store.delete_document(collection, passage.doc_id)  # an older answer's source, since gone
+    gone = show_page(settings.data_dir, collection, passage)
+    assert gone.image is None and gone.text == "" and "no longer" in gone.note

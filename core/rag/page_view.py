@@ -90,9 +90,13 @@ def show_page(data_dir: Path, collection, passage: Passage, page: int | None = N
         return PageView(page, count, image, list(rects), list(boxes), note=note)
     count = max(texts, default=1)
     page = min(max(page, 1), count)
-    note = ("" if not original.suffix.lower() == ".pdf" else
-            "The original PDF is not kept with the collection (or has changed since), so the "
-            "page's text is shown.")
+    if not texts:  # deleted since the answer was written
+        note = "The document is no longer in the collection."
+    elif original.suffix.lower() == ".pdf":
+        note = ("The original PDF is not kept with the collection (or has changed since), so "
+                "the page's text is shown.")
+    else:
+        note = ""
     span = (passage.start, passage.end) if page == passage.page else None
     return PageView(page, count, text=texts.get(page, ""), span=span, note=note)
 
