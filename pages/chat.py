@@ -198,7 +198,7 @@ def timing_note(answer: Answer) -> str:
     return " · ".join(parts)
 
 
-def show_answer(answer: Answer, turn: int) -> None:
+def show_answer(answer: Answer, number: int) -> None:
     with st.chat_message("user"):
         st.text(answer.question)
         if answer.searched_for and answer.searched_for != answer.question:
@@ -215,7 +215,7 @@ def show_answer(answer: Answer, turn: int) -> None:
         if answer.stopped:
             st.caption(":orange[Stopped before the end.]")
         st.caption(citation_note(answer))
-        citation_buttons(answer, turn)
+        citation_buttons(answer, number)
         if answer.dropped:
             st.caption(f"Chunks {', '.join(f'[{n}]' for n in answer.dropped)} did not fit the "
                        "model's context window and were left out.")
@@ -230,16 +230,17 @@ def escape_markdown(text: str) -> str:
                    for ch in text).replace("\n", "  \n")
 
 
-def citation_buttons(answer: Answer, turn: int) -> None:
-    """One button per cited passage, opening it in its page."""
+def citation_buttons(answer: Answer, number: int) -> None:
+    """One button per cited passage, opening it in its page; `number`: the answer's place in
+    the conversation, which keeps its buttons apart from other answers'."""
     by_rank = {hit.rank: hit for hit in answer.sources}
     cited = [by_rank[n] for n in answer.cited if n in by_rank]
     if not cited:
         return
-    with st.container(horizontal=True, vertical_alignment="center", key=f"cites-{turn}"):
+    with st.container(horizontal=True, vertical_alignment="center", key=f"cites-{number}"):
         st.caption("Open in its page:", width="content")
         for hit in cited:
-            if st.button(f"\\[{hit.rank}\\] page {hit.page}", key=f"cite-{turn}-{hit.rank}",
+            if st.button(f"\\[{hit.rank}\\] page {hit.page}", key=f"cite-{number}-{hit.rank}",
                          type="tertiary", icon=":material/find_in_page:",
                          help=f"Passage [{hit.rank}] highlighted in its page"):
                 open_page(hit)

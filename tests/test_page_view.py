@@ -13,9 +13,11 @@ from core.rag.ingest import ingest_files
 from core.rag.page_view import fold, show_page
 from core.settings import load_settings
 from core.uploads import upload_folder
-from tests.conftest import shared
+from tests.conftest import SHARED_DATA, shared
 
 pytestmark = pytest.mark.slow
+# Every shared paper; without the shared data, one name for `shared` to skip on.
+PAPERS = sorted(p.name for p in (SHARED_DATA / "papers").glob("*.pdf")) or ["1406.2661_GAN.pdf"]
 
 
 @dataclass
@@ -54,7 +56,7 @@ def under_highlights(pdf: Path, page: int, boxes) -> str:
         document.close()
 
 
-@pytest.mark.parametrize("paper", ["1406.2661_GAN.pdf", "1810.04805_BERT.pdf"])
+@pytest.mark.parametrize("paper", PAPERS)
 def test_highlights_cover_the_passage_and_little_else(studio_env, paper):
     settings = load_settings()
     pdf = kept_and_ingested(settings, shared("papers", paper), "papers")
