@@ -17,6 +17,7 @@ from core.rag.conversations import (
 )
 from core.rag.conversations import history as conversation_messages
 from core.rag.llm import ChatError, StreamStats
+from core.rag.page_view import show_page
 from core.rag.relevance import Label
 from core.rag.retrieval import (
     DEFAULT_K,
@@ -197,7 +198,7 @@ def timing_note(answer: Answer) -> str:
     return " · ".join(parts)
 
 
-def show_answer(answer: Answer) -> None:
+def show_answer(answer: Answer, number: int) -> None:
     with st.chat_message("user"):
         st.text(answer.question)
         if answer.searched_for and answer.searched_for != answer.question:
@@ -214,6 +215,7 @@ def show_answer(answer: Answer) -> None:
         if answer.stopped:
             st.caption(":orange[Stopped before the end.]")
         st.caption(citation_note(answer))
+        citation_buttons(answer, number)
         if answer.dropped:
             st.caption(f"Chunks {', '.join(f'[{n}]' for n in answer.dropped)} did not fit the "
                        "model's context window and were left out.")
@@ -228,6 +230,65 @@ def escape_markdown(text: str) -> str:
                    for ch in text).replace("\n", "  \n")
 
 
+def citation_buttons(answer: Answer, number: int) -> None:
+    """One button per cited passage, opening it in its page; `number`: the answer's place in
+    the conversation, which keeps its buttons apart from other answers'."""
+    by_rank = {hit.rank: hit for hit in answer.sources}
+    cited = [by_rank[n] for n in answer.cited if n in by_rank]
+    if not cited:
+        return
+    with st.container(horizontal=True, vertical_alignment="center", key=f"cites-{number}"):
+        st.caption("Open in its page:", width="content")
+        for hit in cited:
+            if st.button(f"\\[{hit.rank}\\] page {hit.page}", key=f"cite-{number}-{hit.rank}",
+                         type="tertiary", icon=":material/find_in_page:",
+                         help=f"Passage [{hit.rank}] highlighted in its page"):
+                open_page(hit)
+
+
+def open_page(hit: Hit) -> None:
+    st.session_state["page-shown"] = hit.page  # each opening starts at the passage's page
+    page_dialog(hit)
+
+
+def turn_page(page: int) -> None:
+    st.session_state["page-shown"] = page
+
+
+@st.dialog("The passage in its page", width="large")
+def page_dialog(hit: Hit) -> None:
+    """The page buttons rerun only this dialog, which stays open."""
+    view = show_page(s.data_dir, chunks_store, hit, st.session_state.get("page-shown"))
+    nav = st.columns([2, 5, 2], vertical_alignment="center")
+    nav[0].button("Previous", icon=":material/chevron_left:", key="page-previous",
+                  disabled=view.page <= 1, on_click=turn_page, args=(view.page - 1,))
+    nav[1].markdown(f"**{escape_markdown(hit.doc)}** · page {view.page} of {view.pages}")
+    nav[2].button("Next", icon=":material/chevron_right:", key="page-next",
+                  disabled=view.page >= view.pages, on_click=turn_page, args=(view.page + 1,))
+    if view.page != hit.page:
+        st.caption(f"Passage [{hit.rank}] is on page {hit.page}.")
+    if view.note:
+        st.caption(view.note)
+    if view.image is not None:
+        st.image(view.image, width="stretch",
+                 alt=f"Page {view.page} of {hit.doc}, passage [{hit.rank}] highlighted"
+                 if view.highlighted else f"Page {view.page} of {hit.doc}")
+    else:
+        with st.container(height=600, key="page-text"):
+            st.markdown(marked_span(view.text, view.span))
+
+
+def marked_span(text: str, span: tuple[int, int] | None) -> str:
+    """Page text as literal characters, the span on a coloured background line by line (a
+    directive cannot hold a line break)."""
+    if span is None:
+        return escape_markdown(text)
+    start, end = span
+    marked = "  \n".join(f":orange-background[{escape_markdown(line)}]" if line.strip() else ""
+                         for line in text[start:end].split("\n"))
+    return escape_markdown(text[:start]) + marked + escape_markdown(text[end:])
+
+
 MATCH_COLOUR: dict[Label, str] = {"strong": "green", "partial": "orange", "weak": "gray"}
 
 
@@ -240,7 +301,8 @@ def match_badge(hit: Hit, method: str) -> None:
 
 
 def show_sources(hits, question: str, cited: list[int], inferred: bool,
-                 windows: dict[int, dict], method: str) -> None:
+                 windows: dict[int, dict], method: str, viewable: bool = True) -> None:
+    """`viewable` False while the answer streams: any click then would stop it."""
     st.subheader("Retrieved chunks")
     if not hits:
         st.info("Nothing matched. Lower the minimum score or widen the document filter.")
@@ -264,11 +326,16 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
                                 for seg, match in highlight_spans(hit.text, question)))
             if around.get("after"):
                 st.caption(escape_markdown(around["after"] + " …"))
+            if st.button("View in page", icon=":material/find_in_page:", type="tertiary",
+                         key=f"view-{hit.rank}", disabled=not viewable,
+                         help="The passage highlighted in its page" if viewable else
+                              "Opens once the answer is written"):
+                open_page(hit)
 
 
 with left:
-    for answer in history:
-        show_answer(answer)
+    for number, answer in enumerate(history):
+        show_answer(answer, number)
     if not history:
         st.caption(f"Ask anything about the {len(docs)} document(s) in **{collection}**.")
 
@@ -287,7 +354,7 @@ if question:
         st.stop()
     with right:
         show_sources(turn.search.hits, question, [], False, turn.plan.windows,
-                     turn.search.method)
+                     turn.search.method, viewable=False)
     with left:
         with st.chat_message("user"):
             st.text(question)

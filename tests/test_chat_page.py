@@ -117,3 +117,54 @@ def test_chat_model_set_by_the_environment_cannot_be_changed_there(chat_env):
     at = chat_page()
     [chooser] = [s for s in at.selectbox if s.label == "Local chat model"]
     assert chooser.disabled
+
+
+@pytest.fixture
+def kept_paper_env(studio_env, tmp_path, monkeypatch):
+    """As chat_env, the sample paper kept in the collection's upload folder as the Documents
+    page keeps it, so its pages can be rendered."""
+    from shutil import copyfile
+
+    from core.uploads import upload_folder
+
+    model = tiny_causal_lm(tmp_path / "tiny-chat")
+    monkeypatch.setenv("STUDIO_CHAT_MODEL", str(model))
+    kept = upload_folder(load_settings().data_dir, "samples") / SAMPLE_PAPER.name
+    kept.parent.mkdir(parents=True)
+    copyfile(SAMPLE_PAPER, kept)
+    [result] = ingest_files(load_settings(), [kept], "samples")
+    assert result.status == "ok"
+    return studio_env
+
+
+def test_a_source_and_a_citation_open_in_their_page(kept_paper_env):
+    at = chat_page()
+    at.chat_input(key="question").set_value("How do I detect overfitting?").run()
+    at.button(key="view-1").click().run()
+    assert not at.exception
+    [image] = at.get("image")
+    assert "highlighted" in image.proto.imgs[0].alt
+    [where] = [m.value for m in at.markdown if " of " in m.value and "· page" in m.value]
+    page = int(where.split("· page ")[1].split()[0])
+    # AppTest reruns the whole page where a browser reruns the dialog alone (the browser
+    # test sees the next page); here the click only turns the page to be shown.
+    at.button(key="page-next").click().run()
+    assert not at.exception and at.session_state["page-shown"] == page + 1
+    cites = [b for b in at.button if (b.key or "").startswith("cite-0-")]
+    if cites:  # the tiny model may cite nothing
+        cites[0].click().run()
+        assert not at.exception and "highlighted" in at.get("image")[0].proto.imgs[0].alt
+
+
+def test_a_source_whose_original_is_not_kept_opens_as_text(chat_env):
+    at = chat_page()
+    at.chat_input(key="question").set_value("How do I detect overfitting?").run()
+    at.button(key="view-1").click().run()
+    assert not at.exception and not at.get("image")
+    assert any("original PDF is not kept" in c.value for c in at.caption)
+    chats = conversation_store(load_settings())
+    [hit] = [h for h in chats.get(chats.list("samples")[0].id).turns[0].answer["sources"]
+             if h["rank"] == 1]
+    first_line = hit["text"].split("\n")[0]  # the span is marked line by line
+    assert any(f":orange-background[{first_line}]" in m.value.replace("\\", "")
+               for m in at.markdown)

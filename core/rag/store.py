@@ -224,13 +224,19 @@ def chunks_of(collection, doc_id: str) -> list[dict]:
     return sorted(rows, key=lambda r: r["chunk"])
 
 
-def document_text(collection, doc_id: str) -> str:
-    """A stored document's text rebuilt from its chunks: each chunk goes back to its span, so
-    overlaps are not repeated (the whitespace between chunks comes back as spaces)."""
+def page_texts(collection, doc_id: str) -> dict[int, str]:
+    """A stored document's page texts (by 1-based page) rebuilt from its chunks: each chunk
+    goes back to its span, so overlaps are not repeated and spans still point into them (the
+    whitespace between chunks comes back as spaces)."""
     pages: dict[int, str] = {}
     for row in chunks_of(collection, doc_id):
         start = int(row["start"])
         pages[row["page"]] = pages.get(row["page"], "")[:start].ljust(start) + row["text"]
+    return pages
+
+
+def document_text(collection, doc_id: str) -> str:
+    pages = page_texts(collection, doc_id)
     return "\n\n".join(pages[p] for p in sorted(pages))
 
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import psutil
 import pytest
 
+from core.rag.retrieval import DEFAULT_K
 from tests.conftest import OUTPUT, shared
 from tests.e2e.browser import (
     browser_page,
@@ -63,7 +64,7 @@ def test_upload_ask_and_see_answer_with_scored_chunks(studio_env):
         assert len(answer.split()) > 5
         first = page.locator(".st-key-hit-1")
         assert "1406.2661_GAN.pdf" in first.inner_text() and "match" in first.inner_text()
-        assert page.locator("[class*='st-key-hit-']").count() == 5
+        assert page.locator("[class*='st-key-hit-']").count() == DEFAULT_K
         scroll_to_top(page)
         page.screenshot(path=str(OUTPUT / "chat.png"))
 
@@ -124,3 +125,34 @@ def test_stop_keeps_the_partial_answer_and_the_chat_goes_on(studio_env):
         page.screenshot(path=str(OUTPUT / "chat-after-stop.png"))
         print(f"stopped answer shown {took:.1f} s after the click; {len(before)} words "
               f"streamed at the click, {len(answer)} kept")
+
+
+def test_a_citation_and_a_source_open_in_their_page(studio_env):
+    with open_chat_with_gan_paper(studio_env) as (_url, page, box):
+        box.fill("What are the two models trained in a generative adversarial net?")
+        box.press("Enter")
+        page.get_by_text("tokens/s").first.wait_for(timeout=300_000)
+        wait_until_idle(page, 300_000)
+        page.screenshot(path=str(OUTPUT / "page-view-chat.png"))
+        dialog = page.locator("[data-testid='stDialog']")
+        cites = page.locator("[class*='st-key-cite-0-'] button")
+        if cites.count():  # the model may cite nothing
+            cites.filter(visible=True).first.click()
+            dialog.locator("img[alt*='highlighted']").wait_for(timeout=60_000)
+            wait_until_idle(page)
+            dialog.screenshot(path=str(OUTPUT / "page-view-citation.png"))
+            page.keyboard.press("Escape")
+            dialog.wait_for(state="detached", timeout=10_000)
+        # A button with a tooltip is in the page twice, once hidden.
+        page.locator(".st-key-view-1 button").filter(visible=True).first.click()
+        image = dialog.locator("img[alt*='highlighted']")
+        image.wait_for(timeout=60_000)
+        wait_until_idle(page)
+        assert image.evaluate("img => img.naturalWidth") > 1000  # rendered, not a thumbnail
+        dialog.screenshot(path=str(OUTPUT / "page-view-source.png"))
+        shown = int(image.get_attribute("alt").split("Page ")[1].split()[0])
+        dialog.get_by_role("button", name="Next").click()
+        dialog.get_by_text(f"Passage [1] is on page {shown}.").wait_for(timeout=60_000)
+        dialog.locator(f"img[alt^='Page {shown + 1} of']").wait_for(timeout=60_000)
+        wait_until_idle(page)
+        dialog.screenshot(path=str(OUTPUT / "page-view-next.png"))
