@@ -339,8 +339,15 @@ with left:
     if not history:
         st.caption(f"Ask anything about the {len(docs)} document(s) in **{collection}**.")
 
-question = st.chat_input(f"Ask about {collection}", key="question",
-                         max_chars=MAX_QUESTION_CHARS)
+# A question sent while an answer streams would stop that answer (the click reruns the page),
+# so a sent question is answered in a run of its own, with the input shown busy meanwhile.
+question = st.session_state.pop("asking", None)
+sent = st.chat_input("Answering… press Stop to ask something else" if question
+                     else f"Ask about {collection}", key="question",
+                     max_chars=MAX_QUESTION_CHARS, disabled=question is not None)
+if sent:
+    st.session_state["asking"] = sent
+    st.rerun()
 if question:
     try:
         engine = chat_engine(s)
