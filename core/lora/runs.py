@@ -164,7 +164,8 @@ def run_dir(settings: Settings, name: str) -> RunFolder:
     return RunFolder(runs_dir(settings) / check_name(name, "run"))
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this id still runs (one of another user counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -180,7 +181,7 @@ def active_run(settings: Settings) -> dict | None:
     held = files.read_json(lock)
     if not isinstance(held, dict):
         return None
-    if _alive(int(held.get("pid", -1))):
+    if alive(int(held.get("pid", -1))):
         return held
     lock.unlink(missing_ok=True)
     return None

@@ -1,0 +1,119 @@
+"""Classifying a whole collection: a tiny trained adapter over a small real collection (real
+extraction, MiniLM and embedded Chroma); the label filter in `search`."""
+
+import json
+import time
+
+import pytest
+
+from core.cli import main
+from core.lora import collection_labels
+from core.lora.collection_labels import Pages, classify_collection
+from core.rag import store
+from core.rag.ingest import ingest_files
+from core.settings import load_settings
+
+TEXTS = {
+    "letter.txt": "Dear Ms Brown, thank you for your letter about the garden fence. The fence "
+                  "will be repaired next week. Yours sincerely, John Smith.",
+    "licence.txt": "The licensor grants the licensee a non-exclusive licence to use the "
+                   "software. The licence fee is payable yearly. This agreement is governed by "
+                   "the laws of England.",
+}
+
+
+@pytest.fixture
+def letters(studio_env, tiny_library, tmp_path, monkeypatch):
+    """The collection `letters`: two small text documents, and the tiny adapter installed."""
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(tiny_library))
+    paths = []
+    for name, text in TEXTS.items():
+        (tmp_path / name).write_text(text)
+        paths.append(tmp_path / name)
+    results = ingest_files(load_settings(), paths, "letters", chunk_size=100, chunk_overlap=0)
+    assert all(r.status == "ok" for r in results)
+    return reopened()
+
+
+def reopened():
+    """The collection read afresh: a handle keeps the collection metadata it was opened with."""
+    return store.get_collection(store.client(load_settings()), "letters")
+
+
+def label_by_hand(collection, labels: dict[str, str]) -> None:
+    """Labels per file, without a model: for the filters, which must not depend on what a
+    random model happens to answer."""
+    chunks = store.chunks_by_document(collection)
+    store.write_labels(collection, {c["id"]: (labels[c["file"]], 0.9)
+                                    for rows in chunks.values() for c in rows}, "by hand")
+
+
+def wait_for_job(collection: str) -> dict:
+    deadline = time.time() + 300
+    while (status := collection_labels.job_status(load_settings(), collection))["state"] \
+            == "running":
+        assert time.time() < deadline
+        time.sleep(0.2)
+    return status
+
+
+def test_labels_and_probabilities_stored_on_every_chunk(letters):
+    rows = classify_collection(load_settings(), "letters", "tiny-cuad")
+    assert {r["file"] for r in rows} == set(TEXTS) and all(r["page"] is None for r in rows)
+    labels = {r["file"]: r["label"] for r in rows}
+    got = store.read_all(letters, ["metadatas"])["metadatas"]
+    assert len(got) > 2  # several chunks per document
+    for meta in got:
+        assert meta["label"] == labels[meta["file"]]
+        assert 0 < meta["label_p"] <= 1
+    assert store.labelled_by(reopened()) == "tiny-cuad (first:2)"
+    docs = store.documents(letters)
+    assert [d["labels"] for d in docs] == [[labels[d["file"]]] for d in docs]
+
+
+def test_per_page_labels_each_page_and_pages_are_parsed(letters):
+    rows = classify_collection(load_settings(), "letters", "tiny-cuad", Pages(None))
+    assert sorted((r["file"], r["page"]) for r in rows) == [("letter.txt", 1),
+                                                            ("licence.txt", 1)]
+    assert all("label" in m for m in store.read_all(letters, ["metadatas"])["metadatas"])
+    assert Pages.parse("first:3") == Pages(3) and Pages.parse("per-page") == Pages(None)
+    with pytest.raises(ValueError):
+        Pages.parse("first:0")
+
+
+def test_a_failed_classification_leaves_the_collection_unchanged(letters):
+    class Broken:
+        def score_many(self, texts, on_progress=None):
+            raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        classify_collection(load_settings(), "letters", "tiny-cuad", classifier=Broken())
+    assert not any("label" in m for m in store.read_all(letters, ["metadatas"])["metadatas"])
+    assert store.labelled_by(reopened()) is None
+
+
+def test_background_job_reports_progress_and_the_end(letters):
+    settings = load_settings()
+    collection_labels.start_job(settings, "letters", "tiny-cuad")
+    with pytest.raises(collection_labels.LabelJobBusy):
+        collection_labels.start_job(settings, "letters", "tiny-cuad")
+    status = wait_for_job("letters")
+    assert status["state"] == "done" and status["done"] == status["total"] == 2
+    assert sum(status["labels"].values()) == 2
+
+
+def test_cli_classify_collection_then_search_by_label(letters, capsys):
+    assert main(["classify", "--adapter", "tiny-cuad", "--collection", "letters", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["file"] for r in rows} == set(TEXTS)
+
+    label_by_hand(letters, {"letter.txt": "Letter", "licence.txt": "License"})
+    assert main(["search", "the fence and the licence", "--collection", "letters",
+                 "--label", "Letter", "--json", "-k", "10"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits and {h["doc"] for h in hits} == {"letter.txt"}
+    for method in ("dense", "bm25"):
+        assert main(["search", "licence", "--collection", "letters", "--label", "License",
+                     "--method", method, "--json", "-k", "10"]) == 0
+        assert {h["doc"] for h in json.loads(capsys.readouterr().out)} == {"licence.txt"}
+    assert main(["classify", "--adapter", "tiny-cuad"]) == 2  # neither files nor a collection
