@@ -1,17 +1,19 @@
 """Classifying a whole collection: a tiny trained adapter over a small real collection (real
-extraction, MiniLM and embedded Chroma); the label filter in `search`."""
+extraction, MiniLM and embedded Chroma); the label filter in `search` and on the pages."""
 
 import json
 import time
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from core.cli import main
 from core.lora import collection_labels
 from core.lora.collection_labels import Pages, classify_collection
 from core.rag import store
 from core.rag.ingest import ingest_files
-from core.settings import load_settings
+from core.settings import PROJECT_ROOT, load_settings
+from tests.tiny import tiny_causal_lm
 
 TEXTS = {
     "letter.txt": "Dear Ms Brown, thank you for your letter about the garden fence. The fence "
@@ -117,3 +119,44 @@ def test_cli_classify_collection_then_search_by_label(letters, capsys):
                      "--method", method, "--json", "-k", "10"]) == 0
         assert {h["doc"] for h in json.loads(capsys.readouterr().out)} == {"licence.txt"}
     assert main(["classify", "--adapter", "tiny-cuad"]) == 2  # neither files nor a collection
+
+
+def test_documents_page_classifies_shows_and_filters_labels(letters):
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
+    at.query_params["collection"] = "letters"
+    at.run()
+    at.switch_page("pages/documents.py").run()
+    assert not at.exception
+    assert "label" not in at.dataframe[0].value.columns  # nothing classified yet
+    assert at.selectbox(key="label-adapter").value == "tiny-cuad"
+    at.button(key="label-start").click().run()
+    assert wait_for_job("letters")["state"] == "done"
+    at.run()
+    assert not at.exception
+    assert at.dataframe[0].value["label"].all()
+    assert any("Last run: tiny-cuad (first:2) labelled" in c.value for c in at.caption)
+
+    label_by_hand(letters, {"letter.txt": "Letter", "licence.txt": "License"})
+    at.run()
+    table = at.dataframe[0].value
+    assert dict(zip(table["file"], table["label"])) == {"letter.txt": "Letter",
+                                                        "licence.txt": "License"}
+    at.multiselect(key="label-filter").set_value(["License"]).run()
+    assert list(at.dataframe[0].value["file"]) == ["licence.txt"]
+
+
+@pytest.mark.slow
+def test_chat_page_label_filter_retrieves_only_those_documents(letters, tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_CHAT_MODEL", str(tiny_causal_lm(tmp_path / "tiny-chat")))
+    label_by_hand(letters, {"letter.txt": "Letter", "licence.txt": "License"})
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
+    at.query_params["collection"] = "letters"
+    at.run()
+    at.switch_page("pages/chat.py").run()
+    assert at.multiselect(key="only-labels").options == ["Letter", "License"]
+    at.slider(key="k").set_value(15)  # more than the collection's chunks: all, unfiltered
+    at.multiselect(key="only-labels").set_value(["Letter"]).run()
+    at.chat_input(key="question").set_value("Who repairs the fence under the licence?").run()
+    assert not at.exception
+    sources = [m.value for m in at.markdown if m.value.startswith("**[")]
+    assert sources and all("letter\\.txt" in s for s in sources)
