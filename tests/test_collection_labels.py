@@ -160,3 +160,22 @@ def test_chat_page_label_filter_retrieves_only_those_documents(letters, tmp_path
     assert not at.exception
     sources = [m.value for m in at.markdown if m.value.startswith("**[")]
     assert sources and all("letter\\.txt" in s for s in sources)
+
+
+def test_per_page_units_give_each_page_its_own_chunks(studio_env):
+    """Pages of one document, by hand: each page is one text, and only its chunks take its
+    label; the first pages together cover every chunk of the document."""
+    collection = store.open_collection(store.client(load_settings()), "paged", "all-minilm-l6-v2",
+                                       500, 50)
+    pages = [1, 1, 2, 3]
+    collection.add(ids=[f"c{i}" for i in range(4)], embeddings=[[1.0] + [0.0] * 383] * 4,
+                   documents=["Dear Ann,", "thanks.", "Page two.", "Page three."],
+                   metadatas=[{"doc_id": "d", "file": "f.pdf", "page": page, "chunk": i,
+                               "start": 0 if i != 1 else 10, "end": 9}
+                              for i, page in enumerate(pages)])
+    per_page = collection_labels.units(collection, Pages(None))
+    assert [(u.page, u.text, u.chunk_ids) for u in per_page] == [
+        (1, "Dear Ann, thanks.", ["c0", "c1"]), (2, "Page two.", ["c2"]),
+        (3, "Page three.", ["c3"])]
+    [first] = collection_labels.units(collection, Pages(2))
+    assert first.text == "Dear Ann, thanks.\n\nPage two." and first.chunk_ids == ["c0", "c1", "c2", "c3"]
