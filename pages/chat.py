@@ -117,6 +117,11 @@ with st.expander("Retrieval settings", icon=":material/tune:"):
     names = {d["doc_id"]: d["file"] for d in docs}
     only = cols[1].multiselect("Only these documents", list(names), format_func=names.get,
                                key="only-docs")
+    labels = store.collection_labels(docs)
+    only_labels = cols[1].multiselect(
+        "Only documents labelled", labels, key="only-labels",
+        help=f"Labels given by {store.labelled_by(chunks_store)} (Documents page, Classify "
+             "with an adapter).") if labels else []
     window = cols[2].slider("Neighbours each side", 0, MAX_WINDOW, DEFAULT_WINDOW, key="window",
                             help="The model also reads this many chunks before and after each "
                                  "retrieved chunk, as far as its context window allows.")
@@ -124,7 +129,7 @@ with st.expander("Retrieval settings", icon=":material/tune:"):
                "the answer, on the same scale for every method. The method's own score is in "
                "the mark's tooltip.")
 options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
-                           doc_ids=tuple(only), window=window)
+                           doc_ids=tuple(only), labels=tuple(only_labels), window=window)
 
 bar = st.columns([3, 2, 1, 1], vertical_alignment="center")
 compare = bar[0].toggle("Compare without retrieval", key="compare",

@@ -6,6 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from core import charts
+from core.lora import collection_labels
+from core.lora.adapters import list_adapters, usable
 from core.rag import store
 from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.rag.extract import ocr_available
@@ -148,8 +150,71 @@ st.subheader(f"Documents ({len(docs)})")
 if not docs:
     st.info("This collection is empty: add documents above.")
     st.stop()
-st.dataframe(pd.DataFrame(docs)[["file", "pages", "chunks", "doc_id"]], hide_index=True,
-             width="stretch")
+
+
+def labelling(s, current: str, running: bool) -> None:
+    """Follows a background classification; polls only while one runs, and reruns the page
+    when it ends so the table shows the new labels."""
+    status = collection_labels.job_status(s, current) or {}
+    if status.get("state") == "running":
+        done, total = status.get("done", 0), status.get("total", 0)
+        st.progress(done / total if total else 0.0,
+                    text=f"Classifying with {status['adapter']} · {status.get('stage', '')} · "
+                         f"{done} of {total or '?'}")
+    elif running:
+        st.rerun(scope="app")
+    elif status.get("state") == "done":
+        counts = ", ".join(f"{n} {label}" for label, n in sorted(status["labels"].items()))
+        st.caption(f"Last run: {status['adapter']} ({status['pages']}) labelled {counts}.")
+    elif status.get("state") == "failed":
+        st.error(f"Classification with {status['adapter']} failed: {status.get('error')}")
+    elif status.get("state") == "interrupted":
+        st.warning(f"Classification with {status['adapter']} was interrupted (the process "
+                   "running it stopped); the labels are as they were. Start it again.")
+
+
+adapters = {a.name: a for a in usable(list_adapters(s.models_dir))}
+running = (collection_labels.job_status(s, current) or {}).get("state") == "running"
+with st.expander("Classify with an adapter", icon=":material/label:"):
+    if not adapters:
+        st.info("No adapter yet: train one on the Train page.")
+    else:
+        chooser = st.columns([2, 2, 1], vertical_alignment="bottom")
+        adapter = chooser[0].selectbox("Adapter", list(adapters), key="label-adapter",
+                                       format_func=lambda n: f"{n} · "
+                                       f"{', '.join(adapters[n].labels)}")
+        per_page = chooser[1].radio("Read", ["first pages", "each page"], horizontal=True,
+                                    key="label-granularity",
+                                    help="A document's first pages decide its one label, or "
+                                         "each page gets its own.") == "each page"
+        first = chooser[2].number_input("Pages", 1, 50, collection_labels.DEFAULT_FIRST_PAGES,
+                                        disabled=per_page, key="label-pages")
+        if st.button("Classify every document", type="primary", disabled=running,
+                     key="label-start"):
+            try:
+                collection_labels.start_job(
+                    s, current, adapter,
+                    collection_labels.Pages(None if per_page else int(first)))
+            except collection_labels.LabelJobBusy as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+# Outside the expander, so that progress shows with it closed; an idle page does not poll.
+st.fragment(run_every=1 if running else None)(labelling)(s, current, running)
+
+table = pd.DataFrame(docs)
+table["label"] = table["labels"].map(", ".join)
+columns = ["file", "pages", "chunks", "doc_id"]
+known = store.collection_labels(docs)
+if known:
+    columns[1:1] = ["label", "label_p"]
+    wanted = st.multiselect("Only documents labelled", known, key="label-filter")
+    if wanted:
+        table = table[table["labels"].map(lambda labels: bool(set(labels) & set(wanted)))]
+st.dataframe(table[columns], hide_index=True, width="stretch",
+             column_config={"label_p": st.column_config.NumberColumn(
+                 "probability", format="percent",
+                 help="The label's probability (the lowest over the document's pages)")})
 by_file = {d["file"]: d for d in docs}
 if st.session_state.get("doc") not in by_file:
     st.session_state.pop("doc", None)

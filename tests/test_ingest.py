@@ -143,7 +143,7 @@ def test_reads_page_through_large_collections(studio_env, monkeypatch):
                                "end": 1} for i in range(23)])
     monkeypatch.setattr(store, "PAGE", 5)
     assert store.documents(collection) == [{"file": "f.txt", "doc_id": "d", "chunks": 23,
-                                            "pages": 1}]
+                                            "pages": 1, "labels": [], "label_p": None}]
     assert [c["chunk"] for c in store.chunks_of(collection, "d")] == list(range(23))
     assert store.delete_document(collection, "d") == 23 and collection.count() == 0
 

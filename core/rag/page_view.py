@@ -76,7 +76,7 @@ def show_page(data_dir: Path, collection, passage: Passage, page: int | None = N
     kept original when it is a PDF, else the text the collection holds for that page."""
     page = page or passage.page
     original = upload_folder(data_dir, collection.name) / passage.doc
-    texts = store.page_texts(collection, passage.doc_id)
+    texts = store.page_texts(store.chunks_of(collection, passage.doc_id))
     kept = original.is_file() and _sha256(*_stamp(original)) == passage.doc_id
     if kept and original.suffix.lower() == ".pdf":
         count = _page_count(*_stamp(original))

@@ -49,6 +49,7 @@ class RetrievalOptions:
     mmr: bool = False
     min_score: float = 0.0
     doc_ids: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # only chunks labelled so (store.LABEL), e.g. by a classifier
     candidates: int = 20  # per retriever, before fusion, MMR and the score floor
     window: int = DEFAULT_WINDOW  # neighbouring chunks each side that the model also reads
 
@@ -140,13 +141,15 @@ class Bm25Index:
                      else bm25s.BM25())
         return cls(chunks["ids"], chunks["texts"], chunks["metas"], retriever)
 
-    def search(self, query: str, n: int, doc_ids: tuple[str, ...]) -> list[tuple[int, float]]:
+    def search(self, query: str, n: int, doc_ids: tuple[str, ...] = (),
+               labels: tuple[str, ...] = ()) -> list[tuple[int, float]]:
         if not self.ids:
             return []
         mask = None
-        if doc_ids:
-            wanted = set(doc_ids)
-            mask = np.array([m["doc_id"] in wanted for m in self.metas], dtype=np.float32)
+        if doc_ids or labels:
+            mask = np.array([(not doc_ids or m["doc_id"] in doc_ids)
+                             and (not labels or m.get(store.LABEL) in labels)
+                             for m in self.metas], dtype=np.float32)
         tokens = _tokenize([query])
         n = min(n, len(self.ids))
         docs, scores = self.retriever.retrieve(tokens, k=n, show_progress=False,
@@ -248,9 +251,8 @@ def search(settings: Settings, collection_name: str, question: str,
 
     query_vector = np.asarray(embedder.embed([question])[0])
     if options.method in ("dense", "hybrid"):
-        where = {"doc_id": {"$in": list(options.doc_ids)}} if options.doc_ids else None
         got = collection.query(query_embeddings=[query_vector.tolist()],
-                               n_results=options.candidates, where=where,
+                               n_results=options.candidates, where=_where(options),
                                include=["documents", "metadatas", "distances"])
         for rank, (cid, text, meta, dist) in enumerate(zip(
                 got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]), 1):
@@ -258,7 +260,7 @@ def search(settings: Settings, collection_name: str, question: str,
             entry["dense"] = (rank, max(0.0, 1.0 - float(dist)))
     if options.method in ("bm25", "hybrid"):
         index = bm25_index(collection, settings.indexes_dir)
-        results = index.search(question, options.candidates, options.doc_ids)
+        results = index.search(question, options.candidates, options.doc_ids, options.labels)
         best = results[0][1] if results else 1.0
         for rank, (i, score) in enumerate(results, 1):
             entry = ranked.setdefault(index.ids[i], {"text": index.texts[i],
@@ -276,6 +278,14 @@ def search(settings: Settings, collection_name: str, question: str,
     _rate(collection, query_vector, question, hits)
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
                         time.perf_counter() - started)
+
+
+def _where(options: RetrievalOptions) -> dict | None:
+    """The Chroma filter for the options' document and label filters (BM25 applies the same
+    ones as a mask in Bm25Index.search)."""
+    parts = [{key: {"$in": list(values)}} for key, values in
+             (("doc_id", options.doc_ids), (store.LABEL, options.labels)) if values]
+    return parts[0] if len(parts) == 1 else {"$and": parts} if parts else None
 
 
 def _hit(chunk_id: str, entry: dict, method: Method) -> Hit:

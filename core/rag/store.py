@@ -142,15 +142,55 @@ def list_collections(chroma) -> list[CollectionInfo]:
 
 
 def documents(collection) -> list[dict]:
-    """One row per document: its file, doc_id, chunk and page counts."""
+    """One row per document: its file, doc_id, chunk and page counts, and its labels when it
+    was classified (`labels`: every label on its chunks, several when pages were classified one
+    by one; `label_p`: the lowest probability among its chunks, the doubt that matters)."""
     metas = read_all(collection, ["metadatas"])["metadatas"]
     docs: dict[str, dict] = {}
     for meta in metas:
         row = docs.setdefault(meta["doc_id"], {"file": meta["file"], "doc_id": meta["doc_id"],
-                                               "chunks": 0, "pages": 0})
+                                               "chunks": 0, "pages": 0, "labels": [],
+                                               "label_p": None})
         row["chunks"] += 1
         row["pages"] = max(row["pages"], int(meta["page"]))
+        if LABEL in meta:
+            if meta[LABEL] not in row["labels"]:
+                row["labels"] = sorted([*row["labels"], meta[LABEL]])
+            p = float(meta.get(LABEL_P, 0.0))
+            row["label_p"] = p if row["label_p"] is None else min(row["label_p"], p)
     return sorted(docs.values(), key=lambda d: d["file"])
+
+
+# Labels ------------------------------------------------------------------------------------
+# A classifier's verdict lives on each chunk, so that retrieval can filter on it like on doc_id;
+# which adapter gave them lives on the collection. Chroma merges metadata on update, so labels
+# are written without touching the chunks' text, vectors or other keys.
+LABEL, LABEL_P = "label", "label_p"
+LABELLED_BY = "labelled_by"
+
+
+def write_labels(collection, labels: dict[str, tuple[str, float]], source: str,
+                 batch_size: int = PAGE) -> None:
+    """Label chunks by id: {chunk id: (label, probability)}, and name `source` as the labels'
+    origin once every write went through. Each write is a whole, valid metadata update, so a
+    failure halfway leaves a usable collection whose chunks carry either their new label or
+    the one they had; the collection's `labelled_by` then still names the previous source."""
+    ids = list(labels)
+    for start in range(0, len(ids), batch_size):
+        part = ids[start:start + batch_size]
+        collection.update(ids=part, metadatas=[{LABEL: labels[i][0], LABEL_P: labels[i][1]}
+                                               for i in part])
+    # The keyword index keeps each chunk's metadata, labels included: a new revision rebuilds it.
+    update_metadata(collection, **{LABELLED_BY: source}, revision=revision(collection) + 1)
+
+
+def labelled_by(collection) -> str | None:
+    return (collection.metadata or {}).get(LABELLED_BY)
+
+
+def collection_labels(docs: list[dict]) -> list[str]:
+    """Every label given to a document of the collection (rows from `documents`)."""
+    return sorted({label for doc in docs for label in doc["labels"]})
 
 
 def delete_collection(chroma, name: str) -> None:
@@ -218,26 +258,33 @@ def rename_collection(chroma, old: str, new: str) -> None:
 
 def chunks_of(collection, doc_id: str) -> list[dict]:
     """Every chunk of one document, in reading order."""
-    got = read_all(collection, ["metadatas", "documents"], where={"doc_id": doc_id})
-    rows = [{**meta, "id": id_, "text": text}
-            for id_, meta, text in zip(got["ids"], got["metadatas"], got["documents"])]
-    return sorted(rows, key=lambda r: r["chunk"])
+    return chunks_by_document(collection, where={"doc_id": doc_id}).get(doc_id, [])
 
 
-def page_texts(collection, doc_id: str) -> dict[int, str]:
-    """A stored document's page texts (by 1-based page) rebuilt from its chunks: each chunk
-    goes back to its span, so overlaps are not repeated and spans still point into them (the
-    whitespace between chunks comes back as spaces)."""
-    pages: dict[int, str] = {}
-    for row in chunks_of(collection, doc_id):
-        start = int(row["start"])
-        pages[row["page"]] = pages.get(row["page"], "")[:start].ljust(start) + row["text"]
-    return pages
+def chunks_by_document(collection, where: dict | None = None) -> dict[str, list[dict]]:
+    """Every (matching) chunk, with its id and text, grouped by doc_id in reading order."""
+    got = read_all(collection, ["metadatas", "documents"], where=where)
+    docs: dict[str, list[dict]] = {}
+    for id_, meta, text in zip(got["ids"], got["metadatas"], got["documents"]):
+        docs.setdefault(meta["doc_id"], []).append({**meta, "id": id_, "text": text})
+    return {doc_id: sorted(rows, key=lambda r: r["chunk"]) for doc_id, rows in docs.items()}
 
 
 def document_text(collection, doc_id: str) -> str:
-    pages = page_texts(collection, doc_id)
+    """A stored document's text rebuilt from its chunks (see `page_texts`)."""
+    pages = page_texts(chunks_of(collection, doc_id))
     return "\n\n".join(pages[p] for p in sorted(pages))
+
+
+def page_texts(chunks: list[dict]) -> dict[int, str]:
+    """Each page's text rebuilt from one document's chunks in reading order: each chunk goes
+    back to its span, so overlaps are not repeated (the whitespace between chunks comes back as
+    spaces)."""
+    pages: dict[int, str] = {}
+    for row in chunks:
+        start = int(row["start"])
+        pages[row["page"]] = pages.get(row["page"], "")[:start].ljust(start) + row["text"]
+    return pages
 
 
 def neighbours(collection, doc_id: str, chunk: int, radius: int = 1) -> list[dict]:

@@ -1,4 +1,5 @@
-"""`classify` and `api`: an adapter's labels for documents, here or over REST."""
+"""`classify` and `api`: an adapter's labels for documents, here or over REST, or stored on a
+whole collection (`classify --collection`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 
 from core.cli.common import walk
+from core.errors import InputError
 from core.settings import load_settings
 
 
@@ -16,6 +18,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from core.rag.extract import ExtractionError, extract
     from core.uploads import UploadError, check_size
 
+    if bool(args.files) == bool(args.collection):
+        raise InputError("give either FILEs or --collection")
+    if args.collection:
+        return _classify_collection(args)
     settings = load_settings()
     classifier = load_classifier(settings.models_dir, adapter=args.adapter)
     failed = 0
@@ -44,6 +50,32 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _classify_collection(args: argparse.Namespace) -> int:
+    import sys
+
+    from core.lora.collection_labels import Pages, classify_collection
+
+    if args.mode != "score":
+        raise InputError("a collection is classified in score mode: its labels carry "
+                         "probabilities")
+    pages = Pages.parse(args.pages) if args.pages else Pages()
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if not args.json:
+            print(f"\r{stage}: {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    rows = classify_collection(load_settings(), args.collection, args.adapter, pages, progress)
+    if not args.json:
+        print(file=sys.stderr)
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            where = f" p.{row['page']}" if row["page"] is not None else ""
+            print(f"{row['file']}{where}: {row['label']} ({row['p']:.0%})")
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from core.api import serve
 
@@ -54,10 +86,17 @@ def cmd_api(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     cls = sub.add_parser("classify", help="classify documents with an adapter")
     cls.add_argument("--adapter", required=True, help="adapter name (see the Train page)")
-    cls.add_argument("files", nargs="+", metavar="FILE", help="files or folders (walked)")
+    cls.add_argument("files", nargs="*", metavar="FILE", help="files or folders (walked)")
+    cls.add_argument("--collection", help="instead of files: label every document of this "
+                                          "collection, stored on its chunks (see search --label)")
+    cls.add_argument("--pages", metavar="first:N|per-page",
+                     help="with --collection: read each document's first N pages (default: "
+                          "core.lora.collection_labels.DEFAULT_FIRST_PAGES), or label each "
+                          "page on its own")
     cls.add_argument("--mode", choices=("score", "generate"), default="score",
                      help="score every label (default) or generate and parse the answer")
-    cls.add_argument("--json", action="store_true", help="one JSON object per file")
+    cls.add_argument("--json", action="store_true", help="one JSON object per file (or "
+                                                         "document, or page)")
     cls.set_defaults(func=cmd_classify)
 
 
