@@ -101,7 +101,10 @@ def context_block(lead: Hit, rows: list[dict]) -> str:
     first, last = rows[0]["page"], rows[-1]["page"]
     pages = f"page {first}" if first == last else f"pages {first}–{last}"
     section = f" · {lead.section}" if lead.section else ""
-    return f"Passage {lead.rank} ({lead.doc}, {pages}{section}):\n{merged_text(rows)}"
+    # The title, not the file name: a small model took the numbers of names such as
+    # "1805.02400.pdf" for answers ("How many reviews…?" → "1805.02400").
+    return (f"Passage {lead.rank} ({lead.title or lead.doc}, {pages}{section}):\n"
+            f"{merged_text(rows)}")
 
 
 def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
