@@ -71,3 +71,15 @@ def compare(classifier, train: LabelledData, test: LabelledData, embedder,
             "zero_shot": classify_split(classifier, test, False, on_progress, "zero-shot"),
             "baseline": embedding_baseline(train, test, embedder),
             "test_size": len(test.texts)}
+
+
+def baseline_verdict(evaluation: dict) -> str | None:
+    """A plain sentence when the classic baseline beats the adapter on the test split: a user
+    who is not told would ship the slower, worse classifier."""
+    adapter, baseline = evaluation["adapter"]["accuracy"], evaluation["baseline"]["accuracy"]
+    if baseline <= adapter:
+        return None
+    return (f"The embeddings + logistic regression baseline beats this adapter on the test "
+            f"split ({baseline:.0%} against {adapter:.0%}). For this data a simple classifier "
+            "does better: try the Balanced or Thorough preset or more examples per label, or "
+            "use the baseline.")

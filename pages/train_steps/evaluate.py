@@ -7,6 +7,7 @@ import streamlit as st
 
 from core import charts
 from core.lora import runs
+from core.lora.evaluate import baseline_verdict
 from core.settings import Settings
 from pages.train_steps import go_to, pick_run
 
@@ -32,6 +33,8 @@ def render(s: Settings) -> None:
                    f"{gain:+.0%} vs zero-shot" if title == "LoRA adapter" and round(gain, 2)
                    else None,
                    help=f"macro-F1 {result['macro_f1']:.2f} · {result['seconds']} s")
+    if (verdict := baseline_verdict(ev)) is not None:
+        st.warning(verdict, icon=":material/balance:")
     adapter = ev["adapter"]
     st.subheader("Per class (adapter)")
     st.dataframe(pd.DataFrame(adapter["per_class"]).T, width="stretch", column_config={
