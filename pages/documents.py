@@ -99,7 +99,10 @@ if info.outdated and info.chunks:
 
 # Upload ------------------------------------------------------------------------------------
 with st.container(border=True):
+    # A new key after each ingestion empties the uploader: files left in it would come back
+    # with the next batch, a deleted document among them.
     files = st.file_uploader("Add documents", accept_multiple_files=True,
+                             key=f"uploads-{st.session_state.get('ingested', 0)}",
                              type=[sfx.lstrip(".") for sfx in SUPPORTED_SUFFIXES],
                              help="PDF, DOCX, HTML, TXT or Markdown. The same file uploaded again "
                                   "replaces its earlier version.")
@@ -130,6 +133,7 @@ with st.container(border=True):
         bar.progress(1.0, text="Done")
         stage_line.empty()
         st.session_state["ingest-results"] = rows + [r.to_json() for r in results]
+        st.session_state["ingested"] = st.session_state.get("ingested", 0) + 1
         st.rerun()  # redraw counts, document list and chunks with the new documents
 
     results = st.session_state.get("ingest-results")
@@ -233,7 +237,10 @@ if picked[1].button("Re-index", icon=":material/refresh:", width="stretch"):
             st.toast(f"Re-indexed {doc['file']}: {result.chunks} chunks")
         else:
             st.error(result.error)
-if picked[2].button("Delete", icon=":material/delete:", width="stretch", key="delete-doc"):
+asked = picked[2].popover("Delete", icon=":material/delete:", width="stretch")
+asked.warning(f"{doc['file']} and its {doc['chunks']} chunks leave the collection, and its "
+              "upload is removed.", icon=":material/warning:")
+if asked.button(f"Delete {doc['file']}", type="primary", key="delete-doc"):
     removed = store.delete_document(collection, doc["doc_id"])
     forget_uploads(s.data_dir, current, doc["file"])
     st.session_state["deleted"] = f"Deleted {doc['file']} ({removed} chunks)"

@@ -45,6 +45,7 @@ def test_create_upload_and_see_results_and_errors(studio_env):
     assert status["empty.txt"] == "error"
     assert status["notes.pdf"] == "ok"  # Tika reads content, not the name: plain text is fine
     assert "**2 of 3**" in "\n".join(m.value for m in at.markdown)
+    assert not at.file_uploader[0].value  # emptied, so the files do not come back later
     errors = [e.value for e in at.error]
     assert any(e.startswith("empty.txt: the file is empty") for e in errors)
     saved = sorted(p.name for p in (studio_env / "uploads" / "papers").iterdir())
@@ -63,6 +64,7 @@ def test_create_upload_and_see_results_and_errors(studio_env):
 
     # Delete one document: its chunks go, the other stays.
     at.selectbox(key="doc").set_value("notes.pdf").run()
+    assert at.button(key="delete-doc").label == "Delete notes.pdf"  # in a popover that asks first
     at.button(key="delete-doc").click().run()
     assert not at.exception
     assert set(at.dataframe[1].value["file"]) == {"escape attempt.pdf"}
