@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from core.lora import runs
 from core.lora.config import from_preset
 from pages.shared import settings
 from pages.train_steps import STEPS, data, evaluate, model, run, save
@@ -23,6 +24,10 @@ config: dict = st.session_state["train-config"]
 st.title("Train a classifier")
 st.caption("Fine-tune a small language model with LoRA to put documents into your categories. "
            "Training runs in its own process: leave the page, it keeps going.")
+if "train-step" not in st.session_state and (point := runs.resume_point(s)) is not None:
+    # A reload or a return to the page opens where the work is: the running or newest run.
+    st.session_state["train-run"], at = point
+    st.session_state["train-step"] = STEPS[2] if at == "train" else STEPS[3]
 if "pending-train-step" in st.session_state:
     st.session_state["train-step"] = st.session_state.pop("pending-train-step")
 step = st.segmented_control("Step", STEPS, key="train-step", default=STEPS[0],

@@ -165,6 +165,9 @@ def test_step3_eta_says_which_steps_it_comes_from(studio_env, models_env):
     write_json(runs.runs_dir(load_settings()) / runs.LOCK, {"name": "busy-run",
                                                              "pid": os.getpid()})
     at = train_page()
+    # The wizard opens at the run that is training, not at step 1.
+    assert at.segmented_control(key="train-step").value == "3 · Train"
+    assert at.session_state["train-run"] == "busy-run"
     at.segmented_control(key="train-step").set_value("3 · Train").run()
     assert not at.exception
     assert at.get("progress")[0].proto.text == (
@@ -201,7 +204,7 @@ def test_step3_says_why_a_run_stopped_and_marks_the_best_validation(studio_env, 
     folder.update_status(state="finished", step=80, max_steps=200, best_step=40,
                          stop_reason=reason)
     at = train_page()
-    at.segmented_control(key="train-step").set_value("3 · Train").run()
+    assert at.segmented_control(key="train-step").value == "3 · Train"  # its newest run, ended
     assert not at.exception
     assert f"Training ended — {reason}." in [c.value for c in at.caption]
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)

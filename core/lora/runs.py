@@ -225,6 +225,19 @@ def list_runs(settings: Settings) -> list[RunInfo]:
     return infos
 
 
+def resume_point(settings: Settings) -> tuple[str, str] | None:
+    """Where someone who comes back to the wizard left off: the run training now ("train"),
+    else the newest run, at "evaluate" once it is evaluated and at "train" before (a run that
+    failed or was stopped is read there); None before the first run."""
+    active = active_run(settings)
+    if active:
+        return active["name"], "train"
+    newest = max(list_runs(settings), key=lambda r: r.status.get("updated", 0), default=None)
+    if newest is None:
+        return None
+    return newest.name, "evaluate" if newest.folder.evaluation() else "train"
+
+
 def evaluated_runs(settings: Settings) -> list[str]:
     """Names of the runs whose test-split evaluation is written."""
     return [r.name for r in list_runs(settings) if r.folder.evaluation()]
