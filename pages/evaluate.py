@@ -24,7 +24,7 @@ from core.rag.evaluate import (
 from core.rag.retrieval import DEFAULT_K
 from core.samples import SAMPLE_QA, SAMPLE_QA_COLLECTION, load_qa_sample
 from core.settings import Settings
-from pages.shared import chat_engine, select_collection, settings
+from pages.shared import chat_engine, load_sample, select_collection, settings
 
 s = settings()
 st.title("Evaluate")
@@ -39,13 +39,9 @@ with st.expander("SQuAD sample: one click to a demo", expanded=current != SAMPLE
                 f"unanswerable), CC BY-SA 4.0; credits in `data/samples/CREDITS.md`. Loading "
                 f"stores the passages in the collection **{SAMPLE_QA_COLLECTION}**.")
     if st.button("Load the SQuAD sample", icon=":material/download:", key="load-qa-sample"):
-        with st.status("Loading the SQuAD passages…", expanded=True) as box:
-            bar = st.progress(0.0)
-            loaded = load_qa_sample(s, lambda frac, msg: bar.progress(min(frac, 1.0), text=msg))
-            for line in loaded.messages:
-                st.text(line)
-            box.update(label="SQuAD sample loaded" if loaded.ok else "SQuAD sample: problems",
-                       state="complete" if loaded.ok else "error")
+        loaded = load_sample("Loading the SQuAD passages…",
+                             lambda progress: load_qa_sample(s, progress),
+                             "SQuAD sample loaded", "SQuAD sample: problems")
         if loaded.ok:
             select_collection(SAMPLE_QA_COLLECTION)
             st.rerun()

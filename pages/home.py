@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.health import Check
 from core.samples import SAMPLE_COLLECTION, load_samples, samples_loaded
-from pages.shared import report, select_collection, settings
+from pages.shared import load_sample, report, select_collection, settings
 
 RAG_PIPELINE = """
 digraph { rankdir=LR; bgcolor="transparent";
@@ -71,16 +71,11 @@ with samples_col:
                        "contracts dataset.", icon=":material/check:")
         if st.button("Load sample data", icon=":material/download:", type="primary",
                      key="load-samples"):
-            with st.status("Loading sample data…", expanded=True) as box:
-                bar = st.progress(0.0)
-                result = load_samples(
-                    s, progress=lambda frac, msg: bar.progress(min(frac, 1.0), text=msg))
-                for line in result.messages:
-                    st.write(line)
-                box.update(label="Sample data loaded" if result.ok else "Sample data: problems",
-                           state="complete" if result.ok else "error")
-                if result.ok:
-                    select_collection(SAMPLE_COLLECTION)
+            result = load_sample("Loading sample data…",
+                                 lambda progress: load_samples(s, progress=progress),
+                                 "Sample data loaded", "Sample data: problems")
+            if result.ok:
+                select_collection(SAMPLE_COLLECTION)
 
 st.divider()
 st.subheader("Where to next")

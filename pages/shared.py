@@ -166,3 +166,16 @@ def write_model_stream(chunks) -> str:
         box.markdown(safe_markdown(text) + " ▌")
     box.markdown(safe_markdown(text))
     return text
+
+
+def load_sample(label: str, loader, done: str, problems: str):
+    """Run a sample loader (`loader(progress)` → a result with `ok` and `messages`) in a
+    status box with a progress bar, its messages listed as plain text."""
+    with st.status(label, expanded=True) as box:
+        bar = st.progress(0.0)
+        result = loader(lambda frac, msg: bar.progress(min(frac, 1.0), text=msg))
+        for line in result.messages:
+            st.text(line)
+        box.update(label=done if result.ok else problems,
+                   state="complete" if result.ok else "error")
+    return result
