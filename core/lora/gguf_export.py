@@ -148,9 +148,14 @@ def check(models_dir: Path, name: str, model_gguf: Path, lora_gguf: Path | None,
     expected = classifier.score_many(texts)
     labels, answers, room = classifier._answers(None, ())
     prompts = [_prompt_ids(classifier, text, labels, room) for text in texts]
-    llama = Llama(model_path=str(model_gguf), lora_path=str(lora_gguf) if lora_gguf else None,
-                  n_ctx=max(len(p) for p in prompts) + max(len(a) for a in answers),
-                  logits_all=True, verbose=False)
+    try:
+        llama = Llama(model_path=str(model_gguf),
+                      lora_path=str(lora_gguf) if lora_gguf else None,
+                      n_ctx=max(len(p) for p in prompts) + max(len(a) for a in answers),
+                      logits_all=True, verbose=False)
+    except ValueError as exc:  # llama-cpp-python's only word on a file llama.cpp refuses
+        raise AdapterError(f"llama-cpp-python cannot load the exported GGUF {model_gguf.name}"
+                           f"{f' with {lora_gguf.name}' if lora_gguf else ''}: {exc}") from exc
     try:
         same, largest = 0, 0.0
         for prompt, want in zip(prompts, expected):
