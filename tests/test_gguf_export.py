@@ -4,6 +4,9 @@ packaged model, each loaded back by llama-cpp-python and held to the PEFT adapte
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -68,7 +71,11 @@ def test_modelfile_names_the_base_and_the_adapter(tmp_path):
 def test_tiny_adapter_exports_loads_and_agrees(tmp_path):
     models = linked_models_dir(tmp_path / "models", ROOT / "models")
     _train(models, "tiny-gguf", str(_tiny_llama(tmp_path / "tiny-base")), 6)
-    report = gguf_export.export(models, "tiny-gguf", merged=True)
+    done = subprocess.run([sys.executable, "-m", "core", "adapters", "export-gguf", "tiny-gguf",
+                           "--merged", "--json"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "STUDIO_MODELS_DIR": str(models)})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
     _assert_agrees(report)
     folder = models / "gguf-export" / "tiny-gguf"
     assert (folder / "tiny-gguf-lora-f16.gguf").stat().st_size > 0
