@@ -9,6 +9,8 @@ APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PORT ?= 8501
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
+LLAMA_VERSION := $(shell sed -n 's/^llama-cpp-python[^=]*==//p' requirements.txt)
+LLAMA_TOOLS := models/.tools/llama.cpp-$(LLAMA_VERSION)
 
 .PHONY: run test test-fast lint setup models test-setup clean-models
 
@@ -26,7 +28,7 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-setup: $(VENV)/.installed models
+setup: $(VENV)/.installed models $(LLAMA_TOOLS)/.extracted
 
 # torch first and pinned: any other torch request pulls gigabytes of CUDA wheels.
 $(VENV)/.installed: requirements.txt models/requirements.txt pyproject.toml
@@ -45,6 +47,21 @@ $(VENV)/.installed: requirements.txt models/requirements.txt pyproject.toml
 
 models: $(VENV)/.installed
 	$(PY) -m core models prepare
+
+# GGUF export: llama.cpp's converters from the llama-cpp-python sdist of the pinned version, so
+# the files they write are ones the installed llama.cpp reads. sentencepiece is imported by the
+# converter even for BPE tokenizers; it goes beside the converters, not into the Studio's venv.
+$(LLAMA_TOOLS)/.extracted: requirements.txt | $(VENV)/.installed
+	rm -rf $(LLAMA_TOOLS) $(LLAMA_TOOLS).download && mkdir -p $(LLAMA_TOOLS).download
+	$(PIP) download -q --no-deps --no-binary llama-cpp-python -d $(LLAMA_TOOLS).download \
+		llama-cpp-python==$(LLAMA_VERSION)
+	mkdir -p $(LLAMA_TOOLS)
+	tar xzf $(LLAMA_TOOLS).download/llama_cpp_python-$(LLAMA_VERSION).tar.gz -C $(LLAMA_TOOLS) \
+		--strip-components=3 $(addprefix llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/, \
+		convert_hf_to_gguf.py convert_lora_to_gguf.py conversion gguf-py)
+	$(PIP) install -q --target $(LLAMA_TOOLS)/site sentencepiece==0.2.1
+	rm -rf $(LLAMA_TOOLS).download
+	touch $@
 
 test-setup: $(VENV)/.installed-dev /usr/bin/chromium /usr/bin/tesseract
 

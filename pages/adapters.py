@@ -1,5 +1,5 @@
 """Adapters: the library of trained LoRA adapters — details, rename, delete, export, import,
-combine, merge, and two adapters compared on one test set."""
+combine, merge, export to GGUF, and two adapters compared on one test set."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from core import charts
+from core.errors import StudioError
 from core.formats import local_time
-from core.lora import adapter_ops, runs
+from core.lora import adapter_ops, gguf_export, runs
 from core.lora.adapters import AdapterError, list_adapters, load_classifier, usable
 from core.registry import Registry
 from core.text import safe_markdown
@@ -157,6 +158,30 @@ with operations:
         else:
             st.success(f"Saved to `{report['folder']}`; the merged model's outputs match the "
                        f"adapter's (largest logit difference {report['max_logit_difference']:.1e}).")
+
+    st.subheader("Export to GGUF (llama.cpp, Ollama)")
+    to_gguf = st.selectbox("Adapter", list(library), key="gguf-name")
+    merged = st.checkbox("Also the merged model as one GGUF", key="gguf-merged")
+    outtype = st.radio("Weights", gguf_export.OUTTYPES, horizontal=True, key="gguf-outtype")
+    if st.button("Export to GGUF", key="gguf-button"):
+        try:
+            with st.status("Exporting to GGUF…") as status:
+                report = gguf_export.export(s.models_dir, to_gguf, merged, outtype,
+                                            on_progress=status.write)
+        except (StudioError, OSError) as exc:
+            st.error(str(exc))
+        else:
+            for kind, check in report["checks"].items():
+                verdict = st.success if check["agrees"] else st.error
+                verdict(f"{kind}: llama-cpp-python gives the adapter's top label on "
+                        f"{check['same_top_label']} of {check['documents']} documents (largest "
+                        f"probability difference {check['max_probability_difference']:.1e}).")
+            st.write(f"Saved in `{report['folder']}`. The LoRA goes with the base GGUF "
+                     f"`{report['base_gguf']}`; the Modelfile is for `ollama create`.")
+            st.code(Path(report["modelfile"]).read_text(), language="dockerfile")
+            lora = Path(report["lora_gguf"])
+            st.download_button("Download the LoRA GGUF", lora.read_bytes(), lora.name,
+                               "application/octet-stream", icon=":material/download:")
 
     st.subheader("Compare two adapters on one test set")
     pair = st.multiselect("Two adapters", list(library), max_selections=2, key="compare-names")

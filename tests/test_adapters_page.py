@@ -103,3 +103,14 @@ def test_a_federated_adapter_shows_accuracy_per_round(models):
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [t["name"] for t in figure["data"]] == ["federated (global adapter)",
                                                    "centralised (pooled data)"]
+
+
+def test_gguf_export_failure_is_shown_not_raised(models):
+    # tiny-cuad's base has a BERT tokenizer under a Llama config: the converter writes it, but
+    # llama.cpp refuses to load it. The page must say so (tests/test_gguf_export.py covers
+    # exports that work).
+    at = adapters_page()
+    at.selectbox(key="gguf-name").set_value("tiny-cuad").run()
+    at.button(key="gguf-button").click().run()
+    assert not at.exception
+    assert any("llama-cpp-python cannot load" in e.value for e in at.error)

@@ -9,6 +9,7 @@ from pathlib import Path
 from core.cli.common import add_field_flags, field_overrides
 from core.errors import InputError
 from core.lora.federated import FederatedConfig
+from core.lora.gguf_export import OUTTYPES
 from core.registry import Registry
 from core.settings import load_settings
 
@@ -19,7 +20,8 @@ def cmd_adapters(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     models = settings.models_dir
-    needs = {"show": 1, "rename": 2, "delete": 1, "export": 1, "import": 1, "merge": 1}
+    needs = {"show": 1, "rename": 2, "delete": 1, "export": 1, "import": 1, "merge": 1,
+             "export-gguf": 1}
     if len(args.names) < needs.get(args.action, 0):
         raise InputError(f"adapters {args.action} needs {needs[args.action]} name(s)")
 
@@ -56,6 +58,14 @@ def cmd_adapters(args: argparse.Namespace) -> int:
         report = adapter_ops.merge(models, args.names[0])
         out(report, f"merged into {report['folder']} (largest logit difference "
                     f"{report['max_logit_difference']:.2g})")
+    elif args.action == "export-gguf":
+        from core.lora import gguf_export
+
+        progress = None if args.json else lambda message: print(message, flush=True)
+        report = gguf_export.export(models, args.names[0], merged=args.merged,
+                                    outtype=args.outtype, on_progress=progress)
+        out(report, _gguf_summary(report))
+        return 0 if report["agrees"] else 1
     else:  # average
         weights = [float(w) for w in args.weights.split(",")] if args.weights else \
             [1.0] * len(args.names)
@@ -67,6 +77,19 @@ def cmd_adapters(args: argparse.Namespace) -> int:
         out({"adapter": target.name, "parents": args.names, "weights": weights},
             f"saved {target.name}")
     return 0
+
+
+def _gguf_summary(report: dict) -> str:
+    lines = [f"wrote {report['folder']} (Modelfile for Ollama inside)",
+             f"  LoRA GGUF: {report['lora_gguf']}, for the base GGUF {report['base_gguf']}"]
+    if report["merged_gguf"]:
+        lines.append(f"  merged GGUF: {report['merged_gguf']}")
+    for kind, check in report["checks"].items():
+        lines.append(f"  check ({kind}): same top label on {check['same_top_label']} of "
+                     f"{check['documents']} documents, largest probability difference "
+                     f"{check['max_probability_difference']:.2g}"
+                     + ("" if check["agrees"] else " - DOES NOT AGREE with the adapter"))
+    return "\n".join(lines)
 
 
 def cmd_federated(args: argparse.Namespace) -> int:
@@ -95,9 +118,9 @@ def cmd_federated(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     ad = sub.add_parser("adapters", help="the adapter library: list, show, rename, delete, "
-                                         "export, import, merge, average")
-    ad.add_argument("action", choices=("list", "show", "rename", "delete", "export", "import",
-                                       "merge", "average"))
+                                         "export, export-gguf, import, merge, average")
+    ad.add_argument("action", choices=("list", "show", "rename", "delete", "export",
+                                       "export-gguf", "import", "merge", "average"))
     ad.add_argument("names", nargs="*", metavar="NAME",
                     help="adapter name(s); import: the ZIP file; rename: OLD NEW")
     ad.add_argument("--name", help="import: save under this name; average: the new adapter")
@@ -106,6 +129,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     choices=("average", "cat", "svd", "ties", "dare_linear"),
                     help="average: weighted average of the tensors (default) or a PEFT combination")
     ad.add_argument("--output", help="export: the ZIP to write (default NAME.zip)")
+    ad.add_argument("--merged", action="store_true",
+                    help="export-gguf: also the adapter merged into its base, as one GGUF")
+    ad.add_argument("--outtype", default="f16", choices=OUTTYPES,
+                    help="export-gguf: the GGUF's weight type (default f16)")
     ad.add_argument("--json", action="store_true")
     ad.set_defaults(func=cmd_adapters)
 
