@@ -353,12 +353,15 @@ def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens
     carries on from the marked text (llama.cpp reads only the new tokens), so the marks
     stream with the answer and the model reads them as its own."""
     reply, budget = "", max_new_tokens
+    sentence_start = 0  # where the sentence being written begins: after the last mark
     choices = [f"{r}]" for r in ranks]
     while budget > 0:
         space = ""  # what the model wrote after its sentence, put back after the mark
         with closing(engine.continue_reply(messages, reply, budget, stop)) as pieces:
             for piece in pieces:
                 budget -= 1
+                if reply[-1:].isspace() and len(reply) == sentence_start:
+                    piece = piece.lstrip(" ")  # the space after a mark is already written
                 # A token may carry a sentence's end and the space after it (".\n\n"):
                 # the space is kept for after the mark (the model took a reply that ends in
                 # its mark for a finished one); what follows it is written again.
@@ -371,8 +374,8 @@ def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens
                 yield piece
                 if space:
                     break
-        sentence = _SENTENCE_END.split(reply.strip())[-1]
-        if (sentence and not stop.is_set() and not is_refusal(reply)
+        sentence = reply[sentence_start:]
+        if (sentence.strip() and not stop.is_set() and not is_refusal(reply)
                 and not set(citation_marks(sentence)) & set(ranks)):
             mark = " [" + engine.choose(messages, reply + " [", choices)
             reply += mark
@@ -381,6 +384,7 @@ def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens
             return
         reply += space
         yield space
+        sentence_start = len(reply)
 
 
 def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,
