@@ -54,12 +54,17 @@ def scroll_to_top(page) -> None:
     page.wait_for_timeout(500)
 
 
+def ask_about_the_two_models(page, box) -> None:
+    """Ask the GAN question and wait until the answer has finished."""
+    box.fill("What are the two models trained in a generative adversarial net?")
+    box.press("Enter")
+    page.get_by_text("tokens/s").first.wait_for(timeout=300_000)
+    wait_until_idle(page, 300_000)
+
+
 def test_upload_ask_and_see_answer_with_scored_chunks(studio_env):
     with open_chat_with_gan_paper(studio_env) as (_url, page, box):
-        box.fill("What are the two models trained in a generative adversarial net?")
-        box.press("Enter")
-        page.get_by_text("tokens/s").first.wait_for(timeout=300_000)
-        wait_until_idle(page, 300_000)
+        ask_about_the_two_models(page, box)
         answer = message(page, 1).inner_text()
         assert len(answer.split()) > 5
         first = page.locator(".st-key-hit-1")
@@ -129,10 +134,7 @@ def test_stop_keeps_the_partial_answer_and_the_chat_goes_on(studio_env):
 
 def test_a_citation_and_a_source_open_in_their_page(studio_env):
     with open_chat_with_gan_paper(studio_env) as (_url, page, box):
-        box.fill("What are the two models trained in a generative adversarial net?")
-        box.press("Enter")
-        page.get_by_text("tokens/s").first.wait_for(timeout=300_000)
-        wait_until_idle(page, 300_000)
+        ask_about_the_two_models(page, box)
         page.screenshot(path=str(OUTPUT / "page-view-chat.png"))
         dialog = page.locator("[data-testid='stDialog']")
         cites = page.locator("[class*='st-key-cite-0-'] button")
