@@ -10,7 +10,7 @@ Configurations, with the default chat model (Qwen2.5-Coder-0.5B-Instruct through
 greedy, at most MAX_NEW_TOKENS) unless named:
 - studio defaults: chunking v2 (500/50, title and section), hybrid top-3 (DEFAULT_K), a window
   of one neighbour (DEFAULT_WINDOW), the Studio's prompt with the model's own passage marks
-  (core.rag.answers.stream_marked), and the answerability check (core.rag.relevance);
+  (core.rag.citations.stream_marked), and the answerability check (core.rag.relevance);
 - studio 1.5B: the same with Qwen2.5-Coder-1.5B-Instruct, when it is installed
   (`python -m core models install qwen2.5-coder-1.5b-instruct`; skipped otherwise);
 - reference: langchain's RecursiveCharacterTextSplitter(500, 50), dense top-3, the chunks
@@ -38,8 +38,9 @@ os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-answers-")
 
 from bench.qa import QaSet, Question, qasper_set, squad_set, store_documents
 from core.rag import store
-from core.rag.answers import RagTurn, cited_ranks, is_refusal, no_context_stream
+from core.rag.answers import RagTurn, no_context_stream
 from core.rag.chunking import Chunk
+from core.rag.citations import cited_ranks, is_refusal
 from core.rag.embeddings import get_embedder
 from core.rag.evaluate import f1, words
 from core.rag.llm import StreamStats, get_engine, timed

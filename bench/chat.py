@@ -18,9 +18,9 @@ from pathlib import Path
 
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-chat-")
 
-from core.rag.answers import build_prompt
 from core.rag.ingest import ingest_files
 from core.rag.llm import LlamaCppEngine, StreamStats, TransformersEngine, timed
+from core.rag.prompting import build_prompt
 from core.rag.retrieval import RetrievalOptions, search
 from core.registry import Registry
 from core.samples import SAMPLE_PAPER

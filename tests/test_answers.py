@@ -11,7 +11,7 @@ import pytest
 from core.cli.rag.chat import read_questions
 from core.errors import InputError
 from core.rag import relevance
-from core.rag.answers import REFUSAL, citation_marks, cited_ranks, is_refusal
+from core.rag.citations import REFUSAL, citation_marks, cited_ranks, is_refusal
 from core.rag.retrieval import Hit
 from core.settings import PROJECT_ROOT, load_settings
 

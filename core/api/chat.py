@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from fastapi import HTTPException
 
 from core.errors import StudioError
-from core.rag.answers import TEMPLATE_OVERHEAD_TOKENS, TURN_TOKENS, RagTurn, newest_that_fit
+from core.rag.answers import RagTurn
 from core.rag.llm import ChatEngine, StreamStats, get_engine, timed
+from core.rag.prompting import TEMPLATE_OVERHEAD_TOKENS, TURN_TOKENS, newest_that_fit
 from core.rag.retrieval import Hit, RetrievalOptions
 from core.registry import Registry
 from core.settings import Settings

@@ -265,7 +265,8 @@ def _all_rows(run: dict, method: str, rows: list[dict]) -> list[dict]:
 
 def _one(settings: Settings, config: EvalConfig, item: QaItem, options, engine,
          chroma) -> dict:
-    from core.rag.answers import RagTurn, is_refusal
+    from core.rag.answers import RagTurn
+    from core.rag.citations import is_refusal
     from core.rag.retrieval import search
 
     started = time.perf_counter()

@@ -1,0 +1,110 @@
+"""Citations [n] in an answer: the marks the model wrote, refusals recognised, marks the model
+chooses itself after each sentence (stream_marked), and, for engines that cannot be steered,
+citations inferred sentence by sentence from similarity."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+
+import numpy as np
+
+from core.rag.embeddings import query_embedder
+from core.rag.retrieval import Hit
+from core.settings import Settings
+
+REFUSAL = "The documents do not say."
+INFER_MIN_SIMILARITY = 0.35
+_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_REFUSALS = ("the documents do not say", "the documents don't say", "i don't know",
+             "i do not know", "the context does not", "the context doesn't")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A sentence ends at . ! or ? after a word (not "1." of a list), before a space; not after
+# the abbreviations papers use.
+_ENDS_SENTENCE = re.compile(r"[^\s\d][.!?][\"')\]]?$")
+_ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "etc.", "Fig.", "Eq.", "vs.", "cf.", "No.")
+
+
+def citation_marks(answer: str) -> list[int]:
+    """Every number the answer cites, in [1], [2][3] or [1, 2] form."""
+    return sorted({int(n) for group in _CITATION.findall(answer) for n in group.split(",")})
+
+
+def cited_ranks(answer: str, used: list[Hit]) -> list[int]:
+    """The marks that point at a passage the model was given; others are not citations."""
+    valid = {h.rank for h in used}
+    return [n for n in citation_marks(answer) if n in valid]
+
+
+def is_refusal(answer: str) -> bool:
+    """Also when the model put a mark before it ("[1] The documents do not say."), as the
+    reminder's example leads it to."""
+    return _CITATION.sub("", answer).strip().lower().replace("’", "'").startswith(_REFUSALS)
+
+
+def infer_citations(settings: Settings, answer: str, used: list[Hit],
+                    embedding_model: str | None = None) -> list[dict]:
+    """Each answer sentence attributed to the chunk it is most similar to (when similar enough)."""
+    sentences = [s for s in _SENTENCE_END.split(answer.strip()) if len(s.split()) >= 3]
+    if not sentences or not used:
+        return []
+    embedder = query_embedder(settings, embedding_model)
+    s_vec = np.asarray(embedder.embed(sentences))
+    c_vec = np.asarray(embedder.embed([h.text for h in used]))
+    sims = s_vec @ c_vec.T
+    links = []
+    for sentence, row in zip(sentences, sims):
+        best = int(np.argmax(row))
+        if row[best] >= INFER_MIN_SIMILARITY:
+            links.append({"sentence": sentence, "rank": used[best].rank,
+                          "similarity": round(float(row[best]), 3)})
+    return links
+
+
+
+def _ends_sentence(text: str) -> bool:
+    return bool(_ENDS_SENTENCE.search(text)) and not text.endswith(_ABBREVIATIONS)
+
+
+def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens: int,
+                  stop: threading.Event) -> Iterator[str]:
+    """The model's answer with a passage mark after each sentence that lacks one, the number
+    chosen by the model itself: at each sentence end the reply so far is followed by " [" and
+    the model may write only one of the given passages' numbers. The answer stops there and
+    carries on from the marked text (llama.cpp reads only the new tokens), so the marks
+    stream with the answer and the model reads them as its own."""
+    reply, budget = "", max_new_tokens
+    sentence_start = 0  # where the sentence being written begins: after the last mark
+    choices = [f"{r}]" for r in ranks]
+    while budget > 0:
+        space = ""  # what the model wrote after its sentence, put back after the mark
+        with closing(engine.continue_reply(messages, reply, budget, stop)) as pieces:
+            for piece in pieces:
+                budget -= 1
+                if reply[-1:].isspace() and len(reply) == sentence_start:
+                    piece = piece.lstrip(" ")  # the space after a mark is already written
+                # A token may carry a sentence's end and the space after it (".\n\n"):
+                # the space is kept for after the mark (the model took a reply that ends in
+                # its mark for a finished one); what follows it is written again.
+                cut = next((i for i, ch in enumerate(piece) if ch.isspace()), None)
+                if cut is not None and _ends_sentence(reply + piece[:cut]):
+                    rest = piece[cut:]
+                    space = rest[:len(rest) - len(rest.lstrip())]
+                    piece = piece[:cut]
+                reply += piece
+                yield piece
+                if space:
+                    break
+        sentence = reply[sentence_start:]
+        if (sentence.strip() and not stop.is_set() and not is_refusal(reply)
+                and not set(citation_marks(sentence)) & set(ranks)):
+            mark = " [" + engine.choose(messages, reply + " [", choices)
+            reply += mark
+            yield mark
+        if not space or stop.is_set():
+            return
+        reply += space
+        yield space
+        sentence_start = len(reply)

@@ -1,0 +1,147 @@
+"""The prompt of a retrieval-augmented answer: the retrieved chunks as numbered passages, whole,
+in rank order while they fit the model's window, with their neighbouring chunks around them, and
+the newest turns of the conversation in the room that is left."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from core.rag import store
+from core.rag.llm import ChatEngine
+from core.rag.retrieval import Hit
+
+# Measured with the default model (Qwen2.5-Coder-0.5B) on 8 answerable SQuAD 2.0 questions
+# (work/scratch runs of issue 13): every prompt that asked it to write [n] marks itself, in the
+# system prompt, repeated after the question, or with an example sentence, cost the answer: it
+# wrote a bare "[1]", copied the passage's heading or the example, or refused answerable
+# questions (token F1 0.00-0.17). LangChain's "stuff" prompt, which asks for nothing but the
+# answer, gave 0.24 with three hits and a window of one neighbour. So the model answers in
+# its own words, and the marks come from the model in a step of their own (stream_marked).
+ANSWER_PROMPT = ("Use the following pieces of context to answer the question at the end. If "
+                 "you don't know the answer, just say that you don't know, don't try to make "
+                 "up an answer.\n\n{context}\n\nQuestion: {question}\nHelpful Answer:")
+NO_CONTEXT_PROMPT = "Answer the question in at most three sentences."
+TEMPLATE_OVERHEAD_TOKENS = 64  # role markers, separators and the template's default system line
+TURN_TOKENS = 8  # role markers and separators around one earlier message
+
+
+Key = tuple[str, int]  # (doc_id, chunk index): one chunk of one document
+
+
+@dataclass
+class PromptPlan:
+    messages: list[dict]
+    used: list[Hit]
+    dropped: list[Hit]
+    windows: dict[int, dict] = field(default_factory=dict)  # rank -> text "before"/"after" it
+
+
+def _row(hit: Hit) -> dict:
+    return {"doc_id": hit.doc_id, "chunk": hit.chunk, "page": hit.page, "start": hit.start,
+            "end": hit.end, "text": hit.text}
+
+
+def merged_text(rows: list[dict]) -> str:
+    """Consecutive chunks of one document as one text: where chunks overlap on a page the
+    overlap is written once (their spans say where)."""
+    out, prev = "", None
+    for row in rows:
+        if prev is None:
+            out = row["text"]
+        elif row["page"] == prev["page"] and row["start"] < prev["end"]:
+            out += row["text"][prev["end"] - row["start"]:]
+        else:
+            out += ("\n" if row["page"] == prev["page"] else "\n\n") + row["text"]
+        prev = row
+    return out
+
+
+def _runs(chosen: dict[Key, dict], hits: list[Hit]) -> list[tuple[Hit, list[dict]]]:
+    """Chosen chunks that follow each other in a document, as one passage led by the best hit
+    inside it; passages in the order of their best hits."""
+    runs: list[list[Key]] = []
+    for key in sorted(chosen):
+        if runs and runs[-1][-1] == (key[0], key[1] - 1):
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    by_key = {(h.doc_id, h.chunk): h for h in hits}
+    led = [(min((by_key[k] for k in run if k in by_key), key=lambda h: h.rank),
+            [chosen[k] for k in run]) for run in runs]
+    return sorted(led, key=lambda pair: pair[0].rank)
+
+
+def context_block(lead: Hit, rows: list[dict]) -> str:
+    first, last = rows[0]["page"], rows[-1]["page"]
+    pages = f"page {first}" if first == last else f"pages {first}–{last}"
+    section = f" · {lead.section}" if lead.section else ""
+    # The title, not the file name: a small model took the numbers of names such as
+    # "1805.02400.pdf" for answers ("How many reviews…?" → "1805.02400").
+    return (f"Passage {lead.rank} ({lead.title or lead.doc}, {pages}{section}):\n"
+            f"{merged_text(rows)}")
+
+
+def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
+    context = "\n\n".join(context_block(lead, rows) for lead, rows in _runs(chosen, hits))
+    return ANSWER_PROMPT.format(context=context, question=question)
+
+
+def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tokens: int,
+                 nearby: dict[Key, dict] | None = None, window: int = 0) -> PromptPlan:
+    """Whole chunks in rank order while they fit the model's window (a chunk that does not fit
+    is dropped, never cut); then, one ring of `window` at a time, the neighbouring chunks from
+    `nearby` around each hit, best hits first, while they fit. Chunks that meet are merged into
+    one passage, so no text is given twice."""
+    limit = engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
+    chosen: dict[Key, dict] = {}
+
+    def take(key: Key, row: dict) -> None:
+        if engine.count_tokens(_user_message(question, {**chosen, key: row}, hits)) <= limit:
+            chosen[key] = row
+
+    for hit in hits:
+        take((hit.doc_id, hit.chunk), _row(hit))
+    nearby = nearby or {}
+    for distance in range(1, window + 1):
+        for hit in hits:
+            for step in (-1, 1):
+                key, inner = ((hit.doc_id, hit.chunk + step * d) for d in (distance, distance - 1))
+                if key in nearby and key not in chosen and inner in chosen:
+                    take(key, nearby[key])
+    used = [h for h in hits if (h.doc_id, h.chunk) in chosen]
+    return PromptPlan([{"role": "user", "content": _user_message(question, chosen, hits)}],
+                      used, [h for h in hits if h not in used], _windows(chosen, used))
+
+
+def _windows(chosen: dict[Key, dict], used: list[Hit]) -> dict[int, dict]:
+    """For each hit, the text the model read before and after it."""
+    windows = {}
+    for _, rows in _runs(chosen, used):
+        for i, row in enumerate(rows):
+            hit = next((h for h in used if (h.doc_id, h.chunk) == (row["doc_id"], row["chunk"])),
+                       None)
+            if hit:
+                windows[hit.rank] = {"before": merged_text(rows[:i]),
+                                     "after": merged_text(rows[i + 1:])}
+    return windows
+
+
+def nearby_chunks(collection, hits: list[Hit], window: int) -> dict[Key, dict]:
+    """The chunks within `window` of each hit, read from Chroma by doc id and chunk index."""
+    rows = {}
+    for hit in hits if window else []:
+        for row in store.neighbours(collection, hit.doc_id, hit.chunk, window):
+            rows[(row["doc_id"], int(row["chunk"]))] = row
+    return rows
+
+
+def newest_that_fit(turns: Sequence[dict], engine: ChatEngine, budget: int) -> list[dict]:
+    """The newest earlier messages whose tokens fit `budget`, oldest first."""
+    kept: list[dict] = []
+    for turn in reversed(turns):
+        budget -= engine.count_tokens(turn["content"]) + TURN_TOKENS
+        if budget < 0:
+            break
+        kept.append(turn)
+    return kept[::-1]
