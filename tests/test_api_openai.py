@@ -16,15 +16,13 @@ import pytest
 from core.rag.ingest import ingest_files
 from core.settings import PROJECT_ROOT, load_settings
 from tests.conftest import OUTPUT, shared
-from tests.servers import free_port, running
+from tests.servers import OUTSIDE, free_port, running
 from tests.tiny import tiny_causal_lm
 
 pytestmark = pytest.mark.slow
 KEY = "sk-studio-test-0123456789"
 DOC = "2106.09685v2_pages1-2_groundtruth.txt"  # the LoRA paper's first two pages
 QUESTION = "Which weights does LoRA freeze?"
-OUTSIDE = ("CHROMA_HOST", "TIKA_SERVER_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
-           "OPENAI_MODEL", "STUDIO_EMBEDDING_MODEL", "STUDIO_MODELS_DIR")
 
 
 @pytest.fixture(scope="module")
