@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-latency-")
 
 from bench.qa import qasper
+from bench.timing import percentiles
 from core.rag import store
 from core.rag.chunking import chunk_pages
 from core.rag.embeddings import get_embedder
@@ -31,11 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = (10_000, 100_000)
 DIM = 384
-
-
-def percentiles(seconds: list[float]) -> dict:
-    ms = sorted(s * 1000 for s in seconds)
-    return {"p50_ms": statistics.median(ms), "p95_ms": ms[int(0.95 * (len(ms) - 1))]}
 
 
 def build(chroma, settings, n: int, texts: list[str], rng) -> np.ndarray:

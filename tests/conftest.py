@@ -48,21 +48,9 @@ def models_env(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_library(tmp_path_factory):
-    """A models folder holding `tiny-cuad`: a LoRA adapter on a tiny random model, trained a few
-    steps on the sample dataset by the real trainer (its labels: the five contract types)."""
-    from core.lora.config import TrainConfig
-    from core.lora.trainer import train
-    from core.samples import SAMPLE_DATASET
-    from tests.tiny import tiny_causal_lm
+    from tests.tiny import tiny_adapter_library
 
-    root = tmp_path_factory.mktemp("library")
-    models = linked_models_dir(root / "models", ROOT / "models")
-    base = tiny_causal_lm(root / "tiny-base")
-    config = TrainConfig(name="tiny-cuad", data=str(SAMPLE_DATASET), base=str(base), max_steps=6,
-                         batch_size=4, learning_rate=5e-3, max_length=256, eval_steps=6,
-                         save_steps=6)
-    train(config, root / "run", models)  # publishes models/adapters/tiny-cuad
-    return models
+    return tiny_adapter_library(tmp_path_factory.mktemp("library"))
 
 
 def shared(*parts: str) -> Path:

@@ -10,6 +10,11 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+# Settings that point the Studio at services and models outside: a server started for a test or a
+# benchmark runs on its own data, not on what this machine's environment names.
+OUTSIDE = ("CHROMA_HOST", "TIKA_SERVER_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
+           "OPENAI_MODEL", "STUDIO_EMBEDDING_MODEL", "STUDIO_MODELS_DIR")
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -29,3 +29,21 @@ def tiny_causal_lm(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_adapter_library(root: Path) -> Path:
+    """A models folder (root/models) holding `tiny-cuad`: a LoRA adapter on a tiny random model,
+    trained a few steps on the sample dataset by the real trainer (its labels: the five contract
+    types); the other models are links to the project's."""
+    from core.lora.config import TrainConfig
+    from core.lora.trainer import train
+    from core.registry import linked_models_dir
+    from core.samples import SAMPLE_DATASET
+
+    models = linked_models_dir(root / "models", PROJECT_ROOT / "models")
+    base = tiny_causal_lm(root / "tiny-base")
+    config = TrainConfig(name="tiny-cuad", data=str(SAMPLE_DATASET), base=str(base), max_steps=6,
+                         batch_size=4, learning_rate=5e-3, max_length=256, eval_steps=6,
+                         save_steps=6)
+    train(config, root / "run", models)  # publishes models/adapters/tiny-cuad
+    return models
