@@ -7,7 +7,8 @@ from functools import cache
 import pytest
 
 from core.rag.chunking import DEFAULT_CHUNK_SIZE, chunk_pages, contextual_text
-from core.rag.extract import extract, is_heading, join_hyphen_breaks, unwrap
+from core.rag.extract import extract
+from core.rag.layout import is_heading, join_hyphen_breaks, unwrap
 from tests.conftest import shared
 
 PAPERS = ("1406.2661_GAN.pdf", "1706.03762_Attention_is_all_you_need.pdf", "1810.04805_BERT.pdf",

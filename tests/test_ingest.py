@@ -5,8 +5,9 @@ import pytest
 from core.errors import InputError
 from core.rag import store
 from core.rag.chunking import chunk_pages
-from core.rag.extract import ExtractionError, extract, normalise, split_pages
+from core.rag.extract import ExtractionError, extract, split_pages
 from core.rag.ingest import ingest_files
+from core.rag.layout import normalise
 from core.samples import SAMPLE_PAPER
 from core.settings import load_settings
 from tests.conftest import shared
@@ -124,7 +125,7 @@ def test_collection_keeps_its_embedding_model_and_refuses_another(studio_env):
 
 
 def test_lost_ligatures_are_put_back():
-    from core.rag.extract import repair_ligatures
+    from core.rag.layout import repair_ligatures
 
     broken = "di\ufffderent e\ufffdective \ufffdrst over\ufffdtting shu\ufffeed"
     assert repair_ligatures(broken) == "different effective first overfitting shuffled"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from core.errors import InputError
-from core.rag.extract import is_heading
+from core.rag.layout import is_heading
 
 DEFAULT_CHUNK_SIZE = 500  # the reference notebook's setting
 DEFAULT_CHUNK_OVERLAP = 50
