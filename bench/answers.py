@@ -49,7 +49,7 @@ from core.registry import Registry
 from core.settings import load_settings
 
 MAX_NEW_TOKENS = 64
-REFERENCE = RetrievalOptions(k=3, method="dense", window=0)
+REFERENCE = RetrievalOptions(k=3, method="dense", window=0, rerank=False)
 # LangChain's load_qa_chain("stuff") prompt, which the reference notebook used.
 REFERENCE_PROMPT = ("Use the following pieces of context to answer the question at the end. If "
                     "you don't know the answer, just say that you don't know, don't try to make "

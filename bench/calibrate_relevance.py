@@ -30,7 +30,7 @@ from core.rag.embeddings import get_embedder
 from core.rag.retrieval import RetrievalOptions, search
 from core.settings import load_settings
 
-CANDIDATES = RetrievalOptions(k=20, method="hybrid", window=0)
+CANDIDATES = RetrievalOptions(k=20, method="hybrid", window=0, rerank=False)
 SHOWN = 5  # the Studio's default k: answerability looks at what the model would be given
 MAX_FALSE_REFUSALS = 0.10
 

@@ -114,6 +114,9 @@ with st.expander("Retrieval settings", icon=":material/tune:"):
     mmr = cols[2].toggle("Diversify (MMR)", key="mmr",
                          help="Prefer chunks that add something new over near-duplicates.")
     min_score = cols[0].slider("Minimum score", 0.0, 1.0, 0.0, 0.05, key="min-score")
+    rerank = cols[2].toggle("Order by relevance", value=True, key="rerank",
+                            help="Order the candidates by how likely each is to hold the "
+                                 "answer (the match marks) rather than by the method's score.")
     names = {d["doc_id"]: d["file"] for d in docs}
     only = cols[1].multiselect("Only these documents", list(names), format_func=names.get,
                                key="only-docs")
@@ -129,7 +132,8 @@ with st.expander("Retrieval settings", icon=":material/tune:"):
                "the answer, on the same scale for every method. The method's own score is in "
                "the mark's tooltip.")
 options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
-                           doc_ids=tuple(only), labels=tuple(only_labels), window=window)
+                           doc_ids=tuple(only), labels=tuple(only_labels), window=window,
+                           rerank=rerank)
 
 bar = st.columns([3, 2, 1, 1], vertical_alignment="center")
 compare = bar[0].toggle("Compare without retrieval", key="compare",

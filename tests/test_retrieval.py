@@ -30,7 +30,7 @@ def papers(tmp_path_factory):
 def test_dense_finds_the_passage_and_scores_mean_similarity(papers):
     settings, _ = papers
     result = search(settings, "papers", "How can I tell that my model is overfitting?",
-                    RetrievalOptions(k=5, method="dense"))
+                    RetrievalOptions(k=5, method="dense", rerank=False))
     hits = result.hits
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert "overfitting" in hits[0].text.lower() and hits[0].retriever == "dense"
@@ -42,13 +42,26 @@ def test_dense_finds_the_passage_and_scores_mean_similarity(papers):
 def test_bm25_relative_scores_and_hybrid_fusion(papers):
     settings, _ = papers
     bm25 = search(settings, "papers", "generative adversarial nets discriminator",
-                  RetrievalOptions(k=3, method="bm25")).hits
+                  RetrievalOptions(k=3, method="bm25", rerank=False)).hits
     assert bm25[0].score == 1.0 and bm25[0].doc == "1406.2661_GAN.pdf"
     hybrid = search(settings, "papers", "generative adversarial nets discriminator",
-                    RetrievalOptions(k=8, method="hybrid")).hits
+                    RetrievalOptions(k=8, method="hybrid", rerank=False)).hits
     assert {h.retriever for h in hybrid} <= {"dense", "bm25", "both"}
     assert hybrid[0].retriever == "both" and 0 < hybrid[0].score <= 1
     assert all(h.score <= hybrid[0].score for h in hybrid)
+
+
+def test_by_default_the_candidates_are_ordered_by_relevance(papers):
+    """Reranked, the top k are the most relevant of every candidate, not the fused top k."""
+    settings, _ = papers
+    question = "How is the discriminator of a generative adversarial net trained?"
+    fused = search(settings, "papers", question, RetrievalOptions(k=40, rerank=False)).hits
+    reranked = search(settings, "papers", question, RetrievalOptions(k=5)).hits
+    assert [h.rank for h in reranked] == [1, 2, 3, 4, 5]
+    assert [h.relevance for h in reranked] == sorted((h.relevance for h in reranked),
+                                                     reverse=True)
+    best = sorted(fused, key=lambda h: h.relevance, reverse=True)[:5]
+    assert [h.chunk_id for h in reranked] == [h.chunk_id for h in best]
 
 
 def test_filters_floor_and_mmr(papers):

@@ -86,6 +86,7 @@ class SearchRequest(BaseModel):
     k: int = Field(5, ge=1, le=50)
     method: Method = "hybrid"
     mmr: bool = False
+    rerank: bool = True  # ordered by calibrated relevance, as RetrievalOptions
     min_score: float = Field(0.0, ge=0, le=1)
 
 
@@ -179,7 +180,7 @@ def router(settings: Settings, gate: Gate) -> APIRouter:
     @router.post("/search")
     def search_only(body: SearchRequest) -> dict:
         options = RetrievalOptions(k=body.k, method=body.method, mmr=body.mmr,
-                                   min_score=body.min_score)
+                                   rerank=body.rerank, min_score=body.min_score)
         result = search(settings, collection(body.collection), body.question, options,
                         chroma())
         return {"object": "list", "method": result.method,

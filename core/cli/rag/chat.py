@@ -19,7 +19,7 @@ def _retrieval_options(args: argparse.Namespace):
     given = {name: getattr(args, name) for name in ("k", "window")
              if getattr(args, name) is not None}  # else RetrievalOptions' defaults
     return RetrievalOptions(method=args.method, mmr=args.mmr, min_score=args.min_score,
-                            labels=tuple(args.label or ()), **given)
+                            labels=tuple(args.label or ()), rerank=not args.no_rerank, **given)
 
 
 def read_questions(path: Path) -> list[str]:
@@ -147,6 +147,8 @@ def _add_retrieval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how many chunks (default: core.rag.retrieval.DEFAULT_K)")
     parser.add_argument("--method", choices=("dense", "bm25", "hybrid"), default="hybrid")
     parser.add_argument("--mmr", action="store_true", help="diversify with MMR")
+    parser.add_argument("--no-rerank", action="store_true",
+                        help="keep the method's own order instead of ordering by relevance")
     parser.add_argument("--min-score", type=float, default=0.0)
     parser.add_argument("--label", action="append", metavar="LABEL",
                         help="only documents classified so (`classify --collection`); "
