@@ -52,7 +52,8 @@ def run_variant(args) -> dict:
     import torch
 
     from core.lora.config import lora_config
-    from core.lora.trainer import build, encode_split, prepare_data
+    from core.lora.objective import encode_split
+    from core.lora.trainer import build, prepare_data
     from core.models import load_base
 
     config = config_for(args, Path(args.data), args.variant)

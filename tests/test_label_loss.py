@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from core.lora.config import PRESETS, TrainConfig, from_preset
+from core.lora.objective import LeftPadCollator, answer_only_loss, label_set_loss, label_tails
 from core.lora.prompts import answer_ids, encode
-from core.lora.trainer import LeftPadCollator, answer_only_loss, label_set_loss, label_tails
 from tests.tiny import tiny_causal_lm
 
 LABELS = ["Hosting", "License", "Sponsorship agreement"]

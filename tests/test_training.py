@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from core.lora.adapters import META as ADAPTER_META
 from core.lora.config import TrainConfig, from_preset
-from core.lora.trainer import LeftPadCollator, answer_only_loss, train
+from core.lora.objective import LeftPadCollator, answer_only_loss
+from core.lora.trainer import train
 from core.samples import SAMPLE_DATASET
 from core.settings import PROJECT_ROOT
 from tests.tiny import tiny_causal_lm
@@ -67,7 +68,7 @@ def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, 
     assert len(meta["base_sha256"]) == 64 and len(meta["dataset_sha256"]) == 64
     evaluation = meta["evaluation"]
     assert evaluation["test_size"] == 6
-    for which in ("adapter", "zero_shot", "baseline"):
+    for which in ("adapter", "zero_shot", "baseline", "tfidf"):
         result = evaluation[which]
         assert 0 <= result["accuracy"] <= 1 and sum(map(sum, result["confusion"])) == 6
 
@@ -82,7 +83,8 @@ def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, 
 
 def test_validation_scores_labels_even_when_training_on_answer_tokens(tiny, tmp_path, models_env):
     from core.lora.classify import Classifier
-    from core.lora.trainer import build, encode_split
+    from core.lora.objective import encode_split
+    from core.lora.trainer import build
 
     session = build(config(tiny, label_loss=0.0), tmp_path / "run", models_env)
     metrics = session.trainer.evaluate()
@@ -182,7 +184,7 @@ def test_cli_train_writes_run_and_adapter(tiny, studio_env, tmp_path, monkeypatc
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["adapter"] == str(models / "adapters" / "cuad-tiny")
-    assert set(result["test"]) == {"adapter", "zero_shot", "baseline"}
+    assert set(result["test"]) == {"adapter", "zero_shot", "baseline", "tfidf"}
     assert "step 4 · epoch" in out.stdout  # progress lines before the result
     assert (models / "adapters" / "cuad-tiny" / "adapter_model.safetensors").is_file()
     assert (studio_env / "runs" / "cuad-tiny" / "config.yaml").is_file()

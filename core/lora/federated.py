@@ -168,7 +168,7 @@ def global_metrics(config: TrainConfig, test: LabelledData, categories: list[str
 
     from core.lora.classify import Classifier
     from core.lora.evaluate import classify_split
-    from core.lora.trainer import LeftPadCollator, encode_split, objective, objective_tails
+    from core.lora.objective import LeftPadCollator, encode_split, objective, objective_tails
 
     model, tokenizer = adapter_model(config, models_dir, state)
     model.eval()
