@@ -83,23 +83,6 @@ def clauses_frame(seed: int, types: int = 10, per_type: int = 30, min_chars: int
     return picked.rename(columns={"clause_type": "label"})[["text", "label"]]
 
 
-def tfidf_svc(train, test) -> dict:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.svm import LinearSVC
-
-    from core.lora.evaluate import metrics
-
-    started = time.perf_counter()
-    model = make_pipeline(TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1),
-                          LinearSVC())
-    model.fit(train.texts, train.labels)
-    result = metrics(test.labels, list(model.predict(test.texts)),
-                     sorted(set(train.labels) | set(test.labels)))
-    result["seconds"] = round(time.perf_counter() - started, 2)
-    return result
-
-
 def subsample(data, n: int, seed: int):
     """A stratified `n` of `data`, every label kept."""
     from sklearn.model_selection import train_test_split
@@ -140,7 +123,7 @@ def train_adapter(args, parts, categories, work: Path):
 
 def run_dataset(args, name: str, embedder) -> dict:
     from core.lora.data import split
-    from core.lora.evaluate import classify_split, embedding_baseline
+    from core.lora.evaluate import classify_split, embedding_baseline, tfidf_baseline
 
     data = load_dataset(name, args.quick, args.seed)
     # the split keeps at least one example of each label for validation (unused here): a 10%
@@ -165,7 +148,7 @@ def run_dataset(args, name: str, embedder) -> dict:
             if n == sizes[-1]:
                 row["zero_shot"] = classify_split(classifier, parts.test, False)
         row["embedding"] = embedding_baseline(train, parts.test, embedder)
-        row["tfidf_svc"] = tfidf_svc(train, parts.test)
+        row["tfidf_svc"] = tfidf_baseline(train, parts.test)
         for result in row.values():
             if isinstance(result, dict):
                 result.pop("misclassified", None)

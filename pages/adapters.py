@@ -13,6 +13,7 @@ from core.errors import StudioError
 from core.formats import local_time
 from core.lora import adapter_ops, gguf_export, runs
 from core.lora.adapters import AdapterError, list_adapters, load_classifier, usable
+from core.lora.evaluate import BASELINES
 from core.registry import Registry
 from core.text import safe_markdown
 from pages.shared import settings
@@ -110,7 +111,7 @@ with details:
         if meta.test_accuracy is not None:
             result = evaluation["adapter"]
             others = [f"{title} {evaluation[key]['accuracy']:.0%}" for key, title in
-                      (("zero_shot", "zero-shot"), ("baseline", "embeddings baseline"))
+                      (("zero_shot", "zero-shot"), *BASELINES.items())
                       if isinstance(evaluation.get(key), dict) and "accuracy" in evaluation[key]]
             st.markdown(f"Test accuracy **{meta.test_accuracy:.0%}**"
                         + (f" ({', '.join(others)})" if others else "")

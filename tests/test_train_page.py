@@ -130,7 +130,8 @@ def test_step3_to_5_train_follow_evaluate_save(studio_env, models_env, tiny):
     button(at, "See the evaluation").click().run()
     assert not at.exception
     titles = [m.label for m in at.metric]
-    assert titles == ["LoRA adapter", "Base model, zero-shot", "Embeddings + logistic regression"]
+    assert titles == ["LoRA adapter", "Base model, zero-shot", "Embeddings + logistic regression",
+                      "TF-IDF + linear SVM"]
     assert "test split** (6 examples" in text(at)
 
     button(at, "Next: save").click().run()

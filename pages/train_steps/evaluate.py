@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import charts
 from core.lora import runs
-from core.lora.evaluate import baseline_verdict
+from core.lora.evaluate import BASELINES, baseline_verdict
 from core.settings import Settings
 from pages.train_steps import go_to, pick_run
 
@@ -18,15 +18,15 @@ def render(s: Settings) -> None:
         return
     folder = runs.run_dir(s, name)
     ev, status = folder.evaluation(), folder.status()
-    rows = {"LoRA adapter": ev["adapter"], "Base model, zero-shot": ev["zero_shot"],
-            "Embeddings + logistic regression": ev["baseline"]}
+    rows = {"LoRA adapter": ev["adapter"], "Base model, zero-shot": ev["zero_shot"]}
+    rows |= {what[0].upper() + what[1:]: ev[key] for key, what in BASELINES.items() if key in ev}
     st.markdown(f"On the **test split** ({ev['test_size']} examples never seen in training; "
                 f"each one is {1 / ev['test_size']:.0%} of the accuracy):")
     if status.get("state") == "stopped":
         st.info(f"This run was stopped early, at step {status.get('step')} of "
                 f"{status.get('max_steps')}: the adapter has not finished learning.",
                 icon=":material/stop_circle:")
-    cols = st.columns(3)
+    cols = st.columns(len(rows))
     gain = ev["adapter"]["accuracy"] - ev["zero_shot"]["accuracy"]
     for col, (title, result) in zip(cols, rows.items()):
         col.metric(title, f"{result['accuracy']:.0%}",

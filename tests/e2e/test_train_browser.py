@@ -124,7 +124,7 @@ def test_train_wizard_quick_run_live_curve_stop_and_evaluate(studio_env, models_
 
             page.get_by_role("button", name="Stop", exact=True).click()
             # The current step ends, the adapter is saved, then the test split is classified
-            # (adapter, zero-shot, embeddings baseline) before the run says "stopped".
+            # (adapter, zero-shot, both baselines) before the run says "stopped".
             wait_for_progress(page, lambda t: "stopping" in t or "evaluating" in t
                               or "stopped" in t, 120, "stopping", errors)
             text = wait_for_progress(page, lambda t: "evaluating" in t or "stopped" in t, 120,

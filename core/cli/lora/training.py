@@ -11,6 +11,7 @@ from pathlib import Path
 from core.cli.common import add_field_flags, field_overrides
 from core.errors import InputError
 from core.lora.config import PRESETS, TrainConfig, from_preset
+from core.lora.evaluate import BASELINES
 from core.settings import load_settings
 
 
@@ -59,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     evaluation = run.evaluation() or {}
     result = {"adapter": str(adapter), "run": str(run.path),
               "test": {which: {k: evaluation[which][k] for k in ("accuracy", "macro_f1")}
-                       for which in ("adapter", "zero_shot", "baseline")},
+                       for which in ("adapter", "zero_shot", *BASELINES) if which in evaluation},
               "test_size": evaluation["test_size"], "stopped": run.status().get("stop_reason")}
     print(json.dumps(result) if args.json else
           f"adapter saved to {adapter} ({result['stopped']})\ntest accuracy ({result['test_size']} examples): " +
