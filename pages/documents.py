@@ -12,7 +12,7 @@ from core.rag import store
 from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.rag.extract import ocr_available
 from core.rag.ingest import BatchProgress, ingest_files, reindex
-from core.rag.ingest_ray import RayUnavailable, ingest_files_ray
+from core.rag.ingest_ray import ingest_files_ray
 from core.uploads import (
     SUPPORTED_SUFFIXES,
     UploadError,
@@ -132,19 +132,14 @@ with st.container(border=True):
             bar.progress(done, text=f"{done:.0%}{left}")
             stage_line.markdown(f"`{path.name}` — **{stage}**")
 
-        try:
-            if on_cluster:
-                with st.spinner("Starting the cluster's workers…"):
-                    results = ingest_files_ray(s, saved, current, info.chunk_size,
-                                               info.chunk_overlap, on_stage=show, ocr=ocr,
-                                               address=s.ray_address)
-            else:
-                with st.spinner("Loading the embedding model…"):
-                    results = ingest_files(s, saved, current, info.chunk_size,
-                                           info.chunk_overlap, on_stage=show, ocr=ocr)
-        except RayUnavailable as exc:
-            st.error(str(exc))
-            st.stop()
+        if on_cluster:
+            with st.spinner("Starting the cluster's workers…"):
+                results = ingest_files_ray(s, saved, current, info.chunk_size, info.chunk_overlap,
+                                           on_stage=show, ocr=ocr, address=s.ray_address)
+        else:
+            with st.spinner("Loading the embedding model…"):
+                results = ingest_files(s, saved, current, info.chunk_size, info.chunk_overlap,
+                                       on_stage=show, ocr=ocr)
         bar.progress(1.0, text="Done")
         stage_line.empty()
         st.session_state["ingest-results"] = rows + [r.to_json() for r in results]

@@ -11,15 +11,20 @@ import pytest
 
 from core.rag import store
 from core.rag.ingest import ingest_files
-from core.rag.ingest_ray import ingest_files_ray
+from core.rag.ingest_ray import RayUnavailable, ingest_files_ray
 from core.settings import load_settings
 from tests.conftest import shared
-from tests.servers import ray_cluster
-
-pytestmark = pytest.mark.slow
+from tests.servers import free_port, ray_cluster
 
 # Small on purpose: each Ray worker loads the embedding model once per run.
 PAPERS = ("1406.2661_GAN.pdf", "2505.23724v1.txt")
+
+
+def test_an_address_where_no_cluster_answers_fails_in_seconds(studio_env):
+    address = f"127.0.0.1:{free_port()}"
+    with pytest.raises(RayUnavailable, match=f"no Ray cluster answers at {address}"):
+        ingest_files_ray(load_settings(), [], "papers", address=address)
+    assert not (studio_env / "chroma").exists()  # nothing was created
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +81,7 @@ def _same_results(got, want) -> None:
     assert [row(r) for r in got] == [row(r) for r in want]
 
 
+@pytest.mark.slow
 def test_cluster_ingests_the_same_chunks_and_reports_bad_files_as_the_local_path(
         cluster, server_settings, files, local):
     want_results, want_chunks = local
@@ -99,6 +105,7 @@ def test_cluster_ingests_the_same_chunks_and_reports_bad_files_as_the_local_path
                       for stage in ("extract", "store")][:-1]  # the bad file is never stored
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_file_loses_nothing(cluster, server_settings, files, local):
     want_results, want_chunks = local
     this = psutil.Process(os.getpid())  # the cluster's processes are its descendants

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 import time
 import warnings
@@ -87,14 +88,23 @@ def connected(address: str | None, log_dir: Path) -> Iterator[None]:
                                         FutureWarning)
                 ray.init(**options, configure_logging=False, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise RayUnavailable(f"could not reach a Ray cluster at {address} ({exc}); start one "
-                                 "with `ray start --head` there, or leave out the address to "
-                                 "run on this machine's cores") from exc
+            raise RayUnavailable(f"could not join the Ray cluster at {address} ({exc})") from exc
         yield
     finally:
         ray.shutdown()
         ray_logger.removeHandler(handler)
         handler.close()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds: ray.init retries an address where nothing answers for minutes."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise RayUnavailable(f"no Ray cluster answers at {address} ({exc}); start one with "
+                             "`ray start --head` there, give its head as host:port, or leave "
+                             "out the address to run on this machine's cores") from exc
 
 
 def ingest_files_ray(settings: Settings, paths: list[Path], collection_name: str,
@@ -105,6 +115,8 @@ def ingest_files_ray(settings: Settings, paths: list[Path], collection_name: str
     """`ingest.ingest_files` with the preparing spread over a Ray cluster (`address`, else
     a local instance). on_stage sees "extract" when a file becomes the one waited for and
     "store" when it is written: the stages in between run elsewhere."""
+    if address:
+        _check_reachable(address)
     chroma = store.client(settings)
     registry = Registry.load(settings.registry_path, settings.models_dir)
     # The model is loaded on the workers only; this process just names it.
