@@ -88,10 +88,14 @@ def connected(address: str | None, log_dir: Path) -> Iterator[None]:
                                         FutureWarning)
                 ray.init(**options, configure_logging=False, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise RayUnavailable(f"could not join the Ray cluster at {address} ({exc})") from exc
-        yield
+            # RuntimeError: this process is already connected (one Ray ingestion at a time).
+            raise RayUnavailable(f"could not join the Ray cluster at {address or 'here'} "
+                                 f"({exc})") from exc
+        try:
+            yield
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
         ray_logger.removeHandler(handler)
         handler.close()
 
