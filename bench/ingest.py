@@ -151,13 +151,14 @@ def ray_main() -> None:
     rows = []
 
     def run(path: str, workers: int | None, ingest, *args, **kwargs) -> None:
+        load = os.getloadavg()[0]  # other work on the machine skews each row differently
         t0 = time.perf_counter()
         results = ingest(settings, files, *args, **kwargs)
         seconds = time.perf_counter() - t0
         assert all(r.status == "ok" for r in results), [r.error for r in results]
         rows.append({"path": path, "workers": workers, "docs": len(results),
                      "chunks": sum(r.chunks for r in results), "seconds": seconds,
-                     "docs_per_s": len(results) / seconds})
+                     "docs_per_s": len(results) / seconds, "load_before": load})
 
     run("local", None, ingest_files, "local")  # one process, torch on every core
     for cpus in ((1,), (1, 1)):
@@ -180,10 +181,11 @@ def ray_main() -> None:
             rates["server"] = write_rate(server.create_collection("write-rate"), chunks,
                                          server.get_max_batch_size())
 
-    print(f"{'path':<8}{'workers':>8}{'docs':>6}{'chunks':>8}{'seconds':>9}{'docs/s':>8}")
+    print(f"{'path':<8}{'workers':>8}{'docs':>6}{'chunks':>8}{'seconds':>9}{'docs/s':>8}"
+          f"{'load':>6}")
     for r in rows:
         print(f"{r['path']:<8}{r['workers'] or '-':>8}{r['docs']:>6}{r['chunks']:>8}"
-              f"{r['seconds']:>9.1f}{r['docs_per_s']:>8.3f}")
+              f"{r['seconds']:>9.1f}{r['docs_per_s']:>8.3f}{r['load_before']:>6.1f}")
     print(f"Chroma writes: server {rates['server']:.0f} chunks/s, embedded "
           f"{rates['embedded']:.0f} chunks/s; load average {load_before[0]:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
