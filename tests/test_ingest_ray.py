@@ -3,6 +3,8 @@ a real Chroma server, against the local path on the same files."""
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from core.rag import store
 from core.rag.ingest import ingest_files
 from core.rag.ingest_ray import RayUnavailable, ingest_files_ray
 from core.settings import load_settings
-from tests.conftest import shared
+from tests.conftest import ROOT, shared
 from tests.servers import free_port, ray_cluster
 
 # Small on purpose: each Ray worker loads the embedding model once per run.
@@ -27,12 +29,25 @@ def test_an_address_where_no_cluster_answers_fails_in_seconds(studio_env):
     assert not (studio_env / "chroma").exists()  # nothing was created
 
 
+def test_the_command_says_in_one_line_when_no_cluster_answers(studio_env, tmp_path):
+    paper = tmp_path / "notes.txt"
+    paper.write_text("some words")
+    address = f"127.0.0.1:{free_port()}"
+    run = subprocess.run([sys.executable, "-m", "core", "ingest", str(paper), "--collection",
+                          "papers", "--ray", address], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and not run.stdout
+    assert run.stderr.startswith(f"error: no Ray cluster answers at {address}")
+    assert len(run.stderr.splitlines()) == 1
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> list[Path]:
     papers = [shared("papers", name) for name in PAPERS]
-    bad = tmp_path_factory.mktemp("bad") / "truncated.pdf"
+    folder = tmp_path_factory.mktemp("more")
+    bad, twin = folder / "truncated.pdf", folder / "copy.pdf"
     bad.write_bytes(papers[0].read_bytes()[:4000])
-    return [*papers, bad]
+    twin.write_bytes(papers[0].read_bytes())
+    return [*papers, bad, twin]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +105,8 @@ def test_cluster_ingests_the_same_chunks_and_reports_bad_files_as_the_local_path
                                on_stage=lambda path, stage: stages.append((path.name, stage)))
 
     _same_results(results, want_results)
-    assert results[-1].error.startswith("truncated.pdf: the PDF is damaged")
+    assert results[2].error.startswith("truncated.pdf: the PDF is damaged")
+    assert results[3].note == f"same content as {PAPERS[0]}: stored once"
     assert not (server_settings.data_dir / "chroma").exists()  # all went to the server
     got = _chunks(store.get_collection(store.client(server_settings), "papers"))
     assert got.keys() == want_chunks.keys()
