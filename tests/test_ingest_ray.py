@@ -5,7 +5,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -13,7 +15,7 @@ import pytest
 
 from core.rag import store
 from core.rag.ingest import ingest_files
-from core.rag.ingest_ray import RayUnavailable, ingest_files_ray
+from core.rag.ingest_ray import RETRIES, RayUnavailable, ingest_files_ray
 from core.settings import load_settings
 from tests.conftest import ROOT, shared
 from tests.servers import free_port, ray_cluster
@@ -121,29 +123,50 @@ def test_cluster_ingests_the_same_chunks_and_reports_bad_files_as_the_local_path
                       for stage in ("extract", "store")][:-1]  # the bad file is never stored
 
 
+@contextmanager
+def killing_workers(times: int):
+    """SIGKILL a worker of the cluster (this process's descendants) whenever one is running a
+    file's task, `times` times at most; yields the pids killed."""
+    this, killed, done = psutil.Process(os.getpid()), [], threading.Event()
+
+    def hunt():
+        while len(killed) < times and not done.is_set():
+            for proc in this.children(recursive=True):
+                try:
+                    if proc.pid not in killed and "_prepare_remote" in " ".join(proc.cmdline()):
+                        proc.send_signal(signal.SIGKILL)
+                        killed.append(proc.pid)
+                except psutil.NoSuchProcess:
+                    pass
+            time.sleep(0.05)
+
+    hunter = threading.Thread(target=hunt, daemon=True)
+    hunter.start()
+    try:
+        yield killed
+    finally:
+        done.set()
+        hunter.join()
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_file_loses_nothing(cluster, server_settings, files, local):
     want_results, want_chunks = local
-    this = psutil.Process(os.getpid())  # the cluster's processes are its descendants
-    killed = []
-
-    def kill_a_busy_worker(path, stage):
-        deadline = time.monotonic() + 120
-        while not killed and time.monotonic() < deadline:
-            for proc in this.children(recursive=True):
-                try:
-                    if "_prepare_remote" in " ".join(proc.cmdline()):
-                        proc.send_signal(signal.SIGKILL)
-                        killed.append(proc.pid)
-                        break
-                except psutil.NoSuchProcess:
-                    pass
-            time.sleep(0.1)
-
-    results = ingest_files_ray(server_settings, files[:2], "papers", address=cluster,
-                               on_stage=kill_a_busy_worker)
+    with killing_workers(1) as killed:
+        results = ingest_files_ray(server_settings, files[:2], "papers", address=cluster)
 
     assert killed, "no worker was seen preparing a file"
     _same_results(results, want_results[:2])
     got = _chunks(store.get_collection(store.client(server_settings), "papers"))
     assert got.keys() == {k for k in want_chunks if k[0] in {r.doc_id for r in results}}
+
+
+@pytest.mark.slow
+def test_a_file_whose_worker_dies_on_every_try_is_reported(cluster, server_settings, files):
+    with killing_workers(RETRIES + 1) as killed:
+        [result] = ingest_files_ray(server_settings, files[1:2], "papers", address=cluster)
+
+    assert len(killed) == RETRIES + 1
+    assert result.status == "error" and result.error.startswith(
+        f"{PAPERS[1]}: its Ray worker was lost {RETRIES + 1} times")
+    assert store.get_collection(store.client(server_settings), "papers").count() == 0
