@@ -11,14 +11,21 @@ seconds. Extraction quality: word-level
 similarity of pages 1–2 of the LoRA paper to their ground-truth text. That text matches pypdf's
 output word for word, so it was likely made with pypdf and flatters the baseline: read it as
 "how close Tika comes", not as a contest. Prints a table, then JSON.
+
+With --ray: documents/s of the Studio's local path against the same files on a Ray cluster
+started here (tests/servers.py) with 1 and 2 workers of one CPU each, every run cold (each
+worker loads the embedding model once), into embedded Chroma; then the write rate of a Chroma
+server (`chroma run`) and of embedded Chroma for those chunks, the ceiling for many workers.
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -123,5 +130,75 @@ def main() -> None:
                       "embedding_dtype": embedder.dtype, "extraction_fidelity": quality}))
 
 
+def write_rate(collection, chunks: dict, batch: int) -> float:
+    """Chunks/s written to `collection` (Chroma's add, in batches, as ingestion writes)."""
+    t0 = time.perf_counter()
+    for i in range(0, len(chunks["ids"]), batch):
+        sl = slice(i, i + batch)
+        collection.add(ids=chunks["ids"][sl], embeddings=chunks["embeddings"][sl],
+                       documents=chunks["documents"][sl], metadatas=chunks["metadatas"][sl])
+    return len(chunks["ids"]) / (time.perf_counter() - t0)
+
+
+def ray_main() -> None:
+    from core.rag.ingest import ingest_files
+    from core.rag.ingest_ray import ingest_files_ray
+    from tests.servers import free_port, ray_cluster, running
+
+    settings = load_settings()
+    files = sorted((SHARED / "papers").iterdir())
+    load_before = os.getloadavg()
+    rows = []
+
+    def run(path: str, workers: int | None, ingest, *args, **kwargs) -> None:
+        load = os.getloadavg()[0]  # other work on the machine skews each row differently
+        t0 = time.perf_counter()
+        results = ingest(settings, files, *args, **kwargs)
+        seconds = time.perf_counter() - t0
+        assert all(r.status == "ok" for r in results), [r.error for r in results]
+        rows.append({"path": path, "workers": workers, "docs": len(results),
+                     "chunks": sum(r.chunks for r in results), "seconds": seconds,
+                     "docs_per_s": len(results) / seconds, "load_before": load})
+
+    run("local", None, ingest_files, "local")  # one process, torch on every core
+    for cpus in ((1,), (1, 1)):
+        with tempfile.TemporaryDirectory() as logs, ray_cluster(Path(logs), cpus) as address:
+            run("ray", len(cpus), ingest_files_ray, f"ray-{len(cpus)}", address=address)
+
+    chroma = store.client(settings)
+    chunks = chroma.get_collection("local").get(include=["embeddings", "documents", "metadatas"])
+    batch = chroma.get_max_batch_size()
+    rates = {"embedded": write_rate(chroma.create_collection("write-rate"), chunks, batch)}
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        command = [str(Path(sys.executable).with_name("chroma")), "run", "--path", tmp,
+                   "--host", "127.0.0.1", "--port", str(port)]
+        with running(command, f"http://127.0.0.1:{port}/api/v2/heartbeat",
+                     Path(tmp) / "chroma.log"):
+            import chromadb
+
+            server = chromadb.HttpClient(host="127.0.0.1", port=port)
+            rates["server"] = write_rate(server.create_collection("write-rate"), chunks,
+                                         server.get_max_batch_size())
+
+    print(f"{'path':<8}{'workers':>8}{'docs':>6}{'chunks':>8}{'seconds':>9}{'docs/s':>8}"
+          f"{'load':>6}")
+    for r in rows:
+        print(f"{r['path']:<8}{r['workers'] or '-':>8}{r['docs']:>6}{r['chunks']:>8}"
+              f"{r['seconds']:>9.1f}{r['docs_per_s']:>8.3f}{r['load_before']:>6.1f}")
+    print(f"Chroma writes: server {rates['server']:.0f} chunks/s, embedded "
+          f"{rates['embedded']:.0f} chunks/s; load average {load_before[0]:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
+    print(json.dumps({"rows": rows, "chroma_write_chunks_per_s": rates,
+                      "load_average_before": load_before, "load_average_after": os.getloadavg(),
+                      "cpus": os.cpu_count()}))
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ray", action="store_true",
+                        help="the local path against a Ray cluster of 1 and 2 workers")
+    if parser.parse_args().ray:
+        ray_main()
+    else:
+        main()

@@ -60,6 +60,9 @@ class Settings:
     tika_server_url: str | None = _setting(
         "TIKA_SERVER_URL", "Apache Tika server URL; native Tika (iscc-tika) when unset.",
         kind="url")
+    ray_address: str | None = _setting(
+        "RAY_ADDRESS", "Ray cluster (host:port of its head) to ingest on many machines; "
+        "`ingest --ray` and the Documents page use it. Ray itself reads the same variable.")
     chat_backend: str = _setting(
         "STUDIO_CHAT_BACKEND", "Local runs the chat model on this machine; the endpoint can be "
         "vLLM, TGI, Ollama, a llama.cpp server or a hosted API.", user_editable=True,

@@ -12,6 +12,7 @@ from core.rag import store
 from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.rag.extract import ocr_available
 from core.rag.ingest import BatchProgress, ingest_files, reindex
+from core.rag.ingest_ray import ingest_files_ray
 from core.uploads import (
     SUPPORTED_SUFFIXES,
     UploadError,
@@ -110,6 +111,10 @@ with st.container(border=True):
                     help="Pages without a text layer are read by tesseract: a few seconds per "
                          "page." if ocr_available() else
                          "Needs tesseract: apt-get install tesseract-ocr")
+    on_cluster = bool(s.ray_address) and st.toggle(
+        f"Ingest on the Ray cluster at {s.ray_address}", value=False, key="on-cluster",
+        help="Its workers extract, chunk and embed the files side by side; each document is "
+             "then stored here whole. Worth it for many files (RAY_ADDRESS in Settings).")
     if st.button("Add to collection", type="primary", disabled=not files, key="ingest"):
         saved, rows = [], []
         for f, name in zip(files, batch_names([f.name for f in files])):
@@ -127,9 +132,14 @@ with st.container(border=True):
             bar.progress(done, text=f"{done:.0%}{left}")
             stage_line.markdown(f"`{path.name}` — **{stage}**")
 
-        with st.spinner("Loading the embedding model…"):
-            results = ingest_files(s, saved, current, info.chunk_size, info.chunk_overlap,
-                                   on_stage=show, ocr=ocr)
+        if on_cluster:
+            with st.spinner("Starting the cluster's workers…"):
+                results = ingest_files_ray(s, saved, current, info.chunk_size, info.chunk_overlap,
+                                           on_stage=show, ocr=ocr, address=s.ray_address)
+        else:
+            with st.spinner("Loading the embedding model…"):
+                results = ingest_files(s, saved, current, info.chunk_size, info.chunk_overlap,
+                                       on_stage=show, ocr=ocr)
         bar.progress(1.0, text="Done")
         stage_line.empty()
         st.session_state["ingest-results"] = rows + [r.to_json() for r in results]

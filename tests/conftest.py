@@ -1,9 +1,11 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from core.registry import linked_models_dir
+from tests.servers import free_port, running
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -16,11 +18,22 @@ def studio_env(tmp_path, monkeypatch):
     """A private data dir and no outside configuration, as on a fresh machine."""
     data = tmp_path / "data"
     monkeypatch.setenv("STUDIO_DATA_DIR", str(data))
-    for name in ("CHROMA_HOST", "CHROMA_PORT", "TIKA_SERVER_URL", "OPENAI_BASE_URL",
+    for name in ("CHROMA_HOST", "CHROMA_PORT", "TIKA_SERVER_URL", "RAY_ADDRESS", "OPENAI_BASE_URL",
                  "OPENAI_API_KEY", "OPENAI_MODEL", "STUDIO_CHAT_BACKEND", "STUDIO_CHAT_MODEL",
                  "STUDIO_EMBEDDING_MODEL", "STUDIO_LORA_BASE_MODEL", "STUDIO_MODELS_DIR"):
         monkeypatch.delenv(name, raising=False)
     return data
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A Chroma server (`chroma run`) on 127.0.0.1; yields its port."""
+    port = free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    command = [str(chroma), "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1",
+               "--port", str(port)]
+    with running(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", tmp_path / "chroma.log"):
+        yield port
 
 
 @pytest.fixture

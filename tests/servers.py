@@ -79,3 +79,51 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
     while any(map(alive, helpers)) and time.monotonic() < deadline:
         time.sleep(0.2)
     signal(filter(alive, helpers), "kill")
+
+
+@contextmanager
+def ray_cluster(log_dir: Path, cpus: tuple[int, ...] = (1, 1), cwd: Path | None = None):
+    """A Ray head and a worker node per further entry of `cpus` (each node's CPUs), on
+    127.0.0.1, importing the Studio from `cwd`; yields the head's address. Every port is chosen
+    here and the session lives in its own temp dir, so a Ray that others run on this machine
+    is neither joined nor disturbed (its fixed ports, client server and agent, would clash)."""
+    import shutil
+    import sys
+    import tempfile
+
+    ray = str(Path(sys.executable).with_name("ray"))
+    cwd = cwd or Path(__file__).resolve().parents[1]
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's sockets live under it
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env |= {"PYTHONPATH": str(cwd), "RAY_USAGE_STATS_ENABLED": "0"}
+    nodes: list[subprocess.Popen] = []
+
+    def start(name: str, num_cpus: int, *args: str) -> None:
+        with open(log_dir / f"{name}.log", "w") as log:
+            nodes.append(subprocess.Popen(
+                [ray, "start", "--block", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
+                 f"--dashboard-agent-listen-port={free_port()}", *args],
+                cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 120
+        while True:
+            status = subprocess.run([ray, "status", f"--address={address}"],
+                                    capture_output=True, text=True)
+            if status.returncode == 0 and \
+                    status.stdout.split("Pending:")[0].count("node_") >= len(nodes):
+                return
+            if nodes[-1].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Ray node {name} did not start; see {log_dir}")
+            time.sleep(1)
+
+    try:
+        start("head", cpus[0], "--head", f"--port={port}", "--include-dashboard=false",
+              f"--ray-client-server-port={free_port()}", f"--temp-dir={temp}")
+        for i, num_cpus in enumerate(cpus[1:], 1):
+            start(f"worker-{i}", num_cpus, f"--address={address}")
+        yield address
+    finally:
+        for proc in reversed(nodes):
+            stop(proc)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -12,19 +11,8 @@ from core.health import chroma_check
 from core.rag.chunking import CHUNKING_VERSION
 from core.samples import SAMPLE_PAPER
 from core.settings import PROJECT_ROOT, load_settings
-from tests.servers import free_port, running
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def chroma_server(tmp_path):
-    port = free_port()
-    chroma = Path(sys.executable).with_name("chroma")
-    command = [str(chroma), "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1",
-               "--port", str(port)]
-    with running(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", tmp_path / "chroma.log"):
-        yield port
 
 
 def test_ingest_and_list_over_http(studio_env, chroma_server, monkeypatch):

@@ -6,6 +6,7 @@ from streamlit.testing.v1 import AppTest
 from core.rag import store
 from core.samples import SAMPLE_PAPER
 from core.settings import PROJECT_ROOT, load_settings
+from tests.servers import free_port
 
 
 def documents_page() -> AppTest:
@@ -77,3 +78,17 @@ def test_create_upload_and_see_results_and_errors(studio_env):
     button(at, "Delete collection").click().run()
     assert any("No collections yet" in i.value for i in at.info)
     assert not (studio_env / "uploads" / "papers").exists()
+
+
+def test_uploads_go_to_a_ray_cluster_only_when_one_is_configured(studio_env, monkeypatch):
+    store.open_collection(store.client(load_settings()), "papers", "all-minilm-l6-v2", 500, 50)
+    assert "on-cluster" not in [t.key for t in documents_page().toggle]
+
+    address = f"127.0.0.1:{free_port()}"  # where no cluster answers
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    at = documents_page()
+    at.toggle(key="on-cluster").set_value(True)
+    at.file_uploader[0].set_value([("notes.txt", b"some words", "text/plain")]).run()
+    at.button(key="ingest").click().run()
+    assert not at.exception
+    assert any(e.value.startswith(f"no Ray cluster answers at {address}") for e in at.error)

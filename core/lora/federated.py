@@ -415,7 +415,8 @@ def run(config: FederatedConfig, models_dir: Path, compare_centralised: bool = F
     run_simulation(server_app=server_app(plan, models_dir, initial, outcome),
                    client_app=client_app(work), num_supernodes=config.clients,
                    backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                                   "init_args": {"num_cpus": config.clients,
+                                   # "local": never the cluster of RAY_ADDRESS (for ingestion)
+                                   "init_args": {"address": "local", "num_cpus": config.clients,
                                                  "include_dashboard": False}})
     if not outcome:
         raise RuntimeError("the federation did not finish; see the log above")

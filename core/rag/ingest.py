@@ -11,8 +11,8 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.rag import store
-from core.rag.chunking import CHUNKING_VERSION, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_pages
-from core.rag.embeddings import get_embedder
+from core.rag.chunking import CHUNKING_VERSION, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, chunk_pages
+from core.rag.embeddings import AnyEmbedder, get_embedder
 from core.rag.extract import ExtractionError, extract
 from core.settings import Settings
 from core.uploads import UploadError, check_size, upload_folder
@@ -72,36 +72,77 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
             check_size(path.name, path.stat().st_size)
             result.doc_id = doc_id = file_sha256(path)
             if doc_id in stored:
-                twin = stored[doc_id]
-                result = replace(twin, file=path.name,
-                                 note=f"same content as {twin.file}: stored once")
+                result = same_content(stored[doc_id], path.name)
                 continue
-            on_stage(path, "extract")
-            extracted = extract(path, ocr=ocr, tika_url=settings.tika_server_url)
-            result.pages, result.chars = len(extracted.pages), extracted.chars
-            result.extractor = extracted.extractor
-            on_stage(path, "chunk")
-            chunks = chunk_pages(extracted.pages, chunk_size, chunk_overlap, extracted.title)
-            on_stage(path, "embed")
-            vectors = embedder.embed([c.contextual_text for c in chunks])
+            doc = prepare_document(path, doc_id, embedder, chunk_size, chunk_overlap, ocr,
+                                   settings.tika_server_url, on_stage)
             on_stage(path, "store")
-            try:
-                store.replace_document(collection, doc_id, path.name, chunks, vectors, batch)
-            except Exception as exc:  # the store's errors differ embedded and over HTTP
-                raise StoreFailure(f"{path.name}: could not be stored in Chroma ({exc}); "
-                                   "the collection is unchanged") from exc
-            result.chunks, result.status = len(chunks), "ok"
+            store_document(collection, doc, batch, result)
             stored[doc_id] = result
-        except ExtractionError as exc:
-            result.error = f"{path.name}: {exc}"
-        except (UploadError, StoreFailure) as exc:
-            result.error = str(exc)
-        except OSError as exc:
-            result.error = f"{path.name}: could not be read ({exc.strerror or exc})"
+        except FILE_ERRORS as exc:
+            result.error = failure(path.name, exc)
         finally:
             result.seconds = round(time.perf_counter() - started, 3)
             results.append(result)
     return results
+
+
+@dataclass
+class PreparedDocument:
+    """One file extracted, chunked and embedded: all that storing it needs. Picklable, so a
+    Ray worker can prepare it and the driver store it (core/rag/ingest_ray.py)."""
+
+    file: str
+    doc_id: str
+    pages: int
+    chars: int
+    extractor: str
+    chunks: list[Chunk]
+    vectors: list[list[float]]
+    seconds: float
+
+
+def prepare_document(path: Path, doc_id: str, embedder: AnyEmbedder, chunk_size: int,
+                     chunk_overlap: int, ocr: bool, tika_url: str | None,
+                     on_stage: StageFn = lambda path, stage: None) -> PreparedDocument:
+    started = time.perf_counter()
+    on_stage(path, "extract")
+    extracted = extract(path, ocr=ocr, tika_url=tika_url)
+    on_stage(path, "chunk")
+    chunks = chunk_pages(extracted.pages, chunk_size, chunk_overlap, extracted.title)
+    on_stage(path, "embed")
+    vectors = embedder.embed([c.contextual_text for c in chunks])
+    return PreparedDocument(path.name, doc_id, len(extracted.pages), extracted.chars,
+                            extracted.extractor, chunks, vectors,
+                            time.perf_counter() - started)
+
+
+def store_document(collection, doc: PreparedDocument, batch: int, result: FileResult) -> None:
+    """Write a prepared document whole (or not at all) and record it in `result`."""
+    result.pages, result.chars, result.extractor = doc.pages, doc.chars, doc.extractor
+    try:
+        store.replace_document(collection, doc.doc_id, doc.file, doc.chunks, doc.vectors, batch)
+    except Exception as exc:  # the store's errors differ embedded and over HTTP
+        raise StoreFailure(f"{doc.file}: could not be stored in Chroma ({exc}); "
+                           "the collection is unchanged") from exc
+    result.chunks, result.status = len(doc.chunks), "ok"
+
+
+def same_content(twin: FileResult, file: str) -> FileResult:
+    return replace(twin, file=file, note=f"same content as {twin.file}: stored once")
+
+
+# What fails one file and not the batch; anything else is a bug.
+FILE_ERRORS = (ExtractionError, UploadError, StoreFailure, OSError)
+
+
+def failure(file: str, exc: Exception) -> str:
+    """A file's error line, for one of FILE_ERRORS."""
+    if isinstance(exc, ExtractionError):
+        return f"{file}: {exc}"
+    if isinstance(exc, OSError):
+        return f"{file}: could not be read ({exc.strerror or exc})"
+    return str(exc)
 
 
 def reindex(settings: Settings, collection_name: str,

@@ -11,11 +11,19 @@ from core.settings import load_settings
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from core.rag.ingest import ingest_files
-
     files = walk(args.paths)
-    results = ingest_files(load_settings(), files, args.collection, args.chunk_size,
-                           args.chunk_overlap, ocr=args.ocr)
+    settings = load_settings()
+    if args.ray is None:
+        from core.rag.ingest import ingest_files
+
+        results = ingest_files(settings, files, args.collection, args.chunk_size,
+                               args.chunk_overlap, ocr=args.ocr)
+    else:
+        from core.rag.ingest_ray import ingest_files_ray
+
+        results = ingest_files_ray(settings, files, args.collection, args.chunk_size,
+                                   args.chunk_overlap, ocr=args.ocr,
+                                   address=args.ray or settings.ray_address)
     return _report(results, args.collection, args.json)
 
 
@@ -71,6 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ing.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP)
     ing.add_argument("--ocr", action="store_true",
                      help="read pages without a text layer with tesseract (slow)")
+    ing.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="extract, chunk and embed on a Ray cluster (host:port of its head; "
+                          "RAY_ADDRESS when left out); without either, on a Ray instance "
+                          "started here on all cores")
     ing.add_argument("--json", action="store_true", help="one JSON object per file, then a summary")
     ing.set_defaults(func=cmd_ingest)
 
