@@ -95,13 +95,13 @@ def subsample(data, n: int, seed: int):
 
 
 def train_adapter(args, parts, categories, work: Path):
-    """Train with the preset on parts.train; (classifier, minutes, steps, truncated share)."""
+    """Train with the preset on parts.train; (classifier, zero-shot classifier, minutes, steps,
+    truncated share, config)."""
     import torch
 
-    from core.lora.classify import Classifier
     from core.lora.config import from_preset
     from core.lora.prompts import count_truncated
-    from core.lora.trainer import build
+    from core.lora.trainer import build, trained_classifiers
 
     # the preset's whole budget, never validated: Balanced's early stopping is off here
     overrides = dict(name="bench", base=args.base, eval_steps=0, save_steps=0,
@@ -113,12 +113,11 @@ def train_adapter(args, parts, categories, work: Path):
     started = time.perf_counter()
     session.trainer.train()
     minutes = (time.perf_counter() - started) / 60
-    session.model.eval()
     truncated = count_truncated(session.tokenizer, parts.test.texts, categories,
                                 config.max_length) / len(parts.test.texts)
-    classifier = Classifier(session.model, session.tokenizer, categories, config.max_length,
-                            "bench")
-    return classifier, minutes, session.trainer.state.global_step, truncated, config
+    classifier, zero_shot = trained_classifiers(session.model, session.tokenizer, categories,
+                                                config, ROOT / "models")
+    return classifier, zero_shot, minutes, session.trainer.state.global_step, truncated, config
 
 
 def run_dataset(args, name: str, embedder) -> dict:
@@ -139,14 +138,14 @@ def run_dataset(args, name: str, embedder) -> dict:
         sub = type(parts)(train, parts.validation, parts.test, parts.ratios, parts.seed)
         row = {"train_examples": len(train.texts)}
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as work:
-            classifier, minutes, steps, truncated, config = train_adapter(
+            classifier, zero_shot, minutes, steps, truncated, config = train_adapter(
                 args, sub, categories, Path(work))
             row["adapter"] = classify_split(classifier, parts.test, True)
             row["adapter"]["train_minutes"] = round(minutes, 2)
             row["adapter"]["steps"] = steps
             row["test_truncated_share"] = round(truncated, 3)
             if n == sizes[-1]:
-                row["zero_shot"] = classify_split(classifier, parts.test, False)
+                row["zero_shot"] = classify_split(zero_shot, parts.test, False)
         row["embedding"] = embedding_baseline(train, parts.test, embedder)
         row["tfidf_svc"] = tfidf_baseline(train, parts.test)
         for result in row.values():
@@ -159,7 +158,7 @@ def run_dataset(args, name: str, embedder) -> dict:
             if isinstance(v, dict)) + f"; training {minutes:.1f} min, {steps} steps",
             file=sys.stderr, flush=True)
     out["config"] = {k: getattr(config, k) for k in (
-        "base", "r", "alpha", "target_modules", "learning_rate", "epochs", "batch_size",
+        "base", "adapter_type", "r", "alpha", "target_modules", "learning_rate", "epochs", "batch_size",
         "grad_accum", "max_length", "label_loss")}
     out["final"] = out["curve"][-1]
     return out

@@ -44,24 +44,41 @@ def load_tokenizer(base: str, models_dir: Path) -> Any:
     return tokenizer
 
 
-def load_base(base: str, models_dir: Path, dtype: Any = None) -> tuple[Any, Any]:
+def load_base(base: str, models_dir: Path, dtype: Any = None,
+              head_labels: list[str] | None = None) -> tuple[Any, Any]:
     """A base model by registry name or folder, as (model, tokenizer), in `dtype` or else the
-    fastest exact-enough dtype for this machine."""
-    from transformers import AutoModelForCausalLM
+    fastest exact-enough dtype for this machine. With `head_labels`, the same model with a
+    classification head over those labels (new, to be trained) instead of its language head."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     tokenizer = load_tokenizer(base, models_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_folder(base, models_dir),
-                                                 dtype=dtype or compute_dtype())
+    folder, dtype = base_folder(base, models_dir), dtype or compute_dtype()
+    if head_labels is None:
+        return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype), tokenizer
+    from transformers.utils import logging as hf_logging
+
+    said = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized: score.weight" is the point here
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, dtype=dtype, num_labels=len(head_labels),
+            id2label=dict(enumerate(head_labels)),
+            label2id={label: i for i, label in enumerate(head_labels)})
+    finally:
+        hf_logging.set_verbosity(said)
+    # the head reads the last position that is not padding
+    model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
 
-def load_adapter(base: str, adapter_folder: Path, models_dir: Path,
-                 dtype: Any = None) -> tuple[Any, Any]:
-    """(PEFT model, tokenizer): the base with a saved adapter on it. The caller checks the
-    folder first (safetensors only, see core.lora.adapters.check_folder)."""
+def load_adapter(base: str, adapter_folder: Path, models_dir: Path, dtype: Any = None,
+                 head_labels: list[str] | None = None) -> tuple[Any, Any]:
+    """(PEFT model, tokenizer): the base with a saved adapter on it (a classifier adapter:
+    with its head over `head_labels`). The caller checks the folder first (safetensors only,
+    see core.lora.adapters.check_folder)."""
     from peft import PeftModel
 
-    model, tokenizer = load_base(base, models_dir, dtype)
+    model, tokenizer = load_base(base, models_dir, dtype, head_labels)
     return PeftModel.from_pretrained(model, adapter_folder), tokenizer
 
 

@@ -102,6 +102,11 @@ def test_step2_exact_parameters_and_presets(studio_env, models_env, tiny):
         key="cfg-target_modules").value), models_env)
     assert at.metric[0].value == f"{bigger.trainable:,}"
     assert at.number_input(key="cfg-r").proto.help  # every field explains itself
+    # a classification head over the sample's five labels (64 wide) adds to the count
+    assert at.radio(key="train-adapter-type").value == "generative"
+    at.radio(key="train-adapter-type").set_value("classifier").run()
+    assert at.session_state["train-config"]["adapter_type"] == "classifier"
+    assert at.metric[0].value == f"{bigger.trainable + 64 * 5:,}"
 
 
 @pytest.mark.slow

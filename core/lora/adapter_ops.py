@@ -25,6 +25,7 @@ from core.lora.adapters import (
     check_folder,
     get,
     read,
+    refuse_classifier,
 )
 
 WEIGHTS = "adapter_model.safetensors"
@@ -119,12 +120,15 @@ def import_zip(models_dir: Path, data: bytes, name: str | None = None,
 
 def _same_shape(infos: list[AdapterInfo]) -> None:
     configs = [json.loads((i.folder / CONFIG).read_text()) for i in infos]
-    keys = ("r", "lora_alpha", "target_modules")
+    keys = ("r", "lora_alpha", "target_modules", "task_type")
     first = configs[0]
     for info, config in zip(infos[1:], configs[1:]):
         if info.base != infos[0].base:
             raise AdapterError(f"{info.name} has base {info.base!r}, {infos[0].name} has "
                                f"{infos[0].base!r}: only adapters of one base combine")
+        if info.meta.adapter_type == "classifier" and info.labels != infos[0].labels:
+            raise AdapterError(f"{info.name} and {infos[0].name} are classifier adapters with "
+                               "different labels: their heads cannot be averaged")
         differs = [k for k in keys if _norm(config.get(k)) != _norm(first.get(k))]
         if differs:
             raise AdapterError(f"{info.name} and {infos[0].name} differ in {', '.join(differs)}; "
@@ -213,6 +217,7 @@ def merge(models_dir: Path, name: str, sample_texts: list[str] | None = None,
 
     info = get(models_dir, name)
     check_folder(info.folder)
+    refuse_classifier(info, "merged into its base")
     folder = base_folder(info.base, models_dir)
     dtype = AutoConfig.from_pretrained(folder).dtype or torch.float32
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -12,6 +12,7 @@ from typing import Any
 from core import files
 from core.errors import InputError, StudioError
 from core.files import check_name
+from core.lora.config import ADAPTER_TYPES
 from core.models import load_adapter, load_base
 
 META = "studio-adapter.json"
@@ -34,6 +35,7 @@ class AdapterMeta:
     base_sha256: str = ""
     labels: list[str] = field(default_factory=list)
     prompt_format: str = PROMPT_FORMAT
+    adapter_type: str = "generative"  # or "classifier": a head over `labels` (core.lora.config)
     created: float = 0.0
     config: dict = field(default_factory=dict)  # the TrainConfig it was trained with
     dataset: str | None = None
@@ -65,6 +67,9 @@ class AdapterMeta:
                 values[key] = _checked(where, key, value, _TYPES[key])
         if not all(isinstance(label, str) for label in values.get("labels", [])):
             raise AdapterError(f"{where}: labels must be strings")
+        if values.get("adapter_type", "generative") not in ADAPTER_TYPES:
+            raise AdapterError(f"{where}: adapter_type must be one of "
+                               f"{', '.join(ADAPTER_TYPES)}, got {values['adapter_type']!r}")
         return cls(**values, extra=extra)
 
     def to_dict(self) -> dict:
@@ -83,6 +88,7 @@ class AdapterMeta:
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "base": str, "base_sha256": str, "labels": list, "prompt_format": str,
+    "adapter_type": str,
     "created": (int, float), "config": dict, "dataset": str, "dataset_sha256": str,
     "split": dict, "training_seconds": (int, float), "steps": int, "best_step": int, "evaluation": dict,
     "federated": dict, "combined": dict, "copied_from": str, "imported": (int, float)}
@@ -122,6 +128,15 @@ class AdapterInfo:
 
 def adapters_dir(models_dir: Path) -> Path:
     return Path(models_dir) / "adapters"
+
+
+def refuse_classifier(info: AdapterInfo, what: str) -> None:
+    """Operations that need the language head (GGUF export, merging) refuse a classifier
+    adapter in words."""
+    if info.meta.adapter_type == "classifier":
+        raise AdapterError(f"{info.name} is a classifier adapter (a classification head, not "
+                           f"the language model's): it cannot be {what}; train a generative "
+                           "adapter for that")
 
 
 def check_folder(folder: Path) -> None:
@@ -240,17 +255,19 @@ def load_classifier(models_dir: Path, adapter: str | None = None, base: str | No
                     labels: list[str] | None = None, max_length: int = 512):
     """A Classifier for an adapter by name (its base, labels and max length from its metadata),
     or for a base model alone with the given labels."""
-    from core.lora.classify import Classifier
+    from core.lora.classify import Classifier, HeadClassifier
 
     if adapter:
         info = get(models_dir, adapter)
         check_folder(info.folder)
         if not info.base:
             raise AdapterError(f"{adapter}: {META} does not name its base model")
-        model, tokenizer = load_adapter(info.base, info.folder, models_dir)
-        return Classifier(model.eval(), tokenizer, labels or info.labels,
-                          info.meta.config.get("max_length", max_length), adapter,
-                          info.meta.to_dict())
+        head = info.meta.adapter_type == "classifier"
+        model, tokenizer = load_adapter(info.base, info.folder, models_dir,
+                                        head_labels=info.labels if head else None)
+        kind = HeadClassifier if head else Classifier
+        return kind(model.eval(), tokenizer, labels or info.labels,
+                    info.meta.config.get("max_length", max_length), adapter, info.meta.to_dict())
     if not base:
         raise InputError("name an adapter or a base model")
     model, tokenizer = load_base(base, models_dir)

@@ -228,6 +228,61 @@ class Classifier:
         return predictions
 
 
+class HeadClassifier(Classifier):
+    """A classifier adapter (PEFT SEQ_CLS): the model reads the same prompt, and its head gives
+    one logit per label at the prompt's last position; the probabilities are their softmax.
+    Its labels are the ones it was trained on, so label subsets, few-shot examples, generate
+    mode and "without the adapter" (a new head knows nothing) are refused, each with a message."""
+
+    def _check(self, labels: list[str] | None, examples: Sequence[tuple[str, str]],
+               use_adapter: bool) -> None:
+        if labels is not None and list(labels) != list(self.labels):
+            raise InputError(f"{self.name} is a classifier adapter: it knows only the labels it "
+                             f"was trained on ({', '.join(self.labels)})")
+        if examples:
+            raise InputError(f"{self.name} is a classifier adapter: few-shot examples need a "
+                             "generative adapter")
+        if not use_adapter:
+            raise InputError(f"{self.name} is a classifier adapter: its head is part of it, so "
+                             "there is no reading without it (zero-shot is the base model's)")
+
+    @torch.inference_mode()
+    def score_many(self, texts: list[str], labels: list[str] | None = None,
+                   examples: Sequence[tuple[str, str]] = (), use_adapter: bool = True,
+                   on_progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
+        self._check(labels, examples, use_adapter)
+        if len(self.labels) < 2:
+            raise InputError("classification needs at least two labels")
+        encoded = [encode(self.tokenizer, text, self.labels, None, self.max_length)
+                   for text in texts]
+        predictions: list[Prediction | None] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].input_ids))
+        device, pad = self.model.device, self.tokenizer.pad_token_id
+        for start in range(0, len(order), MAX_GROUP):
+            group_started = time.perf_counter()
+            group = order[start:start + MAX_GROUP]
+            lengths = [len(encoded[i].input_ids) for i in group]
+            width = max(lengths)
+            ids = [[pad] * (width - n) + encoded[i].input_ids for i, n in zip(group, lengths)]
+            mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], device=device)
+            logits = self.model(input_ids=torch.tensor(ids, device=device), attention_mask=mask,
+                                position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+            seconds = (time.perf_counter() - group_started) / len(group)
+            for i, probs in zip(group, torch.softmax(logits.float(), -1).tolist()):
+                scores = dict(zip(self.labels, probs))
+                predictions[i] = Prediction(
+                    max(scores, key=lambda label: scores[label]), scores, seconds,
+                    encoded[i].truncated, render(self.tokenizer, texts[i], self.labels))
+            if on_progress:
+                on_progress(sum(p is not None for p in predictions), len(texts))
+        return [p for p in predictions if p is not None]  # every slot was filled
+
+    def generate(self, text: str, labels: list[str] | None = None,
+                 examples: Sequence[tuple[str, str]] = (), use_adapter: bool = True) -> Prediction:
+        raise InputError(f"{self.name} is a classifier adapter: it gives label probabilities, "
+                         "it does not write; use score mode")
+
+
 def label_or_none(scores: dict[str, float], threshold: float) -> str | None:
     """The likeliest label, or None ("none of these") when even it is less likely than
     `threshold`. Scoring always spreads the probability over the given labels, so a document

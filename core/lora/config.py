@@ -15,6 +15,10 @@ from core.settings import DEFAULT_LORA_BASE
 ATTENTION = ["q_proj", "v_proj"]
 BEST_METRICS = ["accuracy", "loss"]
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# generative: the model writes the label (label scoring, few-shot, any subset of labels, GGUF);
+# classifier: a classification head reads the prompt's last position (PEFT's SEQ_CLS), the
+# labels fixed at training.
+ADAPTER_TYPES = ["generative", "classifier"]
 
 
 def option(default, help: str, lo: float | None = None, hi: float | None = None,
@@ -44,6 +48,10 @@ class TrainConfig:
     text_col: str = option("text", "Column holding the document text.")
     label_col: str = option("label", "Column holding the label.")
     base: str = option(DEFAULT_LORA_BASE, "Base model: registry name, HF folder or Hugging Face id.")
+    adapter_type: str = option(
+        "generative", "generative: the model writes the label (few-shot, any subset of the "
+        "labels, GGUF export). classifier: a classification head on the model's reading of the "
+        "document; its labels are fixed at training.", choices=ADAPTER_TYPES)
     r: int = option(8, "LoRA rank: the size of the low-rank update; larger learns more, costs more.",
                1, 256)
     alpha: int = option(16, "LoRA alpha: scales the update (alpha / r).", 1, 1024)
@@ -133,8 +141,10 @@ def lora_config(config: TrainConfig):
     """PEFT's LoraConfig for a run's settings."""
     from peft import LoraConfig
 
+    # SEQ_CLS also trains and saves the new head (PEFT adds it to modules_to_save)
     return LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                      target_modules=config.target_modules, task_type="CAUSAL_LM")
+                      target_modules=config.target_modules,
+                      task_type="SEQ_CLS" if config.adapter_type == "classifier" else "CAUSAL_LM")
 
 
 def from_preset(preset: str, **overrides) -> TrainConfig:

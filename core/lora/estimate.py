@@ -13,6 +13,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from core.lora.config import TrainConfig
 from core.settings import PROJECT_ROOT
@@ -44,14 +45,20 @@ def model_size(config: TrainConfig, models_dir: Path) -> Size:
     device from its config and wrapped with the run's LoRA settings."""
     from accelerate import init_empty_weights
     from peft import get_peft_model
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from core.lora.config import lora_config
+    from core.lora.data import load
     from core.models import base_folder
 
     model_config = AutoConfig.from_pretrained(base_folder(config.base, models_dir))
+    kind: Any = AutoModelForCausalLM
+    if config.adapter_type == "classifier":  # the head's size depends on the label count
+        kind = AutoModelForSequenceClassification
+        data = load(Path(config.data), config.text_col, config.label_col)
+        model_config.num_labels = len(set(data.labels))
     with init_empty_weights():
-        model = get_peft_model(AutoModelForCausalLM.from_config(model_config), lora_config(config))
+        model = get_peft_model(kind.from_config(model_config), lora_config(config))
     trainable, total = model.get_nb_trainable_parameters()
     return Size(trainable, total, trainable * ADAPTER_BYTES_PER_PARAM)
 

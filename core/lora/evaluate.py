@@ -84,10 +84,12 @@ BASELINES = {"baseline": "embeddings + logistic regression", "tfidf": "TF-IDF + 
 
 
 def compare(classifier, train: LabelledData, test: LabelledData, embedder,
-            on_progress: Progress | None = None) -> dict:
-    """The adapter, zero-shot and both baselines on the same test split."""
+            on_progress: Progress | None = None, zero_shot=None) -> dict:
+    """The adapter, zero-shot (`zero_shot`'s base model, or the classifier with its adapter
+    off) and both baselines on the same test split."""
     return {"adapter": classify_split(classifier, test, True, on_progress, "adapter"),
-            "zero_shot": classify_split(classifier, test, False, on_progress, "zero-shot"),
+            "zero_shot": classify_split(zero_shot or classifier, test, False, on_progress,
+                                        "zero-shot"),
             "baseline": embedding_baseline(train, test, embedder),
             "tfidf": tfidf_baseline(train, test),
             "test_size": len(test.texts)}

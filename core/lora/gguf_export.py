@@ -18,7 +18,7 @@ from typing import Any
 
 from core import files
 from core.errors import StudioError
-from core.lora.adapters import AdapterError, check_folder, get
+from core.lora.adapters import AdapterError, check_folder, get, refuse_classifier
 from core.settings import PROJECT_ROOT
 
 OUTTYPES = ("f16", "q8_0")
@@ -93,6 +93,7 @@ def export(models_dir: Path, name: str, merged: bool = False, outtype: str = "f1
     _check_outtype(outtype)
     info = get(models_dir, name)
     check_folder(info.folder)
+    refuse_classifier(info, "exported to GGUF")
     base = base_gguf(info.base, models_dir, on_progress)
     target = Path(models_dir) / "gguf-export" / name
     lora_name = f"{name}-lora-{outtype}.gguf"

@@ -20,10 +20,12 @@ from core.lora.prompts import answer_ids, encode
 
 
 def encode_split(tokenizer, data: LabelledData, categories: list[str],
-                 max_length: int) -> list[dict]:
+                 max_length: int, answers: bool = True) -> list[dict]:
+    """Each example as the prompt and its answer; without `answers` (a classification head
+    reads the prompt alone) the prompt only, with the whole length for the document."""
     rows = []
     for text, label in zip(data.texts, data.labels):
-        enc = encode(tokenizer, text, categories, label, max_length)
+        enc = encode(tokenizer, text, categories, label if answers else None, max_length)
         rows.append({"input_ids": enc.input_ids, "labels": enc.labels,
                      "truncated": enc.truncated, "label_index": categories.index(label)})
     return rows
@@ -51,8 +53,9 @@ class LeftPadCollator:
 
     def __call__(self, rows: list[dict]) -> dict:
         extra = {}
-        if self.tails is not None:
+        if "label_index" in rows[0]:
             extra["label_index"] = torch.tensor([r["label_index"] for r in rows])
+        if self.tails is not None:
             cut = [len(r["input_ids"]) - len(self.tails[r["label_index"]]) for r in rows]
             rows = [{"input_ids": r["input_ids"][:n], "labels": r["labels"][:n]}
                     for r, n in zip(rows, cut)]
@@ -154,11 +157,23 @@ def label_set_loss(model, batch: dict, tails: list[list[int]]) -> LabelLoss:
                      scores.detach().argmax(-1))
 
 
+def head_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """A classifier adapter's loss: cross-entropy of the head's label logits, read at the
+    prompt's last position (the rows are padded on the left, so that is the last column)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"]).logits.float()
+    index = batch["label_index"]
+    return F.cross_entropy(logits, index), (logits.argmax(-1) == index).float()
+
+
 def objective(model, batch: dict, tails: list[list[int]] | None,
-              label_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training loss and, per example, whether it was right. With `tails` it mixes
-    label_set_loss (share `label_weight`) with the answer tokens' loss; without, the answer
-    tokens' loss alone. Training, validation and federated evaluation all measure this."""
+              label_weight: float, head: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training loss and, per example, whether it was right. A classifier adapter (`head`)
+    has head_loss. Otherwise with `tails` it mixes label_set_loss (share `label_weight`) with
+    the answer tokens' loss; without, the answer tokens' loss alone. Training, validation and
+    federated evaluation all measure this."""
+    if head:
+        return head_loss(model, batch)
     if tails is None or "label_index" not in batch:
         return answer_only_loss(model, batch)
     out = label_set_loss(model, batch, tails)
@@ -174,7 +189,7 @@ def scoring_tails(tokenizer, categories: list[str]) -> list[list[int]]:
 
 def objective_tails(tokenizer, categories: list[str], config: TrainConfig):
     """The labels' answer tails when the run's loss includes the label-set loss, else None."""
-    if config.label_loss <= 0:
+    if config.label_loss <= 0 or config.adapter_type == "classifier":
         return None
     return scoring_tails(tokenizer, categories)
 

@@ -44,10 +44,11 @@ class AnswerOnlyTrainer(Trainer):
 
     tails: list[list[int]] | None = None
     label_weight: float = 1.0
+    head: bool = False  # a classifier adapter: the head's loss (objective.head_loss)
     scoring: LeftPadCollator  # validation's collator, with every label's tail (set by build)
 
     def _loss(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
-        return objective(model, inputs, self.tails, self.label_weight)
+        return objective(model, inputs, self.tails, self.label_weight, self.head)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, right = self._loss(model, inputs)
@@ -64,7 +65,8 @@ class AnswerOnlyTrainer(Trainer):
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad():
-            loss, right = objective(model, inputs, self.scoring.tails, self.label_weight)
+            loss, right = objective(model, inputs, self.scoring.tails, self.label_weight,
+                                    self.head)
         return loss.detach(), right, right
 
 
@@ -180,13 +182,14 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
     config.save(run.config_path)
     torch.manual_seed(config.seed)
     parts, categories = data or prepare_data(config)
-    model, tokenizer = load_base(config.base, models_dir)
+    head = config.adapter_type == "classifier"
+    model, tokenizer = load_base(config.base, models_dir, head_labels=categories if head else None)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
     model = get_peft_model(model, lora_config(config))
-    train_rows = encode_split(tokenizer, parts.train, categories, config.max_length)
-    val_rows = encode_split(tokenizer, parts.validation, categories, config.max_length)
+    train_rows = encode_split(tokenizer, parts.train, categories, config.max_length, not head)
+    val_rows = encode_split(tokenizer, parts.validation, categories, config.max_length, not head)
     tokens_per_step = (sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
                        * config.batch_size * config.grad_accum)
     log = RunLog(run, tokens_per_step, on_metrics)
@@ -214,9 +217,9 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
                                 eval_dataset=val_rows, data_collator=LeftPadCollator(
                                     tokenizer.pad_token_id, tails), compute_metrics=_accuracy,
                                 callbacks=callbacks)
-    trainer.tails, trainer.label_weight = tails, config.label_loss
+    trainer.tails, trainer.label_weight, trainer.head = tails, config.label_loss, head
     trainer.scoring = LeftPadCollator(tokenizer.pad_token_id,
-                                      scoring_tails(tokenizer, categories))
+                                      None if head else scoring_tails(tokenizer, categories))
     trainer.remove_callback(PrinterCallback)  # progress goes to the run folder, not stdout
     return Session(trainer, model, tokenizer, parts, categories, log)
 
@@ -249,7 +252,8 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
         labels=categories, dataset=parts.train.source, dataset_sha256=parts.fingerprint,
         split={"ratios": list(parts.ratios), "seed": parts.seed, "sizes": parts.sizes},
         config=asdict(config), training_seconds=training_seconds,
-        steps=trainer.state.global_step, best_step=best_step, created=time.time())
+        steps=trainer.state.global_step, best_step=best_step, created=time.time(),
+        adapter_type=config.adapter_type)
     log.status(state="evaluating", evaluating="starting")
     meta.evaluation = evaluate_adapter(model, tokenizer, parts, categories, config, models_dir,
                                        log)
@@ -276,15 +280,30 @@ def stop_reason(trainer: Trainer, config: TrainConfig, stopped_by_user: bool) ->
     return f"finished all {state.global_step} steps{best}"
 
 
+def trained_classifiers(model, tokenizer, categories: list[str], config: TrainConfig,
+                        models_dir: Path):
+    """(the trained adapter's classifier, the base model's zero-shot classifier). A classifier
+    adapter's head is new, so without the adapter it knows nothing: zero-shot is the base
+    model's own label scoring, loaded beside it."""
+    from core.lora.classify import Classifier, HeadClassifier
+
+    model.eval()
+    if config.adapter_type != "classifier":
+        classifier = Classifier(model, tokenizer, categories, config.max_length, config.name)
+        return classifier, classifier
+    base, _ = load_base(config.base, models_dir)
+    return (HeadClassifier(model, tokenizer, categories, config.max_length, config.name),
+            Classifier(base.eval(), tokenizer, categories, config.max_length, config.base))
+
+
 def evaluate_adapter(model, tokenizer, parts: Split, categories: list[str], config: TrainConfig,
                      models_dir: Path, log: RunLog) -> dict:
-    from core.lora.classify import Classifier
     from core.lora.evaluate import compare
     from core.rag.embeddings import default_embedder
 
     def progress(what: str, done: int, total: int) -> None:
         log.status(evaluating=f"{what} {done}/{total}")
 
-    model.eval()
-    classifier = Classifier(model, tokenizer, categories, config.max_length, config.name)
-    return compare(classifier, parts.train, parts.test, default_embedder(models_dir), progress)
+    classifier, zero_shot = trained_classifiers(model, tokenizer, categories, config, models_dir)
+    return compare(classifier, parts.train, parts.test, default_embedder(models_dir), progress,
+                   zero_shot)

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import streamlit as st
 
-from core.lora.config import PRESETS, TrainConfig
+from core.lora.config import ADAPTER_TYPES, PRESETS, TrainConfig
 from core.lora.estimate import CALIBRATION_STEPS
 from core.registry import Registry
 from core.settings import Settings
@@ -17,7 +17,8 @@ from pages.train_steps import go_to
 
 PRESET_TEXT = {"quick": "Quick demo — minutes on a laptop", "balanced": "Balanced",
                "thorough": "Thorough — best results, slowest"}
-DATA_FIELDS = {"name", "data", "text_col", "label_col", "base", "split", "seed"}
+TYPE_TEXT = {"generative": "Writes the label", "classifier": "Classification head"}
+DATA_FIELDS = {"name", "data", "text_col", "label_col", "base", "split", "seed", "adapter_type"}
 FORM_FIELDS = [f for f in fields(TrainConfig) if f.name not in DATA_FIELDS]
 
 
@@ -56,6 +57,14 @@ def render(s: Settings, config: dict) -> None:
                           else config["base"], key="train-base-other")
             if choice == other else choice)
     config["base"] = base.strip() or config["base"]
+    config["adapter_type"] = st.radio(
+        "The adapter", ADAPTER_TYPES, horizontal=True, format_func=TYPE_TEXT.get,
+        index=ADAPTER_TYPES.index(config.get("adapter_type", "generative")),
+        key="train-adapter-type",
+        help="Writes the label: the model answers with one of the labels; it can also take "
+             "few-shot examples or a subset of the labels, and exports to GGUF. Classification "
+             "head: a small layer on the model's reading of the document gives each label's "
+             "probability; faster to train and to run, its labels fixed at training.")
     st.session_state.setdefault("train-preset", "quick")  # the settings start as Quick demo
     st.segmented_control("Preset", list(PRESETS), format_func=PRESET_TEXT.get, key="train-preset",
                          on_change=apply_preset, args=(config,))
