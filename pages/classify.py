@@ -59,8 +59,14 @@ with left:
         bases = [m.name for m in registry.with_role("lora-base")]
         base = st.selectbox("Base model", bases, key="classify-base",
                             index=bases.index(s.lora_base_model) if s.lora_base_model in bases else 0)
+    # a classifier adapter's head gives label probabilities only, for the labels it learnt
+    head = adapter is not None and adapter.meta.adapter_type == "classifier"
+    if head:
+        st.caption("A classifier adapter: its head gives each of its labels a probability; it "
+                   "does not write, take examples or read without the adapter.")
     mode = st.segmented_control("Method", list(MODES), format_func=MODES.get, default="score",
-                                key="classify-mode") or "score"
+                                key="classify-mode", disabled=head) or "score"
+    mode = "score" if head else mode
     threshold = st.slider(f"Answer “{NONE}” below", 0, 100, 0, 5, format="%d%%",
                           key="classify-threshold", disabled=mode != "score",
                           help="Scoring always picks one of the labels, even for a document "
@@ -68,7 +74,7 @@ with left:
                                "label the answer is “none of these”; 0% (the default) turns it "
                                "off.") / 100
     fewshot = st.toggle("Few-shot: show labelled examples in the prompt", key="classify-fewshot",
-                        help="Works with labels the adapter never saw.")
+                        help="Works with labels the adapter never saw.", disabled=head) and not head
 with right:
     examples: list[tuple[str, str]] = []
     if fewshot:
@@ -98,8 +104,9 @@ with right:
                               placeholder="Invoice, Contract, Letter")
         labels = list(dict.fromkeys(x.strip() for x in typed.split(",") if x.strip()))
     compare = st.toggle("Compare with the base model alone", key="classify-compare",
-                        disabled=adapter is None,
-                        help="The same prompt and labels, with the adapter switched off.")
+                        disabled=adapter is None or head,
+                        help="The same prompt and labels, with the adapter switched off."
+                        ) and not head
 
 st.divider()
 source = st.radio("Documents", ["Paste text", "Upload files", "From a collection"],

@@ -101,3 +101,38 @@ def test_the_cli_trains_a_classifier_adapter_and_the_size_counts_its_head(tmp_pa
              "STUDIO_DATA_DIR": str(tmp_path / "data")})
     assert out.returncode == 0, out.stderr[-2000:]
     assert get(linked, "cli-head").meta.adapter_type == "classifier"
+
+
+def test_the_api_serves_a_classifier_adapter_and_refuses_few_shot_with_it(
+        trained, studio_env, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from core.api import create_app
+    from core.settings import load_settings
+
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(trained[0]))
+    client = TestClient(create_app(load_settings()))
+    body = client.post("/predict", json={"text": TEXTS[0], "adapter": "tiny-head"}).json()
+    assert list(body["scores"]) == LABELS and body["label"] in LABELS
+    refused = client.post("/predict_fewshot", json={
+        "text": TEXTS[0], "adapter": "tiny-head",
+        "examples": [{"document": TEXTS[0], "label": "Distributor"},
+                     {"document": TEXTS[1], "label": "Endorsement"}]})
+    assert refused.status_code == 422 and "need a generative adapter" in refused.text, refused.text
+
+
+def test_the_classify_page_offers_a_classifier_adapter_only_what_it_can_do(
+        trained, studio_env, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(trained[0]))
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
+    at = at.switch_page("pages/classify.py").run()
+    at.selectbox(key="classify-model").set_value("tiny-head").run()
+    assert at.segmented_control(key="classify-mode").disabled
+    assert at.toggle(key="classify-fewshot").disabled and at.toggle(key="classify-compare").disabled
+    at.text_area(key="classify-text").set_value(TEXTS[0]).run()
+    at.slider(key="classify-threshold").set_value(0).run()
+    at.button(key="classify-run").click().run()
+    assert not at.exception and not at.error
+    assert [m.value for m in at.metric][0] in LABELS

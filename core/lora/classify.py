@@ -236,12 +236,12 @@ class HeadClassifier(Classifier):
 
     def _check(self, labels: list[str] | None, examples: Sequence[tuple[str, str]],
                use_adapter: bool) -> None:
-        if labels is not None and list(labels) != list(self.labels):
-            raise InputError(f"{self.name} is a classifier adapter: it knows only the labels it "
-                             f"was trained on ({', '.join(self.labels)})")
         if examples:
             raise InputError(f"{self.name} is a classifier adapter: few-shot examples need a "
                              "generative adapter")
+        if labels is not None and list(labels) != list(self.labels):
+            raise InputError(f"{self.name} is a classifier adapter: it knows only the labels it "
+                             f"was trained on ({', '.join(self.labels)})")
         if not use_adapter:
             raise InputError(f"{self.name} is a classifier adapter: its head is part of it, so "
                              "there is no reading without it (zero-shot is the base model's)")
