@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from core.errors import StudioError
+from core.files import disk_full
 from core.rag import store
 from core.rag.chunking import CHUNKING_VERSION, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_pages
 from core.rag.embeddings import get_embedder
@@ -88,7 +89,8 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
             try:
                 store.replace_document(collection, doc_id, path.name, chunks, vectors, batch)
             except Exception as exc:  # the store's errors differ embedded and over HTTP
-                raise StoreFailure(f"{path.name}: could not be stored in Chroma ({exc}); "
+                full = None if settings.chroma_host else disk_full(exc, settings.chroma_dir)
+                raise StoreFailure(f"{path.name}: could not be stored in Chroma ({full or exc}); "
                                    "the collection is unchanged") from exc
             result.chunks, result.status = len(chunks), "ok"
             stored[doc_id] = result
