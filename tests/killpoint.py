@@ -27,7 +27,7 @@ def main() -> int:
         return original(self, *a, **kw)
 
     setattr(Collection, method, counted)
-    Client.get_max_batch_size = lambda self: BATCH  # type: ignore[method-assign]
+    Client.get_max_batch_size = lambda self: BATCH
 
     from core.cli import main as cli
 

@@ -128,18 +128,18 @@ def _delete_older_generations(collection, doc_id: str, generation: str) -> None:
     collection.delete(where={"$and": [{"doc_id": doc_id}, {"generation": {"$ne": generation}}]})
 
 
-def repair(collection) -> list[str]:
+def repair(collection) -> None:
     """Finish or undo the writes a crashed writer left: a pending generation that holds all its
     chunks replaces the document's older ones; one that does not is removed, leaving the
-    document as it was. Returns the doc_ids repaired. A writer at work holds the lock, so its
-    pending generation is left alone (and nothing is repaired this time)."""
+    document as it was. A writer at work holds the lock, so its pending generation is left
+    alone (and nothing is repaired this time)."""
     if not any(key.startswith(PENDING) for key in collection.metadata or {}):
-        return []
+        return
     with writer_lock(collection, wait=False) as held:
         if not held:
-            return []
-        pending = {k: v for k, v in _metadata(collection).items() if k.startswith(PENDING)}
-        repaired = []
+            return
+        pending = {key: expected for key, expected in _metadata(collection).items()
+                   if key.startswith(PENDING)}
         for key, expected in pending.items():
             generation = key.removeprefix(PENDING)
             metas = read_all(collection, ["metadatas"], where={"generation": generation})
@@ -147,10 +147,8 @@ def repair(collection) -> list[str]:
                 _delete_older_generations(collection, metas["metadatas"][0]["doc_id"], generation)
             else:
                 collection.delete(where={"generation": generation})
-            repaired += sorted({m["doc_id"] for m in metas["metadatas"]})
         if pending:
             _set_metadata(collection, {"revision": _fresh_revision(collection)}, drop=list(pending))
-        return repaired
 
 
 @contextmanager
