@@ -151,3 +151,41 @@ def test_two_writers_and_a_delete_at_once(studio_env, tmp_path):
     nearest = collection.query(query_embeddings=[[1.0] * 384], n_results=len(ids), include=[])
     assert set(nearest["ids"][0]) == ids
     assert set(retrieval.bm25_index(collection, settings.indexes_dir).ids) == ids
+
+
+# A writer storing many small documents, each with made-up vectors: no model, only the writes.
+WRITER = """
+import sys
+from core.rag import store
+from core.rag.chunking import chunk_pages
+from core.settings import load_settings
+
+name, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+collection = store.get_collection(store.client(load_settings()), name)
+for i in range(count):
+    chunks = chunk_pages([f"{tag} document {i}. " * 30], 200, 20)
+    store.replace_document(collection, f"{tag}{i}", f"{tag}{i}.txt", chunks,
+                           [[float(i + 1)] * 8] * len(chunks), 100)
+"""
+
+
+def test_two_writers_keep_each_others_marks_and_revisions(studio_env):
+    """Every write changes the collection's metadata twice (its pending mark, then the mark
+    withdrawn and a new revision), each a read-modify-write: without the writer lock, two
+    processes writing at once lose each other's changes (a withdrawn mark comes back, two
+    writes make one revision, and a keyword index then misses chunks)."""
+    from core.rag import store
+    from core.settings import load_settings
+
+    chroma = store.client(load_settings())
+    store.open_collection(chroma, NAME, "all-minilm-l6-v2", 200, 20)
+    count = 25
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, NAME, tag, str(count)],
+                                cwd=PROJECT_ROOT, stderr=subprocess.PIPE, text=True)
+               for tag in ("a", "b")]
+    errors = [w.communicate(timeout=300)[1] for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], errors
+    collection = store.get_collection(chroma, NAME)
+    assert not [key for key in collection.metadata if key.startswith(store.PENDING)]
+    assert store.revision(collection) == 2 * count
+    assert len(store.documents(collection)) == 2 * count
