@@ -189,3 +189,25 @@ def test_two_writers_keep_each_others_marks_and_revisions(studio_env):
     assert not [key for key in collection.metadata if key.startswith(store.PENDING)]
     assert store.revision(collection) == 2 * count
     assert len(store.documents(collection)) == 2 * count
+
+
+@pytest.mark.slow
+def test_the_documents_page_stores_what_a_stopped_batch_kept(studio_env):
+    """An original kept by a batch that was killed before storing it: the Documents page says
+    so and stores it on request."""
+    from core.rag import store
+    from core.settings import load_settings
+    from tests.test_documents_page import button, documents_page
+
+    store.open_collection(store.client(load_settings()), NAME, "all-minilm-l6-v2", SIZE, OVERLAP)
+    folder = upload_folder(studio_env, NAME)
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("Attention is all you need. " * 20)
+    at = documents_page()
+    assert any("1 uploaded file(s) are kept but not in the collection" in w.value and
+               "`notes.txt`" in w.value for w in at.warning)
+    button(at, "Store them").click().run()
+    assert not at.exception
+    assert not any("kept but not in the collection" in w.value for w in at.warning)
+    results, docs = at.dataframe[0].value, at.dataframe[1].value  # the batch's, the collection's
+    assert list(results["status"]) == ["ok"] and list(docs["file"]) == ["notes.txt"]
