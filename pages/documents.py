@@ -109,7 +109,9 @@ if info.outdated and info.chunks:
         if st.button("Re-index", type="primary", key="reindex-collection"):
             bar = st.progress(0.0, text="Starting…")
             stored = {d["file"] for d in store.documents(collection)}
-            tracker = BatchProgress([upload_folder(s.data_dir, current) / f for f in stored])
+            # A re-index also stores the unstored originals, so its progress counts them.
+            tracker = BatchProgress([upload_folder(s.data_dir, current) / f for f in stored]
+                                    + unstored)
             with st.spinner("Loading the embedding model…"):
                 done = reindex(s, current, lambda path, stage: bar.progress(
                     tracker.update(path, stage)[0], text=f"{path.name}: {stage}"))
