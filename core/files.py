@@ -4,6 +4,7 @@ to a temporary name in the same folder, is flushed to disk, and is renamed over 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from core.errors import InputError
+from core.errors import InputError, StudioError
 
 PARTIAL = ".partial"  # what a write in progress is called; .gitignore and cleanup know it
 # Collections, runs and adapters become folder names (and Chroma's own rule is the strictest:
@@ -33,6 +34,39 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+class DiskFull(StudioError, OSError):
+    """A write refused for want of space; also an OSError, as the refused write was."""
+
+
+FULL_DISK_WORDS = ("no space left", "disk is full", "storagefull")
+NEARLY_FULL = 1 << 20  # bytes free: a write that failed on a disk this full failed for want of room
+
+
+def disk_full(exc: BaseException, folder: Path) -> DiskFull | None:
+    """The plain message for a write that failed because the disk is full, naming `folder`
+    (where it was writing), or None for any other failure. Libraries wrap the OSError (SQLite
+    and safetensors in their own errors, with the system's words), so the chain and the
+    messages are searched; torch says only "unexpected pos", so a failure on a disk with
+    (almost) no room left counts too."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DiskFull):
+            return seen
+        if (isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
+                words in str(seen).lower() for words in FULL_DISK_WORDS):
+            break
+        seen = seen.__cause__ or seen.__context__
+    else:
+        if free >= NEARLY_FULL:
+            return None
+    return DiskFull(f"the disk holding {folder} is full ({free / 2**20:.1f} MB free); free some "
+                    "space there and try again")
+
+
 @contextmanager
 def replacing_file(path: Path) -> Iterator[BinaryIO]:
     """Yield a binary file to write; it replaces `path` when the block ends without an error,
@@ -46,6 +80,10 @@ def replacing_file(path: Path) -> Iterator[BinaryIO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if (full := disk_full(exc, path.parent)) in (None, exc):
+            raise
+        raise full from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -87,6 +125,10 @@ def replacing_folder(target: Path) -> Iterator[Path]:
             target.rename(old)
         staging.rename(target)
         shutil.rmtree(old, ignore_errors=True)
+    except Exception as exc:  # torch and safetensors report a full disk in their own errors
+        if (full := disk_full(exc, target.parent)) in (None, exc):
+            raise
+        raise full from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -103,7 +103,21 @@ def save_upload(folder: Path, name: str, data: bytes) -> Path:
     try:
         files.write_bytes(target, data)
     except OSError as exc:  # a full disk, a name the file system still refuses
-        raise UploadError(f"{target.name}: could not be stored ({exc.strerror or exc})") from exc
+        raise UploadError(f"{target.name}: could not be stored in {folder} "
+                          f"({exc.strerror or exc})") from exc
+    return target
+
+
+def keep_copy(folder: Path, name: str, source: Path) -> Path:
+    """Keep a file given by path (the CLI's) under `name` in `folder`, as `save_upload` keeps an
+    uploaded one, streamed rather than read whole."""
+    check_size(name, source.stat().st_size)
+    target = Path(folder) / safe_filename(name)
+    try:
+        with source.open("rb") as src, files.replacing_file(target) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except OSError as exc:  # a full disk, an unreadable source
+        raise UploadError(f"{name}: could not be kept in {folder} ({exc.strerror or exc})") from exc
     return target
 
 

@@ -11,7 +11,14 @@ from core.lora.adapters import list_adapters, usable
 from core.rag import store
 from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.rag.extract import ocr_available
-from core.rag.ingest import BatchProgress, ingest_files, reindex
+from core.rag.ingest import (
+    BatchProgress,
+    drop_failed_originals,
+    ingest_files,
+    reindex,
+    remove_document,
+    unstored_originals,
+)
 from core.rag.ingest_ray import ingest_files_ray
 from core.uploads import (
     SUPPORTED_SUFFIXES,
@@ -82,6 +89,18 @@ collection = store.get_collection(chroma, current)
 info = store.describe(collection)
 st.caption(f"**{info.chunks}** chunks · embedded with `{info.embedding_model}` · chunks of "
            f"{info.chunk_size} characters, {info.chunk_overlap} overlap")
+unstored = unstored_originals(s, collection)
+if unstored:
+    with st.container(border=True):
+        st.warning(f"{len(unstored)} uploaded file(s) are kept but not in the collection: the "
+                   "batch that brought them stopped before storing them ("
+                   + ", ".join(f"`{p.name}`" for p in unstored) + ").", icon=":material/sync:")
+        if st.button("Store them", key="store-unstored"):
+            with st.spinner("Storing…"):
+                done = ingest_files(s, unstored, current, info.chunk_size, info.chunk_overlap)
+            drop_failed_originals(s, current, unstored, done)
+            st.session_state["ingest-results"] = [r.to_json() for r in done]
+            st.rerun()
 if info.outdated and info.chunks:
     with st.container(border=True):
         st.warning("This collection was chunked by an older version of the Studio: short chunks "
@@ -91,7 +110,9 @@ if info.outdated and info.chunks:
         if st.button("Re-index", type="primary", key="reindex-collection"):
             bar = st.progress(0.0, text="Starting…")
             stored = {d["file"] for d in store.documents(collection)}
-            tracker = BatchProgress([upload_folder(s.data_dir, current) / f for f in stored])
+            # A re-index also stores the unstored originals, so its progress counts them.
+            tracker = BatchProgress([upload_folder(s.data_dir, current) / f for f in stored]
+                                    + unstored)
             with st.spinner("Loading the embedding model…"):
                 done = reindex(s, current, lambda path, stage: bar.progress(
                     tracker.update(path, stage)[0], text=f"{path.name}: {stage}"))
@@ -140,6 +161,7 @@ with st.container(border=True):
             with st.spinner("Loading the embedding model…"):
                 results = ingest_files(s, saved, current, info.chunk_size, info.chunk_overlap,
                                        on_stage=show, ocr=ocr)
+        drop_failed_originals(s, current, saved, results)
         bar.progress(1.0, text="Done")
         stage_line.empty()
         st.session_state["ingest-results"] = rows + [r.to_json() for r in results]
@@ -251,8 +273,7 @@ asked = picked[2].popover("Delete", icon=":material/delete:", width="stretch")
 asked.warning(f"{doc['file']} and its {doc['chunks']} chunks leave the collection, and its "
               "upload is removed.", icon=":material/warning:")
 if asked.button(f"Delete {doc['file']}", type="primary", key="delete-doc"):
-    removed = store.delete_document(collection, doc["doc_id"])
-    forget_uploads(s.data_dir, current, doc["file"])
+    removed = remove_document(s, collection, doc)
     st.session_state["deleted"] = f"Deleted {doc['file']} ({removed} chunks)"
     st.rerun()
 if "deleted" in st.session_state:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.errors import StudioError
+from core.errors import StudioError, service_unavailable
 from core.health import Check, system_report
 from core.settings import Settings, load_settings
 from core.text import safe_markdown
@@ -76,8 +76,13 @@ def collection_picker(s: Settings) -> None:
     try:
         names = [c.name for c in store.list_collections(chroma_client(s))]
     except Exception as exc:  # an unreachable Chroma server must not take the app down
-        st.session_state.pop("collection", None)
-        st.warning(f"Collections unavailable: {exc}", icon=":material/cloud_off:")
+        # Nor lose the collection chosen: the picker is not drawn, so Streamlit would drop its
+        # state; kept aside, it is chosen again once the server answers.
+        kept = st.session_state.get("collection") or st.session_state.get("pending-collection")
+        if kept:
+            st.session_state["collection"] = st.session_state["pending-collection"] = kept
+        st.warning(f"Collections unavailable: {service_unavailable(exc) or exc}",
+                   icon=":material/cloud_off:")
         return
     if "pending-collection" in st.session_state:
         st.session_state["collection"] = st.session_state.pop("pending-collection")
@@ -99,6 +104,10 @@ def run_page(page) -> None:
         page.run()
     except StudioError as exc:
         st.error(str(exc), icon=":material/error:")
+    except Exception as exc:
+        if (down := service_unavailable(exc)) is None:
+            raise
+        st.error(str(down), icon=":material/cloud_off:")
 
 
 def render_sidebar() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -42,6 +43,20 @@ def running(command: list[str], ready_url: str, log_path: Path, timeout: float =
             yield proc
         finally:
             stop(proc)
+
+
+def llama_server(port: int, api_key: str, log_path: Path):
+    """llama.cpp's own OpenAI-compatible server (`python -m llama_cpp.server`) serving the light
+    packaged chat model as `smollm`, on 127.0.0.1."""
+    from core.registry import Registry
+    from core.settings import PROJECT_ROOT
+
+    registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
+    gguf = registry.gguf_path(registry.get("smollm2-135m-instruct"))
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
+               "127.0.0.1", "--port", str(port), "--api_key", api_key, "--model_alias", "smollm",
+               "--n_ctx", "4096"]
+    return running(command, f"http://127.0.0.1:{port}/docs", log_path)
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20) -> None:

@@ -1,17 +1,14 @@
 """The OpenAI-compatible engine against a real server on 127.0.0.1: llama.cpp's own
 (`python -m llama_cpp.server`) serving the light packaged model."""
 
-import sys
-
 import pytest
 
 from core.rag.answers import RagTurn
 from core.rag.ingest import ingest_files
 from core.rag.llm import ChatError, OpenAIEngine
-from core.registry import Registry
 from core.samples import SAMPLE_PAPER
-from core.settings import PROJECT_ROOT, load_settings
-from tests.servers import free_port, running
+from core.settings import load_settings
+from tests.servers import free_port, llama_server
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-1234"
@@ -19,14 +16,8 @@ KEY = "test-key-1234"
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
-    registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
-    gguf = registry.gguf_path(registry.get("smollm2-135m-instruct"))
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
-               "127.0.0.1", "--port", str(port), "--api_key", KEY, "--model_alias", "smollm",
-               "--n_ctx", "4096"]
-    log = tmp_path_factory.mktemp("srv") / "server.log"
-    with running(command, f"http://127.0.0.1:{port}/docs", log):
+    with llama_server(port, KEY, tmp_path_factory.mktemp("srv") / "server.log"):
         yield f"http://127.0.0.1:{port}/v1"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from core.cli import models
 from core.cli.lora import adapters, classify, training
 from core.cli.rag import chat, conversations, documents, evaluate
-from core.errors import StudioError
+from core.errors import StudioError, service_unavailable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: a short line here, the traceback in the log
+        if (down := service_unavailable(exc)) is not None:
+            print(f"error: {down}", file=sys.stderr)
+            return 2
         log = _log_crash(args.command)
         print(f"error: unexpected {type(exc).__name__}: {str(exc)[:200]} "
               f"(details in {log})", file=sys.stderr)

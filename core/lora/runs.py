@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -116,6 +117,18 @@ class RunFolder:
 
     def stop_requested(self) -> bool:
         return (self.path / self.STOP).exists()
+
+    def drop_incomplete(self) -> None:
+        """Remove what a failed run left half-written (a full disk, a crash while saving):
+        checkpoints without their trainer state, an adapter without its metadata."""
+        from core.lora.adapters import META
+
+        half = [c for c in self.checkpoints.glob("checkpoint-*")
+                if not (c / "trainer_state.json").is_file()]
+        if self.adapter.is_dir() and not (self.adapter / META).is_file():
+            half.append(self.adapter)
+        for folder in half:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def last_checkpoint(self) -> Path | None:
         """The newest complete checkpoint: a run killed while saving leaves a folder without

@@ -10,12 +10,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from core.errors import StudioError
+from core.files import disk_full
 from core.rag import store
 from core.rag.chunking import CHUNKING_VERSION, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, chunk_pages
 from core.rag.embeddings import AnyEmbedder, get_embedder
 from core.rag.extract import ExtractionError, extract
 from core.settings import Settings
-from core.uploads import UploadError, check_size, upload_folder
+from core.uploads import UploadError, check_size, forget_uploads, upload_folder
 
 Stage = str  # "extract" | "chunk" | "embed" | "store"
 StageFn = Callable[[Path, Stage], None]
@@ -77,7 +78,7 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
             doc = prepare_document(path, doc_id, embedder, chunk_size, chunk_overlap, ocr,
                                    settings.tika_server_url, on_stage)
             on_stage(path, "store")
-            store_document(collection, doc, batch, result)
+            store_document(settings, collection, doc, batch, result)
             stored[doc_id] = result
         except FILE_ERRORS as exc:
             result.error = failure(path.name, exc)
@@ -117,13 +118,15 @@ def prepare_document(path: Path, doc_id: str, embedder: AnyEmbedder, chunk_size:
                             time.perf_counter() - started)
 
 
-def store_document(collection, doc: PreparedDocument, batch: int, result: FileResult) -> None:
+def store_document(settings: Settings, collection, doc: PreparedDocument, batch: int,
+                   result: FileResult) -> None:
     """Write a prepared document whole (or not at all) and record it in `result`."""
     result.pages, result.chars, result.extractor = doc.pages, doc.chars, doc.extractor
     try:
         store.replace_document(collection, doc.doc_id, doc.file, doc.chunks, doc.vectors, batch)
     except Exception as exc:  # the store's errors differ embedded and over HTTP
-        raise StoreFailure(f"{doc.file}: could not be stored in Chroma ({exc}); "
+        full = None if settings.chroma_host else disk_full(exc, settings.chroma_dir)
+        raise StoreFailure(f"{doc.file}: could not be stored in Chroma ({full or exc}); "
                            "the collection is unchanged") from exc
     result.chunks, result.status = len(doc.chunks), "ok"
 
@@ -149,8 +152,9 @@ def reindex(settings: Settings, collection_name: str,
             on_stage: StageFn = lambda path, stage: None) -> list[FileResult]:
     """Every document of a collection chunked again from its kept original (data/uploads/),
     each replacing its own chunks whole, so nothing is lost on the way: a document whose
-    original is gone or has changed keeps its chunks and is reported. The collection is marked
-    with today's chunking version once every document was rebuilt."""
+    original is gone or has changed keeps its chunks and is reported. Kept originals not yet
+    stored (`unstored_originals`) are stored. The collection is marked with today's chunking
+    version once every document was rebuilt."""
     chroma = store.client(settings)
     collection = store.get_collection(chroma, collection_name)
     info = store.describe(collection)
@@ -168,12 +172,53 @@ def reindex(settings: Settings, collection_name: str,
                                             "stored document; its chunks are kept as they were"))
         else:
             sources.append(path)
+    sources += unstored_originals(settings, collection)
     results = ingest_files(settings, sources, collection_name, info.chunk_size,
                            info.chunk_overlap, on_stage) if sources else []
     if all(r.status == "ok" for r in results) and not missing:
         store.update_metadata(store.get_collection(chroma, collection_name),
                               chunking_version=CHUNKING_VERSION)
     return results + missing
+
+
+def unstored_originals(settings: Settings, collection) -> list[Path]:
+    """Kept originals whose content is in no document of the collection: a batch stopped (a
+    crash, `kill -9`, a closed tab) after keeping its files and before storing them all. The
+    folder and the collection agree when this is empty and every document has its original;
+    re-running the batch, or a re-index, stores them."""
+    folder = upload_folder(settings.data_dir, collection.name)
+    if not folder.is_dir():
+        return []
+    stored = {doc["doc_id"] for doc in store.documents(collection)}
+    # Hidden names are writes in progress (core/files.py), or left by one that was killed.
+    return [path for path in sorted(folder.iterdir())
+            if path.is_file() and not path.name.startswith(".") and file_sha256(path) not in stored]
+
+
+def drop_failed_originals(settings: Settings, collection_name: str, kept: list[Path],
+                          results: list[FileResult]) -> None:
+    """After a batch of kept originals (`ingest_files`' paths, its results in the same order):
+    remove each that failed and whose content no document holds, so that only a batch stopped
+    halfway leaves originals without documents. Kept when the collection cannot be read."""
+    failed = [path for path, result in zip(kept, results) if result.status != "ok"]
+    if not failed:
+        return
+    try:
+        collection = store.get_collection(store.client(settings), collection_name)
+        stored = {doc["doc_id"] for doc in store.documents(collection)}
+    except Exception:  # the store is away: better an original too many than one too few
+        return
+    for path in failed:
+        if path.is_file() and file_sha256(path) not in stored:
+            path.unlink()
+
+
+def remove_document(settings: Settings, collection, doc: dict) -> int:
+    """A document (a row of `store.documents`) out of the collection with its kept original;
+    the number of chunks removed. The original goes first: a crash in between leaves a listed
+    document to delete again, not an original that would be stored again as unfinished."""
+    forget_uploads(settings.data_dir, collection.name, doc["file"])
+    return store.delete_document(collection, doc["doc_id"])
 
 
 # How far into one file each stage starts; extraction and embedding dominate.

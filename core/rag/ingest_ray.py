@@ -162,7 +162,7 @@ def ingest_files_ray(settings: Settings, paths: list[Path], collection_name: str
                     doc = _prepared(ref, path.name)
                     result.seconds = doc.seconds
                     on_stage(path, "store")
-                    store_document(collection, doc, batch, result)
+                    store_document(settings, collection, doc, batch, result)
                 elif result.error is None:
                     result = same_content(firsts[result.doc_id], path.name)
             except (*FILE_ERRORS, WorkerLost) as exc:

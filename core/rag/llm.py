@@ -293,6 +293,7 @@ class OpenAIEngine:
     def stream(self, messages, max_new_tokens, stop=None):
         import openai
 
+        started = False
         try:
             self._check_model()
             chunks = self.client.chat.completions.create(
@@ -303,6 +304,7 @@ class OpenAIEngine:
                     chunks.close()
                     break
                 if chunk.choices:
+                    started = True
                     yield chunk.choices[0].delta.content or ""
         except openai.AuthenticationError as exc:
             raise ChatError(f"the endpoint at {self.base_url} refused the API key "
@@ -311,6 +313,9 @@ class OpenAIEngine:
             raise ChatError(f"the endpoint at {self.base_url} does not know the model "
                             f"{self.model!r} (HTTP 404); check OPENAI_MODEL") from exc
         except openai.APIConnectionError as exc:
+            if started:  # the pieces shown so far stay on the page; say why no more came
+                raise ChatError(f"the endpoint at {self.base_url} stopped answering in the "
+                                f"middle of the answer ({exc.__cause__ or exc})") from exc
             raise ChatError(f"could not reach the endpoint at {self.base_url} "
                             f"({exc.__cause__ or exc})") from exc
         except openai.APIStatusError as exc:

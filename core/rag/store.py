@@ -3,14 +3,24 @@
 Every collection is created with the Studio's own embedding function (never Chroma's default,
 which downloads a model) in cosine space, and records the embedding model, chunk settings and
 chunking version it was built with. Ingestion embeds in batches itself and passes the vectors in.
+
+Writes survive `kill -9` and a second writer: every change to a collection's chunks or metadata
+happens under the collection's writer lock (an flock, freed by the kernel when its holder dies),
+and a document's new chunks are announced in the collection's metadata before they are written
+(`pending:<generation>`), so whoever opens the collection after a crash finishes or undoes them.
 """
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-from core.errors import StudioError
+from core.errors import ServiceUnavailable, StudioError
 from core.files import check_name
 from core.rag.chunking import CHUNKING_VERSION, Chunk
 from core.settings import Settings
@@ -41,8 +51,13 @@ def client(settings: Settings):
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_host:
-        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
-                                   settings=chroma_settings)
+        try:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
+                                       settings=chroma_settings)
+        except ValueError as exc:  # what Chroma raises when nothing answers at the address
+            raise ServiceUnavailable(f"the Chroma server at http://{settings.chroma_host}:"
+                                     f"{settings.chroma_port} did not answer; nothing was lost: "
+                                     "try again once it is back") from exc
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
@@ -59,11 +74,14 @@ def open_collection(chroma, name: str, embedding_model: str, chunk_size: int,
     try:
         chroma.get_collection(name, embedding_function=None)
     except NotFoundError:
-        return chroma.create_collection(
-            name, embedding_function=StudioEmbeddingFunction(embedding_model),
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata={"embedding_model": embedding_model, "chunk_size": chunk_size,
-                      "chunk_overlap": chunk_overlap, "chunking_version": CHUNKING_VERSION})
+        try:
+            return chroma.create_collection(
+                name, embedding_function=StudioEmbeddingFunction(embedding_model),
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embedding_model": embedding_model, "chunk_size": chunk_size,
+                          "chunk_overlap": chunk_overlap, "chunking_version": CHUNKING_VERSION})
+        except Exception:  # another writer created it a moment ago: use theirs
+            pass
     existing = get_collection(chroma, name)
     built_with = (existing.metadata or {}).get("embedding_model")
     if built_with != embedding_model:
@@ -77,25 +95,101 @@ def replace_document(collection, doc_id: str, file_name: str, chunks: list[Chunk
     """Store one document whole or not at all.
 
     Chroma has no transactions, and a long document takes several writes. The new chunks go
-    in under a fresh generation; only when every write succeeded are the older generations of
-    the same document deleted. A failure removes what this call wrote, leaving the previous
-    version untouched.
+    in under a fresh generation, announced first as pending with its chunk count; only when
+    every write succeeded are the older generations of the same document deleted and the
+    announcement withdrawn. A failure removes what this call wrote, leaving the previous
+    version untouched; a crash leaves the announcement, which `repair` acts on.
     """
     generation = uuid.uuid4().hex[:12]
     ids = [f"{doc_id}:{generation}:{c.index}" for c in chunks]
     metadatas = [{"doc_id": doc_id, "generation": generation, "file": file_name, "page": c.page,
                   "chunk": c.index, "start": c.start, "end": c.end, "title": c.title,
                   "section": c.section} for c in chunks]
-    try:
-        for i in range(0, len(ids), batch_size):
-            sl = slice(i, i + batch_size)
-            collection.add(ids=ids[sl], embeddings=embeddings[sl],
-                           documents=[c.text for c in chunks[sl]], metadatas=metadatas[sl])
-    except Exception:
-        collection.delete(where={"generation": generation})
-        raise
+    with writer_lock(collection):
+        _set_metadata(collection, {PENDING + generation: len(ids)})
+        try:
+            for i in range(0, len(ids), batch_size):
+                sl = slice(i, i + batch_size)
+                collection.add(ids=ids[sl], embeddings=embeddings[sl],
+                               documents=[c.text for c in chunks[sl]], metadatas=metadatas[sl])
+        except Exception:
+            collection.delete(where={"generation": generation})
+            _set_metadata(collection, {}, drop=[PENDING + generation])
+            raise
+        _delete_older_generations(collection, doc_id, generation)
+        _set_metadata(collection, {"revision": _fresh_revision(collection)},
+                      drop=[PENDING + generation])
+
+
+PENDING = "pending:"  # a collection metadata key: a generation being written, its chunk count
+
+
+def _delete_older_generations(collection, doc_id: str, generation: str) -> None:
     collection.delete(where={"$and": [{"doc_id": doc_id}, {"generation": {"$ne": generation}}]})
-    bump_revision(collection)
+
+
+def repair(collection) -> None:
+    """Finish or undo the writes a crashed writer left: a pending generation that holds all its
+    chunks replaces the document's older ones; one that does not is removed, leaving the
+    document as it was. A writer at work holds the lock, so its pending generation is left
+    alone (and nothing is repaired this time)."""
+    if not any(key.startswith(PENDING) for key in collection.metadata or {}):
+        return
+    with writer_lock(collection, wait=False) as held:
+        if not held:
+            return
+        pending = {key: expected for key, expected in _metadata(collection).items()
+                   if key.startswith(PENDING)}
+        for key, expected in pending.items():
+            generation = key.removeprefix(PENDING)
+            metas = read_all(collection, ["metadatas"], where={"generation": generation})
+            if metas["ids"] and len(metas["ids"]) == expected:
+                _delete_older_generations(collection, metas["metadatas"][0]["doc_id"], generation)
+            else:
+                collection.delete(where={"generation": generation})
+        if pending:
+            _set_metadata(collection, {"revision": _fresh_revision(collection)}, drop=list(pending))
+
+
+@contextmanager
+def writer_lock(collection, wait: bool = True) -> Iterator[bool]:
+    """Held by whoever changes the collection: yields True once held, or False at once when
+    `wait` is off and another writer holds it. The lock file is named by the collection's id,
+    so every process on this machine (pages, CLI, API), embedded or against one Chroma server,
+    takes the same lock; the kernel frees it when its holder dies."""
+    path = Path(tempfile.gettempdir()) / "studio-locks" / f"{collection.id}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _metadata(collection) -> dict:
+    """The collection's metadata as stored now; the collection object's own copy is from when it
+    was opened, and another writer may have changed it since."""
+    model = collection._client.get_collection(name=collection.name, tenant=collection.tenant,
+                                              database=collection.database)
+    return dict(model.metadata or {})
+
+
+def _set_metadata(collection, changes: dict, drop: Sequence[str] = ()) -> None:
+    """Change some metadata keys, the writer lock held, keeping what other writers stored."""
+    # Chroma refuses any "hnsw:*" key on modify, even unchanged (collections made before the
+    # space moved into the configuration carry "hnsw:space").
+    meta = {k: v for k, v in _metadata(collection).items()
+            if not k.startswith("hnsw:") and k not in drop}
+    collection.modify(metadata={**meta, **changes})
+
+
+def _fresh_revision(collection) -> int:
+    return int(_metadata(collection).get("revision", 0)) + 1
 
 
 def revision(collection) -> int:
@@ -103,15 +197,10 @@ def revision(collection) -> int:
     return int((collection.metadata or {}).get("revision", 0))
 
 
-def bump_revision(collection) -> None:
-    update_metadata(collection, revision=revision(collection) + 1)
-
-
 def update_metadata(collection, **changes) -> None:
-    # Chroma refuses any "hnsw:*" key on modify, even unchanged (collections made before the
-    # space moved into the configuration carry "hnsw:space").
-    meta = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}
-    collection.modify(metadata={**meta, **changes})
+    """Change collection metadata; a new revision, since keyword indexes keep metadata too."""
+    with writer_lock(collection):
+        _set_metadata(collection, {**changes, "revision": _fresh_revision(collection)})
 
 
 def describe(collection) -> CollectionInfo:
@@ -176,12 +265,12 @@ def write_labels(collection, labels: dict[str, tuple[str, float]], source: str,
     failure halfway leaves a usable collection whose chunks carry either their new label or
     the one they had; the collection's `labelled_by` then still names the previous source."""
     ids = list(labels)
-    for start in range(0, len(ids), batch_size):
-        part = ids[start:start + batch_size]
-        collection.update(ids=part, metadatas=[{LABEL: labels[i][0], LABEL_P: labels[i][1]}
-                                               for i in part])
-    # The keyword index keeps each chunk's metadata, labels included: a new revision rebuilds it.
-    update_metadata(collection, **{LABELLED_BY: source}, revision=revision(collection) + 1)
+    with writer_lock(collection):
+        for start in range(0, len(ids), batch_size):
+            part = ids[start:start + batch_size]
+            collection.update(ids=part, metadatas=[{LABEL: labels[i][0], LABEL_P: labels[i][1]}
+                                                   for i in part])
+    update_metadata(collection, **{LABELLED_BY: source})
 
 
 def labelled_by(collection) -> str | None:
@@ -227,7 +316,8 @@ def built_with(chroma, name: str) -> str | None:
 
 def get_collection(chroma, name: str):
     """An existing collection, with the embedding function of the model it was built with
-    (Chroma would otherwise hand back its own default one, which downloads a model)."""
+    (Chroma would otherwise hand back its own default one, which downloads a model), and
+    repaired when a writer died in the middle of a write."""
     from core.rag.embeddings import StudioEmbeddingFunction
 
     try:
@@ -235,17 +325,19 @@ def get_collection(chroma, name: str):
     except Exception as exc:
         raise _lookup_failed(chroma, name, exc) from exc
     model = (collection.metadata or {}).get("embedding_model")
-    if not model:
-        return collection
-    return chroma.get_collection(name, embedding_function=StudioEmbeddingFunction(model))
+    if model:
+        collection = chroma.get_collection(name, embedding_function=StudioEmbeddingFunction(model))
+    repair(collection)
+    return collection
 
 
 def delete_document(collection, doc_id: str) -> int:
-    ids = read_all(collection, [], where={"doc_id": doc_id})["ids"]
-    for start in range(0, len(ids), PAGE):
-        collection.delete(ids=ids[start:start + PAGE])
-    if ids:
-        bump_revision(collection)
+    with writer_lock(collection):
+        ids = read_all(collection, [], where={"doc_id": doc_id})["ids"]
+        for start in range(0, len(ids), PAGE):
+            collection.delete(ids=ids[start:start + PAGE])
+        if ids:
+            _set_metadata(collection, {"revision": _fresh_revision(collection)})
     return len(ids)
 
 

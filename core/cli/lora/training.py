@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core.cli.common import add_field_flags, field_overrides
 from core.errors import InputError
+from core.files import DiskFull, disk_full
 from core.lora.config import PRESETS, TrainConfig, from_preset
 from core.lora.evaluate import BASELINES
 from core.settings import load_settings
@@ -49,9 +50,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         adapter = train(config, run.path, settings.models_dir, resume=args.resume,
                         on_metrics=_print_progress if main_process else None)
     except Exception as exc:  # the page and `runs show` must see why; checkpoints stay
+        full = disk_full(exc, run.path)
         if main_process:
-            run.update_status(state="failed", error=str(exc))
-        raise
+            run.drop_incomplete()
+            try:
+                run.update_status(state="failed", error=str(full or exc))
+            except DiskFull:  # still no room even for the status: the message says it all
+                pass
+        if full in (None, exc):
+            raise
+        raise full from exc
     finally:
         if main_process:
             runs.release(settings)

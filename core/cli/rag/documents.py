@@ -11,20 +11,34 @@ from core.settings import load_settings
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    files = walk(args.paths)
-    settings = load_settings()
-    if args.ray is None:
-        from core.rag.ingest import ingest_files
+    from core.files import check_name
+    from core.rag.ingest import FileResult, drop_failed_originals, ingest_files
+    from core.uploads import UploadError, batch_names, keep_copy, upload_folder
 
-        results = ingest_files(settings, files, args.collection, args.chunk_size,
+    settings = load_settings()
+    folder = upload_folder(settings.data_dir, check_name(args.collection, "collection"))
+    # Originals are kept first, as the Documents page keeps its uploads: a re-index rebuilds
+    # from them, and a batch stopped halfway leaves them to be stored by the next run.
+    files = walk(args.paths)
+    kept, refused = [], []
+    for path, name in zip(files, batch_names([f.name for f in files])):
+        try:
+            kept.append(keep_copy(folder, name, path))
+        except (UploadError, OSError) as exc:
+            error = str(exc) if isinstance(exc, UploadError) else \
+                f"{path.name}: could not be read ({exc.strerror or exc})"
+            refused.append(FileResult(path.name, "error", error=error))
+    if args.ray is None:
+        results = ingest_files(settings, kept, args.collection, args.chunk_size,
                                args.chunk_overlap, ocr=args.ocr)
     else:
         from core.rag.ingest_ray import ingest_files_ray
 
-        results = ingest_files_ray(settings, files, args.collection, args.chunk_size,
+        results = ingest_files_ray(settings, kept, args.collection, args.chunk_size,
                                    args.chunk_overlap, ocr=args.ocr,
                                    address=args.ray or settings.ray_address)
-    return _report(results, args.collection, args.json)
+    drop_failed_originals(settings, args.collection, kept, results)
+    return _report(refused + results, args.collection, args.json)
 
 
 def _report(results, collection: str, as_json: bool) -> int:
@@ -61,8 +75,11 @@ def cmd_collections(args: argparse.Namespace) -> int:
                   f"{row['name']}: {row['chunks']} chunks ({row['embedding_model']}, "
                   f"chunks of {row['chunk_size']}/{row['chunk_overlap']})")
     elif args.action == "show":
+        from core.rag.ingest import unstored_originals
+
         collection = store.get_collection(chroma, args.name)
-        info = {**asdict(store.describe(collection)), "documents": store.documents(collection)}
+        info = {**asdict(store.describe(collection)), "documents": store.documents(collection),
+                "unstored": [p.name for p in unstored_originals(load_settings(), collection)]}
         print(json.dumps(info, indent=None if args.json else 2))
     else:
         store.delete_collection(chroma, args.name)
