@@ -42,6 +42,19 @@ FULL_DISK_WORDS = ("no space left", "disk is full", "storagefull")
 NEARLY_FULL = 1 << 20  # bytes free: a write that failed on a disk this full failed for want of room
 
 
+def check_room(folder: Path, need: int = 0) -> None:
+    """DiskFull unless the disk holding `folder` has `need` bytes free beyond NEARLY_FULL. For
+    writers that must not start on a full disk: embedded Chroma, writing on one, has hung
+    (a Rust worker waiting forever) rather than failed."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < need + NEARLY_FULL:
+        raise DiskFull(f"the disk holding {folder} is full ({free / 2**20:.1f} MB free); free "
+                       "some space there and try again")
+
+
 def disk_full(exc: BaseException, folder: Path) -> DiskFull | None:
     """The plain message for a write that failed because the disk is full, naming `folder`
     (where it was writing), or None for any other failure. Libraries wrap the OSError (SQLite

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from core.errors import StudioError
-from core.files import disk_full
+from core.files import DiskFull, check_room, disk_full
 from core.rag import store
 from core.rag.chunking import CHUNKING_VERSION, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, chunk_pages
 from core.rag.embeddings import AnyEmbedder, get_embedder
@@ -56,6 +56,13 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
                  chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
                  on_stage: StageFn = lambda path, stage: None,
                  ocr: bool = False) -> list[FileResult]:
+    if not settings.chroma_host:
+        try:
+            check_room(settings.chroma_dir)
+        except DiskFull as exc:  # nothing is opened: Chroma on a full disk can hang
+            return [FileResult(Path(p).name, "error", error=f"{Path(p).name}: could not be "
+                               f"stored in Chroma ({exc}); the collection is unchanged")
+                    for p in paths]
     chroma = store.client(settings)
     # Documents added to an existing collection embed with the model it was built with, even
     # after the default changed; a new collection takes the default.
@@ -123,6 +130,9 @@ def store_document(settings: Settings, collection, doc: PreparedDocument, batch:
     """Write a prepared document whole (or not at all) and record it in `result`."""
     result.pages, result.chars, result.extractor = doc.pages, doc.chars, doc.extractor
     try:
+        if not settings.chroma_host:  # its text and vectors, several times over (SQLite, index)
+            check_room(settings.chroma_dir, 4 * sum(len(c.text.encode()) + 4 * len(v)
+                                                    for c, v in zip(doc.chunks, doc.vectors)))
         store.replace_document(collection, doc.doc_id, doc.file, doc.chunks, doc.vectors, batch)
     except Exception as exc:  # the store's errors differ embedded and over HTTP
         full = None if settings.chroma_host else disk_full(exc, settings.chroma_dir)

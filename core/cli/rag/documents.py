@@ -28,7 +28,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             error = str(exc) if isinstance(exc, UploadError) else \
                 f"{path.name}: could not be read ({exc.strerror or exc})"
             refused.append(FileResult(path.name, "error", error=error))
-    if args.ray is None:
+    if not kept:
+        results = []
+    elif args.ray is None:
         results = ingest_files(settings, kept, args.collection, args.chunk_size,
                                args.chunk_overlap, ocr=args.ocr)
     else:
