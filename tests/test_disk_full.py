@@ -54,8 +54,8 @@ def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.rglob("*") if PARTIAL in p.name or p.name.endswith(".old")]
 
 
-# Chroma's SQLite once hung on the full disk (one run in five, never reproduced): fail within
-# minutes rather than hold the suite for its 15-minute timeout.
+# Embedded Chroma writing on a full disk hung in a Rust worker (twice); the Studio now checks
+# for room before it opens Chroma. Should it hang again, fail within minutes.
 @pytest.mark.timeout(300)
 def test_ingesting_on_a_full_disk(small_disk, tmp_path, monkeypatch, capsys):
     from core.cli import main

@@ -1,5 +1,6 @@
 """Upload a paper, ask about it, and see the answer beside its scored chunks; stop an answer
-while it streams and carry on."""
+while it streams and carry on; a busy input while an answer streams; a reload that keeps the
+collection, the conversation and its sources."""
 
 import time
 from contextlib import contextmanager
@@ -158,3 +159,34 @@ def test_a_citation_and_a_source_open_in_their_page(studio_env):
         dialog.locator(f"img[alt^='Page {shown + 1} of']").wait_for(timeout=60_000)
         wait_until_idle(page)
         dialog.screenshot(path=str(OUTPUT / "page-view-next.png"))
+
+
+def test_the_input_waits_while_an_answer_streams_and_a_reload_keeps_the_chat(studio_env):
+    with open_chat_with_gan_paper(studio_env) as (url, page, box):
+        box.fill("What are the two models trained in a generative adversarial net?")
+        box.press("Enter")
+        # Sending now would stop the answer: the input says it is busy instead.
+        busy = page.get_by_placeholder("Answering… press Stop to ask something else")
+        busy.wait_for(timeout=120_000)
+        assert busy.is_disabled()
+        page.get_by_text("tokens/s").first.wait_for(timeout=300_000)
+        wait_until_idle(page, 300_000)
+        box.fill("What does the discriminator estimate?")
+        box.press("Enter")
+        message(page, 3).get_by_text("tokens/s").wait_for(timeout=300_000)
+        wait_until_idle(page, 300_000)
+        answers = [message(page, n).inner_text() for n in (1, 3)]
+        assert all(STOPPED_NOTE not in a and len(a.split()) > 5 for a in answers)
+        assert "conversation=" in page.url and "gan-paper" in page.url
+        sources = page.locator(".st-key-hit-1").inner_text()
+
+        page.reload()
+        message(page, 3).wait_for(timeout=120_000)
+        wait_until_idle(page)
+        assert page.locator("[data-testid='stChatMessage']").count() == 4
+        assert [message(page, n).inner_text() for n in (1, 3)] == answers
+        assert page.locator(".st-key-hit-1").inner_text() == sources
+        picker = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
+        assert "gan-paper" in picker.text_content() + picker.locator("input").input_value()
+        scroll_to_top(page)
+        page.screenshot(path=str(OUTPUT / "chat-after-reload.png"))

@@ -1,4 +1,5 @@
-"""Upload two PDFs through the real browser and see both stored."""
+"""Upload two PDFs through the real browser and see both stored; delete one, add another file,
+and the deleted one stays deleted."""
 
 import pytest
 
@@ -31,3 +32,32 @@ def test_upload_two_pdfs_and_see_both(studio_env):
     files = {d["file"] for d in store.documents(
         store.get_collection(store.client(load_settings()), "papers"))}
     assert files == {SAMPLE_PAPER.name, gan.name}
+
+
+def test_a_deleted_document_stays_deleted_when_another_is_added(studio_env):
+    gan = shared("papers", "1406.2661_GAN.pdf")
+    offer = shared("documents", "square-one_offer-letter.docx")
+    with streamlit_server(env={"STUDIO_DATA_DIR": str(studio_env)}) as url, \
+            browser_page(height=1300) as page:
+        create_collection(page, url, "papers")
+        upload(page, [SAMPLE_PAPER, gan])
+        page.get_by_text("Documents (2)").wait_for(timeout=30_000)
+        # the uploader is empty again: the next "Add" must not bring these two back
+        assert page.locator("[data-testid='stFileUploaderFile']").count() == 0
+
+        page.locator(".st-key-doc").click()
+        page.get_by_role("option", name=gan.name).click()
+        wait_until_idle(page)
+        page.get_by_role("button", name="Delete", exact=True).click()
+        page.get_by_text("and its upload is removed").wait_for(timeout=10_000)
+        page.locator(".st-key-delete-doc button").click()
+        page.get_by_text("Documents (1)").wait_for(timeout=30_000)
+        wait_until_idle(page)
+
+        upload(page, [offer])
+        page.get_by_text("Documents (2)").wait_for(timeout=30_000)
+        wait_until_idle(page)
+        page.screenshot(path=str(OUTPUT / "documents-after-delete.png"), full_page=True)
+    files = {d["file"] for d in store.documents(
+        store.get_collection(store.client(load_settings()), "papers"))}
+    assert files == {SAMPLE_PAPER.name, offer.name}
