@@ -252,8 +252,8 @@ st.dataframe(table[columns], hide_index=True, width="stretch",
                  "probability", format="percent",
                  help="The label's probability (the lowest over the document's pages)")})
 by_file = {d["file"]: d for d in docs}
-if st.session_state.get("doc") not in by_file:
-    st.session_state.pop("doc", None)
+if st.session_state.get("doc") not in by_file:  # deleted: shown as chosen unless set anew
+    st.session_state["doc"] = next(iter(by_file))
 picked = st.columns([3, 1, 1], vertical_alignment="bottom")
 chosen = picked[0].selectbox("Document", list(by_file), key="doc")
 doc = by_file[chosen]
@@ -269,12 +269,18 @@ if picked[1].button("Re-index", icon=":material/refresh:", width="stretch"):
             st.toast(f"Re-indexed {doc['file']}: {result.chunks} chunks")
         else:
             st.error(result.error)
-asked = picked[2].popover("Delete", icon=":material/delete:", width="stretch")
+
+if st.session_state.pop("deleted-close", False):
+    # closed after a delete: left open, it offered to delete the next document at once
+    st.session_state["delete-ask"] = False
+asked = picked[2].popover("Delete", icon=":material/delete:", width="stretch", key="delete-ask",
+                          on_change="rerun")
 asked.warning(f"{doc['file']} and its {doc['chunks']} chunks leave the collection, and its "
               "upload is removed.", icon=":material/warning:")
 if asked.button(f"Delete {doc['file']}", type="primary", key="delete-doc"):
     removed = remove_document(s, collection, doc)
     st.session_state["deleted"] = f"Deleted {doc['file']} ({removed} chunks)"
+    st.session_state["deleted-close"] = True
     st.rerun()
 if "deleted" in st.session_state:
     st.toast(st.session_state.pop("deleted"))

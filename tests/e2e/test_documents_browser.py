@@ -36,7 +36,7 @@ def test_upload_two_pdfs_and_see_both(studio_env):
 
 def test_a_deleted_document_stays_deleted_when_another_is_added(studio_env):
     gan = shared("papers", "1406.2661_GAN.pdf")
-    offer = shared("documents", "square-one_offer-letter.docx")
+    notes = shared("papers", "2505.23724v1.txt")
     with streamlit_server(env={"STUDIO_DATA_DIR": str(studio_env)}) as url, \
             browser_page(height=1300) as page:
         create_collection(page, url, "papers")
@@ -53,11 +53,12 @@ def test_a_deleted_document_stays_deleted_when_another_is_added(studio_env):
         page.locator(".st-key-delete-doc button").click()
         page.get_by_text("Documents (1)").wait_for(timeout=30_000)
         wait_until_idle(page)
+        page.screenshot(path=str(OUTPUT / "documents-deleted.png"), full_page=True)
 
-        upload(page, [offer])
+        upload(page, [notes])
         page.get_by_text("Documents (2)").wait_for(timeout=30_000)
         wait_until_idle(page)
         page.screenshot(path=str(OUTPUT / "documents-after-delete.png"), full_page=True)
     files = {d["file"] for d in store.documents(
         store.get_collection(store.client(load_settings()), "papers"))}
-    assert files == {SAMPLE_PAPER.name, offer.name}
+    assert files == {SAMPLE_PAPER.name, notes.name}
