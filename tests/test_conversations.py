@@ -75,6 +75,8 @@ def test_which_questions_lean_on_the_conversation():
     assert not needs_rewrite("Which of them does RoBERTa drop?", [])  # nothing to lean on
     assert needs_rewrite("Which of them does RoBERTa drop?", earlier)
     assert needs_rewrite("And in GPT-2?", earlier)
+    assert needs_rewrite("The second one?", earlier)
+    assert not needs_rewrite("What does the discriminator estimate?", earlier)
     assert not needs_rewrite("How many layers does the BERT-large encoder have in total?",
                              earlier)
     assert clean_query('Query: "BERT pre-training task dropped by RoBERTa"\nIt is NSP.') == \

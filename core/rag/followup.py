@@ -13,13 +13,14 @@ from core.rag.llm import ChatEngine
 RECENT_TURNS = 3
 ANSWER_CHARS = 400  # of each earlier answer shown to the rewriter: its gist, not its length
 MAX_QUERY_WORDS = 40
-# Words that point back at something said before. A short question ("And the second one?")
-# usually does too.
+# Words that point back at something said before. A very short question ("The second one?")
+# usually does too; five words can already stand alone ("What does the discriminator
+# estimate?" was rewritten into the previous answer by a small model).
 _ANAPHORA = re.compile(
     r"\b(it|its|they|them|their|theirs|this|that|these|those|he|she|his|her|former|latter|"
     r"above|previous|same|both|either|neither|instead|other)\b|"
     r"^(and|but|so|what about|how about|why|then)\b", re.IGNORECASE)
-SHORT_QUESTION_WORDS = 5
+SHORT_QUESTION_WORDS = 3
 
 SYSTEM = ("You rewrite a follow-up question into one standalone search query. Use the "
           "conversation to replace words like 'it', 'they' or 'them' with what they refer to. "
