@@ -106,6 +106,8 @@ def test_step2_exact_parameters_and_presets(studio_env, models_env, tiny):
     assert at.radio(key="train-adapter-type").value == "generative"
     at.radio(key="train-adapter-type").set_value("classifier").run()
     assert at.session_state["train-config"]["adapter_type"] == "classifier"
+    assert at.number_input(key="cfg-learning_rate").value == 2e-4  # the head's own
+    assert at.number_input(key="cfg-epochs").value == 2.0
     assert at.metric[0].value == f"{bigger.trainable + 64 * 5:,}"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import streamlit as st
 
-from core.lora.config import ADAPTER_TYPES, PRESETS, TrainConfig
+from core.lora.config import ADAPTER_TYPES, PRESETS, TrainConfig, preset_values
 from core.lora.estimate import CALIBRATION_STEPS
 from core.registry import Registry
 from core.settings import Settings
@@ -35,9 +35,12 @@ def frozen(candidate: TrainConfig) -> str:
 
 
 def apply_preset(config: dict) -> None:
+    """The chosen preset's settings, for the chosen adapter type (a classifier's head has its
+    own learning rate); every field shows them anew."""
     chosen = st.session_state.get("train-preset")
     if chosen:
-        config.update(PRESETS[chosen])
+        config.update(preset_values(chosen, st.session_state.get("train-adapter-type",
+                                                                 "generative")))
         for f in FORM_FIELDS:
             st.session_state.pop(f"cfg-{f.name}", None)
 
@@ -60,7 +63,7 @@ def render(s: Settings, config: dict) -> None:
     config["adapter_type"] = st.radio(
         "The adapter", ADAPTER_TYPES, horizontal=True, format_func=TYPE_TEXT.get,
         index=ADAPTER_TYPES.index(config.get("adapter_type", "generative")),
-        key="train-adapter-type",
+        key="train-adapter-type", on_change=apply_preset, args=(config,),
         help="Writes the label: the model answers with one of the labels; it can also take "
              "few-shot examples or a subset of the labels, and exports to GGUF. Classification "
              "head: a small layer on the model's reading of the document gives each label's "
