@@ -42,17 +42,26 @@ FULL_DISK_WORDS = ("no space left", "disk is full", "storagefull")
 NEARLY_FULL = 1 << 20  # bytes free: a write that failed on a disk this full failed for want of room
 
 
+def _free_space(folder: Path) -> tuple[Path, int]:
+    """The nearest existing folder at or above `folder`, and the bytes free on its disk."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder, shutil.disk_usage(folder).free
+
+
+def _full(folder: Path, free: int) -> DiskFull:
+    return DiskFull(f"the disk holding {folder} is full ({free / 2**20:.1f} MB free); free some "
+                    "space there and try again")
+
+
 def check_room(folder: Path, need: int = 0) -> None:
     """DiskFull unless the disk holding `folder` has `need` bytes free beyond NEARLY_FULL. For
     writers that must not start on a full disk: embedded Chroma, writing on one, has hung
     (a Rust worker waiting forever) rather than failed."""
-    folder = Path(folder)
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    free = shutil.disk_usage(folder).free
+    folder, free = _free_space(folder)
     if free < need + NEARLY_FULL:
-        raise DiskFull(f"the disk holding {folder} is full ({free / 2**20:.1f} MB free); free "
-                       "some space there and try again")
+        raise _full(folder, free)
 
 
 def disk_full(exc: BaseException, folder: Path) -> DiskFull | None:
@@ -61,10 +70,7 @@ def disk_full(exc: BaseException, folder: Path) -> DiskFull | None:
     and safetensors in their own errors, with the system's words), so the chain and the
     messages are searched; torch says only "unexpected pos", so a failure on a disk with
     (almost) no room left counts too."""
-    folder = Path(folder)
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    free = shutil.disk_usage(folder).free
+    folder, free = _free_space(folder)
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, DiskFull):
@@ -76,8 +82,7 @@ def disk_full(exc: BaseException, folder: Path) -> DiskFull | None:
     else:
         if free >= NEARLY_FULL:
             return None
-    return DiskFull(f"the disk holding {folder} is full ({free / 2**20:.1f} MB free); free some "
-                    "space there and try again")
+    return _full(folder, free)
 
 
 @contextmanager

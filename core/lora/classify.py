@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from core.errors import InputError
+from core.lora.objective import LeftPadCollator
 from core.lora.prompts import answer_ids, encode, render, shots_text
 
 MODES = ("score", "generate")
@@ -257,16 +258,14 @@ class HeadClassifier(Classifier):
                    for text in texts]
         predictions: list[Prediction | None] = [None] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].input_ids))
-        device, pad = self.model.device, self.tokenizer.pad_token_id
+        pad = LeftPadCollator(self.tokenizer.pad_token_id)  # as the head was trained
         for start in range(0, len(order), MAX_GROUP):
             group_started = time.perf_counter()
             group = order[start:start + MAX_GROUP]
-            lengths = [len(encoded[i].input_ids) for i in group]
-            width = max(lengths)
-            ids = [[pad] * (width - n) + encoded[i].input_ids for i, n in zip(group, lengths)]
-            mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], device=device)
-            logits = self.model(input_ids=torch.tensor(ids, device=device), attention_mask=mask,
-                                position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+            batch = pad([{"input_ids": encoded[i].input_ids, "labels": encoded[i].labels}
+                         for i in group])
+            logits = self.model(**{key: batch[key].to(self.model.device) for key in
+                                   ("input_ids", "attention_mask", "position_ids")}).logits
             seconds = (time.perf_counter() - group_started) / len(group)
             for i, probs in zip(group, torch.softmax(logits.float(), -1).tolist()):
                 scores = dict(zip(self.labels, probs))

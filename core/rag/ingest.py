@@ -60,8 +60,7 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
         try:
             check_room(settings.chroma_dir)
         except DiskFull as exc:  # nothing is opened: Chroma on a full disk can hang
-            return [FileResult(Path(p).name, "error", error=f"{Path(p).name}: could not be "
-                               f"stored in Chroma ({exc}); the collection is unchanged")
+            return [FileResult(Path(p).name, "error", error=str(store_failure(Path(p).name, exc)))
                     for p in paths]
     chroma = store.client(settings)
     # Documents added to an existing collection embed with the model it was built with, even
@@ -136,9 +135,13 @@ def store_document(settings: Settings, collection, doc: PreparedDocument, batch:
         store.replace_document(collection, doc.doc_id, doc.file, doc.chunks, doc.vectors, batch)
     except Exception as exc:  # the store's errors differ embedded and over HTTP
         full = None if settings.chroma_host else disk_full(exc, settings.chroma_dir)
-        raise StoreFailure(f"{doc.file}: could not be stored in Chroma ({full or exc}); "
-                           "the collection is unchanged") from exc
+        raise store_failure(doc.file, full or exc) from exc
     result.chunks, result.status = len(doc.chunks), "ok"
+
+
+def store_failure(file: str, why: Exception) -> StoreFailure:
+    return StoreFailure(f"{file}: could not be stored in Chroma ({why}); the collection is "
+                        "unchanged")
 
 
 def same_content(twin: FileResult, file: str) -> FileResult:
