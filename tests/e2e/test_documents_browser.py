@@ -18,8 +18,14 @@ from tests.e2e.browser import (
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_upload_two_pdfs_and_see_both(studio_env):
+def stored_files() -> set[str]:
+    return {d["file"] for d in store.documents(
+        store.get_collection(store.client(load_settings()), "papers"))}
+
+
+def test_upload_two_see_both_delete_one_add_another_and_the_deleted_stays_deleted(studio_env):
     gan = shared("papers", "1406.2661_GAN.pdf")
+    notes = shared("papers", "2505.23724v1.txt")
     with streamlit_server(env={"STUDIO_DATA_DIR": str(studio_env)}) as url, \
             browser_page(height=1300) as page:
         create_collection(page, url, "papers")
@@ -29,19 +35,7 @@ def test_upload_two_pdfs_and_see_both(studio_env):
         page.get_by_text("Documents (2)").wait_for(timeout=30_000)
         wait_until_idle(page)
         page.screenshot(path=str(OUTPUT / "documents.png"), full_page=True)
-    files = {d["file"] for d in store.documents(
-        store.get_collection(store.client(load_settings()), "papers"))}
-    assert files == {SAMPLE_PAPER.name, gan.name}
-
-
-def test_a_deleted_document_stays_deleted_when_another_is_added(studio_env):
-    gan = shared("papers", "1406.2661_GAN.pdf")
-    notes = shared("papers", "2505.23724v1.txt")
-    with streamlit_server(env={"STUDIO_DATA_DIR": str(studio_env)}) as url, \
-            browser_page(height=1300) as page:
-        create_collection(page, url, "papers")
-        upload(page, [SAMPLE_PAPER, gan])
-        page.get_by_text("Documents (2)").wait_for(timeout=30_000)
+        assert stored_files() == {SAMPLE_PAPER.name, gan.name}
         # the uploader is empty again: the next "Add" must not bring these two back
         assert page.locator("[data-testid='stFileUploaderFile']").count() == 0
 
@@ -59,6 +53,4 @@ def test_a_deleted_document_stays_deleted_when_another_is_added(studio_env):
         page.get_by_text("Documents (2)").wait_for(timeout=30_000)
         wait_until_idle(page)
         page.screenshot(path=str(OUTPUT / "documents-after-delete.png"), full_page=True)
-    files = {d["file"] for d in store.documents(
-        store.get_collection(store.client(load_settings()), "papers"))}
-    assert files == {SAMPLE_PAPER.name, notes.name}
+    assert stored_files() == {SAMPLE_PAPER.name, notes.name}
