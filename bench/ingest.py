@@ -1,16 +1,20 @@
 """Studio ingestion against the reference notebook's pipeline, in the same run.
 
-Studio:   Tika per page → RecursiveCharacterTextSplitter(500, 50) → MiniLM (batched, normalised,
-          bf16 where the CPU runs it fast) → embedded Chroma (persistent, in a temp dir).
+Studio:   its own path (core.rag.ingest.prepare_document): Tika per page → the Studio's chunker
+          (paragraphs packed to 500 characters, 50 overlap, title and section in each chunk's
+          embedded text) → MiniLM (batched, normalised; the engine `auto` picks for this CPU,
+          or the one --engine names) → embedded Chroma (persistent, in a temp dir).
 Baseline: pypdf text per page (what PyPDFLoader does) → the same splitter →
           HuggingFaceEmbeddings(all-MiniLM-L6-v2) with defaults → InMemoryVectorStore.
 
 For each paper in ../shared/data/papers: extraction pages/s, embedding chunks/s and end-to-end
-seconds for both (chunks/s covers embedding and storing); the ratio is baseline seconds / Studio
-seconds. Extraction quality: word-level
-similarity of pages 1–2 of the LoRA paper to their ground-truth text. That text matches pypdf's
-output word for word, so it was likely made with pypdf and flatters the baseline: read it as
-"how close Tika comes", not as a contest. Prints a table, then JSON.
+seconds for both (chunks/s covers chunking, embedding and storing); the ratio is baseline
+seconds / Studio seconds. The embedding engine matters most and depends on the CPU: the table
+header names the engine that ran and the CPU's relevant flags; `--engine onnx` or `torch-fp32`
+shows on a CPU with AVX512-bf16 what one without it would run (the auto choice there is ONNX).
+Extraction quality: word-level similarity of pages 1–2 of the LoRA paper to their ground-truth
+text. That text matches pypdf's output word for word, so it was likely made with pypdf and
+flatters the baseline: read it as "how close Tika comes", not as a contest. Prints a table, then JSON.
 
 With --ray: documents/s of the Studio's local path against the same files on a Ray cluster
 started here (tests/servers.py) with 1 and 2 workers of one CPU each, every run cold (each
@@ -32,28 +36,31 @@ from pathlib import Path
 
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-ingest-")
 
+from core.health import cpu_flags
 from core.rag import store
-from core.rag.chunking import chunk_pages
 from core.rag.embeddings import get_embedder
 from core.rag.extract import extract
+from core.rag.ingest import prepare_document
 from core.registry import Registry
-from core.settings import load_settings
+from core.settings import EMBEDDING_ENGINES, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni")
+
+
 def studio(path: Path, settings, embedder, collection, batch) -> dict:
+    stages: dict[str, float] = {}
     t0 = time.perf_counter()
-    extracted = extract(path)
-    t1 = time.perf_counter()
-    chunks = chunk_pages(extracted.pages)
-    t2 = time.perf_counter()
-    vectors = embedder.embed([c.text for c in chunks])
-    store.replace_document(collection, path.name, path.name, chunks, vectors, batch)
+    doc = prepare_document(path, path.name, embedder, 500, 50, False, settings.tika_server_url,
+                           lambda _, stage: stages.setdefault(stage, time.perf_counter()))
+    store.replace_document(collection, doc.doc_id, doc.file, doc.chunks, doc.vectors, batch)
     t3 = time.perf_counter()
-    return {"pages": len(extracted.pages), "chunks": len(chunks),
-            "extract_s": t1 - t0, "index_s": t3 - t2, "total_s": t3 - t0}
+    return {"pages": doc.pages, "chunks": len(doc.chunks),
+            "extract_s": stages["chunk"] - t0, "index_s": t3 - stages["chunk"],
+            "total_s": t3 - t0}
 
 
 def baseline(path: Path, embeddings) -> dict:
@@ -113,6 +120,9 @@ def main() -> None:
 
     head = (f"{'paper':<42}{'pages':>6}{'chunks S/B':>12}{'pages/s S':>11}{'pages/s B':>11}"
             f"{'chunks/s S':>12}{'chunks/s B':>12}{'ratio':>7}")
+    flags = sorted(set(FLAGS) & cpu_flags())
+    print(f"Studio embedding engine: {embedder.engine}; CPU flags: {', '.join(flags) or 'none'}"
+          f"; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     print(head)
     for r in rows:
         s, b = r["studio"], r["baseline"]
@@ -127,7 +137,8 @@ def main() -> None:
     print(f"extraction fidelity vs ground truth (LoRA pp. 1-2): Tika {quality['studio_tika']:.3f}, "
           f"pypdf {quality['baseline_pypdf']:.3f}")
     print(json.dumps({"rows": rows, "overall_speedup": total_b / total_s,
-                      "embedding_dtype": embedder.dtype, "extraction_fidelity": quality}))
+                      "embedding_engine": embedder.engine, "cpu_flags": flags,
+                      "extraction_fidelity": quality}))
 
 
 def write_rate(collection, chunks: dict, batch: int) -> float:
@@ -198,7 +209,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ray", action="store_true",
                         help="the local path against a Ray cluster of 1 and 2 workers")
-    if parser.parse_args().ray:
+    parser.add_argument("--engine", choices=EMBEDDING_ENGINES,
+                        help="pin the Studio's embedding engine (default: the settings', auto)")
+    args = parser.parse_args()
+    if args.engine:
+        os.environ["STUDIO_EMBEDDING_ENGINE"] = args.engine
+    if args.ray:
         ray_main()
     else:
         main()

@@ -32,6 +32,9 @@ Source = Literal["env", "secrets", "preferences", "default"]
 DEFAULT_CHAT_MODEL = "qwen2.5-coder-0.5b-instruct"
 DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
 DEFAULT_LORA_BASE = "gemma-3-270m"
+# How documents embed (core.rag.embeddings): "auto" takes the fastest this CPU has; the others
+# pin one engine, to compare them on one machine (bench/ingest.py --engine) or rule one out.
+EMBEDDING_ENGINES = ("auto", "torch-bf16", "torch-fp32", "onnx")
 
 
 def _setting(env: str, help: str, *, secret: bool = False, user_editable: bool = False,
@@ -86,6 +89,11 @@ class Settings:
         "collection keeps the one it was built with. The optional all-mpnet-base-v2 is about "
         "4x slower to embed.", user_editable=True, default=DEFAULT_EMBEDDING_MODEL,
         label="Embedding model", group="Models", role="embedding")
+    embedding_engine: str = _setting(
+        "STUDIO_EMBEDDING_ENGINE", "How documents are embedded: auto takes the fastest for this "
+        "CPU (torch in bf16 where it has AVX512-bf16 or AMX, else the ONNX export); the others "
+        "pin one engine. Questions always embed with the ONNX export when there is one.",
+        choices=EMBEDDING_ENGINES, default="auto")
     lora_base_model: str = _setting(
         "STUDIO_LORA_BASE_MODEL", "Gemma 3 270M is the default; SmolLM2-135M trains as fast "
         "with half the memory.", user_editable=True, default=DEFAULT_LORA_BASE,

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from core.errors import InputError
 from core.rag import store
 from core.rag.ingest import ingest_files
 from core.rag.retrieval import RetrievalOptions, search
@@ -151,6 +152,24 @@ def test_questions_embed_without_torch_and_agree_with_sentence_transformers():
              "Masked language modelling and next sentence prediction. " * 40]  # truncated alike
     for a, b in zip(onnx.embed(texts), reference.embed(texts)):
         assert sum(x * y for x, y in zip(a, b)) > 0.999
+
+
+def test_documents_embed_with_the_engine_the_settings_pin(monkeypatch):
+    from core.rag.embeddings import get_embedder
+
+    expected = {"onnx": "onnxruntime float32", "torch-fp32": "sentence-transformers float32",
+                "torch-bf16": "sentence-transformers bfloat16"}
+    vectors = {}
+    for engine, name in expected.items():
+        monkeypatch.setenv("STUDIO_EMBEDDING_ENGINE", engine)
+        embedder = get_embedder(load_settings())
+        assert embedder.engine == name
+        vectors[engine] = embedder.embed(["Masked language modelling and next sentence "
+                                          "prediction are BERT's pre-training tasks."])[0]
+    assert sum(a * b for a, b in zip(vectors["onnx"], vectors["torch-bf16"])) > 0.99
+    monkeypatch.setenv("STUDIO_EMBEDDING_ENGINE", "tpu")
+    with pytest.raises(InputError, match="STUDIO_EMBEDDING_ENGINE must be one of auto"):
+        load_settings()
 
 
 def test_off_topic_hits_score_high_but_match_weakly(papers):

@@ -16,6 +16,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from core import files
+from core.errors import InputError
 from core.health import cpu_flags
 from core.registry import STAMP_NAME, ModelSpec, Registry
 from core.settings import Settings
@@ -84,19 +85,25 @@ def _load(model_name: str, path: str, engine: str) -> AnyEmbedder:
     return Embedder(model_name, path, bf16=engine == "bf16")
 
 
-def _pick(registry: Registry, spec: ModelSpec, for_queries: bool) -> AnyEmbedder:
+def _pick(registry: Registry, spec: ModelSpec, for_queries: bool,
+          engine: str = "auto") -> AnyEmbedder:
     onnx = registry.onnx_dir(spec)
     exported = (onnx / STAMP_NAME).is_file()
-    if exported and (for_queries or not bf16_is_fast()):
+    if engine == "onnx" and not exported:
+        raise InputError(f"{spec.name} has no ONNX export; run `python -m core models prepare`")
+    if engine == "onnx" or (engine == "auto" and exported
+                            and (for_queries or not bf16_is_fast())):
         return _load(spec.name, str(onnx), "onnx")
-    return _load(spec.name, str(registry.load_path(spec)),
-                 "bf16" if bf16_is_fast() else "fp32")
+    bf16 = engine == "torch-bf16" or (engine == "auto" and bf16_is_fast())
+    return _load(spec.name, str(registry.load_path(spec)), "bf16" if bf16 else "fp32")
 
 
 def get_embedder(settings: Settings, model_name: str | None = None) -> AnyEmbedder:
-    """The engine for embedding documents: the fastest this machine has."""
+    """The engine for embedding documents: the fastest this machine has, unless the settings
+    pin one."""
     registry = Registry.load(settings.registry_path, settings.models_dir)
-    return _pick(registry, registry.get(model_name or settings.embedding_model), False)
+    return _pick(registry, registry.get(model_name or settings.embedding_model), False,
+                 settings.embedding_engine)
 
 
 def query_embedder(settings: Settings, model_name: str | None = None) -> AnyEmbedder:
