@@ -83,17 +83,6 @@ def clauses_frame(seed: int, types: int = 10, per_type: int = 30, min_chars: int
     return picked.rename(columns={"clause_type": "label"})[["text", "label"]]
 
 
-def subsample(data, n: int, seed: int):
-    """A stratified `n` of `data`, every label kept."""
-    from sklearn.model_selection import train_test_split
-
-    if n >= len(data.texts):
-        return data
-    picked, _ = train_test_split(list(range(len(data.texts))), train_size=n, random_state=seed,
-                                 stratify=data.labels)
-    return data.subset(sorted(picked))
-
-
 def train_adapter(args, parts, categories, work: Path):
     """Train with the preset on parts.train; (classifier, zero-shot classifier, minutes, steps,
     truncated share, config)."""
@@ -121,8 +110,8 @@ def train_adapter(args, parts, categories, work: Path):
 
 
 def run_dataset(args, name: str, embedder) -> dict:
-    from core.lora.data import split
-    from core.lora.evaluate import classify_split, embedding_baseline, tfidf_baseline
+    from core.lora.data import split, subsample
+    from core.lora.evaluate import classify_split, curve_sizes, embedding_baseline, tfidf_baseline
 
     data = load_dataset(name, args.quick, args.seed)
     # the split keeps at least one example of each label for validation (unused here): a 10%
@@ -132,7 +121,7 @@ def run_dataset(args, name: str, embedder) -> dict:
     categories = data.label_set
     out = {"dataset": name, "rows": len(data.texts), "labels": len(categories),
            "train": len(parts.train.texts), "test": len(parts.test.texts), "curve": []}
-    sizes = [n for n in args.curve if n < len(parts.train.texts)] + [len(parts.train.texts)]
+    sizes = curve_sizes(args.curve, len(parts.train.texts))
     for n in sizes:
         train = subsample(parts.train, n, args.seed)
         sub = type(parts)(train, parts.validation, parts.test, parts.ratios, parts.seed)

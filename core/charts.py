@@ -106,6 +106,24 @@ def confusion(matrix: list[list[int]], labels: list[str], title: str | None = No
     return fig
 
 
+def learning_curve(curve: list[dict], names: dict[str, str],
+                   adapter: float | None = None) -> go.Figure:
+    """Test accuracy against the number of training examples: a line for each of `names` (a
+    key of the curve's rows: its legend), and `adapter` as one point, at all of them."""
+    sizes = [row["train_examples"] for row in curve]
+    fig = go.Figure()
+    for key, name in names.items():
+        fig.add_scatter(x=sizes, y=[row[key] for row in curve], mode="lines+markers", name=name,
+                        hovertemplate="%{y:.0%} trained on %{x}<extra></extra>")
+    if adapter is not None:
+        fig.add_scatter(x=[sizes[-1]], y=[adapter], mode="markers", name="LoRA adapter",
+                        marker=dict(symbol="star", size=16, color="#d62728"),
+                        hovertemplate="%{y:.0%} trained on %{x}<extra></extra>")
+    fig.update_layout(**LAYOUT, xaxis_title="training examples", yaxis_title="test accuracy")
+    fig.update_xaxes(tickvals=sizes, ticktext=[*map(str, sizes[:-1]), f"all ({sizes[-1]})"])
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return fig
+
 
 def rounds(federated: list[dict], centralised: list[dict] | None = None) -> go.Figure:
     """Test accuracy per round: the federation's global adapter, and centralised training on the

@@ -44,3 +44,63 @@ def test_tfidf_baseline_learns_words_that_name_the_label():
 
     result = tfidf_baseline(data(6), data(3))
     assert result["accuracy"] == 1.0 and result["n"] == 6
+
+
+WORDS = ("invoice", "total", "due", "meeting", "room", "team", "contract", "party", "term")
+
+
+class CountingEmbedder:
+    """Counts of a few words as the vector; remembers every text it was asked to embed."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        self.asked += texts
+        return [[float(text.split().count(w)) for w in WORDS] for text in texts]
+
+
+def labelled(n: int, seed: int):
+    """`n` noisy texts of each of three labels: two of a label's words among random others."""
+    import random
+
+    from core.lora.data import LabelledData
+
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for label, own in (("invoice", WORDS[:3]), ("letter", WORDS[3:6]), ("contract", WORDS[6:])):
+        for i in range(n):
+            texts.append(" ".join(rng.sample(own, 2) + rng.choices(WORDS, k=3) + [str(i)]))
+            labels.append(label)
+    return LabelledData(texts, labels, "toy")
+
+
+def test_learning_curve_embeds_once_and_ends_at_the_full_baselines():
+    from core.lora.evaluate import embedding_baseline, learning_curve, tfidf_baseline
+
+    train, test = labelled(100, 0), labelled(20, 1)
+    embedder = CountingEmbedder()
+    curve = learning_curve(train, test, embedder)
+    assert [row["train_examples"] for row in curve] == [50, 100, 200, 300]
+    assert all(set(row) == {"train_examples", "baseline", "tfidf"} for row in curve)
+    assert all(0 <= row[key] <= 1 for row in curve for key in ("baseline", "tfidf"))
+    assert sorted(embedder.asked) == sorted(train.texts + test.texts)  # each text once
+    assert curve[-1]["baseline"] == embedding_baseline(train, test, embedder)["accuracy"]
+    assert curve[-1]["tfidf"] == tfidf_baseline(train, test)["accuracy"]
+    assert [row["train_examples"] for row in learning_curve(labelled(30, 0), test, embedder)] \
+        == [50, 90]  # only the sizes under the training set's, then all of it
+
+
+def test_subsample_keeps_every_label_even_one_sklearn_cannot_stratify():
+    from collections import Counter
+
+    from core.lora.data import LabelledData, subsample
+
+    data = labelled(40, 0)
+    part = subsample(data, 30, seed=3)
+    assert Counter(part.labels) == {"invoice": 10, "letter": 10, "contract": 10}
+    assert part.texts == subsample(data, 30, seed=3).texts  # the seed fixes the draw
+    assert subsample(data, 500) is data
+    rare = LabelledData(data.texts + ["a lone memo"], data.labels + ["memo"], "toy")
+    part = subsample(rare, 30, seed=3)
+    assert len(part.texts) == 30 and set(part.labels) == {"invoice", "letter", "contract", "memo"}

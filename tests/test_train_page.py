@@ -140,6 +140,8 @@ def test_step3_to_5_train_follow_evaluate_save(studio_env, models_env, tiny):
     assert titles == ["LoRA adapter", "Base model, zero-shot", "Embeddings + logistic regression",
                       "TF-IDF + linear SVM"]
     assert "test split** (6 examples" in text(at)
+    assert any("has 48 examples, fewer than the curve's smallest size" in c.value
+               for c in at.caption)  # the sample's training split: no learning curve to draw
 
     button(at, "Next: save").click().run()
     assert not at.exception
@@ -220,6 +222,48 @@ def test_step3_says_why_a_run_stopped_and_marks_the_best_validation(studio_env, 
     assert "validation accuracy" in names
     best = figure["data"][names.index("best (step 40)")]
     assert best["x"] == [40] and best["y"] == [1.0]
+
+
+def test_step4_draws_the_baselines_learning_curve_and_the_adapter_at_all(studio_env, models_env):
+    from core.lora.evaluate import metrics
+
+    truth = ["A", "B", "A", "B"]
+
+    def result(*predicted: str) -> dict:
+        return metrics(truth, list(predicted), ["A", "B"]) | {"seconds": 1.0, "misclassified": []}
+
+    curve = [{"train_examples": 50, "baseline": 0.5, "tfidf": 0.25},
+             {"train_examples": 100, "baseline": 0.75, "tfidf": 0.5},
+             {"train_examples": 120, "baseline": 0.75, "tfidf": 0.75}]
+    evaluation = {"adapter": result("A", "B", "A", "B"), "zero_shot": result("A", "A", "A", "A"),
+                  "baseline": result("A", "B", "B", "B"), "tfidf": result("A", "B", "B", "A"),
+                  "test_size": 4, "learning_curve": curve}
+    folder = runs.run_dir(load_settings(), "curve-run")
+    folder.path.mkdir(parents=True)
+    folder.write_evaluation(evaluation)
+    folder.update_status(state="finished", step=10, max_steps=10)
+    at = train_page()
+    assert at.segmented_control(key="train-step").value == "4 · Evaluate"
+    assert not at.exception
+    assert "Learning curve" in [h.value for h in at.subheader]
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    lines = {trace["name"]: trace for trace in figure["data"]}
+    assert lines["Embeddings + logistic regression"]["y"] == [0.5, 0.75, 0.75]
+    assert lines["TF-IDF + linear SVM"]["x"] == [50, 100, 120]
+    assert lines["LoRA adapter"]["x"] == [120] and lines["LoRA adapter"]["y"] == [1.0]
+    assert figure["layout"]["xaxis"]["ticktext"] == ["50", "100", "all (120)"]
+    [caption] = [c.value for c in at.caption if "Each baseline" in c.value]
+    assert "on 50, 100 and all 120 training examples" in caption
+    assert "The adapter is one point" in caption
+
+    assert len(at.get("plotly_chart")) == 3  # and the two confusion matrices
+
+    few = [{"train_examples": 40, "baseline": 0.75, "tfidf": 0.75}]  # the curve's "all" alone
+    folder.write_evaluation(evaluation | {"learning_curve": few})
+    at.run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert any("has 40 examples, fewer than the curve's smallest size (50)" in c.value
+               for c in at.caption)
 
 
 def test_pace_follows_a_run_that_slows_down():

@@ -71,6 +71,9 @@ def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, 
     for which in ("adapter", "zero_shot", "baseline", "tfidf"):
         result = evaluation[which]
         assert 0 <= result["accuracy"] <= 1 and sum(map(sum, result["confusion"])) == 6
+    # 48 training examples: under the curve's smallest size, so its one point is the baselines'
+    assert evaluation["learning_curve"] == [{"train_examples": 48, "baseline": evaluation[
+        "baseline"]["accuracy"], "tfidf": evaluation["tfidf"]["accuracy"]}]
 
     # Reloaded from disk it predicts what the trained model predicted.
     reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny), adapter)
@@ -185,6 +188,7 @@ def test_cli_train_writes_run_and_adapter(tiny, studio_env, tmp_path, monkeypatc
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["adapter"] == str(models / "adapters" / "cuad-tiny")
     assert set(result["test"]) == {"adapter", "zero_shot", "baseline", "tfidf"}
+    assert [row["train_examples"] for row in result["learning_curve"]] == [48]
     assert "step 4 · epoch" in out.stdout  # progress lines before the result
     assert (models / "adapters" / "cuad-tiny" / "adapter_model.safetensors").is_file()
     assert (studio_env / "runs" / "cuad-tiny" / "config.yaml").is_file()

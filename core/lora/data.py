@@ -4,6 +4,7 @@ stratified train/validation/test split."""
 from __future__ import annotations
 
 import hashlib
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +188,29 @@ def split(data: LabelledData, ratios: tuple[float, float, float] = (0.8, 0.1, 0.
                   data.subset(sorted(test)), ratios, seed, fingerprint=data.fingerprint())
     parts.sizes = {"train": len(train), "validation": len(validation), "test": len(test)}
     return parts
+
+
+def subsample(data: LabelledData, n: int, seed: int = 42) -> LabelledData:
+    """A stratified `n` of `data` (all of it when `n` is not smaller), every label kept while
+    `n` allows: a learning curve's small sizes must still know each label."""
+    from sklearn.model_selection import train_test_split
+
+    if n >= len(data.texts):
+        return data
+    indices = list(range(len(data.texts)))
+    try:
+        picked, _ = train_test_split(indices, train_size=n, random_state=seed,
+                                     stratify=data.labels)
+    except ValueError:  # sklearn will not stratify a label of one example, or more labels than
+        # examples left out: one of each label, the rest at random
+        random.Random(seed).shuffle(indices)
+        first: dict[str, int] = {}
+        for i in indices:
+            first.setdefault(data.labels[i], i)
+        picked = list(first.values())[:n]
+        chosen = set(picked)
+        picked += [i for i in indices if i not in chosen][:n - len(picked)]
+    return data.subset(sorted(picked))
 
 
 TEXT_COLUMN_HINTS = ("text", "document", "content", "body", "clause", "sentence")

@@ -1,14 +1,14 @@
 """Did the adapter earn its keep? The test split classified four ways — the adapter, the base
 model alone (zero-shot, the same label scoring), and two quick baselines a user could build
 without the Studio (sentence embeddings + logistic regression; TF-IDF + a linear SVM) — with
-the same metrics for each."""
+the same metrics for each, and the baselines' learning curve: would more examples help?"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from core.lora.data import LabelledData
+from core.lora.data import LabelledData, subsample
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 MISCLASSIFIED_CHARS = 400
@@ -72,7 +72,10 @@ def tfidf_baseline(train: LabelledData, test: LabelledData) -> dict:
     from sklearn.svm import LinearSVC
 
     started = time.perf_counter()
-    model = make_pipeline(TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)), LinearSVC())
+    # a fixed seed for the solver's shuffling: the learning curve's last point refits this on
+    # the same data and must agree with it
+    model = make_pipeline(TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)),
+                          LinearSVC(random_state=0))
     model.fit(train.texts, train.labels)
     result = metrics(test.labels, list(model.predict(test.texts)),
                      sorted(set(train.labels) | set(test.labels)))
@@ -81,17 +84,54 @@ def tfidf_baseline(train: LabelledData, test: LabelledData) -> dict:
 
 
 BASELINES = {"baseline": "embeddings + logistic regression", "tfidf": "TF-IDF + linear SVM"}
+CURVE_SIZES = (50, 100, 200)  # then all: each size is a refit of seconds, not a training run
+
+
+class RememberingEmbedder:
+    """Embeds each text once: a learning curve fits on subsets of texts already embedded, so
+    its every size costs a fit, not another pass of the embedding model."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder = embedder
+        self.vectors: dict[str, list[float]] = {}
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        new = [text for text in dict.fromkeys(texts) if text not in self.vectors]
+        if new:
+            self.vectors.update(zip(new, self.embedder.embed(new)))
+        return [self.vectors[text] for text in texts]
+
+
+def curve_sizes(sizes: Iterable[int], total: int) -> list[int]:
+    """The sizes smaller than `total`, then `total`: a learning curve ends at all the data."""
+    return sorted({n for n in sizes if n < total}) + [total]
+
+
+def learning_curve(train: LabelledData, test: LabelledData, embedder,
+                   sizes: Iterable[int] = CURVE_SIZES, seed: int = 42) -> list[dict]:
+    """Test accuracy of each baseline trained on stratified subsets of `train` (the same
+    subsets for both), one row per size, the last on all of it: would more examples help?"""
+    embedder = RememberingEmbedder(embedder)
+    rows = []
+    for n in curve_sizes(sizes, len(train.texts)):
+        part = subsample(train, n, seed)
+        rows.append({"train_examples": n,
+                     "baseline": embedding_baseline(part, test, embedder)["accuracy"],
+                     "tfidf": tfidf_baseline(part, test)["accuracy"]})
+    return rows
 
 
 def compare(classifier, train: LabelledData, test: LabelledData, embedder,
             on_progress: Progress | None = None, zero_shot=None) -> dict:
     """The adapter, zero-shot (`zero_shot`'s base model, or the classifier with its adapter
-    off) and both baselines on the same test split."""
+    off) and both baselines on the same test split, with the baselines' learning curve."""
+    embedder = RememberingEmbedder(embedder)
     return {"adapter": classify_split(classifier, test, True, on_progress, "adapter"),
             "zero_shot": classify_split(zero_shot or classifier, test, False, on_progress,
                                         "zero-shot"),
             "baseline": embedding_baseline(train, test, embedder),
             "tfidf": tfidf_baseline(train, test),
+            "learning_curve": learning_curve(train, test, embedder),
             "test_size": len(test.texts)}
 
 

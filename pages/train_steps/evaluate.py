@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import charts
 from core.lora import runs
-from core.lora.evaluate import BASELINES, baseline_verdict
+from core.lora.evaluate import BASELINES, CURVE_SIZES, baseline_verdict
 from core.settings import Settings
 from pages.train_steps import go_to, pick_run
 
@@ -18,8 +18,9 @@ def render(s: Settings) -> None:
         return
     folder = runs.run_dir(s, name)
     ev, status = folder.evaluation(), folder.status()
+    titles = {key: what[0].upper() + what[1:] for key, what in BASELINES.items() if key in ev}
     rows = {"LoRA adapter": ev["adapter"], "Base model, zero-shot": ev["zero_shot"]}
-    rows |= {what[0].upper() + what[1:]: ev[key] for key, what in BASELINES.items() if key in ev}
+    rows |= {title: ev[key] for key, title in titles.items()}
     st.markdown(f"On the **test split** ({ev['test_size']} examples never seen in training; "
                 f"each one is {1 / ev['test_size']:.0%} of the accuracy):")
     if status.get("state") == "stopped":
@@ -35,6 +36,8 @@ def render(s: Settings) -> None:
                    help=f"macro-F1 {result['macro_f1']:.2f} · {result['seconds']} s")
     if (verdict := baseline_verdict(ev)) is not None:
         st.warning(verdict, icon=":material/balance:")
+    if "learning_curve" in ev:  # evaluations saved before it have none
+        show_learning_curve(ev["learning_curve"], titles, ev["adapter"]["accuracy"])
     adapter = ev["adapter"]
     st.subheader("Per class (adapter)")
     st.dataframe(pd.DataFrame(adapter["per_class"]).T, width="stretch", column_config={
@@ -57,3 +60,20 @@ def render(s: Settings) -> None:
         st.success("None: every test example was classified correctly.")
     if st.button("Next: save", type="primary", icon=":material/arrow_forward:"):
         go_to(4)
+
+
+def show_learning_curve(curve: list[dict], titles: dict[str, str], adapter: float) -> None:
+    """The baselines against the number of training examples: would more examples help?"""
+    st.subheader("Learning curve")
+    sizes = [row["train_examples"] for row in curve]
+    if len(sizes) < 2:
+        st.caption(f"The training split has {sizes[0]} examples, fewer than the curve's "
+                   f"smallest size ({min(CURVE_SIZES)}): there is no curve to draw.")
+        return
+    st.plotly_chart(charts.learning_curve(curve, titles, adapter), key="learning-curve",
+                    config={"displayModeBar": False})
+    st.caption(f"Each baseline trained again on {', '.join(map(str, sizes[:-1]))} and all "
+               f"{sizes[-1]} training examples (stratified subsets) and scored on the same test "
+               "split; a line still rising at the right says more examples would help. The "
+               "adapter is one point, trained on all of them: a curve of its own would take a "
+               "training run for each size.")

@@ -69,7 +69,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = {"adapter": str(adapter), "run": str(run.path),
               "test": {which: {k: evaluation[which][k] for k in ("accuracy", "macro_f1")}
                        for which in ("adapter", "zero_shot", *BASELINES) if which in evaluation},
-              "test_size": evaluation["test_size"], "stopped": run.status().get("stop_reason")}
+              "test_size": evaluation["test_size"], "learning_curve": evaluation["learning_curve"],
+              "stopped": run.status().get("stop_reason")}
     print(json.dumps(result) if args.json else
           f"adapter saved to {adapter} ({result['stopped']})\ntest accuracy ({result['test_size']} examples): " +
           ", ".join(f"{k.replace('_', '-')} {v['accuracy']:.0%}" for k, v in result["test"].items()))
