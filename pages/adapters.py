@@ -13,7 +13,7 @@ from core.errors import StudioError
 from core.formats import local_time
 from core.lora import adapter_ops, gguf_export, runs
 from core.lora.adapters import AdapterError, list_adapters, load_classifier, usable
-from core.lora.evaluate import BASELINES
+from core.lora.evaluate import BASELINES, baseline_titles
 from core.registry import Registry
 from core.text import safe_markdown
 from pages.shared import settings
@@ -120,6 +120,13 @@ with details:
             if "confusion" in result and "labels" in result:
                 st.plotly_chart(charts.confusion(result["confusion"], result["labels"]),
                                 key="adapter-confusion")
+            if len(evaluation.get("learning_curve", [])) > 1:
+                st.markdown("**Learning curve** (the baselines trained on fewer examples; the "
+                            "adapter on all of them)")
+                st.plotly_chart(charts.learning_curve(evaluation["learning_curve"],
+                                                      baseline_titles(evaluation),
+                                                      meta.test_accuracy),
+                                key="adapter-learning-curve")
         else:
             st.caption("No test results recorded for this adapter.")
 

@@ -114,3 +114,25 @@ def test_gguf_export_failure_is_shown_not_raised(models):
     at.button(key="gguf-button").click().run()
     assert not at.exception
     assert any("llama-cpp-python cannot load" in e.value for e in at.error)
+
+
+def test_the_learning_curve_of_its_evaluation(models):
+    import json
+
+    meta_path = models / "adapters" / "tiny-twin" / "studio-adapter.json"
+    meta = json.loads(meta_path.read_text())
+    meta["evaluation"] = {
+        "test_size": 30, "adapter": {"accuracy": 0.9, "macro_f1": 0.9},
+        "baseline": {"accuracy": 0.8, "macro_f1": 0.8}, "tfidf": {"accuracy": 0.7, "macro_f1": 0.7},
+        "learning_curve": [{"train_examples": 50, "baseline": 0.5, "tfidf": 0.4},
+                           {"train_examples": 120, "baseline": 0.8, "tfidf": 0.7}]}
+    meta_path.write_text(json.dumps(meta))
+    at = adapters_page()
+    at.selectbox(key="adapter-details").set_value("tiny-twin").run()
+    assert not at.exception
+    curves = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
+              if "training examples" in c.proto.spec]
+    assert len(curves) == 1
+    traces = {t["name"]: t for t in curves[0]["data"]}
+    assert traces["Embeddings + logistic regression"]["y"] == [0.5, 0.8]
+    assert traces["LoRA adapter"]["x"] == [120]

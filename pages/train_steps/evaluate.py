@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import charts
 from core.lora import runs
-from core.lora.evaluate import BASELINES, CURVE_SIZES, baseline_verdict
+from core.lora.evaluate import CURVE_SIZES, baseline_titles, baseline_verdict
 from core.settings import Settings
 from pages.train_steps import go_to, pick_run
 
@@ -18,7 +18,7 @@ def render(s: Settings) -> None:
         return
     folder = runs.run_dir(s, name)
     ev, status = folder.evaluation(), folder.status()
-    titles = {key: what[0].upper() + what[1:] for key, what in BASELINES.items() if key in ev}
+    titles = baseline_titles(ev)
     rows = {"LoRA adapter": ev["adapter"], "Base model, zero-shot": ev["zero_shot"]}
     rows |= {title: ev[key] for key, title in titles.items()}
     st.markdown(f"On the **test split** ({ev['test_size']} examples never seen in training; "
