@@ -1,6 +1,6 @@
 """Upload a paper, ask about it, and see the answer beside its scored chunks; stop an answer
 while it streams and carry on; a busy input while an answer streams; a reload that keeps the
-collection, the conversation and its sources."""
+collection, the conversation and its sources; a new question and its answer that start on screen."""
 
 import time
 from contextlib import contextmanager
@@ -23,12 +23,12 @@ STOPPED_NOTE = "Stopped before the end."
 
 
 @contextmanager
-def open_chat_with_gan_paper(studio_env):
+def open_chat_with_gan_paper(studio_env, height: int = 1600):
     """The app on a fresh data dir with the light chat model, the GAN paper in `gan-paper`,
     and the browser on the Chat page: yields (url, page, question box)."""
     gan = shared("papers", "1406.2661_GAN.pdf")
     env = {"STUDIO_DATA_DIR": str(studio_env), "STUDIO_CHAT_MODEL": "smollm2-135m-instruct"}
-    with streamlit_server(env=env) as url, browser_page(height=1600) as page:
+    with streamlit_server(env=env) as url, browser_page(height=height) as page:
         create_collection(page, url, "gan-paper")
         upload(page, [gan])
         page.get_by_role("link", name="Chat").click()
@@ -190,3 +190,28 @@ def test_the_input_waits_while_an_answer_streams_and_a_reload_keeps_the_chat(stu
         assert "gan-paper" in picker.text_content() + picker.locator("input").input_value()
         scroll_to_top(page)
         page.screenshot(path=str(OUTPUT / "chat-after-reload.png"))
+
+
+def test_a_new_question_and_its_finished_answer_start_on_screen(studio_env):
+    """A page with a chat input sticks to its bottom; on a short screen the sources beside an
+    answer reach far below it, and the rerun that shows the finished answer left its start
+    above the screen. Once the page stops following the bottom, a question asked after a long
+    answer must not be drawn below the screen either."""
+    height = 800
+    with open_chat_with_gan_paper(studio_env, height=height) as (_url, page, box):
+        for n, question in ((1, "Write a long essay about how the generator and the "
+                                "discriminator of generative adversarial nets are trained."),
+                            (3, "What does the discriminator estimate?")):
+            box.fill(question)
+            box.press("Enter")
+            page.locator(".st-key-stop").wait_for(timeout=120_000)
+            page.wait_for_timeout(2500)  # the page's own scrolling is over
+            top = message(page, n - 1).bounding_box()["y"]
+            assert 0 <= top < height - 100, f"question {n} is drawn at y={top:.0f}"
+            message(page, n).get_by_text("tokens/s").wait_for(timeout=300_000)
+            wait_until_idle(page, 300_000)
+            page.wait_for_timeout(3000)
+            top = message(page, n).bounding_box()["y"]
+            assert 0 <= top < height - 100, f"answer {n} starts at y={top:.0f}"
+            page.screenshot(path=str(OUTPUT / f"chat-answer-{n}-in-view.png"))
+
