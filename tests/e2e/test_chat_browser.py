@@ -1,6 +1,7 @@
 """Upload a paper, ask about it, and see the answer beside its scored chunks; stop an answer
 while it streams and carry on; a busy input while an answer streams; a reload that keeps the
-collection, the conversation and its sources; a new question and its answer that start on screen."""
+collection, the conversation and its sources; a new question and its answer that start on screen;
+two tabs on one conversation."""
 
 import time
 from contextlib import contextmanager
@@ -215,3 +216,32 @@ def test_a_new_question_and_its_finished_answer_start_on_screen(studio_env):
             assert 0 <= top < height - 100, f"answer {n} starts at y={top:.0f}"
             page.screenshot(path=str(OUTPUT / f"chat-answer-{n}-in-view.png"))
 
+
+def test_two_tabs_on_one_conversation_keep_every_turn(studio_env):
+    with open_chat_with_gan_paper(studio_env) as (_url, a, box_a):
+        ask_about_the_two_models(a, box_a)
+        b = a.context.new_page()
+        b.goto(a.url)  # the conversation's link
+        message(b, 1).get_by_text("tokens/s").wait_for(timeout=120_000)
+        wait_until_idle(b)
+        box_b = b.get_by_placeholder("Ask about gan-paper")
+        box_b.fill("What does the discriminator estimate?")
+        box_b.press("Enter")
+        message(b, 3).get_by_text("tokens/s").wait_for(timeout=300_000)
+        wait_until_idle(b, 300_000)
+        # Tab A has not seen B's turn; its next question comes after it, not in its place.
+        box_a.fill("What does the generator learn?")
+        box_a.press("Enter")
+        message(a, 5).get_by_text("tokens/s").wait_for(timeout=300_000)
+        wait_until_idle(a, 300_000)
+        questions = ["What are the two models trained in a generative adversarial net?",
+                     "What does the discriminator estimate?", "What does the generator learn?"]
+        for tab in (a, b):
+            tab.reload()
+            message(tab, 5).wait_for(timeout=120_000)
+            wait_until_idle(tab)
+            assert tab.locator("[data-testid='stChatMessage']").count() == 6
+            assert all(q in message(tab, n).inner_text() for q, n in zip(questions, (0, 2, 4)))
+        assert [message(a, n).inner_text() for n in (1, 3, 5)] == \
+            [message(b, n).inner_text() for n in (1, 3, 5)]
+        b.screenshot(path=str(OUTPUT / "chat-two-tabs.png"))
