@@ -342,6 +342,43 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
                 open_page(hit)
 
 
+# A page with a chat input at the bottom sticks to its bottom while it grows: a new question
+# could be drawn below the screen, and the rerun that shows the finished answer with its sources
+# left a long answer's start above it. Bring the latest turn's start into view, its question
+# with it when both fit, unless it is on screen: once when the question is sent and once when
+# the answer is written (each a new element, whose script runs when it is mounted). The script
+# waits until the page holds this run's messages, as the previous run's stay until replaced;
+# it tries for two seconds, as Streamlit may scroll back down while the sources are drawn, and
+# stops at once when the reader scrolls, clicks or types.
+SHOW_LATEST_TURN = """<script data-turn="%s">
+(() => {
+  const show = () => {
+    const turn = document.querySelectorAll("[data-testid=stChatMessage]");
+    if (turn.length !== %d) return;
+    const [question, answer] = [turn[turn.length - 2], turn[turn.length - 1]];
+    const header = document.querySelector("[data-testid=stHeader]");
+    const below = header ? header.getBoundingClientRect().bottom : 0;
+    const top = answer.getBoundingClientRect().top;
+    if (top >= below && top < innerHeight - 100) return;
+    const target = top - question.getBoundingClientRect().top < innerHeight / 2
+      ? question : answer;
+    target.style.scrollMarginTop = below + "px";
+    target.scrollIntoView({block: "start"});
+  };
+  const timer = setInterval(show, 100);
+  const stop = () => clearInterval(timer);
+  setTimeout(stop, 2000);
+  for (const event of ["wheel", "pointerdown", "keydown", "touchstart"])
+    window.addEventListener(event, stop, {once: true, capture: true});
+})();
+</script>"""
+
+
+def show_latest_turn(turns: int, phase: str) -> None:
+    """`turns`: the conversation's turns on the page; `phase`: "asked" or "written"."""
+    st.html(SHOW_LATEST_TURN % (f"{phase}-{turns}", 2 * turns), unsafe_allow_javascript=True)
+
+
 with left:
     for number, answer in enumerate(history):
         show_answer(answer, number)
@@ -371,6 +408,7 @@ if question:
     with right:
         show_sources(turn.search.hits, question, [], False, turn.plan.windows,
                      turn.search.method, viewable=False)
+        show_latest_turn(len(history) + 1, "asked")
     with left:
         with st.chat_message("user"):
             st.text(question)
@@ -401,9 +439,12 @@ if question:
         st.stop()
     forget_pending(turn)
     save_turn(answer)
+    st.session_state["answer-written"] = True
     st.rerun()
 elif history:
     latest = history[-1]
     with right:
         show_sources(latest.sources, latest.question, latest.cited, latest.citations_inferred,
                      latest.windows, latest.method)
+        if st.session_state.pop("answer-written", False):
+            show_latest_turn(len(history), "written")

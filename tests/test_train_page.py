@@ -16,6 +16,7 @@ from core.lora import runs
 from core.lora.adapters import AdapterMeta
 from core.lora.config import TrainConfig
 from core.lora.estimate import Calibration, model_size
+from core.lora.evaluate import metrics
 from core.samples import SAMPLE_DATASET
 from core.settings import PROJECT_ROOT, load_settings
 from tests.tiny import tiny_causal_lm
@@ -225,8 +226,6 @@ def test_step3_says_why_a_run_stopped_and_marks_the_best_validation(studio_env, 
 
 
 def test_step4_draws_the_baselines_learning_curve_and_the_adapter_at_all(studio_env, models_env):
-    from core.lora.evaluate import metrics
-
     truth = ["A", "B", "A", "B"]
 
     def result(*predicted: str) -> dict:
@@ -264,6 +263,26 @@ def test_step4_draws_the_baselines_learning_curve_and_the_adapter_at_all(studio_
     assert not at.exception and len(at.get("plotly_chart")) == 2
     assert any("has 40 examples, fewer than the curve's smallest size (50)" in c.value
                for c in at.caption)
+
+
+def test_a_reload_opens_the_newest_run_at_its_evaluation(studio_env, models_env):
+    """A new session (a reload) opens the wizard where the work is: the newest run, at step 4
+    once it is evaluated (a running or unevaluated one opens at step 3, tests above)."""
+    for name, evaluated in (("older-run", False), ("newer-run", True)):
+        folder = runs.run_dir(load_settings(), name)
+        folder.path.mkdir(parents=True)
+        TrainConfig(name=name, data=str(SAMPLE_DATASET)).save(folder.config_path)
+        folder.update_status(state="finished", step=10, max_steps=10)
+        if evaluated:
+            scores = metrics(["A", "B"], ["A", "A"], ["A", "B"]) | {"seconds": 1.0}
+            folder.write_evaluation({"adapter": scores | {"misclassified": []},
+                                     "zero_shot": scores, "test_size": 2})
+        time.sleep(0.01)  # the newest by its status's time
+    at = train_page()
+    assert not at.exception
+    assert at.segmented_control(key="train-step").value == "4 · Evaluate"
+    assert at.session_state["train-run"] == "newer-run"
+    assert next(b for b in at.selectbox if b.label == "Run").value == "newer-run"
 
 
 def test_pace_follows_a_run_that_slows_down():

@@ -34,8 +34,9 @@ def browser_page(width: int = 1440, height: int = 1000):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            yield page
+            # A context of its own, so that page.context.new_page() opens a second tab
+            context = browser.new_context(viewport={"width": width, "height": height})
+            yield context.new_page()
         finally:
             browser.close()
 

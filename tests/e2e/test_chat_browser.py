@@ -1,6 +1,7 @@
 """Upload a paper, ask about it, and see the answer beside its scored chunks; stop an answer
 while it streams and carry on; a busy input while an answer streams; a reload that keeps the
-collection, the conversation and its sources."""
+collection, the conversation and its sources; a new question and its answer that start on screen;
+two tabs on one conversation."""
 
 import time
 from contextlib import contextmanager
@@ -23,12 +24,12 @@ STOPPED_NOTE = "Stopped before the end."
 
 
 @contextmanager
-def open_chat_with_gan_paper(studio_env):
+def open_chat_with_gan_paper(studio_env, height: int = 1600):
     """The app on a fresh data dir with the light chat model, the GAN paper in `gan-paper`,
     and the browser on the Chat page: yields (url, page, question box)."""
     gan = shared("papers", "1406.2661_GAN.pdf")
     env = {"STUDIO_DATA_DIR": str(studio_env), "STUDIO_CHAT_MODEL": "smollm2-135m-instruct"}
-    with streamlit_server(env=env) as url, browser_page(height=1600) as page:
+    with streamlit_server(env=env) as url, browser_page(height=height) as page:
         create_collection(page, url, "gan-paper")
         upload(page, [gan])
         page.get_by_role("link", name="Chat").click()
@@ -190,3 +191,57 @@ def test_the_input_waits_while_an_answer_streams_and_a_reload_keeps_the_chat(stu
         assert "gan-paper" in picker.text_content() + picker.locator("input").input_value()
         scroll_to_top(page)
         page.screenshot(path=str(OUTPUT / "chat-after-reload.png"))
+
+
+def test_a_new_question_and_its_finished_answer_start_on_screen(studio_env):
+    """A page with a chat input sticks to its bottom; on a short screen the sources beside an
+    answer reach far below it, and the rerun that shows the finished answer left its start
+    above the screen. Once the page stops following the bottom, a question asked after a long
+    answer must not be drawn below the screen either."""
+    height = 800
+    with open_chat_with_gan_paper(studio_env, height=height) as (_url, page, box):
+        for n, question in ((1, "Write a long essay about how the generator and the "
+                                "discriminator of generative adversarial nets are trained."),
+                            (3, "What does the discriminator estimate?")):
+            box.fill(question)
+            box.press("Enter")
+            page.locator(".st-key-stop").wait_for(timeout=120_000)
+            page.wait_for_timeout(2500)  # the page's own scrolling is over
+            top = message(page, n - 1).bounding_box()["y"]
+            assert 0 <= top < height - 100, f"question {n} is drawn at y={top:.0f}"
+            message(page, n).get_by_text("tokens/s").wait_for(timeout=300_000)
+            wait_until_idle(page, 300_000)
+            page.wait_for_timeout(3000)
+            top = message(page, n).bounding_box()["y"]
+            assert 0 <= top < height - 100, f"answer {n} starts at y={top:.0f}"
+            page.screenshot(path=str(OUTPUT / f"chat-answer-{n}-in-view.png"))
+
+
+def test_two_tabs_on_one_conversation_keep_every_turn(studio_env):
+    with open_chat_with_gan_paper(studio_env) as (_url, a, box_a):
+        ask_about_the_two_models(a, box_a)
+        b = a.context.new_page()
+        b.goto(a.url)  # the conversation's link
+        message(b, 1).get_by_text("tokens/s").wait_for(timeout=120_000)
+        wait_until_idle(b)
+        box_b = b.get_by_placeholder("Ask about gan-paper")
+        box_b.fill("What does the discriminator estimate?")
+        box_b.press("Enter")
+        message(b, 3).get_by_text("tokens/s").wait_for(timeout=300_000)
+        wait_until_idle(b, 300_000)
+        # Tab A has not seen B's turn; its next question comes after it, not in its place.
+        box_a.fill("What does the generator learn?")
+        box_a.press("Enter")
+        message(a, 5).get_by_text("tokens/s").wait_for(timeout=300_000)
+        wait_until_idle(a, 300_000)
+        questions = ["What are the two models trained in a generative adversarial net?",
+                     "What does the discriminator estimate?", "What does the generator learn?"]
+        for tab in (a, b):
+            tab.reload()
+            message(tab, 5).wait_for(timeout=120_000)
+            wait_until_idle(tab)
+            assert tab.locator("[data-testid='stChatMessage']").count() == 6
+            assert all(q in message(tab, n).inner_text() for q, n in zip(questions, (0, 2, 4)))
+        assert [message(a, n).inner_text() for n in (1, 3, 5)] == \
+            [message(b, n).inner_text() for n in (1, 3, 5)]
+        b.screenshot(path=str(OUTPUT / "chat-two-tabs.png"))
