@@ -84,6 +84,28 @@ def test_which_questions_lean_on_the_conversation():
     assert clean_query(" ".join(["word"] * 80)) == ""  # an answer, not a query
 
 
+class Says:
+    """A chat engine that replies with a given text: the rewrites a small model gives now and
+    then, which cannot be provoked on demand."""
+
+    def __init__(self, reply: str):
+        self.reply = reply
+
+    def stream(self, messages, max_new_tokens, stop=None):
+        return iter([self.reply])
+
+
+def test_a_rewrite_that_resolves_nothing_searches_both_questions():
+    earlier = [{"role": "user", "content": "What are the two pre-training tasks of BERT?"},
+               {"role": "assistant", "content": "Sequence-level and token-level tasks. [1]"}]
+    follow_up = "Which of them does RoBERTa drop?"
+    assert rewrite(Says("RoBERTa"), follow_up, earlier) == \
+        "What are the two pre-training tasks of BERT? Which of them does RoBERTa drop?"
+    assert rewrite(Says("Which BERT pre-training task does RoBERTa drop?"), follow_up,
+                   earlier) == "Which BERT pre-training task does RoBERTa drop?"
+    assert rewrite(Says(" ".join(["word"] * 80)), follow_up, earlier).startswith("What are")
+
+
 @pytest.mark.slow
 def test_the_default_model_rewrites_a_follow_up_into_a_standalone_query(studio_env):
     from core.rag.llm import get_engine

@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 
 from core.rag.llm import ChatEngine
+from core.rag.retrieval import question_terms
 
 RECENT_TURNS = 3
 ANSWER_CHARS = 400  # of each earlier answer shown to the rewriter: its gist, not its length
@@ -35,8 +36,9 @@ def needs_rewrite(question: str, history: Sequence[dict]) -> bool:
 
 
 def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
-    """A standalone search query for `question`, or `question` itself when it stands alone
-    or the model's reply is not a usable query."""
+    """A standalone search query for `question`: `question` itself when it stands alone, the
+    model's rewrite when it names something from the conversation, else the previous question
+    and this one together."""
     if not needs_rewrite(question, history):
         return question
     said = {"user": "Q", "assistant": "A"}
@@ -47,7 +49,14 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
                 {"role": "user", "content": f"Conversation:\n{turns}\n\nFollow-up question: "
                                             f"{question}\n\nStandalone search query:"}]
     reply = "".join(engine.stream(messages, max_new_tokens=64))
-    return clean_query(reply) or question
+    query = clean_query(reply)
+    if query and question_terms(query) - question_terms(question):
+        return query
+    # The model replaced nothing (a small one, after a wrong answer, reduced "Which of them
+    # does RoBERTa drop?" to "RoBERTa"): search the previous question and this one together,
+    # which keeps what "them" points at.
+    previous = next((m["content"] for m in reversed(recent) if m["role"] == "user"), "")
+    return f"{previous} {question}" if previous else question
 
 
 def clean_query(reply: str) -> str:
