@@ -17,6 +17,12 @@ def percent(share: float | None) -> str:
     return f"{share:.0%}" if share is not None else "—"
 
 
+def rate(per_second: float, unit: str) -> str:
+    """A decode or processing speed: a slow one (a loaded machine can give under one token a
+    second) keeps a decimal, so it never reads "0 tokens/s"."""
+    return f"{per_second:.1f} {unit}/s" if per_second < 10 else f"{per_second:.0f} {unit}/s"
+
+
 def readable(meta: dict) -> dict:
     """Adapter metadata for display: times (`created`, `imported`) as local date-times and
     accuracies as percentages, nested dictionaries included; all else as it was."""

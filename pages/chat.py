@@ -7,6 +7,7 @@ from contextlib import nullcontext
 
 import streamlit as st
 
+from core.formats import rate
 from core.rag import store
 from core.rag.answers import MAX_QUESTION_CHARS, Answer, RagTurn, no_context_stream, to_markdown
 from core.rag.conversations import (
@@ -202,7 +203,7 @@ def timing_note(answer: Answer) -> str:
     if t.get("ttft_ms") is not None:
         parts.append(f"first token {t['ttft_ms'] / 1000:.1f} s")
     if t.get("tokens_per_s"):
-        parts.append(f"{t['tokens_per_s']:.0f} tokens/s")
+        parts.append(rate(t["tokens_per_s"], "tokens"))
     parts.append(answer.engine)
     return " · ".join(parts)
 

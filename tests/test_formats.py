@@ -2,7 +2,7 @@
 
 import time
 
-from core.formats import local_time, percent, readable
+from core.formats import local_time, percent, rate, readable
 
 
 def test_local_time_is_this_machines_date_and_minute():
@@ -22,3 +22,8 @@ def test_readable_formats_times_and_accuracies_and_leaves_the_rest():
     assert out["steps"] == 12 and out["labels"] == ["A", "B"]
     assert out["training_seconds"] == 63.2
     assert percent(None) == "—"
+
+
+def test_a_slow_rate_keeps_a_decimal():
+    assert rate(0.4, "tokens") == "0.4 tokens/s"
+    assert rate(42.4, "tokens") == "42 tokens/s"
