@@ -67,7 +67,8 @@ def prepare(registry: Registry, names: list[str] | None = None,
         else:
             _prepare_one(registry, spec, progress)
             worked.append(spec.name)
-        if "embedding" in spec.roles and not read_stamp(registry.onnx_dir(spec) / STAMP_NAME):
+        exported = read_stamp(registry.onnx_dir(spec) / STAMP_NAME)
+        if "embedding" in spec.roles and (not exported or "int8" not in exported):
             export_onnx(registry.load_path(spec), registry.onnx_dir(spec), spec.name, progress)
             worked.append(spec.name)
     return list(dict.fromkeys(worked))
@@ -215,6 +216,19 @@ def _convert(registry: Registry, spec: ModelSpec, gguf: Path, progress: Progress
     progress(PrepareEvent(spec.name, "convert", 1.0, str(target)))
 
 
+ONNX_INT8 = "model-int8.onnx"
+
+
+def quantize_int8(model: Path, target: Path) -> None:
+    """Weights in int8 per output channel, activations quantized on the fly: on CPUs without
+    fast bf16 it embeds 1.5-1.9x faster than float32 (torch or ONNX), and its vectors keep a
+    cosine of 0.993 to float32's (0.948 with one scale per tensor, the default); see
+    bench/README.md for what it does to retrieval."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(model), str(target), per_channel=True, weight_type=QuantType.QInt8)
+
+
 def export_onnx(source: Path, target: Path, name: str, progress: ProgressFn = _quiet) -> None:
     """A sentence-transformers model (BERT-like, mean pooling) as one ONNX graph that returns
     normalised sentence embeddings, with its tokenizer beside it. Exported in float32 by the
@@ -253,9 +267,11 @@ def export_onnx(source: Path, target: Path, name: str, progress: ProgressFn = _q
                           output_names=["embedding"], dynamic_axes=axes, opset_version=17,
                           dynamo=False)
         tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
+        progress(PrepareEvent(name, "export", 0.8, "quantizing a copy to int8"))
+        quantize_int8(staging / "model.onnx", staging / ONNX_INT8)
         files.write_json(staging / STAMP_NAME, {
             "source": str(source), "max_length": int(config.get("max_seq_length", 256)),
-            "prepared_at": time.time()}, indent=2)
+            "int8": ONNX_INT8, "prepared_at": time.time()}, indent=2)
     progress(PrepareEvent(name, "export", 1.0, str(target)))
 
 

@@ -34,7 +34,7 @@ DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
 DEFAULT_LORA_BASE = "gemma-3-270m"
 # How documents embed (core.rag.embeddings): "auto" takes the fastest this CPU has; the others
 # pin one engine, to compare them on one machine (bench/ingest.py --engine) or rule one out.
-EMBEDDING_ENGINES = ("auto", "torch-bf16", "torch-fp32", "onnx")
+EMBEDDING_ENGINES = ("auto", "torch-bf16", "torch-fp32", "onnx", "onnx-int8")
 
 
 def _setting(env: str, help: str, *, secret: bool = False, user_editable: bool = False,
@@ -92,7 +92,8 @@ class Settings:
     embedding_engine: str = _setting(
         "STUDIO_EMBEDDING_ENGINE", "How documents are embedded: auto takes the fastest for this "
         "CPU (torch in bf16 where it has AVX512-bf16 or AMX, else the ONNX export); the others "
-        "pin one engine. Questions always embed with the ONNX export when there is one.",
+        "pin one engine (onnx-int8: the export with int8 weights). Questions always embed "
+        "with the ONNX export when there is one.",
         choices=EMBEDDING_ENGINES, default="auto")
     lora_base_model: str = _setting(
         "STUDIO_LORA_BASE_MODEL", "Gemma 3 270M is the default; SmolLM2-135M trains as fast "

