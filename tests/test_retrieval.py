@@ -173,6 +173,15 @@ def test_documents_embed_with_the_engine_the_settings_pin(monkeypatch):
         load_settings()
 
 
+def test_auto_embeds_documents_in_int8_on_a_cpu_without_fast_bf16(monkeypatch):
+    from core.rag import embeddings
+
+    monkeypatch.setattr(embeddings, "bf16_is_fast", lambda: False)  # this CPU has it
+    settings = load_settings()
+    assert embeddings.get_embedder(settings).engine == "onnxruntime int8"
+    assert embeddings.query_embedder(settings).engine == "onnxruntime float32"
+
+
 def test_off_topic_hits_score_high_but_match_weakly(papers):
     """Fused ranks put the best chunk near 1 whatever the question; the calibrated relevance
     says the chunk is unlikely to hold the answer, the same for every method."""

@@ -1,8 +1,9 @@
 """Sentence embeddings from a registry model, normalised.
 
-Two engines give the same vectors: sentence-transformers on torch (bf16 where the CPU runs it
-fast: ~2.6x fp32 on AVX512-bf16), and the model exported to ONNX by `models prepare`, run by
-onnxruntime. Documents embed with torch in bf16 where that is fast, else with ONNX; a question
+Two engines give (nearly) the same vectors: sentence-transformers on torch (bf16 where the CPU
+runs it fast: ~2.6x fp32 on AVX512-bf16), and the model exported to ONNX by `models prepare`,
+run by onnxruntime in float32 or, with int8 weights, at a cosine of 0.993 to float32's.
+Documents embed with torch in bf16 where that is fast, else with ONNX in int8; a question
 always embeds with ONNX when the export exists, because a fresh process (`python -m core
 search`) then never pays the seconds of importing torch. `Embedder.engine` says which ran."""
 
@@ -18,7 +19,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from core import files
 from core.errors import InputError
 from core.health import cpu_flags
-from core.registry import STAMP_NAME, ModelSpec, Registry
+from core.registry import STAMP_NAME, ModelSpec, Registry, read_stamp
 from core.settings import Settings
 
 # Small batches pad less: on 2 cores, 500-char chunks embed ~1.5x faster in batches of 8 than
@@ -97,13 +98,17 @@ def _load(model_name: str, path: str, engine: str) -> AnyEmbedder:
 def _pick(registry: Registry, spec: ModelSpec, for_queries: bool,
           engine: str = "auto") -> AnyEmbedder:
     onnx = registry.onnx_dir(spec)
-    exported = (onnx / STAMP_NAME).is_file()
+    exported = read_stamp(onnx / STAMP_NAME) or {}
     if engine.startswith("onnx") and not exported:
         raise InputError(f"{spec.name} has no ONNX export; run `python -m core models prepare`")
+    if engine == "auto" and exported and for_queries:
+        engine = "onnx"
+    elif engine == "auto" and exported and not bf16_is_fast():
+        # Without fast bf16, int8 embeds documents 1.5-1.9x faster than float32 with the same
+        # hits (bench/README.md); an export older than its int8 copy has float32 only.
+        engine = "onnx-int8" if "int8" in exported else "onnx"
     if engine.startswith("onnx"):
         return _load(spec.name, str(onnx), engine)
-    if engine == "auto" and exported and (for_queries or not bf16_is_fast()):
-        return _load(spec.name, str(onnx), "onnx")
     bf16 = engine == "torch-bf16" or (engine == "auto" and bf16_is_fast())
     return _load(spec.name, str(registry.load_path(spec)), "bf16" if bf16 else "fp32")
 
