@@ -343,32 +343,40 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
                 open_page(hit)
 
 
-# A page with a chat input at the bottom sticks to its bottom while it grows: a new question
-# could be drawn below the screen, and the rerun that shows the finished answer with its sources
-# left a long answer's start above it. Bring the latest turn's start into view, its question
-# with it when both fit, unless it is on screen: once when the question is sent and once when
-# the answer is written (each a new element, whose script runs when it is mounted). The script
-# waits until the page holds this run's messages, as the previous run's stay until replaced;
-# it tries for two seconds, as Streamlit may scroll back down while the sources are drawn, and
-# stops at once when the reader scrolls, clicks or types.
+# A page with a chat input at the bottom sticks to its bottom while it grows: a question's
+# streaming answer pushed the question above the screen, and the rerun that shows the finished
+# answer with its sources left a long answer's start above it. So, once when the question is
+# sent, the question is brought to the top of the screen (a scroll by script also ends the
+# sticking, so the answer then grows below it), and once when the answer is written, its start
+# is brought back, its question with it when both fit, unless it is on screen. Each is a new
+# element whose script runs when it is mounted; it waits (up to a minute on a busy machine)
+# for this run's messages, as the previous run's stay until replaced, then keeps them in place
+# for three seconds, as Streamlit may scroll back down while the page is drawn, and stops at
+# once when the reader scrolls, clicks or types.
 SHOW_LATEST_TURN = """<script data-turn="%s">
 (() => {
+  const pin = %s;
+  const started = Date.now();
+  let seen = 0;
   const show = () => {
     const turn = document.querySelectorAll("[data-testid=stChatMessage]");
     if (turn.length !== %d) return;
+    seen = seen || Date.now();
     const [question, answer] = [turn[turn.length - 2], turn[turn.length - 1]];
     const header = document.querySelector("[data-testid=stHeader]");
     const below = header ? header.getBoundingClientRect().bottom : 0;
+    const asked = question.getBoundingClientRect().top;
     const top = answer.getBoundingClientRect().top;
-    if (top >= below && top < innerHeight - 100) return;
-    const target = top - question.getBoundingClientRect().top < innerHeight / 2
-      ? question : answer;
+    if (pin ? Math.abs(asked - below) < 2 : top >= below && top < innerHeight - 100) return;
+    const target = pin || top - asked < innerHeight / 2 ? question : answer;
     target.style.scrollMarginTop = below + "px";
     target.scrollIntoView({block: "start"});
   };
-  const timer = setInterval(show, 100);
   const stop = () => clearInterval(timer);
-  setTimeout(stop, 2000);
+  const timer = setInterval(() => {
+    show();
+    if (Date.now() - (seen || started) > (seen ? 3000 : 60000)) stop();
+  }, 100);
   for (const event of ["wheel", "pointerdown", "keydown", "touchstart"])
     window.addEventListener(event, stop, {once: true, capture: true});
 })();
@@ -377,7 +385,8 @@ SHOW_LATEST_TURN = """<script data-turn="%s">
 
 def show_latest_turn(turns: int, phase: str) -> None:
     """`turns`: the conversation's turns on the page; `phase`: "asked" or "written"."""
-    st.html(SHOW_LATEST_TURN % (f"{phase}-{turns}", 2 * turns), unsafe_allow_javascript=True)
+    st.html(SHOW_LATEST_TURN % (f"{phase}-{turns}", str(phase == "asked").lower(), 2 * turns),
+            unsafe_allow_javascript=True)
 
 
 with left:
