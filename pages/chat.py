@@ -364,7 +364,8 @@ SHOW_LATEST_TURN = """<script data-turn="%s">
     seen = seen || Date.now();
     const [question, answer] = [turn[turn.length - 2], turn[turn.length - 1]];
     const header = document.querySelector("[data-testid=stHeader]");
-    const below = header ? header.getBoundingClientRect().bottom : 0;
+    // under the header, with a little room: a message's box starts above its avatar
+    const below = (header ? header.getBoundingClientRect().bottom : 0) + 16;
     const asked = question.getBoundingClientRect().top;
     const top = answer.getBoundingClientRect().top;
     if (pin ? Math.abs(asked - below) < 2 : top >= below && top < innerHeight - 100) return;
