@@ -84,6 +84,8 @@ def tfidf_baseline(train: LabelledData, test: LabelledData) -> dict:
 
 
 BASELINES = {"baseline": "embeddings + logistic regression", "tfidf": "TF-IDF + linear SVM"}
+
+
 def baseline_titles(evaluation: dict) -> dict[str, str]:
     """The baselines an evaluation holds, by key, named as a legend or a table row names them."""
     return {key: what[0].upper() + what[1:] for key, what in BASELINES.items()
