@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SHARED = ROOT.parent / "shared" / "data" / "classification"
+SHARED = Path(os.environ.get("STUDIO_SHARED_DATA", ROOT.parent / "shared" / "data")) / "classification"
 if not SHARED.is_dir():  # a git worktree beside the main checkout
     SHARED = Path("/work/shared/data/classification")
 QUICK_ROWS = {"bbc": 300}
@@ -135,8 +136,9 @@ def run_dataset(args, name: str, embedder) -> dict:
             row["test_truncated_share"] = round(truncated, 3)
             if n == sizes[-1]:
                 row["zero_shot"] = classify_split(zero_shot, parts.test, False)
-        row["embedding"] = embedding_baseline(train, parts.test, embedder)
-        row["tfidf_svc"] = tfidf_baseline(train, parts.test)
+        if embedder is not None:
+            row["embedding"] = embedding_baseline(train, parts.test, embedder)
+            row["tfidf_svc"] = tfidf_baseline(train, parts.test)
         for result in row.values():
             if isinstance(result, dict):
                 result.pop("misclassified", None)
@@ -164,16 +166,21 @@ def main() -> None:
     parser.add_argument("--set", help='JSON of config overrides, e.g. \'{"max_steps": 40}\'')
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="the adapter and zero-shot only (comparing training settings)")
     args = parser.parse_args()
     args.curve = sorted(int(n) for n in args.curve.split(",") if n)
 
     import torch
 
-    from core.rag.embeddings import default_embedder
-
     if args.threads:
         torch.set_num_threads(args.threads)
-    embedder = default_embedder(ROOT / "models")
+    if args.no_baselines:
+        embedder = None
+    else:
+        from core.rag.embeddings import default_embedder
+
+        embedder = default_embedder(ROOT / "models")
     results = [run_dataset(args, name, embedder) for name in args.datasets.split(",")]
     methods = ("adapter", "zero_shot", "embedding", "tfidf_svc")
     print(f"{'dataset':<9}{'train':>6}{'test':>5}  " + "".join(f"{m:>20}" for m in methods)

@@ -26,13 +26,28 @@ def base_folder(base: str, models_dir: Path) -> Path:
     return registry.load_path(registry.get(base))
 
 
-def compute_dtype() -> Any:
-    """bf16 where this machine runs it fast (a GPU, or a CPU with AVX512-bf16/AMX), else fp32."""
+def compute_device() -> Any:
+    """Where models train and classify: this process's GPU when there is one (under accelerate
+    or torchrun, its own rank's), else the CPU."""
+    import os
+
     import torch
 
-    from core.rag.embeddings import bf16_is_fast
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
 
-    return torch.bfloat16 if torch.cuda.is_available() or bf16_is_fast() else torch.float32
+
+def compute_dtype() -> Any:
+    """bf16 where this machine runs it fast (a GPU that has it, or a CPU with AVX512-bf16/AMX),
+    else fp32."""
+    import torch
+
+    from core.health import bf16_is_fast
+
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if bf16_is_fast() else torch.float32
 
 
 def load_tokenizer(base: str, models_dir: Path) -> Any:
@@ -54,7 +69,8 @@ def load_base(base: str, models_dir: Path, dtype: Any = None,
     tokenizer = load_tokenizer(base, models_dir)
     folder, dtype = base_folder(base, models_dir), dtype or compute_dtype()
     if head_labels is None:
-        return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype), tokenizer
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        return model.to(compute_device()), tokenizer
     from transformers.utils import logging as hf_logging
 
     said = hf_logging.get_verbosity()
@@ -68,7 +84,7 @@ def load_base(base: str, models_dir: Path, dtype: Any = None,
         hf_logging.set_verbosity(said)
     # the head reads the last position that is not padding
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return model.to(compute_device()), tokenizer
 
 
 def load_adapter(base: str, adapter_folder: Path, models_dir: Path, dtype: Any = None,

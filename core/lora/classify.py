@@ -167,8 +167,8 @@ class Classifier:
         first = torch.log_softmax(out.logits[:, 0].float(), -1)
         # token 0 of a tail is predicted by the document's last position, token i by tail
         # position i-1: only those positions go through the output layer.
-        firsts = first[torch.arange(docs).repeat_interleave(n),
-                       torch.tensor([t[0] for t in tails] * docs)]
+        firsts = first[torch.arange(docs, device=device).repeat_interleave(n),
+                       torch.tensor([t[0] for t in tails] * docs, device=device)]
         rows = tails * docs  # document-major, as batch_repeat_interleave lays out the cache
         targets = [t[i + 1] for t in rows for i in range(len(t) - 1)]
         if not targets:
@@ -187,10 +187,12 @@ class Classifier:
             logits_to_keep=torch.tensor([[i < len(t) - 1 for i in range(tail_width)]
                                          for t in rows], device=device)).logits
         logits = logits.reshape(-1, logits.shape[-1]).float()
-        picked = logits[torch.arange(len(targets)), torch.tensor(targets)]
+        picked = logits[torch.arange(len(targets), device=device),
+                        torch.tensor(targets, device=device)]
         token_logp = picked - torch.logsumexp(logits, -1)
-        owner = torch.tensor([r for r, t in enumerate(rows) for _ in range(len(t) - 1)])
-        totals = torch.zeros(len(rows)).index_add_(0, owner, token_logp)
+        owner = torch.tensor([r for r, t in enumerate(rows) for _ in range(len(t) - 1)],
+                             device=device)
+        totals = torch.zeros(len(rows), device=device).index_add_(0, owner, token_logp)
         return (totals + firsts).view(docs, n)
 
     @torch.inference_mode()

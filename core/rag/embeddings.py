@@ -18,7 +18,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from core import files
 from core.errors import InputError
-from core.health import cpu_flags
+from core.health import bf16_is_fast
 from core.registry import STAMP_NAME, ModelSpec, Registry, read_stamp
 from core.settings import Settings
 
@@ -79,10 +79,6 @@ class OnnxEmbedder:
                     "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64)}
             vectors[rows] = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
         return vectors.tolist()
-
-
-def bf16_is_fast() -> bool:
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 AnyEmbedder = Embedder | OnnxEmbedder

@@ -193,15 +193,14 @@ class LlamaCppEngine:
 # transformers --------------------------------------------------------------------------------
 class TransformersEngine:
     def __init__(self, name: str, folder: Path):
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from core.models import compute_dtype
+        from core.models import compute_device, compute_dtype
 
         self.name = f"{name} (transformers)"
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=compute_dtype())
-        self.model = model.to("cuda") if torch.cuda.is_available() else model
+        self.model = model.to(compute_device())
         self.model.eval()
         limit = getattr(self.model.config, "max_position_embeddings", WORKING_CONTEXT)
         self.context_window = min(limit, WORKING_CONTEXT)
