@@ -91,6 +91,34 @@ def test_learning_curve_embeds_once_and_ends_at_the_full_baselines():
         == [50, 90]  # only the sizes under the training set's, then all of it
 
 
+class FirstLabel:
+    """Stands in for the adapter, which this test is not about: always the first label."""
+    labels = ["contract", "invoice", "letter"]
+
+    def score_many(self, texts, use_adapter=True, on_progress=None):
+        from core.lora.classify import Prediction
+
+        return [Prediction(self.labels[0], {self.labels[0]: 1.0}, 0.0, False, text) for text in texts]
+
+
+def test_compare_fits_each_baseline_on_all_the_data_once_and_its_curve_ends_there(monkeypatch):
+    from core.lora import evaluate
+
+    train, test = labelled(100, 0), labelled(20, 1)
+    fits = []
+    fit_tfidf = evaluate.tfidf_baseline
+    monkeypatch.setattr(evaluate, "tfidf_baseline",
+                        lambda tr, te: fits.append(len(tr.texts)) or fit_tfidf(tr, te))
+    embedder = CountingEmbedder()
+    result = evaluate.compare(FirstLabel(), train, test, embedder)
+    assert sorted(fits) == [50, 100, 200, 300]  # not 300 twice
+    assert sorted(embedder.asked) == sorted(train.texts + test.texts)
+    assert result["learning_curve"][-1] == {"train_examples": 300,
+                                            "baseline": result["baseline"]["accuracy"],
+                                            "tfidf": result["tfidf"]["accuracy"]}
+    assert result["adapter"]["accuracy"] == 1 / 3
+
+
 def test_subsample_keeps_every_label_even_one_sklearn_cannot_stratify():
     from collections import Counter
 

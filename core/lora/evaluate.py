@@ -116,12 +116,17 @@ def curve_sizes(sizes: Iterable[int], total: int) -> list[int]:
 
 
 def learning_curve(train: LabelledData, test: LabelledData, embedder,
-                   sizes: Iterable[int] = CURVE_SIZES, seed: int = 42) -> list[dict]:
+                   sizes: Iterable[int] = CURVE_SIZES, seed: int = 42,
+                   on_all: dict[str, float] | None = None) -> list[dict]:
     """Test accuracy of each baseline trained on stratified subsets of `train` (the same
-    subsets for both), one row per size, the last on all of it: would more examples help?"""
+    subsets for both), one row per size, the last on all of it: would more examples help?
+    `on_all`: each baseline's accuracy on all of `train` when already measured."""
     embedder = RememberingEmbedder(embedder)
     rows = []
     for n in curve_sizes(sizes, len(train.texts)):
+        if on_all and n == len(train.texts):
+            rows.append({"train_examples": n, **on_all})
+            continue
         part = subsample(train, n, seed)
         rows.append({"train_examples": n,
                      "baseline": embedding_baseline(part, test, embedder)["accuracy"],
@@ -134,12 +139,14 @@ def compare(classifier, train: LabelledData, test: LabelledData, embedder,
     """The adapter, zero-shot (`zero_shot`'s base model, or the classifier with its adapter
     off) and both baselines on the same test split, with the baselines' learning curve."""
     embedder = RememberingEmbedder(embedder)
+    baselines = {"baseline": embedding_baseline(train, test, embedder),
+                 "tfidf": tfidf_baseline(train, test)}
+    on_all = {key: result["accuracy"] for key, result in baselines.items()}
     return {"adapter": classify_split(classifier, test, True, on_progress, "adapter"),
             "zero_shot": classify_split(zero_shot or classifier, test, False, on_progress,
                                         "zero-shot"),
-            "baseline": embedding_baseline(train, test, embedder),
-            "tfidf": tfidf_baseline(train, test),
-            "learning_curve": learning_curve(train, test, embedder),
+            **baselines,
+            "learning_curve": learning_curve(train, test, embedder, on_all=on_all),
             "test_size": len(test.texts)}
 
 
