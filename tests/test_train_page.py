@@ -165,6 +165,14 @@ def test_step2_estimate_says_what_it_assumes(studio_env, models_env, tiny):
     assumption = "\n".join(c.value for c in at.caption)
     assert "3 real training steps just now" in assumption and "idle" in assumption
     assert "ETA follows the run's own recent steps" in assumption
+    assert not at.info  # Quick's 15 minutes hold all 6.7
+
+    at.session_state["calibration"] = {key: Calibration(10.0, 2**30, 160, 1600.0)}
+    at.run()
+    assert [i.value for i in at.info] == [
+        "The time limit of 15 min allows about 90 of the 160 steps (56% of the planned "
+        "training): the run plans that many once its first steps show the pace. Raise **Max "
+        "minutes** under Advanced to train on everything."]
 
 
 def test_step3_eta_says_which_steps_it_comes_from(studio_env, models_env):

@@ -127,6 +127,51 @@ def test_early_stopping_stops_and_publishes_the_best_checkpoint(tiny, tmp_path, 
     assert not all(torch.equal(published[k], last[k]) for k in last)
 
 
+def test_a_time_limit_plans_the_steps_that_fit_from_the_measured_pace():
+    from transformers import TrainerControl, TrainerState
+
+    from core.lora.trainer import TimeLimit
+
+    now = [0.0]
+    limit = TimeLimit(1.0, clock=lambda: now[0])  # 60 s; every step below takes 10 s
+    state, control = TrainerState(max_steps=100), TrainerControl()
+    limit.on_train_begin(None, state, control)
+    while not control.should_training_stop:
+        now[0] += 10
+        state.global_step += 1
+        limit.on_step_end(None, state, control)
+    assert state.global_step == state.max_steps == 6 and limit.planned == 100
+
+
+def test_a_run_over_its_time_limit_stops_says_so_and_its_schedule_ends_at_the_new_last_step(
+        tiny, tmp_path, models_env):
+    from core.lora.trainer import build, stop_reason
+
+    cfg = config(tiny, name="tiny-limit", max_steps=40, eval_steps=0, save_steps=0,
+                 max_minutes=1e-5)  # under a millisecond: the pace of 3 steps leaves no room
+    session = build(cfg, tmp_path / "run", models_env)
+    session.trainer.train()
+    assert session.trainer.state.global_step == 3
+    assert stop_reason(session.trainer, cfg, False) == (
+        "time limit: 1e-05 minutes allowed 3 of 40 steps")
+    decay = session.trainer.lr_scheduler.lr_lambdas[0]
+    assert decay(2) == pytest.approx(1 / 3) and decay(3) == 0.0  # planned: 40 steps
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
+
+
+def test_without_a_time_limit_the_schedule_is_hugging_faces(tiny, tmp_path, models_env):
+    from core.lora.trainer import build
+
+    session = build(config(tiny, max_steps=4, eval_steps=0, save_steps=0), tmp_path / "run",
+                    models_env)
+    session.trainer.train()
+    assert session.trainer.state.global_step == 4
+    assert type(session.trainer.lr_scheduler).__name__ == "LambdaLR"  # HF's linear one
+    assert not any(type(c).__name__ == "TimeLimit"
+                   for c in session.trainer.callback_handler.callbacks)
+
+
 def test_a_crashed_early_stopping_run_resumes_with_its_best_checkpoint_and_patience(
         tiny, tmp_path, models_env):
     def crash(row: dict) -> None:

@@ -54,6 +54,19 @@ class AnswerOnlyTrainer(Trainer):
         loss, right = self._loss(model, inputs)
         return (loss, {"right": right}) if return_outputs else loss
 
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        # under a time limit the last step moves as the pace is measured: the learning rate
+        # decays linearly (HF's default schedule) to zero at whatever state.max_steps says now
+        if self.lr_scheduler is None and any(isinstance(c, TimeLimit)
+                                             for c in self.callback_handler.callbacks):
+            optimizer = optimizer or self.optimizer
+            assert optimizer is not None  # HF makes it before the scheduler
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: max(0.0, 1.0 - step / max(1, self.state.max_steps)))
+            self._created_lr_scheduler = True  # made anew by the next train(), as HF's is
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
+
     def get_eval_dataloader(self, eval_dataset=None):
         # HF has one collator for both: validation's is swapped in while its loader is built
         training, self.data_collator = self.data_collator, self.scoring
@@ -128,6 +141,31 @@ class RunLog(TrainerCallback):
             self.on_metrics(row)
         self.status(step=step, max_steps=state.max_steps, eta_s=row.get("eta_s"),
                     eta_steps=row.get("eta_steps"))
+
+
+class TimeLimit(TrainerCallback):
+    """Ends training within `minutes` of its start (or of its resumption): after a few steps
+    the pace so far, validations included, says how many steps fit, and the run's last step
+    (state.max_steps, which the ETA and the learning-rate schedule read) moves there."""
+
+    MEASURED_STEPS = 3  # the first step also warms up: a few make a fair pace
+
+    def __init__(self, minutes: float, clock: Callable[[], float] = time.perf_counter):
+        self.seconds, self.clock = minutes * 60, clock
+        self.started, self.first, self.planned = 0.0, 0, 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started, self.first, self.planned = self.clock(), state.global_step, state.max_steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        done = state.global_step - self.first
+        if done < self.MEASURED_STEPS:
+            return
+        elapsed = self.clock() - self.started
+        fit = state.global_step + int((self.seconds - elapsed) / (elapsed / done))
+        state.max_steps = max(state.global_step, min(self.planned, fit))
+        if state.global_step >= state.max_steps:
+            control.should_training_stop = True
 
 
 class StepTimer(TrainerCallback):
@@ -212,6 +250,8 @@ def build(config: TrainConfig, run_dir: Path, models_dir: Path,
         restore_callback_states_from_checkpoint=early,
         train_sampling_strategy="group_by_length", disable_tqdm=True,
         bf16=model.dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available())
+    if config.max_minutes and args.world_size == 1:  # ranks that planned apart would hang
+        callbacks.append(TimeLimit(config.max_minutes))
     tails = objective_tails(tokenizer, categories, config)
     trainer = AnswerOnlyTrainer(model=model, args=args, train_dataset=train_rows,
                                 eval_dataset=val_rows, data_collator=LeftPadCollator(
@@ -277,6 +317,11 @@ def stop_reason(trainer: Trainer, config: TrainConfig, stopped_by_user: bool) ->
     if early and early.early_stopping_patience_counter >= early.early_stopping_patience:
         return (f"early stopping: no improvement in validation {config.best_metric} for "
                 f"{early.early_stopping_patience} evaluations at step {state.global_step}{best}")
+    limit = next((c for c in trainer.callback_handler.callbacks if isinstance(c, TimeLimit)),
+                 None)
+    if limit and state.global_step < limit.planned:
+        return (f"time limit: {config.max_minutes:g} minutes allowed {state.global_step} of "
+                f"{limit.planned} steps{best}")
     return f"finished all {state.global_step} steps{best}"
 
 

@@ -135,6 +135,12 @@ def show_calibration(s: Settings, candidate: TrainConfig) -> None:
     st.markdown(f"**≈ {minutes:.1f} min** for {measured.steps} steps "
                 f"({measured.seconds_per_step:.1f} s/step), peak memory "
                 f"**{measured.peak_memory_bytes / 2**30:.1f} GiB**")
+    if candidate.max_minutes and minutes > candidate.max_minutes:
+        fit = int(candidate.max_minutes * 60 / measured.seconds_per_step)
+        st.info(f"The time limit of {candidate.max_minutes:g} min allows about {fit} of the "
+                f"{measured.steps} steps ({fit / measured.steps:.0%} of the planned training): "
+                "the run plans that many once its first steps show the pace. Raise **Max "
+                "minutes** under Advanced to train on everything.", icon=":material/timer:")
     st.caption(f"Measured from {CALIBRATION_STEPS} real training steps just now, assuming the "
                "machine stays as idle as it was then: other programs, another run or a busy "
                "browser make each step slower. Training only: the evaluations during and after "
