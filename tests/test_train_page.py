@@ -191,6 +191,11 @@ def test_step3_eta_says_which_steps_it_comes_from(studio_env, models_env):
     assert not at.exception
     assert at.get("progress")[0].proto.text == (
         "**running** · step 30 of 100 · about 7.0 min left (ETA from the last 10 steps)")
+    folder.update_status(max_steps=60, planned_steps=100)  # a time limit moved the last step
+    at.run()
+    assert at.get("progress")[0].proto.text == (
+        "**running** · step 30 of 60 · about 7.0 min left (ETA from the last 10 steps) · the "
+        "time limit fits 60 of 100 planned steps")
 
 
 def test_step2_early_stopping_is_advanced_and_off_for_quick(studio_env, models_env, tiny):

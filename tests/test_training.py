@@ -158,6 +158,8 @@ def test_a_run_over_its_time_limit_stops_says_so_and_its_schedule_ends_at_the_ne
     assert decay(2) == pytest.approx(1 / 3) and decay(3) == 0.0  # planned: 40 steps
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["max_steps"] == 3 and status["planned_steps"] == 40  # the Train step says so
 
 
 def test_without_a_time_limit_the_schedule_is_hugging_faces(tiny, tmp_path, models_env):

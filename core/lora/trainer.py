@@ -105,7 +105,9 @@ class RunLog(TrainerCallback):
         self.world_size = args.world_size  # every process trains its own share of a step
         self.started = time.time()
         self.pace = Pace(state.global_step)  # a resumed run's pace starts where it resumes
-        self.status(state="running", max_steps=state.max_steps, step=state.global_step)
+        # planned_steps stays; max_steps may move under a time limit (TimeLimit)
+        self.status(state="running", max_steps=state.max_steps, planned_steps=state.max_steps,
+                    step=state.global_step)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.run.stop_requested():

@@ -71,6 +71,9 @@ def live_run(s: Settings, name: str) -> None:
     if state == "running" and running and eta is not None:
         detail = (f" · about {eta / 60:.1f} min left (ETA from the last "
                   f"{status.get('eta_steps') or step} steps)")
+    planned = status.get("planned_steps") or 0
+    if total and total < planned:
+        detail += f" · the time limit fits {total} of {planned} planned steps"
     head[0].progress(step / total if total else 0.0,
                      text=f"**{state}** · step {step} of {total or '?'}{detail}")
     if running and state == "running":
