@@ -62,8 +62,10 @@ def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
             fig.add_scatter(x=[m["step"] for m in scored], y=[m["eval_accuracy"] for m in scored],
                             mode="lines+markers", name="validation accuracy", yaxis="y2",
                             line=dict(color="#2ca02c", width=2, dash="dot"))
+            # its own ticks: following the loss axis's grid they fell on 13%, 37%, 62%…
             fig.update_layout(yaxis2=dict(title="accuracy", overlaying="y", side="right",
-                                          range=[0, 1.02], tickformat=".0%", showgrid=False))
+                                          range=[0, 1.02], tickformat=".0%", showgrid=False,
+                                          tickmode="array", tickvals=[0, .25, .5, .75, 1]))
     best = next((m for m in evals if m["step"] == best_step), None)
     if best:
         fig.add_scatter(x=[best["step"]], y=[best["eval_loss"]], mode="markers",
@@ -80,8 +82,9 @@ def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
 
 
 def bars(counts: dict[str, float], x_title: str, percent: bool = False,
-         chance: float | None = None) -> go.Figure:
-    """Horizontal bars, values written beside them; `chance` marks the level a guess reaches."""
+         chance: float | None = None, threshold: float | None = None) -> go.Figure:
+    """Horizontal bars, values written beside them; `chance` marks the level a guess reaches,
+    `threshold` the one a label must pass. The marks sit under the bars and their values."""
     fig = go.Figure(go.Bar(x=list(counts.values()), y=list(counts.keys()), orientation="h",
                            text=[f"{v:.0%}" if percent else f"{v:,}" for v in counts.values()],
                            textposition="outside", cliponaxis=False, textfont_size=12,
@@ -90,9 +93,13 @@ def bars(counts: dict[str, float], x_title: str, percent: bool = False,
                       xaxis_title=x_title, yaxis=dict(autorange="reversed"))
     if percent:
         fig.update_xaxes(range=[0, 1.08], tickformat=".0%", tickvals=[0, .2, .4, .6, .8, 1])
-    if chance is not None:
-        fig.add_vline(x=chance, line_dash="dash", line_color="#888",
-                      annotation_text=f"chance {chance:.0%}", annotation_position="top")
+    else:  # counts: whole numbers only
+        fig.update_xaxes(tickformat="d", dtick=max(1, math.ceil(max(counts.values(), default=1) / 8)))
+    for x, color, text, at in ((chance, "#888", "chance", "top left"),
+                               (threshold, "#d62728", "threshold", "top right")):
+        if x is not None:
+            fig.add_vline(x=x, line_dash="dash", line_color=color, layer="below",
+                          annotation_text=f"{text} {x:.0%}", annotation_position=at)
     return fig
 
 
@@ -112,8 +119,11 @@ def learning_curve(curve: list[dict], names: dict[str, str],
     key of the curve's rows: its legend), and `adapter` as one point, at all of them."""
     sizes = [row["train_examples"] for row in curve]
     fig = go.Figure()
-    for key, name in names.items():
+    # told apart by hue and dash, not two shades of one blue
+    styles = [dict(color="#1f77b4"), dict(color="#2ca02c", dash="dash")]
+    for i, (key, name) in enumerate(names.items()):
         fig.add_scatter(x=sizes, y=[row[key] for row in curve], mode="lines+markers", name=name,
+                        line=styles[i % len(styles)],
                         hovertemplate="%{y:.0%} trained on %{x}<extra></extra>")
     if adapter is not None:
         fig.add_scatter(x=[sizes[-1]], y=[adapter], mode="markers", name="LoRA adapter",

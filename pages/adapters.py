@@ -16,7 +16,7 @@ from core.lora.adapters import AdapterError, list_adapters, load_classifier, usa
 from core.lora.evaluate import BASELINES, baseline_titles
 from core.registry import Registry
 from core.text import safe_markdown
-from pages.shared import settings
+from pages.shared import settings, show_learning_curve
 
 s = settings()
 st.title("Adapters")
@@ -120,13 +120,10 @@ with details:
             if "confusion" in result and "labels" in result:
                 st.plotly_chart(charts.confusion(result["confusion"], result["labels"]),
                                 key="adapter-confusion")
-            if len(evaluation.get("learning_curve", [])) > 1:
-                st.markdown("**Learning curve** (the baselines trained on fewer examples; the "
-                            "adapter on all of them)")
-                st.plotly_chart(charts.learning_curve(evaluation["learning_curve"],
-                                                      baseline_titles(evaluation),
-                                                      meta.test_accuracy),
-                                key="adapter-learning-curve")
+            if evaluation.get("learning_curve"):  # evaluations saved before it have none
+                show_learning_curve(evaluation["learning_curve"], baseline_titles(evaluation),
+                                    meta.test_accuracy, "adapter-learning-curve",
+                                    heading=lambda text: st.markdown(f"**{text}**"))
         else:
             st.caption("No test results recorded for this adapter.")
 

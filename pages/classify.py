@@ -27,8 +27,8 @@ MODES = {"score": "Label scoring", "generate": "Generate and parse (the referenc
 NONE = "none of these"
 
 st.title("Classify documents")
-st.caption("Each allowed label is scored after the prompt, so the confidences are real "
-           "probabilities over the labels; a document none of them fits well enough is "
+st.caption("Every label gets a real probability (how likely the model is to write it, or a "
+           "classifier adapter's head), and a document none of them fits well enough can be "
            "“none of these”.")
 
 
@@ -64,17 +64,18 @@ with left:
     if head:
         st.caption("A classifier adapter: its head gives each of its labels a probability; it "
                    "does not write, take examples or read without the adapter.")
-    mode = st.segmented_control("Method", list(MODES), format_func=MODES.get, default="score",
-                                key="classify-mode", disabled=head) or "score"
-    mode = "score" if head else mode
+    # what a head cannot do is not offered at all (the caption above says why)
+    mode = "score" if head else st.segmented_control(
+        "Method", list(MODES), format_func=MODES.get, default="score", key="classify-mode") or "score"
     threshold = st.slider(f"Answer “{NONE}” below", 0, 100, 0, 5, format="%d%%",
                           key="classify-threshold", disabled=mode != "score",
                           help="Scoring always picks one of the labels, even for a document "
                                "that fits none of them. Below this probability for the likeliest "
                                "label the answer is “none of these”; 0% (the default) turns it "
                                "off.") / 100
-    fewshot = st.toggle("Few-shot: show labelled examples in the prompt", key="classify-fewshot",
-                        help="Works with labels the adapter never saw.", disabled=head) and not head
+    fewshot = not head and st.toggle("Few-shot: show labelled examples in the prompt",
+                                     key="classify-fewshot",
+                                     help="Works with labels the adapter never saw.")
 with right:
     examples: list[tuple[str, str]] = []
     if fewshot:
@@ -103,10 +104,10 @@ with right:
         typed = st.text_input("Labels, separated by commas", key="classify-labels",
                               placeholder="Invoice, Contract, Letter")
         labels = list(dict.fromkeys(x.strip() for x in typed.split(",") if x.strip()))
-    compare = st.toggle("Compare with the base model alone", key="classify-compare",
-                        disabled=adapter is None or head,
-                        help="The same prompt and labels, with the adapter switched off."
-                        ) and not head
+    compare = not head and st.toggle("Compare with the base model alone", key="classify-compare",
+                                     disabled=adapter is None,
+                                     help="The same prompt and labels, with the adapter "
+                                          "switched off.")
 
 st.divider()
 source = st.radio("Documents", ["Paste text", "Upload files", "From a collection"],
@@ -184,7 +185,8 @@ def show_one(title: str, pred: Prediction, wide: bool) -> None:
     if pred.scores:
         with chart_box:
             st.plotly_chart(charts.bars(dict(sorted(pred.scores.items(), key=lambda kv: -kv[1])),
-                                        "probability", percent=True, chance=1 / len(pred.scores)),
+                                        "probability", percent=True, chance=1 / len(pred.scores),
+                                        threshold=threshold or None),
                             key=f"scores-{title}")
     with st.expander("Prompt"):
         st.code(pred.prompt, language=None, wrap_lines=True)
@@ -214,6 +216,8 @@ if run:
                                                         **options)), None
     except ValueError as exc:  # the labels or examples do not fit: the same for every document
         predictions, failure = iter(()), str(exc)
+    if bar:
+        bar.empty()  # the count of classified documents follows with the results
     rows = []
     for name, text, error in inputs:
         if error or not text or failure:
@@ -252,11 +256,13 @@ elif len(rows) > 1:
     st.markdown(f"**{len(done)} of {len(rows)} documents classified**")
     if len(table):
         # What was asked for first: long file names must not push the answer out of sight.
-        st.dataframe(table, hide_index=True, width="stretch", column_config={
-            "file": st.column_config.TextColumn("file", width="medium"),
-            "probability": st.column_config.ProgressColumn(
-                "probability", min_value=0.0, max_value=1.0, format="percent",
-                help="The likeliest label's probability")})
+        # Whole percents, as everywhere else (the downloads keep the exact probability).
+        st.dataframe(table.assign(probability=table["probability"] * 100), hide_index=True,
+                     width="stretch", column_config={
+                         "file": st.column_config.TextColumn("file", width="medium"),
+                         "probability": st.column_config.ProgressColumn(
+                             "probability", min_value=0.0, max_value=100.0, format="%.0f%%",
+                             help="The likeliest label's probability")})
         st.plotly_chart(charts.bars(table["label"].value_counts().to_dict(), "documents"),
                         key="distribution")
         records = [{"document": r["document"], **r["prediction"].as_dict(),

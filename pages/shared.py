@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import charts
 from core.errors import StudioError, service_unavailable
 from core.health import Check, system_report
+from core.lora.evaluate import CURVE_SIZES
 from core.settings import Settings, load_settings
 from core.text import safe_markdown
 
@@ -188,3 +190,22 @@ def load_sample(label: str, loader, done: str, problems: str):
         box.update(label=done if result.ok else problems,
                    state="complete" if result.ok else "error")
     return result
+
+
+def show_learning_curve(curve: list[dict], titles: dict[str, str], adapter: float, key: str,
+                        heading=st.subheader) -> None:
+    """The baselines against the number of training examples: would more examples help?
+    Shared by the wizard's Evaluate step and the Adapters page."""
+    heading("Learning curve")
+    sizes = [row["train_examples"] for row in curve]
+    if len(sizes) < 2:
+        st.caption(f"The training split has {sizes[0]} examples, fewer than the curve's "
+                   f"smallest size ({min(CURVE_SIZES)}): there is no curve to draw.")
+        return
+    st.plotly_chart(charts.learning_curve(curve, titles, adapter), key=key,
+                    config={"displayModeBar": False})
+    st.caption(f"Each baseline trained again on {', '.join(map(str, sizes[:-1]))} and all "
+               f"{sizes[-1]} training examples (stratified subsets) and scored on the same test "
+               "split; a line still rising at the right says more examples would help. The "
+               "adapter is one point, trained on all of them: a curve of its own would take a "
+               "training run for each size.")

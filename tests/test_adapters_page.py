@@ -136,3 +136,13 @@ def test_the_learning_curve_of_its_evaluation(models):
     traces = {t["name"]: t for t in curves[0]["data"]}
     assert traces["Embeddings + logistic regression"]["y"] == [0.5, 0.8]
     assert traces["LoRA adapter"]["x"] == [120]
+    assert any("a line still rising at the right" in c.value for c in at.caption)
+
+    # too few training examples for a curve: said, not silently left out
+    meta["evaluation"]["learning_curve"] = [{"train_examples": 48, "baseline": 0.8, "tfidf": 0.7}]
+    meta_path.write_text(json.dumps(meta))
+    at = adapters_page()
+    at.selectbox(key="adapter-details").set_value("tiny-twin").run()
+    assert not at.exception
+    assert any("has 48 examples, fewer than the curve's smallest size" in c.value
+               for c in at.caption)

@@ -1,5 +1,7 @@
 """AppTest for the Classify page: a tiny trained adapter, and a real small base model."""
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -50,8 +52,9 @@ def test_many_files_table_distribution_downloads_and_a_bad_file(library):
     table = at.dataframe[0].value
     assert list(table.columns[:3]) == ["file", "label", "probability"]  # the answer up front
     assert list(table["file"]) == ["one.txt", "two.md"]
-    assert table["probability"].between(0, 1).all()
+    assert table["probability"].between(0, 100).all()  # shown in whole percents
     assert "**2 of 3 documents classified**" in "\n".join(m.value for m in at.markdown)
+    assert not at.get("progress")  # said once, under the results, not also by the bar
     assert len(at.get("download_button")) == 2
     # The threshold applies to the results as they are, without classifying again.
     at.slider(key="classify-threshold").set_value(0).run()
@@ -79,6 +82,8 @@ def test_a_document_below_the_threshold_is_none_of_these(library):
     assert not at.exception
     assert at.metric[0].value == "none of these"
     assert at.metric[0].delta.startswith("likeliest: ")
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {a["text"] for a in chart["layout"]["annotations"]} == {"chance 20%", "threshold 100%"}
     at.slider(key="classify-threshold").set_value(0).run()
     assert at.metric[0].value in LABELS
 

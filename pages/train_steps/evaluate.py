@@ -7,8 +7,9 @@ import streamlit as st
 
 from core import charts
 from core.lora import runs
-from core.lora.evaluate import CURVE_SIZES, baseline_titles, baseline_verdict
+from core.lora.evaluate import baseline_titles, baseline_verdict
 from core.settings import Settings
+from pages.shared import show_learning_curve
 from pages.train_steps import go_to, pick_run
 
 
@@ -27,9 +28,11 @@ def render(s: Settings) -> None:
         st.info(f"This run was stopped early, at step {status.get('step')} of "
                 f"{status.get('max_steps')}: the adapter has not finished learning.",
                 icon=":material/stop_circle:")
-    cols = st.columns(len(rows))
     gain = ev["adapter"]["accuracy"] - ev["zero_shot"]["accuracy"]
-    for col, (title, result) in zip(cols, rows.items()):
+    for i, (title, result) in enumerate(rows.items()):
+        if i % 2 == 0:  # two a row: four cut "Embeddings + logistic regression" short
+            cols = iter(st.columns(2))
+        col = next(cols)
         col.metric(title, f"{result['accuracy']:.0%}",
                    f"{gain:+.0%} vs zero-shot" if title == "LoRA adapter" and round(gain, 2)
                    else None,
@@ -37,7 +40,7 @@ def render(s: Settings) -> None:
     if (verdict := baseline_verdict(ev)) is not None:
         st.warning(verdict, icon=":material/balance:")
     if "learning_curve" in ev:  # evaluations saved before it have none
-        show_learning_curve(ev["learning_curve"], titles, ev["adapter"]["accuracy"])
+        show_learning_curve(ev["learning_curve"], titles, ev["adapter"]["accuracy"], "learning-curve")
     adapter = ev["adapter"]
     st.subheader("Per class (adapter)")
     st.dataframe(pd.DataFrame(adapter["per_class"]).T, width="stretch", column_config={
@@ -61,19 +64,3 @@ def render(s: Settings) -> None:
     if st.button("Next: save", type="primary", icon=":material/arrow_forward:"):
         go_to(4)
 
-
-def show_learning_curve(curve: list[dict], titles: dict[str, str], adapter: float) -> None:
-    """The baselines against the number of training examples: would more examples help?"""
-    st.subheader("Learning curve")
-    sizes = [row["train_examples"] for row in curve]
-    if len(sizes) < 2:
-        st.caption(f"The training split has {sizes[0]} examples, fewer than the curve's "
-                   f"smallest size ({min(CURVE_SIZES)}): there is no curve to draw.")
-        return
-    st.plotly_chart(charts.learning_curve(curve, titles, adapter), key="learning-curve",
-                    config={"displayModeBar": False})
-    st.caption(f"Each baseline trained again on {', '.join(map(str, sizes[:-1]))} and all "
-               f"{sizes[-1]} training examples (stratified subsets) and scored on the same test "
-               "split; a line still rising at the right says more examples would help. The "
-               "adapter is one point, trained on all of them: a curve of its own would take a "
-               "training run for each size.")
