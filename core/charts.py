@@ -95,11 +95,17 @@ def bars(counts: dict[str, float], x_title: str, percent: bool = False,
         fig.update_xaxes(range=[0, 1.08], tickformat=".0%", tickvals=[0, .2, .4, .6, .8, 1])
     else:  # counts: whole numbers only
         fig.update_xaxes(tickformat="d", dtick=max(1, math.ceil(max(counts.values(), default=1) / 8)))
-    for x, color, text, at in ((chance, "#888", "chance", "top left"),
-                               (threshold, "#d62728", "threshold", "top right")):
-        if x is not None:
-            fig.add_vline(x=x, line_dash="dash", line_color=color, layer="below",
-                          annotation_text=f"{text} {x:.0%}", annotation_position=at)
+    # the labels sit above the bars (inside, one landed on the top bar), the threshold's a
+    # line higher than chance's so that the two never cover each other
+    marks = [(x, color, text) for x, color, text in ((chance, "#888", "chance"),
+                                                     (threshold, "#d62728", "threshold"))
+             if x is not None]
+    for i, (x, color, text) in enumerate(marks):
+        fig.add_vline(x=x, line_dash="dash", line_color=color, layer="below",
+                      annotation_text=f"{text} {x:.0%}", annotation_position="top",
+                      annotation_yshift=16 * i)
+    if len(marks) > 1:
+        fig.update_layout(margin_t=46)
     return fig
 
 

@@ -55,11 +55,14 @@ for info in everything.values():
                  "target modules": (", ".join(map(str, targets)) if isinstance(targets, list)
                                     else str(targets or "")),
                  "size MB": round(summary["size_bytes"] / 1e6, 2),
-                 "test accuracy": summary["test_accuracy"], "created": local_time(summary["created"]),
+                 # whole percents, as everywhere else
+                 "test accuracy": (None if summary["test_accuracy"] is None
+                                   else summary["test_accuracy"] * 100),
+                 "created": local_time(summary["created"]),
                  "problem": summary["problem"] or ""})
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="adapter-table",
              column_config={"test accuracy": st.column_config.ProgressColumn(
-                 "test accuracy", min_value=0.0, max_value=1.0, format="percent")})
+                 "test accuracy", min_value=0.0, max_value=100.0, format="%.0f%%")})
 
 details, operations = st.tabs(["Details", "Combine, merge, compare"])
 with details:
