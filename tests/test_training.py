@@ -199,11 +199,13 @@ def test_early_stopping_needs_a_checkpoint_at_validations():
         TrainConfig(early_stopping_patience=3, eval_steps=20, save_steps=30)
     assert from_preset("quick").early_stopping_patience == 0
     assert from_preset("balanced").early_stopping_patience > 0
-    # a federated client never validates, whichever preset it starts from
+    # a federated client never validates, nor cuts a round short, whichever preset it starts from
     from core.lora.federated import Federation
 
+    assert from_preset("balanced").max_minutes > 0
     client = Federation(name="fed", preset="balanced").train_config("d.csv")
     assert client.eval_steps == 0 and client.early_stopping_patience == 0
+    assert client.max_minutes == 0
 
 
 def test_config_round_trip_and_presets(tmp_path):

@@ -58,8 +58,9 @@ class Federation:
     def train_config(self, data: str) -> TrainConfig:
         return from_preset(self.preset, name=self.name, data=data, text_col=self.text_col,
                            label_col=self.label_col, base=self.base, max_steps=self.local_steps,
-                           eval_steps=0, save_steps=0,
-                           early_stopping_patience=0, seed=self.seed)
+                           eval_steps=0, save_steps=0, early_stopping_patience=0,
+                           # every client trains the round's steps: no preset time limit
+                           max_minutes=0.0, seed=self.seed)
 
 
 @dataclass(kw_only=True)
