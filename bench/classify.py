@@ -33,7 +33,7 @@ def train_adapter(base: str, steps: int, work: Path) -> Path:
     models = linked_models_dir(work / "models", ROOT / "models")
     data = sample_data(work / "bbc.csv", 250, 0)
     config = from_preset("quick", name="bench-classify", data=str(data), base=base,
-                         max_steps=steps, eval_steps=0, save_steps=0)
+                         max_steps=steps, eval_steps=0, save_steps=0, max_minutes=0.0)
     return train(config, work / "run", models)
 
 

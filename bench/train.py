@@ -44,7 +44,7 @@ def config_for(args, data: Path, name: str):
     from core.lora.config import from_preset
 
     return from_preset("quick", name=name, data=str(data), base=args.base,
-                       max_steps=args.steps, eval_steps=0, save_steps=0)
+                       max_steps=args.steps, eval_steps=0, save_steps=0, max_minutes=0.0)
 
 
 def run_variant(args) -> dict:
