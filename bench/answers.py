@@ -15,7 +15,9 @@ greedy, at most MAX_NEW_TOKENS) unless named:
   (`python -m core models install qwen2.5-coder-1.5b-instruct`; skipped otherwise);
 - reference: langchain's RecursiveCharacterTextSplitter(500, 50), dense top-3, the chunks
   numbered [1]–[3] in LangChain's "stuff" question-answering prompt;
-- no retrieval: the question alone.
+- no retrieval: the question alone;
+- studio window N (with `--windows`): the defaults with N neighbours each side of a hit instead
+  of DEFAULT_WINDOW, to choose the window by answer quality and time to first token together.
 
 Measures: token F1 (SQuAD's normalisation, best over the gold answers) and gold-word recall
 (share of the gold answer's words found in the answer) on answerable questions, with [n] marks
@@ -44,7 +46,7 @@ from core.rag.citations import cited_ranks, is_refusal
 from core.rag.embeddings import get_embedder
 from core.rag.evaluate import f1, words
 from core.rag.llm import StreamStats, get_engine, timed
-from core.rag.retrieval import RetrievalOptions, search
+from core.rag.retrieval import DEFAULT_WINDOW, RetrievalOptions, search
 from core.registry import Registry
 from core.settings import load_settings
 
@@ -87,9 +89,10 @@ def recall(answer: str, golds: list[str]) -> float:
 
 
 # Running one configuration -----------------------------------------------------------------
-def studio(settings, chroma, engine, name: str, question: str) -> dict:
+def studio(settings, chroma, engine, name: str, question: str,
+           options: RetrievalOptions = RetrievalOptions()) -> dict:
     started = time.perf_counter()
-    turn = RagTurn(settings, name, question, engine, max_new_tokens=MAX_NEW_TOKENS,
+    turn = RagTurn(settings, name, question, engine, options, max_new_tokens=MAX_NEW_TOKENS,
                    chroma=chroma)
     for _ in turn.stream():
         pass
@@ -146,6 +149,17 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
+def window_config(window: int) -> str:
+    return f"studio window {window}"
+
+
+def runner(config: str):
+    if config.startswith("studio window "):
+        options = RetrievalOptions(window=int(config.rsplit(" ", 1)[1]))
+        return lambda *args: studio(*args, options=options)
+    return RUNNERS[config]
+
+
 def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -> dict[str, dict]:
     embedder = get_embedder(settings)
     store_documents(chroma, embedder, qa.name, qa.documents)
@@ -154,7 +168,7 @@ def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -
     for i, question in enumerate(questions, 1):
         for config, engine in engines.items():
             engine.llm.reset()  # no reuse of the previous prompt's cache across configurations
-            got = RUNNERS[config](settings, chroma, engine, qa.name, question.text)
+            got = runner(config)(settings, chroma, engine, qa.name, question.text)
             got.update(answerable=question.answerable, refused=is_refusal(got["text"]),
                        f1=f1(got["text"], question.answers) if question.answerable else None,
                        recall=recall(got["text"], question.answers)
@@ -173,6 +187,9 @@ def main() -> None:
                         metavar=("ANSWERABLE", "UNANSWERABLE"))
     parser.add_argument("--no-larger", action="store_true",
                         help="leave out the 1.5B configuration even when it is installed")
+    parser.add_argument("--windows", default="",
+                        help="also the defaults with these neighbour counts each side, e.g. "
+                             f"0,2 (the defaults use {DEFAULT_WINDOW})")
     parser.add_argument("--rescore", metavar="JSON",
                         help="score an earlier run's answers again (its JSON line) instead of "
                              "running, after a change to how refusals or marks are read")
@@ -188,6 +205,9 @@ def main() -> None:
         del engines["studio 1.5B"]
     else:
         engines["studio 1.5B"] = get_engine(settings, model=LARGER_MODEL)
+    for window in (int(w) for w in args.windows.split(",") if w.strip()):
+        if window != DEFAULT_WINDOW:
+            engines[window_config(window)] = engine
     started = time.perf_counter()
     results = {}
     for qa, sizes in ((squad_set(), args.squad), (qasper_set(), args.qasper)):
@@ -196,19 +216,20 @@ def main() -> None:
     targets = {name: targets_met(configs) for name, configs in results.items()}
     print(json.dumps({"engine": engine.name, "max_new_tokens": MAX_NEW_TOKENS,
                       "subset": {"squad": args.squad, "qasper": args.qasper},
+                      "default_window": DEFAULT_WINDOW,
                       "minutes": round((time.perf_counter() - started) / 60, 1),
                       "targets": targets, "results": results}))
 
 
 def print_table(results: dict, engine_name: str) -> None:
-    header = (f"{'set':<8}{'configuration':<17}{'F1':>6}{'recall':>8}{'[n] ok':>8}"
+    header = (f"{'set':<8}{'configuration':<19}{'F1':>6}{'recall':>8}{'[n] ok':>8}"
               f"{'refused':>9}{'false ref':>10}{'s/answer':>10}{'TTFT':>7}{'TTFT asked':>11}")
     print(f"\n{engine_name} (studio 1.5B: {LARGER_MODEL}, when installed)\n{header}")
     for name, configs in results.items():
         for config, r in configs.items():
             cells = [r["f1"], r["gold_recall"], r["valid_citation"], r["refused_unanswerable"],
                      r["false_refusals"]]
-            print(f"{name:<8}{config:<17}" + "".join(
+            print(f"{name:<8}{config:<19}" + "".join(
                 f"{'-' if v is None else f'{v:.2f}':>{w}}" for v, w in zip(cells, (6, 8, 8, 9, 10)))
                 + f"{r['seconds_per_answer']:>10.1f}{r['median_ttft_s']:>7.2f}"
                 + f"{r['median_ttft_model_asked_s'] or 0:>11.2f}")
