@@ -51,7 +51,7 @@ for info in everything.values():
     summary = info.summary()
     targets = info.meta.config.get("target_modules")
     rows.append({"name": info.name, "base": Path(info.base).name, "labels": len(info.labels),
-                 "r": summary["r"], "alpha": summary["alpha"],
+                 "r / alpha": f"{summary['r']} / {summary['alpha']}",
                  "target modules": (", ".join(map(str, targets)) if isinstance(targets, list)
                                     else str(targets or "")),
                  "size MB": round(summary["size_bytes"] / 1e6, 2),
@@ -60,7 +60,10 @@ for info in everything.values():
                                    else summary["test_accuracy"] * 100),
                  "created": local_time(summary["created"]),
                  "problem": summary["problem"] or ""})
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="adapter-table",
+table = pd.DataFrame(rows)
+if not table["problem"].any():  # an empty last column only pushes the others off screen
+    table = table.drop(columns="problem")
+st.dataframe(table, hide_index=True, width="stretch", key="adapter-table",
              column_config={"test accuracy": st.column_config.ProgressColumn(
                  "test accuracy", min_value=0.0, max_value=100.0, format="%.0f%%")})
 

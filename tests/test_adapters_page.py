@@ -32,7 +32,8 @@ def test_table_details_rename_and_delete(models):
     at = adapters_page()
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["name"]) == ["tiny-cuad", "tiny-twin"] and set(table["r"]) == {8}
+    assert list(table["name"]) == ["tiny-cuad", "tiny-twin"]
+    assert set(table["r / alpha"]) == {"8 / 16"} and "problem" not in table  # none has one
     assert "Distributor, Endorsement, Hosting, License, Sponsorship" in \
         "\n".join(m.value for m in at.markdown)
     assert at.get("plotly_chart")  # the confusion matrix from its evaluation
@@ -45,6 +46,15 @@ def test_table_details_rename_and_delete(models):
     at.checkbox(key="delete-sure").check().run()
     at.button(key="delete-button").click().run()
     assert not at.exception and names(models) == {"tiny-cuad"}
+
+
+def test_a_damaged_adapter_is_listed_with_its_problem(models):
+    (models / "adapters" / "tiny-twin" / "adapter_model.safetensors").write_bytes(b"not weights")
+    at = adapters_page()
+    assert not at.exception
+    table = at.dataframe[0].value
+    problems = dict(zip(table["name"], table["problem"]))
+    assert problems["tiny-cuad"] == "" and "safetensors" in problems["tiny-twin"]
 
 
 def test_import_a_zip_and_a_refused_one(models):
