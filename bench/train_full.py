@@ -3,6 +3,8 @@ test part: the adapter (a training preset, label scoring), the base model alone 
 same label scoring), sentence embeddings + logistic regression (the baseline the trainer's own
 evaluation uses) and TF-IDF + LinearSVC. Accuracy, macro-F1 and minutes for each; optionally a
 learning curve (every method trained on 50/100/200/... examples of the same training part).
+Every run also gives the baselines' learning curve at 50/100/200/all (the one the wizard's
+Evaluate step draws; seconds), and `--baselines-only` gives just that, without training.
 
 Datasets (`--datasets`, comma-separated):
   sample   data/samples/cuad_contract_types_sample.csv — 60 contracts, 5 types (shipped)
@@ -112,7 +114,13 @@ def train_adapter(args, parts, categories, work: Path):
 
 def run_dataset(args, name: str, embedder) -> dict:
     from core.lora.data import split, subsample
-    from core.lora.evaluate import classify_split, curve_sizes, embedding_baseline, tfidf_baseline
+    from core.lora.evaluate import (
+        classify_split,
+        curve_sizes,
+        embedding_baseline,
+        learning_curve,
+        tfidf_baseline,
+    )
 
     data = load_dataset(name, args.quick, args.seed)
     # the split keeps at least one example of each label for validation (unused here): a 10%
@@ -122,6 +130,13 @@ def run_dataset(args, name: str, embedder) -> dict:
     categories = data.label_set
     out = {"dataset": name, "rows": len(data.texts), "labels": len(categories),
            "train": len(parts.train.texts), "test": len(parts.test.texts), "curve": []}
+    if embedder is not None:
+        out["baselines_curve"] = learning_curve(parts.train, parts.test, embedder, seed=args.seed)
+        print(f"  {name} baselines (MiniLM + LogReg / TF-IDF + LinearSVC) by training examples: "
+              + ", ".join(f"{r['train_examples']}: {r['baseline']:.1%} / {r['tfidf']:.1%}"
+                          for r in out["baselines_curve"]), file=sys.stderr, flush=True)
+    if args.baselines_only:
+        return out
     sizes = curve_sizes(args.curve, len(parts.train.texts))
     for n in sizes:
         train = subsample(parts.train, n, args.seed)
@@ -168,7 +183,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--no-baselines", action="store_true",
                         help="the adapter and zero-shot only (comparing training settings)")
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="no training: the baselines and their learning curve (minutes)")
     args = parser.parse_args()
+    if args.baselines_only and args.no_baselines:
+        parser.error("--baselines-only and --no-baselines leave nothing to run")
     args.curve = sorted(int(n) for n in args.curve.split(",") if n)
 
     import torch
@@ -186,6 +205,8 @@ def main() -> None:
     print(f"{'dataset':<9}{'train':>6}{'test':>5}  " + "".join(f"{m:>20}" for m in methods)
           + f"{'train min':>10}")
     for r in results:
+        if args.baselines_only:
+            continue
         for row in r["curve"]:
             cells = "".join(
                 f"{row[m]['accuracy']:>11.1%} {row[m]['macro_f1']:>7.3f}" if m in row
@@ -193,6 +214,12 @@ def main() -> None:
             print(f"{r['dataset']:<9}{row['train_examples']:>6}{r['test']:>5}  {cells}"
                   f"{row['adapter']['train_minutes']:>10.1f}")
     print("(each method: accuracy and macro-F1 on the same test split)")
+    print(f"\nbaselines' learning curve (test accuracy)\n{'dataset':<9}{'train':>6}"
+          f"{'MiniLM + LogReg':>17}{'TF-IDF + SVC':>14}")
+    for r in results:
+        for point in r.get("baselines_curve", []):
+            print(f"{r['dataset']:<9}{point['train_examples']:>6}{point['baseline']:>17.1%}"
+                  f"{point['tfidf']:>14.1%}")
     print(json.dumps({"preset": args.preset, "quick": args.quick, "seed": args.seed,
                       "results": results}))
 
