@@ -17,7 +17,9 @@ greedy, at most MAX_NEW_TOKENS) unless named:
   numbered [1]–[3] in LangChain's "stuff" question-answering prompt;
 - no retrieval: the question alone;
 - studio window N (with `--windows`): the defaults with N neighbours each side of a hit instead
-  of DEFAULT_WINDOW, to choose the window by answer quality and time to first token together.
+  of DEFAULT_WINDOW, and studio ≤T tokens (with `--window-tokens`): the defaults with at most T
+  tokens of neighbouring text in all, to choose the window by answer quality and time to first
+  token together.
 
 Measures: token F1 (SQuAD's normalisation, best over the gold answers) and gold-word recall
 (share of the gold answer's words found in the answer) on answerable questions, with [n] marks
@@ -46,7 +48,7 @@ from core.rag.citations import cited_ranks, is_refusal
 from core.rag.embeddings import get_embedder
 from core.rag.evaluate import f1, words
 from core.rag.llm import StreamStats, get_engine, timed
-from core.rag.retrieval import DEFAULT_WINDOW, RetrievalOptions, search
+from core.rag.retrieval import DEFAULT_WINDOW, DEFAULT_WINDOW_TOKENS, RetrievalOptions, search
 from core.registry import Registry
 from core.settings import load_settings
 
@@ -149,14 +151,12 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
-def window_config(window: int) -> str:
-    return f"studio window {window}"
+WINDOW_VARIANTS: dict[str, RetrievalOptions] = {}  # configuration name -> its options
 
 
 def runner(config: str):
-    if config.startswith("studio window "):
-        options = RetrievalOptions(window=int(config.rsplit(" ", 1)[1]))
-        return lambda *args: studio(*args, options=options)
+    if config in WINDOW_VARIANTS:
+        return lambda *args: studio(*args, options=WINDOW_VARIANTS[config])
     return RUNNERS[config]
 
 
@@ -190,6 +190,9 @@ def main() -> None:
     parser.add_argument("--windows", default="",
                         help="also the defaults with these neighbour counts each side, e.g. "
                              f"0,2 (the defaults use {DEFAULT_WINDOW})")
+    parser.add_argument("--window-tokens", default="",
+                        help="also the defaults with at most these many tokens of neighbouring "
+                             f"text, e.g. 128,256 (the defaults: {DEFAULT_WINDOW_TOKENS or 'no cap'})")
     parser.add_argument("--rescore", metavar="JSON",
                         help="score an earlier run's answers again (its JSON line) instead of "
                              "running, after a change to how refusals or marks are read")
@@ -207,7 +210,12 @@ def main() -> None:
         engines["studio 1.5B"] = get_engine(settings, model=LARGER_MODEL)
     for window in (int(w) for w in args.windows.split(",") if w.strip()):
         if window != DEFAULT_WINDOW:
-            engines[window_config(window)] = engine
+            WINDOW_VARIANTS[f"studio window {window}"] = RetrievalOptions(window=window)
+    for cap in (int(t) for t in args.window_tokens.split(",") if t.strip()):
+        if cap != DEFAULT_WINDOW_TOKENS:
+            WINDOW_VARIANTS[f"studio ≤{cap} tokens" if cap else "studio no cap"] = \
+                RetrievalOptions(window_tokens=cap)
+    engines.update({config: engine for config in WINDOW_VARIANTS})
     started = time.perf_counter()
     results = {}
     for qa, sizes in ((squad_set(), args.squad), (qasper_set(), args.qasper)):
@@ -217,6 +225,7 @@ def main() -> None:
     print(json.dumps({"engine": engine.name, "max_new_tokens": MAX_NEW_TOKENS,
                       "subset": {"squad": args.squad, "qasper": args.qasper},
                       "default_window": DEFAULT_WINDOW,
+                      "default_window_tokens": DEFAULT_WINDOW_TOKENS,
                       "minutes": round((time.perf_counter() - started) / 60, 1),
                       "targets": targets, "results": results}))
 

@@ -23,7 +23,9 @@ from core.rag.relevance import Label
 from core.rag.retrieval import (
     DEFAULT_K,
     DEFAULT_WINDOW,
+    DEFAULT_WINDOW_TOKENS,
     MAX_WINDOW,
+    MAX_WINDOW_TOKENS,
     SCORE_MEANING,
     Hit,
     RetrievalOptions,
@@ -129,11 +131,18 @@ with st.expander("Retrieval settings", icon=":material/tune:"):
     window = cols[2].slider("Neighbours each side", 0, MAX_WINDOW, DEFAULT_WINDOW, key="window",
                             help="The model also reads this many chunks before and after each "
                                  "retrieved chunk, as far as its context window allows.")
+    window_tokens = cols[2].number_input(
+        "Neighbour text, at most (tokens)", 0, MAX_WINDOW_TOKENS, DEFAULT_WINDOW_TOKENS, step=64,
+        key="window-tokens", disabled=not window,
+        help="All neighbouring text together, best hits first; 0 for as much as the model's "
+             "window holds. More text answers more, but the model reads it before its first "
+             "word (about 200 tokens a second on 2 cores).")
     st.caption("Each chunk is marked a strong, partial or weak match: how likely it is to hold "
                "the answer, on the same scale for every method. The method's own score is in "
                "the mark's tooltip.")
 options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
                            doc_ids=tuple(only), labels=tuple(only_labels), window=window,
+                           window_tokens=int(window_tokens),
                            rerank=rerank)
 
 bar = st.columns([3, 2, 1, 1], vertical_alignment="center")

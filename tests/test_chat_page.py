@@ -68,6 +68,23 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     assert len(again.chat_message) == 4 and not again.exception
 
 
+def faded_words(at) -> int:
+    """Words of the neighbouring text shown, faded, around the hits."""
+    return sum(len(c.value.split()) - 1 for c in at.caption
+               if c.value.startswith("… ") or c.value.endswith(" …"))
+
+
+def test_the_neighbour_budget_bounds_the_text_read_around_the_hits(chat_env):
+    at = chat_page()
+    at.chat_input(key="question").set_value("How do I detect overfitting?").run()
+    unbounded = faded_words(at)  # one neighbour each side, as much as the window holds
+    next(b for b in at.button if b.label == "New").click().run()
+    at.number_input(key="window-tokens").set_value(64).run()
+    at.chat_input(key="question").set_value("How do I detect overfitting?").run()
+    assert not at.exception
+    assert faded_words(at) <= 64 < unbounded  # a word is at least one token
+
+
 def test_compare_without_retrieval_shows_both_answers(chat_env):
     at = chat_page()
     at.toggle(key="compare").set_value(True).run()

@@ -168,6 +168,16 @@ def test_window_fills_the_budget_best_hits_first(engine):
     assert [i for i in (8, 9, 12, 13, 18, 19, 21, 22) if words(f"n{i}x") in text] == [9]
     engine.context_window = 4096
 
+    # A budget for the neighbours' text: two chunks' worth, taken ring by ring, best hits
+    # first (hit 1's other side is hit 3), whatever room the model's window has.
+    two = 2 * engine.count_tokens(words("n9x"))
+    capped = build_prompt("q?", hits, engine, 128, nearby, window=2, window_tokens=two)
+    text = capped.messages[-1]["content"]
+    assert [i for i in (8, 9, 12, 13, 18, 19, 21, 22) if words(f"n{i}x") in text] == [9, 19]
+    assert [h.rank for h in capped.used] == [1, 2, 3]
+    assert build_prompt("q?", hits, engine, 128, nearby, window=2,
+                        window_tokens=two - 1).windows[2] == {"before": "", "after": ""}
+
 
 @pytest.mark.slow
 def test_bert_pre_training_tasks_are_in_the_window(engine, studio_env):

@@ -78,6 +78,8 @@ def test_filters_floor_and_mmr(papers):
     assert len(mmr) == 5 and len({h.chunk_id for h in mmr}) == 5
     with pytest.raises(ValueError, match="k must be between 1 and 50"):
         RetrievalOptions(k=0)
+    with pytest.raises(ValueError, match="window_tokens must be between 0 and 8192, got -1"):
+        RetrievalOptions(window_tokens=-1)
     with pytest.raises(ValueError, match="question is empty"):
         search(settings, "papers", "   ")
 

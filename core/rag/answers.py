@@ -102,7 +102,7 @@ class RagTurn:
         nearby = nearby_chunks(store.get_collection(chroma, collection), self.search.hits,
                                options.window)
         self.plan = build_prompt(question, self.search.hits, engine, max_new_tokens, nearby,
-                                 options.window)
+                                 options.window, options.window_tokens)
         room = (engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
                 - sum(engine.count_tokens(m["content"]) + TURN_TOKENS
                       for m in self.plan.messages))

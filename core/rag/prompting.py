@@ -88,27 +88,34 @@ def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> st
 
 
 def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tokens: int,
-                 nearby: dict[Key, dict] | None = None, window: int = 0) -> PromptPlan:
+                 nearby: dict[Key, dict] | None = None, window: int = 0,
+                 window_tokens: int = 0) -> PromptPlan:
     """Whole chunks in rank order while they fit the model's window (a chunk that does not fit
     is dropped, never cut); then, one ring of `window` at a time, the neighbouring chunks from
-    `nearby` around each hit, best hits first, while they fit. Chunks that meet are merged into
-    one passage, so no text is given twice."""
+    `nearby` around each hit, best hits first, while they fit and, with `window_tokens`, while
+    the neighbours' text stays within that many tokens. Chunks that meet are merged into one
+    passage, so no text is given twice."""
     limit = engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
     chosen: dict[Key, dict] = {}
 
-    def take(key: Key, row: dict) -> None:
-        if engine.count_tokens(_user_message(question, {**chosen, key: row}, hits)) <= limit:
-            chosen[key] = row
+    def fits(key: Key, row: dict) -> bool:
+        return engine.count_tokens(_user_message(question, {**chosen, key: row}, hits)) <= limit
 
     for hit in hits:
-        take((hit.doc_id, hit.chunk), _row(hit))
+        key, row = (hit.doc_id, hit.chunk), _row(hit)
+        if fits(key, row):
+            chosen[key] = row
     nearby = nearby or {}
+    spare = window_tokens or limit
     for distance in range(1, window + 1):
         for hit in hits:
             for step in (-1, 1):
                 key, inner = ((hit.doc_id, hit.chunk + step * d) for d in (distance, distance - 1))
                 if key in nearby and key not in chosen and inner in chosen:
-                    take(key, nearby[key])
+                    cost = engine.count_tokens(nearby[key]["text"])
+                    if cost <= spare and fits(key, nearby[key]):
+                        chosen[key] = nearby[key]
+                        spare -= cost
     used = [h for h in hits if (h.doc_id, h.chunk) in chosen]
     return PromptPlan([{"role": "user", "content": _user_message(question, chosen, hits)}],
                       used, [h for h in hits if h not in used], _windows(chosen, used))

@@ -16,7 +16,7 @@ from core.settings import load_settings
 def _retrieval_options(args: argparse.Namespace):
     from core.rag.retrieval import RetrievalOptions
 
-    given = {name: getattr(args, name) for name in ("k", "window")
+    given = {name: getattr(args, name) for name in ("k", "window", "window_tokens")
              if getattr(args, name) is not None}  # else RetrievalOptions' defaults
     return RetrievalOptions(method=args.method, mmr=args.mmr, min_score=args.min_score,
                             labels=tuple(args.label or ()), rerank=not args.no_rerank, **given)
@@ -156,6 +156,10 @@ def _add_retrieval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int,
                         help="neighbouring chunks each side of a hit that the model also reads "
                              "(default: core.rag.retrieval.DEFAULT_WINDOW)")
+    parser.add_argument("--window-tokens", type=int,
+                        help="at most this many tokens of neighbouring text in all, best hits "
+                             "first; 0: as much as the model's window holds (default: "
+                             "core.rag.retrieval.DEFAULT_WINDOW_TOKENS)")
     parser.add_argument("--json", action="store_true")
 
 
