@@ -151,15 +151,19 @@ def compare(classifier, train: LabelledData, test: LabelledData, embedder,
 
 
 def baseline_verdict(evaluation: dict) -> str | None:
-    """A plain sentence when a classic baseline beats the adapter on the test split: a user
-    who is not told would ship the slower, worse classifier. Evaluations saved before the
-    TF-IDF baseline existed are judged on the embeddings baseline alone."""
+    """A plain sentence when a classic baseline beats or ties the adapter on the test split: a
+    user who is not told would ship the slower classifier for nothing. Evaluations saved before
+    the TF-IDF baseline existed are judged on the embeddings baseline alone."""
     adapter = evaluation["adapter"]["accuracy"]
     scores = {key: evaluation[key]["accuracy"] for key in BASELINES
               if isinstance(evaluation.get(key), dict) and "accuracy" in evaluation[key]}
-    if not scores or max(scores.values()) <= adapter:
+    if not scores or max(scores.values()) < adapter:
         return None
     best = max(scores, key=lambda key: scores[key])
+    if scores[best] == adapter:
+        return (f"The {BASELINES[best]} baseline does as well as this adapter on the test split "
+                f"({adapter:.0%} each), and it runs in a fraction of the time. More examples "
+                "per label or the Balanced or Thorough preset may let the adapter pull ahead.")
     return (f"The {BASELINES[best]} baseline beats this adapter on the test split "
             f"({scores[best]:.0%} against {adapter:.0%}). For this data a simple classifier "
             "does better: try the Balanced or Thorough preset or more examples per label, or "
