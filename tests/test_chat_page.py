@@ -76,6 +76,7 @@ def faded_words(at) -> int:
 
 def test_the_neighbour_budget_bounds_the_text_read_around_the_hits(chat_env):
     at = chat_page()
+    at.number_input(key="window-tokens").set_value(0).run()
     at.chat_input(key="question").set_value("How do I detect overfitting?").run()
     unbounded = faded_words(at)  # one neighbour each side, as much as the window holds
     next(b for b in at.button if b.label == "New").click().run()
