@@ -130,7 +130,7 @@ with st.expander("Retrieval settings", icon=":material/tune:"):
              "with an adapter).") if labels else []
     window = cols[2].slider("Neighbours each side", 0, MAX_WINDOW, DEFAULT_WINDOW, key="window",
                             help="The model also reads this many chunks before and after each "
-                                 "retrieved chunk, as far as its context window allows.")
+                                 "retrieved chunk, within the budget below.")
     window_tokens = cols[2].number_input(
         "Neighbour text, at most (tokens)", 0, MAX_WINDOW_TOKENS, DEFAULT_WINDOW_TOKENS, step=64,
         key="window-tokens", disabled=not window,
