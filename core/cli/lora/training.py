@@ -26,6 +26,15 @@ def _print_progress(row: dict) -> None:
     print(" · ".join(parts), flush=True)
 
 
+def _leave_process_group() -> None:
+    """Under `accelerate launch`: a rank that exits with its gloo group still up sometimes
+    aborted at exit ("terminate called without an active exception"), failing the run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from core.lora import runs
     from core.lora.trainer import train
@@ -63,6 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if main_process:
             runs.release(settings)
+    _leave_process_group()
     if not main_process:
         return 0
     evaluation = run.evaluation() or {}
