@@ -31,6 +31,7 @@ median time to first token. Prints a table and JSON.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -151,15 +152,6 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
-WINDOW_VARIANTS: dict[str, RetrievalOptions] = {}  # configuration name -> its options
-
-
-def runner(config: str):
-    if config in WINDOW_VARIANTS:
-        return lambda *args: studio(*args, options=WINDOW_VARIANTS[config])
-    return RUNNERS[config]
-
-
 def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -> dict[str, dict]:
     embedder = get_embedder(settings)
     store_documents(chroma, embedder, qa.name, qa.documents)
@@ -168,7 +160,7 @@ def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -
     for i, question in enumerate(questions, 1):
         for config, engine in engines.items():
             engine.llm.reset()  # no reuse of the previous prompt's cache across configurations
-            got = runner(config)(settings, chroma, engine, qa.name, question.text)
+            got = RUNNERS[config](settings, chroma, engine, qa.name, question.text)
             got.update(answerable=question.answerable, refused=is_refusal(got["text"]),
                        f1=f1(got["text"], question.answers) if question.answerable else None,
                        recall=recall(got["text"], question.answers)
@@ -208,14 +200,15 @@ def main() -> None:
         del engines["studio 1.5B"]
     else:
         engines["studio 1.5B"] = get_engine(settings, model=LARGER_MODEL)
-    for window in (int(w) for w in args.windows.split(",") if w.strip()):
-        if window != DEFAULT_WINDOW:
-            WINDOW_VARIANTS[f"studio window {window}"] = RetrievalOptions(window=window)
-    for cap in (int(t) for t in args.window_tokens.split(",") if t.strip()):
-        if cap != DEFAULT_WINDOW_TOKENS:
-            WINDOW_VARIANTS[f"studio ≤{cap} tokens" if cap else "studio no cap"] = \
-                RetrievalOptions(window_tokens=cap)
-    engines.update({config: engine for config in WINDOW_VARIANTS})
+    variants = {f"studio window {w}": RetrievalOptions(window=w)
+                for w in (int(w) for w in args.windows.split(",") if w.strip())
+                if w != DEFAULT_WINDOW}
+    variants |= {f"studio ≤{t} tokens" if t else "studio no cap": RetrievalOptions(window_tokens=t)
+                 for t in (int(t) for t in args.window_tokens.split(",") if t.strip())
+                 if t != DEFAULT_WINDOW_TOKENS}
+    for config, options in variants.items():
+        RUNNERS[config] = functools.partial(studio, options=options)
+        engines[config] = engine
     started = time.perf_counter()
     results = {}
     for qa, sizes in ((squad_set(), args.squad), (qasper_set(), args.qasper)):
