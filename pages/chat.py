@@ -18,22 +18,18 @@ from core.rag.conversations import (
 )
 from core.rag.conversations import history as conversation_messages
 from core.rag.llm import ChatError, StreamStats
-from core.rag.page_view import show_page
-from core.rag.relevance import Label
 from core.rag.retrieval import (
     DEFAULT_K,
     DEFAULT_WINDOW,
     DEFAULT_WINDOW_TOKENS,
     MAX_WINDOW,
     MAX_WINDOW_TOKENS,
-    SCORE_MEANING,
-    Hit,
     RetrievalOptions,
-    highlight_spans,
 )
 from core.registry import Registry
 from core.settings import locked, model_choices, save_preferences
 from core.text import safe_markdown
+from pages.chat_sources import PageSource, citation_buttons, escape_markdown, show_sources
 from pages.shared import (
     chat_engine,
     chroma_client,
@@ -52,6 +48,7 @@ if not collection:
 
 chroma = chroma_client(s)
 chunks_store = store.get_collection(chroma, collection)
+page_source = PageSource(s.data_dir, chunks_store)
 docs = store.documents(chunks_store)
 chats = conversation_store(s)
 
@@ -234,122 +231,11 @@ def show_answer(answer: Answer, number: int) -> None:
         if answer.stopped:
             st.caption(":orange[Stopped before the end.]")
         st.caption(citation_note(answer))
-        citation_buttons(answer, number)
+        citation_buttons(answer, number, page_source)
         if answer.dropped:
             st.caption(f"Chunks {', '.join(f'[{n}]' for n in answer.dropped)} did not fit the "
                        "model's context window and were left out.")
         st.caption(timing_note(answer))
-
-
-def escape_markdown(text: str) -> str:
-    """Document text shown as literal characters: no markdown, directives or HTML, and no
-    links (a zero-width space keeps URLs in documents from being turned into live links)."""
-    text = text.replace("://", ":\u200b//").replace("www.", "www\u200b.")
-    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:=@" else ch
-                   for ch in text).replace("\n", "  \n")
-
-
-def citation_buttons(answer: Answer, number: int) -> None:
-    """One button per cited passage, opening it in its page; `number`: the answer's place in
-    the conversation, which keeps its buttons apart from other answers'."""
-    by_rank = {hit.rank: hit for hit in answer.sources}
-    cited = [by_rank[n] for n in answer.cited if n in by_rank]
-    if not cited:
-        return
-    with st.container(horizontal=True, vertical_alignment="center", key=f"cites-{number}"):
-        st.caption("Open in its page:", width="content")
-        for hit in cited:
-            if st.button(f"\\[{hit.rank}\\] page {hit.page}", key=f"cite-{number}-{hit.rank}",
-                         type="tertiary", icon=":material/find_in_page:",
-                         help=f"Passage [{hit.rank}] highlighted in its page"):
-                open_page(hit)
-
-
-def open_page(hit: Hit) -> None:
-    st.session_state["page-shown"] = hit.page  # each opening starts at the passage's page
-    page_dialog(hit)
-
-
-def turn_page(page: int) -> None:
-    st.session_state["page-shown"] = page
-
-
-@st.dialog("The passage in its page", width="large")
-def page_dialog(hit: Hit) -> None:
-    """The page buttons rerun only this dialog, which stays open."""
-    view = show_page(s.data_dir, chunks_store, hit, st.session_state.get("page-shown"))
-    nav = st.columns([2, 5, 2], vertical_alignment="center")
-    nav[0].button("Previous", icon=":material/chevron_left:", key="page-previous",
-                  disabled=view.page <= 1, on_click=turn_page, args=(view.page - 1,))
-    nav[1].markdown(f"**{escape_markdown(hit.doc)}** · page {view.page} of {view.pages}")
-    nav[2].button("Next", icon=":material/chevron_right:", key="page-next",
-                  disabled=view.page >= view.pages, on_click=turn_page, args=(view.page + 1,))
-    if view.page != hit.page:
-        st.caption(f"Passage [{hit.rank}] is on page {hit.page}.")
-    if view.note:
-        st.caption(view.note)
-    if view.image is not None:
-        st.image(view.image, width="stretch",
-                 alt=f"Page {view.page} of {hit.doc}, passage [{hit.rank}] highlighted"
-                 if view.highlighted else f"Page {view.page} of {hit.doc}")
-    else:
-        with st.container(height=600, key="page-text"):
-            st.markdown(marked_span(view.text, view.span))
-
-
-def marked_span(text: str, span: tuple[int, int] | None) -> str:
-    """Page text as literal characters, the span on a coloured background line by line (a
-    directive cannot hold a line break)."""
-    if span is None:
-        return escape_markdown(text)
-    start, end = span
-    marked = "  \n".join(f":orange-background[{escape_markdown(line)}]" if line.strip() else ""
-                         for line in text[start:end].split("\n"))
-    return escape_markdown(text[:start]) + marked + escape_markdown(text[end:])
-
-
-MATCH_COLOUR: dict[Label, str] = {"strong": "green", "partial": "orange", "weak": "gray"}
-
-
-def match_badge(hit: Hit, method: str) -> None:
-    st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],
-             help=f"About {hit.relevance:.0%} likely to hold the answer (calibrated on question-"
-                  f"answering data from the dense similarity and the question words it "
-                  f"contains). {method.capitalize()} score {hit.score:.2f}: "
-                  f"{SCORE_MEANING[method]}.")
-
-
-def show_sources(hits, question: str, cited: list[int], inferred: bool,
-                 windows: dict[int, dict], method: str, viewable: bool = True) -> None:
-    """`viewable` False while the answer streams: any click then would stop it."""
-    st.subheader("Retrieved chunks")
-    if not hits:
-        st.info("Nothing matched. Lower the minimum score or widen the document filter.")
-        return
-    scroller = st.container(height=900, border=False)  # the chunks scroll beside the chat
-    for hit in hits:
-        with scroller.container(border=True, key=f"hit-{hit.rank}"):
-            badge = ""
-            if hit.rank in cited:
-                badge = " · :green-badge[inferred]" if inferred else " · :green-badge[cited]"
-            st.markdown(f"**[{hit.rank}]** {escape_markdown(hit.doc)} · page {hit.page} · "
-                        f":blue-badge[{hit.retriever}]{badge}")
-            match_badge(hit, method)
-            if hit.title or hit.section:
-                st.caption(escape_markdown(" · ".join(p for p in (hit.title, hit.section) if p)))
-            around = windows.get(hit.rank, {})
-            if around.get("before"):  # what the model read around the hit, faded
-                st.caption(escape_markdown("… " + around["before"]))
-            st.markdown("".join(f":orange-background[{escape_markdown(seg)}]" if match
-                                else escape_markdown(seg)
-                                for seg, match in highlight_spans(hit.text, question)))
-            if around.get("after"):
-                st.caption(escape_markdown(around["after"] + " …"))
-            if st.button("View in page", icon=":material/find_in_page:", type="tertiary",
-                         key=f"view-{hit.rank}", disabled=not viewable,
-                         help="The passage highlighted in its page" if viewable else
-                              "Opens once the answer is written"):
-                open_page(hit)
 
 
 # A page with a chat input at the bottom sticks to its bottom while it grows: a question's
@@ -427,7 +313,7 @@ if question:
         st.stop()
     with right:
         show_sources(turn.search.hits, question, [], False, turn.plan.windows,
-                     turn.search.method, viewable=False)
+                     turn.search.method, page_source, viewable=False)
         show_latest_turn(len(history) + 1, "asked")
     with left:
         with st.chat_message("user"):
@@ -465,6 +351,6 @@ elif history:
     latest = history[-1]
     with right:
         show_sources(latest.sources, latest.question, latest.cited, latest.citations_inferred,
-                     latest.windows, latest.method)
+                     latest.windows, latest.method, page_source)
         if st.session_state.pop("answer-written", False):
             show_latest_turn(len(history), "written")

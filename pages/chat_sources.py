@@ -1,0 +1,132 @@
+"""The Chat page's sources: the retrieved chunks beside an answer, with their match and the
+text the model read around them, and each passage shown highlighted in its page."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from core.rag.answers import Answer
+from core.rag.page_view import show_page
+from core.rag.relevance import Label
+from core.rag.retrieval import SCORE_MEANING, Hit, highlight_spans
+
+
+@dataclass(frozen=True)
+class PageSource:
+    """Where a passage's page is read from: the kept originals and the collection's chunks."""
+
+    data_dir: Path
+    chunks: object  # the Chroma collection
+
+
+def escape_markdown(text: str) -> str:
+    """Document text shown as literal characters: no markdown, directives or HTML, and no
+    links (a zero-width space keeps URLs in documents from being turned into live links)."""
+    text = text.replace("://", ":\u200b//").replace("www.", "www\u200b.")
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:=@" else ch
+                   for ch in text).replace("\n", "  \n")
+
+
+def citation_buttons(answer: Answer, number: int, view: PageSource) -> None:
+    """One button per cited passage, opening it in its page; `number`: the answer's place in
+    the conversation, which keeps its buttons apart from other answers'."""
+    by_rank = {hit.rank: hit for hit in answer.sources}
+    cited = [by_rank[n] for n in answer.cited if n in by_rank]
+    if not cited:
+        return
+    with st.container(horizontal=True, vertical_alignment="center", key=f"cites-{number}"):
+        st.caption("Open in its page:", width="content")
+        for hit in cited:
+            if st.button(f"\\[{hit.rank}\\] page {hit.page}", key=f"cite-{number}-{hit.rank}",
+                         type="tertiary", icon=":material/find_in_page:",
+                         help=f"Passage [{hit.rank}] highlighted in its page"):
+                open_page(hit, view)
+
+
+def open_page(hit: Hit, view: PageSource) -> None:
+    st.session_state["page-shown"] = hit.page  # each opening starts at the passage's page
+    page_dialog(hit, view)
+
+
+def turn_page(page: int) -> None:
+    st.session_state["page-shown"] = page
+
+
+@st.dialog("The passage in its page", width="large")
+def page_dialog(hit: Hit, source: PageSource) -> None:
+    """The page buttons rerun only this dialog, which stays open."""
+    view = show_page(source.data_dir, source.chunks, hit, st.session_state.get("page-shown"))
+    nav = st.columns([2, 5, 2], vertical_alignment="center")
+    nav[0].button("Previous", icon=":material/chevron_left:", key="page-previous",
+                  disabled=view.page <= 1, on_click=turn_page, args=(view.page - 1,))
+    nav[1].markdown(f"**{escape_markdown(hit.doc)}** · page {view.page} of {view.pages}")
+    nav[2].button("Next", icon=":material/chevron_right:", key="page-next",
+                  disabled=view.page >= view.pages, on_click=turn_page, args=(view.page + 1,))
+    if view.page != hit.page:
+        st.caption(f"Passage [{hit.rank}] is on page {hit.page}.")
+    if view.note:
+        st.caption(view.note)
+    if view.image is not None:
+        st.image(view.image, width="stretch",
+                 alt=f"Page {view.page} of {hit.doc}, passage [{hit.rank}] highlighted"
+                 if view.highlighted else f"Page {view.page} of {hit.doc}")
+    else:
+        with st.container(height=600, key="page-text"):
+            st.markdown(marked_span(view.text, view.span))
+
+
+def marked_span(text: str, span: tuple[int, int] | None) -> str:
+    """Page text as literal characters, the span on a coloured background line by line (a
+    directive cannot hold a line break)."""
+    if span is None:
+        return escape_markdown(text)
+    start, end = span
+    marked = "  \n".join(f":orange-background[{escape_markdown(line)}]" if line.strip() else ""
+                         for line in text[start:end].split("\n"))
+    return escape_markdown(text[:start]) + marked + escape_markdown(text[end:])
+
+
+MATCH_COLOUR: dict[Label, str] = {"strong": "green", "partial": "orange", "weak": "gray"}
+
+
+def match_badge(hit: Hit, method: str) -> None:
+    st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],
+             help=f"About {hit.relevance:.0%} likely to hold the answer (calibrated on question-"
+                  f"answering data from the dense similarity and the question words it "
+                  f"contains). {method.capitalize()} score {hit.score:.2f}: "
+                  f"{SCORE_MEANING[method]}.")
+
+
+def show_sources(hits, question: str, cited: list[int], inferred: bool,
+                 windows: dict[int, dict], method: str, view: PageSource,
+                 viewable: bool = True) -> None:
+    """`viewable` False while the answer streams: any click then would stop it."""
+    st.subheader("Retrieved chunks")
+    if not hits:
+        st.info("Nothing matched. Lower the minimum score or widen the document filter.")
+        return
+    scroller = st.container(height=900, border=False)  # the chunks scroll beside the chat
+    for hit in hits:
+        with scroller.container(border=True, key=f"hit-{hit.rank}"):
+            badge = ""
+            if hit.rank in cited:
+                badge = " · :green-badge[inferred]" if inferred else " · :green-badge[cited]"
+            st.markdown(f"**[{hit.rank}]** {escape_markdown(hit.doc)} · page {hit.page} · "
+                        f":blue-badge[{hit.retriever}]{badge}")
+            match_badge(hit, method)
+            if hit.title or hit.section:
+                st.caption(escape_markdown(" · ".join(p for p in (hit.title, hit.section) if p)))
+            around = windows.get(hit.rank, {})
+            if around.get("before"):  # what the model read around the hit, faded
+                st.caption(escape_markdown("… " + around["before"]))
+            st.markdown("".join(f":orange-background[{escape_markdown(seg)}]" if match
+                                else escape_markdown(seg)
+                                for seg, match in highlight_spans(hit.text, question)))
+            if around.get("after"):
+                st.caption(escape_markdown(around["after"] + " …"))
+            if st.button("View in page", icon=":material/find_in_page:", type="tertiary",
+                         key=f"view-{hit.rank}", disabled=not viewable,
+                         help="The passage highlighted in its page" if viewable else
+                              "Opens once the answer is written"):
+                open_page(hit, view)
