@@ -62,6 +62,11 @@ def test_inferred_citations_follow_meaning(studio_env):
 def test_highlight_and_markdown_export():
     spans = highlight_spans("Overfitting hurts; the model overfits.", "what is overfitting?")
     assert [s for s, match in spans if match] == ["Overfitting", "overfits"]  # same stem
+    spans = highlight_spans("BERT uses pre-training and pre- or post-\nBERT models",
+                            "What is pre-training in BERT models?")
+    assert spans == [("BERT", True), (" uses ", False), ("pre-training", True),
+                     (" and ", False), ("pre", True), ("- or post-\n", False),
+                     ("BERT models", True)]  # neighbouring terms are one mark, not across lines
     from core.rag.answers import Answer
 
     a = Answer("Q?", "An answer [1].", [hit(1, "text one")], [1], [], [1], False)

@@ -207,9 +207,15 @@ def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
     spans, last = [], 0
     for match in _WORD.finditer(text):
         if stem(match.group(0).lower()) in terms:
-            if match.start() > last:
-                spans.append((text[last:match.start()], False))
-            spans.append((match.group(0), True))
+            gap = text[last:match.start()]
+            if spans and spans[-1][1] and gap in ("-", " "):
+                # one highlight for "pre-training" or "generative models": each mark is drawn
+                # padded, so two read as "pre - training"
+                spans[-1] = (spans[-1][0] + gap + match.group(0), True)
+            else:
+                if gap:
+                    spans.append((gap, False))
+                spans.append((match.group(0), True))
             last = match.end()
     if last < len(text):
         spans.append((text[last:], False))
