@@ -204,7 +204,8 @@ def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
     """The text cut into (segment, matches-a-question-term) pieces."""
     stem = _stemmer().stemWord
     terms = question_terms(question)
-    spans, last = [], 0
+    spans: list[tuple[str, bool]] = []
+    last = 0
     for match in _WORD.finditer(text):
         if stem(match.group(0).lower()) in terms:
             gap = text[last:match.start()]
