@@ -6,7 +6,9 @@ and turns every image, and every link to another host, into plain text with its 
 
 It works on the whole text, code blocks included: deciding what is code the way the browser's
 Markdown parser does is where such filters go wrong, and a URL shown in code inside a code block
-is harmless."""
+is harmless.
+
+Document text is shown differently: `escape_markdown` makes every character literal."""
 
 from __future__ import annotations
 
@@ -57,3 +59,11 @@ def safe_markdown(text: str) -> str:
     text = _SYNTAX.sub(replace, text)
     text = _LEFTOVER.sub(lambda m: {"![": "!\\[", "](": "\\]("}.get(m[0], f"{m[1]}\\["), text)
     return _HOLE.sub(lambda m: holes[int(m[1])], text)
+
+
+def escape_markdown(text: str) -> str:
+    """Document text shown as literal characters: no markdown, directives or HTML, and no
+    links (a zero-width space keeps URLs in documents from being turned into live links)."""
+    text = text.replace("://", ":\u200b//").replace("www.", "www\u200b.")
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:=@" else ch
+                   for ch in text).replace("\n", "  \n")

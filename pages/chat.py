@@ -28,8 +28,8 @@ from core.rag.retrieval import (
 )
 from core.registry import Registry
 from core.settings import locked, model_choices, save_preferences
-from core.text import safe_markdown
-from pages.chat_sources import PageSource, citation_buttons, escape_markdown, show_sources
+from core.text import escape_markdown, safe_markdown
+from pages.chat_sources import PageSource, citation_buttons, show_sources
 from pages.shared import (
     chat_engine,
     chroma_client,

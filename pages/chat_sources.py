@@ -10,6 +10,7 @@ from core.rag.answers import Answer
 from core.rag.page_view import show_page
 from core.rag.relevance import Label
 from core.rag.retrieval import SCORE_MEANING, Hit, highlight_spans
+from core.text import escape_markdown
 
 
 @dataclass(frozen=True)
@@ -20,15 +21,7 @@ class PageSource:
     chunks: object  # the Chroma collection
 
 
-def escape_markdown(text: str) -> str:
-    """Document text shown as literal characters: no markdown, directives or HTML, and no
-    links (a zero-width space keeps URLs in documents from being turned into live links)."""
-    text = text.replace("://", ":\u200b//").replace("www.", "www\u200b.")
-    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:=@" else ch
-                   for ch in text).replace("\n", "  \n")
-
-
-def citation_buttons(answer: Answer, number: int, view: PageSource) -> None:
+def citation_buttons(answer: Answer, number: int, source: PageSource) -> None:
     """One button per cited passage, opening it in its page; `number`: the answer's place in
     the conversation, which keeps its buttons apart from other answers'."""
     by_rank = {hit.rank: hit for hit in answer.sources}
@@ -41,12 +34,12 @@ def citation_buttons(answer: Answer, number: int, view: PageSource) -> None:
             if st.button(f"\\[{hit.rank}\\] page {hit.page}", key=f"cite-{number}-{hit.rank}",
                          type="tertiary", icon=":material/find_in_page:",
                          help=f"Passage [{hit.rank}] highlighted in its page"):
-                open_page(hit, view)
+                open_page(hit, source)
 
 
-def open_page(hit: Hit, view: PageSource) -> None:
+def open_page(hit: Hit, source: PageSource) -> None:
     st.session_state["page-shown"] = hit.page  # each opening starts at the passage's page
-    page_dialog(hit, view)
+    page_dialog(hit, source)
 
 
 def turn_page(page: int) -> None:
@@ -99,7 +92,7 @@ def match_badge(hit: Hit, method: str) -> None:
 
 
 def show_sources(hits, question: str, cited: list[int], inferred: bool,
-                 windows: dict[int, dict], method: str, view: PageSource,
+                 windows: dict[int, dict], method: str, source: PageSource,
                  viewable: bool = True) -> None:
     """`viewable` False while the answer streams: any click then would stop it."""
     st.subheader("Retrieved chunks")
@@ -129,4 +122,4 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
                          key=f"view-{hit.rank}", disabled=not viewable,
                          help="The passage highlighted in its page" if viewable else
                               "Opens once the answer is written"):
-                open_page(hit, view)
+                open_page(hit, source)
