@@ -18,14 +18,9 @@ from core.rag.retrieval import Hit
 # questions (token F1 0.00-0.17). LangChain's "stuff" prompt, which asks for nothing but the
 # answer, gave 0.24 with three hits and a window of one neighbour. So the model answers in
 # its own words, and the marks come from the model in a step of their own (stream_marked).
-# Asking for as few words as possible after the question (session 10, every answerable question
-# of the shared SQuAD 2.0 article and QASPER sample) raised F1 from 0.25 to 0.37 on SQuAD and
-# left QASPER as it was (0.12 -> 0.13): the answers were as right, only without restating the
-# question ("Rollo [1]" for "The Norse leader was Rollo. [1]"). Refusals and TTFT did not move.
 ANSWER_PROMPT = ("Use the following pieces of context to answer the question at the end. If "
                  "you don't know the answer, just say that you don't know, don't try to make "
-                 "up an answer.\n\n{context}\n\nQuestion: {question}\n"
-                 "Answer in as few words as possible.\nHelpful Answer:")
+                 "up an answer.\n\n{context}\n\nQuestion: {question}\nHelpful Answer:")
 NO_CONTEXT_PROMPT = "Answer the question in at most three sentences."
 TEMPLATE_OVERHEAD_TOKENS = 64  # role markers, separators and the template's default system line
 TURN_TOKENS = 8  # role markers and separators around one earlier message
