@@ -50,18 +50,22 @@ def _free_space(folder: Path) -> tuple[Path, int]:
     return folder, shutil.disk_usage(folder).free
 
 
-def _full(folder: Path, free: int) -> DiskFull:
+def _full(folder: Path, free: int, need: int = 0) -> DiskFull:
+    if need > NEARLY_FULL:  # a big write asked first: the disk need not be full to refuse it
+        return DiskFull(f"the disk holding {folder} has {free / 2**30:.1f} GB free, and this "
+                        f"needs about {need / 2**30:.1f} GB; free some space there and try again")
     return DiskFull(f"the disk holding {folder} is full ({free / 2**20:.1f} MB free); free some "
                     "space there and try again")
 
 
 def check_room(folder: Path, need: int = 0) -> None:
     """DiskFull unless the disk holding `folder` has `need` bytes free beyond NEARLY_FULL. For
-    writers that must not start on a full disk: embedded Chroma, writing on one, has hung
-    (a Rust worker waiting forever) rather than failed."""
+    writers that must not start on a full disk (embedded Chroma, writing on one, has hung, a
+    Rust worker waiting forever, rather than failed), or that should not start a long write
+    that cannot end (a model's gigabytes)."""
     folder, free = _free_space(folder)
     if free < need + NEARLY_FULL:
-        raise _full(folder, free)
+        raise _full(folder, free, need)
 
 
 def disk_full(exc: BaseException, folder: Path) -> DiskFull | None:

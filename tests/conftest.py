@@ -66,6 +66,18 @@ def tiny_library(tmp_path_factory):
     return tiny_adapter_library(tmp_path_factory.mktemp("library"))
 
 
+def require_model(name: str) -> None:
+    """Skip unless the optional model `name` is installed: `make test` installs it where the
+    disk has room, and says so where it has not."""
+    from core.registry import Registry
+    from core.settings import load_settings
+
+    settings = load_settings()
+    if not Registry.load(settings.registry_path, settings.models_dir).available(name):
+        pytest.skip(f"{name} is optional and not installed: `python -m core models install "
+                    f"{name}`")
+
+
 def shared(*parts: str) -> Path:
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():

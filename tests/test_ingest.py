@@ -10,7 +10,7 @@ from core.rag.ingest import ingest_files
 from core.rag.layout import normalise
 from core.samples import SAMPLE_PAPER
 from core.settings import load_settings
-from tests.conftest import shared
+from tests.conftest import require_model, shared
 
 
 def test_normalise_joins_hyphens_and_collapses_space():
@@ -194,13 +194,9 @@ def test_each_collection_is_embedded_and_searched_with_its_own_model(studio_env,
     questions in MiniLM (384-d), and one built with mpnet in mpnet (768-d): a vector of the
     other size would be refused by Chroma."""
     from core.rag.retrieval import RetrievalOptions, search
-    from core.registry import Registry
 
+    require_model("all-mpnet-base-v2")
     settings = load_settings()
-    registry = Registry.load(settings.registry_path, settings.models_dir)
-    if not registry.available("all-mpnet-base-v2"):
-        pytest.skip("all-mpnet-base-v2 is optional: `python -m core models install "
-                    "all-mpnet-base-v2`")
     notes, more = tmp_path / "notes.txt", tmp_path / "more.txt"
     notes.write_text("Cats purr when they are content. " * 30)
     more.write_text("Stock markets fell sharply on Monday. " * 30)

