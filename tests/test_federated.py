@@ -5,7 +5,8 @@ import json
 import pytest
 
 from core.lora.data import LabelledData
-from core.lora.federated import FederatedConfig, run, shard
+from core.lora.federated import run
+from core.lora.federation import FederatedConfig, shard
 from core.samples import SAMPLE_DATASET
 from tests.tiny import tiny_causal_lm
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.lora.federated import DeploymentConfig, node_work
+from core.lora.federated import node_work
+from core.lora.federation import DeploymentConfig
 from core.samples import SAMPLE_DATASET
 from tests.conftest import OUTPUT, ROOT
 from tests.servers import free_port, running

@@ -200,7 +200,7 @@ def test_early_stopping_needs_a_checkpoint_at_validations():
     assert from_preset("quick").early_stopping_patience == 0
     assert from_preset("balanced").early_stopping_patience > 0
     # a federated client never validates, nor cuts a round short, whichever preset it starts from
-    from core.lora.federated import Federation
+    from core.lora.federation import Federation
 
     assert from_preset("balanced").max_minutes > 0
     client = Federation(name="fed", preset="balanced").train_config("d.csv")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.cli.common import add_field_flags, field_overrides
 from core.errors import InputError
-from core.lora.federated import FederatedConfig
+from core.lora.federation import FederatedConfig
 from core.lora.gguf_export import OUTTYPES
 from core.registry import Registry
 from core.settings import load_settings
@@ -93,7 +93,8 @@ def _gguf_summary(report: dict) -> str:
 
 
 def cmd_federated(args: argparse.Namespace) -> int:
-    from core.lora.federated import FederatedConfig, run
+    from core.lora.federated import run
+    from core.lora.federation import FederatedConfig
 
     settings = load_settings()
     given = field_overrides(args, FederatedConfig)
