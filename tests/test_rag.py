@@ -33,9 +33,14 @@ def test_prompt_numbers_chunks_and_drops_whole_chunks_that_do_not_fit(engine):
     assert "Passage 1 (paper.pdf, page 1):" in user and "Passage 3 (paper.pdf, page 3):" in user
     assert "beta" not in user  # never cut mid-chunk: the chunk is left out whole
     assert len(plan.messages) == 1 and "don't know" in user
-    assert user.endswith("Question: What is alpha?\nHelpful Answer:")
+    assert user.endswith("Question: What is alpha?\nAnswer in as few words as possible.\n"
+                         "Helpful Answer:")
     engine.context_window = 4096
     assert len(build_prompt("q", hits, engine, 128).used) == 3
+    # A request, not a question, is answered at the length it asks for
+    essay = build_prompt("Write a long essay about alpha.", hits, engine, 128)
+    assert essay.messages[-1]["content"].endswith(
+        "Question: Write a long essay about alpha.\nHelpful Answer:")
 
 
 def test_sentence_ends_where_a_mark_belongs():
