@@ -8,8 +8,8 @@ command line) keeps one run near 15 minutes on 2 shared cores.
 
 Configurations, with the default chat model (Qwen2.5-Coder-0.5B-Instruct through llama.cpp,
 greedy, at most MAX_NEW_TOKENS) unless named:
-- studio defaults: chunking v2 (500/50, title and section), hybrid top-3 (DEFAULT_K), a window
-  of one neighbour (DEFAULT_WINDOW), the Studio's prompt with the model's own passage marks
+- studio defaults: chunking v3 (500/50, title and section; the title not embedded), hybrid
+  top-3 (DEFAULT_K), a window of one neighbour (DEFAULT_WINDOW), the Studio's prompt with the model's own passage marks
   (core.rag.citations.stream_marked), and the answerability check (core.rag.relevance);
 - studio 1.5B: the same with Qwen2.5-Coder-1.5B-Instruct, when it is installed
   (`python -m core models install qwen2.5-coder-1.5b-instruct`; skipped otherwise);

@@ -116,6 +116,6 @@ def store_documents(chroma, embedder, name: str, docs: list[Document], chunks_of
             text += p + "\n\n"
         chunks = (chunks_of or (lambda t, title: chunk_pages([t], title=title)))(text, doc.title)
         store.replace_document(collection, doc.doc_id, doc.doc_id, chunks,
-                               embedder.embed([c.contextual_text for c in chunks]),
+                               embedder.embed([c.embedded_text for c in chunks]),
                                chroma.get_max_batch_size())
     return spans

@@ -81,7 +81,7 @@ def test_cli_search_questions_prints_one_json_per_question(studio_env, tmp_path)
                       ("rates", "The central bank raised interest rates to fight inflation.")]:
         chunks = chunk_pages([text], title=doc)
         store.replace_document(collection, doc, f"{doc}.txt", chunks,
-                               embedder.embed([c.contextual_text for c in chunks]), 100)
+                               embedder.embed([c.embedded_text for c in chunks]), 100)
     questions = tmp_path / "questions.txt"
     questions.write_text("Why did the bank raise rates?\nWhat do cats chase?\n")
     out = subprocess.run([sys.executable, "-m", "core", "search", "--questions", str(questions),

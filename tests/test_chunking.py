@@ -96,11 +96,10 @@ def test_bert_title_and_the_pre_training_section():
     assert "two unsupervised tasks" in section[0].text
     assert any("Masked LM" in c.text for c in section)
     assert any("Next Sentence Prediction" in c.text for c in section)
-    assert section[0].contextual_text == contextual_text(doc.title, "3.1 Pre-training BERT",
-                                                         section[0].text)
-    assert section[0].contextual_text.startswith("BERT: Pre-training of Deep Bidirectional "
-                                                 "Transformers for Language Understanding · 3.1 "
-                                                 "Pre-training BERT · 3.1 Pre-training BERT")
+    assert section[0].title == doc.title
+    assert section[0].embedded_text == contextual_text("", "3.1 Pre-training BERT",
+                                                       section[0].text)
+    assert section[0].embedded_text.startswith("3.1 Pre-training BERT · 3.1 Pre-training BERT")
 
 
 def test_long_sentences_are_cut_between_words_with_overlap():

@@ -21,8 +21,9 @@ from core.rag.layout import is_heading
 DEFAULT_CHUNK_SIZE = 500  # the reference notebook's setting
 DEFAULT_CHUNK_OVERLAP = 50
 # Stored in each collection: collections chunked by an older version offer a re-index.
-# 1: langchain's recursive splitter over raw layout lines; 2: paragraphs, titles, sections.
-CHUNKING_VERSION = 2
+# 1: langchain's recursive splitter over raw layout lines; 2: paragraphs, titles, sections;
+# 3: the embedded text leaves the document's title out (Chunk.embedded_text).
+CHUNKING_VERSION = 3
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -41,12 +42,20 @@ class Chunk:
     section: str = ""  # the nearest heading before the chunk
 
     @property
-    def contextual_text(self) -> str:
-        return contextual_text(self.title, self.section, self.text)
+    def embedded_text(self) -> str:
+        """What the embedding model sees: the chunk under its section heading. The document's
+        title is left out: every chunk of a document shares it, so it drew all of them toward
+        any question using the title's words. In BERT's paper every chunk's cosine to "What are
+        the two pre-training tasks of BERT?" lay within 0.05 of the others, and the chunk
+        "we pre-train BERT using two unsupervised tasks" ranked 46th; without the title, 8th.
+        Over the shared QA sets (default search, answerable questions): SQuAD 2.0 MRR 0.88 ->
+        0.91, hit@1 0.81 -> 0.87; QASPER MRR 0.28 -> 0.28, hit@10 0.61 -> 0.61. Keyword search
+        keeps the title (contextual_text), where it tells one document from another."""
+        return contextual_text("", self.section, self.text)
 
 
 def contextual_text(title: str, section: str, text: str) -> str:
-    """What embeddings and keyword search see: a chunk read with its document and section."""
+    """What keyword search sees: a chunk read with its document and section."""
     return " · ".join(part for part in (title, section, text) if part)
 
 

@@ -118,7 +118,7 @@ def prepare_document(path: Path, doc_id: str, embedder: AnyEmbedder, chunk_size:
     on_stage(path, "chunk")
     chunks = chunk_pages(extracted.pages, chunk_size, chunk_overlap, extracted.title)
     on_stage(path, "embed")
-    vectors = embedder.embed([c.contextual_text for c in chunks])
+    vectors = embedder.embed([c.embedded_text for c in chunks])
     return PreparedDocument(path.name, doc_id, len(extracted.pages), extracted.chars,
                             extracted.extractor, chunks, vectors,
                             time.perf_counter() - started)
