@@ -52,7 +52,8 @@ class ModelSpec:
     archive: Literal["zip"] | None = None
     archive_folder: str = ""
     # What an installed optional model takes on disk, its packages plus what `prepare` builds
-    # from them: `models install` checks for that much room before it downloads anything.
+    # from them: `models install` checks for that much room before it downloads anything
+    # (unset: no check before, and a disk that fills up is still named as such).
     disk_mb: int | None = None
 
     @property
@@ -108,11 +109,9 @@ class Registry:
             raw["default_for"] = tuple(raw.get("default_for", ()))
             raw["parts"] = tuple(Part(**p) for p in raw.get("parts", ()))
             spec = ModelSpec(**raw)
-            if spec.optional and not (all(p.version and p.sha256 for p in spec.parts)
-                                      and spec.disk_mb):
+            if spec.optional and not all(p.version and p.sha256 for p in spec.parts):
                 raise RegistryError(f"optional model {spec.name}: each part needs a pinned "
-                                    "version and sha256, and the model its disk_mb (models "
-                                    "install fetches it)")
+                                    "version and sha256 (models install fetches it)")
             specs.append(spec)
         return cls(specs, models_dir or Path(path).parent)
 

@@ -209,6 +209,7 @@ def test_optional_models_pin_every_part_and_stay_out_of_the_default_install():
         assert not spec.default_for
         assert all(p.version and len(p.sha256 or "") == 64 for p in spec.parts)
         assert not any(p.package in required for p in spec.parts)
+        assert spec.disk_mb  # so that `make test` never fills a small disk with them
         if REAL.available(spec.name):  # the room install asks for covers what it took
             built = [REAL.base_dir(spec), REAL.onnx_dir(spec), REAL.models_dir / "gguf" /
                      f"{spec.name}.gguf"]
