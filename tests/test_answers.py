@@ -5,13 +5,20 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from core.cli.rag.chat import read_questions
 from core.errors import InputError
 from core.rag import relevance
-from core.rag.citations import REFUSAL, citation_marks, cited_ranks, is_refusal
+from core.rag.citations import (
+    REFUSAL,
+    citation_marks,
+    cited_ranks,
+    is_refusal,
+    stream_marked,
+)
 from core.rag.retrieval import Hit
 from core.settings import PROJECT_ROOT, load_settings
 
@@ -30,6 +37,37 @@ def test_only_marks_of_passages_given_are_valid():
     used = [hit(1), hit(2)]
     assert cited_ranks("It is [2] and [1, 7] and [9].", used) == [1, 2]
     assert cited_ranks("It is [9].", used) == []
+
+
+class ScriptedModel:
+    """Writes `first` as its answer's first sentence and then, for every later call, `then`:
+    the degenerate run a small model can fall into, which no real model writes on demand."""
+
+    def __init__(self, first: list[str], then: list[str]):
+        self.first, self.then = first, then
+
+    def continue_reply(self, messages, reply, budget, stop):
+        yield from (self.then if reply else self.first)[:budget]
+
+    def choose(self, messages, reply, choices):
+        return choices[0]
+
+
+def marked(model: ScriptedModel) -> str:
+    return "".join(stream_marked(model, [], [1, 2], 200, threading.Event()))
+
+
+def test_a_run_of_bare_marks_ends_the_answer():
+    model = ScriptedModel(["Two", " models", ".", "\n"], ["[", "1", "]", "\n"] * 40)
+    assert marked(model) == "Two models. [1]\n"
+
+
+def test_marks_the_model_writes_itself_are_kept():
+    assert marked(ScriptedModel(["Two", " models", ".", "\n"], ["[", "2", "]"])) == \
+        "Two models. [1]\n[2]"
+    assert marked(ScriptedModel(["Two", " models", ".", "\n"],
+                                ["[", "2", "]", " Both", " train", "."])) == \
+        "Two models. [1]\n[2] Both train."
 
 
 def test_refusals_are_recognised():

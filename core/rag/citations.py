@@ -25,6 +25,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # the abbreviations papers use.
 _ENDS_SENTENCE = re.compile(r"[^\s\d][.!?][\"')\]]?$")
 _ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "etc.", "Fig.", "Eq.", "vs.", "cf.", "No.")
+# What the model wrote since its last sentence when it is nothing but marks (or the start of
+# one): held back until a word follows.
+_MARKS_ONLY = re.compile(r"(?:\s*\[\d*(?:\s*,\s*\d*)*\]?)*\s*")
 
 
 def citation_marks(answer: str) -> list[int]:
@@ -80,6 +83,7 @@ def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens
     choices = [f"{r}]" for r in ranks]
     while budget > 0:
         space = ""  # what the model wrote after its sentence, put back after the mark
+        held = ""  # marks with no words yet (_MARKS_ONLY)
         with closing(engine.continue_reply(messages, reply, budget, stop)) as pieces:
             for piece in pieces:
                 budget -= 1
@@ -94,9 +98,20 @@ def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens
                     space = rest[:len(rest) - len(rest.lstrip())]
                     piece = piece[:cut]
                 reply += piece
-                yield piece
+                if _MARKS_ONLY.fullmatch(reply[sentence_start:]):
+                    # A small model may go on writing "[1]" line after line once its
+                    # sentence is marked (the 135M did, 50 times): a second mark with no word
+                    # between is the end of the answer, and the held marks are not shown.
+                    if len(_CITATION.findall(reply[sentence_start:])) > 1:
+                        return
+                    held += piece
+                    continue
+                yield held + piece
+                held = ""
                 if space:
                     break
+        if held:  # one mark, and then the model ended: it is the model's own citation
+            yield held
         sentence = reply[sentence_start:]
         if (sentence.strip() and not stop.is_set() and not is_refusal(reply)
                 and not set(citation_marks(sentence)) & set(ranks)):
