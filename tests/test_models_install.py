@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core.prepare import install, prepare
+from core.prepare import ONNX_EXPORT_VERSION, install, prepare
 from core.registry import STAMP_NAME, Part, Registry, RegistryError, folder_size, part_path
 from core.settings import PROJECT_ROOT
 
@@ -196,6 +196,12 @@ def test_install_unpacks_a_zipped_sentence_transformers_folder(tmp_path, pip_san
     (onnx / "model-int8.onnx").unlink()
     assert prepare(registry, [spec.name]) == [spec.name]
     assert (onnx / "model-int8.onnx").is_file()
+    # MiniLM's attention is fused, and an export made before fusing is made again
+    stamp = json.loads((onnx / STAMP_NAME).read_text())
+    assert stamp["fused"] and stamp["version"] == ONNX_EXPORT_VERSION
+    (onnx / STAMP_NAME).write_text(json.dumps({**stamp, "version": 1, "fused": False}))
+    assert prepare(registry, [spec.name]) == [spec.name]
+    assert json.loads((onnx / STAMP_NAME).read_text())["version"] == ONNX_EXPORT_VERSION
 
     (folder / "model.safetensors").write_bytes(b"damaged")
     assert registry.state(spec).status == "corrupt"

@@ -175,13 +175,16 @@ def test_documents_embed_with_the_engine_the_settings_pin(monkeypatch):
         load_settings()
 
 
-def test_auto_embeds_documents_in_int8_on_a_cpu_without_fast_bf16(monkeypatch):
+def test_auto_embeds_documents_in_int8_on_a_cpu_without_amx(monkeypatch):
     from core.rag import embeddings
 
-    monkeypatch.setattr(embeddings, "bf16_is_fast", lambda: False)  # this CPU has it
+    monkeypatch.setattr(embeddings, "bf16_matrix_units", lambda: False)  # a CPU may have it
     settings = load_settings()
     assert embeddings.get_embedder(settings).engine == "onnxruntime int8"
     assert embeddings.query_embedder(settings).engine == "onnxruntime float32"
+    monkeypatch.setattr(embeddings, "bf16_matrix_units", lambda: True)
+    monkeypatch.setattr(embeddings, "bf16_is_fast", lambda: True)
+    assert embeddings.get_embedder(settings).engine == "sentence-transformers bfloat16"
 
 
 def test_off_topic_hits_score_high_but_match_weakly(papers):

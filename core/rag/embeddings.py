@@ -1,9 +1,9 @@
 """Sentence embeddings from a registry model, normalised.
 
 Two engines give (nearly) the same vectors: sentence-transformers on torch (bf16 where the CPU
-runs it fast: ~2.6x fp32 on AVX512-bf16), and the model exported to ONNX by `models prepare`,
-run by onnxruntime in float32 or, with int8 weights, at a cosine of 0.993 to float32's.
-Documents embed with torch in bf16 where that is fast, else with ONNX in int8; a question
+has AMX: ~2.6x fp32), and the model exported to ONNX by `models prepare`, attention fused, run
+by onnxruntime in float32 or, with int8 weights, at a cosine of 0.99 to float32's. Documents
+embed with torch in bf16 on a CPU with AMX, else with ONNX in int8; a question
 always embeds with ONNX when the export exists, because a fresh process (`python -m core
 search`) then never pays the seconds of importing torch. `Embedder.engine` says which ran."""
 
@@ -18,7 +18,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from core import files
 from core.errors import InputError
-from core.health import bf16_is_fast
+from core.health import bf16_is_fast, bf16_matrix_units
 from core.registry import STAMP_NAME, ModelSpec, Registry, read_stamp
 from core.settings import Settings
 
@@ -99,9 +99,10 @@ def _pick(registry: Registry, spec: ModelSpec, for_queries: bool,
         raise InputError(f"{spec.name} has no ONNX export; run `python -m core models prepare`")
     if engine == "auto" and exported and for_queries:
         engine = "onnx"
-    elif engine == "auto" and exported and not bf16_is_fast():
-        # Without fast bf16, int8 embeds documents 1.5-1.9x faster than float32 with the same
-        # hits (bench/README.md); an export older than its int8 copy has float32 only.
+    elif engine == "auto" and exported and not bf16_matrix_units():
+        # Without AMX the fused int8 graph embeds documents fastest, with the same hits: on an
+        # AMD EPYC with AVX512-bf16, 80 chunks/s against torch bf16's 64 (bench/README.md); an
+        # export older than its int8 copy has float32 only.
         engine = "onnx-int8" if "int8" in exported else "onnx"
     if engine.startswith("onnx"):
         return _load(spec.name, str(onnx), engine)
