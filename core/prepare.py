@@ -228,10 +228,10 @@ ONNX_EXPORT_VERSION = 2
 
 
 def quantize_int8(model: Path, target: Path) -> None:
-    """Weights in int8 per output channel, activations quantized on the fly: on CPUs without
-    fast bf16 it embeds 1.5-1.9x faster than float32 (torch or ONNX), and its vectors keep a
-    cosine of 0.993 to float32's (0.948 with one scale per tensor, the default); see
-    bench/README.md for what it does to retrieval."""
+    """Weights in int8 per output channel, activations quantized on the fly: it embeds
+    1.5-1.9x faster than float32 (torch or ONNX), and its vectors keep a mean cosine of 0.99 to
+    float32's (0.948 with one scale per tensor, the default); see bench/README.md for what it
+    does to retrieval."""
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
