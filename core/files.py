@@ -68,6 +68,11 @@ def check_room(folder: Path, need: int = 0) -> None:
         raise _full(folder, free, need)
 
 
+def says_disk_full(text: str) -> bool:
+    """Whether an error's text is the system's (or a library's) words for a full disk."""
+    return any(words in text.lower() for words in FULL_DISK_WORDS)
+
+
 def disk_full(exc: BaseException, folder: Path) -> DiskFull | None:
     """The plain message for a write that failed because the disk is full, naming `folder`
     (where it was writing), or None for any other failure. Libraries wrap the OSError (SQLite
@@ -79,8 +84,8 @@ def disk_full(exc: BaseException, folder: Path) -> DiskFull | None:
     while seen is not None:
         if isinstance(seen, DiskFull):
             return seen
-        if (isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
-                words in str(seen).lower() for words in FULL_DISK_WORDS):
+        if (isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)) \
+                or says_disk_full(str(seen)):
             break
         seen = seen.__cause__ or seen.__context__
     else:

@@ -393,7 +393,7 @@ def _pip_install(spec: ModelSpec, parts: list[Part], reinstall: bool,
     importlib.invalidate_caches()  # the new packages' folders must be seen by this process
     if pip.returncode != 0:
         errors = [t for t in tail if t.startswith("ERROR")] or list(tail)[-1:]
-        if any(words in t.lower() for t in errors for words in files.FULL_DISK_WORDS):
+        if any(files.says_disk_full(t) for t in errors):
             raise files.DiskFull(f"{spec.name}: the disk filled up while pip installed its "
                                  f"packages ({errors[0][:200]}); free some space, then run "
                                  f"`{prepare_command(spec)}`")
