@@ -119,17 +119,21 @@ def test_a_reader_that_goes_away_leaves_the_model_free_once_stopped(engine):
 
 
 # The window around each hit ------------------------------------------------------------------
-def chunk_row(chunk: int, text: str, page: int = 1, start: int | None = None) -> dict:
+SECTION = "3.1 Pre-training BERT"
+
+
+def chunk_row(chunk: int, text: str, page: int = 1, start: int | None = None,
+              section: str = SECTION) -> dict:
     start = chunk * 1000 if start is None else start  # apart: no overlap
     return {"doc_id": "doc", "file": "paper.pdf", "chunk": chunk, "page": page, "start": start,
-            "end": start + len(text), "text": text}
+            "end": start + len(text), "text": text, "section": section}
 
 
 def hit_at(rank: int, chunk: int, text: str) -> Hit:
     row = chunk_row(chunk, text)
     return Hit(rank=rank, score=1 / rank, doc="paper.pdf", page=1, chunk_id=f"c{chunk}",
                text=text, retriever="dense", doc_id="doc", chunk=chunk, start=row["start"],
-               end=row["end"], section="3.1 Pre-training BERT")
+               end=row["end"], section=SECTION)
 
 
 def prompt_tokens(engine, plan) -> int:
@@ -179,14 +183,27 @@ def test_window_fills_the_budget_best_hits_first(engine):
     engine.context_window = 4096
 
     # A budget for the neighbours' text: two chunks' worth, taken ring by ring, best hits
-    # first (hit 1's other side is hit 3), whatever room the model's window has.
+    # first (hit 1's other side is hit 3), the chunk after a hit before the one before it,
+    # whatever room the model's window has.
     two = 2 * engine.count_tokens(words("n9x"))
     capped = build_prompt("q?", hits, engine, 128, nearby, window=2, window_tokens=two)
     text = capped.messages[-1]["content"]
-    assert [i for i in (8, 9, 12, 13, 18, 19, 21, 22) if words(f"n{i}x") in text] == [9, 19]
+    assert [i for i in (8, 9, 12, 13, 18, 19, 21, 22) if words(f"n{i}x") in text] == [9, 21]
     assert [h.rank for h in capped.used] == [1, 2, 3]
     assert build_prompt("q?", hits, engine, 128, nearby, window=2,
                         window_tokens=two - 1).windows[2] == {"before": "", "after": ""}
+
+
+def test_window_keeps_to_the_hits_section(engine):
+    """The chunk before a hit that opens a section ends another section: not read with it."""
+    engine.context_window = 4096
+    hit = hit_at(1, 5, "3.1 Pre-training BERT. We pre-train BERT using two unsupervised tasks.")
+    nearby = {("doc", 4): chunk_row(4, "Transfer from machine translation.",
+                                    section="2.3 Transfer Learning"),
+              ("doc", 6): chunk_row(6, "Task #1: Masked LM.")}
+    plan = build_prompt("What are the tasks?", [hit], engine, 128, nearby, window=1)
+    assert plan.windows[1] == {"before": "", "after": "Task #1: Masked LM."}
+    assert "machine translation" not in plan.messages[-1]["content"]
 
 
 @pytest.mark.slow

@@ -105,10 +105,10 @@ def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tok
                  nearby: dict[Key, dict] | None = None, window: int = 0,
                  window_tokens: int = 0) -> PromptPlan:
     """Whole chunks in rank order while they fit the model's window (a chunk that does not fit
-    is dropped, never cut); then, one ring of `window` at a time, the neighbouring chunks from
-    `nearby` around each hit, best hits first, while they fit and, with `window_tokens`, while
-    the neighbours' text stays within that many tokens. Chunks that meet are merged into one
-    passage, so no text is given twice."""
+    is dropped, never cut); then, one ring of `window` at a time, the neighbouring chunks of the
+    same section from `nearby` around each hit, best hits first, the one after before the one
+    before, while they fit and, with `window_tokens`, while the neighbours' text stays within
+    that many tokens. Chunks that meet are merged into one passage, so no text is given twice."""
     limit = engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
     chosen: dict[Key, dict] = {}
 
@@ -123,9 +123,14 @@ def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tok
     spare = window_tokens or limit
     for distance in range(1, window + 1):
         for hit in hits:
-            for step in (-1, 1):
+            # The text after a hit first, and only within its section: a hit that ends
+            # "…two unsupervised tasks, described in this section" goes on in the chunks after
+            # it, while the chunk before a hit that opens a section is another section's end
+            # (over BERT, the 0.5B answered from such a chunk: "natural language inference").
+            for step in (1, -1):
                 key, inner = ((hit.doc_id, hit.chunk + step * d) for d in (distance, distance - 1))
-                if key in nearby and key not in chosen and inner in chosen:
+                if key in nearby and key not in chosen and inner in chosen \
+                        and nearby[key].get("section", "") == hit.section:
                     cost = engine.count_tokens(nearby[key]["text"])
                     if cost <= spare and fits(key, nearby[key]):
                         chosen[key] = nearby[key]

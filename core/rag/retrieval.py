@@ -34,13 +34,14 @@ Method = Literal["dense", "bm25", "hybrid"]
 DEFAULT_K = 3
 DEFAULT_WINDOW = 1
 MAX_WINDOW = 3
-# Neighbouring text the model reads in all, best hits first (0: as much as its window holds):
-# about one 500-character chunk. bench/answers.py (2026-12-01, 0.5B model, 10 SQuAD and 16
-# QASPER answerable questions): token F1 SQuAD / QASPER 0.24 / 0.15 with no cap, 0.22 / 0.19 at
-# 128, 0.19 / 0.24 with no neighbours; median time to first token x1.30 / x2.48 the reference
-# setup's with no cap, x1.26 / x1.36 at 128 (issue 13's bound: x1.5). The F1 differences are
-# within a question or two; the time is not.
-DEFAULT_WINDOW_TOKENS = 128
+# Neighbouring text the model reads in all, best hits first (0: as much as its window holds).
+# bench/answers.py, 0.5B model, 30 + 30 SQuAD and 24 + 6 QASPER questions, idle machine, three
+# runs (bench/README.md): token F1 SQuAD / QASPER 0.34-0.36 / 0.13-0.14 at 128 tokens, 0.38 /
+# 0.12 at 64, 0.37 / 0.13 with no neighbours; median time to first token x1.30-1.34 /
+# x1.63-1.72 the reference set-up's at 128 (issue 13's bound: x1.5), x1.12-1.14 / x1.30-1.35 at
+# 64. At 64 a whole 500-character neighbour does not fit; a short one (a paragraph's or a
+# section's end) does.
+DEFAULT_WINDOW_TOKENS = 64
 MAX_WINDOW_TOKENS = 8192
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
 SCORE_MEANING = {
