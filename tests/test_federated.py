@@ -38,7 +38,13 @@ def test_two_clients_two_rounds_lower_the_global_loss(studio_env, models_env, tm
     report = run(config, models_env)
     rounds = report["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
-    assert rounds[2]["loss"] < rounds[1]["loss"] < rounds[0]["loss"]
+    # Round 2's clients start from round 1's average, so their training loss is lower. The
+    # global test loss falls over the two rounds; round 1 alone moves it by ~1e-4 (LoRA's B
+    # starts at zero), below what bf16 resolves on a CPU that trains in bf16, so it may not.
+    train = [sum(c["loss"] * c["examples"] for c in r["clients"])
+             / sum(c["examples"] for c in r["clients"]) for r in rounds[1:]]
+    assert train[1] < train[0]
+    assert rounds[2]["loss"] < rounds[0]["loss"]
     assert [c["client"] for c in rounds[1]["clients"]] == [0, 1]
     assert sum(c["examples"] for c in rounds[1]["clients"]) == 48  # the whole training split
     meta = json.loads((models_env / "adapters" / "fed" / "studio-adapter.json").read_text())
