@@ -311,9 +311,10 @@ def export_onnx(source: Path, target: Path, name: str, progress: ProgressFn = _q
         progress(PrepareEvent(name, "export", 0.5, "fusing attention"))
         fused = fuse_attention(plain, staging / "model.onnx", model.config.num_attention_heads,
                                model.config.hidden_size, feeds)
-        if not fused:
+        if fused:
+            plain.unlink()
+        else:
             plain.rename(staging / "model.onnx")
-        plain.unlink(missing_ok=True)
         tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
         progress(PrepareEvent(name, "export", 0.8, "quantizing a copy to int8"))
         quantize_int8(staging / "model.onnx", staging / ONNX_INT8)
