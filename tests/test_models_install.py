@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from core.prepare import ONNX_EXPORT_VERSION, install, prepare
+from core.onnx_export import ONNX_EXPORT_VERSION
+from core.prepare import install, prepare
 from core.registry import STAMP_NAME, Part, Registry, RegistryError, folder_size, part_path
 from core.settings import PROJECT_ROOT
 
