@@ -24,8 +24,10 @@ greedy, at most MAX_NEW_TOKENS) unless named:
 Measures: token F1 (SQuAD's normalisation, best over the gold answers) and gold-word recall
 (share of the gold answer's words found in the answer) on answerable questions, with [n] marks
 removed; share of non-refusal answers with a valid [n] (a passage the model was given);
-refusals on unanswerable questions; false refusals on answerable ones; seconds per answer;
-median time to first token. Prints a table and JSON.
+share of marked answers to answerable questions whose marks point at the answer ("[n] right":
+a marked passage overlaps the gold paragraph; the Studio's configurations); refusals on
+unanswerable questions; false refusals on answerable ones; seconds per answer; median time to
+first token. Prints a table and JSON.
 """
 
 from __future__ import annotations
@@ -100,9 +102,11 @@ def studio(settings, chroma, engine, name: str, question: str,
     for _ in turn.stream():
         pass
     answer = turn.result()
-    return {"text": answer.text, "valid_citation": bool(answer.cited)
-            and not answer.citations_inferred, "ttft_s": turn.stats.ttft_s,
-            "model_asked": answer.answerable, "seconds": time.perf_counter() - started}
+    marked = [] if answer.citations_inferred else answer.cited
+    return {"text": answer.text, "valid_citation": bool(marked), "ttft_s": turn.stats.ttft_s,
+            "model_asked": answer.answerable, "seconds": time.perf_counter() - started,
+            "cited_spans": [(h.doc_id, h.start, h.end) for h in answer.sources
+                            if h.rank in marked]}
 
 
 def reference(settings, chroma, engine, name: str, question: str) -> dict:
@@ -133,6 +137,14 @@ RUNNERS = {"studio defaults": studio, "studio 1.5B": studio, "reference": refere
            "no retrieval": no_retrieval}
 
 
+def cites_the_answer(cited_spans: list, gold_doc: str, gold: set[int],
+                     paragraphs: list[tuple[int, int]]) -> bool:
+    """Whether a passage the answer marks overlaps a paragraph that holds the gold answer
+    (SQuAD: the question's passage; QASPER: its annotators' evidence)."""
+    return any(doc == gold_doc and start < paragraphs[p][1] and paragraphs[p][0] < end
+               for doc, start, end in cited_spans for p in gold)
+
+
 def summarise(rows: list[dict]) -> dict:
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
@@ -144,6 +156,9 @@ def summarise(rows: list[dict]) -> dict:
         "f1": round(statistics.mean(r["f1"] for r in answerable), 3),
         "gold_recall": round(statistics.mean(r["recall"] for r in answerable), 3),
         "valid_citation": share([r for r in answered if r["valid_citation"]], answered),
+        "cites_the_answer": share([r for r in marked if r["cites_the_answer"]], marked)
+        if (marked := [r for r in answerable if r.get("cites_the_answer") is not None])
+        else None,
         "refused_unanswerable": share([r for r in unanswerable if r["refused"]], unanswerable),
         "false_refusals": share([r for r in answerable if r["refused"]], answerable),
         "seconds_per_answer": round(statistics.mean(r["seconds"] for r in rows), 2),
@@ -154,7 +169,8 @@ def summarise(rows: list[dict]) -> dict:
 
 def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -> dict[str, dict]:
     embedder = get_embedder(settings)
-    store_documents(chroma, embedder, qa.name, qa.documents)
+    spans = store_documents(chroma, embedder, qa.name, qa.documents)
+    doc_of = {id(q): doc_id for doc_id, q in qa.questions}
     store_documents(chroma, embedder, f"{qa.name}-ref", qa.documents, reference_chunks)
     rows: dict[str, list[dict]] = {c: [] for c in engines}
     for i, question in enumerate(questions, 1):
@@ -165,6 +181,10 @@ def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -
                        f1=f1(got["text"], question.answers) if question.answerable else None,
                        recall=recall(got["text"], question.answers)
                        if question.answerable else None, question=question.text)
+            if question.answerable and got.get("cited_spans"):
+                doc = doc_of[id(question)]
+                got["cites_the_answer"] = cites_the_answer(got["cited_spans"], doc,
+                                                           question.gold, spans[doc])
             rows[config].append(got)
             print(f"  {qa.name} {i}/{len(questions)} {config}: {got['seconds']:.0f} s, "
                   f"{got['text'][:90]!r}", flush=True)
@@ -185,6 +205,10 @@ def main() -> None:
     parser.add_argument("--window-tokens", default="",
                         help="also the defaults with at most these many tokens of neighbouring "
                              f"text, e.g. 128,256 (the defaults: {DEFAULT_WINDOW_TOKENS or 'no cap'})")
+    parser.add_argument("--configs", default="",
+                        help="only these configurations, comma-separated (e.g. 'studio "
+                             "defaults'); the targets need the defaults, reference and no "
+                             "retrieval")
     parser.add_argument("--rescore", metavar="JSON",
                         help="score an earlier run's answers again (its JSON line) instead of "
                              "running, after a change to how refusals or marks are read")
@@ -209,12 +233,16 @@ def main() -> None:
     for config, options in variants.items():
         RUNNERS[config] = functools.partial(studio, options=options)
         engines[config] = engine
+    if args.configs:
+        wanted = {c.strip() for c in args.configs.split(",")}
+        engines = {c: e for c, e in engines.items() if c in wanted}
     started = time.perf_counter()
     results = {}
     for qa, sizes in ((squad_set(), args.squad), (qasper_set(), args.qasper)):
         results[qa.name] = run(settings, chroma, engines, qa, subset(qa, *sizes))
     print_table(results, engine.name)
-    targets = {name: targets_met(configs) for name, configs in results.items()}
+    targets = {name: targets_met(configs) for name, configs in results.items()
+               if {"studio defaults", "reference", "no retrieval"} <= configs.keys()}
     print(json.dumps({"engine": engine.name, "max_new_tokens": MAX_NEW_TOKENS,
                       "subset": {"squad": args.squad, "qasper": args.qasper},
                       "default_window": DEFAULT_WINDOW,
@@ -225,14 +253,16 @@ def main() -> None:
 
 def print_table(results: dict, engine_name: str) -> None:
     header = (f"{'set':<8}{'configuration':<19}{'F1':>6}{'recall':>8}{'[n] ok':>8}"
-              f"{'refused':>9}{'false ref':>10}{'s/answer':>10}{'TTFT':>7}{'TTFT asked':>11}")
+              f"{'[n] right':>10}{'refused':>9}{'false ref':>10}{'s/answer':>10}{'TTFT':>7}"
+              f"{'TTFT asked':>11}")
     print(f"\n{engine_name} (studio 1.5B: {LARGER_MODEL}, when installed)\n{header}")
     for name, configs in results.items():
         for config, r in configs.items():
-            cells = [r["f1"], r["gold_recall"], r["valid_citation"], r["refused_unanswerable"],
-                     r["false_refusals"]]
+            cells = [r["f1"], r["gold_recall"], r["valid_citation"], r.get("cites_the_answer"),
+                     r["refused_unanswerable"], r["false_refusals"]]
             print(f"{name:<8}{config:<19}" + "".join(
-                f"{'-' if v is None else f'{v:.2f}':>{w}}" for v, w in zip(cells, (6, 8, 8, 9, 10)))
+                f"{'-' if v is None else f'{v:.2f}':>{w}}"
+                for v, w in zip(cells, (6, 8, 8, 10, 9, 10)))
                 + f"{r['seconds_per_answer']:>10.1f}{r['median_ttft_s']:>7.2f}"
                 + f"{r['median_ttft_model_asked_s'] or 0:>11.2f}")
 
