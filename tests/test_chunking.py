@@ -39,9 +39,6 @@ def test_unwrap_joins_paragraph_lines_and_keeps_headings_and_lists():
             "\nuse them.\n\nWe list:\n• one thing\n• another thing")
     assert unwrap(text) == ("3.1 Pre-training BERT\n\nUnlike Peters et al. (2018a) and Radford "
                             "et al. we do not use them.\n\nWe list:\n• one thing\n• another thing")
-    # A numbered line that the next one continues in lower case is a list item, not a heading.
-    assert unwrap("1. Question: Does BERT really need such\na large amount of pre-training?") \
-        == "1. Question: Does BERT really need such a large amount of pre-training?"
     # A heading inside a paragraph (no blank line around it) becomes a paragraph of its own.
     assert unwrap("it ends here.\n2 Related Work\nThere is") == \
         "it ends here.\n\n2 Related Work\n\nThere is"

@@ -197,13 +197,10 @@ def _unwrap_paragraph(block: str) -> str:
     the layout did not mark (pypdfium2 marks none)."""
     lines = block.split("\n")
     width = statistics.median(len(line) for line in lines)  # hyphen joins lengthen a few
-    # A line the next one continues in lower case is no heading: "1. Question: Does BERT
-    # really need such" / "a large amount of pre-training …" is a list item.
-    continued = [nxt[:1].islower() for nxt in lines[1:]] + [False]
-    out, prev_heading = lines[0], is_heading(lines[0]) and not continued[0]
-    for i, (prev, line) in enumerate(zip(lines, lines[1:]), start=1):
+    out, prev_heading = lines[0], is_heading(lines[0])
+    for prev, line in zip(lines, lines[1:]):
         ends_sentence = bool(_SENTENCE_END.search(prev))
-        heading = is_heading(line) and (ends_sentence or prev_heading) and not continued[i]
+        heading = is_heading(line) and (ends_sentence or prev_heading)
         paragraph_end = (_PARAGRAPH_END.search(prev) and len(prev) < 0.7 * width
                          and line[:1].isupper())
         if heading or prev_heading or paragraph_end:
