@@ -22,10 +22,8 @@ DEFAULT_CHUNK_SIZE = 500  # the reference notebook's setting
 DEFAULT_CHUNK_OVERLAP = 50
 # Stored in each collection: collections chunked by an older version offer a re-index.
 # 1: langchain's recursive splitter over raw layout lines; 2: paragraphs, titles, sections;
-# 3: the embedded text leaves the document's title out (Chunk.embedded_text); 4: a figure's
-# labels dropped, table rows no longer taken for headings, paragraph breaks inside a sentence
-# undone (core.rag.layout).
-CHUNKING_VERSION = 4
+# 3: the embedded text leaves the document's title out (Chunk.embedded_text).
+CHUNKING_VERSION = 3
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
