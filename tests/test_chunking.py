@@ -39,20 +39,26 @@ def test_unwrap_joins_paragraph_lines_and_keeps_headings_and_lists():
             "\nuse them.\n\nWe list:\n• one thing\n• another thing")
     assert unwrap(text) == ("3.1 Pre-training BERT\n\nUnlike Peters et al. (2018a) and Radford "
                             "et al. we do not use them.\n\nWe list:\n• one thing\n• another thing")
+    # A numbered line that the next one continues in lower case is a list item, not a heading.
+    assert unwrap("1. Question: Does BERT really need such\na large amount of pre-training?") \
+        == "1. Question: Does BERT really need such a large amount of pre-training?"
     # A heading inside a paragraph (no blank line around it) becomes a paragraph of its own.
     assert unwrap("it ends here.\n2 Related Work\nThere is") == \
         "it ends here.\n\n2 Related Work\n\nThere is"
 
 
 @pytest.mark.parametrize("line", ["3.1 Pre-training BERT", "Abstract", "1 Introduction",
-                                  "A.2 Details of the Setup", "RELATED WORK", "References"])
+                                  "A.2 Details of the Setup", "RELATED WORK", "References",
+                                  "SECTION 3", "TERMS AND CONDITIONS"])
 def test_headings_are_found(line):
     assert is_heading(line)
 
 
 @pytest.mark.parametrize("line", ["1 BERTBASE 84.6 83.4", "2 layers are stacked in the",
-                                  "This is a sentence.", "BERT BERT", "12", "Figure 1: The model,"])
-def test_table_rows_and_sentences_are_not_headings(line):
+                                  "This is a sentence.", "BERT BERT", "12", "Figure 1: The model,",
+                                  "BERTBASE 81.6 -", "E[CLS] E1 E[SEP]... EN E1’ ... EM’",
+                                  "MASK SAME RND MNLI NER", "GPT-3 (FT) 175,255.8M 73.8 89.5"])
+def test_table_rows_figure_labels_and_sentences_are_not_headings(line):
     assert not is_heading(line)
 
 
@@ -97,6 +103,9 @@ def test_bert_title_and_the_pre_training_section():
     assert any("Masked LM" in c.text for c in section)
     assert any("Next Sentence Prediction" in c.text for c in section)
     assert section[0].title == doc.title
+    # Every section is a real heading: no table row or figure label ("BERTBASE 81.6 -",
+    # "E[CLS] E1 E[SEP]...") heads the chunks after it.
+    assert not any("[SEP]" in c.section or "BERTBASE" in c.section for c in chunks)
     assert section[0].embedded_text == contextual_text("", "3.1 Pre-training BERT",
                                                        section[0].text)
     assert section[0].embedded_text.startswith("3.1 Pre-training BERT · 3.1 Pre-training BERT")

@@ -22,8 +22,11 @@ DEFAULT_CHUNK_SIZE = 500  # the reference notebook's setting
 DEFAULT_CHUNK_OVERLAP = 50
 # Stored in each collection: collections chunked by an older version offer a re-index.
 # 1: langchain's recursive splitter over raw layout lines; 2: paragraphs, titles, sections;
-# 3: the embedded text leaves the document's title out (Chunk.embedded_text).
-CHUNKING_VERSION = 3
+# 3: the embedded text leaves the document's title out (Chunk.embedded_text); 4: capitals are
+# a heading only when they read as words, and a numbered line that the next line continues in
+# lower case is a list item (core.rag.layout.is_heading, table rows and figure labels had
+# become sections).
+CHUNKING_VERSION = 4
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")

@@ -102,6 +102,7 @@ _SENTENCE_END = re.compile(r"[.!?:][\"'”’)\]]?$")
 _PARAGRAPH_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bFig)(?<!\bEq)(?<!\bvs)(?<!\bcf)"
                             r"[.!?][\"'”’)\]]?$")
 _FRAGMENT = 5  # characters: vertical text (the arXiv stamp) comes out a few letters a line
+_CAPITAL_WORD = re.compile(r"[A-Z][A-Z'’&-]*[.:]?|&|\d{1,3}\.?")
 
 
 def is_heading(line: str) -> bool:
@@ -121,7 +122,19 @@ def is_heading(line: str) -> bool:
     words = line.split()
     letters = [c for c in line if c.isalpha()]
     return (2 <= len(words) <= 8 and len(letters) >= 6 and all(c.isupper() for c in letters)
-            and len(set(words)) == len(words))
+            and len(set(words)) == len(words) and _mostly_words(words))
+
+
+def _mostly_words(words: list[str]) -> bool:
+    """Capitals that read as words ("RELATED WORK", "ARTICLE I", "SECTION 3"), not a table's
+    header or a figure's labels ("BERTBASE 81.6 -", "E[CLS] E1 E[SEP]", "MASK SAME RND MNLI
+    NER"): every word made of letters (or a bare number), and more than half of the lettered
+    ones English when the word list is at hand."""
+    if not all(_CAPITAL_WORD.fullmatch(w) for w in words):
+        return False
+    lettered = [w.strip(".:").lower() for w in words if not w[0].isdigit()]
+    known = _known_words()
+    return bool(lettered) and (not known or 2 * sum(w in known for w in lettered) > len(lettered))
 
 
 def unwrap(text: str) -> str:
@@ -144,10 +157,13 @@ def _unwrap_paragraph(block: str) -> str:
     the layout did not mark (pypdfium2 marks none)."""
     lines = block.split("\n")
     width = statistics.median(len(line) for line in lines)  # hyphen joins lengthen a few
-    out, prev_heading = lines[0], is_heading(lines[0])
-    for prev, line in zip(lines, lines[1:]):
+    # A line the next one continues in lower case is no heading: "1. Question: Does BERT
+    # really need such" / "a large amount of pre-training …" is a list item.
+    continued = [nxt[:1].islower() for nxt in lines[1:]] + [False]
+    out, prev_heading = lines[0], is_heading(lines[0]) and not continued[0]
+    for i, (prev, line) in enumerate(zip(lines, lines[1:]), start=1):
         ends_sentence = bool(_SENTENCE_END.search(prev))
-        heading = is_heading(line) and (ends_sentence or prev_heading)
+        heading = is_heading(line) and (ends_sentence or prev_heading) and not continued[i]
         paragraph_end = (_PARAGRAPH_END.search(prev) and len(prev) < 0.7 * width
                          and line[:1].isupper())
         if heading or prev_heading or paragraph_end:
