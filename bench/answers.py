@@ -43,7 +43,7 @@ from pathlib import Path
 
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-answers-")
 
-from bench.qa import QaSet, Question, qasper_set, squad_set, store_documents
+from bench.qa import QaSet, Question, overlaps, qasper_set, squad_set, store_documents
 from core.rag import store
 from core.rag.answers import RagTurn, no_context_stream
 from core.rag.chunking import Chunk
@@ -141,8 +141,9 @@ def cites_the_answer(cited_spans: list, gold_doc: str, gold: set[int],
                      paragraphs: list[tuple[int, int]]) -> bool:
     """Whether a passage the answer marks overlaps a paragraph that holds the gold answer
     (SQuAD: the question's passage; QASPER: its annotators' evidence)."""
-    return any(doc == gold_doc and start < paragraphs[p][1] and paragraphs[p][0] < end
-               for doc, start, end in cited_spans for p in gold)
+    gold_spans = [paragraphs[p] for p in gold]
+    return any(doc == gold_doc and overlaps(start, end, gold_spans)
+               for doc, start, end in cited_spans)
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -24,7 +24,7 @@ os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-calibrate-")
 
 import numpy as np
 
-from bench.qa import QaSet, qasper_set, squad_set, store_documents
+from bench.qa import QaSet, overlaps, qasper_set, squad_set, store_documents
 from core.rag import store
 from core.rag.embeddings import get_embedder
 from core.rag.retrieval import RetrievalOptions, search
@@ -42,9 +42,8 @@ def normalise(text: str) -> str:
 def supports(hit, doc_id: str, question, spans) -> bool:
     if hit.doc_id != doc_id or not question.answerable:
         return False
-    overlaps = any(hit.start < end and start < hit.end
-                   for start, end in (spans[doc_id][i] for i in question.gold))
-    return overlaps and (len(spans[doc_id]) > 1  # QASPER: the evidence paragraph itself
+    in_gold = overlaps(hit.start, hit.end, [spans[doc_id][i] for i in question.gold])
+    return in_gold and (len(spans[doc_id]) > 1  # QASPER: the evidence paragraph itself
                          or any(normalise(a) in normalise(hit.text) for a in question.answers))
 
 

@@ -99,6 +99,12 @@ def qasper_set() -> QaSet:
     return QaSet("qasper", docs, questions)
 
 
+def overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    """Whether the character span start:end shares text with any of `spans` (the gold
+    paragraphs' spans, as store_documents returns them)."""
+    return any(start < stop and begin < end for begin, stop in spans)
+
+
 def store_documents(chroma, embedder, name: str, docs: list[Document], chunks_of=None
                     ) -> dict[str, list[tuple[int, int]]]:
     """A collection holding `docs` (paragraphs joined by blank lines, one page each), chunked

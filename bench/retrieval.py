@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-retrieval-")
 
-from bench.qa import qasper, squad
+from bench.qa import overlaps, qasper, squad
 from core.rag import store
 from core.rag.chunking import chunk_pages
 from core.rag.embeddings import get_embedder
@@ -58,9 +58,8 @@ def evaluate(settings, chroma, dataset) -> dict[str, dict]:
             gold_spans = [spans[i] for i in gold]
             for method, options in METHODS.items():
                 hits = search(settings, name, question, options, chroma).hits
-                first = next((h.rank for h in hits
-                              if any(h.start < end and start < h.end
-                                     for start, end in gold_spans)), None)
+                first = next((h.rank for h in hits if overlaps(h.start, h.end, gold_spans)),
+                             None)
                 ranks[method].append(first)
     return {m: summarise(r) for m, r in ranks.items()}
 
