@@ -8,18 +8,18 @@ command line) keeps one run near 15 minutes on 2 shared cores.
 
 Configurations, with the default chat model (Qwen2.5-Coder-0.5B-Instruct through llama.cpp,
 greedy, at most MAX_NEW_TOKENS) unless named:
-- studio defaults: chunking v3 (500/50, title and section; the title not embedded), hybrid
-  top-3 (DEFAULT_K), a window of one neighbour (DEFAULT_WINDOW), the Studio's prompt with the model's own passage marks
-  (core.rag.citations.stream_marked), and the answerability check (core.rag.relevance);
+- studio defaults: the Studio's chunking (500/50, title and section; the title not embedded),
+  hybrid candidates ordered by relevance (core.rag.relevance), the top DEFAULT_K, a window of
+  DEFAULT_WINDOW neighbours (at most DEFAULT_WINDOW_TOKENS), the Studio's prompt with the
+  model's own passage marks (core.rag.citations.stream_marked), and the answerability check;
 - studio 1.5B: the same with Qwen2.5-Coder-1.5B-Instruct, when it is installed
   (`python -m core models install qwen2.5-coder-1.5b-instruct`; skipped otherwise);
 - reference: langchain's RecursiveCharacterTextSplitter(500, 50), dense top-3, the chunks
   numbered [1]–[3] in LangChain's "stuff" question-answering prompt;
 - no retrieval: the question alone;
-- studio window N (with `--windows`): the defaults with N neighbours each side of a hit instead
-  of DEFAULT_WINDOW, and studio ≤T tokens (with `--window-tokens`): the defaults with at most T
-  tokens of neighbouring text in all, to choose the window by answer quality and time to first
-  token together.
+- studio FIELD=VALUE ... (with `--variants`): the defaults with those retrieval options changed
+  (`--variants k=4,window=0` runs "studio k=4 window=0"), to choose k and the window by answer
+  quality and time to first token together.
 
 Measures: token F1 (SQuAD's normalisation, best over the gold answers) and gold-word recall
 (share of the gold answer's words found in the answer) on answerable questions, with [n] marks
@@ -51,7 +51,7 @@ from core.rag.citations import cited_ranks, is_refusal
 from core.rag.embeddings import get_embedder
 from core.rag.evaluate import f1, words
 from core.rag.llm import StreamStats, get_engine, timed
-from core.rag.retrieval import DEFAULT_WINDOW, DEFAULT_WINDOW_TOKENS, RetrievalOptions, search
+from core.rag.retrieval import DEFAULT_K, DEFAULT_WINDOW, DEFAULT_WINDOW_TOKENS, RetrievalOptions, search
 from core.registry import Registry
 from core.settings import load_settings
 
@@ -192,6 +192,15 @@ def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -
     return {c: {**summarise(r), "rows": r} for c, r in rows.items()}
 
 
+def variant(spec: str) -> RetrievalOptions:
+    """'k=4,window=0' as the default RetrievalOptions with those fields changed."""
+    fields = {}
+    for part in spec.split(","):
+        name, _, value = part.partition("=")
+        fields[name.strip()] = int(value)
+    return RetrievalOptions(**fields)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--squad", type=int, nargs=2, default=(10, 10),
@@ -200,12 +209,11 @@ def main() -> None:
                         metavar=("ANSWERABLE", "UNANSWERABLE"))
     parser.add_argument("--no-larger", action="store_true",
                         help="leave out the 1.5B configuration even when it is installed")
-    parser.add_argument("--windows", default="",
-                        help="also the defaults with these neighbour counts each side, e.g. "
-                             f"0,2 (the defaults use {DEFAULT_WINDOW})")
-    parser.add_argument("--window-tokens", default="",
-                        help="also the defaults with at most these many tokens of neighbouring "
-                             f"text, e.g. 128,256 (the defaults: {DEFAULT_WINDOW_TOKENS or 'no cap'})")
+    parser.add_argument("--variants", default="",
+                        help="also the defaults with other retrieval options: ';'-separated, "
+                             "each a comma-separated list of RetrievalOptions fields, e.g. "
+                             f"'window=0;k=4,window_tokens=0' (the defaults: k={DEFAULT_K}, "
+                             f"window={DEFAULT_WINDOW}, window_tokens={DEFAULT_WINDOW_TOKENS})")
     parser.add_argument("--configs", default="",
                         help="only these configurations, comma-separated (e.g. 'studio "
                              "defaults'); the targets need the defaults, reference and no "
@@ -225,12 +233,8 @@ def main() -> None:
         del engines["studio 1.5B"]
     else:
         engines["studio 1.5B"] = get_engine(settings, model=LARGER_MODEL)
-    variants = {f"studio window {w}": RetrievalOptions(window=w)
-                for w in (int(w) for w in args.windows.split(",") if w.strip())
-                if w != DEFAULT_WINDOW}
-    variants |= {f"studio ≤{t} tokens" if t else "studio no cap": RetrievalOptions(window_tokens=t)
-                 for t in (int(t) for t in args.window_tokens.split(",") if t.strip())
-                 if t != DEFAULT_WINDOW_TOKENS}
+    variants = {"studio " + " ".join(spec.replace(",", " ").split()): variant(spec)
+                for spec in args.variants.split(";") if spec.strip()}
     for config, options in variants.items():
         RUNNERS[config] = functools.partial(studio, options=options)
         engines[config] = engine

@@ -86,8 +86,9 @@ MATCH_COLOUR: dict[Label, str] = {"strong": "green", "partial": "orange", "weak"
 def match_badge(hit: Hit, method: str) -> None:
     st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],
              help=f"About {hit.relevance:.0%} likely to hold the answer (calibrated on question-"
-                  f"answering data from the dense similarity and the question words it "
-                  f"contains). {method.capitalize()} score {hit.score:.2f}: "
+                  f"answering data from the dense similarity of the chunk, or of its best "
+                  f"sentence for the leading candidates, and the question words it contains). "
+                  f"{method.capitalize()} score {hit.score:.2f}: "
                   f"{SCORE_MEANING[method]}.")
 
 

@@ -87,8 +87,10 @@ def test_off_topic_chunk_is_not_a_strong_match():
 
 
 def test_relevance_grows_with_each_signal():
-    assert relevance.relevance(0.6, 0.5) > relevance.relevance(0.3, 0.5)
-    assert relevance.relevance(0.5, 0.8) > relevance.relevance(0.5, 0.2)
+    for rate in (relevance.relevance, relevance.sentence_relevance):
+        assert rate(0.6, 0.5) > rate(0.3, 0.5)
+        assert rate(0.5, 0.8) > rate(0.5, 0.2)
+        assert rate(0.12, 0.0) < relevance.ANSWERABLE_MIN  # off topic, either way
 
 
 def test_questions_file_plain_lines_or_jsonl(tmp_path):

@@ -6,7 +6,7 @@ from functools import cache
 
 import pytest
 
-from core.rag.chunking import DEFAULT_CHUNK_SIZE, chunk_pages, contextual_text
+from core.rag.chunking import DEFAULT_CHUNK_SIZE, chunk_pages, contextual_text, sentence_spans
 from core.rag.extract import extract
 from core.rag.layout import is_heading, join_hyphen_breaks, unwrap
 from tests.conftest import shared
@@ -109,6 +109,25 @@ def test_bert_title_and_the_pre_training_section():
     assert section[0].embedded_text == contextual_text("", "3.1 Pre-training BERT",
                                                        section[0].text)
     assert section[0].embedded_text.startswith("3.1 Pre-training BERT · 3.1 Pre-training BERT")
+
+
+def test_sentences_of_a_chunk_with_short_pieces_joined():
+    doc = paper("1810.04805_BERT.pdf")
+    first = next(c for c in chunk_pages(doc.pages, title=doc.title)
+                 if c.section == "3.1 Pre-training BERT")
+    sentences = [first.text[start:end] for start, end in sentence_spans(first.text)]
+    # The heading is too short to stand alone and opens the first sentence.
+    assert sentences[0].startswith("3.1 Pre-training BERT\n\nUnlike Peters et al.")
+    assert sentences[0].endswith("to pre-train BERT.")
+    assert ("Instead, we pre-train BERT using two unsupervised tasks, described in this section."
+            in sentences)
+    assert all(len(s.split()) >= 6 for s in sentences)
+    # Labels join the sentence after them, and a short last sentence the one before it.
+    text = ("Figure 2. NSP Mask LM. The model reads both sentences at once. It then predicts "
+            "whether the second follows the first. Or not.")
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Figure 2. NSP Mask LM. The model reads both sentences at once.",
+        "It then predicts whether the second follows the first. Or not."]
 
 
 def test_long_sentences_are_cut_between_words_with_overlap():

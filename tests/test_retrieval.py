@@ -106,7 +106,7 @@ def test_cli_search_json(papers):
     assert len(rows) == 3
     assert set(rows[0]) == {"rank", "score", "doc", "page", "chunk_id", "text", "retriever",
                             "doc_id", "chunk", "start", "end", "title", "section", "cosine",
-                            "coverage", "relevance", "match"}
+                            "coverage", "sentence_cosine", "relevance", "match"}
 
 
 def test_the_keyword_index_is_kept_between_processes_and_follows_writes(papers, tmp_path):
@@ -198,3 +198,44 @@ def test_off_topic_hits_score_high_but_match_weakly(papers):
         assert all(h.cosine < 0.4 for h in hits), method
     on_topic = search(settings, "papers", "What is overfitting?", RetrievalOptions(k=5)).hits
     assert on_topic[0].match in ("strong", "partial")
+
+
+def test_the_chunk_that_answers_leads_though_every_chunk_shares_the_question_words(tmp_path):
+    """Inside BERT's paper every chunk holds "BERT", "pre-training" and "tasks" (with the
+    title), and whole-chunk cosines lie close together; the candidates rated again from their
+    best sentence put "we pre-train BERT using two unsupervised tasks" first."""
+    from core.rag import relevance
+
+    settings = load_settings(env={"STUDIO_DATA_DIR": str(tmp_path)})
+    ingest_files(settings, [shared("papers", "1810.04805_BERT.pdf")], "bert")
+    question = "What are the two pre-training tasks of BERT?"
+    hits = search(settings, "bert", question, RetrievalOptions(k=40)).hits
+    assert "two unsupervised tasks" in hits[0].text
+    assert hits[0].section == "3.1 Pre-training BERT"
+    rated_again = [h for h in hits if h.sentence_cosine is not None]
+    assert len(rated_again) == relevance.RESCORED
+    assert hits[0].sentence_cosine > hits[0].cosine
+    by_chunk = sorted(hits, key=lambda h: h.cosine, reverse=True)
+    assert by_chunk.index(hits[0]) >= 3  # by its whole text it is not in the top 3
+
+
+def test_sentence_vectors_are_embedded_once_per_chunk_text():
+    from core.rag import retrieval
+
+    class Counting:  # a stand-in embedder: what is under test is the cache around it
+        model_name = "counting"
+        calls: list[list[str]] = []
+
+        def embed(self, texts):
+            self.calls.append(texts)
+            return [[float(len(t)), 1.0] for t in texts]
+
+    embedder = Counting()
+    first = "A first sentence of six words. And a second one of six words."
+    second = "Another chunk holds only this single sentence here."
+    got = retrieval._sentence_vectors(embedder, [first, second, first])
+    assert [len(rows) for rows in got] == [2, 1, 2]
+    assert embedder.calls == [["A first sentence of six words.", "And a second one of six words.",
+                               "Another chunk holds only this single sentence here."]]
+    again = retrieval._sentence_vectors(embedder, [second, first])
+    assert len(embedder.calls) == 1 and (again[1] == got[0]).all()

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from core.errors import InputError
-from core.rag.layout import is_heading
+from core.rag.layout import is_heading, not_after_abbreviation
 
 DEFAULT_CHUNK_SIZE = 500  # the reference notebook's setting
 DEFAULT_CHUNK_OVERLAP = 50
@@ -30,7 +30,10 @@ CHUNKING_VERSION = 4
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])|\n")
+_SENTENCE_END = r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])"
+_SENTENCE_BREAK = re.compile(_SENTENCE_END + r"|\n")  # packing: a list line is a piece too
+_SENTENCE = re.compile(not_after_abbreviation(".") + _SENTENCE_END)
+_SHORT_SENTENCE = 6  # words: a shorter piece (a heading, a label) joins the next sentence
 _SPACE = re.compile(r"\s+")
 
 
@@ -60,6 +63,21 @@ class Chunk:
 def contextual_text(title: str, section: str, text: str) -> str:
     """What keyword search sees: a chunk read with its document and section."""
     return " · ".join(part for part in (title, section, text) if part)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """The sentences of a chunk as (start, end) spans, a piece of fewer than six words joined
+    to its neighbour: on its own a heading or a figure's labels ("NSP Mask LM Mask LM") can
+    sit closer to a question than any sentence that answers it."""
+    spans: list[tuple[int, int]] = []
+    for start, end in _segments(text, 0, _SENTENCE):
+        if spans and len(text[spans[-1][0]:spans[-1][1]].split()) < _SHORT_SENTENCE:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    if len(spans) > 1 and len(text[spans[-1][0]:spans[-1][1]].split()) < _SHORT_SENTENCE:
+        spans[-2:] = [(spans[-2][0], spans[-1][1])]
+    return spans
 
 
 @dataclass(frozen=True)

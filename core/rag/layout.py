@@ -99,8 +99,15 @@ _NAMED_HEADINGS = frozenset({
     "acknowledgements", "acknowledgments", "references", "bibliography", "appendix"})
 _LIST_ITEM = re.compile(r"^(?:[•·▪‣◦●∙*–-]\s|\(?[a-z0-9]{1,3}\)\s|\[\d{1,3}\]\s)")
 _SENTENCE_END = re.compile(r"[.!?:][\"'”’)\]]?$")
-_PARAGRAPH_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bFig)(?<!\bEq)(?<!\bvs)(?<!\bcf)"
-                            r"[.!?][\"'”’)\]]?$")
+_ABBREVIATIONS = ("al", "e.g", "i.e", "Fig", "Eq", "vs", "cf")  # their full stop ends no sentence
+
+
+def not_after_abbreviation(stop: str = "") -> str:
+    """Lookbehinds that fail right after an abbreviation (followed by `stop`)."""
+    return "".join(rf"(?<!\b{re.escape(a + stop)})" for a in _ABBREVIATIONS)
+
+
+_PARAGRAPH_END = re.compile(not_after_abbreviation() + r"[.!?][\"'”’)\]]?$")
 _FRAGMENT = 5  # characters: vertical text (the arXiv stamp) comes out a few letters a line
 _CAPITAL_WORD = re.compile(r"[A-Z][A-Z'’&-]*[.:]?|&|\d{1,3}\.?")
 
