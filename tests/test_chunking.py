@@ -8,7 +8,7 @@ import pytest
 
 from core.rag.chunking import DEFAULT_CHUNK_SIZE, chunk_pages, contextual_text, sentence_spans
 from core.rag.extract import extract
-from core.rag.layout import is_heading, join_hyphen_breaks, unwrap
+from core.rag.layout import is_heading, join_hyphen_breaks, normalise, unwrap
 from tests.conftest import shared
 
 PAPERS = ("1406.2661_GAN.pdf", "1706.03762_Attention_is_all_you_need.pdf", "1810.04805_BERT.pdf",
@@ -62,6 +62,29 @@ def test_table_rows_figure_labels_and_sentences_are_not_headings(line):
     assert not is_heading(line)
 
 
+def test_a_figures_labels_go_and_tables_and_forms_stay():
+    figure = "Trm Trm Trm\n\n...\n\nOpenAI GPT\n\nLstm\n\nT1 T2 TN...\n\nE1 E2 EN..."
+    table = "BERTBASE 84.4 88.4\n\nNo NSP 83.9 84.9\n\nLTR 82.1 84.3\n\nBERTLARGE 86.6 86.3"
+    form = "Signature:\n\nName: Jane Roe\n\nTitle: CEO\n\nDate:"
+    assert unwrap(f"Prose before it.\n\n{figure}\n\nFigure 3: The models.") == \
+        "Prose before it.\n\nFigure 3: The models."
+    assert unwrap(table) == table
+    assert unwrap(form) == form
+    # Labels without a symbol among them may be a list of names: they stay.
+    assert unwrap("Alice Smith\n\nBob Jones\n\nCarol White") == \
+        "Alice Smith\n\nBob Jones\n\nCarol White"
+
+
+def test_a_paragraph_break_inside_a_sentence_is_undone():
+    assert normalise("we chose the 4-th token (which corresponds to hairy), and\n\nour masking"
+                     " procedure is\n\nNext paragraph.") == \
+        "we chose the 4-th token (which corresponds to hairy), and\nour masking procedure is" \
+        "\n\nNext paragraph."
+    assert normalise("a major difference is mini-\n\nmal") == "a major difference is minimal"
+    # Short lines are the letters of vertical text or a formula, not prose: left apart.
+    assert normalise("Ju\n\nn 20\n\n14") == "Ju\n\nn 20\n\n14"
+
+
 @pytest.mark.parametrize("name", PAPERS)
 def test_chunks_of_real_papers_are_exact_bounded_and_full(name):
     doc = paper(name)
@@ -96,6 +119,8 @@ def test_bert_title_and_the_pre_training_section():
     assert doc.title == ("BERT: Pre-training of Deep Bidirectional Transformers for Language "
                          "Understanding")
     assert "we pre-train BERT using two unsupervised tasks, described in this section" in doc.text
+    assert "There is minimal difference between the pre-trained" in doc.text
+    assert "Trm Trm" not in doc.text and "E[CLS] E1 E[SEP]" not in doc.text  # Figures 1 to 4
     chunks = chunk_pages(doc.pages, title=doc.title)
     section = [c for c in chunks if c.section == "3.1 Pre-training BERT"]
     assert section[0].text.startswith("3.1 Pre-training BERT\n\nUnlike Peters et al.")

@@ -25,8 +25,9 @@ DEFAULT_CHUNK_OVERLAP = 50
 # 3: the embedded text leaves the document's title out (Chunk.embedded_text); 4: capitals are
 # a heading only when they read as words, and a numbered line that the next line continues in
 # lower case is a list item (core.rag.layout.is_heading, table rows and figure labels had
-# become sections).
-CHUNKING_VERSION = 4
+# become sections); 5: a figure's labels dropped, and a paragraph break inside a sentence
+# undone (core.rag.layout).
+CHUNKING_VERSION = 5
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")

@@ -49,6 +49,10 @@ _HYPHEN_BREAK = re.compile(r"([\w-]*\w)-\n(\w[\w-]*)")
 _WORD_FORM = re.compile(r"\w+(?:-\w+)*")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*(\n\s*)+")
+# A paragraph break the layout put inside a sentence: after a line of prose that ends
+# mid-phrase (a lower-case letter, a comma, a hyphen) and before one that goes on in lower
+# case. Shorter lines are left alone: they are the letters of vertical text or of a formula.
+_BROKEN_PARAGRAPH = re.compile(r"^([^\n]{19,}[a-z,;-])\n{2,}(?=[a-z])", re.M)
 
 
 def word_forms(text: str) -> frozenset[str]:
@@ -80,12 +84,14 @@ def join_hyphen_breaks(text: str, seen: frozenset[str] = frozenset()) -> str:
 
 
 def normalise(text: str, seen: frozenset[str] | None = None) -> str:
-    """NFKC, lost ligatures put back, words hyphenated across a line break joined (spelled as
-    `seen`, the document's word forms, spell them), runs of whitespace collapsed."""
+    """NFKC, lost ligatures put back, paragraph breaks inside a sentence undone, words
+    hyphenated across a line break joined (spelled as `seen`, the document's word forms,
+    spell them), runs of whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
     text = repair_ligatures(text)
     text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
+    text = _BROKEN_PARAGRAPH.sub(r"\1\n", text)
     text = join_hyphen_breaks(text, word_forms(text) if seen is None else seen)
     return _BLANK_LINES.sub("\n\n", text).strip()
 
@@ -109,6 +115,10 @@ def not_after_abbreviation(stop: str = "") -> str:
 
 _PARAGRAPH_END = re.compile(not_after_abbreviation() + r"[.!?][\"'”’)\]]?$")
 _FRAGMENT = 5  # characters: vertical text (the arXiv stamp) comes out a few letters a line
+_LABEL = 60  # characters
+_LOWER_WORD = re.compile(r"\b[a-z]{2,}\b")
+_VALUE = re.compile(r"\d[.,]\d|\d\d|%")
+_GLUED = re.compile(r"[A-Za-z]\d|[A-Za-z]\[|\][A-Za-z0-9]")
 _CAPITAL_WORD = re.compile(r"[A-Z][A-Z'’&-]*[.:]?|&|\d{1,3}\.?")
 
 
@@ -146,16 +156,46 @@ def _mostly_words(words: list[str]) -> bool:
 
 def unwrap(text: str) -> str:
     """Lines inside a paragraph joined into one; paragraphs, headings and list items kept on
-    their own lines; runs of letter fragments (vertical text) dropped."""
+    their own lines; runs of letter fragments (vertical text) and of a figure's labels
+    dropped."""
     blocks = text.split("\n\n")
-    keep = [not _in_fragment_run(blocks, i) for i in range(len(blocks))]
-    return "\n\n".join(_unwrap_paragraph(b) for b, k in zip(blocks, keep) if k)
+    fragments = [len(b) <= _FRAGMENT for b in blocks]
+    labels = [_is_label(b) for b in blocks]
+    dropped = _in_run(fragments, 4) | {i for i in _in_run(labels, 3)
+                                       if any(_is_symbolic(blocks[j]) for j in _run_of(labels, i))}
+    return "\n\n".join(_unwrap_paragraph(b) for i, b in enumerate(blocks) if i not in dropped)
 
 
-def _in_fragment_run(blocks: list[str], i: int, run: int = 4) -> bool:
-    short = [len(b) <= _FRAGMENT for b in blocks]
-    return short[i] and any(all(short[j:j + run]) for j in range(max(0, i - run + 1), i + 1)
-                            if j + run <= len(short))
+def _in_run(flags: list[bool], run: int) -> set[int]:
+    """The positions inside stretches of at least `run` consecutive set flags."""
+    return {i for i in range(len(flags)) if len(_run_of(flags, i)) >= run}
+
+
+def _run_of(flags: list[bool], i: int) -> range:
+    if not flags[i]:
+        return range(0)
+    start, end = i, i + 1
+    while start > 0 and flags[start - 1]:
+        start -= 1
+    while end < len(flags) and flags[end]:
+        end += 1
+    return range(start, end)
+
+
+def _is_label(block: str) -> bool:
+    """Short text with no lower-case word and no measured value: what a figure's boxes and
+    arrows say ("Trm Trm Trm", "E[CLS] E1 E[SEP]", "OpenAI GPT"). A table's rows carry values
+    and a form's fields a colon ("Name: Jane Roe"); both stay."""
+    return (len(block) <= _LABEL and ":" not in block and not _LOWER_WORD.search(block)
+            and not _VALUE.search(block) and not is_heading(block))
+
+
+def _is_symbolic(block: str) -> bool:
+    """Labels no prose or form has: a word glued to a number or a bracket ("E1", "T[SEP]"), a
+    word said twice in a row ("Trm Trm"), or an ellipsis on its own."""
+    words = block.split()
+    return (bool(_GLUED.search(block)) or block.strip() in ("...", "…")
+            or any(a == b for a, b in zip(words, words[1:])))
 
 
 def _unwrap_paragraph(block: str) -> str:
