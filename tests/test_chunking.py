@@ -131,9 +131,20 @@ def test_bert_title_and_the_pre_training_section():
     # Every section is a real heading: no table row or figure label ("BERTBASE 81.6 -",
     # "E[CLS] E1 E[SEP]...") heads the chunks after it.
     assert not any("[SEP]" in c.section or "BERTBASE" in c.section for c in chunks)
+    # A heading cut after "and" at a line break is joined to its last line.
+    assert "A.4 Comparison of BERT, ELMo ,and OpenAI GPT" in {c.section for c in chunks}
     assert section[0].embedded_text == contextual_text("", "3.1 Pre-training BERT",
                                                        section[0].text)
     assert section[0].embedded_text.startswith("3.1 Pre-training BERT · 3.1 Pre-training BERT")
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("4.2 Results of the\n\nGLUE Benchmark\n\nWe report.", "4.2 Results of the GLUE Benchmark"),
+    ("2 Related work\n\nEarly work", "2 Related work"),  # "work" can end a heading
+    ("3 Models and\n\nthe data that we use to train them all.", "3 Models and"),  # a sentence
+])
+def test_a_heading_cut_after_a_word_that_cannot_end_it_is_joined(text, kept):
+    assert unwrap(text).split("\n\n")[0] == kept
 
 
 def test_sentences_of_a_chunk_with_short_pieces_joined():

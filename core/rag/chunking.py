@@ -25,8 +25,8 @@ DEFAULT_CHUNK_OVERLAP = 50
 # 3: the embedded text leaves the document's title out (Chunk.embedded_text); 4: capitals are
 # a heading only when they read as words, and a numbered line that the next line continues in
 # lower case is a list item (core.rag.layout.is_heading, table rows and figure labels had
-# become sections); 5: a figure's labels dropped, and a paragraph break inside a sentence
-# undone (core.rag.layout).
+# become sections); 5: a figure's labels dropped, a paragraph break inside a sentence undone,
+# and a heading cut after "and", "of"… joined to its last line (core.rag.layout).
 CHUNKING_VERSION = 5
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 

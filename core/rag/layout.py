@@ -163,7 +163,27 @@ def unwrap(text: str) -> str:
     labels = [_is_label(b) for b in blocks]
     dropped = _in_run(fragments, 4) | {i for i in _in_run(labels, 3)
                                        if any(_is_symbolic(blocks[j]) for j in _run_of(labels, i))}
-    return "\n\n".join(_unwrap_paragraph(b) for i, b in enumerate(blocks) if i not in dropped)
+    text = "\n\n".join(_unwrap_paragraph(b) for i, b in enumerate(blocks) if i not in dropped)
+    return "\n\n".join(_join_wrapped_headings(text.split("\n\n")))
+
+
+_DANGLING = frozenset({"a", "an", "and", "by", "for", "from", "in", "of", "on", "or", "the", "to",
+                       "via", "vs", "with"})
+
+
+def _join_wrapped_headings(paragraphs: list[str]) -> list[str]:
+    """A heading that a line break cut after a word that cannot end it ("A.4 Comparison of
+    BERT, ELMo ,and" / "OpenAI GPT") joined to its short last line."""
+    out: list[str] = []
+    for paragraph in paragraphs:
+        last = out[-1].split()[-1:] if out else []
+        if (last and last[0].strip(",;-").lower() in _DANGLING and "\n" not in paragraph
+                and len(paragraph) <= _LABEL and is_heading(out[-1])
+                and is_heading(joined := f"{out[-1]} {paragraph}")):
+            out[-1] = joined
+        else:
+            out.append(paragraph)
+    return out
 
 
 def _in_run(flags: list[bool], run: int) -> set[int]:
