@@ -23,8 +23,12 @@ from core.registry import STAMP_NAME, ModelSpec, Registry, read_stamp
 from core.settings import Settings
 
 # Small batches pad less: on 2 cores, 500-char chunks embed ~1.5x faster in batches of 8 than
-# of 64 (measured with bench/ingest.py).
+# of 64 (measured with bench/ingest.py, sentence-transformers).
 BATCH_SIZE = 8
+# onnxruntime gains nothing from batching on a few cores, and loses what padding costs: on an
+# AMD EPYC (2 cores) 323 chunks of two papers embedded in int8 at 126 chunks/s one at a time,
+# 119 in twos and 92 in eights (median of 5 runs: x1.33 for one at a time); float32 53 / 48 / 47.
+ONNX_BATCH_SIZE = 1
 
 
 class Embedder:
@@ -71,8 +75,8 @@ class OnnxEmbedder:
         # Texts of like length batched together pad least (sentence-transformers does the same)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         vectors = np.empty((len(texts), self.session.get_outputs()[0].shape[-1]), np.float32)
-        for start in range(0, len(texts), BATCH_SIZE):
-            rows = order[start:start + BATCH_SIZE]
+        for start in range(0, len(texts), ONNX_BATCH_SIZE):
+            rows = order[start:start + ONNX_BATCH_SIZE]
             batch = self.tokenizer.encode_batch([texts[i] for i in rows])
             feed = {"input_ids": np.array([e.ids for e in batch], dtype=np.int64),
                     "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
