@@ -68,12 +68,14 @@ Label = Literal["strong", "partial", "weak"]
 
 
 def relevance(cosine: float, coverage: float) -> float:
-    z = INTERCEPT + COSINE * cosine + COVERAGE * coverage
-    return 1.0 / (1.0 + math.exp(-z))
+    return _logistic(INTERCEPT + COSINE * cosine + COVERAGE * coverage)
 
 
 def sentence_relevance(sentence_cosine: float, coverage: float) -> float:
-    z = S_INTERCEPT + S_COSINE * sentence_cosine + S_COVERAGE * coverage
+    return _logistic(S_INTERCEPT + S_COSINE * sentence_cosine + S_COVERAGE * coverage)
+
+
+def _logistic(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
