@@ -136,7 +136,8 @@ with st.expander("Retrieval settings", icon=":material/tune:"):
              "word (about 200 tokens a second on 2 cores).")
     st.caption("Each chunk is marked a strong, partial or weak match: how likely it is to hold "
                "the answer, on the same scale for every method. The method's own score is in "
-               "the mark's tooltip.")
+               "the mark's tooltip. In the leading chunks, the sentence closest in meaning to "
+               "the question is in bold; the question's words are highlighted.")
 options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
                            doc_ids=tuple(only), labels=tuple(only_labels), window=window,
                            window_tokens=int(window_tokens),

@@ -80,6 +80,23 @@ def marked_span(text: str, span: tuple[int, int] | None) -> str:
     return escape_markdown(text[:start]) + marked + escape_markdown(text[end:])
 
 
+def chunk_markdown(hit: Hit, question: str) -> str:
+    """The chunk as literal characters, the question's words on a coloured background and the
+    sentence that matched the question best in bold, line by line (bold cannot hold a
+    paragraph break)."""
+
+    def words(text: str) -> str:
+        return "".join(f":orange-background[{escape_markdown(seg)}]" if match
+                       else escape_markdown(seg) for seg, match in highlight_spans(text, question))
+
+    if hit.best_sentence is None:
+        return words(hit.text)
+    start, end = hit.best_sentence
+    bold = "\n".join(f"**{words(line.strip())}**" if line.strip() else line
+                      for line in hit.text[start:end].split("\n"))
+    return words(hit.text[:start]) + bold + words(hit.text[end:])
+
+
 MATCH_COLOUR: dict[Label, str] = {"strong": "green", "partial": "orange", "weak": "gray"}
 
 
@@ -114,9 +131,7 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
             around = windows.get(hit.rank, {})
             if around.get("before"):  # what the model read around the hit, faded
                 st.caption(escape_markdown("… " + around["before"]))
-            st.markdown("".join(f":orange-background[{escape_markdown(seg)}]" if match
-                                else escape_markdown(seg)
-                                for seg, match in highlight_spans(hit.text, question)))
+            st.markdown(chunk_markdown(hit, question))
             if around.get("after"):
                 st.caption(escape_markdown(around["after"] + " …"))
             if st.button("View in page", icon=":material/find_in_page:", type="tertiary",

@@ -47,6 +47,8 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     assert "**[1]** deep\\-rules\\_manuscript\\.pdf" in texts
     marks = [m.value for m in at.markdown if "match]" in m.value]
     assert len(marks) == DEFAULT_K and ":green-badge[strong match]" in marks[0]
+    best = best_sentence_line()
+    assert any(best in plain(m.value) for m in at.markdown)
 
     # A second question keeps the first; New starts an empty conversation, and the first one
     # is still there to open again.
@@ -66,6 +68,22 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     again.run()
     again.switch_page("pages/chat.py").run()
     assert len(again.chat_message) == 4 and not again.exception
+    assert any(best in plain(m.value) for m in again.markdown)  # as it was, from the saved turn
+
+
+def best_sentence_line() -> str:
+    """The first line of the best-matching sentence of the first answer's first chunk, as the
+    panel shows it: in bold."""
+    chats = conversation_store(load_settings())
+    turn = chats.get(chats.list("samples")[-1].id).turns[0]
+    [hit] = [h for h in turn.answer["sources"] if h["rank"] == 1]
+    start, end = hit["best_sentence"]
+    return plain(f"**{hit['text'][start:end].split(chr(10))[0].strip()}**")
+
+
+def plain(markdown: str) -> str:
+    """Markdown without its escapes and word highlights."""
+    return markdown.replace(":orange-background[", "").replace("\\", "").replace("]", "")
 
 
 def faded_words(at) -> int:

@@ -106,7 +106,8 @@ def test_cli_search_json(papers):
     assert len(rows) == 3
     assert set(rows[0]) == {"rank", "score", "doc", "page", "chunk_id", "text", "retriever",
                             "doc_id", "chunk", "start", "end", "title", "section", "cosine",
-                            "coverage", "sentence_cosine", "relevance", "match"}
+                            "coverage", "sentence_cosine", "best_sentence", "relevance",
+                            "match"}
 
 
 def test_the_keyword_index_is_kept_between_processes_and_follows_writes(papers, tmp_path):
@@ -215,6 +216,10 @@ def test_the_chunk_that_answers_leads_though_every_chunk_shares_the_question_wor
     rated_again = [h for h in hits if h.sentence_cosine is not None]
     assert len(rated_again) == relevance.RESCORED
     assert hits[0].sentence_cosine > hits[0].cosine
+    start, end = hits[0].best_sentence
+    assert hits[0].text[start:end] == ("Instead, we pre-train BERT using two unsupervised tasks, "
+                                       "described in this section.")
+    assert all((h.best_sentence is None) == (h.sentence_cosine is None) for h in hits)
     by_chunk = sorted(hits, key=lambda h: h.cosine, reverse=True)
     assert by_chunk.index(hits[0]) >= 3  # by its whole text it is not in the top 3
 

@@ -63,8 +63,7 @@ class Answer:
     @classmethod
     def from_json(cls, question: str, raw: dict) -> Answer:
         """An answer saved by to_json (a stored conversation), to show again."""
-        hits = [Hit(**{k: v for k, v in h.items() if k in Hit.__dataclass_fields__})
-                for h in raw.get("sources", [])]
+        hits = [Hit.from_json(h) for h in raw.get("sources", [])]
         return cls(question, raw.get("answer", ""), hits, raw.get("used", []),
                    raw.get("dropped", []), raw.get("cited", []),
                    raw.get("citations_inferred", False), raw.get("attributions", []),

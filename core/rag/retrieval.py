@@ -102,6 +102,7 @@ class Hit:
     cosine: float = 0.0  # dense similarity to the question, whatever the method
     coverage: float = 0.0  # share of the question's content words found in the chunk
     sentence_cosine: float | None = None  # its best sentence's (rated again: the top ones only)
+    best_sentence: tuple[int, int] | None = None  # that sentence's character span in `text`
     relevance: float = 0.0  # P(chunk holds the answer), see core.rag.relevance
     details: dict = field(default_factory=dict)  # each retriever's own rank and score
 
@@ -113,6 +114,14 @@ class Hit:
         row = asdict(self)
         row.pop("details")
         return {**row, "match": self.match}
+
+    @classmethod
+    def from_json(cls, row: dict) -> Hit:
+        """A hit written by to_json (in a saved conversation); what it lacks keeps its default."""
+        fields = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
+        if fields.get("best_sentence") is not None:
+            fields["best_sentence"] = tuple(fields["best_sentence"])
+        return cls(**fields)
 
 
 @dataclass
@@ -353,7 +362,9 @@ def _rate(collection, embedder, query_vector, question: str, hits: list[Hit]) ->
         hit.relevance = round(relevance.relevance(hit.cosine, hit.coverage), 4)
     best = sorted(hits, key=lambda h: h.relevance, reverse=True)[:relevance.RESCORED]
     for hit, rows in zip(best, _sentence_vectors(embedder, [h.text for h in best])):
-        hit.sentence_cosine = round(max(0.0, float((rows @ query_vector).max())), 4)
+        cosines = rows @ query_vector
+        hit.best_sentence = _sentences(hit.text)[int(cosines.argmax())]
+        hit.sentence_cosine = round(max(0.0, float(cosines.max())), 4)
         hit.relevance = round(relevance.sentence_relevance(hit.sentence_cosine, hit.coverage), 4)
 
 
@@ -365,8 +376,13 @@ _sentence_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _sentence_lock = threading.Lock()
 
 
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """The spans that are embedded as sentences: a text without a sentence is one."""
+    return sentence_spans(text) or [(0, len(text))]
+
+
 def _sentence_vectors(embedder, texts: list[str]) -> list[np.ndarray]:
-    """Each text's sentence vectors (core.rag.chunking.sentence_spans), one row a sentence."""
+    """Each text's sentence vectors (one row for each of `_sentences`)."""
     keys = [(embedder.model_name, text) for text in texts]
     with _sentence_lock:
         found = {k: _sentence_cache[k] for k in keys if k in _sentence_cache}
@@ -374,7 +390,7 @@ def _sentence_vectors(embedder, texts: list[str]) -> list[np.ndarray]:
             _sentence_cache.move_to_end(key)
     missing = [k for k in dict.fromkeys(keys) if k not in found]
     if missing:
-        pieces = [[text[a:b] for a, b in sentence_spans(text)] or [text] for _, text in missing]
+        pieces = [[text[a:b] for a, b in _sentences(text)] for _, text in missing]
         vectors = np.asarray(embedder.embed([p for ps in pieces for p in ps]), np.float32)
         found |= zip(missing, np.split(vectors, np.cumsum([len(ps) for ps in pieces])[:-1]))
         with _sentence_lock:
