@@ -66,7 +66,13 @@ def test_inferred_citations_follow_meaning(studio_env):
 
 def test_highlight_and_markdown_export():
     spans = highlight_spans("Overfitting hurts; the model overfits.", "what is overfitting?")
-    assert [s for s, match in spans if match] == ["Overfitting", "overfits"]  # same stem
+    assert [s for s, match in spans if match] == ["Overfitting", "overfits."]  # same stem
+    # Punctuation touching a word is inside its mark (drawn padded, "tasks ," otherwise);
+    # so is a possessive's "'s".
+    spans = highlight_spans('Two tasks, (BERT) and "tasks". BERT\'s e.g. tasks', "BERT tasks?")
+    assert [s for s, match in spans if match] == ["tasks,", "(BERT)", '"tasks".', "BERT's",
+                                                  "tasks"]
+    assert "".join(s for s, _ in spans) == 'Two tasks, (BERT) and "tasks". BERT\'s e.g. tasks'
     spans = highlight_spans("BERT uses pre-training and pre- or post-\nBERT models",
                             "What is pre-training in BERT models?")
     assert spans == [("BERT", True), (" uses ", False), ("pre-training", True),

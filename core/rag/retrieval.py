@@ -194,6 +194,8 @@ def _tokenize(texts: list[str]):
 
 
 _WORD = re.compile(r"\w+")
+_CLOSING = re.compile(r"(?:['’]s)?[.,;:!?)\]}”’'\"]*(?!\w)")  # "BERT's", not "don't"
+_OPENING = "([{“‘'\""
 
 
 def question_terms(question: str) -> set[str]:
@@ -213,23 +215,28 @@ def coverage(text: str, terms: set[str]) -> float:
 
 
 def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
-    """The text cut into (segment, matches-a-question-term) pieces."""
+    """The text cut into (segment, matches-a-question-term) pieces. Each mark is drawn padded,
+    so the punctuation that touches a word goes inside its mark ("(BERT)", "tasks,", "BERT's"): outside
+    it would read "( BERT )" and "tasks ,"; and neighbouring terms make one mark, as
+    "pre-training" or "generative models" would otherwise read "pre - training"."""
     stem = _stemmer().stemWord
     terms = question_terms(question)
     spans: list[tuple[str, bool]] = []
     last = 0
     for match in _WORD.finditer(text):
-        if stem(match.group(0).lower()) in terms:
-            gap = text[last:match.start()]
-            if spans and spans[-1][1] and gap in ("-", " "):
-                # one highlight for "pre-training" or "generative models": each mark is drawn
-                # padded, so two read as "pre - training"
-                spans[-1] = (spans[-1][0] + gap + match.group(0), True)
-            else:
-                if gap:
-                    spans.append((gap, False))
-                spans.append((match.group(0), True))
-            last = match.end()
+        if stem(match.group(0).lower()) not in terms:
+            continue
+        gap = text[last:match.start()]
+        closing = _CLOSING.match(text, match.end())
+        end = closing.end() if closing else match.end()
+        if spans and spans[-1][1] and spans[-1][0][-1].isalnum() and gap in ("-", " "):
+            spans[-1] = (spans[-1][0] + gap + text[match.start():end], True)
+        else:
+            opening = len(gap) - len(gap.rstrip(_OPENING))
+            if gap[:len(gap) - opening]:
+                spans.append((gap[:len(gap) - opening], False))
+            spans.append((text[match.start() - opening:end], True))
+        last = end
     if last < len(text):
         spans.append((text[last:], False))
     return spans
