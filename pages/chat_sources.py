@@ -1,6 +1,7 @@
 """The Chat page's sources: the retrieved chunks beside an answer, with their match and the
 text the model read around them, and each passage shown highlighted in its page."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,15 +76,20 @@ def marked_span(text: str, span: tuple[int, int] | None) -> str:
     if span is None:
         return escape_markdown(text)
     start, end = span
-    marked = "  \n".join(f":orange-background[{escape_markdown(line)}]" if line.strip() else ""
-                         for line in text[start:end].split("\n"))
-    return escape_markdown(text[:start]) + marked + escape_markdown(text[end:])
+    return (escape_markdown(text[:start])
+            + by_line(text[start:end], lambda line: f":orange-background[{escape_markdown(line)}]")
+            + escape_markdown(text[end:]))
+
+
+def by_line(text: str, mark: Callable[[str], str]) -> str:
+    """Each non-blank line of `text` marked on its own (neither a directive nor bold can hold a
+    line break), the lines kept apart as escape_markdown keeps them."""
+    return "  \n".join(mark(line) if line.strip() else "" for line in text.split("\n"))
 
 
 def chunk_markdown(hit: Hit, question: str) -> str:
     """The chunk as literal characters, the question's words on a coloured background and the
-    sentence that matched the question best in bold, line by line (bold cannot hold a
-    paragraph break)."""
+    sentence that matched the question best in bold."""
 
     def words(text: str) -> str:
         return "".join(f":orange-background[{escape_markdown(seg)}]" if match
@@ -92,9 +98,9 @@ def chunk_markdown(hit: Hit, question: str) -> str:
     if hit.best_sentence is None:
         return words(hit.text)
     start, end = hit.best_sentence
-    bold = "\n".join(f"**{words(line.strip())}**" if line.strip() else line
-                      for line in hit.text[start:end].split("\n"))
-    return words(hit.text[:start]) + bold + words(hit.text[end:])
+    return (words(hit.text[:start])
+            + by_line(hit.text[start:end], lambda line: f"**{words(line.strip())}**")
+            + words(hit.text[end:]))
 
 
 MATCH_COLOUR: dict[Label, str] = {"strong": "green", "partial": "orange", "weak": "gray"}

@@ -216,9 +216,9 @@ def coverage(text: str, terms: set[str]) -> float:
 
 def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
     """The text cut into (segment, matches-a-question-term) pieces. Each mark is drawn padded,
-    so the punctuation that touches a word goes inside its mark ("(BERT)", "tasks,", "BERT's"): outside
-    it would read "( BERT )" and "tasks ,"; and neighbouring terms make one mark, as
-    "pre-training" or "generative models" would otherwise read "pre - training"."""
+    so the punctuation that touches a word goes inside its mark ("(BERT)", "tasks,",
+    "BERT's"): outside it would read "( BERT )" and "tasks ,"; and neighbouring terms make one
+    mark, as "pre-training" or "generative models" would otherwise read "pre - training"."""
     stem = _stemmer().stemWord
     terms = question_terms(question)
     spans: list[tuple[str, bool]] = []
