@@ -35,7 +35,8 @@ from core.rag import store
 from core.rag.answers import RagTurn
 from core.rag.embeddings import get_embedder
 from core.rag.llm import get_engine
-from core.rag.retrieval import RetrievalOptions, coverage, question_terms, search
+from core.rag.retrieval import RetrievalOptions, search
+from core.rag.terms import coverage, question_terms
 from core.settings import load_settings
 
 REFUSALS = ("I don't know", "The documents do not say")

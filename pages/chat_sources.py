@@ -8,9 +8,11 @@ from pathlib import Path
 import streamlit as st
 
 from core.rag.answers import Answer
+from core.rag.hits import Hit
 from core.rag.page_view import show_page
 from core.rag.relevance import Label
-from core.rag.retrieval import SCORE_MEANING, Hit, highlight_spans
+from core.rag.retrieval import SCORE_MEANING
+from core.rag.terms import highlight_spans
 from core.text import escape_markdown
 
 

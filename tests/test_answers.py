@@ -19,7 +19,7 @@ from core.rag.citations import (
     is_refusal,
     stream_marked,
 )
-from core.rag.retrieval import Hit
+from core.rag.hits import Hit
 from core.settings import PROJECT_ROOT, load_settings
 
 

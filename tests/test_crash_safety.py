@@ -120,7 +120,7 @@ def test_two_writers_and_a_delete_at_once(studio_env, tmp_path):
     """Two CLI ingestions sharing two files and a page-style delete, all at once on one
     collection: each finishes, every document is there once and whole, the deleted one is gone
     with its original, and the keyword index and the vectors hold the same chunks."""
-    from core.rag import retrieval, store
+    from core.rag import bm25, store
     from core.settings import load_settings
 
     text = shared("papers", "2505.23724v1.txt").read_text(encoding="utf-8")
@@ -151,7 +151,7 @@ def test_two_writers_and_a_delete_at_once(studio_env, tmp_path):
     ids = set(collection.get(include=[])["ids"])
     nearest = collection.query(query_embeddings=[[1.0] * 384], n_results=len(ids), include=[])
     assert set(nearest["ids"][0]) == ids
-    assert set(retrieval.bm25_index(collection, settings.indexes_dir).ids) == ids
+    assert set(bm25.bm25_index(collection, settings.indexes_dir).ids) == ids
 
 
 # A writer storing many small documents, each with made-up vectors: no model, only the writes.

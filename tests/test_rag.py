@@ -4,12 +4,13 @@ import pytest
 
 from core.rag.answers import to_markdown
 from core.rag.citations import _ends_sentence, cited_ranks, infer_citations, is_refusal
+from core.rag.hits import Hit
 from core.rag.llm import TransformersEngine
 from core.rag.prompting import (
     TEMPLATE_OVERHEAD_TOKENS,
     build_prompt,
 )
-from core.rag.retrieval import Hit, highlight_spans
+from core.rag.terms import highlight_spans
 from core.settings import load_settings
 from tests.tiny import tiny_causal_lm
 

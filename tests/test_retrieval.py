@@ -225,7 +225,7 @@ def test_the_chunk_that_answers_leads_though_every_chunk_shares_the_question_wor
 
 
 def test_sentence_vectors_are_embedded_once_per_chunk_text():
-    from core.rag import retrieval
+    from core.rag import rating
 
     class Counting:  # a stand-in embedder: what is under test is the cache around it
         model_name = "counting"
@@ -238,9 +238,9 @@ def test_sentence_vectors_are_embedded_once_per_chunk_text():
     embedder = Counting()
     first = "A first sentence of six words. And a second one of six words."
     second = "Another chunk holds only this single sentence here."
-    got = retrieval._sentence_vectors(embedder, [first, second, first])
+    got = rating.sentence_vectors(embedder, [first, second, first])
     assert [len(rows) for rows in got] == [2, 1, 2]
     assert embedder.calls == [["A first sentence of six words.", "And a second one of six words.",
                                "Another chunk holds only this single sentence here."]]
-    again = retrieval._sentence_vectors(embedder, [second, first])
+    again = rating.sentence_vectors(embedder, [second, first])
     assert len(embedder.calls) == 1 and (again[1] == got[0]).all()

@@ -15,9 +15,10 @@ from fastapi import HTTPException
 
 from core.errors import StudioError
 from core.rag.answers import RagTurn
+from core.rag.hits import Hit
 from core.rag.llm import ChatEngine, StreamStats, get_engine, timed
 from core.rag.prompting import TEMPLATE_OVERHEAD_TOKENS, TURN_TOKENS, newest_that_fit
-from core.rag.retrieval import Hit, RetrievalOptions
+from core.rag.retrieval import RetrievalOptions
 from core.registry import Registry
 from core.settings import Settings
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from core.errors import InputError
 from core.rag import followup, relevance, store
 from core.rag.citations import REFUSAL, cited_ranks, infer_citations, is_refusal, stream_marked
+from core.rag.hits import Hit
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.prompting import (
     NO_CONTEXT_PROMPT,
@@ -22,7 +23,7 @@ from core.rag.prompting import (
     nearby_chunks,
     newest_that_fit,
 )
-from core.rag.retrieval import Hit, RetrievalOptions, SearchResult, search
+from core.rag.retrieval import RetrievalOptions, SearchResult, search
 from core.settings import Settings
 
 NOTHING_FOUND = ("No passage of this collection matched the question, so there is nothing to "

@@ -12,7 +12,7 @@ from contextlib import closing
 import numpy as np
 
 from core.rag.embeddings import query_embedder
-from core.rag.retrieval import Hit
+from core.rag.hits import Hit
 from core.settings import Settings
 
 REFUSAL = "The documents do not say."

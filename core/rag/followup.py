@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 
 from core.rag.llm import ChatEngine
-from core.rag.retrieval import question_terms
+from core.rag.terms import question_terms
 
 RECENT_TURNS = 3
 ANSWER_CHARS = 400  # of each earlier answer shown to the rewriter: its gist, not its length

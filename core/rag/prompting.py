@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.rag import store
+from core.rag.hits import Hit
 from core.rag.llm import ChatEngine
-from core.rag.retrieval import Hit
 
 # Measured with the default model (Qwen2.5-Coder-0.5B) on 8 answerable SQuAD 2.0 questions
 # (work/scratch runs of issue 13): every prompt that asked it to write [n] marks itself, in the

@@ -23,7 +23,7 @@ neighbours: for "What are the two pre-training tasks of BERT?" the chunk "we pre
 using two unsupervised tasks … Task #1: Masked LM" ranked 7th. So the candidates that this
 first estimate ranks highest are rated again from their best sentence's cosine instead
 (`sentence_relevance`): only those, since it means embedding each of their sentences at
-question time (about 0.3 s on 2 cores the first time a chunk is met; core.rag.retrieval keeps
+question time (about 0.3 s on 2 cores the first time a chunk is met; core.rag.rating keeps
 the vectors). Fitted the same way, on those candidates (AUC 0.85
 among them); over the same data's top 20, hit@1 SQuAD 0.82 -> 0.84 and QASPER 0.14 -> 0.21,
 hit@3 0.94 -> 0.95 and 0.35 -> 0.40; BERT's chunk 7th -> 1st.

@@ -1,0 +1,48 @@
+"""One retrieved chunk, as search returns it, prompts number it and pages draw it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from core.rag import relevance
+from core.rag.relevance import Label
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    doc: str  # file name
+    page: int
+    chunk_id: str
+    text: str
+    retriever: str  # "dense", "bm25" or "both"
+    doc_id: str = ""
+    chunk: int = 0
+    start: int = 0  # character span within its page
+    end: int = 0
+    title: str = ""  # the document's
+    section: str = ""  # the heading the chunk falls under
+    cosine: float = 0.0  # dense similarity to the question, whatever the method
+    coverage: float = 0.0  # share of the question's content words found in the chunk
+    sentence_cosine: float | None = None  # its best sentence's (rated again: the top ones only)
+    best_sentence: tuple[int, int] | None = None  # that sentence's character span in `text`
+    relevance: float = 0.0  # P(chunk holds the answer), see core.rag.relevance
+    details: dict = field(default_factory=dict)  # each retriever's own rank and score
+
+    @property
+    def match(self) -> Label:
+        return relevance.label(self.relevance)
+
+    def to_json(self) -> dict:
+        row = asdict(self)
+        row.pop("details")
+        return {**row, "match": self.match}
+
+    @classmethod
+    def from_json(cls, row: dict) -> Hit:
+        """A hit written by to_json (in a saved conversation); what it lacks keeps its default."""
+        fields = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
+        if fields.get("best_sentence") is not None:
+            fields["best_sentence"] = tuple(fields["best_sentence"])
+        return cls(**fields)

@@ -1,0 +1,71 @@
+"""A question's words as keyword search reads them: stemmed, stop words dropped. BM25 indexes
+with the same tokens, a hit's coverage counts them, and the Chat page highlights them."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_WORD = re.compile(r"\w+")
+_CLOSING = re.compile(r"(?:['’]s)?[.,;:!?)\]}”’'\"]*(?!\w)")  # "BERT's", not "don't"
+_OPENING = "([{“‘'\""
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: list[str]):
+    """bm25s tokens of `texts`, stemmed as `question_terms` stems."""
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer().stemWords,
+                          show_progress=False)
+
+
+def question_terms(question: str) -> set[str]:
+    """The question's words that are not stop words, as stems (as BM25 matches them)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    stem = _stemmer().stemWord
+    return {stem(w.lower()) for w in _WORD.findall(question)
+            if len(w) >= 3 and w.lower() not in ENGLISH_STOP_WORDS}
+
+
+def coverage(text: str, terms: set[str]) -> float:
+    """The share of `terms` that `text` contains."""
+    if not terms:
+        return 0.0
+    stem = _stemmer().stemWord
+    return len(terms & {stem(w.lower()) for w in _WORD.findall(text)}) / len(terms)
+
+
+def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
+    """The text cut into (segment, matches-a-question-term) pieces. Each mark is drawn padded,
+    so the punctuation that touches a word goes inside its mark ("(BERT)", "tasks,",
+    "BERT's"): outside it would read "( BERT )" and "tasks ,"; and neighbouring terms make one
+    mark, as "pre-training" or "generative models" would otherwise read "pre - training"."""
+    stem = _stemmer().stemWord
+    terms = question_terms(question)
+    spans: list[tuple[str, bool]] = []
+    last = 0
+    for match in _WORD.finditer(text):
+        if stem(match.group(0).lower()) not in terms:
+            continue
+        gap = text[last:match.start()]
+        closing = _CLOSING.match(text, match.end())
+        end = closing.end() if closing else match.end()
+        if spans and spans[-1][1] and spans[-1][0][-1].isalnum() and gap in ("-", " "):
+            spans[-1] = (spans[-1][0] + gap + text[match.start():end], True)
+        else:
+            opening = len(gap) - len(gap.rstrip(_OPENING))
+            if gap[:len(gap) - opening]:
+                spans.append((gap[:len(gap) - opening], False))
+            spans.append((text[match.start() - opening:end], True))
+        last = end
+    if last < len(text):
+        spans.append((text[last:], False))
+    return spans
