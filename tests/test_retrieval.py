@@ -244,3 +244,16 @@ def test_sentence_vectors_are_embedded_once_per_chunk_text():
                                "Another chunk holds only this single sentence here."]]
     again = rating.sentence_vectors(embedder, [second, first])
     assert len(embedder.calls) == 1 and (again[1] == got[0]).all()
+
+
+def test_best_sentence_shown_without_the_heading_it_was_embedded_with():
+    from core.rag.rating import sentences, without_heading
+
+    text = ("Abstract\n\nWe introduce a new language representation model called BERT. "
+            "It is conceptually simple and empirically powerful.")
+    first = sentences(text)[0]
+    assert text[slice(*first)].startswith("Abstract")  # embedded with its heading
+    shown = without_heading(text, first)
+    assert text[slice(*shown)] == "We introduce a new language representation model called BERT."
+    plain = "Masked LM comes first.\nIt is trained on masked tokens."
+    assert without_heading(plain, (0, len(plain))) == (0, len(plain))  # no heading: unchanged

@@ -11,6 +11,7 @@ import numpy as np
 from core.rag import relevance
 from core.rag.chunking import contextual_text, sentence_spans
 from core.rag.hits import Hit
+from core.rag.layout import is_heading
 from core.rag.terms import coverage, question_terms
 
 # Sentence vectors of recently rated chunks, by (model, chunk text): questions about one
@@ -40,7 +41,7 @@ def rate(collection, embedder, query_vector: np.ndarray, question: str,
     best = sorted(hits, key=lambda h: h.relevance, reverse=True)[:relevance.RESCORED]
     for hit, rows in zip(best, sentence_vectors(embedder, [h.text for h in best])):
         cosines = rows @ query_vector
-        hit.best_sentence = sentences(hit.text)[int(cosines.argmax())]
+        hit.best_sentence = without_heading(hit.text, sentences(hit.text)[int(cosines.argmax())])
         hit.sentence_cosine = round(max(0.0, float(cosines.max())), 4)
         hit.relevance = round(relevance.sentence_relevance(hit.sentence_cosine, hit.coverage), 4)
 
@@ -48,6 +49,16 @@ def rate(collection, embedder, query_vector: np.ndarray, question: str,
 def sentences(text: str) -> list[tuple[int, int]]:
     """The spans that are embedded as sentences: a text without a sentence is one."""
     return sentence_spans(text) or [(0, len(text))]
+
+
+def without_heading(text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """The span less a heading line that opens it: a heading is embedded with the sentence
+    after it ("Abstract" alone is no sentence), but the sentence is what answers."""
+    start, end = span
+    head, newline, rest = text[start:end].partition("\n")
+    if newline and rest.strip() and is_heading(head):
+        start = end - len(rest.lstrip())
+    return start, end
 
 
 def sentence_vectors(embedder, texts: list[str]) -> list[np.ndarray]:
