@@ -150,13 +150,17 @@ compare = bar[0].toggle("Compare without retrieval", key="compare",
 saved = chats.list(collection)
 titles = {c.id: f"{c.title} · {c.size} turn{'s' * (c.size != 1)}" for c in saved}
 current = conversation.id if conversation else "new"
-# Keyed by the open conversation: a widget that starts afresh whenever the page opens another
-# one (New, a first question, a link) instead of holding on to the previous choice.
+# Keyed by the open conversation and its title: a widget that starts afresh whenever the page
+# opens another one (New, a first question, a link) instead of holding on to the previous
+# choice, and whenever a turn renames it ("· 3 turns"). A keyed selectbox holds the label it
+# showed, and a label no longer among the options came back as the choice itself: the page
+# took it for a conversation, fell back to the open one and asked again, for minutes, losing
+# the question that was sent.
 picked = bar[1].selectbox("Conversation", ["new", *titles], label_visibility="collapsed",
                           index=0 if conversation is None else 1 + list(titles).index(current),
                           format_func=lambda c: titles.get(c, "New conversation"),
-                          key=f"conversation-{collection}-{current}")
-if picked != current:
+                          key=f"conversation-{collection}-{current}-{titles.get(current)}")
+if picked != current and (picked == "new" or picked in titles):
     open_conversation(picked)
     st.rerun()
 if bar[2].button("New", icon=":material/add_comment:", disabled=conversation is None):

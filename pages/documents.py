@@ -298,8 +298,10 @@ if not shown:
     st.info(f"No chunk of {chosen} contains “{needle}”.")
     st.stop()
 labels = [f"#{c['chunk']} · page {c['page']}" for c in shown]
+# Keyed by the list it picks from: a keyed selectbox holds the label it showed, and one that
+# is not in a new list comes back as itself, not as an index.
 pick = st.selectbox(f"{len(shown)} of {len(chunks)} chunk(s)", range(len(shown)),
-                    format_func=labels.__getitem__, key="chunk-pick")
+                    format_func=labels.__getitem__, key=f"chunk-pick-{doc['doc_id']}-{needle}")
 chunk = shown[pick]
 st.caption(f"Chunk {chunk['chunk']} · page {chunk['page']} · characters {chunk['start']}–"
            f"{chunk['end']} of the page")
