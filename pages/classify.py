@@ -23,7 +23,7 @@ from pages.shared import chroma_client, settings
 
 s = settings()
 BASE_ONLY = "Base model alone (no adapter)"
-MODES = {"score": "Label scoring", "generate": "Generate and parse (the reference's way)"}
+MODES = {"score": "Label scoring", "generate": "Generate and parse"}
 NONE = "none of these"
 
 st.title("Classify documents")
@@ -66,7 +66,11 @@ with left:
                    "does not write, take examples or read without the adapter.")
     # what a head cannot do is not offered at all (the caption above says why)
     mode = "score" if head else st.segmented_control(
-        "Method", list(MODES), format_func=MODES.get, default="score", key="classify-mode") or "score"
+        "Method", list(MODES), format_func=MODES.get, default="score", key="classify-mode",
+        help="Label scoring reads each label's probability from the model and always gives "
+             "one of your labels. Generate and parse lets the model write its answer and "
+             "matches it to a label, as a plain fine-tuning script would; an answer can match "
+             "no label.") or "score"
     threshold = st.slider(f"Answer “{NONE}” below", 0, 100, 0, 5, format="%d%%",
                           key="classify-threshold", disabled=mode != "score",
                           help="Scoring always picks one of the labels, even for a document "

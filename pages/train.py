@@ -30,7 +30,8 @@ if "train-step" not in st.session_state and (point := runs.resume_point(s)) is n
     st.session_state["train-step"] = STEPS[2] if at == "train" else STEPS[3]
 if "pending-train-step" in st.session_state:
     st.session_state["train-step"] = st.session_state.pop("pending-train-step")
-step = st.segmented_control("Step", STEPS, key="train-step", default=STEPS[0],
+st.session_state.setdefault("train-step", STEPS[0])  # a widget default beside it would warn
+step = st.segmented_control("Step", STEPS, key="train-step",
                             label_visibility="collapsed") or STEPS[0]
 
 {STEPS[0]: lambda: data.render(s, config), STEPS[1]: lambda: model.render(s, config),

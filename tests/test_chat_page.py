@@ -132,6 +132,8 @@ def test_off_topic_question_is_refused_with_the_closest_passages(chat_env):
     assert not at.exception
     assert any(m.value == "The documents do not say." for m in at.markdown)
     assert any("the model was not asked" in c.value for c in at.caption)
+    [timing] = [c.value for c in at.caption if c.value.startswith("retrieval ")]
+    assert "first token" not in timing and "tokens/s" not in timing  # no model timings
     marks = [m.value for m in at.markdown if "match]" in m.value]
     assert len(marks) == DEFAULT_K and all(":gray-badge[weak match]" in m for m in marks)
 

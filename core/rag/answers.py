@@ -150,9 +150,12 @@ class RagTurn:
             attributions = infer_citations(self.settings, text, self.plan.used)
             cited = sorted({a["rank"] for a in attributions})
             inferred = bool(cited)
-        tps = self.stats.tokens_per_s(self.engine)
+        # A refusal or "nothing found" is written without the model: no model timings for it
+        # (a first token at 0.0 s and 84,121 tokens/s read as if the model had run).
+        asked = bool(self.plan.used) and self.answerable
+        tps = self.stats.tokens_per_s(self.engine) if asked else None
         timings = {"retrieval_ms": round(self.search.seconds * 1000, 1),
-                   "ttft_ms": None if self.stats.ttft_s is None
+                   "ttft_ms": None if self.stats.ttft_s is None or not asked
                    else round(self.stats.ttft_s * 1000, 1),
                    "tokens_per_s": None if tps is None else round(tps, 1),
                    "total_ms": round(((self.stats.finished_at or time.perf_counter())

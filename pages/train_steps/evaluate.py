@@ -34,7 +34,7 @@ def render(s: Settings) -> None:
             cols = iter(st.columns(2))
         col = next(cols)
         col.metric(title, f"{result['accuracy']:.0%}",
-                   f"{gain:+.0%} vs zero-shot" if title == "LoRA adapter" and round(gain, 2)
+                   f"{gain * 100:+.0f} points vs zero-shot" if title == "LoRA adapter" and round(gain, 2)
                    else None,
                    help=f"macro-F1 {result['macro_f1']:.2f} · {result['seconds']} s")
     if (verdict := baseline_verdict(ev)) is not None:
