@@ -45,6 +45,9 @@ def test_create_upload_and_see_results_and_errors(studio_env):
     assert status["escape attempt.pdf"] == "ok"
     assert status["empty.txt"] == "error"
     assert status["notes.pdf"] == "ok"  # Tika reads content, not the name: plain text is fine
+    notes = dict(zip(table["file"], table["note"]))
+    assert notes["notes.pdf"] == "not a PDF: its content is text/plain, read as such"
+    assert notes["escape attempt.pdf"] == ""
     assert "**2 of 3**" in "\n".join(m.value for m in at.markdown)
     assert not at.file_uploader[0].value  # emptied, so the files do not come back later
     errors = [e.value for e in at.error]

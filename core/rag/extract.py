@@ -31,6 +31,7 @@ class Extracted:
     extractor: str
     metadata: dict[str, list[str]] = field(default_factory=dict)
     title: str = ""
+    note: str | None = None  # something the reader should know, e.g. what the file really is
 
     @property
     def text(self) -> str:
@@ -203,6 +204,11 @@ def extract(path: Path, ocr: bool = False, tika_url: str | None = None) -> Extra
         result = _plain_text(path)
     else:
         result = _tika_with_pdf_fallback(path, is_pdf, ocr, tika_url)
+        # Tika reads what a file holds, whatever its name: a text file named .pdf is read as
+        # text, which is worth saying, as it is not what its name promises.
+        found = (result.metadata.get("Content-Type") or [""])[0].split(";")[0]
+        if is_pdf and found and found != "application/pdf":
+            result.note = f"not a PDF: its content is {found}, read as such"
     if not result.text.strip():
         if not is_pdf:
             raise ExtractionError("no text in the file")

@@ -107,6 +107,7 @@ class PreparedDocument:
     chunks: list[Chunk]
     vectors: list[list[float]]
     seconds: float
+    note: str | None = None
 
 
 def prepare_document(path: Path, doc_id: str, embedder: AnyEmbedder, chunk_size: int,
@@ -121,13 +122,14 @@ def prepare_document(path: Path, doc_id: str, embedder: AnyEmbedder, chunk_size:
     vectors = embedder.embed([c.embedded_text for c in chunks])
     return PreparedDocument(path.name, doc_id, len(extracted.pages), extracted.chars,
                             extracted.extractor, chunks, vectors,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, extracted.note)
 
 
 def store_document(settings: Settings, collection, doc: PreparedDocument, batch: int,
                    result: FileResult) -> None:
     """Write a prepared document whole (or not at all) and record it in `result`."""
     result.pages, result.chars, result.extractor = doc.pages, doc.chars, doc.extractor
+    result.note = doc.note
     try:
         if not settings.chroma_host:  # its text and vectors, several times over (SQLite, index)
             check_room(settings.chroma_dir, 4 * sum(len(c.text.encode()) + 4 * len(v)
