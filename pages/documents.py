@@ -108,14 +108,13 @@ if info.outdated and info.chunks:
                    "Re-index it to give answers fuller passages; every document is rebuilt "
                    "from its uploaded original and none is lost.", icon=":material/update:")
         if st.button("Re-index", type="primary", key="reindex-collection"):
-            bar = st.progress(0.0, text="Starting…")
+            bar = st.progress(0.0, text="Loading the embedding model…")
             stored = {d["file"] for d in store.documents(collection)}
             # A re-index also stores the unstored originals, so its progress counts them.
             tracker = BatchProgress([upload_folder(s.data_dir, current) / f for f in stored]
                                     + unstored)
-            with st.spinner("Loading the embedding model…"):
-                done = reindex(s, current, lambda path, stage: bar.progress(
-                    tracker.update(path, stage)[0], text=f"{path.name}: {stage}"))
+            done = reindex(s, current, lambda path, stage: bar.progress(
+                tracker.update(path, stage)[0], text=f"{path.name}: {stage}"))
             st.session_state["ingest-results"] = [r.to_json() for r in done]
             st.rerun()
 
@@ -153,14 +152,16 @@ with st.container(border=True):
             bar.progress(done, text=f"{done:.0%}{left}")
             stage_line.markdown(f"`{path.name}` — **{stage}**")
 
+        # Said on the stage line, which the first file's first stage replaces: a spinner
+        # around the whole batch kept saying it while the files were read and embedded.
         if on_cluster:
-            with st.spinner("Starting the cluster's workers…"):
-                results = ingest_files_ray(s, saved, current, info.chunk_size, info.chunk_overlap,
-                                           on_stage=show, ocr=ocr, address=s.ray_address)
+            stage_line.caption("Starting the cluster's workers…")
+            results = ingest_files_ray(s, saved, current, info.chunk_size, info.chunk_overlap,
+                                       on_stage=show, ocr=ocr, address=s.ray_address)
         else:
-            with st.spinner("Loading the embedding model…"):
-                results = ingest_files(s, saved, current, info.chunk_size, info.chunk_overlap,
-                                       on_stage=show, ocr=ocr)
+            stage_line.caption("Loading the embedding model…")
+            results = ingest_files(s, saved, current, info.chunk_size, info.chunk_overlap,
+                                   on_stage=show, ocr=ocr)
         drop_failed_originals(s, current, saved, results)
         bar.progress(1.0, text="Done")
         stage_line.empty()

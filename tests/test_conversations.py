@@ -76,12 +76,18 @@ def test_which_questions_lean_on_the_conversation():
     assert needs_rewrite("Which of them does RoBERTa drop?", earlier)
     assert needs_rewrite("And in GPT-2?", earlier)
     assert needs_rewrite("The second one?", earlier)
+    assert needs_rewrite("How is the second one trained?", earlier)
+    assert not needs_rewrite("What is one of the Normans' major exports?", earlier)
     assert not needs_rewrite("What does the discriminator estimate?", earlier)
     assert not needs_rewrite("How many layers does the BERT-large encoder have in total?",
                              earlier)
     assert clean_query('Query: "BERT pre-training task dropped by RoBERTa"\nIt is NSP.') == \
         "BERT pre-training task dropped by RoBERTa"
     assert clean_query(" ".join(["word"] * 80)) == ""  # an answer, not a query
+    assert clean_query("Masked language modeling is useful for tasks like text summarization, "
+                       "translation, and question answering.") == ""  # a statement
+    assert clean_query("Why is masked language modeling useful?") == \
+        "Why is masked language modeling useful?"
 
 
 class Says:

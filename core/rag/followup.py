@@ -14,12 +14,17 @@ from core.rag.terms import question_terms
 RECENT_TURNS = 3
 ANSWER_CHARS = 400  # of each earlier answer shown to the rewriter: its gist, not its length
 MAX_QUERY_WORDS = 40
+# A reply that ends in a full stop past this many words is a statement: asked "Why is it
+# useful?" after masked language modelling, the 0.5B replied "Masked language modeling is
+# useful for tasks like text summarization, translation, and question answering."
+STATEMENT_WORDS = 8
 # Words that point back at something said before. A very short question ("The second one?")
 # usually does too; five words can already stand alone ("What does the discriminator
 # estimate?" was rewritten into the previous answer by a small model).
 _ANAPHORA = re.compile(
     r"\b(it|its|they|them|their|theirs|this|that|these|those|he|she|his|her|former|latter|"
     r"above|previous|same|both|either|neither|instead|other)\b|"
+    r"\b(first|second|third|last|next) ones?\b|"
     r"^(and|but|so|what about|how about|why|then)\b", re.IGNORECASE)
 SHORT_QUESTION_WORDS = 3
 
@@ -61,8 +66,11 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
 
 def clean_query(reply: str) -> str:
     """The model's first line without quotes or a 'Query:' prefix; empty when it is not a
-    query (too long: the model answered instead)."""
+    query (too long, or a long statement: the model answered instead)."""
     line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(standalone )?(search )?query\s*:\s*", "", line, flags=re.IGNORECASE)
     line = line.strip().strip("\"'`").strip()
-    return line if 0 < len(line.split()) <= MAX_QUERY_WORDS else ""
+    words = len(line.split())
+    if line.endswith(".") and words > STATEMENT_WORDS:
+        return ""
+    return line if 0 < words <= MAX_QUERY_WORDS else ""
