@@ -87,8 +87,10 @@ with details:
                 expanded=False)
         st.download_button("Export as ZIP", adapter_ops.export_zip(s.models_dir, name),
                            f"{name}.zip", "application/zip", icon=":material/download:")
+        # Keyed by the adapter: after a delete the popover stays open on the next adapter, and
+        # a shared key had left its confirmation ticked (and the old name in the box).
         with st.popover("Rename or delete", icon=":material/edit:"):
-            renamed = st.text_input("New name", value=name, key="rename-adapter")
+            renamed = st.text_input("New name", value=name, key=f"rename-adapter-{name}")
             if st.button("Rename", disabled=renamed.strip() == name, key="rename-button"):
                 try:
                     adapter_ops.rename(s.models_dir, name, renamed.strip())
@@ -96,7 +98,7 @@ with details:
                     st.error(str(exc))
                 else:
                     st.rerun()
-            sure = st.checkbox(f"Yes, delete {name}", key="delete-sure")
+            sure = st.checkbox(f"Yes, delete {name}", key=f"delete-sure-{name}")
             if st.button("Delete", type="primary", disabled=not sure, key="delete-button"):
                 adapter_ops.delete(s.models_dir, name)
                 st.rerun()

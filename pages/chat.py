@@ -168,14 +168,18 @@ if bar[2].button("New", icon=":material/add_comment:", disabled=conversation is 
     st.rerun()
 with bar[3].popover("More", icon=":material/more_horiz:", disabled=conversation is None):
     if conversation is not None:
-        title = st.text_input("Title", conversation.title, key="conversation-title")
+        # Keyed by the conversation, as is the confirmation below: with one key for all, the
+        # next conversation opened showed the previous one's title and a ticked confirmation.
+        title = st.text_input("Title", conversation.title,
+                              key=f"conversation-title-{conversation.id}")
         if st.button("Rename", disabled=title.strip() in ("", conversation.title)):
             chats.rename(conversation.id, title)
             st.rerun()
         st.download_button("Export as Markdown", to_markdown(collection, history),
                            file_name=f"{collection}-{conversation.id}.md", mime="text/markdown",
                            icon=":material/download:")
-        sure = st.checkbox("Yes, delete this conversation", key="delete-conversation-sure")
+        sure = st.checkbox("Yes, delete this conversation",
+                           key=f"delete-conversation-sure-{conversation.id}")
         if st.button("Delete", type="primary", disabled=not sure, icon=":material/delete:"):
             chats.delete(conversation.id)
             open_conversation("new")

@@ -38,14 +38,17 @@ def test_table_details_rename_and_delete(models):
         "\n".join(m.value for m in at.markdown)
     assert at.get("plotly_chart")  # the confusion matrix from its evaluation
     at.selectbox(key="adapter-details").set_value("tiny-twin").run()
-    at.text_input(key="rename-adapter").set_value("tiny-renamed").run()
+    at.text_input(key="rename-adapter-tiny-twin").set_value("tiny-renamed").run()
     at.button(key="rename-button").click().run()
     assert names(models) == {"tiny-cuad", "tiny-renamed"}
     at.selectbox(key="adapter-details").set_value("tiny-renamed").run()
     assert at.button(key="delete-button").disabled  # confirmation first
-    at.checkbox(key="delete-sure").check().run()
+    at.checkbox(key="delete-sure-tiny-renamed").check().run()
     at.button(key="delete-button").click().run()
     assert not at.exception and names(models) == {"tiny-cuad"}
+    # The next adapter is not one click from deletion: its confirmation starts unticked.
+    assert not at.checkbox(key="delete-sure-tiny-cuad").value
+    assert at.button(key="delete-button").disabled
 
 
 def test_a_damaged_adapter_is_listed_with_its_problem(models):

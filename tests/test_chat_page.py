@@ -4,7 +4,7 @@ retrieval over the sample paper in a real Chroma)."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.rag.conversations import conversation_store
+from core.rag.conversations import Turn, conversation_store
 from core.rag.ingest import ingest_files
 from core.rag.retrieval import DEFAULT_K
 from core.samples import SAMPLE_PAPER
@@ -206,3 +206,22 @@ def test_a_source_whose_original_is_not_kept_opens_as_text(chat_env):
     first_line = hit["text"].split("\n")[0]  # the span is marked line by line
     assert any(f":orange-background[{first_line}]" in m.value.replace("\\", "")
                for m in at.markdown)
+
+
+def test_another_conversation_opens_with_its_own_title_and_an_unticked_delete(chat_env):
+    chats = conversation_store(load_settings())
+    for question in ("What is overfitting?", "What is a test set?"):
+        chat = chats.create("samples")
+        chats.add_turn(chat.id, Turn(question, {"answer": "Something. [1]", "sources": [],
+                                                "cited": [1], "timings": {"retrieval_ms": 5}}))
+    by_title = {c.title: c for c in chats.list("samples")}
+    first, second = by_title["What is overfitting?"], by_title["What is a test set?"]
+    at = chat_page()
+    picker = next(s for s in at.selectbox if s.label == "Conversation")
+    picker.set_value(first.id).run()
+    at.checkbox(key=f"delete-conversation-sure-{first.id}").check().run()
+    next(s for s in at.selectbox if s.label == "Conversation").set_value(second.id).run()
+    assert not at.exception
+    assert at.text_input(key=f"conversation-title-{second.id}").value == "What is a test set?"
+    assert not at.checkbox(key=f"delete-conversation-sure-{second.id}").value
+    assert next(b for b in at.button if b.label == "Delete").disabled
