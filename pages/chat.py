@@ -255,8 +255,8 @@ def show_answer(answer: Answer, number: int) -> None:
 # is brought back, its question with it when both fit, unless it is on screen. Each is a new
 # element whose script runs when it is mounted; it waits (up to a minute on a busy machine)
 # for this run's messages, as the previous run's stay until replaced, then keeps them in place
-# for three seconds, as Streamlit may scroll back down while the page is drawn, and stops at
-# once when the reader scrolls, clicks or types.
+# for three seconds (a question: until its answer has streamed), as Streamlit may scroll back
+# down while the page is drawn, and stops at once when the reader scrolls, clicks or types.
 SHOW_LATEST_TURN = """<script data-turn="%s">
 (() => {
   const pin = %s;
@@ -278,9 +278,13 @@ SHOW_LATEST_TURN = """<script data-turn="%s">
     target.scrollIntoView({block: "start"});
   };
   const stop = () => clearInterval(timer);
+  // A pinned question is held while its answer streams (the Stop button is up): on a page
+  // still short enough to end on screen, Streamlit sticks to the bottom again, and the
+  // growing answer pushed the question off the top once the three seconds were over.
+  const streaming = () => pin && document.querySelector(".st-key-stop");
   const timer = setInterval(() => {
     show();
-    if (Date.now() - (seen || started) > (seen ? 3000 : 60000)) stop();
+    if (Date.now() - (seen || started) > (seen ? 3000 : 60000) && !streaming()) stop();
   }, 100);
   for (const event of ["wheel", "pointerdown", "keydown", "touchstart"])
     window.addEventListener(event, stop, {once: true, capture: true});
