@@ -143,7 +143,7 @@ def test_cli_needs_a_question_or_a_file(studio_env):
 
 
 @pytest.mark.slow
-def test_default_model_refuses_what_the_bert_paper_does_not_say(studio_env):
+def test_default_model_refuses_what_the_bert_paper_does_not_say_and_names_its_authors(studio_env):
     from core.rag.answers import RagTurn
     from core.rag.ingest import ingest_files
     from core.rag.llm import get_engine
@@ -163,3 +163,9 @@ def test_default_model_refuses_what_the_bert_paper_does_not_say(studio_env):
                    max_new_tokens=80)
     "".join(turn.stream())
     assert not is_refusal(turn.result().text)
+    # Its title block matches "Who wrote…" weakly and is still the answer (core.rag.front_matter)
+    turn = RagTurn(settings, "bert", "Who wrote the BERT paper?", engine, max_new_tokens=60)
+    "".join(turn.stream())
+    answer = turn.result()
+    assert "Devlin" in answer.text and answer.cited == [1], answer.text
+    assert answer.sources[0].chunk == 0 and answer.sources[0].match == "weak"

@@ -42,12 +42,19 @@ def test_prompt_numbers_chunks_and_drops_whole_chunks_that_do_not_fit(engine):
     essay = build_prompt("Write a long essay about alpha.", hits, engine, 128)
     assert essay.messages[-1]["content"].endswith(
         "Question: Write a long essay about alpha.\nHelpful Answer:")
+    # Asked for brevity, the 0.5B named one author of four
+    authors = build_prompt("Who wrote the alpha paper?", hits, engine, 128)
+    assert authors.messages[-1]["content"].endswith(
+        "Question: Who wrote the alpha paper?\nHelpful Answer:")
 
 
 def test_sentence_ends_where_a_mark_belongs():
     assert _ends_sentence("BERT uses masked LM.") and _ends_sentence('It said "yes."')
     assert not _ends_sentence("Steps:\n1.") and not _ends_sentence("as in Devlin et al.")
     assert not _ends_sentence("BERT uses masked LM") and not _ends_sentence("e.g.")
+    # An initial: the 0.5B's "Ian J." got a mark, and the answer went astray after it
+    assert not _ends_sentence("Ian J.") and not _ends_sentence("by (J.")
+    assert _ends_sentence("It is made by Goodfellow.")
 
 
 def test_cited_ranks_only_counts_chunks_the_model_was_given():

@@ -108,7 +108,8 @@ class RagTurn:
                       for m in self.plan.messages))
         earlier = [m for m in history if m["role"] in ("user", "assistant")]
         self.plan.messages[:0] = newest_that_fit(earlier, engine, room)
-        self.answerable = relevance.answerable([h.relevance for h in self.search.hits])
+        self.answerable = (self.search.openings
+                           or relevance.answerable([h.relevance for h in self.search.hits]))
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
         self._finished = False

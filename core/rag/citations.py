@@ -25,6 +25,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # the abbreviations papers use.
 _ENDS_SENTENCE = re.compile(r"[^\s\d][.!?][\"')\]]?$")
 _ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "etc.", "Fig.", "Eq.", "vs.", "cf.", "No.")
+_INITIAL = re.compile(r"(?:^|[\s(])[A-Z]\.$")  # "Ian J." of "Ian J. Goodfellow"
 # What the model wrote since its last sentence when it is nothing but marks (or the start of
 # one): held back until a word follows.
 _MARKS_ONLY = re.compile(r"(?:\s*\[\d*(?:\s*,\s*\d*)*\]?)*\s*")
@@ -68,7 +69,8 @@ def infer_citations(settings: Settings, answer: str, used: list[Hit],
 
 
 def _ends_sentence(text: str) -> bool:
-    return bool(_ENDS_SENTENCE.search(text)) and not text.endswith(_ABBREVIATIONS)
+    return (bool(_ENDS_SENTENCE.search(text)) and not text.endswith(_ABBREVIATIONS)
+            and not _INITIAL.search(text))
 
 
 def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens: int,

@@ -16,7 +16,7 @@ class Hit:
     page: int
     chunk_id: str
     text: str
-    retriever: str  # "dense", "bm25" or "both"
+    retriever: str  # "dense", "bm25", "both" or "front matter" (core.rag.front_matter)
     doc_id: str = ""
     chunk: int = 0
     start: int = 0  # character span within its page

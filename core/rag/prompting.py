@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.rag import store
+from core.rag import front_matter, store
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine
 
@@ -91,14 +91,16 @@ def context_block(lead: Hit, rows: list[dict]) -> str:
             f"{merged_text(rows)}")
 
 
-def asks_a_question(message: str) -> bool:
-    return message.rstrip().endswith("?")
+def wants_brevity(message: str) -> bool:
+    """A question, but not one for a document's authors or title: asked for brevity, the 0.5B
+    gave one name of a list ("Who wrote the BERT paper?" -> "Jacob Devlin", of four)."""
+    return message.rstrip().endswith("?") and not front_matter.asks_about_document(message)
 
 
 def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
     context = "\n\n".join(context_block(lead, rows) for lead, rows in _runs(chosen, hits))
     return ANSWER_PROMPT.format(context=context, question=question,
-                                style=BRIEF if asks_a_question(question) else "")
+                                style=BRIEF if wants_brevity(question) else "")
 
 
 def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tokens: int,

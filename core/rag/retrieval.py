@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from core.errors import InputError
-from core.rag import store
+from core.rag import front_matter, store
 from core.rag.bm25 import bm25_index
 from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
@@ -84,6 +84,9 @@ class SearchResult:
     method: Method
     score_meaning: str
     seconds: float
+    # The hits are documents' opening chunks, for a question about a document itself
+    # (core.rag.front_matter): they answer however weakly they match it
+    openings: bool = False
 
 
 def search(settings: Settings, collection_name: str, question: str,
@@ -127,13 +130,37 @@ def search(settings: Settings, collection_name: str, question: str,
         hits.sort(key=lambda h: h.relevance, reverse=True)  # stable: ties keep the fused order
     if options.mmr and len(hits) > options.k:
         hits = _mmr(collection, query_vector, hits, options.k)
+    openings: list[Hit] = []
+    if front_matter.asks_about_document(question):
+        # Only the openings: other passages drew the 0.5B to names in their citations
+        # ("Who are the authors of the GAN paper?" -> "2024", from another paper's references)
+        openings = _openings(collection, settings, question, options, hits, ranked)
+        if options.rerank:  # those that retrieval missed are rated here
+            rate(collection, embedder, query_vector, question,
+                 [h for h in openings if h not in hits])
+        hits = openings or hits
     hits = hits[:options.k]
     for rank, hit in enumerate(hits, 1):
         hit.rank = rank
     if not options.rerank:
         rate(collection, embedder, query_vector, question, hits)
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, bool(openings))
+
+
+def _openings(collection, settings: Settings, question: str, options: RetrievalOptions,
+              hits: list[Hit], ranked: dict[str, dict]) -> list[Hit]:
+    """The opening chunks of the documents that a question about a document itself names or
+    retrieved (core.rag.front_matter); one that retrieval found is that hit."""
+    index = bm25_index(collection, settings.indexes_dir)
+    found = {h.chunk_id: h for h in hits}
+    openings = []
+    for i in front_matter.opening_chunks(index, question, [h.doc_id for h in hits],
+                                         options.doc_ids, options.k):
+        cid = index.ids[i]
+        openings.append(found.get(cid) or _hit(cid, ranked.get(cid) or {
+            "text": index.texts[i], "meta": index.metas[i]}, options.method))
+    return openings
 
 
 def _where(options: RetrievalOptions) -> dict | None:
@@ -149,12 +176,13 @@ def _hit(chunk_id: str, entry: dict, method: Method) -> Hit:
     if method == "hybrid":
         rrf = sum(1.0 / (RRF_K + entry[name][0]) for name in found)
         score = rrf / (2.0 / (RRF_K + 1))
-    else:
-        score = entry[method][1]
+    else:  # 0: a document's opening that neither retriever found (core.rag.front_matter)
+        score = entry[method][1] if method in entry else 0.0
     meta = entry["meta"]
     return Hit(rank=0, score=round(score, 4), doc=meta["file"], page=int(meta["page"]),
                chunk_id=chunk_id, text=entry["text"],
-               retriever="both" if len(found) == 2 else found[0], doc_id=meta["doc_id"],
+               retriever="both" if len(found) == 2 else found[0] if found else front_matter.RETRIEVER,
+               doc_id=meta["doc_id"],
                chunk=int(meta["chunk"]), start=int(meta["start"]), end=int(meta["end"]),
                title=meta.get("title", ""), section=meta.get("section", ""),
                details={name: {"rank": entry[name][0], "score": round(entry[name][1], 4)}
