@@ -48,6 +48,23 @@ def test_prompt_numbers_chunks_and_drops_whole_chunks_that_do_not_fit(engine):
         "Question: Who wrote the alpha paper?\nHelpful Answer:")
 
 
+def test_a_hyphenated_word_meets_its_joined_form_both_ways():
+    """BERT's paper writes "BERTBASE"; its chunk that holds "L=12" ranked 5th for "How many
+    layers does BERT-base have?" and the 0.5B answered "6"."""
+    from core.rag.bm25 import Bm25Index
+    from core.rag.terms import coverage, question_terms
+
+    terms = question_terms("How many layers does BERT-base have?")
+    assert {"bert", "base", "bertbas", "layer"} <= terms
+    text = "BERTBASE has 12 layers"
+    assert coverage(text, terms) > coverage(text, terms - {"bertbas"}) > 0
+    texts = ["the rate of BERT layers", "BERTBASE has 12 layers", "finetuning BERT"]
+    metas = [{"doc_id": "d", "file": "f", "title": "", "section": ""}] * 3
+    index = Bm25Index(["a", "b", "c"], texts, metas)
+    assert index.search("BERT-base layers", 3)[0][0] == 1
+    assert index.search("fine-tuning", 3)[0][0] == 2
+
+
 def test_sentence_ends_where_a_mark_belongs():
     assert _ends_sentence("BERT uses masked LM.") and _ends_sentence('It said "yes."')
     assert not _ends_sentence("Steps:\n1.") and not _ends_sentence("as in Devlin et al.")
@@ -86,6 +103,8 @@ def test_highlight_and_markdown_export():
     assert spans == [("BERT", True), (" uses ", False), ("pre-training", True),
                      (" and ", False), ("pre", True), ("- or post-\n", False),
                      ("BERT models", True)]  # neighbouring terms are one mark, not across lines
+    spans = highlight_spans("BERTBASE (L=12)", "How many layers does BERT-base have?")
+    assert spans[0] == ("BERTBASE", True)  # a hyphenated word is also read joined
     from core.rag.answers import Answer
 
     a = Answer("Q?", "An answer [1].", [hit(1, "text one")], [1], [], [1], False)

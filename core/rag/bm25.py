@@ -12,7 +12,7 @@ import numpy as np
 from core import files
 from core.rag import store
 from core.rag.chunking import contextual_text
-from core.rag.terms import tokenize
+from core.rag.terms import TOKENS_VERSION, tokenize
 
 
 class Bm25Index:
@@ -77,7 +77,8 @@ def bm25_index(collection, index_dir: Path) -> Bm25Index:
     process (`python -m core search`) does not rebuild it."""
     key = (str(collection.id), collection.name)
     rev = store.revision(collection)
-    folder = Path(index_dir) / f"{collection.name}-{collection.id}" / f"bm25-r{rev}"
+    folder = (Path(index_dir) / f"{collection.name}-{collection.id}"
+              / f"bm25-r{rev}-t{TOKENS_VERSION}")
     with _lock:
         cached = _cache.get(key)
         if cached and cached[0] == rev:

@@ -7,6 +7,11 @@ import re
 from functools import lru_cache
 
 _WORD = re.compile(r"\w+")
+# A hyphenated word is also read joined: papers write "BERTBASE" and "finetuning" where a
+# question says "BERT-base" and "fine-tuning" (and the other way round), and the stems of the
+# parts alone never meet the joined one.
+_COMPOUND = re.compile(r"\b\w+(?:-\w+)+\b")
+TOKENS_VERSION = 2  # 2: compounds joined; keyword indexes saved by another version are rebuilt
 _CLOSING = re.compile(r"(?:['’]s)?[.,;:!?)\]}”’'\"]*(?!\w)")  # "BERT's", not "don't"
 _OPENING = "([{“‘'\""
 
@@ -18,12 +23,22 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def with_compounds(text: str) -> str:
+    """`text` followed by its hyphenated words joined ("fine-tuning" -> "finetuning")."""
+    joined = [m.replace("-", "") for m in _COMPOUND.findall(text)]
+    return " ".join([text, *joined]) if joined else text
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(with_compounds(text))
+
+
 def tokenize(texts: list[str]):
     """bm25s tokens of `texts`, stemmed as `question_terms` stems."""
     import bm25s
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer().stemWords,
-                          show_progress=False)
+    return bm25s.tokenize([with_compounds(t) for t in texts], stopwords="en",
+                          stemmer=_stemmer().stemWords, show_progress=False)
 
 
 def question_terms(question: str) -> set[str]:
@@ -31,7 +46,7 @@ def question_terms(question: str) -> set[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     stem = _stemmer().stemWord
-    return {stem(w.lower()) for w in _WORD.findall(question)
+    return {stem(w.lower()) for w in _words(question)
             if len(w) >= 3 and w.lower() not in ENGLISH_STOP_WORDS}
 
 
@@ -40,7 +55,7 @@ def coverage(text: str, terms: set[str]) -> float:
     if not terms:
         return 0.0
     stem = _stemmer().stemWord
-    return len(terms & {stem(w.lower()) for w in _WORD.findall(text)}) / len(terms)
+    return len(terms & {stem(w.lower()) for w in _words(text)}) / len(terms)
 
 
 def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
