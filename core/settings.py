@@ -124,6 +124,11 @@ class Settings:
     def preferences_path(self) -> Path:
         return self.data_dir / "preferences.json"
 
+    @property
+    def last_used_path(self) -> Path:
+        """What the user worked on last (the collection), to open it again: not a setting."""
+        return self.data_dir / "last_used.json"
+
     def describe(self) -> list[dict[str, Any]]:
         """One row per setting for display: secrets masked, source named."""
         rows = []
@@ -245,6 +250,18 @@ def locked(settings: Settings, name: str) -> bool:
 
 def editable_fields() -> list:
     return [f for f in setting_fields() if f.metadata["user_editable"]]
+
+
+def last_used(settings: Settings, what: str) -> str | None:
+    value = files.read_json(settings.last_used_path, {}).get(what)
+    return value if isinstance(value, str) else None
+
+
+def remember_last_used(settings: Settings, what: str, value: str) -> None:
+    used = files.read_json(settings.last_used_path, {})
+    if not isinstance(used, dict):  # edited by hand
+        used = {}
+    files.write_json(settings.last_used_path, {**used, what: value}, indent=2)
 
 
 def read_preferences(path: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from core import charts
 from core.errors import StudioError, service_unavailable
 from core.health import Check, system_report
 from core.lora.evaluate import CURVE_SIZES
-from core.settings import Settings, load_settings
+from core.settings import Settings, last_used, load_settings, remember_last_used
 from core.text import safe_markdown
 
 
@@ -88,13 +88,19 @@ def collection_picker(s: Settings) -> None:
         return
     if "pending-collection" in st.session_state:
         st.session_state["collection"] = st.session_state.pop("pending-collection")
-    elif "collection" not in st.session_state and st.query_params.get("collection") in names:
-        st.session_state["collection"] = st.query_params["collection"]  # a reload or a link
+    elif "collection" not in st.session_state:
+        # A reload or a link names it; a new session opens the one used last
+        opened = st.query_params.get("collection")
+        st.session_state["collection"] = opened if opened in names else last_used(s, "collection")
     if st.session_state.get("collection") not in names:
         st.session_state.pop("collection", None)  # deleted or renamed
     if names:
         st.selectbox("Collection", names, key="collection")
-        st.query_params["collection"] = st.session_state["collection"]
+        chosen = st.session_state["collection"]
+        st.query_params["collection"] = chosen
+        if st.session_state.get("remembered-collection") != chosen:
+            remember_last_used(s, "collection", chosen)
+            st.session_state["remembered-collection"] = chosen
     else:
         st.caption("No collections yet")
 

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.registry import Registry
-from core.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT, load_settings
 
 REGISTRY = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
 
@@ -178,3 +178,22 @@ def test_install_button_fetches_an_optional_model_and_the_chooser_then_offers_it
     assert spec.name in at.selectbox(key="setting-embedding_model").options
     assert not [b for b in at.button if b.key == f"install-{spec.name}"]
     assert (models / "base" / spec.name / "model.safetensors").is_file()
+
+
+def test_a_new_session_opens_the_collection_used_last(studio_env):
+    """Not the alphabetically first one; a link (?collection=) still wins."""
+    from core.rag import store
+
+    settings = load_settings()
+    chroma = store.client(settings)
+    for name in ("alpha", "beta"):
+        store.open_collection(chroma, name, settings.embedding_model, 500, 50)
+    first = app().run()
+    assert first.selectbox(key="collection").value == "alpha"
+    first.selectbox(key="collection").set_value("beta").run()
+    assert app().run().selectbox(key="collection").value == "beta"
+    linked = app()
+    linked.query_params["collection"] = "alpha"
+    assert linked.run().selectbox(key="collection").value == "alpha"
+    store.delete_collection(chroma, "alpha")  # the one used last, gone: the first one left
+    assert app().run().selectbox(key="collection").value == "beta"
