@@ -40,14 +40,16 @@ EMBEDDING_ENGINES = ("auto", "torch-bf16", "torch-fp32", "onnx", "onnx-int8")
 def _setting(env: str, help: str, *, secret: bool = False, user_editable: bool = False,
              choices: tuple[str, ...] | None = None, default: Any = None, label: str = "",
              group: str = "", role: str = "", kind: str = "",
-             labels: dict[str, str] | None = None) -> Any:
+             labels: dict[str, str] | None = None,
+             applies_when: tuple[str, str] | None = None) -> Any:
     """A setting's one declaration: the environment variable, the help, and what the Settings
     page needs to draw it (label, group, the registry role whose models it offers, the
-    choices and their labels, and `kind="url"` for an address that must parse)."""
+    choices and their labels, `kind="url"` for an address that must parse, and the
+    (setting, value) it only matters with, such as the endpoint's model with that backend)."""
     return field(default=default, metadata={
         "env": env, "help": help, "secret": secret, "user_editable": user_editable,
         "choices": choices, "label": label, "group": group, "role": role, "kind": kind,
-        "labels": labels or {},
+        "labels": labels or {}, "applies_when": applies_when,
     })
 
 
@@ -75,13 +77,15 @@ class Settings:
         "STUDIO_CHAT_MODEL", "Qwen2.5-Coder-0.5B is the default; the optional 1.5B declines "
         "unanswerable questions better at half the speed; SmolLM2-135M is faster and "
         "weaker.", user_editable=True, default=DEFAULT_CHAT_MODEL, label="Local chat model",
-        group="Chat engine", role="chat")
+        group="Chat engine", role="chat", applies_when=("chat_backend", "local"))
     openai_base_url: str | None = _setting(
         "OPENAI_BASE_URL", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.",
-        user_editable=True, label="Endpoint base URL", group="Chat engine", kind="url")
+        user_editable=True, label="Endpoint base URL", group="Chat engine", kind="url",
+        applies_when=("chat_backend", "openai"))
     openai_model: str | None = _setting("OPENAI_MODEL", "Model name at that endpoint.",
                                         user_editable=True, label="Endpoint model",
-                                        group="Chat engine")
+                                        group="Chat engine",
+                                        applies_when=("chat_backend", "openai"))
     openai_api_key: str | None = _setting("OPENAI_API_KEY", "API key for that endpoint.",
                                           secret=True)
     embedding_model: str = _setting(

@@ -39,30 +39,33 @@ def widget(f):
     return st.text_input(meta["label"], current or "", **common).strip() or None
 
 
-with st.form("preferences"):
-    wanted = {}
-    for group in dict.fromkeys(f.metadata["group"] for f in editable_fields()):
-        st.subheader(group)
-        for f in editable_fields():
-            if f.metadata["group"] == group:
-                wanted[f.name] = widget(f)
-        if group == "Chat engine":
-            st.caption("The API key is read from `OPENAI_API_KEY` or `.streamlit/secrets.toml` "
-                       "only; it is never saved by the Studio"
-                       + (", and the endpoint it goes to is set in the same place."
-                          if endpoint_locked(s) else "."))
-    if st.form_submit_button("Save", type="primary"):
-        changes = {k: v for k, v in wanted.items() if not locked(s, k) and v != getattr(s, k)}
-        if changes:
-            try:
-                save_preferences(s, changes)
-            except ValueError as exc:
-                st.error(str(exc))
-            else:
-                st.success("Saved: " + ", ".join(sorted(changes)))
-                st.rerun()
+# Not a form: a setting that only matters with another's value (the endpoint's address with
+# the endpoint backend) shows as that value is chosen, not after a save.
+wanted = {}
+for group in dict.fromkeys(f.metadata["group"] for f in editable_fields()):
+    st.subheader(group)
+    for f in editable_fields():
+        when = f.metadata["applies_when"]
+        if f.metadata["group"] == group and (
+                not when or wanted.get(when[0], getattr(s, when[0])) == when[1]):
+            wanted[f.name] = widget(f)
+    if group == "Chat engine" and wanted.get("chat_backend") == "openai":
+        st.caption("The API key is read from `OPENAI_API_KEY` or `.streamlit/secrets.toml` "
+                   "only; it is never saved by the Studio"
+                   + (", and the endpoint it goes to is set in the same place."
+                      if endpoint_locked(s) else "."))
+if st.button("Save", type="primary", key="save-settings"):
+    changes = {k: v for k, v in wanted.items() if not locked(s, k) and v != getattr(s, k)}
+    if changes:
+        try:
+            save_preferences(s, changes)
+        except ValueError as exc:
+            st.error(str(exc))
         else:
-            st.info("Nothing changed.")
+            st.success("Saved: " + ", ".join(sorted(changes)))
+            st.rerun()
+    else:
+        st.info("Nothing changed.")
 
 optional = {role: model_choices(registry, role, "")[1] for role in ("chat", "embedding")}
 if any(optional.values()):

@@ -81,11 +81,17 @@ def test_settings_page_masks_key_and_saves_choices(studio_env, monkeypatch):
     row = table[table["setting"] == "openai_api_key"].iloc[0]
     assert row["value"] == "••••4242" and row["source"] == "env"
     assert "sk-test-secret" not in table.to_string()
+    # Each backend's own fields show as it is chosen, the other's not at all
+    assert not at.text_input and at.selectbox(key="setting-chat_model")
+    at.selectbox(key="setting-chat_model").set_value("smollm2-135m-instruct")
+    at.button(key="save-settings").click().run()
+    assert json.loads((studio_env / "preferences.json").read_text())["chat_model"] == \
+        "smollm2-135m-instruct"
+    at.radio[0].set_value("openai").run()
+    assert not [b for b in at.selectbox if b.key == "setting-chat_model"]
     # The key comes from the environment: the address it is sent to cannot be typed here.
     assert at.text_input(key="setting-openai_base_url").disabled
-    at.radio[0].set_value("openai")
-    at.selectbox(key="setting-chat_model").set_value("smollm2-135m-instruct")
-    at.button[0].click().run()
+    at.button(key="save-settings").click().run()
     assert not at.exception
     prefs = json.loads((studio_env / "preferences.json").read_text())
     assert prefs["chat_backend"] == "openai"
@@ -98,12 +104,13 @@ def test_settings_page_masks_key_and_saves_choices(studio_env, monkeypatch):
 def test_settings_page_refuses_an_address_that_is_not_a_url(studio_env):
     at = app().run()
     at.switch_page("pages/settings.py").run()
+    at.radio[0].set_value("openai").run()
     at.text_input(key="setting-openai_base_url").set_value("not a url")
-    at.button[0].click().run()
+    at.button(key="save-settings").click().run()
     assert "is not an http(s) address" in at.error[0].value
     assert not (studio_env / "preferences.json").exists()
     at.text_input(key="setting-openai_base_url").set_value("http://127.0.0.1:8080/v1")
-    at.button[0].click().run()
+    at.button(key="save-settings").click().run()
     prefs = json.loads((studio_env / "preferences.json").read_text())
     assert prefs["openai_base_url"] == "http://127.0.0.1:8080/v1"
 
