@@ -54,6 +54,8 @@ for group in dict.fromkeys(f.metadata["group"] for f in editable_fields()):
                    "only; it is never saved by the Studio"
                    + (", and the endpoint it goes to is set in the same place."
                       if endpoint_locked(s) else "."))
+if saved := st.session_state.pop("settings-saved", None):
+    st.success(saved, icon=":material/check_circle:")
 if st.button("Save", type="primary", key="save-settings"):
     changes = {k: v for k, v in wanted.items() if not locked(s, k) and v != getattr(s, k)}
     if changes:
@@ -61,8 +63,8 @@ if st.button("Save", type="primary", key="save-settings"):
             save_preferences(s, changes)
         except ValueError as exc:
             st.error(str(exc))
-        else:
-            st.success("Saved: " + ", ".join(sorted(changes)))
+        else:  # said after the rerun that shows the saved values
+            st.session_state["settings-saved"] = "Saved: " + ", ".join(sorted(changes))
             st.rerun()
     else:
         st.info("Nothing changed.")

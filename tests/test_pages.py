@@ -85,6 +85,7 @@ def test_settings_page_masks_key_and_saves_choices(studio_env, monkeypatch):
     assert not at.text_input and at.selectbox(key="setting-chat_model")
     at.selectbox(key="setting-chat_model").set_value("smollm2-135m-instruct")
     at.button(key="save-settings").click().run()
+    assert at.success[0].value == "Saved: chat_model"
     assert json.loads((studio_env / "preferences.json").read_text())["chat_model"] == \
         "smollm2-135m-instruct"
     at.radio[0].set_value("openai").run()
