@@ -63,7 +63,8 @@ def safe_markdown(text: str) -> str:
 
 def escape_markdown(text: str) -> str:
     """Document text shown as literal characters: no markdown, directives or HTML, and no
-    links (a zero-width space keeps URLs in documents from being turned into live links)."""
-    text = text.replace("://", ":\u200b//").replace("www.", "www\u200b.")
+    links (a zero-width space keeps URLs and email addresses in documents from being turned
+    into live links: the page's GFM finds an address in the text its escapes leave)."""
+    text = text.replace("://", ":\u200b//").replace("www.", "www\u200b.").replace("@", "@\u200b")
     return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:=@" else ch
                    for ch in text).replace("\n", "  \n")

@@ -64,3 +64,15 @@ def test_ordinary_markdown_and_citations_are_kept():
 def test_the_alt_text_and_the_url_stay_readable():
     assert safe_markdown("![a chart](http://h/c.png)") == "a chart (image: `http:\u200b//h/c.png`)"
     assert safe_markdown("[docs](https://h/d)") == "docs (`https:\u200b//h/d`)"
+
+
+def test_document_text_is_literal_and_links_nothing():
+    """Streamlit's GFM links an address found in the text that escapes leave ("a\\@b.com" is
+    still a@b.com): a zero-width space after "@" and "://" is what keeps it text."""
+    from core.text import escape_markdown
+
+    shown = escape_markdown("**Jacob** <b>x</b> {jacobdevlin,kentonl}@google.com http://h/x")
+    assert "@\u200b" in shown and ":\u200b//" in shown
+    assert remote_references(shown) == []
+    assert RENDERER.renderInline(shown).replace("\u200b", "") == (
+        "**Jacob** &lt;b&gt;x&lt;/b&gt; {jacobdevlin,kentonl}@google.com http://h/x")
