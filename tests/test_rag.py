@@ -136,6 +136,25 @@ def test_stop_ends_generation_early_and_keeps_the_partial_answer(engine, studio_
     assert turn.finish(stop=True) is None  # recorded once, whoever asks second
 
 
+@pytest.mark.slow
+def test_only_a_follow_up_reads_the_earlier_turns(engine, studio_env):
+    from core.rag.answers import RagTurn
+    from core.rag.ingest import ingest_files
+    from core.samples import SAMPLE_PAPER
+
+    settings = load_settings()
+    ingest_files(settings, [SAMPLE_PAPER], "samples")
+    earlier = [{"role": "user", "content": "Who wrote the BERT paper?"},
+               {"role": "assistant", "content": "Jacob Devlin and others [1]"}]
+    alone = RagTurn(settings, "samples", "How do I detect overfitting in a model?", engine,
+                    history=earlier)
+    assert [m["role"] for m in alone.plan.messages] == ["user"]
+    assert "Devlin" not in alone.plan.messages[0]["content"]
+    follow_up = RagTurn(settings, "samples", "Why does it matter?", engine, history=earlier)
+    assert [m["content"] for m in follow_up.plan.messages[:2]] == [
+        "Who wrote the BERT paper?", "Jacob Devlin and others [1]"]
+
+
 def test_a_reader_that_goes_away_leaves_the_model_free_once_stopped(engine):
     """Streamlit interrupts a script mid-stream without closing its generator: the generation
     must still end at `stop`, and meanwhile a second one waits for the model."""

@@ -107,7 +107,11 @@ class RagTurn:
                 - sum(engine.count_tokens(m["content"]) + TURN_TOKENS
                       for m in self.plan.messages))
         earlier = [m for m in history if m["role"] in ("user", "assistant")]
-        self.plan.messages[:0] = newest_that_fit(earlier, engine, room)
+        # Only a follow-up reads the earlier turns: given them, the 0.5B answered "Who are
+        # the authors of the GAN paper?" with the BERT authors of its previous answer, though
+        # its one passage was the GAN paper's title block
+        if followup.needs_rewrite(question, earlier):
+            self.plan.messages[:0] = newest_that_fit(earlier, engine, room)
         self.answerable = (self.search.openings
                            or relevance.answerable([h.relevance for h in self.search.hits]))
         self.stats = StreamStats()
