@@ -222,6 +222,9 @@ def test_window_fills_the_budget_best_hits_first(engine):
     assert user.index("Passage 1 (paper.pdf") < user.index("Passage 2 (paper.pdf")
     assert "Passage 3" not in user and [h.rank for h in wide.used] == [1, 2, 3]
     assert all(user.count(words(f"n{i}x")) == 1 for i in (8, 9, 12, 13, 18, 19, 21, 22))
+    # Beside the answer, a hit's surroundings stop at the next hit, which shows as itself
+    assert wide.windows[1] == {"before": words("n8x") + "\n" + words("n9x"), "after": ""}
+    assert wide.windows[3] == {"before": "", "after": words("n12x") + "\n" + words("n13x")}
 
     # With room for one more chunk and a half, the hits come first, then the nearest
     # neighbour of the best hit; nothing farther, nothing for the lesser hits.

@@ -143,15 +143,18 @@ def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tok
 
 
 def _windows(chosen: dict[Key, dict], used: list[Hit]) -> dict[int, dict]:
-    """For each hit, the text the model read before and after it."""
+    """For each hit, the text the model read before and after it, up to the next hit of the
+    same passage: that one is shown as itself, not again as the first one's surroundings."""
+    by_key = {(h.doc_id, h.chunk): h for h in used}
     windows = {}
     for _, rows in _runs(chosen, used):
-        for i, row in enumerate(rows):
-            hit = next((h for h in used if (h.doc_id, h.chunk) == (row["doc_id"], row["chunk"])),
-                       None)
-            if hit:
-                windows[hit.rank] = {"before": merged_text(rows[:i]),
-                                     "after": merged_text(rows[i + 1:])}
+        at = [i for i, row in enumerate(rows) if (row["doc_id"], row["chunk"]) in by_key]
+        for n, i in enumerate(at):
+            hit = by_key[(rows[i]["doc_id"], rows[i]["chunk"])]
+            start = at[n - 1] + 1 if n else 0
+            end = at[n + 1] if n + 1 < len(at) else len(rows)
+            windows[hit.rank] = {"before": merged_text(rows[start:i]),
+                                 "after": merged_text(rows[i + 1:end])}
     return windows
 
 
