@@ -105,6 +105,8 @@ def test_highlight_and_markdown_export():
                      ("BERT models", True)]  # neighbouring terms are one mark, not across lines
     spans = highlight_spans("BERTBASE (L=12)", "How many layers does BERT-base have?")
     assert spans[0] == ("BERTBASE", True)  # a hyphenated word is also read joined
+    assert highlight_spans("a Feature-based one", "What is BERT-base?") == [
+        ("a ", False), ("Feature-based", True), (" one", False)]  # not "Feature- based"
     from core.rag.answers import Answer
 
     a = Answer("Q?", "An answer [1].", [hit(1, "text one")], [1], [], [1], False)

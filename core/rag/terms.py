@@ -11,6 +11,7 @@ _WORD = re.compile(r"\w+")
 # question says "BERT-base" and "fine-tuning" (and the other way round), and the stems of the
 # parts alone never meet the joined one.
 _COMPOUND = re.compile(r"\b\w+(?:-\w+)+\b")
+_COMPOUND_OR_WORD = re.compile(r"\w+(?:-\w+)*")
 TOKENS_VERSION = 2  # 2: compounds joined; keyword indexes saved by another version are rebuilt
 _CLOSING = re.compile(r"(?:['’]s)?[.,;:!?)\]}”’'\"]*(?!\w)")  # "BERT's", not "don't"
 _OPENING = "([{“‘'\""
@@ -67,8 +68,10 @@ def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
     terms = question_terms(question)
     spans: list[tuple[str, bool]] = []
     last = 0
-    for match in _WORD.finditer(text):
-        if stem(match.group(0).lower()) not in terms:
+    for match in _COMPOUND_OR_WORD.finditer(text):
+        word = match.group(0).lower()
+        # A compound is marked whole: marked in part it read "Feature- based", drawn padded
+        if not any(stem(w) in terms for w in [*word.split("-"), word.replace("-", "")]):
             continue
         gap = text[last:match.start()]
         closing = _CLOSING.match(text, match.end())
