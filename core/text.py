@@ -68,3 +68,11 @@ def escape_markdown(text: str) -> str:
     text = text.replace("://", ":\u200b//").replace("www.", "www\u200b.").replace("@", "@\u200b")
     return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:=@" else ch
                    for ch in text).replace("\n", "  \n")
+
+
+def clip(text: str, chars: int) -> str:
+    """`text` within `chars` characters, cut at a word where it can be, with "…" where cut."""
+    if len(text) <= chars:
+        return text
+    cut = text[:chars - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[chars // 2:] else cut).rstrip(" ,;:") + "…"

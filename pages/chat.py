@@ -28,7 +28,7 @@ from core.rag.retrieval import (
 )
 from core.registry import Registry
 from core.settings import locked, model_choices, save_preferences
-from core.text import escape_markdown, safe_markdown
+from core.text import clip, escape_markdown, safe_markdown
 from pages.chat_sources import PageSource, citation_buttons, show_sources
 from pages.shared import (
     chat_engine,
@@ -37,6 +37,8 @@ from pages.shared import (
     settings,
     write_model_stream,
 )
+
+TITLE_CHARS = 40  # of a conversation's title in the picker
 
 s = settings()
 collection = st.session_state.get("collection")
@@ -143,12 +145,14 @@ options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
                            window_tokens=int(window_tokens),
                            rerank=rerank)
 
-bar = st.columns([3, 2, 1, 1], vertical_alignment="center")
+bar = st.columns([2, 3, 1, 1], vertical_alignment="center")
 compare = bar[0].toggle("Compare without retrieval", key="compare",
                         help="Also ask the same model with no context, to see what retrieval "
                              "changes.")
 saved = chats.list(collection)
-titles = {c.id: f"{c.title} · {c.size} turn{'s' * (c.size != 1)}" for c in saved}
+# The title clipped so that the count stays in view ("… · 3 turn" was cut at the box's edge)
+titles = {c.id: f"{clip(c.title, TITLE_CHARS)} · {c.size} turn{'s' * (c.size != 1)}"
+          for c in saved}
 current = conversation.id if conversation else "new"
 # Keyed by the open conversation and its title: a widget that starts afresh whenever the page
 # opens another one (New, a first question, a link) instead of holding on to the previous

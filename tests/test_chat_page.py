@@ -68,22 +68,24 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     again.run()
     again.switch_page("pages/chat.py").run()
     assert len(again.chat_message) == 4 and not again.exception
+    best = best_sentence_line()  # of "Who wrote it?": the paper's opening
     assert any(best in plain(m.value) for m in again.markdown)  # as it was, from the saved turn
 
 
 def best_sentence_line() -> str:
-    """The first line of the best-matching sentence of the first answer's first chunk, as the
+    """The first line of the best-matching sentence of the latest answer's first chunk, as the
     panel shows it: in bold."""
     chats = conversation_store(load_settings())
-    turn = chats.get(chats.list("samples")[-1].id).turns[0]
+    turn = chats.get(chats.list("samples")[-1].id).turns[-1]
     [hit] = [h for h in turn.answer["sources"] if h["rank"] == 1]
     start, end = hit["best_sentence"]
     return plain(f"**{hit['text'][start:end].split(chr(10))[0].strip()}**")
 
 
 def plain(markdown: str) -> str:
-    """Markdown without its escapes and word highlights."""
-    return markdown.replace(":orange-background[", "").replace("\\", "").replace("]", "")
+    """Markdown without its escapes, word highlights and zero-width spaces."""
+    return (markdown.replace(":orange-background[", "").replace("\\", "").replace("]", "")
+            .replace("\u200b", ""))
 
 
 def faded_words(at) -> int:

@@ -76,3 +76,12 @@ def test_document_text_is_literal_and_links_nothing():
     assert remote_references(shown) == []
     assert RENDERER.renderInline(shown).replace("\u200b", "") == (
         "**Jacob** &lt;b&gt;x&lt;/b&gt; {jacobdevlin,kentonl}@google.com http://h/x")
+
+
+def test_clip_cuts_at_a_word_and_says_so():
+    from core.text import clip
+
+    assert clip("Who wrote the BERT paper?", 40) == "Who wrote the BERT paper?"
+    assert clip("What are the two pre-training tasks of BERT and how do they differ?", 40) == \
+        "What are the two pre-training tasks of…"
+    assert clip("x" * 60, 40) == "x" * 39 + "…"
