@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.rag import front_matter
 from core.rag.answers import Answer
 from core.rag.hits import Hit
 from core.rag.page_view import show_page
@@ -109,6 +110,12 @@ MATCH_COLOUR: dict[Label, str] = {"strong": "green", "partial": "orange", "weak"
 
 
 def match_badge(hit: Hit, method: str) -> None:
+    if hit.retriever == front_matter.RETRIEVER:  # chosen for what it is, not for its words
+        st.badge("the document's opening", color="violet",
+                 help="Shown because the question asks about the document itself (who wrote "
+                      "it, its title): its opening says that, however little its words "
+                      f"resemble the question's (similarity {hit.relevance:.0%}).")
+        return
     st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],
              help=f"About {hit.relevance:.0%} likely to hold the answer (calibrated on question-"
                   f"answering data from the dense similarity of the chunk, or of its best "

@@ -70,6 +70,8 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     assert len(again.chat_message) == 4 and not again.exception
     best = best_sentence_line()  # of "Who wrote it?": the paper's opening
     assert any(best in plain(m.value) for m in again.markdown)  # as it was, from the saved turn
+    shown = "\n".join(m.value for m in again.markdown)  # said to be there as an opening
+    assert "[front matter]" in shown and "document's opening" in shown and "weak match" not in shown
 
 
 def best_sentence_line() -> str:

@@ -271,5 +271,6 @@ def test_who_wrote_a_paper_is_answered_from_its_opening_chunk(papers):
     unnamed = search(settings, "authors", "Who wrote this paper?", RetrievalOptions(k=5))
     assert unnamed.openings and {(h.doc, h.chunk) for h in unnamed.hits} == {
         ("1406.2661_GAN.pdf", 0), (SAMPLE_PAPER.name, 0)}
+    assert {h.retriever for h in named.hits + unnamed.hits} == {"front matter"}
     content = search(settings, "authors", "What do the authors of the GAN paper propose?")
     assert not content.openings and len(content.hits) == 3

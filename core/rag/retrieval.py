@@ -151,15 +151,18 @@ def search(settings: Settings, collection_name: str, question: str,
 def _openings(collection, settings: Settings, question: str, options: RetrievalOptions,
               hits: list[Hit], ranked: dict[str, dict]) -> list[Hit]:
     """The opening chunks of the documents that a question about a document itself names or
-    retrieved (core.rag.front_matter); one that retrieval found is that hit."""
+    retrieved (core.rag.front_matter), each said to be there as an opening; one that
+    retrieval found keeps its scores."""
     index = bm25_index(collection, settings.indexes_dir)
     found = {h.chunk_id: h for h in hits}
     openings = []
     for i in front_matter.opening_chunks(index, question, [h.doc_id for h in hits],
                                          options.doc_ids, options.k):
         cid = index.ids[i]
-        openings.append(found.get(cid) or _hit(cid, ranked.get(cid) or {
-            "text": index.texts[i], "meta": index.metas[i]}, options.method))
+        opening = found.get(cid) or _hit(cid, ranked.get(cid) or {
+            "text": index.texts[i], "meta": index.metas[i]}, options.method)
+        opening.retriever = front_matter.RETRIEVER
+        openings.append(opening)
     return openings
 
 
