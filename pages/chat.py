@@ -39,6 +39,8 @@ from pages.shared import (
 )
 
 TITLE_CHARS = 40  # of a conversation's title in the picker
+PANEL_TOP = "4rem"  # below Streamlit's header
+PANEL_BELOW = "12rem"  # the panel's heading above its chunks and the question box below them
 
 s = settings()
 collection = st.session_state.get("collection")
@@ -197,7 +199,15 @@ if pending is not None and (stopped := pending.finish(stop=True)) is not None:
     save_turn(stopped)
     history.append(stopped)
 
-left, right = st.columns([3, 2], gap="large")
+left, right_column = st.columns([3, 2], gap="large")
+# The sources stay in view beside the answer that the page scrolls to: their column sticks
+# under the header and is never taller than the screen. They sat above the screen once the
+# page scrolled to an answer.
+right = right_column.container(key="sources-panel")
+st.html(f"""<style>[data-testid=stColumn]:has(.st-key-sources-panel) {{
+  position: sticky; top: {PANEL_TOP}; align-self: flex-start;}}
+.st-key-sources-scroller, [data-testid=stLayoutWrapper]:has(> .st-key-sources-scroller) {{
+  max-height: calc(100vh - {PANEL_TOP} - {PANEL_BELOW});}}</style>""")
 
 
 def forget_pending(turn: RagTurn) -> None:

@@ -132,7 +132,8 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
     if not hits:
         st.info("Nothing matched. Lower the minimum score or widen the document filter.")
         return
-    scroller = st.container(height=900, border=False)  # the chunks scroll beside the chat
+    # the chunks scroll beside the chat
+    scroller = st.container(height=900, border=False, key="sources-scroller")
     for hit in hits:
         with scroller.container(border=True, key=f"hit-{hit.rank}"):
             badge = ""
