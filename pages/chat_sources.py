@@ -138,12 +138,14 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
         with scroller.container(border=True, key=f"hit-{hit.rank}"):
             badge = ""
             if hit.rank in cited:
-                badge = " · :green-badge[inferred]" if inferred else " · :green-badge[cited]"
+                badge = " :green-badge[inferred]" if inferred else " :green-badge[cited]"
             st.markdown(f"**[{hit.rank}]** {escape_markdown(hit.doc)} · page {hit.page} · "
                         f":blue-badge[{hit.retriever}]{badge}")
             match_badge(hit, method)
-            if hit.title or hit.section:
-                st.caption(escape_markdown(" · ".join(p for p in (hit.title, hit.section) if p)))
+            # not the title above a chunk that opens with it (a title block)
+            title = "" if hit.text.startswith(hit.title) else hit.title
+            if title or hit.section:
+                st.caption(escape_markdown(" · ".join(p for p in (title, hit.section) if p)))
             around = windows.get(hit.rank, {})
             if around.get("before"):  # what the model read around the hit, faded
                 st.caption(escape_markdown("… " + around["before"]))
