@@ -33,8 +33,8 @@ def asks_about_document(question: str) -> bool:
 def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
                    doc_ids: tuple[str, ...], limit: int) -> list[int]:
     """Positions in `index` of the opening chunks of the documents the question is about: those
-    whose title or file name shares most of the words it capitalises ("the BERT paper"), else those the
-    retrieved chunks came from (`ranked_docs`, best first), at most `limit`."""
+    whose title or file name shares most of the words it capitalises ("the BERT paper"), else
+    those the retrieved chunks came from (`ranked_docs`, best first), at most `limit`."""
     openings = {m["doc_id"]: i for i, m in enumerate(index.metas)
                 if int(m["chunk"]) == 0 and (not doc_ids or m["doc_id"] in doc_ids)}
     names = question_terms(" ".join(_NAME.findall(question.strip())))

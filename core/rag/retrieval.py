@@ -182,10 +182,9 @@ def _hit(chunk_id: str, entry: dict, method: Method) -> Hit:
     else:  # 0: a document's opening that neither retriever found (core.rag.front_matter)
         score = entry[method][1] if method in entry else 0.0
     meta = entry["meta"]
+    retriever = "both" if len(found) == 2 else found[0] if found else front_matter.RETRIEVER
     return Hit(rank=0, score=round(score, 4), doc=meta["file"], page=int(meta["page"]),
-               chunk_id=chunk_id, text=entry["text"],
-               retriever="both" if len(found) == 2 else found[0] if found else front_matter.RETRIEVER,
-               doc_id=meta["doc_id"],
+               chunk_id=chunk_id, text=entry["text"], retriever=retriever, doc_id=meta["doc_id"],
                chunk=int(meta["chunk"]), start=int(meta["start"]), end=int(meta["end"]),
                title=meta.get("title", ""), section=meta.get("section", ""),
                details={name: {"rank": entry[name][0], "score": round(entry[name][1], 4)}
