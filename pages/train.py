@@ -31,8 +31,17 @@ if "train-step" not in st.session_state and (point := runs.resume_point(s)) is n
 if "pending-train-step" in st.session_state:
     st.session_state["train-step"] = st.session_state.pop("pending-train-step")
 st.session_state.setdefault("train-step", STEPS[0])  # a widget default beside it would warn
-step = st.segmented_control("Step", STEPS, key="train-step",
-                            label_visibility="collapsed") or STEPS[0]
+
+
+def stay_on_step() -> None:
+    """A click on the step shown deselects it: it stays shown (the page fell back to step 1)."""
+    if st.session_state.get("train-step") is None:
+        st.session_state["train-step"] = st.session_state.get("train-step-shown", STEPS[0])
+
+
+step = st.segmented_control("Step", STEPS, key="train-step", label_visibility="collapsed",
+                            on_change=stay_on_step) or STEPS[0]
+st.session_state["train-step-shown"] = step
 
 {STEPS[0]: lambda: data.render(s, config), STEPS[1]: lambda: model.render(s, config),
  STEPS[2]: lambda: run.render(s, config), STEPS[3]: lambda: evaluate.render(s),

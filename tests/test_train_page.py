@@ -71,6 +71,39 @@ def test_step1_bad_csv_is_explained_and_blocks_the_next_step(studio_env, models_
     assert stored.name.startswith("my data-") and stored.suffix == ".csv"
 
 
+def test_step1_keeps_an_upload_when_the_user_comes_back_and_names_it_in_errors(studio_env,
+                                                                             models_env):
+    """Coming back to step 1 met the sample dataset again, which then replaced the upload in
+    the run's settings unseen; and errors named the stored copy ("contracts-2331ea603816.csv")."""
+    at = train_page()
+    at.radio(key="train-source").set_value("CSV or JSONL file").run()
+    rows = "text,label\n" + "".join(f"contract {i} of kind {i % 2},k{i % 2}\n" for i in range(8))
+    at.file_uploader(key="train-table").set_value(
+        [("contracts.csv", rows.encode(), "text/csv")]).run()
+    assert not at.exception and "2 labels" in text(at)
+    button(at, "Next: model and LoRA settings").click().run()
+    assert at.segmented_control(key="train-step").value == "2 · Model"
+    at.segmented_control(key="train-step").set_value(None).run()  # a click on itself deselects
+    assert at.segmented_control(key="train-step").value == "2 · Model"
+    at.segmented_control(key="train-preset").set_value(None).run()  # so does the preset's
+    assert at.segmented_control(key="train-preset").value == "quick"
+    at.segmented_control(key="train-step").set_value("1 · Data").run()
+    assert at.radio(key="train-source").value == "CSV or JSONL file"
+    assert any("Using contracts.csv, uploaded before" in c.value.replace("\\", "")
+               for c in at.caption)
+    assert at.session_state["train-config"]["data"].endswith(".csv")
+    assert "contracts-" in at.session_state["train-config"]["data"]
+    at.selectbox(key=next(k.key for k in at.selectbox if k.key.startswith("label-col"))) \
+        .set_value("text").run()
+    assert [e.value for e in at.error] == [
+        "contracts.csv: the text and the label are both the column 'text'; choose the column "
+        "that holds each example's category as the label."]
+    # A table with a header and no rows is said to be that, under its own name
+    at.file_uploader(key="train-table").set_value(
+        [("empty rows.csv", b"text,label\n", "text/csv")]).run()
+    assert any(e.value.startswith("empty rows.csv: no examples") for e in at.error)
+
+
 def test_step1_zip_of_label_folders(studio_env, models_env):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -145,6 +145,9 @@ def clean(data: LabelledData, limits: DataLimits = DataLimits()) -> tuple[Labell
     out = LabelledData([data.texts[i][:limits.max_text_chars] for i in unique],
                        [data.labels[i] for i in unique], data.source)
     counts = Counter(out.labels)
+    if not out.texts:
+        findings.append(Finding("error", "no examples: no row has both a text and a label"))
+        return out, findings
     if len(counts) < 2:
         findings.append(Finding("error", "at least two different labels are needed"))
     if len(counts) > limits.max_labels:

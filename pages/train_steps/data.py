@@ -13,6 +13,7 @@ from core.lora.prompts import PromptError, count_truncated
 from core.rag.extract import extract
 from core.samples import SAMPLE_DATASET
 from core.settings import Settings
+from core.text import escape_markdown
 from core.uploads import UploadError, save_content_addressed
 from pages.train_steps import go_to
 
@@ -24,48 +25,77 @@ def tokenizer_for(base: str, models_dir: str):
     return load_tokenizer(base, Path(models_dir))
 
 
+SOURCES = ["Sample dataset", "CSV or JSONL file", "ZIP of folders, one per label"]
+
+
 def render(s: Settings, config: dict) -> None:
-    source = st.radio("Where the examples come from", ["Sample dataset", "CSV or JSONL file",
-                                                       "ZIP of folders, one per label"],
-                      horizontal=True, key="train-source")
+    # Widgets of a step not drawn lose their state, and the way back to this step met the
+    # sample dataset again, which then replaced the upload in the run's settings unseen: the
+    # choice and the upload are kept aside and drawn again.
+    st.session_state.setdefault("train-source", st.session_state.get("train-source-kept",
+                                                                     SOURCES[0]))
+    source = st.radio("Where the examples come from", SOURCES, horizontal=True,
+                      key="train-source")
+    st.session_state["train-source-kept"] = source
     path: Path | None = None
-    if source == "Sample dataset":
+    if source == SOURCES[0]:
         path = SAMPLE_DATASET
         st.caption("60 contract excerpts from CUAD (CC BY 4.0), five contract types.")
-    elif source == "CSV or JSONL file":
-        upload = st.file_uploader("Labelled examples", type=["csv", "jsonl"], key="train-table")
-        if upload:
-            path = store_upload(s, upload.name, upload.getvalue())
     else:
-        upload = st.file_uploader("ZIP with a folder per label (PDF, DOCX, HTML, TXT, MD inside)",
-                                  type=["zip"], key="train-zip")
+        table = source == SOURCES[1]
+        upload = (st.file_uploader("Labelled examples", type=["csv", "jsonl"], key="train-table")
+                  if table else
+                  st.file_uploader("ZIP with a folder per label (PDF, DOCX, HTML, TXT, MD "
+                                   "inside)", type=["zip"], key="train-zip"))
         if upload:
-            path = zip_to_table(s, upload.name, upload.getvalue())
+            path = (store_upload(s, upload.name, upload.getvalue()) if table
+                    else zip_to_table(s, upload.name, upload.getvalue()))
+            if path is not None:
+                st.session_state["train-upload-kept"] = (source, str(path), upload.name)
+        elif (kept := st.session_state.get("train-upload-kept")) and kept[0] == source:
+            path = Path(kept[1])
+            st.caption(f"Using {escape_markdown(kept[2])}, uploaded before; upload another "
+                       "file to replace it.")
     if path is None:
         st.info("Choose the sample dataset or upload your examples to begin.")
         return
+    shown = uploaded_name(path)
     try:
         frame = read_table(path)
+    except DataError as exc:
+        st.error(str(exc).replace(path.name, shown))
+        return
+    try:
         guessed = guess_columns(frame)
     except DataError as exc:
-        st.error(str(exc))
+        st.error(f"{shown}: {exc}")
         return
     columns = [str(c) for c in frame.columns]
+    chosen = config.get("data") == str(path)  # back from a later step: its columns again
     left, right = st.columns(2)
-    text_col = left.selectbox("Text column", columns, index=columns.index(guessed[0]),
-                              key=f"text-col-{path.name}")
-    label_col = right.selectbox("Label column", columns, index=columns.index(guessed[1]),
-                                key=f"label-col-{path.name}")
-    with st.expander(f"Preview · {path.name} · {len(frame):,} rows", expanded=False):
+    text_col = left.selectbox("Text column", columns, key=f"text-col-{path.name}",
+                              index=columns.index(config["text_col"] if chosen and
+                                                  config["text_col"] in columns else guessed[0]))
+    label_col = right.selectbox("Label column", columns, key=f"label-col-{path.name}",
+                                index=columns.index(config["label_col"] if chosen and
+                                                    config["label_col"] in columns
+                                                    else guessed[1]))
+    with st.expander(f"Preview · {shown} · {len(frame):,} rows", expanded=False):
         st.dataframe(frame.head(50), hide_index=True)
+    if text_col == label_col:
+        st.error(f"{shown}: the text and the label are both the column {text_col!r}; choose "
+                 "the column that holds each example's category as the label.")
+        return
     try:
-        data, findings = clean(from_table(frame, text_col, label_col, path.name))
+        data, findings = clean(from_table(frame, text_col, label_col, shown))
     except DataError as exc:
         st.error(str(exc))
         return
     errors = [f.message for f in findings if f.level == "error"]
     for finding in findings:
-        (st.error if finding.level == "error" else st.warning)(finding.message)
+        (st.error if finding.level == "error" else st.warning)(f"{shown}: {finding.message}")
+    if not data.texts:
+        return
     if not errors:
         show_truncation(s, config, data)
     counts = pd.Series(data.labels).value_counts()
@@ -96,6 +126,12 @@ def render(s: Settings, config: dict) -> None:
     if st.button("Next: model and LoRA settings", type="primary", disabled=bool(errors),
                  icon=":material/arrow_forward:"):
         go_to(1)
+
+
+def uploaded_name(path: Path) -> str:
+    """The name the user gave a stored upload (it is kept under its name plus a hash)."""
+    kept = st.session_state.get("train-upload-kept")
+    return kept[2] if kept and kept[1] == str(path) else path.name
 
 
 def store_upload(s: Settings, name: str, data: bytes) -> Path | None:

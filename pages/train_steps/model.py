@@ -38,11 +38,14 @@ def apply_preset(config: dict) -> None:
     """The chosen preset's settings, for the chosen adapter type (a classifier's head has its
     own learning rate); every field shows them anew."""
     chosen = st.session_state.get("train-preset")
-    if chosen:
-        config.update(preset_values(chosen, st.session_state.get("train-adapter-type",
-                                                                 "generative")))
-        for f in FORM_FIELDS:
-            st.session_state.pop(f"cfg-{f.name}", None)
+    if chosen is None:  # the chosen one clicked again (it deselects): applied again, kept
+        chosen = st.session_state["train-preset"] = st.session_state.get("train-preset-kept",
+                                                                          "quick")
+    st.session_state["train-preset-kept"] = chosen
+    config.update(preset_values(chosen, st.session_state.get("train-adapter-type",
+                                                             "generative")))
+    for f in FORM_FIELDS:
+        st.session_state.pop(f"cfg-{f.name}", None)
 
 
 def render(s: Settings, config: dict) -> None:
