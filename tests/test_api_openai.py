@@ -175,3 +175,16 @@ def test_a_full_queue_answers_429_and_a_client_that_leaves_frees_the_model(studi
         while http.get("/health").json()["queues"]["chat"]["inside"]:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+def test_the_api_docs_render_in_a_browser(studio):
+    """Swagger UI 4.15 (swagger-ui-bundle) answered FastAPI's OpenAPI 3.1 with "Unable to render
+    this definition": the page loaded, with status 200, and showed nothing of the API."""
+    from tests.e2e.browser import browser_page
+
+    with browser_page() as page:
+        page.goto(studio["url"] + "/docs")
+        page.get_by_text("/v1/chat/completions").first.wait_for(timeout=60_000)
+        text = page.inner_text("body")
+        assert "Unable to render" not in text and "/predict" in text
+        page.screenshot(path=str(OUTPUT / "api-docs.png"))

@@ -5,6 +5,7 @@ Classification with adapters (core.api.classify) and an OpenAI-compatible face u
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,10 +30,13 @@ OPENAI_CODES = {401: "invalid_api_key", 404: "model_not_found", 413: "request_to
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from swagger_ui_bundle import swagger_ui_path
+    import fastapi_offline
 
     # FastAPI's /docs loads Swagger UI from a CDN (blank offline) and /redoc too: the docs are
-    # served from the swagger-ui-bundle package's files instead, and there is no /redoc.
+    # served from the fastapi-offline package's copy of Swagger UI 5 instead (swagger-ui-bundle's
+    # 4.15 could not read FastAPI's OpenAPI 3.1: "Unable to render this definition"), and
+    # there is no /redoc.
+    swagger_ui_path = Path(fastapi_offline.__file__).parent / "static"
     app = FastAPI(title="RAG & LoRA Studio API",
                   description="Classify documents with LoRA adapters trained in the Studio; "
                               "chat with collections, embed and search through an "
@@ -47,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
             openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} — docs",
             swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon-32x32.png",
+            swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon.png",
             # Swagger UI would otherwise send the spec to validator.swagger.io for a badge.
             swagger_ui_parameters={"validatorUrl": None})
 
