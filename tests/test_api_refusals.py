@@ -27,6 +27,18 @@ def test_a_lone_surrogate_gets_a_422_not_a_500(client):
         assert response.json()["detail"][0]["msg"]
 
 
+def test_blank_text_is_refused_as_the_page_refuses_it(client):
+    """It was labelled anyway ("Distributor", 71%) before a model was even needed."""
+    examples = [{"document": "a", "label": "x"}, {"document": "b", "label": "y"}]
+    for path, body in (("/predict", {"text": " \n\t "}),
+                       ("/predict_fewshot", {"text": "   ", "examples": examples}),
+                       ("/predict_fewshot", {"text": "ok", "examples": [
+                           {"document": "  ", "label": "x"}, examples[1]]})):
+        response = client.post(path, json=body)
+        assert response.status_code == 422, response.text
+        assert "the text is blank" in response.json()["detail"][0]["msg"]
+
+
 def test_a_422_does_not_echo_a_10_mb_input(client):
     response = client.post("/predict", json={"text": "x" * 10_000_000})
     assert response.status_code == 422

@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from core.api.gate import Gate
 from core.lora import adapters
@@ -24,15 +24,27 @@ MAX_EXAMPLES = 20
 MAX_LOADED = 3  # classifiers kept in memory at once
 
 
+def has_words(value: str) -> str:
+    """Blank text is refused, as the Classify page refuses it: it was labelled anyway
+    ("Distributor", 71%)."""
+    if not value.strip():
+        raise ValueError("the text is blank: only spaces or line breaks")
+    return value
+
+
 class PredictRequest(BaseModel):
     text: str = Field(min_length=1, max_length=LIMITS.max_text_chars,
                       description="The document's text.")
     adapter: str | None = Field(None, description="Adapter name; default: the newest adapter.")
 
+    _text_has_words = field_validator("text")(has_words)
+
 
 class Example(BaseModel):
     document: str = Field(min_length=1, max_length=LIMITS.max_text_chars)
     label: str = Field(min_length=1, max_length=200)
+
+    _document_has_words = field_validator("document", "label")(has_words)
 
 
 class FewShotRequest(PredictRequest):
