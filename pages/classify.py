@@ -64,8 +64,15 @@ with left:
     if head:
         st.caption("A classifier adapter: its head gives each of its labels a probability; it "
                    "does not write, take examples or read without the adapter.")
+    # An adapter trained on the label choice alone (the presets' label loss of 1) was never
+    # taught to write its answer: a Quick one wrote "1.\n\n1.\n\n2." and no label was parsed
+    scores_only = adapter is not None and not head and \
+        float(adapter.meta.config.get("label_loss", 0.0)) >= 1.0
+    if scores_only:
+        st.caption("Trained to choose among its labels only (label loss 100%), not to write "
+                   "an answer: it classifies by label scoring.")
     # what a head cannot do is not offered at all (the caption above says why)
-    mode = "score" if head else st.segmented_control(
+    mode = "score" if head or scores_only else st.segmented_control(
         "Method", list(MODES), format_func=MODES.get, default="score", key="classify-mode",
         help="Label scoring reads each label's probability from the model and always gives "
              "one of your labels. Generate and parse lets the model write its answer and "

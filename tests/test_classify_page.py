@@ -88,7 +88,22 @@ def test_a_document_below_the_threshold_is_none_of_these(library):
     assert at.metric[0].value in LABELS
 
 
-def test_generate_mode_reports_an_unparsed_answer(library):
+def test_generate_mode_reports_an_unparsed_answer(library, tmp_path, monkeypatch):
+    """Offered only for an adapter taught to write its answer: the presets teach the label
+    choice alone (label loss 1), as the tiny one was, and a Quick one wrote "1.\n\n2." """
+    import shutil
+
+    from core.lora.adapters import read_meta
+
+    at = classify_page()
+    assert not [c for c in at.segmented_control if c.key == "classify-mode"]
+    assert any("label loss 100%" in c.value for c in at.caption)
+    models = tmp_path / "models"
+    shutil.copytree(library, models, symlinks=True)
+    meta = read_meta(models / "adapters" / "tiny-cuad")
+    meta.config["label_loss"] = 0.5
+    meta.write(models / "adapters" / "tiny-cuad")
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(models))
     at = classify_page()
     at.segmented_control(key="classify-mode").set_value("generate").run()
     at.text_area(key="classify-text").set_value(TEXT).run()
