@@ -103,7 +103,7 @@ with details:
                 adapter_ops.delete(s.models_dir, name)
                 st.rerun()
     with right:
-        metrics = [] if info.problem else runs.run_dir(s, name).metrics()
+        metrics = [] if info.problem else runs.run_dir(s, meta.run).metrics()
         if metrics:
             st.markdown("**Training curve**")  # a plotly title would sit on the legend
             st.plotly_chart(charts.loss_curve(metrics, 0.6), key="adapter-curve")

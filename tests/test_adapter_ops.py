@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from core.lora import adapter_ops
-from core.lora.adapters import AdapterError, get, list_adapters
+from core.lora.adapters import AdapterError, get, list_adapters, of_run
 
 WEIGHTS = "adapter_model.safetensors"
 
@@ -136,6 +136,19 @@ def test_rename_and_delete(models):
         adapter_ops.rename(models, "tiny-renamed", "../escape")
     adapter_ops.delete(models, "tiny-renamed")
     assert [a.name for a in list_adapters(models)] == ["tiny-cuad"]
+
+
+def test_a_renamed_adapter_still_belongs_to_its_run(models):
+    """Renamed, it lost its training curve on the Adapters page and the Train wizard said its
+    run had "no saved adapter"."""
+    adapter_ops.delete(models, "tiny-twin")  # a bare folder copy: it would be the run's too
+    adapter_ops.rename(models, "tiny-cuad", "contracts")
+    adapter_ops.copy(models, "contracts", "contracts-copy")
+    assert get(models, "contracts").meta.run == "tiny-cuad"
+    assert of_run(models, "tiny-cuad").name == "contracts"  # not the copy
+    assert of_run(models, "contracts").name == "contracts" and of_run(models, "nope") is None
+    adapter_ops.average(models, ["contracts", "contracts-copy"], [1, 1], "contracts-avg")
+    assert get(models, "contracts-avg").meta.run == "contracts-avg"  # not its parent's run
 
 
 def test_cli_adapters(models, tmp_path):

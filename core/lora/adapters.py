@@ -80,6 +80,15 @@ class AdapterMeta:
         files.write_json(Path(folder) / META, self.to_dict(), indent=2)
 
     @property
+    def run(self) -> str:
+        """The training run it came from (its run folder keeps the curve): named in the
+        config it was trained with, which a rename or a copy keeps. A combination keeps its
+        first parent's config and an import another machine's, so theirs is their own name."""
+        if self.combined or self.imported:
+            return self.name
+        return str(self.config.get("name") or self.name)
+
+    @property
     def test_accuracy(self) -> float | None:
         result = (self.evaluation or {}).get("adapter")
         accuracy = result.get("accuracy") if isinstance(result, dict) else None
@@ -239,6 +248,13 @@ def get(models_dir: Path, name: str) -> AdapterInfo:
         shown = name if len(name) <= 80 else f"{name[:80]}…"
         raise AdapterError(f"no adapter named {shown!r}")
     return read(folder)
+
+
+def of_run(models_dir: Path, run: str) -> AdapterInfo | None:
+    """The adapter a training run published: under the run's name, or renamed since."""
+    infos = usable(list_adapters(models_dir))
+    return next((i for i in infos if i.name == run), None) or next(
+        (i for i in infos if i.meta.run == run and not i.meta.copied_from), None)
 
 
 def publish(folder: Path, models_dir: Path, name: str) -> Path:

@@ -7,21 +7,22 @@ import streamlit as st
 
 from core import formats
 from core.lora import adapter_ops
-from core.lora.adapters import AdapterError, adapters_dir, read
+from core.lora.adapters import AdapterError, of_run
 from core.settings import Settings
 from pages.train_steps import pick_run
 
 
 def render(s: Settings) -> None:
-    name = pick_run(s, "Adapter from run")
-    if not name:
+    run = pick_run(s, "Adapter from run")
+    if not run:
         return
-    folder = adapters_dir(s.models_dir) / name
-    if not folder.is_dir():
-        st.warning(f"The run {name} has no saved adapter.")
+    info = of_run(s.models_dir, run)
+    if info is None:
+        st.warning(f"The run {run} has no saved adapter.")
         return
-    info = read(folder)
-    st.success(f"Saved in PEFT format under `{folder}`", icon=":material/inventory_2:")
+    name, folder = info.name, info.folder
+    st.success(f"Saved in PEFT format under `{folder}`"
+               + (f" (renamed from {run})" if name != run else ""), icon=":material/inventory_2:")
     files = pd.DataFrame([{"file": p.name, "size": f"{p.stat().st_size / 1e6:.2f} MB"}
                           for p in sorted(folder.iterdir()) if p.is_file()])
     left, right = st.columns([1, 2])
