@@ -252,9 +252,11 @@ def get(models_dir: Path, name: str) -> AdapterInfo:
 
 def of_run(models_dir: Path, run: str) -> AdapterInfo | None:
     """The adapter a training run published: under the run's name, or renamed since."""
-    infos = usable(list_adapters(models_dir))
-    return next((i for i in infos if i.name == run), None) or next(
-        (i for i in infos if i.meta.run == run and not i.meta.copied_from), None)
+    try:
+        return get(models_dir, run)
+    except AdapterError:
+        return next((i for i in usable(list_adapters(models_dir))
+                     if i.meta.run == run and not i.meta.copied_from), None)
 
 
 def publish(folder: Path, models_dir: Path, name: str) -> Path:
