@@ -22,6 +22,8 @@ s = settings()
 st.title("Adapters")
 st.caption("Every LoRA adapter trained or imported here. Adapters are small (a few MB) files "
            "that change how a base model behaves; they load from safetensors only.")
+if done := st.session_state.pop("adapter-done", None):  # said after the rerun that shows it
+    st.toast(done, icon=":material/check_circle:")
 
 everything = {a.name: a for a in list_adapters(s.models_dir)}
 library = {a.name: a for a in usable(list(everything.values()))}  # what can be combined or compared
@@ -97,10 +99,12 @@ with details:
                 except (AdapterError, ValueError) as exc:
                     st.error(str(exc))
                 else:
+                    st.session_state["adapter-done"] = f"Renamed {name} to {renamed.strip()}"
                     st.rerun()
             sure = st.checkbox(f"Yes, delete {name}", key=f"delete-sure-{name}")
             if st.button("Delete", type="primary", disabled=not sure, key="delete-button"):
                 adapter_ops.delete(s.models_dir, name)
+                st.session_state["adapter-done"] = f"Deleted {name}"
                 st.rerun()
     with right:
         metrics = [] if info.problem else runs.run_dir(s, meta.run).metrics()

@@ -41,11 +41,13 @@ def test_table_details_rename_and_delete(models):
     at.text_input(key="rename-adapter-tiny-twin").set_value("tiny-renamed").run()
     at.button(key="rename-button").click().run()
     assert names(models) == {"tiny-cuad", "tiny-renamed"}
+    assert [t.value for t in at.toast] == ["Renamed tiny-twin to tiny-renamed"]
     at.selectbox(key="adapter-details").set_value("tiny-renamed").run()
     assert at.button(key="delete-button").disabled  # confirmation first
     at.checkbox(key="delete-sure-tiny-renamed").check().run()
     at.button(key="delete-button").click().run()
     assert not at.exception and names(models) == {"tiny-cuad"}
+    assert [t.value for t in at.toast] == ["Deleted tiny-renamed"]
     # The next adapter is not one click from deletion: its confirmation starts unticked.
     assert not at.checkbox(key="delete-sure-tiny-cuad").value
     assert at.button(key="delete-button").disabled

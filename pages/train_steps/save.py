@@ -37,8 +37,10 @@ def render(s: Settings) -> None:
                          f"{name}.zip", "application/zip", icon=":material/download:")
     with st.form("save-copy", border=False):
         copy = st.text_input("Save a copy as", key="copy-name")
-        if st.form_submit_button("Save copy", key="save-copy-button") and copy.strip():
+        if st.form_submit_button("Save copy", key="save-copy-button"):
             try:
+                if not copy.strip():
+                    raise ValueError("give the copy a name")
                 target = adapter_ops.copy(s.models_dir, name, copy.strip())
             except (AdapterError, ValueError) as exc:
                 st.error(str(exc))

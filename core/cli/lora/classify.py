@@ -102,6 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def register_api(sub: argparse._SubParsersAction) -> None:
     api = sub.add_parser("api", help="serve the classification REST API (docs at /docs)")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: %(default)s, this machine only; "
+                          "another address needs STUDIO_API_KEYS)")
+    api.add_argument("--port", type=int, default=8000, help="default: %(default)s")
     api.set_defaults(func=cmd_api)
