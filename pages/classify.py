@@ -118,7 +118,7 @@ with right:
     compare = not head and st.toggle("Compare with the base model alone", key="classify-compare",
                                      disabled=adapter is None,
                                      help="The same prompt and labels, with the adapter "
-                                          "switched off.")
+                                          "switched off; for one document at a time.")
 
 st.divider()
 source = st.radio("Documents", ["Paste text", "Upload files", "From a collection"],
@@ -241,8 +241,14 @@ if run:
             inputs[0][1], mode=mode, use_adapter=False, **options)
     else:
         st.session_state.pop("classify-base-only", None)
+    # said beside the results, not silently left out
+    st.session_state["classify-note"] = ("The comparison with the base model alone is made for "
+                                         "one document at a time." if compare and len(rows) > 1
+                                         else None)
 
 rows = st.session_state.get("classify-results", [])
+if note := st.session_state.get("classify-note"):
+    st.info(note, icon=":material/info:")
 for row in rows:
     if "error" in row:
         st.error(f"{row['document']}: {row['error']}")

@@ -46,9 +46,13 @@ def test_many_files_table_distribution_downloads_and_a_bad_file(library):
         ("one.txt", TEXT.encode(), "text/plain"),
         ("two.md", b"# Hosting\nThe provider hosts the website.", "text/markdown"),
         ("empty.txt", b"", "text/plain")]).run()
+    at.toggle(key="classify-compare").set_value(True).run()
     at.button(key="classify-run").click().run()
     assert not at.exception
     assert any(e.value.startswith("empty.txt: the file is empty") for e in at.error)
+    # The comparison is made for one document: said, not silently left out
+    assert [i.value for i in at.info] == [
+        "The comparison with the base model alone is made for one document at a time."]
     table = at.dataframe[0].value
     assert list(table.columns[:3]) == ["file", "label", "probability"]  # the answer up front
     assert list(table["file"]) == ["one.txt", "two.md"]
