@@ -256,16 +256,18 @@ def editable_fields() -> list:
     return [f for f in setting_fields() if f.metadata["user_editable"]]
 
 
+def _last_used(settings: Settings) -> dict[str, Any]:
+    used = files.read_json(settings.last_used_path, {})
+    return used if isinstance(used, dict) else {}  # edited by hand into something else
+
+
 def last_used(settings: Settings, what: str) -> str | None:
-    value = files.read_json(settings.last_used_path, {}).get(what)
+    value = _last_used(settings).get(what)
     return value if isinstance(value, str) else None
 
 
 def remember_last_used(settings: Settings, what: str, value: str) -> None:
-    used = files.read_json(settings.last_used_path, {})
-    if not isinstance(used, dict):  # edited by hand
-        used = {}
-    files.write_json(settings.last_used_path, {**used, what: value}, indent=2)
+    files.write_json(settings.last_used_path, {**_last_used(settings), what: value}, indent=2)
 
 
 def read_preferences(path: Path) -> dict[str, Any]:

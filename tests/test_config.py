@@ -76,3 +76,14 @@ def test_a_key_from_outside_the_app_keeps_its_endpoint(tmp_path):
     with pytest.raises(ValueError, match="is not an http"):
         save_preferences(without_key, {"openai_base_url": "not a url"})
     save_preferences(without_key, {"openai_base_url": "http://127.0.0.1:8080/v1"})
+
+
+def test_the_collection_used_last_survives_a_file_edited_by_hand(tmp_path):
+    from core.settings import last_used, remember_last_used
+
+    s = load_settings(env={"STUDIO_DATA_DIR": str(tmp_path)})
+    assert last_used(s, "collection") is None
+    s.last_used_path.write_text("[1, 2]")  # valid JSON of another shape
+    assert last_used(s, "collection") is None
+    remember_last_used(s, "collection", "papers")
+    assert last_used(s, "collection") == "papers"

@@ -136,8 +136,9 @@ def search(settings: Settings, collection_name: str, question: str,
         # ("Who are the authors of the GAN paper?" -> "2024", from another paper's references)
         openings = _openings(collection, settings, question, options, hits, ranked)
         if options.rerank:  # those that retrieval missed are rated here
+            rated = {h.chunk_id for h in hits}
             rate(collection, embedder, query_vector, question,
-                 [h for h in openings if h not in hits])
+                 [h for h in openings if h.chunk_id not in rated])
         hits = openings or hits
     hits = hits[:options.k]
     for rank, hit in enumerate(hits, 1):

@@ -72,14 +72,15 @@ def render(s: Settings, config: dict) -> None:
         return
     columns = [str(c) for c in frame.columns]
     chosen = config.get("data") == str(path)  # back from a later step: its columns again
+
+    def first(setting: str, guess: str) -> int:
+        return columns.index(config[setting] if chosen and config[setting] in columns else guess)
+
     left, right = st.columns(2)
     text_col = left.selectbox("Text column", columns, key=f"text-col-{path.name}",
-                              index=columns.index(config["text_col"] if chosen and
-                                                  config["text_col"] in columns else guessed[0]))
+                              index=first("text_col", guessed[0]))
     label_col = right.selectbox("Label column", columns, key=f"label-col-{path.name}",
-                                index=columns.index(config["label_col"] if chosen and
-                                                    config["label_col"] in columns
-                                                    else guessed[1]))
+                                index=first("label_col", guessed[1]))
     with st.expander(f"Preview · {shown} · {len(frame):,} rows", expanded=False):
         st.dataframe(frame.head(50), hide_index=True)
     if text_col == label_col:
