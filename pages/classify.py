@@ -169,6 +169,11 @@ run = st.button("Classify", type="primary", icon=":material/label:", disabled=bo
 
 
 UNSURE_MARGIN = 0.05  # top two labels closer than this: say the model is unsure
+UNLIKE = "unlike the training documents: a guess"
+
+
+def unlike(pred: Prediction) -> bool:
+    return pred.likeness is not None and not pred.likeness.familiar
 
 
 def show_one(title: str, pred: Prediction, wide: bool) -> None:
@@ -188,6 +193,11 @@ def show_one(title: str, pred: Prediction, wide: bool) -> None:
             if len(ranked) > 1 and ranked[0] - ranked[1] < UNSURE_MARGIN:
                 st.warning("The model is unsure: the top two labels are within "
                            f"{UNSURE_MARGIN:.0%} of each other.", icon=":material/help:")
+        if pred.likeness and not pred.likeness.familiar:
+            st.warning(pred.likeness.sentence(), icon=":material/explore_off:")
+        elif pred.likeness:
+            st.caption(f"Like the documents it was trained on (similarity "
+                       f"{pred.likeness.closest:.2f} to the closest).")
         if pred.output is not None:
             st.caption("The model's answer")
             st.code(pred.output or "(empty)", language=None)
@@ -268,9 +278,16 @@ elif len(rows) > 1:
         "label": label or (NONE if r["prediction"].label else "(no label)"),
         "probability": r["prediction"].scores.get(r["prediction"].label),
         "ms": round(r["prediction"].seconds * 1000),
-        "note": r["prediction"].error or ("" if label else f"likeliest: {r['prediction'].label}")}
+        "note": "; ".join(note for note in (
+            r["prediction"].error or ("" if label else f"likeliest: {r['prediction'].label}"),
+            UNLIKE if unlike(r["prediction"]) else "") if note)}
         for r, label in zip(done, decided)])
     st.markdown(f"**{len(done)} of {len(rows)} documents classified**")
+    strangers = sum(unlike(r["prediction"]) for r in done)
+    if strangers:
+        st.warning(f"{strangers} of {len(done)} documents are unlike the documents this adapter "
+                   "was trained on: read their labels as guesses (the note column says which).",
+                   icon=":material/explore_off:")
     if len(table):
         # What was asked for first: long file names must not push the answer out of sight.
         # Whole percents, as everywhere else (the downloads keep the exact probability).

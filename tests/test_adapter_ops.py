@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.lora import adapter_ops
+from core.lora import adapter_ops, familiarity
 from core.lora.adapters import AdapterError, get, list_adapters, of_run
 
 WEIGHTS = "adapter_model.safetensors"
@@ -51,8 +51,15 @@ def test_average_of_two_adapters_records_parents(models):
     assert meta.combined == {"type": "weighted_average", "parents": ["tiny-cuad", "tiny-twin"],
                                 "weights": [1, 3]}
     assert meta.evaluation is None
+    # it learnt from both parents' training documents
+    profile = familiarity.load(target)
+    assert profile is not None and len(profile.vectors) == 2 * len(
+        familiarity.load(models / "adapters" / "tiny-cuad").vectors)
     with pytest.raises(AdapterError, match="exists"):
         adapter_ops.average(models, ["tiny-cuad", "tiny-twin"], [1, 1], "tiny-avg")
+    (models / "adapters" / "tiny-twin" / familiarity.FILE).unlink()  # a parent of unknown data
+    assert familiarity.load(adapter_ops.average(models, ["tiny-cuad", "tiny-twin"], [1, 1],
+                                                "tiny-avg2")) is None
 
 
 def test_average_refuses_different_lora_shapes(models):

@@ -35,6 +35,7 @@ def test_predict_returns_a_label_with_probabilities(client):
     assert sum(body["scores"].values()) == pytest.approx(1, abs=1e-4)
     assert body["label"] == max(body["scores"], key=body["scores"].get)
     assert body["adapter"] == "tiny-cuad" and body["latency_ms"] > 0
+    assert set(body["likeness"]) == {"closest", "floor", "familiar"}
     # No adapter named: the newest one answers.
     assert client.post("/predict", json={"text": TEXT}).json()["adapter"] == "tiny-cuad"
 

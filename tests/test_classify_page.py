@@ -127,3 +127,23 @@ def test_base_model_alone_with_typed_labels(library):
     at.button(key="classify-run").click().run()
     assert not at.exception
     assert at.metric[0].value in {"Invoice", "Love letter"}
+
+
+def test_a_document_unlike_the_training_documents_is_said_to_be_a_guess(library):
+    news = ("Manchester United won 3-1 at Anfield on Sunday, with two goals in the last ten "
+            "minutes. The manager said the squad had shown character after a poor run of form.")
+    at = classify_page()
+    at.text_area(key="classify-text").set_value(news).run()
+    at.button(key="classify-run").click().run()
+    assert not at.exception
+    [warning] = [w.value for w in at.warning if "Unlike the documents" in w.value]
+    assert "guess" in warning
+    import pandas as pd
+
+    from core.samples import SAMPLE_DATASET
+
+    contract = pd.read_csv(SAMPLE_DATASET)["text"][0]  # one it was trained on
+    at.text_area(key="classify-text").set_value(contract).run()
+    at.button(key="classify-run").click().run()
+    assert not [w for w in at.warning if "Unlike the documents" in w.value]
+    assert any("Like the documents it was trained on" in c.value for c in at.caption)

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core.lora import familiarity
 from core.lora.adapters import META as ADAPTER_META
 from core.lora.config import TrainConfig, from_preset
 from core.lora.objective import LeftPadCollator, answer_only_loss
@@ -68,6 +69,8 @@ def test_training_lowers_the_loss_logs_and_saves_a_peft_adapter(tiny, tmp_path, 
     assert len(meta["base_sha256"]) == 64 and len(meta["dataset_sha256"]) == 64
     evaluation = meta["evaluation"]
     assert evaluation["test_size"] == 6
+    profile = familiarity.load(adapter)  # the training split's documents, for likeness
+    assert profile is not None and profile.vectors.shape[0] == 48
     for which in ("adapter", "zero_shot", "baseline", "tfidf"):
         result = evaluation[which]
         assert 0 <= result["accuracy"] <= 1 and sum(map(sum, result["confusion"])) == 6

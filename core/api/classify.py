@@ -54,12 +54,24 @@ class FewShotRequest(PredictRequest):
                                                 "their labels are the label set.")
 
 
+class Likeness(BaseModel):
+    closest: float = Field(description="Cosine similarity of the text to the nearest document "
+                                       "the adapter was trained on.")
+    floor: float = Field(description="The adapter's floor: documents of the kind it was trained "
+                                     "on came at least this close when it was tested.")
+    familiar: bool = Field(description="False: unlike the training documents, so the label is "
+                                       "a guess.")
+
+
 class Prediction(BaseModel):
     label: str
     scores: dict[str, float]
     adapter: str | None
     latency_ms: float
     truncated: bool
+    likeness: Likeness | None = Field(
+        None, description="How like the adapter's training documents the text is; null for the "
+                          "base model alone and for adapters that keep no training profile.")
 
 
 class Models:
@@ -118,6 +130,7 @@ def router(settings: Settings, gates: dict[str, Gate]) -> APIRouter:
                 raise HTTPException(422, str(exc)) from exc
         return Prediction(label=result.label, scores=result.scores, adapter=adapter,
                           truncated=result.truncated,
+                          likeness=result.likeness.as_dict() if result.likeness else None,
                           latency_ms=round((time.perf_counter() - started) * 1000, 1))
 
     @router.get("/health")

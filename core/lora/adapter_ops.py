@@ -17,6 +17,7 @@ from typing import Any
 from core import files
 from core.archives import ArchiveError, SafeZip
 from core.files import check_name
+from core.lora import familiarity
 from core.lora.adapters import (
     PICKLE_SUFFIXES,
     AdapterError,
@@ -174,6 +175,12 @@ def _write_combined_meta(target: Path, parents: list[AdapterInfo], kind: str,
     replace(parents[0].meta, name=target.name, created=time.time(), evaluation=None,
             combined={"type": kind, "parents": [p.name for p in parents],
                       "weights": weights}).write(target)
+    # It has learnt from all of the parents' documents, so a document like any of them is
+    # familiar to it; the first parent's alone (copied with its folder) would say otherwise.
+    (target / familiarity.FILE).unlink(missing_ok=True)
+    profile = familiarity.merged([familiarity.load(p.folder) for p in parents])
+    if profile is not None:
+        familiarity.save(profile, target)
 
 
 def combine(models_dir: Path, names: list[str], weights: list[float], new_name: str,

@@ -12,7 +12,9 @@ from typing import Any
 from core import files
 from core.errors import InputError, StudioError
 from core.files import check_name
+from core.lora import familiarity
 from core.lora.config import ADAPTER_TYPES
+from core.lora.familiarity import Embed, Profile
 from core.models import load_adapter, load_base
 
 META = "studio-adapter.json"
@@ -149,7 +151,8 @@ def refuse_classifier(info: AdapterInfo, what: str) -> None:
 
 
 def check_folder(folder: Path) -> None:
-    """A usable adapter folder: PEFT config, safetensors weights, no pickles."""
+    """A usable adapter folder: PEFT config, safetensors weights, no pickles, a readable
+    profile of training documents where it keeps one."""
     folder = Path(folder)
     pickles = [p.name for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
     if pickles:
@@ -159,6 +162,10 @@ def check_folder(folder: Path) -> None:
         if not (folder / required).is_file():
             raise AdapterError(f"{folder.name}: {required} is missing")
     check_weights(folder)
+    try:
+        familiarity.load(folder, vectors=False)
+    except familiarity.ProfileError as exc:
+        raise AdapterError(f"{folder.name}: {exc}") from exc
 
 
 def check_weights(folder: Path) -> None:
@@ -284,9 +291,26 @@ def load_classifier(models_dir: Path, adapter: str | None = None, base: str | No
         model, tokenizer = load_adapter(info.base, info.folder, models_dir,
                                         head_labels=info.labels if head else None)
         kind = HeadClassifier if head else Classifier
+        profile, embed = training_profile(info, models_dir)
         return kind(model.eval(), tokenizer, labels or info.labels,
-                    info.meta.config.get("max_length", max_length), adapter, info.meta.to_dict())
+                    info.meta.config.get("max_length", max_length), adapter, info.meta.to_dict(),
+                    profile, embed)
     if not base:
         raise InputError("name an adapter or a base model")
     model, tokenizer = load_base(base, models_dir)
     return Classifier(model.eval(), tokenizer, labels or [], max_length, f"{base} (no adapter)")
+
+
+def training_profile(info: AdapterInfo, models_dir: Path) -> tuple[Profile | None, Embed | None]:
+    """The adapter's training documents (core.lora.familiarity) and the embedding model that
+    made them; (None, None) when it keeps none or that model is not installed."""
+    from core.rag.embeddings import default_embedder
+    from core.registry import RegistryError
+
+    profile = familiarity.load(info.folder)  # its header was checked with the folder's
+    if profile is None:
+        return None, None
+    try:
+        return profile, default_embedder(models_dir, profile.embedder).embed
+    except (RegistryError, OSError):
+        return None, None

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from core.errors import InputError
+from core.lora.familiarity import Embed, Likeness, Profile
 from core.lora.objective import LeftPadCollator
 from core.lora.prompts import answer_ids, encode, render, shots_text
 
@@ -39,6 +40,7 @@ class Prediction:
     mode: str = "score"
     output: str | None = None  # generate mode: the model's raw answer
     error: str | None = None
+    likeness: Likeness | None = None  # to the adapter's training documents, where it keeps them
 
     def label_at(self, threshold: float) -> str | None:
         """The label, or None when its probability is under `threshold` (score mode; generate
@@ -48,7 +50,8 @@ class Prediction:
     def as_dict(self) -> dict:
         return {"label": self.label, "scores": self.scores, "seconds": round(self.seconds, 4),
                 "truncated": self.truncated, "mode": self.mode, "output": self.output,
-                "error": self.error}
+                "error": self.error,
+                "likeness": self.likeness.as_dict() if self.likeness else None}
 
 
 @dataclass
@@ -59,10 +62,22 @@ class Classifier:
     max_length: int = 512
     name: str = "base model"
     meta: dict = field(default_factory=dict)
+    profile: Profile | None = None  # its training documents (core.lora.familiarity)
+    embed: Embed | None = None  # the embedding model that made the profile's vectors
 
     @property
     def has_adapter(self) -> bool:
         return hasattr(self.model, "disable_adapter")
+
+    def _with_likeness(self, texts: list[str], predictions: list[Prediction],
+                       use_adapter: bool) -> list[Prediction]:
+        """Each prediction told how like the adapter's training documents its text is (the
+        base model alone has none to be like)."""
+        if self.profile is None or self.embed is None or not use_adapter:
+            return predictions
+        for prediction, likeness in zip(predictions, self.profile.check(texts, self.embed)):
+            prediction.likeness = likeness
+        return predictions
 
     def _adapter(self, use_adapter: bool):
         if use_adapter or not self.has_adapter:
@@ -125,7 +140,8 @@ class Classifier:
                         render(self.tokenizer, texts[i], labels, examples))
                 if on_progress:
                     on_progress(sum(p is not None for p in predictions), len(texts))
-        return [p for p in predictions if p is not None]  # every slot was filled
+        # every slot was filled
+        return self._with_likeness(texts, [p for p in predictions if p is not None], use_adapter)
 
     def _groups(self, prefix: int, suffixes: list[list[int]], tails: list[list[int]]
                 ) -> list[list[int]]:
@@ -210,8 +226,10 @@ class Classifier:
                                       pad_token_id=self.tokenizer.pad_token_id)
         output = self.tokenizer.decode(out[0, len(prompt):], skip_special_tokens=True).strip()
         label, error = parse_answer(output, labels)
-        return Prediction(label, {}, time.perf_counter() - started, encoded.truncated,
-                          render(self.tokenizer, text, labels, examples), mode="generate", output=output, error=error)
+        prediction = Prediction(label, {}, time.perf_counter() - started, encoded.truncated,
+                                render(self.tokenizer, text, labels, examples), mode="generate",
+                                output=output, error=error)
+        return self._with_likeness([text], [prediction], use_adapter)[0]
 
     def classify(self, text: str, mode: str = "score", **kw) -> Prediction:
         return self.classify_many([text], mode, **kw)[0]
@@ -276,7 +294,7 @@ class HeadClassifier(Classifier):
                     encoded[i].truncated, render(self.tokenizer, texts[i], self.labels))
             if on_progress:
                 on_progress(sum(p is not None for p in predictions), len(texts))
-        return [p for p in predictions if p is not None]  # every slot was filled
+        return self._with_likeness(texts, [p for p in predictions if p is not None], True)
 
     def generate(self, text: str, labels: list[str] | None = None,
                  examples: Sequence[tuple[str, str]] = (), use_adapter: bool = True) -> Prediction:

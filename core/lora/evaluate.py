@@ -101,7 +101,12 @@ class RememberingEmbedder:
 
     def __init__(self, embedder) -> None:
         self.embedder = embedder
+        self.model_name: str = getattr(embedder, "model_name", "")
         self.vectors: dict[str, list[float]] = {}
+
+    @classmethod
+    def of(cls, embedder) -> RememberingEmbedder:
+        return embedder if isinstance(embedder, cls) else cls(embedder)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         new = [text for text in dict.fromkeys(texts) if text not in self.vectors]
@@ -121,7 +126,7 @@ def learning_curve(train: LabelledData, test: LabelledData, embedder,
     """Test accuracy of each baseline trained on stratified subsets of `train` (the same
     subsets for both), one row per size, the last on all of it: would more examples help?
     `on_all`: each baseline's accuracy on all of `train` when already measured."""
-    embedder = RememberingEmbedder(embedder)
+    embedder = RememberingEmbedder.of(embedder)
     rows = []
     for n in curve_sizes(sizes, len(train.texts)):
         if on_all and n == len(train.texts):
@@ -137,8 +142,9 @@ def learning_curve(train: LabelledData, test: LabelledData, embedder,
 def compare(classifier, train: LabelledData, test: LabelledData, embedder,
             on_progress: Progress | None = None, zero_shot=None) -> dict:
     """The adapter, zero-shot (`zero_shot`'s base model, or the classifier with its adapter
-    off) and both baselines on the same test split, with the baselines' learning curve."""
-    embedder = RememberingEmbedder(embedder)
+    off) and both baselines on the same test split, with the baselines' learning curve.
+    Pass a RememberingEmbedder to keep the documents' vectors (an adapter's profile)."""
+    embedder = RememberingEmbedder.of(embedder)
     baselines = {"baseline": embedding_baseline(train, test, embedder),
                  "tfidf": tfidf_baseline(train, test)}
     on_all = {key: result["accuracy"] for key, result in baselines.items()}

@@ -298,7 +298,7 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
         adapter_type=config.adapter_type)
     log.status(state="evaluating", evaluating="starting")
     meta.evaluation = evaluate_adapter(model, tokenizer, parts, categories, config, models_dir,
-                                       log)
+                                       log, run.adapter)
     run.write_evaluation(meta.evaluation)
     meta.write(run.adapter)
     published = publish(run.adapter, models_dir, config.name)
@@ -344,13 +344,20 @@ def trained_classifiers(model, tokenizer, categories: list[str], config: TrainCo
 
 
 def evaluate_adapter(model, tokenizer, parts: Split, categories: list[str], config: TrainConfig,
-                     models_dir: Path, log: RunLog) -> dict:
-    from core.lora.evaluate import compare
+                     models_dir: Path, log: RunLog, folder: Path) -> dict:
+    """The test-split comparison (core.lora.evaluate.compare); the documents' vectors it embeds
+    for the baselines also become the adapter's profile in `folder` (core.lora.familiarity)."""
+    from core.lora import familiarity
+    from core.lora.evaluate import RememberingEmbedder, compare
     from core.rag.embeddings import default_embedder
 
     def progress(what: str, done: int, total: int) -> None:
         log.status(evaluating=f"{what} {done}/{total}")
 
     classifier, zero_shot = trained_classifiers(model, tokenizer, categories, config, models_dir)
-    return compare(classifier, parts.train, parts.test, default_embedder(models_dir), progress,
-                   zero_shot)
+    embedder = RememberingEmbedder(default_embedder(models_dir))
+    evaluation = compare(classifier, parts.train, parts.test, embedder, progress, zero_shot)
+    held_out = parts.validation.texts + parts.test.texts
+    familiarity.save(familiarity.build(embedder.embed(parts.train.texts), embedder.embed(held_out),
+                                       embedder.model_name), folder)
+    return evaluation

@@ -128,11 +128,12 @@ def query_embedder(settings: Settings, model_name: str | None = None) -> AnyEmbe
     return _pick(registry, registry.get(model_name or settings.embedding_model), True)
 
 
-def default_embedder(models_dir: Path) -> AnyEmbedder:
-    """The registry's default embedding model, for work that has a models folder but no
-    Settings (a training process)."""
+def default_embedder(models_dir: Path, model_name: str | None = None) -> AnyEmbedder:
+    """The registry's default embedding model (or the one named), for work that has a models
+    folder but no Settings (a training process, an adapter's profile)."""
     registry = Registry.load(Path(models_dir) / "registry.toml", Path(models_dir))
-    return _pick(registry, registry.default("embedding"), False)
+    spec = registry.get(model_name) if model_name else registry.default("embedding")
+    return _pick(registry, spec, False)
 
 
 @register_embedding_function

@@ -36,6 +36,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
                    "truncated": result.truncated}
             if result.error:
                 row["error"] = result.error
+            if result.likeness:
+                row["likeness"] = result.likeness.as_dict()
         except (ExtractionError, UploadError, OSError, ValueError) as exc:
             row = {"file": path.name, "error": str(exc)}
         failed += "error" in row
@@ -47,6 +49,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
             top = row["scores"].get(row["label"])
             print(f"{row['file']}: {row['label']}" + (f" ({top:.0%})" if top else "")
                   + f" in {row['seconds']:.2f} s", flush=True)
+            if result.likeness and not result.likeness.familiar:
+                print(f"  {result.likeness.sentence()}", flush=True)
     return 1 if failed else 0
 
 
