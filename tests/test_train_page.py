@@ -231,6 +231,28 @@ def test_step3_eta_says_which_steps_it_comes_from(studio_env, models_env):
         "time limit fits 60 of 100 planned steps")
 
 
+def test_step3_a_starting_run_can_be_cancelled(studio_env, models_env):
+    config = TrainConfig(name="slow-start", data=str(SAMPLE_DATASET))
+    folder = runs.run_dir(load_settings(), config.name)
+    folder.path.mkdir(parents=True)
+    config.save(folder.config_path)
+    folder.update_status(state="starting")
+    lock = runs.runs_dir(load_settings()) / runs.LOCK
+    write_json(lock, {"name": "slow-start", "pid": os.getpid()})
+    at = train_page()
+    assert [b.label for b in at.button if b.label in ("Stop", "Cancel")] == ["Cancel"]
+    button(at, "Cancel").click().run()
+    assert folder.stop_requested()
+    assert button(at.run(), "Cancel").disabled  # asked once is enough
+    # the training process sees the request once its model has loaded, and ends
+    folder.update_status(state=runs.CANCELLED, stop_reason="cancelled before its first step")
+    lock.unlink()
+    at.run()
+    assert not at.exception
+    assert any("nothing was trained" in i.value for i in at.info)
+    assert not [b for b in at.button if b.label in ("Stop", "Cancel", "Resume")]
+
+
 def test_step2_early_stopping_is_advanced_and_off_for_quick(studio_env, models_env, tiny):
     at = train_page()
     button(at, "Next: model and LoRA settings").click().run()

@@ -82,3 +82,20 @@ def test_a_killed_run_keeps_its_checkpoints_and_frees_the_machine(settings, conf
     wait_for(lambda: step(settings) > int(checkpoint.name.split("-")[1]) + 2)
     runs.run_dir(settings, "long").request_stop()
     assert proc.wait(120) == 0
+
+
+def test_a_run_cancelled_while_starting_trains_nothing_and_frees_its_name(settings, config):
+    proc = runs.start(settings, config)
+    folder = runs.run_dir(settings, "long")
+    assert folder.status()["state"] == "starting"
+    folder.request_stop()  # the process is still importing and loading its model
+    assert proc.wait(120) == 0
+    status = folder.status()
+    assert status["state"] == runs.CANCELLED and "before its first step" in status["stop_reason"]
+    assert not folder.metrics() and folder.last_checkpoint() is None
+    assert not (settings.models_dir / "adapters" / "long").exists()
+    assert runs.active_run(settings) is None
+    proc = runs.start(settings, config)  # the name is free again
+    wait_for(lambda: step(settings) >= 1)
+    folder.request_stop()
+    assert proc.wait(120) == 0 and folder.status()["state"] == "stopped"

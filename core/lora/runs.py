@@ -29,6 +29,13 @@ LOCK = ".active.json"
 ETA_WINDOW = 10  # steps: recent enough to follow a change in load, enough to even out one step
 
 
+CANCELLED = "cancelled"  # the state of a run stopped before its first step
+
+
+class Cancelled(StudioError):
+    """Stop was asked for before the first step: there is nothing to keep."""
+
+
 class RunBusy(StudioError):
     pass
 
@@ -211,10 +218,15 @@ def start(settings: Settings, config: TrainConfig, resume: bool = False) -> subp
     if held:
         raise RunBusy(f"run {held['name']!r} is training now; stop it or wait for it to finish")
     folder = run_dir(settings, config.name)
+    if folder.exists() and not resume and folder.status().get("state") == CANCELLED \
+            and not folder.last_checkpoint():
+        shutil.rmtree(folder.path)  # it never trained: its name is free again
     if folder.exists() and not resume:  # a new run would mix its curve and log into the old
         raise InputError(f"a run named {config.name!r} exists: choose another name, or resume it")
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.clear_stop()
+    # a resumed run's status still says how it ended: until its first step it is starting
+    folder.update_status(state="starting")
     config.save(folder.config_path)
     command = [sys.executable, "-m", "core", "train", "--config", str(folder.config_path)]
     if resume:

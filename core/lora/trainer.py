@@ -32,7 +32,7 @@ from core.lora.objective import (
     objective_tails,
     scoring_tails,
 )
-from core.lora.runs import Pace, RunFolder
+from core.lora.runs import Cancelled, Pace, RunFolder
 from core.models import base_fingerprint, load_base
 
 
@@ -275,6 +275,8 @@ def train(config: TrainConfig, run_dir: Path, models_dir: Path, resume: bool = F
     trainer, model, tokenizer = session.trainer, session.model, session.tokenizer
     parts, categories, log = session.parts, session.categories, session.log
     run = log.run
+    if run.stop_requested():  # while the model loaded: not worth a step, a save and a test
+        raise Cancelled(f"run {config.name!r} was cancelled before its first step")
     started = time.time()
     checkpoint = run.last_checkpoint() if resume else None
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

@@ -80,7 +80,14 @@ def live_run(s: Settings, name: str) -> None:
         if head[1].button("Stop", icon=":material/stop:", key=f"stop-{name}", width="stretch"):
             folder.request_stop()
             st.toast("Stopping after the current step; the adapter so far is kept.")
-    elif not running and state in ("stopped", "failed", "running", "stopping") \
+    elif running and state == "starting":
+        # before the first step there is nothing to keep: the run ends instead of training a
+        # step, saving it and testing it
+        if head[1].button("Cancel", icon=":material/close:", key=f"cancel-{name}",
+                          width="stretch", disabled=folder.stop_requested()):
+            folder.request_stop()
+            st.toast("Cancelling: the run ends once its model has loaded.")
+    elif not running and state in ("stopped", "failed", "running", "stopping", runs.CANCELLED) \
             and folder.last_checkpoint():
         # Resume sits apart from where Stop was, so a double click cannot undo a stop.
         if head[2].button("Resume", icon=":material/play_arrow:", key=f"resume-{name}",
@@ -97,6 +104,9 @@ def live_run(s: Settings, name: str) -> None:
             go_to(3)
     if state == "failed":
         st.error(f"The run failed: {status.get('error', 'see the log')}")
+    elif state == runs.CANCELLED and not folder.last_checkpoint():
+        st.info("Cancelled before its first step: nothing was trained. Start it again under "
+                "the same name when you are ready.", icon=":material/cancel:")
     elif status.get("stop_reason"):
         st.caption(f"Training ended — {status['stop_reason']}.")
     controls = st.columns([2, 1, 3])

@@ -58,6 +58,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         adapter = train(config, run.path, settings.models_dir, resume=args.resume,
                         on_metrics=_print_progress if main_process else None)
+    except runs.Cancelled as exc:
+        if main_process:
+            run.update_status(state=runs.CANCELLED, stop_reason=str(exc))
+            print(f"{exc}; nothing was trained", flush=True)
+        _leave_process_group()
+        return 0
     except Exception as exc:  # the page and `runs show` must see why; checkpoints stay
         full = disk_full(exc, run.path)
         if main_process:
