@@ -88,7 +88,7 @@ def test_training_keeps_a_profile_that_tells_contracts_from_news(tiny_library, a
     scored = adapter.score_many(contracts + news)
     assert all(p.likeness is not None for p in scored)
     familiar = [p.likeness.familiar for p in scored if p.likeness]
-    # measured: 76 of the 80 contracts (bench/README.md, "familiarity")
+    # bench/familiarity.py: 76 of the 80 (its own adapter; the profile does not depend on it)
     assert sum(familiar[:len(contracts)]) >= 0.9 * len(contracts) and len(contracts) == 80
     assert not any(familiar[len(contracts):]), [p.likeness for p in scored[len(contracts):]]
     # the base model alone has no training documents to be like

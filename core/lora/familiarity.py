@@ -6,10 +6,10 @@ close nearly all documents it had not trained on came to their nearest training 
 document further than that from every training document is said to be unlike them, and its
 label to be a guess.
 
-Measured with the default embedding model (MiniLM, int8) and 300 CUAD contracts to train on
-(bench/README.md, "familiarity"): the nearest-training-document cosine of 100 held-out
-contracts was 0.46 at the least (median 0.62); of 100 BBC news articles 0.47 at the most
-(median 0.28)."""
+Measured with bench/familiarity.py on a Quick adapter of the shipped sample (48 training
+contracts): the check flagged every one of 100 BBC news articles and 10 papers and 5% of 80
+unseen contracts of the adapter's types; the adapter's own confidence, held to flag as many of
+those contracts, flagged 94% and 90% (bench/README.md)."""
 
 from __future__ import annotations
 
