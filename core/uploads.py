@@ -87,6 +87,14 @@ def save_content_addressed(folder: Path, name: str, data: bytes) -> Path:
     return target.resolve()
 
 
+def discard(folder: Path, path: Path) -> None:
+    """Remove an upload that was refused: nothing can use it, and it would stay on disk unseen.
+    Only a file inside `folder` is removed (the shipped samples are read from elsewhere)."""
+    path = Path(path).resolve()
+    if path.parent == Path(folder).resolve():
+        path.unlink(missing_ok=True)
+
+
 def check_size(name: str, size: int) -> None:
     limit = max_upload_bytes()
     if size > limit:

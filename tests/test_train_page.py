@@ -71,6 +71,17 @@ def test_step1_bad_csv_is_explained_and_blocks_the_next_step(studio_env, models_
     assert stored.name.startswith("my data-") and stored.suffix == ".csv"
 
 
+def test_step1_an_unreadable_upload_is_refused_and_not_kept(studio_env, models_env):
+    at = train_page()
+    at.radio(key="train-source").set_value("CSV or JSONL file").run()
+    at.file_uploader(key="train-table").set_value(
+        [("notes.jsonl", b'{"text": "a", "label": \n not json', "application/json")]).run()
+    assert not at.exception
+    assert any(e.value.startswith("notes.jsonl: not a readable JSONL file") for e in at.error)
+    assert not list((studio_env / "datasets").iterdir())  # nothing could ever use it
+    assert "train-upload-kept" not in at.session_state
+
+
 def test_step1_keeps_an_upload_when_the_user_comes_back_and_names_it_in_errors(studio_env,
                                                                              models_env):
     """Coming back to step 1 met the sample dataset again, which then replaced the upload in

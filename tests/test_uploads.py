@@ -1,6 +1,6 @@
 import pytest
 
-from core.uploads import UploadError, max_upload_bytes, safe_filename, save_upload
+from core.uploads import UploadError, max_upload_bytes, safe_filename, save_content_addressed, save_upload
 
 
 @pytest.mark.parametrize("given, expected", [
@@ -28,3 +28,14 @@ def test_limit_matches_streamlit_config_and_is_enforced(tmp_path):
     with pytest.raises(UploadError, match=r"big.pdf: 50.0 MB is over the 50 MB upload limit"):
         save_upload(tmp_path, "big.pdf", b"x" * (max_upload_bytes() + 1))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_discard_removes_only_an_upload_inside_its_folder(tmp_path):
+    from core.uploads import discard
+
+    inside = save_content_addressed(tmp_path / "datasets", "bad.csv", b"\x00\x01")
+    outside = tmp_path / "sample.csv"
+    outside.write_text("text,label\n")
+    discard(tmp_path / "datasets", inside)
+    discard(tmp_path / "datasets", outside)
+    assert not inside.exists() and outside.exists()

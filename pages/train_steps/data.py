@@ -14,7 +14,7 @@ from core.rag.extract import extract
 from core.samples import SAMPLE_DATASET
 from core.settings import Settings
 from core.text import escape_markdown
-from core.uploads import UploadError, save_content_addressed
+from core.uploads import UploadError, discard, save_content_addressed
 from pages.train_steps import go_to
 
 
@@ -64,6 +64,8 @@ def render(s: Settings, config: dict) -> None:
         frame = read_table(path)
     except DataError as exc:
         st.error(str(exc).replace(path.name, shown))
+        discard(s.data_dir / "datasets", path)
+        st.session_state.pop("train-upload-kept", None)
         return
     try:
         guessed = guess_columns(frame)
@@ -154,6 +156,7 @@ def zip_to_table(s: Settings, name: str, data: bytes) -> Path | None:
                 frame, problems = from_zip(archive, lambda p: extract(p, tika_url=s.tika_server_url).text)
             except DataError as exc:
                 st.error(str(exc))
+                discard(archive.parent, archive)
                 return None
         frame.to_csv(table, index=False)
         st.session_state["zip-problems"] = problems
