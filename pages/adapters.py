@@ -11,7 +11,7 @@ import streamlit as st
 from core import charts
 from core.errors import StudioError
 from core.formats import local_time
-from core.lora import adapter_ops, gguf_export, runs
+from core.lora import adapter_ops, familiarity, gguf_export, runs
 from core.lora.adapters import AdapterError, list_adapters, load_classifier, usable
 from core.lora.evaluate import BASELINES, baseline_titles
 from core.registry import Registry
@@ -65,9 +65,14 @@ for info in everything.values():
 table = pd.DataFrame(rows)
 if not table["problem"].any():  # an empty last column only pushes the others off screen
     table = table.drop(columns="problem")
+# the name first and whole; the long list of target modules gives way
 st.dataframe(table, hide_index=True, width="stretch", key="adapter-table",
-             column_config={"test accuracy": st.column_config.ProgressColumn(
-                 "test accuracy", min_value=0.0, max_value=100.0, format="%.0f%%")})
+             column_config={"name": st.column_config.TextColumn("name", width="medium"),
+                            "target modules": st.column_config.TextColumn(
+                                "target modules", width="small"),
+                            "test accuracy": st.column_config.ProgressColumn(
+                                "test accuracy", min_value=0.0, max_value=100.0,
+                                format="%.0f%%")})
 
 details, operations = st.tabs(["Details", "Combine, merge, compare"])
 with details:
@@ -80,6 +85,12 @@ with details:
             st.error(f"This adapter cannot be used: {info.problem}", icon=":material/error:")
         st.markdown(safe_markdown(f"**Base** `{info.base}`  \n**Labels** "
                                   + ", ".join(info.labels)))
+        profile = None if info.problem else familiarity.load(info.folder)
+        st.caption(f"Tells documents unlike its {len(profile.vectors):,} training documents "
+                   f"(similarity under {profile.floor:.2f})." if profile else
+                   "Keeps no profile of its training documents (trained before this version, "
+                   "federated or imported), so Classify cannot say when a document is unlike "
+                   "them.")
         c = meta.combined or {}
         if isinstance(c.get("parents"), list):
             st.markdown(safe_markdown(f"**Combined** ({c.get('type')}) from " + ", ".join(

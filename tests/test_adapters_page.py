@@ -5,7 +5,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.lora import adapter_ops
+from core.lora import adapter_ops, familiarity
 from core.lora.adapters import list_adapters
 from core.settings import PROJECT_ROOT
 
@@ -37,7 +37,12 @@ def test_table_details_rename_and_delete(models):
     assert "Distributor, Endorsement, Hosting, License, Sponsorship" in \
         "\n".join(m.value for m in at.markdown)
     assert at.get("plotly_chart")  # the confusion matrix from its evaluation
+    assert any(c.value.startswith("Tells documents unlike its 48 training documents")
+               for c in at.caption)
+    (models / "adapters" / "tiny-twin" / familiarity.FILE).unlink()  # as one trained before
     at.selectbox(key="adapter-details").set_value("tiny-twin").run()
+    assert any(c.value.startswith("Keeps no profile of its training documents")
+               for c in at.caption)
     at.text_input(key="rename-adapter-tiny-twin").set_value("tiny-renamed").run()
     at.button(key="rename-button").click().run()
     assert names(models) == {"tiny-cuad", "tiny-renamed"}
