@@ -10,15 +10,26 @@ from dataclasses import asdict
 import streamlit as st
 
 from core.lora import runs
-from core.lora.config import from_preset
+from core.lora.config import TrainConfig, from_preset
 from pages.shared import settings
 from pages.train_steps import STEPS, data, evaluate, model, run, save
 
 s = settings()
 
+def first_config() -> dict:
+    """A reload opens at the run the work is on (below), so the wizard holds that run's settings
+    too: with the preset's, its name box read "my-classifier" beside the run it showed."""
+    point = runs.resume_point(s)
+    if point is not None:
+        try:
+            return asdict(TrainConfig.load(runs.run_dir(s, point[0]).config_path))
+        except (OSError, ValueError, TypeError):  # a config an older version wrote: the preset
+            pass
+    return asdict(from_preset("quick", name="my-classifier", base=s.lora_base_model))
+
+
 if "train-config" not in st.session_state:
-    st.session_state["train-config"] = asdict(from_preset("quick", name="my-classifier",
-                                                          base=s.lora_base_model))
+    st.session_state["train-config"] = first_config()
 config: dict = st.session_state["train-config"]
 
 st.title("Train a classifier")

@@ -350,7 +350,8 @@ def test_a_reload_opens_the_newest_run_at_its_evaluation(studio_env, models_env)
     for name, evaluated in (("older-run", False), ("newer-run", True)):
         folder = runs.run_dir(load_settings(), name)
         folder.path.mkdir(parents=True)
-        TrainConfig(name=name, data=str(SAMPLE_DATASET)).save(folder.config_path)
+        TrainConfig(name=name, data=str(SAMPLE_DATASET), learning_rate=7e-4).save(
+            folder.config_path)
         folder.update_status(state="finished", step=10, max_steps=10)
         if evaluated:
             scores = metrics(["A", "B"], ["A", "A"], ["A", "B"]) | {"seconds": 1.0}
@@ -362,6 +363,9 @@ def test_a_reload_opens_the_newest_run_at_its_evaluation(studio_env, models_env)
     assert at.segmented_control(key="train-step").value == "4 · Evaluate"
     assert at.session_state["train-run"] == "newer-run"
     assert next(b for b in at.selectbox if b.label == "Run").value == "newer-run"
+    # and the wizard holds that run's settings, not the preset's under "my-classifier"
+    assert at.session_state["train-config"]["name"] == "newer-run"
+    assert at.session_state["train-config"]["learning_rate"] == 7e-4
 
 
 def test_pace_follows_a_run_that_slows_down():
