@@ -203,6 +203,11 @@ def labelling(s, current: str, running: bool) -> None:
     elif status.get("state") == "done":
         counts = ", ".join(f"{n} {label}" for label, n in sorted(status["labels"].items()))
         st.caption(f"Last run: {status['adapter']} ({status['pages']}) labelled {counts}.")
+        if strangers := status.get("unlike"):
+            st.warning(f"{len(strangers)} of {status['done']} are unlike the documents "
+                       f"{status['adapter']} was trained on, so their labels are guesses: "
+                       + ", ".join(strangers[:10]) + (" …" if len(strangers) > 10 else ""),
+                       icon=":material/explore_off:")
     elif status.get("state") == "failed":
         st.error(f"Classification with {status['adapter']} failed: {status.get('error')}")
     elif status.get("state") == "interrupted":

@@ -102,6 +102,7 @@ def test_background_job_reports_progress_and_the_end(letters):
     status = wait_for_job("letters")
     assert status["state"] == "done" and status["done"] == status["total"] == 2
     assert sum(status["labels"].values()) == 2
+    assert "letter.txt" in status["unlike"]  # a letter about a fence, to a contract adapter
 
 
 def test_cli_classify_collection_then_search_by_label(letters, capsys):
@@ -135,6 +136,8 @@ def test_documents_page_classifies_shows_and_filters_labels(letters):
     assert not at.exception
     assert at.dataframe[0].value["label"].all()
     assert any("Last run: tiny-cuad (first:2) labelled" in c.value for c in at.caption)
+    assert any("unlike the documents tiny-cuad was trained on" in w.value and "letter.txt" in
+               w.value for w in at.warning)
 
     label_by_hand(letters, {"letter.txt": "Letter", "licence.txt": "License"})
     at.run()

@@ -106,9 +106,18 @@ def classify_collection(settings: Settings, collection_name: str, adapter: str,
         p = round(prediction.scores.get(label, 0.0), 4)
         labels.update((chunk_id, (label, p)) for chunk_id in unit.chunk_ids)
         rows.append({"file": unit.file, "doc_id": unit.doc_id, "page": unit.page,
-                     "label": label, "p": p, "truncated": prediction.truncated})
+                     "label": label, "p": p, "truncated": prediction.truncated,
+                     # None: the adapter keeps no profile of its training documents
+                     "familiar": prediction.likeness.familiar if prediction.likeness else None})
     store.write_labels(collection, labels, f"{adapter} ({pages})")
     return rows
+
+
+def unlike(rows: list[dict]) -> list[str]:
+    """The documents (or pages) unlike the adapter's training documents: their labels are
+    guesses."""
+    return [row["file"] + (f" p.{row['page']}" if row["page"] is not None else "")
+            for row in rows if row.get("familiar") is False]
 
 
 # Background jobs ---------------------------------------------------------------------------
@@ -161,7 +170,8 @@ def start_job(settings: Settings, collection_name: str, adapter: str,
                 return
             files.write_json(path, {**base, "state": "done", "done": len(rows),
                                     "total": len(rows), "finished": time.time(),
-                                    "labels": dict(Counter(r["label"] for r in rows))})
+                                    "labels": dict(Counter(r["label"] for r in rows)),
+                                    "unlike": unlike(rows)})
 
         thread = threading.Thread(target=work, name=f"labels-{collection_name}", daemon=True)
         _threads[collection_name] = thread

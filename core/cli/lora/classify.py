@@ -76,7 +76,8 @@ def _classify_collection(args: argparse.Namespace) -> int:
             print(json.dumps(row))
         else:
             where = f" p.{row['page']}" if row["page"] is not None else ""
-            print(f"{row['file']}{where}: {row['label']} ({row['p']:.0%})")
+            guess = ", unlike the training documents: a guess" if row["familiar"] is False else ""
+            print(f"{row['file']}{where}: {row['label']} ({row['p']:.0%}{guess})")
     return 0
 
 
