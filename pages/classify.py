@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -164,8 +165,10 @@ elif not inputs:
     problem = "Add a document to classify."
 if problem:
     st.info(problem)
-run = st.button("Classify", type="primary", icon=":material/label:", disabled=bool(problem),
-                key="classify-run")
+# Never disabled: text typed or pasted reaches the page only when its box loses focus, which is
+# the click on this button itself; disabled, it swallowed that first click.
+run = st.button("Classify", type="primary", icon=":material/label:",
+                key="classify-run") and not problem
 
 
 UNSURE_MARGIN = 0.05  # top two labels closer than this: say the model is unsure
@@ -185,8 +188,11 @@ def show_one(title: str, pred: Prediction, wide: bool) -> None:
         else:
             top = pred.scores.get(pred.label)
             decided = pred.label_at(threshold)
+            # among its labels only: next to "unlike the training documents" a bare "99%" read
+            # as 99% sure
+            among = " probability among its labels, a guess" if unlike(pred) else " probability"
             st.metric("Label", decided or NONE,
-                      (f"{top:.0%} probability" if decided else f"likeliest: {pred.label}, "
+                      (f"{top:.0%}{among}" if decided else f"likeliest: {pred.label}, "
                        f"{top:.0%}, under {threshold:.0%}") if top is not None else None,
                       delta_color="off", delta_arrow="off")
             ranked = sorted(pred.scores.values(), reverse=True)
@@ -201,8 +207,8 @@ def show_one(title: str, pred: Prediction, wide: bool) -> None:
         if pred.output is not None:
             st.caption("The model's answer")
             st.code(pred.output or "(empty)", language=None)
-        st.caption(f"{pred.seconds * 1000:.0f} ms" + (" · the document was cut to fit the "
-                                                      "model's maximum length" if pred.truncated else ""))
+        st.caption(f"{pred.seconds:.1f} s" + (" · the document was cut to fit the model's "
+                                              "maximum length" if pred.truncated else ""))
     if pred.scores:
         with chart_box:
             st.plotly_chart(charts.bars(dict(sorted(pred.scores.items(), key=lambda kv: -kv[1])),
@@ -233,8 +239,10 @@ if run:
             bar.progress(done / total, text=f"{done} of {total} documents classified")
 
     try:
-        predictions, failure = iter(model.classify_many(readable, mode=mode, on_progress=progress,
-                                                        **options)), None
+        # one document has no progress to show, and took 7-17 s on 2 cores without a sign
+        with st.spinner("Classifying…") if bar is None else contextlib.nullcontext():
+            predictions, failure = iter(model.classify_many(
+                readable, mode=mode, on_progress=progress, **options)), None
     except ValueError as exc:  # the labels or examples do not fit: the same for every document
         predictions, failure = iter(()), str(exc)
     if bar:
@@ -277,7 +285,7 @@ elif len(rows) > 1:
         "file": r["document"],
         "label": label or (NONE if r["prediction"].label else "(no label)"),
         "probability": r["prediction"].scores.get(r["prediction"].label),
-        "ms": round(r["prediction"].seconds * 1000),
+        "seconds": round(r["prediction"].seconds, 1),
         "note": "; ".join(note for note in (
             r["prediction"].error or ("" if label else f"likeliest: {r['prediction'].label}"),
             UNLIKE if unlike(r["prediction"]) else "") if note)}
@@ -285,15 +293,20 @@ elif len(rows) > 1:
     st.markdown(f"**{len(done)} of {len(rows)} documents classified**")
     strangers = sum(unlike(r["prediction"]) for r in done)
     if strangers:
-        st.warning(f"{strangers} of {len(done)} documents are unlike the documents this adapter "
-                   "was trained on: read their labels as guesses (the note column says which).",
-                   icon=":material/explore_off:")
+        st.warning(("All of them are" if strangers == len(done) else
+                    f"{strangers} of {len(done)} documents are")
+                   + " unlike the documents this adapter was trained on: read their labels as "
+                   "guesses" + ("." if strangers == len(done) else " (the note column says "
+                                "which)."), icon=":material/explore_off:")
     if len(table):
         # What was asked for first: long file names must not push the answer out of sight.
         # Whole percents, as everywhere else (the downloads keep the exact probability).
         st.dataframe(table.assign(probability=table["probability"] * 100), hide_index=True,
                      width="stretch", column_config={
                          "file": st.column_config.TextColumn("file", width="medium"),
+                         "seconds": st.column_config.NumberColumn(
+                             "seconds", help="Documents of similar length are scored together: "
+                                             "each gets its share of its batch's time"),
                          "probability": st.column_config.ProgressColumn(
                              "probability", min_value=0.0, max_value=100.0, format="%.0f%%",
                              help="The likeliest label's probability")})

@@ -26,7 +26,10 @@ def test_paste_text_label_scores_prompt_and_comparison(library):
     at = classify_page()
     assert not at.exception
     assert at.selectbox(key="classify-model").value == "tiny-cuad"
-    assert at.button(key="classify-run").disabled  # nothing to classify yet
+    # never disabled (a pasted text reaches the page with the click itself); with nothing to
+    # classify a click says so and classifies nothing
+    at.button(key="classify-run").click().run()
+    assert "Add a document to classify." in [i.value for i in at.info] and not at.metric
     at.text_area(key="classify-text").set_value(TEXT).run()
     at.slider(key="classify-threshold").set_value(0).run()  # a tiny random model is never sure
     at.toggle(key="classify-compare").set_value(True).run()
@@ -75,7 +78,7 @@ def test_pasted_text_survives_a_look_at_another_source(library):
     at.radio(key="classify-source").set_value("Upload files").run()
     at.radio(key="classify-source").set_value("Paste text").run()
     assert at.text_area(key="classify-text").value == TEXT
-    assert not at.button(key="classify-run").disabled
+    assert "Add a document to classify." not in [i.value for i in at.info]
 
 
 def test_a_document_below_the_threshold_is_none_of_these(library):
@@ -122,7 +125,8 @@ def test_base_model_alone_with_typed_labels(library):
     at.selectbox(key="classify-model").set_value("Base model alone (no adapter)").run()
     at.selectbox(key="classify-base").set_value("smollm2-135m-instruct").run()
     at.text_area(key="classify-text").set_value("Invoice no. 42: amount due 300 EUR by May 1.").run()
-    assert at.button(key="classify-run").disabled  # no labels yet
+    at.button(key="classify-run").click().run()
+    assert "Give at least two labels." in [i.value for i in at.info] and not at.metric
     at.text_input(key="classify-labels").set_value("Invoice, Love letter").run()
     at.button(key="classify-run").click().run()
     assert not at.exception
@@ -137,7 +141,8 @@ def test_a_document_unlike_the_training_documents_is_said_to_be_a_guess(library)
     at.button(key="classify-run").click().run()
     assert not at.exception
     [warning] = [w.value for w in at.warning if "Unlike the documents" in w.value]
-    assert "guess" in warning
+    assert "guess" in warning and "below the" in warning
+    assert at.metric[0].delta.endswith("among its labels, a guess")  # not a bare "99%"
     import pandas as pd
 
     from core.samples import SAMPLE_DATASET

@@ -52,9 +52,10 @@ class Likeness:
 
     def sentence(self) -> str:
         """What a page or the CLI says about a document unlike the training documents."""
-        return (f"Unlike the documents this adapter was trained on: the closest of them has a "
-                f"similarity of {self.closest:.2f}, where documents of their kind came within "
-                f"{self.floor:.2f} when it was tested. Read the label as a guess.")
+        return (f"Unlike the documents this adapter was trained on: its similarity to the "
+                f"closest of them is {self.closest:.2f}, below the {self.floor:.2f} that nearly "
+                f"all documents like them reached when it was tested. Read the label as a "
+                f"guess.")
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The Classify page in headless Chromium: the tiny trained adapter, one uploaded .txt file, its
-label and the bar chart of the label probabilities."""
+label and the bar chart of the label probabilities; then pasted text, classified by one click."""
 
 import pytest
 
@@ -67,3 +67,13 @@ def test_upload_a_txt_file_and_see_its_label_and_probabilities(studio_env, tiny_
         page.get_by_text(f"{contract.name} · tiny-cuad").wait_for(timeout=10_000)
         assert not page.locator("[data-testid='stException']").count()
         page.screenshot(path=str(OUTPUT / "classify-result.png"), full_page=True)
+
+        # Pasted text reaches the page only as its box loses focus, which is the click on
+        # Classify itself: that first click must classify (a disabled button swallowed it).
+        page.locator(".st-key-classify-source").get_by_text("Paste text", exact=True).click()
+        wait_until_idle(page)
+        page.locator(".st-key-classify-text textarea").fill(TEXT)
+        button.click()
+        page.get_by_text("pasted text · tiny-cuad").wait_for(timeout=180_000)
+        wait_until_idle(page, 180_000)
+        assert not page.locator("[data-testid='stException']").count()
