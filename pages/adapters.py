@@ -104,7 +104,11 @@ with details:
         # a shared key had left its confirmation ticked (and the old name in the box).
         with st.popover("Rename or delete", icon=":material/edit:"):
             renamed = st.text_input("New name", value=name, key=f"rename-adapter-{name}")
-            if st.button("Rename", disabled=renamed.strip() == name, key="rename-button"):
+            # never disabled by the box's text: typed text arrives with the click itself
+            rename = st.button("Rename", key="rename-button")
+            if rename and renamed.strip() == name:
+                st.info("Type the new name first.")
+            elif rename:
                 try:
                     adapter_ops.rename(s.models_dir, name, renamed.strip())
                 except (AdapterError, ValueError) as exc:
@@ -162,8 +166,11 @@ with operations:
                                 help="average: weighted mean of the LoRA tensors (FedAvg's rule); "
                                      "the others are PEFT's combinations.") or "average"
     combined_name = st.text_input("New adapter's name", key="combine-name")
-    if st.button("Combine", disabled=len(picked) < 2 or not combined_name.strip(),
-                 key="combine-button"):
+    # not disabled by the name's box: typed text arrives with the click itself
+    combine = st.button("Combine", disabled=len(picked) < 2, key="combine-button")
+    if combine and not combined_name.strip():
+        st.error("Name the new adapter first.")
+    elif combine:
         try:
             with st.spinner("Combining…"):
                 if kind == "average":

@@ -178,7 +178,8 @@ with bar[3].popover("More", icon=":material/more_horiz:", disabled=conversation 
         # next conversation opened showed the previous one's title and a ticked confirmation.
         title = st.text_input("Title", conversation.title,
                               key=f"conversation-title-{conversation.id}")
-        if st.button("Rename", disabled=title.strip() in ("", conversation.title)):
+        # never disabled by the box's text: typed text arrives with the click itself
+        if st.button("Rename") and title.strip() not in ("", conversation.title):
             chats.rename(conversation.id, title)
             st.rerun()
         st.download_button("Export as Markdown", to_markdown(collection, history),

@@ -64,7 +64,8 @@ with top[2]:
     if current:
         with st.popover("Manage", icon=":material/tune:", width="stretch"):
             renamed = st.text_input("Rename to", value=current, key="rename-to")
-            if st.button("Rename", disabled=renamed == current):
+            # never disabled by the box's text: typed text arrives with the click itself
+            if st.button("Rename") and renamed.strip() != current:
                 try:
                     store.rename_collection(chroma, current, renamed.strip())
                     move_uploads(s.data_dir, current, renamed.strip())

@@ -229,3 +229,10 @@ def test_another_conversation_opens_with_its_own_title_and_an_unticked_delete(ch
     assert at.text_input(key=f"conversation-title-{second.id}").value == "What is a test set?"
     assert not at.checkbox(key=f"delete-conversation-sure-{second.id}").value
     assert next(b for b in at.button if b.label == "Delete").disabled
+    # Rename is never disabled by the title's box: in a browser typed text arrives with the
+    # click itself, and a disabled button swallowed that click
+    rename = next(b for b in at.button if b.label == "Rename")
+    assert not rename.disabled
+    at.text_input(key=f"conversation-title-{second.id}").set_value("Test sets")
+    next(b for b in at.button if b.label == "Rename").click().run()
+    assert not at.exception and chats.get(second.id).title == "Test sets"
