@@ -42,10 +42,11 @@ st.markdown(
     "passages it was built from and how well each matched. **Fine-tune** a small model with LoRA "
     "on labelled examples, watch it learn, then **classify** new documents with it.")
 
+# At their own size: stretched to the page, the shorter flow drew its text half as large again
 st.subheader("Chat with your documents")
-st.graphviz_chart(RAG_PIPELINE, width="stretch")
+st.graphviz_chart(RAG_PIPELINE, width="content")
 st.subheader("Teach a model to sort documents")
-st.graphviz_chart(LORA_PIPELINE, width="stretch")
+st.graphviz_chart(LORA_PIPELINE, width="content")
 
 status_col, samples_col = st.columns([1, 1], gap="large")
 with status_col:
@@ -79,18 +80,21 @@ with samples_col:
 
 st.divider()
 st.subheader("Where to next")
-links = st.columns(5)
-with links[0]:
-    st.page_link("pages/documents.py", label="Documents: upload and browse",
-                 icon=":material/description:")
-with links[1]:
-    st.page_link("pages/chat.py", label="Chat: ask your documents", icon=":material/forum:")
-with links[2]:
-    st.page_link("pages/train.py", label="Train: teach a model your labels",
-                 icon=":material/model_training:")
-with links[3]:
-    st.page_link("pages/classify.py", label="Classify: sort documents",
-                 icon=":material/label:")
-with links[4]:
-    st.page_link("pages/settings.py", label="Settings: chat engine and models",
-                 icon=":material/settings:")
+# One column per side of the Studio, each link on its own line: five in a row were cut short
+# ("Documents: upload and") at 1440 pixels
+LINKS = (
+    ("Chat with documents", (("pages/documents.py", "Documents: upload and browse", "description"),
+                             ("pages/chat.py", "Chat: ask your documents", "forum"),
+                             ("pages/evaluate.py", "Evaluate: measure retrieval and answers",
+                              "fact_check"))),
+    ("Sort documents", (("pages/train.py", "Train: teach a model your labels", "model_training"),
+                        ("pages/classify.py", "Classify: sort documents", "label"),
+                        ("pages/adapters.py", "Adapters: compare, combine, export",
+                         "extension"))),
+    ("Set up", (("pages/settings.py", "Settings: chat engine and models", "settings"),)),
+)
+for column, (heading, pages) in zip(st.columns(len(LINKS)), LINKS):
+    with column:
+        st.caption(heading)
+        for path, label, icon in pages:
+            st.page_link(path, label=label, icon=f":material/{icon}:")
