@@ -76,3 +76,12 @@ def clip(text: str, chars: int) -> str:
         return text
     cut = text[:chars - 1]
     return (cut.rsplit(" ", 1)[0] if " " in cut[chars // 2:] else cut).rstrip(" ,;:") + "…"
+
+
+def heading(text: str, title: str, section: str) -> str:
+    """"Title · section" to show above a chunk, leaving out a title the chunk opens with (a
+    title block showed its title twice) and a section that only repeats the title."""
+    parts = [title] if title and not text.lstrip().startswith(title) else []
+    if section and section != title:
+        parts.append(section)
+    return " · ".join(parts)

@@ -14,7 +14,7 @@ from core.rag.page_view import show_page
 from core.rag.relevance import Label
 from core.rag.retrieval import SCORE_MEANING
 from core.rag.terms import highlight_spans
-from core.text import escape_markdown
+from core.text import escape_markdown, heading
 
 
 @dataclass(frozen=True)
@@ -142,10 +142,8 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
             st.markdown(f"**[{hit.rank}]** {escape_markdown(hit.doc)} · page {hit.page} · "
                         f":blue-badge[{hit.retriever}]{badge}")
             match_badge(hit, method)
-            # not the title above a chunk that opens with it (a title block)
-            title = "" if hit.text.startswith(hit.title) else hit.title
-            if title or hit.section:
-                st.caption(escape_markdown(" · ".join(p for p in (title, hit.section) if p)))
+            if above := heading(hit.text, hit.title, hit.section):
+                st.caption(escape_markdown(above))
             around = windows.get(hit.rank, {})
             if around.get("before"):  # what the model read around the hit, faded
                 st.caption(escape_markdown("… " + around["before"]))

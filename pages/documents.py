@@ -20,6 +20,7 @@ from core.rag.ingest import (
     unstored_originals,
 )
 from core.rag.ingest_ray import ingest_files_ray
+from core.text import heading
 from core.uploads import (
     SUPPORTED_SUFFIXES,
     UploadError,
@@ -247,7 +248,7 @@ st.fragment(run_every=1 if running else None)(labelling)(s, current, running)
 
 table = pd.DataFrame(docs)
 table["label"] = table["labels"].map(", ".join)
-columns = ["file", "pages", "chunks", "doc_id"]
+columns = ["file", "pages", "chunks"]  # the document's id is for scripts: the CLI shows it
 known = store.collection_labels(docs)
 if known:
     columns[1:1] = ["label", "label_p"]
@@ -312,8 +313,8 @@ pick = st.selectbox(f"{len(shown)} of {len(chunks)} chunk(s)", range(len(shown))
 chunk = shown[pick]
 st.caption(f"Chunk {chunk['chunk']} · page {chunk['page']} · characters {chunk['start']}–"
            f"{chunk['end']} of the page")
-if chunk.get("title") or chunk.get("section"):
-    st.text(" · ".join(part for part in (chunk.get("title"), chunk.get("section")) if part))
+if above := heading(chunk["text"], chunk.get("title", ""), chunk.get("section", "")):
+    st.text(above)
 st.text(chunk["text"])  # plain text: document text is never rendered as HTML
 by_index = {c["chunk"]: c for c in chunks}
 with st.expander("Neighbouring chunks"):

@@ -85,3 +85,15 @@ def test_clip_cuts_at_a_word_and_says_so():
     assert clip("What are the two pre-training tasks of BERT and how do they differ?", 40) == \
         "What are the two pre-training tasks of…"
     assert clip("x" * 60, 40) == "x" * 39 + "…"
+
+
+def test_a_chunk_heading_does_not_repeat_what_the_chunk_opens_with():
+    from core.text import heading
+
+    title = "Generative Adversarial Nets"
+    assert heading(f"{title}\n\nIan J. Goodfellow", title, title) == ""  # a title block
+    assert heading("We propose a new framework", title, "1 Introduction") == \
+        f"{title} · 1 Introduction"
+    assert heading("1 Introduction\n\nDeep learning", title, "1 Introduction") == \
+        f"{title} · 1 Introduction"
+    assert heading("text", "", "") == ""

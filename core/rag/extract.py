@@ -228,4 +228,4 @@ def _tika_with_pdf_fallback(path: Path, is_pdf: bool, ocr: bool,
         return _pdfium(path)
     except ExtractionError:
         raise ExtractionError("the PDF is damaged or incomplete (truncated?): neither Tika "
-                              "nor pypdfium2 could read it") from None
+                              "nor the second PDF reader (pypdfium2) could read it") from None
