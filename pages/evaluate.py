@@ -152,8 +152,12 @@ others = st.multiselect("Compare with earlier runs of this collection",
 table = summary_table([run] + [by_id[i] for i in others])
 shares = [m for m in dict.fromkeys(key for row in table for key in row)
           if m.startswith(("hit@", "support@")) or m in SHARES]
-st.dataframe(pd.DataFrame(table).drop(columns=["method", "run"]), hide_index=True,
-             key="evaluation-summary")
+# percents, as the chart beside it; a measure no run here took (answers, for a retrieval-only
+# run) is left out rather than shown as "None"
+summary = pd.DataFrame(table).drop(columns=["method", "run"]).dropna(axis=1, how="all")
+st.dataframe(summary, hide_index=True, key="evaluation-summary", column_config={
+    m: st.column_config.NumberColumn(m, format="%.2f" if m == "answer_f1" else "percent")
+    for m in shares if m in summary})
 st.plotly_chart(charts.evaluation(table, shares), config={"displayModeBar": False},
                 key="evaluation-chart")
 
@@ -161,7 +165,8 @@ st.subheader("Per question")
 rows = pd.DataFrame(run["rows"])
 if not rows.empty:
     rows["retrieved"] = rows["retrieved"].map("; ".join)
-st.dataframe(rows, hide_index=True, key="evaluation-rows")
+st.dataframe(rows, hide_index=True, key="evaluation-rows", column_config={
+    "retrieved": st.column_config.TextColumn("retrieved", width="large")})
 downloads = st.columns(2)
 downloads[0].download_button("Download CSV", rows_csv(run), f"evaluation-{shown}.csv",
                              "text/csv", icon=":material/download:")
