@@ -99,7 +99,11 @@ with details:
                  "steps": meta.steps, "training_seconds": meta.training_seconds},
                 expanded=False)
         st.download_button("Export as ZIP", adapter_ops.export_zip(s.models_dir, name),
-                           f"{name}.zip", "application/zip", icon=":material/download:")
+                           f"{name}.zip", "application/zip", icon=":material/download:",
+                           help=f"The adapter, its metadata and, where it keeps them, its "
+                                f"training documents' embeddings ({familiarity.FILE}): text "
+                                "can be partly recovered from embeddings, so leave that file "
+                                "out of the ZIP to share the adapter without them.")
         # Keyed by the adapter: after a delete the popover stays open on the next adapter, and
         # a shared key had left its confirmation ticked (and the old name in the box).
         with st.popover("Rename or delete", icon=":material/edit:"):
