@@ -179,7 +179,8 @@ with st.container(border=True):
         table[["extractor", "note", "error"]] = table[["extractor", "note", "error"]].fillna("")
         ok = (table["status"] == "ok").sum()
         st.markdown(f"**{ok} of {len(table)}** file(s) stored.")
-        st.dataframe(table, hide_index=True, width="stretch")
+        # each error in full in its own box below, not cut short in the table as well
+        st.dataframe(table.drop(columns="error"), hide_index=True, width="stretch")
         for error in table.loc[table["status"] != "ok", "error"]:
             st.error(error, icon=":material/error:")
 
