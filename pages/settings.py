@@ -80,8 +80,10 @@ if any(optional.values()):
         install_buttons(s, role)
 
 st.subheader("Current configuration")
+# the value is what is looked for here: wide enough for a path, the explanation gives way
 st.dataframe(s.describe(), hide_index=True, width="stretch",
-             column_config={"help": st.column_config.TextColumn("what it is", width="large")})
+             column_config={"value": st.column_config.TextColumn("value", width="large"),
+                            "help": st.column_config.TextColumn("what it is", width="large")})
 
 st.subheader("Models on this machine")
 st.dataframe([{"model": m.name, "roles": ", ".join(m.roles), "status": m.status,
