@@ -88,9 +88,9 @@ with details:
         profile = None if info.problem else familiarity.load(info.folder)
         st.caption(f"Tells documents unlike its {len(profile.vectors):,} training documents "
                    f"(similarity under {profile.floor:.2f})." if profile else
-                   "Keeps no profile of its training documents (trained before this version, "
-                   "federated or imported), so Classify cannot say when a document is unlike "
-                   "them.")
+                   "Keeps no profile of its training documents (trained before this version "
+                   f"or on fewer than {familiarity.MIN_DOCUMENTS}, federated or imported), so "
+                   "Classify cannot say when a document is unlike them.")
         c = meta.combined or {}
         if isinstance(c.get("parents"), list):
             st.markdown(safe_markdown(f"**Combined** ({c.get('type')}) from " + ", ".join(

@@ -268,3 +268,16 @@ def test_settings_are_declared_once_with_bounds_that_the_cli_and_checks_share():
                              capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.strip() == "error: learning_rate must be between 1e-06 and 0.1, got 5.0"
+
+
+def test_a_small_training_set_keeps_no_profile_of_its_documents(tiny, tmp_path, models_env):
+    """Under familiarity.MIN_DOCUMENTS training documents the floor would be the least close of
+    a handful: the adapter says nothing about likeness rather than something noisy."""
+    rows = ["text,label"] + [f"document {i} about {kind},{kind}" for kind in ("cats", "dogs")
+                             for i in range(8)]
+    data = tmp_path / "small.csv"
+    data.write_text("\n".join(rows) + "\n")
+    adapter = train(config(tiny, name="small-run", data=str(data), max_steps=4, eval_steps=4,
+                           save_steps=4), tmp_path / "run", models_env)
+    assert (adapter / "adapter_model.safetensors").is_file()
+    assert familiarity.load(adapter) is None

@@ -30,6 +30,9 @@ FILE = "training-documents.safetensors"
 # held-out contracts from 98% to 100% and BBC articles from 1% to 2% (bench/README.md).
 QUANTILE = 0.01
 MARGIN = 0.03
+# Under this many training documents the floor is the least close of a handful, and says more
+# about the sample than about documents of its kind: such an adapter keeps no profile.
+MIN_DOCUMENTS = 20
 
 Embed = Callable[[list[str]], list[list[float]]]
 
@@ -81,8 +84,9 @@ def build(train: Sequence[Sequence[float]], held_out: Sequence[Sequence[float]],
     """The profile of a training split, its floor set on the documents held out from it and on
     each training document against all the others."""
     vectors = np.asarray(train, dtype=np.float32)
-    if len(vectors) < 2:
-        raise ProfileError("a profile needs at least two training documents")
+    if len(vectors) < MIN_DOCUMENTS:
+        raise ProfileError(f"a profile needs at least {MIN_DOCUMENTS} training documents, not "
+                           f"{len(vectors)}")
     within = vectors @ vectors.T
     np.fill_diagonal(within, -1.0)
     seen = [within.max(axis=1)]

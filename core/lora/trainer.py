@@ -359,7 +359,8 @@ def evaluate_adapter(model, tokenizer, parts: Split, categories: list[str], conf
     classifier, zero_shot = trained_classifiers(model, tokenizer, categories, config, models_dir)
     embedder = RememberingEmbedder(default_embedder(models_dir))
     evaluation = compare(classifier, parts.train, parts.test, embedder, progress, zero_shot)
-    held_out = parts.validation.texts + parts.test.texts
-    familiarity.save(familiarity.build(embedder.embed(parts.train.texts), embedder.embed(held_out),
-                                       embedder.model_name), folder)
+    if len(parts.train.texts) >= familiarity.MIN_DOCUMENTS:
+        held_out = parts.validation.texts + parts.test.texts
+        familiarity.save(familiarity.build(embedder.embed(parts.train.texts),
+                                           embedder.embed(held_out), embedder.model_name), folder)
     return evaluation
