@@ -70,9 +70,14 @@ def questions(source: str, upload) -> tuple[list, str] | None:
 
 
 with st.container(border=True):
-    source = st.radio("Questions", ["sample", "file"], horizontal=True,
-                      index=0 if current == SAMPLE_QA_COLLECTION else 1,
+    # the sample's questions are about its own passages: over another collection every one
+    # of them would miss, and the run would measure nothing
+    own = current == SAMPLE_QA_COLLECTION
+    source = st.radio("Questions", ["sample", "file"] if own else ["file"], horizontal=True,
                       format_func={"sample": "The SQuAD sample", "file": "A QA file"}.get)
+    if not own:
+        st.caption(f"The SQuAD sample's questions are about its own passages: choose "
+                   f"**{SAMPLE_QA_COLLECTION}** in the sidebar (or load it above) to run them.")
     upload = None
     if source == "file":
         upload = st.file_uploader(

@@ -237,3 +237,15 @@ def test_the_page_says_what_is_wrong_with_an_uploaded_file(squad_sample):
     assert not at.exception
     assert any("mine.csv, line 3: no question" in e.value for e in at.error)
     assert {r["id"] for r in list_runs(load_settings())} == before
+
+
+def test_the_sample_questions_are_offered_only_over_their_own_collection(studio_env):
+    from core.rag import store
+
+    store.open_collection(store.client(load_settings()), "papers", "all-minilm-l6-v2", 500, 50)
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
+    at = at.switch_page("pages/evaluate.py").run()
+    at.selectbox(key="collection").set_value("papers").run()
+    assert not at.exception
+    assert at.radio[0].options == ["A QA file"]  # its questions would all miss here
+    assert any(SAMPLE_QA_COLLECTION in c.value for c in at.caption)
