@@ -175,10 +175,6 @@ UNSURE_MARGIN = 0.05  # top two labels closer than this: say the model is unsure
 UNLIKE = "unlike the training documents: a guess"
 
 
-def unlike(pred: Prediction) -> bool:
-    return pred.likeness is not None and not pred.likeness.familiar
-
-
 def show_one(title: str, pred: Prediction, wide: bool) -> None:
     st.markdown(f"**{title}**")
     label_box, chart_box = st.columns([1, 2]) if wide else (st.container(), st.container())
@@ -190,7 +186,7 @@ def show_one(title: str, pred: Prediction, wide: bool) -> None:
             decided = pred.label_at(threshold)
             # among its labels only: next to "unlike the training documents" a bare "99%" read
             # as 99% sure
-            among = " probability among its labels, a guess" if unlike(pred) else " probability"
+            among = " probability among its labels, a guess" if pred.unlike else " probability"
             st.metric("Label", decided or NONE,
                       (f"{top:.0%}{among}" if decided else f"likeliest: {pred.label}, "
                        f"{top:.0%}, under {threshold:.0%}") if top is not None else None,
@@ -199,7 +195,7 @@ def show_one(title: str, pred: Prediction, wide: bool) -> None:
             if len(ranked) > 1 and ranked[0] - ranked[1] < UNSURE_MARGIN:
                 st.warning("The model is unsure: the top two labels are within "
                            f"{UNSURE_MARGIN:.0%} of each other.", icon=":material/help:")
-        if pred.likeness and not pred.likeness.familiar:
+        if pred.likeness and pred.unlike:
             st.warning(pred.likeness.sentence(), icon=":material/explore_off:")
         elif pred.likeness:
             st.caption(f"Like the documents it was trained on (similarity "
@@ -288,10 +284,10 @@ elif len(rows) > 1:
         "seconds": round(r["prediction"].seconds, 1),
         "note": "; ".join(note for note in (
             r["prediction"].error or ("" if label else f"likeliest: {r['prediction'].label}"),
-            UNLIKE if unlike(r["prediction"]) else "") if note)}
+            UNLIKE if r["prediction"].unlike else "") if note)}
         for r, label in zip(done, decided)])
     st.markdown(f"**{len(done)} of {len(rows)} documents classified**")
-    strangers = sum(unlike(r["prediction"]) for r in done)
+    strangers = sum(r["prediction"].unlike for r in done)
     if strangers:
         st.warning(("All of them are" if strangers == len(done) else
                     f"{strangers} of {len(done)} documents are")

@@ -42,6 +42,12 @@ class Prediction:
     error: str | None = None
     likeness: Likeness | None = None  # to the adapter's training documents, where it keeps them
 
+    @property
+    def unlike(self) -> bool:
+        """Unlike the adapter's training documents, so its label is a guess (False where the
+        adapter keeps none to compare with)."""
+        return self.likeness is not None and not self.likeness.familiar
+
     def label_at(self, threshold: float) -> str | None:
         """The label, or None when its probability is under `threshold` (score mode; generate
         mode has no probabilities to hold it to)."""

@@ -49,7 +49,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             top = row["scores"].get(row["label"])
             print(f"{row['file']}: {row['label']}" + (f" ({top:.0%})" if top else "")
                   + f" in {row['seconds']:.2f} s", flush=True)
-            if result.likeness and not result.likeness.familiar:
+            if result.likeness and result.unlike:
                 print(f"  {result.likeness.sentence()}", flush=True)
     return 1 if failed else 0
 
