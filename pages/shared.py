@@ -138,6 +138,7 @@ def render_sidebar() -> None:
 
 _STAGES = {"download": "Downloading", "assemble": "Joining the parts", "unpack": "Unpacking",
            "verify": "Checking sha256", "convert": "Converting", "export": "Exporting to ONNX",
+           "tidy": "Removing the packages it came in",
            "done": "Ready", "skip": "Ready"}
 
 

@@ -46,16 +46,6 @@ def test_bad_hash_single_file_writes_nothing(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_bad_hash_multi_part_leaves_no_partial_assembly(tmp_path):
-    spec = replace(REAL.get("gemma-3-270m"), sha256="f" * 64)
-    events = []
-    with pytest.raises(RegistryError, match="gemma-3-270m: sha256 mismatch"):
-        prepare(Registry([spec], tmp_path), progress=events.append)
-    assert any(e.stage == "assemble" for e in events)  # it did assemble before refusing
-    assert leftovers(tmp_path / "gguf") == []
-    assert not (tmp_path / "base").exists()
-
-
 def test_embedding_model_verified_then_corrupt_when_stamp_disagrees(tmp_path):
     registry = Registry([REAL.get("all-minilm-l6-v2")], tmp_path)
     spec = registry.get("all-minilm-l6-v2")

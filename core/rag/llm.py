@@ -192,14 +192,19 @@ class LlamaCppEngine:
 
 # transformers --------------------------------------------------------------------------------
 class TransformersEngine:
-    def __init__(self, name: str, folder: Path):
+    def __init__(self, name: str, path: Path):
+        """`path`: an HF model folder, or a GGUF file (dequantized as it loads: slower to start,
+        for machines without llama.cpp)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from core.models import compute_device, compute_dtype
 
         self.name = f"{name} (transformers)"
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=compute_dtype())
+        where: dict[str, Any] = ({"pretrained_model_name_or_path": path.parent,
+                                  "gguf_file": path.name} if path.is_file()
+                                 else {"pretrained_model_name_or_path": path})
+        self.tokenizer = AutoTokenizer.from_pretrained(**where)
+        model: Any = AutoModelForCausalLM.from_pretrained(**where, dtype=compute_dtype())
         self.model = model.to(compute_device())
         self.model.eval()
         limit = getattr(self.model.config, "max_position_embeddings", WORKING_CONTEXT)
