@@ -85,8 +85,8 @@ with details:
             st.error(f"This adapter cannot be used: {info.problem}", icon=":material/error:")
         st.markdown(safe_markdown(f"**Base** `{info.base}`  \n**Labels** "
                                   + ", ".join(info.labels)))
-        profile = None if info.problem else familiarity.load(info.folder)
-        st.caption(f"Tells documents unlike its {len(profile.vectors):,} training documents "
+        profile = None if info.problem else familiarity.load(info.folder, vectors=False)
+        st.caption(f"Tells documents unlike its {profile.documents:,} training documents "
                    f"(similarity under {profile.floor:.2f})." if profile else
                    "Keeps no profile of its training documents (trained before this version "
                    f"or on fewer than {familiarity.MIN_DOCUMENTS}, federated or imported), so "

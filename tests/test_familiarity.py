@@ -49,6 +49,7 @@ def test_a_profile_round_trips_through_safetensors_and_a_damaged_one_is_named(tm
     assert np.allclose(loaded.vectors, profile.vectors, atol=1e-3)  # float16 on disk
     header = familiarity.load(tmp_path, vectors=False)
     assert header is not None and header.vectors.shape == (0, 3)
+    assert header.documents == profile.documents == familiarity.MIN_DOCUMENTS
     assert familiarity.load(tmp_path / "none") is None
     (tmp_path / familiarity.FILE).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
     with pytest.raises(ProfileError, match=f"{familiarity.FILE} is unreadable"):
@@ -59,12 +60,13 @@ def test_a_combined_adapter_knows_all_its_parents_documents():
     a = familiarity.build(around(1, 0, 0), around(1, 0, 0, n=3, seed=1), "m")
     b = familiarity.build(around(0, 1, 0, seed=2), around(0, 1, 0, n=3, seed=3), "m")
     both = familiarity.merged([a, b])
-    assert both is not None and len(both.vectors) == 2 * familiarity.MIN_DOCUMENTS
+    assert both is not None and len(both.vectors) == both.documents == 2 * familiarity.MIN_DOCUMENTS
     assert both.floor == min(a.floor, b.floor)
     assert all(x.familiar for x in both.likeness(unit([1, 0, 0], [0, 1, 0])))
     assert not a.likeness(unit([0, 1, 0]))[0].familiar  # what only the other parent knew
     assert familiarity.merged([a, None]) is None  # a parent of unknown documents
-    assert familiarity.merged([a, familiarity.Profile(b.vectors, b.floor, "other")]) is None
+    other = familiarity.Profile(b.vectors, b.floor, "other", b.documents)
+    assert familiarity.merged([a, other]) is None
 
 
 def test_likeness_says_what_it_means():

@@ -66,6 +66,7 @@ class Profile:
     vectors: np.ndarray  # [training documents, dimensions], unit length
     floor: float
     embedder: str  # the registry name of the embedding model that made the vectors
+    documents: int  # how many; also known when only the header was read (`load`)
 
     def likeness(self, vectors: Sequence[Sequence[float]]) -> list[Likeness]:
         found = np.asarray(vectors, dtype=np.float32)
@@ -93,7 +94,7 @@ def build(train: Sequence[Sequence[float]], held_out: Sequence[Sequence[float]],
     if len(held_out):
         seen.append((np.asarray(held_out, dtype=np.float32) @ vectors.T).max(axis=1))
     floor = float(np.quantile(np.concatenate(seen), QUANTILE)) - MARGIN
-    return Profile(vectors, round(floor, 4), embedder)
+    return Profile(vectors, round(floor, 4), embedder, len(vectors))
 
 
 def merged(profiles: Sequence[Profile | None]) -> Profile | None:
@@ -105,7 +106,7 @@ def merged(profiles: Sequence[Profile | None]) -> Profile | None:
     if len({(p.embedder, p.vectors.shape[1]) for p in known}) > 1:
         return None
     return Profile(np.concatenate([p.vectors for p in known]), min(p.floor for p in known),
-                   known[0].embedder)
+                   known[0].embedder, sum(p.documents for p in known))
 
 
 def save(profile: Profile, folder: Path) -> None:
@@ -139,4 +140,4 @@ def load(folder: Path, vectors: bool = True) -> Profile | None:
     if len(shape) != 2 or not shape[0] or not -1.0 <= floor <= 1.0:
         raise ProfileError(f"{path.name} does not hold a profile of training documents")
     return Profile(found if found is not None else np.empty((0, shape[1]), np.float32), floor,
-                   embedder)
+                   embedder, shape[0])
