@@ -69,7 +69,7 @@ def main() -> None:
     results = []
     for name in MODELS:
         spec = registry.get(name)
-        llama = LlamaCppEngine(name, registry.gguf_path(spec))
+        llama = LlamaCppEngine(name, registry.weights_path(spec))
         messages = build_prompt(QUESTION, hits, llama, NEW_TOKENS).messages
         engines = [("llama.cpp direct (baseline)", RawLlamaCpp(llama)),
                    ("studio llama.cpp", llama),

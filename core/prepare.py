@@ -93,7 +93,7 @@ def _prepare_one(registry: Registry, spec: ModelSpec, progress: ProgressFn) -> N
     elif spec.needs_conversion and not spec.keeps_gguf and spec.joined:
         _convert_joined(registry, spec, progress)
     else:
-        weights = registry.gguf_path(spec)
+        weights = registry.weights_path(spec)
         if spec.joined:
             _assemble(spec, weights, progress)
         else:
@@ -121,7 +121,7 @@ def _tidy(registry: Registry, spec: ModelSpec, progress: ProgressFn) -> None:
     if spec.format == "gguf" and not spec.builds_folder:
         outdated.append(registry.base_dir(spec))
     if spec.joined and spec.format == "gguf" and not spec.keeps_gguf:
-        outdated.append(registry.gguf_path(spec))
+        outdated.append(registry.weights_path(spec))
     for path in outdated:
         if path.is_dir():
             shutil.rmtree(path)

@@ -64,7 +64,7 @@ class ModelSpec:
     def needs_conversion(self) -> bool:
         """Fine-tuning and classification load a base model with transformers; llama.cpp reads
         a chat model's GGUF as it is, so a chat-only model is never converted (its bf16 folder
-        would take 2-3x the GGUF's size on disk)."""
+        would take 2.5-3x the GGUF's size on disk)."""
         return self.format == "gguf" and "lora-base" in self.roles
 
     @property
@@ -154,7 +154,7 @@ class Registry:
         without importing torch, and CPUs without fast bf16 embed faster (core.rag.embeddings)."""
         return self.models_dir / "onnx" / spec.name
 
-    def gguf_path(self, spec: ModelSpec) -> Path:
+    def weights_path(self, spec: ModelSpec) -> Path:
         """The weight file: the joined one for a model in several parts, else the package's own
         file (RegistryError when that package is not installed)."""
         if spec.joined:
@@ -170,7 +170,7 @@ class Registry:
         if spec.builds_folder:
             return self.base_dir(spec)
         if spec.format == "gguf":
-            return self.gguf_path(spec)  # transformers reads a GGUF file itself
+            return self.weights_path(spec)  # transformers reads a GGUF file itself
         return part_path(spec.parts[0], spec).parent
 
     # Status ------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ class Registry:
         stamp = read_stamp(self.stamp_path(spec))
         if not spec.builds_folder:
             try:
-                weights = self.gguf_path(spec)
+                weights = self.weights_path(spec)
                 path = self.load_path(spec)
             except RegistryError as exc:
                 return "missing", None, 0, str(exc)
@@ -216,13 +216,14 @@ class Registry:
         base = self.base_dir(spec)
         if stamp is None:
             try:
-                [part_path(p, spec) for p in spec.parts]
-            except RegistryError as exc:
+                for part in spec.parts:
+                    part_path(part, spec)
+            except RegistryError as exc:  # a package to install first, named
                 return "missing", None, 0, str(exc)
             return "missing", base, 0, f"not prepared yet: run `{prepare_command(spec)}`"
         if spec.keeps_gguf:
             try:
-                gone = not self.gguf_path(spec).is_file()
+                gone = not self.weights_path(spec).is_file()
             except RegistryError:
                 gone = True
             if gone:

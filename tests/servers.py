@@ -52,7 +52,7 @@ def llama_server(port: int, api_key: str, log_path: Path):
     from core.settings import PROJECT_ROOT
 
     registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
-    gguf = registry.gguf_path(registry.get("smollm2-135m-instruct"))
+    gguf = registry.weights_path(registry.get("smollm2-135m-instruct"))
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
                "127.0.0.1", "--port", str(port), "--api_key", api_key, "--model_alias", "smollm",
                "--n_ctx", "4096"]

@@ -81,7 +81,7 @@ def registry_toml(spec) -> str:
 
 
 def smollm2_gguf() -> bytes:
-    return REAL.gguf_path(REAL.get("smollm2-135m-instruct")).read_bytes()
+    return REAL.weights_path(REAL.get("smollm2-135m-instruct")).read_bytes()
 
 
 def models_dir_with(tmp_path: Path, spec) -> Path:

@@ -363,5 +363,5 @@ def _local_engine(models_dir: str, model: str, use_llama_cpp: bool) -> ChatEngin
         raise ChatError(f"chat model {model} is {state.status}: run "
                         f"`{prepare_command(spec)}`")
     if use_llama_cpp and spec.format == "gguf":
-        return LlamaCppEngine(spec.name, registry.gguf_path(spec))
+        return LlamaCppEngine(spec.name, registry.weights_path(spec))
     return TransformersEngine(spec.name, registry.load_path(spec))
