@@ -87,10 +87,14 @@ def bars(counts: dict[str, float], x_title: str, percent: bool = False,
     `threshold` the one a label must pass. The marks sit under the bars and their values."""
     fig = go.Figure(go.Bar(x=list(counts.values()), y=list(counts.keys()), orientation="h",
                            text=[f"{v:.0%}" if percent else f"{v:,}" for v in counts.values()],
-                           textposition="outside", cliponaxis=False, textfont_size=12,
-                           marker_color="#1f77b4"))
+                           # inside the bar where it fits: a value written after a bar that
+                           # ends just short of the chance line was crossed by it
+                           textposition="auto", insidetextanchor="end", cliponaxis=False,
+                           textfont_size=12, insidetextfont_color="white",
+                           outsidetextfont_color="#31333f", marker_color="#1f77b4"))
     fig.update_layout(**{**LAYOUT, "height": max(160, 50 + 30 * len(counts))},
-                      xaxis_title=x_title, yaxis=dict(autorange="reversed"))
+                      xaxis_title=x_title, yaxis=dict(autorange="reversed"),
+                      uniformtext=dict(minsize=12, mode="show"))  # never shrunk to fit a bar
     if percent:
         fig.update_xaxes(range=[0, 1.08], tickformat=".0%", tickvals=[0, .2, .4, .6, .8, 1])
     else:  # counts: whole numbers only
