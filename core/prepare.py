@@ -60,10 +60,12 @@ def _quiet(_: PrepareEvent) -> None:
 
 def prepare(registry: Registry, names: list[str] | None = None,
             progress: ProgressFn = _quiet, force: bool = False) -> list[str]:
-    """Prepare the named models (all but the optional ones when None); return the names that
-    needed work. `force` prepares a ready model again (after its packages were reinstalled)."""
+    """Prepare the named models (when None: the default ones and the optional ones installed
+    already); return the names that needed work. `force` prepares a ready model again (after
+    its packages were reinstalled)."""
     specs = ([registry.get(n) for n in names] if names
-             else [s for s in registry.specs.values() if not s.optional])
+             else [s for s in registry.specs.values()
+                   if not s.optional or _installed_before(registry, s)])
     worked = []
     for spec in specs:
         if spec.source != "pypi":
@@ -81,6 +83,15 @@ def prepare(registry: Registry, names: list[str] | None = None,
                         _export_events(spec.name, progress))
             worked.append(spec.name)
     return list(dict.fromkeys(worked))
+
+
+def _installed_before(registry: Registry, spec: ModelSpec) -> bool:
+    """An optional model that was installed, perhaps by an older Studio that kept it otherwise
+    (the 1.5B chat model as a bf16 folder): `prepare` brings it to this version's layout."""
+    try:
+        return registry.weights_path(spec).is_file() or registry.base_dir(spec).is_dir()
+    except RegistryError:
+        return False
 
 
 def _export_events(name: str, progress: ProgressFn) -> Callable[[float, str], None]:

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import subprocess
 import sys
@@ -6,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from core.prepare import prepare
-from core.registry import Part, Registry, RegistryError
+from core.registry import STAMP_NAME, ModelSpec, Part, Registry, RegistryError
 from core.settings import PROJECT_ROOT
 
 REAL = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
@@ -46,6 +47,35 @@ def test_bad_hash_single_file_writes_nothing(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_prepare_brings_what_an_older_studio_kept_to_this_layout(tmp_path):
+    """An older Studio converted chat models to bf16 folders and kept the joined GGUF of a base
+    model that only fine-tuning loads; neither is loaded now. The packages are gone already."""
+    data = b"GGUF" + bytes(range(256)) * 64
+    digest = hashlib.sha256(data).hexdigest()
+    parts = tuple(Part(f"studio-gone-{i}", f"gone/part{i}.bin", "1", "0" * 64) for i in (1, 2))
+    chat = ModelSpec("old-chat", "t", ("chat",), "pypi", "gguf", digest, parts, optional=True)
+    base = ModelSpec("old-base", "t", ("lora-base",), "pypi", "gguf", digest, parts)
+    registry = Registry([chat, base], tmp_path)
+    (tmp_path / "gguf").mkdir()
+    for spec in (chat, base):
+        (tmp_path / "gguf" / f"{spec.name}.gguf").write_bytes(data)
+        folder = tmp_path / "base" / spec.name
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"weights")
+        (folder / STAMP_NAME).write_text(json.dumps({"sha256": digest,
+                                                     "files": {"model.safetensors": 7}}))
+    assert registry.state(chat).status == "missing"  # this version keeps no folder for it
+    assert registry.state(base).status == "ready"
+
+    assert prepare(registry) == ["old-chat"]  # optional, but installed before
+    assert registry.state(chat).status == registry.state(base).status == "ready"
+    assert registry.state(chat).path == str(tmp_path / "gguf" / "old-chat.gguf")
+    assert not (tmp_path / "base" / "old-chat").exists()
+    assert not (tmp_path / "gguf" / "old-base.gguf").exists()
+    assert (tmp_path / "base" / "old-base" / "model.safetensors").is_file()
+    assert prepare(registry) == []
+
+
 def test_embedding_model_verified_then_corrupt_when_stamp_disagrees(tmp_path):
     registry = Registry([REAL.get("all-minilm-l6-v2")], tmp_path)
     spec = registry.get("all-minilm-l6-v2")
@@ -65,7 +95,9 @@ def test_already_prepared_real_registry_is_a_noop():
     events = []
     assert prepare(REAL, progress=events.append) == []
     assert {e.stage for e in events} == {"skip"}
-    assert {e.model for e in events} == set(default)  # optional models only when installed
+    installed = {name for name, spec in REAL.specs.items()
+                 if spec.optional and REAL.available(name)}
+    assert {e.model for e in events} == set(default) | installed  # optional ones if installed
     assert stamps == {name: REAL.stamp_path(spec).stat().st_mtime_ns
                       for name, spec in default.items()}
 
