@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from core.lora.data import DataError, clean, from_table, load, split
-from core.lora.prompts import PromptError, encode
+from core.lora.prompts import PromptError, encode, plain
 from core.samples import SAMPLE_DATASET
 from tests.tiny import CHAT_TEMPLATE
 
@@ -69,3 +69,21 @@ def test_truncation_cuts_the_document_never_the_categories_or_answer(tokenizer, 
     assert not short.truncated and all(t == -100 for t in short.labels)
     with pytest.raises(PromptError, match="no room for the document"):
         encode(tokenizer, long_doc, CATEGORIES, "Hosting", max_length=40)
+
+
+def test_a_document_reads_the_same_however_its_spaces_arrived():
+    """Pasted (a CSV's double spaces, CRLF, blank lines) or extracted (spaces collapsed): one
+    prompt, so one label. A BPE tokenizer reads every space, unlike MiniLM's."""
+    from transformers import AutoTokenizer
+
+    from core.registry import Registry
+    from core.settings import PROJECT_ROOT
+
+    registry = Registry.load(PROJECT_ROOT / "models" / "registry.toml")
+    bpe = AutoTokenizer.from_pretrained(registry.load_path(registry.get("smollm2-135m-instruct")))
+    pasted = "lifestyle  governs mobile choice  faster  better\r\n\r\n\r\n\tor funkier  \nhardware "
+    extracted = "lifestyle governs mobile choice faster better\n\nor funkier\nhardware"
+    assert plain(pasted) == extracted
+    assert bpe(pasted)["input_ids"] != bpe(extracted)["input_ids"]  # what the model would see
+    both = [encode(bpe, text, CATEGORIES, "Hosting", max_length=256) for text in (pasted, extracted)]
+    assert both[0].input_ids == both[1].input_ids

@@ -6,6 +6,7 @@ and classification build prompts with this one function, so they always agree.""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,19 @@ EXAMPLE_CHARS = 600  # each few-shot example's document is cut to this, so sever
 
 class PromptError(InputError):
     pass
+
+
+_SPACES = re.compile(r"[^\S\n]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def plain(text: str) -> str:
+    """The document as the model reads it: runs of spaces and tabs as one space, lines
+    stripped, never more than one blank line. The same article pasted and uploaded got two
+    labels: BBC's texts keep double spaces where punctuation was, which extraction collapses,
+    and the tokenizer reads each space."""
+    lines = (_SPACES.sub(" ", line).strip() for line in text.splitlines())
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
 @dataclass
@@ -37,7 +51,7 @@ def answer_text(label: str) -> str:
 def shots_text(examples: Sequence[tuple[str, str]]) -> str:
     if not examples:
         return ""
-    shown = "\n\n".join(f"Document:\n{text[:EXAMPLE_CHARS]}\nAnswer: {answer_text(label)}"
+    shown = "\n\n".join(f"Document:\n{plain(text)[:EXAMPLE_CHARS]}\nAnswer: {answer_text(label)}"
                          for text, label in examples)
     return f"Examples:\n\n{shown}\n\nNow the document to classify.\n"
 
@@ -57,7 +71,7 @@ def render(tokenizer, text: str, categories: list[str],
            examples: Sequence[tuple[str, str]] = ()) -> str:
     """The whole prompt as text (the document uncut), to show a user what the model reads."""
     before, after = _frame(tokenizer, categories, examples)
-    return before + text + after
+    return before + plain(text) + after
 
 
 def _frame(tokenizer, categories: list[str],
@@ -87,7 +101,7 @@ def encode(tokenizer, text: str, categories: list[str], label: str | None,
                           f"document after the {len(categories)} categories"
                           f"{f' and {len(examples)} examples' if examples else ''}; raise it to at least "
                           f"{max_length - budget + MIN_DOCUMENT_TOKENS}")
-    doc = tokenizer(text, add_special_tokens=False)["input_ids"]
+    doc = tokenizer(plain(text), add_special_tokens=False)["input_ids"]
     truncated = len(doc) > budget
     prompt = ids_before + doc[:budget] + ids_after
     return Encoded(prompt + answer, [-100] * len(prompt) + answer, len(prompt), truncated,
@@ -104,5 +118,5 @@ def document_budget(tokenizer, categories: list[str], max_length: int) -> int:
 def count_truncated(tokenizer, texts: list[str], categories: list[str], max_length: int) -> int:
     """How many texts will be cut to fit `max_length` (the category list never is)."""
     budget = document_budget(tokenizer, categories, max_length)
-    lengths = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    lengths = tokenizer([plain(t) for t in texts], add_special_tokens=False)["input_ids"]
     return sum(len(ids) > budget for ids in lengths)
