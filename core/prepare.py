@@ -73,8 +73,17 @@ def prepare(registry: Registry, names: list[str] | None = None,
         if not force and registry.state(spec).status == "ready":
             progress(PrepareEvent(spec.name, "skip", 1.0, "already prepared"))
             _tidy(registry, spec, progress)
-        else:
+        elif names or not spec.optional:
             _prepare_one(registry, spec, progress)
+            worked.append(spec.name)
+        else:
+            # An optional model that cannot be prepared must not stop the set-up of the rest
+            # (`make run` calls this); the Settings page offers to repair it.
+            try:
+                _prepare_one(registry, spec, progress)
+            except RegistryError as exc:
+                progress(PrepareEvent(spec.name, "skip", 1.0, f"left as it is: {exc}"))
+                continue
             worked.append(spec.name)
         exported = read_stamp(registry.onnx_dir(spec) / STAMP_NAME)
         if "embedding" in spec.roles and (not exported or "int8" not in exported

@@ -75,6 +75,16 @@ def test_prepare_brings_what_an_older_studio_kept_to_this_layout(tmp_path):
     assert (tmp_path / "base" / "old-base" / "model.safetensors").is_file()
     assert prepare(registry) == []
 
+    # An optional model that cannot be prepared (its GGUF gone, its packages too) is said so
+    # and left; the default ones are still prepared.
+    (tmp_path / "gguf" / "old-chat.gguf").unlink()
+    (tmp_path / "base" / "old-chat").mkdir()
+    events: list = []
+    assert prepare(registry, progress=events.append) == []
+    assert any(e.model == "old-chat" and "studio-gone-1 is not installed" in e.message
+               for e in events)
+    assert registry.state(chat).status == "missing"
+
 
 def test_embedding_model_verified_then_corrupt_when_stamp_disagrees(tmp_path):
     registry = Registry([REAL.get("all-minilm-l6-v2")], tmp_path)
