@@ -8,7 +8,8 @@ PIP := $(PY) -m pip
 # No pip cache: each package is installed once per venv, and a cached copy of torch and the
 # models' parts would take gigabytes of a disk that CI machines do not always have.
 export PIP_NO_CACHE_DIR := 1
-APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
+# A fresh machine may be upgrading packages as it boots: wait for dpkg's lock, not fail on it.
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get) -o DPkg::Lock::Timeout=600
 PORT ?= 8501
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
@@ -84,7 +85,8 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 
 # Debian packages for the tests: a real browser, and tesseract for the OCR path.
 /usr/bin/chromium /usr/bin/tesseract &:
-	$(APT) update -qq
+	# update does not wait for its lock as install does: try again for up to 5 minutes
+	n=0; until $(APT) update -qq; do [ $$((n += 1)) -lt 30 ] || exit 1; sleep 10; done
 	DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium tesseract-ocr tesseract-ocr-eng
 
 clean-models:
