@@ -87,8 +87,10 @@ def context_block(lead: Hit, rows: list[dict]) -> str:
     section = f" · {lead.section}" if lead.section else ""
     # The title, not the file name: a small model took the numbers of names such as
     # "1805.02400.pdf" for answers ("How many reviews…?" → "1805.02400").
-    return (f"Passage {lead.rank} ({lead.title or lead.doc}, {pages}{section}):\n"
-            f"{merged_text(rows)}")
+    text = merged_text(rows)
+    if lead.retriever == front_matter.RETRIEVER:
+        text = front_matter.readable(text)
+    return f"Passage {lead.rank} ({lead.title or lead.doc}, {pages}{section}):\n{text}"
 
 
 def wants_brevity(message: str) -> bool:
