@@ -340,7 +340,7 @@ if question:
             st.error(str(exc), icon=":material/error:")
         st.stop()
     with right:
-        show_sources(turn.search.hits, question, [], False, turn.plan.windows,
+        show_sources(turn.search.hits, turn.searched_for, [], False, turn.plan.windows,
                      turn.search.method, page_source, viewable=False)
         show_latest_turn(len(history) + 1, "asked")
     with left:
@@ -378,7 +378,7 @@ if question:
 elif history:
     latest = history[-1]
     with right:
-        show_sources(latest.sources, latest.question, latest.cited, latest.citations_inferred,
-                     latest.windows, latest.method, page_source)
+        show_sources(latest.sources, latest.searched_for or latest.question, latest.cited,
+                     latest.citations_inferred, latest.windows, latest.method, page_source)
         if st.session_state.pop("answer-written", False):
             show_latest_turn(len(history), "written")

@@ -42,10 +42,6 @@ def test_the_opening_chunks_of_the_documents_named_or_else_retrieved():
         ["w:0", "b:0"]
     assert ids(opening_chunks(idx, "Who wrote this paper?", ["w", "b"], ("b", "g"), 3)) == \
         ["b:0"]
-    # A title's initials spell what the question capitalises: the RAG paper is 2005.11401v4.pdf
-    idx = index(("r", "2005.11401v4.pdf", "Retrieval-Augmented Generation for NLP Tasks"),
-                ("b", "1810.04805_BERT.pdf", "BERT: Pre-training of Deep Transformers"))
-    assert ids(opening_chunks(idx, "Who wrote the RAG paper?", ["b"], (), 3)) == ["r:0"]
 
 
 # Title blocks as Tika extracts the shared papers (GAN, RAG, Attention and LoRA)

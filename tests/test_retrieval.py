@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from core.errors import InputError
-from core.rag import store
+from core.rag import relevance, store
 from core.rag.ingest import ingest_files
 from core.rag.retrieval import RetrievalOptions, search
 from core.samples import SAMPLE_PAPER
@@ -274,3 +274,16 @@ def test_who_wrote_a_paper_is_answered_from_its_opening_chunk(papers):
     assert {h.retriever for h in named.hits + unnamed.hits} == {"front matter"}
     content = search(settings, "authors", "What do the authors of the GAN paper propose?")
     assert not content.openings and len(content.hits) == 3
+
+
+def test_an_acronym_the_text_never_writes_is_searched_for_spelled_out(papers):
+    """The GAN paper never writes "GAN": no chunk held the question's one topical word, every
+    passage was a weak match, and "What is a GAN?" was refused over that very paper."""
+    settings, _ = papers  # a collection of its own: a test above deletes the GAN paper
+    gan = shared("papers", "1406.2661_GAN.pdf")
+    assert [r.status for r in ingest_files(settings, [SAMPLE_PAPER, gan], "acronyms")] == \
+        ["ok", "ok"]
+    result = search(settings, "acronyms", "What is a GAN?")
+    assert result.query == "What is a GAN (Generative Adversarial Nets)?"
+    assert all(h.doc == "1406.2661_GAN.pdf" for h in result.hits)
+    assert relevance.answerable([h.relevance for h in result.hits])

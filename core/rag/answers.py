@@ -50,7 +50,8 @@ class Answer:
     method: str = "hybrid"  # the retrieval method, which says what the raw scores mean
     no_context: str | None = None  # the same model's answer without retrieval, when compared
     windows: dict[int, dict] = field(default_factory=dict)  # rank -> the text read around it
-    searched_for: str = ""  # the standalone query a follow-up question was rewritten into
+    # the standalone query a follow-up was rewritten into, acronyms spelled out (SearchResult)
+    searched_for: str = ""
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -96,9 +97,10 @@ class RagTurn:
         self.settings, self.question, self.engine = settings, question, engine
         self.max_new_tokens, self.stop = max_new_tokens, stop or threading.Event()
         chroma = chroma or store.client(settings)
-        self.searched_for = followup.rewrite(engine, question, history)
-        self.search: SearchResult = search(settings, collection, self.searched_for, options,
-                                           chroma)
+        self.search: SearchResult = search(settings, collection,
+                                           followup.rewrite(engine, question, history),
+                                           options, chroma)
+        self.searched_for = self.search.query
         nearby = nearby_chunks(store.get_collection(chroma, collection), self.search.hits,
                                options.window)
         self.plan = build_prompt(question, self.search.hits, engine, max_new_tokens, nearby,

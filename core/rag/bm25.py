@@ -3,6 +3,7 @@ fresh process does not rebuild it."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 from pathlib import Path
@@ -32,6 +33,11 @@ class Bm25Index:
                 contextual = [contextual_text(m.get("title", ""), m.get("section", ""), t)
                               for t, m in zip(texts, metas)]
                 self.retriever.index(tokenize(contextual), show_progress=False)
+
+    @functools.cached_property
+    def titles(self) -> list[str]:
+        """The documents' titles, each once."""
+        return list(dict.fromkeys(m["title"] for m in self.metas if m.get("title")))
 
     def save(self, folder: Path) -> None:
         """Written whole or not at all: another process may be loading it."""

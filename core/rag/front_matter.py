@@ -24,8 +24,6 @@ RETRIEVER = "front matter"  # how a hit added here says where it came from (Hit.
 # A title is named with capitals ("the BERT paper", "QLoRA"); the question's other words ("Where
 # do the authors of QLoRA work?") would pick "Square One Statement of Work" as well.
 _NAME = re.compile(r"(?<!^)\b\w*[A-Z]\w*")
-# "the RAG paper" is "Retrieval-Augmented Generation for …", whose file is 2005.11401v4.pdf
-_ACRONYM = re.compile(r"[A-Z]{3,}")
 
 
 # A title block's footnote marks ("Pouget-Abadie∗", "Hu*") and e-mail addresses: given "Jean
@@ -47,10 +45,6 @@ def readable(text: str) -> str:
     return re.sub(r",\n+", ", ", re.sub(r"\n{3,}", "\n\n", "\n".join(lines))).strip()
 
 
-def _initials(title: str) -> str:
-    return "".join(word[0].lower() for word in re.findall(r"[^\W_]+", title))
-
-
 def asks_about_document(question: str) -> bool:
     return bool(_ABOUT_DOCUMENT.search(question))
 
@@ -58,17 +52,13 @@ def asks_about_document(question: str) -> bool:
 def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
                    doc_ids: tuple[str, ...], limit: int) -> list[int]:
     """Positions in `index` of the opening chunks of the documents the question is about: those
-    whose title or file name shares most of the words it capitalises ("the BERT paper"), or
-    whose title's initials spell them ("the RAG paper": Retrieval-Augmented Generation), else
+    whose title or file name shares most of the words it capitalises ("the BERT paper"), else
     those the retrieved chunks came from (`ranked_docs`, best first), at most `limit`."""
     openings = {m["doc_id"]: i for i, m in enumerate(index.metas)
                 if int(m["chunk"]) == 0 and (not doc_ids or m["doc_id"] in doc_ids)}
-    capitalised = _NAME.findall(question.strip())
-    names = question_terms(" ".join(capitalised))
-    acronyms = {w.lower() for w in capitalised if _ACRONYM.fullmatch(w)}
+    names = question_terms(" ".join(_NAME.findall(question.strip())))
     shared = {doc: len(names & question_terms(  # "the GAN paper" is 1406.2661_GAN.pdf
         f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))
-        + sum(a in _initials(index.metas[i].get("title", "")) for a in acronyms)
         for doc, i in openings.items()}
     most = max(shared.values(), default=0)
     if most:

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from core.errors import InputError
-from core.rag import front_matter, store
+from core.rag import acronyms, front_matter, store
 from core.rag.bm25 import bm25_index
 from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
@@ -87,6 +87,7 @@ class SearchResult:
     # The hits are documents' opening chunks, for a question about a document itself
     # (core.rag.front_matter): they answer however weakly they match it
     openings: bool = False
+    query: str = ""  # what was searched for: the question, its acronyms spelled out
 
 
 def search(settings: Settings, collection_name: str, question: str,
@@ -103,6 +104,8 @@ def search(settings: Settings, collection_name: str, question: str,
     embedder = query_embedder(settings, built_with)  # every method: relevance needs the cosine
     started = time.perf_counter()  # timings cover the search, not loading the model once
     ranked: dict[str, dict] = {}  # chunk id -> {"dense": (rank, score), "bm25": ..., row}
+    index = bm25_index(collection, settings.indexes_dir)
+    question = acronyms.expand(question, index.titles)
 
     query_vector = np.asarray(embedder.embed([question])[0])
     if options.method in ("dense", "hybrid"):
@@ -114,7 +117,6 @@ def search(settings: Settings, collection_name: str, question: str,
             entry = ranked.setdefault(cid, {"text": text, "meta": meta})
             entry["dense"] = (rank, max(0.0, 1.0 - float(dist)))
     if options.method in ("bm25", "hybrid"):
-        index = bm25_index(collection, settings.indexes_dir)
         results = index.search(question, options.candidates, options.doc_ids, options.labels)
         best = results[0][1] if results else 1.0
         for rank, (i, score) in enumerate(results, 1):
@@ -146,7 +148,7 @@ def search(settings: Settings, collection_name: str, question: str,
     if not options.rerank:
         rate(collection, embedder, query_vector, question, hits)
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
-                        time.perf_counter() - started, bool(openings))
+                        time.perf_counter() - started, bool(openings), question)
 
 
 def _openings(collection, settings: Settings, question: str, options: RetrievalOptions,
