@@ -169,6 +169,10 @@ def test_default_model_refuses_what_the_bert_paper_does_not_say_and_names_its_au
     answer = turn.result()
     assert "Devlin" in answer.text and answer.cited == [1], answer.text
     assert answer.sources[0].chunk == 0 and answer.sources[0].match == "weak"
+    # Asked for brevity, it wrote "Bert"
+    turn = RagTurn(settings, "bert", "What does BERT stand for?", engine, max_new_tokens=60)
+    "".join(turn.stream())
+    assert "Bidirectional Encoder Representations" in turn.result().text, turn.result().text
     # Read with its footnote marks, GAN's title block got two names of eight ("Pouget-Abadie*")
     ingest_files(settings, [shared("papers", "1406.2661_GAN.pdf")], "gan")
     turn = RagTurn(settings, "gan", "Who wrote the GAN paper?", engine, max_new_tokens=60)

@@ -46,6 +46,10 @@ def test_prompt_numbers_chunks_and_drops_whole_chunks_that_do_not_fit(engine):
     authors = build_prompt("Who wrote the alpha paper?", hits, engine, 128)
     assert authors.messages[-1]["content"].endswith(
         "Question: Who wrote the alpha paper?\nHelpful Answer:")
+    # ... and wrote an acronym back for what it stands for ("Bert")
+    for question in ("What does BERT stand for?", "Which acronym is ALPHA?"):
+        plain = build_prompt(question, hits, engine, 128).messages[-1]["content"]
+        assert plain.endswith(f"Question: {question}\nHelpful Answer:")
 
 
 def test_a_hyphenated_word_meets_its_joined_form_both_ways():

@@ -4,6 +4,7 @@ the newest turns of the conversation in the room that is left."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -93,10 +94,18 @@ def context_block(lead: Hit, rows: list[dict]) -> str:
     return f"Passage {lead.rank} ({lead.title or lead.doc}, {pages}{section}):\n{text}"
 
 
+# Asked for brevity what an acronym stands for, the 0.5B wrote it back ("What does BERT stand
+# for?" -> "Bert"); asked plainly, "BERT stands for Bidirectional Encoder Representations from
+# Transformers". None of the shared QA sets' questions asks this way.
+_SPELLED_OUT = re.compile(r"\bstands? for\b|\babbreviation\b|\bacronym\b", re.IGNORECASE)
+
+
 def wants_brevity(message: str) -> bool:
-    """A question, but not one for a document's authors or title: asked for brevity, the 0.5B
-    gave one name of a list ("Who wrote the BERT paper?" -> "Jacob Devlin", of four)."""
-    return message.rstrip().endswith("?") and not front_matter.asks_about_document(message)
+    """A question, but not one for a document's authors or title (asked for brevity, the 0.5B
+    gave one name of a list: "Who wrote the BERT paper?" -> "Jacob Devlin", of four) nor for
+    what an acronym stands for."""
+    return (message.rstrip().endswith("?") and not front_matter.asks_about_document(message)
+            and not _SPELLED_OUT.search(message))
 
 
 def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
