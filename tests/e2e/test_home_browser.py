@@ -30,4 +30,6 @@ def test_home_status_panel_shows_every_default_model_ready(studio_env):
         page.get_by_role("link", name="Settings").first.click()
         page.get_by_text("Current configuration").wait_for(timeout=60_000)
         wait_until_idle(page)
+        # the tables are drawn after the page settles: the screenshot showed two grey skeletons
+        page.locator("[data-testid=stDataFrame]").nth(1).wait_for(timeout=30_000)
         page.screenshot(path=str(OUTPUT / "settings.png"))
