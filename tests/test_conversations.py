@@ -7,6 +7,7 @@ import pytest
 from core.rag.answers import Answer, to_markdown
 from core.rag.conversations import ConversationError, ConversationStore, Turn, history
 from core.rag.followup import clean_query, needs_rewrite, rewrite
+from core.rag.front_matter import asks_about_document
 
 
 def answer(text: str, **more) -> dict:
@@ -86,6 +87,8 @@ def test_which_questions_lean_on_the_conversation():
     assert clean_query(" ".join(["word"] * 80)) == ""  # an answer, not a query
     assert clean_query("Masked language modeling is useful for tasks like text summarization, "
                        "translation, and question answering.") == ""  # a statement
+    assert clean_query("Masked LM [1]") == "Masked LM"
+    assert clean_query("GAN paper by Ian Goodfellow," + " Ian Goodfellow," * 12) == ""
     assert clean_query("Why is masked language modeling useful?") == \
         "Why is masked language modeling useful?"
 
@@ -110,6 +113,28 @@ def test_a_rewrite_that_resolves_nothing_searches_both_questions():
     assert rewrite(Says("Which BERT pre-training task does RoBERTa drop?"), follow_up,
                    earlier) == "Which BERT pre-training task does RoBERTa drop?"
     assert rewrite(Says(" ".join(["word"] * 80)), follow_up, earlier).startswith("What are")
+
+
+def test_a_rewrite_keeps_what_the_question_asks_and_is_never_an_earlier_answer():
+    earlier = [{"role": "user", "content": "What is QLoRA?"},
+               {"role": "assistant", "content": "QLoRA finetunes 4-bit quantized LLMs. [1]"}]
+    # "it" named, what is asked of it dropped: the two questions are searched, which still ask
+    # for the authors
+    query = rewrite(Says("QLoRA [1]"), "Who wrote it?", earlier)
+    assert query == "What is QLoRA? Who wrote it?" and asks_about_document(query)
+    assert rewrite(Says("Who wrote QLoRA?"), "Who wrote it?", earlier) == "Who wrote QLoRA?"
+    # a paraphrase is a question
+    assert rewrite(Says("Why is QLoRA important?"), "Why does it matter?", earlier) == \
+        "Why is QLoRA important?"
+    # an earlier answer given back is no query: the two questions are searched instead
+    for reply in ("QLoRA finetunes 4-bit quantized LLMs", "QLoRA finetunes 4-bit quantized."):
+        assert rewrite(Says(reply), "Who wrote that paper?", earlier) == \
+            "What is QLoRA? Who wrote that paper?"
+    # the questions searched reach back to one that stands alone
+    earlier += [{"role": "user", "content": "Who wrote that paper?"},
+                {"role": "assistant", "content": "Tim Dettmers [1]"}]
+    assert rewrite(Says("Tim Dettmers"), "How is it trained?", earlier) == \
+        "What is QLoRA? Who wrote that paper? How is it trained?"
 
 
 @pytest.mark.slow

@@ -274,6 +274,10 @@ def test_who_wrote_a_paper_is_answered_from_its_opening_chunk(papers):
     assert {h.retriever for h in named.hits + unnamed.hits} == {"front matter"}
     content = search(settings, "authors", "What do the authors of the GAN paper propose?")
     assert not content.openings and len(content.hits) == 3
+    # a follow-up's standalone query holds earlier questions: what was asked last decides
+    follow_up = search(settings, "authors", "Who wrote the GAN paper? How is it trained?",
+                       asked="How is it trained?")
+    assert not follow_up.openings and len(follow_up.hits) == 3
 
 
 def test_an_acronym_the_text_never_writes_is_searched_for_spelled_out(papers):

@@ -99,7 +99,7 @@ class RagTurn:
         chroma = chroma or store.client(settings)
         self.search: SearchResult = search(settings, collection,
                                            followup.rewrite(engine, question, history),
-                                           options, chroma)
+                                           options, chroma, asked=question)
         self.searched_for = self.search.query
         nearby = nearby_chunks(store.get_collection(chroma, collection), self.search.hits,
                                options.window)

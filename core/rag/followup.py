@@ -35,8 +35,10 @@ SYSTEM = ("You rewrite a follow-up question into one standalone search query. Us
 
 def needs_rewrite(question: str, history: Sequence[dict]) -> bool:
     """Whether `question` leans on the earlier turns (chat messages: role and content)."""
-    if not history:
-        return False
+    return bool(history) and _leans(question)
+
+
+def _leans(question: str) -> bool:
     return bool(_ANAPHORA.search(question)) or len(question.split()) <= SHORT_QUESTION_WORDS
 
 
@@ -55,13 +57,38 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
                                             f"{question}\n\nStandalone search query:"}]
     reply = "".join(engine.stream(messages, max_new_tokens=64))
     query = clean_query(reply)
-    if query and question_terms(query) - question_terms(question):
+    if query and _repeats_an_answer(query, recent):
+        # asked "Who wrote that paper?", the 0.5B gave back an earlier answer word for word
+        query = ""
+    asked, named = question_terms(question), question_terms(query)
+    # A rewrite that is no question and keeps none of the question's words is a name or a term
+    # from the conversation, not the question ("Who wrote that paper?" -> "Luke Zettlemoyer",
+    # an earlier answer, after a question about GAN); a paraphrase ("Why is MLM important?"
+    # for "Why does it matter?") is still a question
+    if named - asked and (named & asked or query.endswith("?") or not asked):
         return query
     # The model replaced nothing (a small one, after a wrong answer, reduced "Which of them
-    # does RoBERTa drop?" to "RoBERTa"): search the previous question and this one together,
-    # which keeps what "them" points at.
-    previous = next((m["content"] for m in reversed(recent) if m["role"] == "user"), "")
-    return f"{previous} {question}" if previous else question
+    # does RoBERTa drop?" to "RoBERTa"): search the earlier questions and this one together,
+    # back to one that stands alone, which keeps what "them" points at ("What is a GAN? Who
+    # wrote that paper? How is it trained?")
+    earlier: list[str] = []
+    for m in reversed(recent):
+        if m["role"] == "user":
+            earlier.insert(0, m["content"])
+            if not _leans(m["content"]):
+                break
+    return " ".join([*earlier, question])
+
+
+def _repeats_an_answer(query: str, recent: Sequence[dict]) -> bool:
+    """A sentence of an earlier answer given back: a statement, or five words or more of it
+    (a name or a term from it, "QLoRA", is what a rewrite is for)."""
+    def plain(text: str) -> str:
+        return " ".join(re.sub(r"\[\d+\]", "", text).split()).lower()
+
+    said = plain(query)
+    return (said.endswith(".") or len(said.split()) >= 5) and any(
+        said.rstrip(".") in plain(m["content"]) for m in recent if m["role"] == "assistant")
 
 
 def clean_query(reply: str) -> str:
@@ -69,8 +96,10 @@ def clean_query(reply: str) -> str:
     query (too long, or a long statement: the model answered instead)."""
     line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(standalone )?(search )?query\s*:\s*", "", line, flags=re.IGNORECASE)
-    line = line.strip().strip("\"'`").strip()
+    line = re.sub(r"\s*\[\d+\]", "", line).strip().strip("\"'`").strip()  # marks: copied
     words = len(line.split())
     if line.endswith(".") and words > STATEMENT_WORDS:
         return ""
+    if words > STATEMENT_WORDS and len(set(line.lower().split())) * 2 < words:
+        return ""  # the model went round in a loop: "… by Ian Goodfellow, Ian Goodfellow, …"
     return line if 0 < words <= MAX_QUERY_WORDS else ""

@@ -92,7 +92,10 @@ class SearchResult:
 
 def search(settings: Settings, collection_name: str, question: str,
            options: RetrievalOptions = RetrievalOptions(), chroma=None,
-           embedding_model: str | None = None) -> SearchResult:
+           embedding_model: str | None = None, asked: str | None = None) -> SearchResult:
+    """`asked`: what the user asked, when `question` is a follow-up's standalone query; it alone
+    says whether the question is about a document itself (core.rag.front_matter), as the
+    earlier questions of a standalone query may have been."""
     if not question.strip():
         raise InputError("the question is empty")
     chroma = chroma or store.client(settings)
@@ -133,7 +136,7 @@ def search(settings: Settings, collection_name: str, question: str,
     if options.mmr and len(hits) > options.k:
         hits = _mmr(collection, query_vector, hits, options.k)
     openings: list[Hit] = []
-    if front_matter.asks_about_document(question):
+    if front_matter.asks_about_document(asked or question):
         # Only the openings: other passages drew the 0.5B to names in their citations
         # ("Who are the authors of the GAN paper?" -> "2024", from another paper's references)
         openings = _openings(collection, settings, question, options, hits, ranked)
