@@ -156,9 +156,11 @@ def test_only_a_follow_up_reads_the_earlier_turns(engine, studio_env):
                     history=earlier)
     assert [m["role"] for m in alone.plan.messages] == ["user"]
     assert "Devlin" not in alone.plan.messages[0]["content"]
+    # the earlier questions, not the answers, which the 0.5B copied
     follow_up = RagTurn(settings, "samples", "Why does it matter?", engine, history=earlier)
-    assert [m["content"] for m in follow_up.plan.messages[:2]] == [
-        "Who wrote the BERT paper?", "Jacob Devlin and others [1]"]
+    assert [m["role"] for m in follow_up.plan.messages] == ["user", "user"]
+    assert follow_up.plan.messages[0]["content"] == "Who wrote the BERT paper?"
+    assert "Devlin" not in str(follow_up.plan.messages)
 
 
 def test_a_reader_that_goes_away_leaves_the_model_free_once_stopped(engine):
