@@ -53,7 +53,7 @@ def source(hit: Hit, cited: list[int] | None = None) -> dict:
 
 class Ask:
     """The question is the last user message. For a collection, retrieval fills the prompt as
-    in the Studio's chat and, for a follow-up, earlier turns go in with what room is left (a
+    in the Studio's chat and, for a follow-up, earlier questions go in with what room is left (a
     question that stands alone is answered without them, core.rag.answers); a plain model gets the
     system messages and the newest turns that fit. start() does that work (retrieval, counting
     tokens) once the request's turn in the queue has come."""

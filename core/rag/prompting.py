@@ -1,6 +1,6 @@
 """The prompt of a retrieval-augmented answer: the retrieved chunks as numbered passages, whole,
 in rank order while they fit the model's window, with their neighbouring chunks around them, and
-the newest turns of the conversation in the room that is left."""
+a follow-up's earlier questions in the room that is left (core.rag.answers)."""
 
 from __future__ import annotations
 
