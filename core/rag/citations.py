@@ -31,6 +31,11 @@ _INITIAL = re.compile(r"(?:^|[\s(])[A-Z]\.$")  # "Ian J." of "Ian J. Goodfellow"
 _MARKS_ONLY = re.compile(r"(?:\s*\[\d*(?:\s*,\s*\d*)*\]?)*\s*")
 
 
+def without_marks(text: str) -> str:
+    """The text without its [n] marks, the spaces they leave as one."""
+    return " ".join(_CITATION.sub(" ", text).split())
+
+
 def citation_marks(answer: str) -> list[int]:
     """Every number the answer cites, in [1], [2][3] or [1, 2] form."""
     return sorted({int(n) for group in _CITATION.findall(answer) for n in group.split(",")})

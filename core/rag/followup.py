@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from core.rag.citations import without_marks
 from core.rag.llm import ChatEngine
 from core.rag.terms import question_terms
 
@@ -83,12 +84,10 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
 def _repeats_an_answer(query: str, recent: Sequence[dict]) -> bool:
     """A sentence of an earlier answer given back: a statement, or five words or more of it
     (a name or a term from it, "QLoRA", is what a rewrite is for)."""
-    def plain(text: str) -> str:
-        return " ".join(re.sub(r"\[\d+\]", "", text).split()).lower()
-
-    said = plain(query)
+    said = without_marks(query).lower()
     return (said.endswith(".") or len(said.split()) >= 5) and any(
-        said.rstrip(".") in plain(m["content"]) for m in recent if m["role"] == "assistant")
+        said.rstrip(".") in without_marks(m["content"]).lower()
+        for m in recent if m["role"] == "assistant")
 
 
 def clean_query(reply: str) -> str:
@@ -96,7 +95,7 @@ def clean_query(reply: str) -> str:
     query (too long, or a long statement: the model answered instead)."""
     line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(standalone )?(search )?query\s*:\s*", "", line, flags=re.IGNORECASE)
-    line = re.sub(r"\s*\[\d+\]", "", line).strip().strip("\"'`").strip()  # marks: copied
+    line = without_marks(line).strip("\"'`").strip()  # marks: copied from an answer
     words = len(line.split())
     if line.endswith(".") and words > STATEMENT_WORDS:
         return ""
