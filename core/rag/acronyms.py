@@ -33,9 +33,8 @@ def expand(question: str, titles: list[str]) -> str:
     for ("What is a GAN (Generative Adversarial Nets)?"), so that search also finds the text
     that only ever writes them out. An acronym that several titles spell, or that a title
     itself contains, stays as it is."""
-    for acronym in sorted(acronyms(question)):
-        if any(acronym in acronyms(title) for title in titles):
-            continue
+    in_titles = {a for title in titles for a in acronyms(title)}
+    for acronym in sorted(acronyms(question) - in_titles):
         found = {spelled.lower(): spelled for title in titles
                  if (spelled := spelled_by(acronym, title))}
         if len(found) == 1:

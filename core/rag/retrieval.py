@@ -107,8 +107,8 @@ def search(settings: Settings, collection_name: str, question: str,
     embedder = query_embedder(settings, built_with)  # every method: relevance needs the cosine
     started = time.perf_counter()  # timings cover the search, not loading the model once
     ranked: dict[str, dict] = {}  # chunk id -> {"dense": (rank, score), "bm25": ..., row}
-    index = bm25_index(collection, settings.indexes_dir)
-    question = acronyms.expand(question, index.titles)
+    if acronyms.acronyms(question):  # the titles matter only then: a dense search needs no index
+        question = acronyms.expand(question, bm25_index(collection, settings.indexes_dir).titles)
 
     query_vector = np.asarray(embedder.embed([question])[0])
     if options.method in ("dense", "hybrid"):
@@ -120,6 +120,7 @@ def search(settings: Settings, collection_name: str, question: str,
             entry = ranked.setdefault(cid, {"text": text, "meta": meta})
             entry["dense"] = (rank, max(0.0, 1.0 - float(dist)))
     if options.method in ("bm25", "hybrid"):
+        index = bm25_index(collection, settings.indexes_dir)
         results = index.search(question, options.candidates, options.doc_ids, options.labels)
         best = results[0][1] if results else 1.0
         for rank, (i, score) in enumerate(results, 1):
