@@ -83,12 +83,6 @@ def bf16_is_fast() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
-def bf16_matrix_units() -> bool:
-    """Whether this CPU has AMX tiles for bf16: there torch embeds in bf16 faster than the
-    fused int8 ONNX graph (bench/README.md); with AVX512-bf16 alone it does not."""
-    return "amx_bf16" in cpu_flags()
-
-
 def compute_check() -> Check:
     bf16 = bf16_is_fast()
     cores = psutil.cpu_count(logical=True) or 1

@@ -94,10 +94,10 @@ class Settings:
         "4x slower to embed.", user_editable=True, default=DEFAULT_EMBEDDING_MODEL,
         label="Embedding model", group="Models", role="embedding")
     embedding_engine: str = _setting(
-        "STUDIO_EMBEDDING_ENGINE", "How documents are embedded: auto takes the fastest for this "
-        "CPU (torch in bf16 where it has AVX512-bf16 or AMX, else the ONNX export); the others "
-        "pin one engine (onnx-int8: the export with int8 weights). Questions always embed "
-        "with the ONNX export when there is one.",
+        "STUDIO_EMBEDDING_ENGINE", "How documents are embedded: auto takes the fastest measured "
+        "(the ONNX export with int8 weights, when it has been made, else torch); the others "
+        "pin one engine (torch-bf16 needs a CPU with AVX512-bf16 or AMX to be fast). "
+        "Questions always embed with the ONNX export when there is one.",
         choices=EMBEDDING_ENGINES, default="auto")
     lora_base_model: str = _setting(
         "STUDIO_LORA_BASE_MODEL", "Gemma 3 270M is the default; SmolLM2-135M trains as fast "

@@ -176,16 +176,15 @@ def test_documents_embed_with_the_engine_the_settings_pin(monkeypatch):
         load_settings()
 
 
-def test_auto_embeds_documents_in_int8_on_a_cpu_without_amx(monkeypatch):
+def test_auto_embeds_documents_in_int8_and_questions_in_float32(monkeypatch):
     from core.rag import embeddings
 
-    monkeypatch.setattr(embeddings, "bf16_matrix_units", lambda: False)  # a CPU may have it
     settings = load_settings()
     assert embeddings.get_embedder(settings).engine == "onnxruntime int8"
     assert embeddings.query_embedder(settings).engine == "onnxruntime float32"
-    monkeypatch.setattr(embeddings, "bf16_matrix_units", lambda: True)
+    monkeypatch.setenv("STUDIO_EMBEDDING_ENGINE", "torch-bf16")
     monkeypatch.setattr(embeddings, "bf16_is_fast", lambda: True)
-    assert embeddings.get_embedder(settings).engine == "sentence-transformers bfloat16"
+    assert embeddings.get_embedder(load_settings()).engine == "sentence-transformers bfloat16"
 
 
 def test_off_topic_hits_score_high_but_match_weakly(papers):

@@ -1,11 +1,11 @@
 """Sentence embeddings from a registry model, normalised.
 
 Two engines give (nearly) the same vectors: sentence-transformers on torch (bf16 where the CPU
-has AMX: ~2.6x fp32), and the model exported to ONNX by `models prepare`, attention fused, run
+has AVX512-bf16 or AMX), and the model exported to ONNX by `models prepare`, attention fused, run
 by onnxruntime in float32 or, with int8 weights, at a cosine of 0.99 to float32's. Documents
-embed with torch in bf16 on a CPU with AMX, else with ONNX in int8; a question
-always embeds with ONNX when the export exists, because a fresh process (`python -m core
-search`) then never pays the seconds of importing torch. `Embedder.engine` says which ran."""
+embed with ONNX in int8 unless the settings pin torch; a question always embeds with ONNX when
+the export exists, because a fresh process (`python -m core search`) then never pays the
+seconds of importing torch. `Embedder.engine` says which ran."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from core import files
 from core.errors import InputError
-from core.health import bf16_is_fast, bf16_matrix_units
+from core.health import bf16_is_fast
 from core.registry import STAMP_NAME, ModelSpec, Registry, read_stamp
 from core.settings import Settings
 
@@ -103,10 +103,12 @@ def _pick(registry: Registry, spec: ModelSpec, for_queries: bool,
         raise InputError(f"{spec.name} has no ONNX export; run `python -m core models prepare`")
     if engine == "auto" and exported and for_queries:
         engine = "onnx"
-    elif engine == "auto" and exported and not bf16_matrix_units():
-        # Without AMX the fused int8 graph embeds documents fastest, with the same hits: on an
-        # AMD EPYC with AVX512-bf16, 80 chunks/s against torch bf16's 64 (bench/README.md); an
-        # export older than its int8 copy has float32 only.
+    elif engine == "auto" and exported:
+        # The fused int8 graph, one chunk at a time, embeds documents fastest on both kinds of
+        # CPU measured, with the same hits: an AMD EPYC with AVX512-bf16, and an Intel Xeon
+        # with AMX, where ingestion ran x2.62-2.75 the reference pipeline against torch bf16's
+        # x1.91-2.42 (bench/README.md); and it never imports torch. An export older than its
+        # int8 copy has float32 only.
         engine = "onnx-int8" if "int8" in exported else "onnx"
     if engine.startswith("onnx"):
         return _load(spec.name, str(onnx), engine)
