@@ -3,6 +3,7 @@ questions the documents do not answer, and the batch CLI."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from core.rag.citations import (
     cited_ranks,
     is_refusal,
     stream_marked,
+    with_marks,
 )
 from core.rag.hits import Hit
 from core.settings import PROJECT_ROOT, load_settings
@@ -68,6 +70,14 @@ def test_marks_the_model_writes_itself_are_kept():
     assert marked(ScriptedModel(["Two", " models", ".", "\n"],
                                 ["[", "2", "]", " Both", " train", "."])) == \
         "Two models. [1]\n[2] Both train."
+
+
+def test_a_reworded_answer_keeps_the_marks_of_the_answer_it_rewords():
+    assert "".join(with_marks(iter(["BERT-base has ", "12 layers."]), [1, 2])) == \
+        "BERT-base has 12 layers. [1][2]"
+    assert "".join(with_marks(iter(["12 layers [2]."]), [1, 2])) == "12 layers [2]."
+    assert "".join(with_marks(iter(["The documents do not say."]), [1])) == \
+        "The documents do not say."
 
 
 def test_refusals_are_recognised():
@@ -173,6 +183,17 @@ def test_default_model_refuses_what_the_bert_paper_does_not_say_and_names_its_au
     turn = RagTurn(settings, "bert", "What does BERT stand for?", engine, max_new_tokens=60)
     "".join(turn.stream())
     assert "Bidirectional Encoder Representations" in turn.result().text, turn.result().text
+    # Given the passages, a request about the previous answer got "Yes, I can explain it more
+    # simply."; given the answer, it is reworded, its mark kept
+    earlier = [{"role": "user", "content": "How many layers does BERT-base have?"},
+               {"role": "assistant", "content": "12 [1]"}]
+    turn = RagTurn(settings, "bert", "Can you say that in a full sentence?", engine,
+                   max_new_tokens=40, history=earlier)
+    "".join(turn.stream())
+    answer = turn.result()
+    assert re.search(r"\b12 layers\b", answer.text) and not answer.text.startswith("Yes"), \
+        answer.text
+    assert answer.cited == [1] and not answer.citations_inferred
     # Read with its footnote marks, GAN's title block got two names of eight ("Pouget-Abadie*")
     ingest_files(settings, [shared("papers", "1406.2661_GAN.pdf")], "gan")
     turn = RagTurn(settings, "gan", "Who wrote the GAN paper?", engine, max_new_tokens=60)

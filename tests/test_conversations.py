@@ -6,7 +6,7 @@ import pytest
 
 from core.rag.answers import Answer, to_markdown
 from core.rag.conversations import ConversationError, ConversationStore, Turn, history
-from core.rag.followup import clean_query, needs_rewrite, rewrite
+from core.rag.followup import about_the_answer, clean_query, needs_rewrite, rewrite
 from core.rag.front_matter import asks_about_document
 
 
@@ -91,6 +91,23 @@ def test_which_questions_lean_on_the_conversation():
     assert clean_query("GAN paper by Ian Goodfellow," + " Ian Goodfellow," * 12) == ""
     assert clean_query("Why is masked language modeling useful?") == \
         "Why is masked language modeling useful?"
+
+
+def test_a_request_about_the_previous_answer_is_told_from_a_question_about_the_documents():
+    for request in ("Can you say that in a full sentence?", "Rephrase your answer",
+                    "Please put your last answer in simpler words", "Translate that into French",
+                    "Can you explain it more simply?", "Summarize it in one sentence"):
+        assert about_the_answer(request), request
+    for question in ("What does the paper say about it?", "Summarize BERT in one sentence",
+                     "Who wrote it?", "Why does it matter?", "What is the answer to life?"):
+        assert not about_the_answer(question), question
+    earlier = [{"role": "user", "content": "What is QLoRA?"},
+               {"role": "assistant", "content": "A way to finetune 4-bit LLMs. [1]"},
+               {"role": "user", "content": "Who wrote it?"},
+               {"role": "assistant", "content": "Tim Dettmers [1]"}]
+    # searched as the answer was, without the model and without the request's own words
+    assert rewrite(Says("full sentence"), "Can you say that in a full sentence?", earlier) == \
+        "What is QLoRA? Who wrote it?"
 
 
 class Says:

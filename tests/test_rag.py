@@ -146,6 +146,7 @@ def test_stop_ends_generation_early_and_keeps_the_partial_answer(engine, studio_
 def test_only_a_follow_up_reads_the_earlier_turns(engine, studio_env):
     from core.rag.answers import RagTurn
     from core.rag.ingest import ingest_files
+    from core.rag.prompting import REWORD_PROMPT
     from core.samples import SAMPLE_PAPER
 
     settings = load_settings()
@@ -161,6 +162,16 @@ def test_only_a_follow_up_reads_the_earlier_turns(engine, studio_env):
     assert [m["role"] for m in follow_up.plan.messages] == ["user", "user"]
     assert follow_up.plan.messages[0]["content"] == "Who wrote the BERT paper?"
     assert "Devlin" not in str(follow_up.plan.messages)
+    # a request about the previous answer rewords it, without the passages, which are
+    # searched as its question was
+    earlier = [{"role": "user", "content": "How many layers does BERT-base have?"},
+               {"role": "assistant", "content": "12 [1]"}]
+    reworded = RagTurn(settings, "samples", "Can you say that in a full sentence?", engine,
+                       history=earlier)
+    assert reworded.plan.messages[1:3] == earlier
+    assert reworded.plan.messages[0]["content"] == REWORD_PROMPT
+    assert reworded.searched_for == "How many layers does BERT-base have?"
+    assert reworded.search.hits and reworded.answerable
 
 
 def test_a_reader_that_goes_away_leaves_the_model_free_once_stopped(engine):

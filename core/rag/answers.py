@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 
 from core.errors import InputError
 from core.rag import followup, relevance, store
-from core.rag.citations import REFUSAL, cited_ranks, infer_citations, is_refusal, stream_marked
+from core.rag.citations import (
+    REFUSAL,
+    cited_ranks,
+    infer_citations,
+    is_refusal,
+    stream_marked,
+    with_marks,
+)
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.prompting import (
@@ -22,6 +29,7 @@ from core.rag.prompting import (
     build_prompt,
     nearby_chunks,
     newest_that_fit,
+    reword_messages,
 )
 from core.rag.retrieval import RetrievalOptions, SearchResult, search
 from core.settings import Settings
@@ -116,10 +124,19 @@ class RagTurn:
         # the authors again. Over 10 follow-ups on the shared papers, questions only answered
         # 2 better ("And on English-to-French?": 41.8, from "On English-to-French."), 1 a
         # little worse, 7 alike (bench/README.md)
-        if followup.needs_rewrite(question, earlier):
+        # A request about the previous answer ("Can you say that in a full sentence?") is
+        # about its wording, not the documents: given the passages, the 0.5B replied "Yes, I
+        # can explain it more simply." and made a list of "Zambia"; given the answer alone,
+        # it reworded it. The passages are still searched as that answer's were, for the panel
+        # and for the marks it carries over.
+        self.rewording = followup.about_the_answer(question) and any(
+            m["role"] == "assistant" for m in earlier)
+        if self.rewording:
+            self.plan.messages = reword_messages(earlier, question)
+        elif followup.needs_rewrite(question, earlier):
             asked = [m for m in earlier if m["role"] == "user"]
             self.plan.messages[:0] = newest_that_fit(asked, engine, room)
-        self.answerable = (self.search.openings
+        self.answerable = (self.rewording or self.search.openings
                            or relevance.answerable([h.relevance for h in self.search.hits]))
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
@@ -134,7 +151,12 @@ class RagTurn:
         if not self.answerable:  # the closest passages are still shown beside the answer
             yield from timed(iter([REFUSAL]), self.stats)
             return
-        if hasattr(self.engine, "choose"):
+        if self.rewording:  # the same facts, so the same sources as the answer reworded
+            previous = self.plan.messages[-2]["content"]
+            pieces = with_marks(self.engine.stream(self.plan.messages, self.max_new_tokens,
+                                                   self.stop),
+                                cited_ranks(previous, self.plan.used))
+        elif hasattr(self.engine, "choose"):
             pieces = stream_marked(self.engine, self.plan.messages,
                                    [h.rank for h in self.plan.used], self.max_new_tokens,
                                    self.stop)

@@ -53,6 +53,16 @@ def is_refusal(answer: str) -> bool:
     return _CITATION.sub("", answer).strip().lower().replace("’", "'").startswith(_REFUSALS)
 
 
+def with_marks(pieces: Iterator[str], marks: list[int]) -> Iterator[str]:
+    """`pieces`, then `marks` after them unless the text already carries one of them."""
+    text = ""
+    for piece in pieces:
+        text += piece
+        yield piece
+    if marks and not set(citation_marks(text)) & set(marks) and not is_refusal(text):
+        yield " " + "".join(f"[{n}]" for n in marks)
+
+
 def infer_citations(settings: Settings, answer: str, used: list[Hit],
                     embedding_model: str | None = None) -> list[dict]:
     """Each answer sentence attributed to the chunk it is most similar to (when similar enough)."""

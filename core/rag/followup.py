@@ -25,9 +25,19 @@ STATEMENT_WORDS = 8
 _ANAPHORA = re.compile(
     r"\b(it|its|they|them|their|theirs|this|that|these|those|he|she|his|her|former|latter|"
     r"above|previous|same|both|either|neither|instead|other)\b|"
-    r"\b(first|second|third|last|next) ones?\b|"
+    r"\b(first|second|third|last|next) ones?\b|\byour (last |previous )?answer\b|\byou said\b|"
     r"^(and|but|so|what about|how about|why|then)\b", re.IGNORECASE)
 SHORT_QUESTION_WORDS = 3
+# A request about how the previous answer is worded, not about the documents: "Can you say
+# that in a full sentence?" was searched for "full sentence", and the 0.5B, shown only the
+# earlier questions, had no answer to reword. Narrow on purpose: "Summarize it" after a
+# question about a paper means the paper, so what it points at must be said, or the request
+# must be about wording.
+_ABOUT_THE_ANSWER = re.compile(
+    r"\b(say|put|write|rephrase|reword|restate|repeat|simplify|shorten|translate) (that|this|it)\b|"
+    r"\b(your|that|this) (last |previous )?(answer|reply)\b|\bwhat you (said|wrote)\b|"
+    r"\bin (a|one|full|complete) (full |complete )?sentences?\b|\bin other words\b|"
+    r"\bmore (simply|briefly|clearly)\b|\bin simpler (terms|words)\b", re.IGNORECASE)
 
 SYSTEM = ("You rewrite a follow-up question into one standalone search query. Use the "
           "conversation to replace words like 'it', 'they' or 'them' with what they refer to. "
@@ -39,6 +49,12 @@ def needs_rewrite(question: str, history: Sequence[dict]) -> bool:
     return bool(history) and _leans(question)
 
 
+def about_the_answer(question: str) -> bool:
+    """Whether `question` asks for the previous answer again, worded another way ("Summarize
+    BERT in one sentence" stands alone; "Summarize it in one sentence" is about the answer)."""
+    return _leans(question) and bool(_ABOUT_THE_ANSWER.search(question))
+
+
 def _leans(question: str) -> bool:
     return bool(_ANAPHORA.search(question)) or len(question.split()) <= SHORT_QUESTION_WORDS
 
@@ -46,11 +62,14 @@ def _leans(question: str) -> bool:
 def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
     """A standalone search query for `question`: `question` itself when it stands alone, the
     model's rewrite when it names something from the conversation, else the previous question
-    and this one together."""
+    and this one together; for a request about the previous answer, what that answer was
+    searched for (its question, and those it leaned on)."""
     if not needs_rewrite(question, history):
         return question
     said = {"user": "Q", "assistant": "A"}
     recent = [m for m in history if m["role"] in said][-2 * RECENT_TURNS:]
+    if about_the_answer(question):
+        return " ".join(_back_to_standalone(recent))
     turns = "\n".join(f"{said[m['role']]}: {' '.join(m['content'].split())[:ANSWER_CHARS]}"
                       for m in recent)
     messages = [{"role": "system", "content": SYSTEM},
@@ -72,13 +91,18 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
     # does RoBERTa drop?" to "RoBERTa"): search the earlier questions and this one together,
     # back to one that stands alone, which keeps what "them" points at ("What is a GAN? Who
     # wrote that paper? How is it trained?")
+    return " ".join([*_back_to_standalone(recent), question])
+
+
+def _back_to_standalone(recent: Sequence[dict]) -> list[str]:
+    """The earlier questions, newest last, back to one that stands alone."""
     earlier: list[str] = []
     for m in reversed(recent):
         if m["role"] == "user":
             earlier.insert(0, m["content"])
-            if not _leans(m["content"]):
+            if not _leans(m["content"]) and not about_the_answer(m["content"]):
                 break
-    return " ".join([*earlier, question])
+    return earlier
 
 
 def _repeats_an_answer(query: str, recent: Sequence[dict]) -> bool:

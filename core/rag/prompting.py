@@ -31,6 +31,8 @@ ANSWER_PROMPT = ("Use the following pieces of context to answer the question at 
 # (F1 0.22-0.23). So the model is asked for brevity only when the user asks a question; a
 # request ("Write…", "Explain…") is answered at the length it asks for.
 BRIEF = "Answer in as few words as possible.\n"
+REWORD_PROMPT = ("You reword your previous answer as the user asks. Keep its facts and its [n] "
+                 "marks; add nothing.")
 NO_CONTEXT_PROMPT = "Answer the question in at most three sentences."
 TEMPLATE_OVERHEAD_TOKENS = 64  # role markers, separators and the template's default system line
 TURN_TOKENS = 8  # role markers and separators around one earlier message
@@ -187,3 +189,12 @@ def newest_that_fit(turns: Sequence[dict], engine: ChatEngine, budget: int) -> l
             break
         kept.append(turn)
     return kept[::-1]
+
+
+def reword_messages(earlier: Sequence[dict], request: str) -> list[dict]:
+    """The model's previous answer and the question it answered, then a request to word it
+    another way (core.rag.followup.about_the_answer)."""
+    answered = max(i for i, m in enumerate(earlier) if m["role"] == "assistant")
+    asked = [m for m in earlier[:answered] if m["role"] == "user"][-1:]
+    return [{"role": "system", "content": REWORD_PROMPT}, *asked, earlier[answered],
+            {"role": "user", "content": request}]
