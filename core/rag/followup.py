@@ -100,7 +100,7 @@ def _back_to_standalone(recent: Sequence[dict]) -> list[str]:
     for m in reversed(recent):
         if m["role"] == "user":
             earlier.insert(0, m["content"])
-            if not _leans(m["content"]) and not about_the_answer(m["content"]):
+            if not _leans(m["content"]):  # a request about an answer leans too
                 break
     return earlier
 
