@@ -131,14 +131,18 @@ def killing_workers(times: int):
 
     def hunt():
         while len(killed) < times and not done.is_set():
-            for proc in this.children(recursive=True):
+            try:
+                procs = this.children(recursive=True)
+            except psutil.Error:  # a process went while the tree was read: read it again
+                continue
+            for proc in procs:
                 try:
                     if proc.pid not in killed and "_prepare_remote" in " ".join(proc.cmdline()):
                         proc.send_signal(signal.SIGKILL)
                         killed.append(proc.pid)
-                except psutil.NoSuchProcess:
+                except psutil.Error:  # gone, or a zombie, between the listing and here
                     pass
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     hunter = threading.Thread(target=hunt, daemon=True)
     hunter.start()
@@ -166,7 +170,7 @@ def test_a_file_whose_worker_dies_on_every_try_is_reported(cluster, server_setti
     with killing_workers(RETRIES + 1) as killed:
         [result] = ingest_files_ray(server_settings, files[1:2], "papers", address=cluster)
 
-    assert len(killed) == RETRIES + 1
+    assert len(killed) == RETRIES + 1, result
     assert result.status == "error" and result.error.startswith(
         f"{PAPERS[1]}: its Ray worker was lost {RETRIES + 1} times")
     assert store.get_collection(store.client(server_settings), "papers").count() == 0

@@ -187,12 +187,21 @@ def test_the_input_waits_while_an_answer_streams_and_a_reload_keeps_the_chat(stu
         message(page, 3).wait_for(timeout=120_000)
         wait_until_idle(page)
         assert page.locator("[data-testid='stChatMessage']").count() == 4
-        assert [message(page, n).inner_text() for n in (1, 3)] == answers
-        assert page.locator(".st-key-hit-1").inner_text() == sources
+        # An answer's page buttons may be drawn a moment after the last message (seen on CI).
+        assert settled(lambda: [message(page, n).inner_text() for n in (1, 3)], answers) == answers
+        assert settled(lambda: page.locator(".st-key-hit-1").inner_text(), sources) == sources
         picker = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
         assert "gan-paper" in picker.text_content() + picker.locator("input").input_value()
         scroll_to_top(page)
         page.screenshot(path=str(OUTPUT / "chat-after-reload.png"))
+
+
+def settled(read, want, seconds: float = 30):
+    """read()'s value once it equals `want`, else its last value after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (got := read()) != want and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return got
 
 
 def comes_on_screen(page, n: int, height: int, what: str) -> None:
