@@ -145,6 +145,7 @@ def test_stop_ends_generation_early_and_keeps_the_partial_answer(engine, studio_
 @pytest.mark.slow
 def test_only_a_follow_up_reads_the_earlier_turns(engine, studio_env):
     from core.rag.answers import RagTurn
+    from core.rag.conversations import Turn
     from core.rag.ingest import ingest_files
     from core.rag.prompting import REWORD_PROMPT
     from core.samples import SAMPLE_PAPER
@@ -172,6 +173,20 @@ def test_only_a_follow_up_reads_the_earlier_turns(engine, studio_env):
     assert reworded.plan.messages[0]["content"] == REWORD_PROMPT
     assert reworded.searched_for == "How many layers does BERT-base have?"
     assert reworded.search.hits and reworded.answerable
+    # From a saved conversation, that answer's own passages in its order, where its marks
+    # point, whatever a new search would find; no prompt reads the saved answer
+    first = RagTurn(settings, "samples", "How many layers does BERT-base have?", engine,
+                    max_new_tokens=8)
+    "".join(first.stream())
+    saved = first.result().to_json()
+    saved["sources"] = saved["sources"][::-1]
+    assert len(saved["sources"]) > 1
+    reworded = RagTurn(settings, "samples", "Say that more simply", engine,
+                       history=Turn(first.question, saved).messages)
+    assert [h.chunk_id for h in reworded.search.hits] == \
+        [h["chunk_id"] for h in saved["sources"]]
+    assert reworded.searched_for == saved["searched_for"] and reworded.search.seconds == 0
+    assert all(m.keys() == {"role", "content"} for m in reworded.plan.messages)
 
 
 def test_a_reader_that_goes_away_leaves_the_model_free_once_stopped(engine):

@@ -31,7 +31,7 @@ from core.rag.prompting import (
     newest_that_fit,
     reword_messages,
 )
-from core.rag.retrieval import RetrievalOptions, SearchResult, search
+from core.rag.retrieval import SCORE_MEANING, RetrievalOptions, SearchResult, search
 from core.settings import Settings
 
 NOTHING_FOUND = ("No passage of this collection matched the question, so there is nothing to "
@@ -105,9 +105,23 @@ class RagTurn:
         self.settings, self.question, self.engine = settings, question, engine
         self.max_new_tokens, self.stop = max_new_tokens, stop or threading.Event()
         chroma = chroma or store.client(settings)
-        self.search: SearchResult = search(settings, collection,
-                                           followup.rewrite(engine, question, history),
-                                           options, chroma, asked=question)
+        earlier = [m for m in history if m["role"] in ("user", "assistant")]
+        answers = [m for m in earlier if m["role"] == "assistant"]
+        previous = answers[-1] if answers and followup.about_the_answer(question) else None
+        # the previous answer, when this question asks for it worded another way
+        self.rewording: str | None = previous["content"] if previous else None
+        saved = (previous or {}).get("answer") or {}  # all of it, where the conversation kept it
+        if saved.get("sources"):
+            # That answer's own passages, as a saved conversation keeps them: its marks,
+            # carried over, point at them, which searching again need not find in that order.
+            self.search = SearchResult([Hit.from_json(h) for h in saved["sources"]],
+                                       saved.get("method", options.method),
+                                       SCORE_MEANING[saved.get("method", options.method)], 0.0,
+                                       query=saved.get("searched_for", ""))
+        else:
+            self.search = search(settings, collection,
+                                 followup.rewrite(engine, question, history), options, chroma,
+                                 asked=question)
         self.searched_for = self.search.query
         nearby = nearby_chunks(store.get_collection(chroma, collection), self.search.hits,
                                options.window)
@@ -116,7 +130,6 @@ class RagTurn:
         room = (engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
                 - sum(engine.count_tokens(m["content"]) + TURN_TOKENS
                       for m in self.plan.messages))
-        earlier = [m for m in history if m["role"] in ("user", "assistant")]
         # Only a follow-up reads the earlier turns: given them, the 0.5B answered "Who are
         # the authors of the GAN paper?" with the BERT authors of its previous answer, though
         # its one passage was the GAN paper's title block. And it reads the earlier questions,
@@ -127,16 +140,14 @@ class RagTurn:
         # A request about the previous answer ("Can you say that in a full sentence?") is
         # about its wording, not the documents: given the passages, the 0.5B replied "Yes, I
         # can explain it more simply." and made a list of "Zambia"; given the answer alone,
-        # it reworded it. The passages are still searched as that answer's were, for the panel
-        # and for the marks it carries over.
-        self.rewording = followup.about_the_answer(question) and any(
-            m["role"] == "assistant" for m in earlier)
-        if self.rewording:
+        # it reworded it. The passages are still that answer's, for the panel and for the
+        # marks it carries over.
+        if self.rewording is not None:
             self.plan.messages = reword_messages(earlier, question)
         elif followup.needs_rewrite(question, earlier):
             asked = [m for m in earlier if m["role"] == "user"]
             self.plan.messages[:0] = newest_that_fit(asked, engine, room)
-        self.answerable = (self.rewording or self.search.openings
+        self.answerable = (self.rewording is not None or self.search.openings
                            or relevance.answerable([h.relevance for h in self.search.hits]))
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
@@ -151,11 +162,10 @@ class RagTurn:
         if not self.answerable:  # the closest passages are still shown beside the answer
             yield from timed(iter([REFUSAL]), self.stats)
             return
-        if self.rewording:  # the same facts, so the same sources as the answer reworded
-            previous = self.plan.messages[-2]["content"]
+        if self.rewording is not None:  # the same facts, so the answer reworded's sources
             pieces = with_marks(self.engine.stream(self.plan.messages, self.max_new_tokens,
                                                    self.stop),
-                                cited_ranks(previous, self.plan.used))
+                                cited_ranks(self.rewording, self.plan.used))
         elif hasattr(self.engine, "choose"):
             pieces = stream_marked(self.engine, self.plan.messages,
                                    [h.rank for h in self.plan.used], self.max_new_tokens,

@@ -52,9 +52,11 @@ class Turn:
 
     @property
     def messages(self) -> list[dict]:
-        """The turn as chat messages, for the next question's prompt and follow-up rewriting."""
+        """The turn as chat messages, for the next question's prompt and follow-up rewriting;
+        the assistant's also holds the whole answer (its sources), which no prompt reads."""
         return [{"role": "user", "content": self.question},
-                {"role": "assistant", "content": self.answer.get("answer", "")}]
+                {"role": "assistant", "content": self.answer.get("answer", ""),
+                 "answer": self.answer}]
 
 
 @dataclass

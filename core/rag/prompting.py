@@ -196,5 +196,6 @@ def reword_messages(earlier: Sequence[dict], request: str) -> list[dict]:
     another way (core.rag.followup.about_the_answer)."""
     answered = max(i for i, m in enumerate(earlier) if m["role"] == "assistant")
     asked = [m for m in earlier[:answered] if m["role"] == "user"][-1:]
-    return [{"role": "system", "content": REWORD_PROMPT}, *asked, earlier[answered],
+    return [{"role": "system", "content": REWORD_PROMPT},
+            *({"role": m["role"], "content": m["content"]} for m in (*asked, earlier[answered])),
             {"role": "user", "content": request}]
