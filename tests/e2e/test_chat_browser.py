@@ -269,8 +269,9 @@ def test_two_tabs_on_one_conversation_keep_every_turn(studio_env):
             wait_until_idle(tab)
             assert tab.locator("[data-testid='stChatMessage']").count() == 8
             assert all(q in message(tab, n).inner_text() for q, n in zip(questions, (0, 2, 4, 6)))
-        assert [message(a, n).inner_text() for n in (1, 3, 5, 7)] == \
-            [message(b, n).inner_text() for n in (1, 3, 5, 7)]
+        answers = lambda tab: [message(tab, n).inner_text() for n in (1, 3, 5, 7)]  # noqa: E731
+        settled(lambda: answers(a) == answers(b), True)
+        assert answers(a) == answers(b)
         b.screenshot(path=str(OUTPUT / "chat-two-tabs.png"))
 
 
