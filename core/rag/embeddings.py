@@ -9,6 +9,8 @@ seconds of importing torch. `Embedder.engine` says which ran."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,10 +27,6 @@ from core.settings import Settings
 # Small batches pad less: on 2 cores, 500-char chunks embed ~1.5x faster in batches of 8 than
 # of 64 (measured with bench/ingest.py, sentence-transformers).
 BATCH_SIZE = 8
-# onnxruntime gains nothing from batching on a few cores, and loses what padding costs: on an
-# AMD EPYC (2 cores) 323 chunks of two papers embedded in int8 at 126 chunks/s one at a time,
-# 119 in twos and 92 in eights (median of 5 runs: x1.33 for one at a time); float32 53 / 48 / 47.
-ONNX_BATCH_SIZE = 1
 
 
 class Embedder:
@@ -64,25 +62,27 @@ class OnnxEmbedder:
         self.engine = f"onnxruntime {self.dtype}"
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=int(stamp.get("max_length", 256)))
-        self.tokenizer.enable_padding()
+        # One text per call, each call on one thread, as many calls side by side as there are
+        # cores. Batches gain nothing on a few cores and pay for their padding (on an AMD EPYC,
+        # 2 cores, int8: 126 chunks/s one at a time, 92 in eights); and one-thread calls side
+        # by side embed x1.27-1.37 faster than one call at a time on both cores (Xeon with
+        # AMX, 363 chunks of two papers, the same vectors). A session may run from many threads.
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
         self.session = ort.InferenceSession(str(folder / (stamp["int8"] if int8 else "model.onnx")),
-                                            providers=["CPUExecutionProvider"])
+                                            options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]  # MPNet takes no type ids
+        self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="onnx-embed")
+
+    def _one(self, text: str) -> np.ndarray:
+        encoded = self.tokenizer.encode(text)
+        feed = {"input_ids": [encoded.ids], "attention_mask": [encoded.attention_mask],
+                "token_type_ids": [encoded.type_ids]}
+        return self.session.run(None, {k: np.array(feed[k], dtype=np.int64)
+                                       for k in self.inputs})[0][0]
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        # Texts of like length batched together pad least (sentence-transformers does the same)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        vectors = np.empty((len(texts), self.session.get_outputs()[0].shape[-1]), np.float32)
-        for start in range(0, len(texts), ONNX_BATCH_SIZE):
-            rows = order[start:start + ONNX_BATCH_SIZE]
-            batch = self.tokenizer.encode_batch([texts[i] for i in rows])
-            feed = {"input_ids": np.array([e.ids for e in batch], dtype=np.int64),
-                    "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
-                    "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64)}
-            vectors[rows] = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
-        return vectors.tolist()
+        return [vector.tolist() for vector in self._pool.map(self._one, texts)]
 
 
 AnyEmbedder = Embedder | OnnxEmbedder
