@@ -31,7 +31,7 @@ from core.rag.prompting import (
     newest_that_fit,
     reword_messages,
 )
-from core.rag.retrieval import SCORE_MEANING, RetrievalOptions, SearchResult, search
+from core.rag.retrieval import SCORE_MEANING, Method, RetrievalOptions, SearchResult, search
 from core.settings import Settings
 
 NOTHING_FOUND = ("No passage of this collection matched the question, so there is nothing to "
@@ -55,7 +55,7 @@ class Answer:
     engine: str = ""
     stopped: bool = False
     answerable: bool = True  # False: the chunks did not bear on the question; the model was not asked
-    method: str = "hybrid"  # the retrieval method, which says what the raw scores mean
+    method: Method = "hybrid"  # the retrieval method, which says what the raw scores mean
     no_context: str | None = None  # the same model's answer without retrieval, when compared
     windows: dict[int, dict] = field(default_factory=dict)  # rank -> the text read around it
     # the standalone query a follow-up was rewritten into, acronyms spelled out (SearchResult)
@@ -114,10 +114,9 @@ class RagTurn:
         if saved.get("sources"):
             # That answer's own passages, as a saved conversation keeps them: its marks,
             # carried over, point at them, which searching again need not find in that order.
-            self.search = SearchResult([Hit.from_json(h) for h in saved["sources"]],
-                                       saved.get("method", options.method),
-                                       SCORE_MEANING[saved.get("method", options.method)], 0.0,
-                                       query=saved.get("searched_for", ""))
+            kept = Answer.from_json(question, saved)
+            self.search = SearchResult(kept.sources, kept.method, SCORE_MEANING[kept.method],
+                                       0.0, query=kept.searched_for)
         else:
             self.search = search(settings, collection,
                                  followup.rewrite(engine, question, history), options, chroma,
