@@ -1,7 +1,8 @@
-"""Upload a paper, ask about it, and see the answer beside its scored chunks; stop an answer
-while it streams and carry on; a busy input while an answer streams; a reload that keeps the
-collection, the conversation and its sources; a new question and its answer that start on screen;
-two tabs on one conversation; the BERT question answered from the BERT paper, with a citation.
+"""Upload a paper, ask about it, and see the answer beside its scored chunks, whose citations
+and sources open in their page; stop an answer while it streams and carry on; a new question and
+its answer that start on screen; two tabs on one conversation, with a busy input while an answer
+streams and a reload that keeps the collection, the conversation and its sources; the BERT
+question answered from the BERT paper, with a citation.
 """
 
 import re
@@ -66,18 +67,6 @@ def ask_about_the_two_models(page, box) -> None:
     wait_until_idle(page, 300_000)
 
 
-def test_upload_ask_and_see_answer_with_scored_chunks(studio_env):
-    with open_chat_with_gan_paper(studio_env) as (_url, page, box):
-        ask_about_the_two_models(page, box)
-        answer = message(page, 1).inner_text()
-        assert len(answer.split()) > 5
-        first = page.locator(".st-key-hit-1")
-        assert "1406.2661_GAN.pdf" in first.inner_text() and "match" in first.inner_text()
-        assert page.locator("[class*='st-key-hit-']").count() == DEFAULT_K
-        scroll_to_top(page)
-        page.screenshot(path=str(OUTPUT / "chat.png"))
-
-
 def test_stop_keeps_the_partial_answer_and_the_chat_goes_on(studio_env):
     with open_chat_with_gan_paper(studio_env) as (url, page, box):
         # ~250 tokens, and on-topic enough that the answerability check lets the model write
@@ -136,10 +125,18 @@ def test_stop_keeps_the_partial_answer_and_the_chat_goes_on(studio_env):
               f"streamed at the click, {len(answer)} kept")
 
 
-def test_a_citation_and_a_source_open_in_their_page(studio_env):
+def test_an_answer_beside_its_scored_chunks_whose_citations_and_sources_open_in_their_page(
+        studio_env):
     with open_chat_with_gan_paper(studio_env) as (_url, page, box):
         ask_about_the_two_models(page, box)
-        page.screenshot(path=str(OUTPUT / "page-view-chat.png"))
+        answer = message(page, 1).inner_text()
+        assert len(answer.split()) > 5
+        first = page.locator(".st-key-hit-1")
+        assert "1406.2661_GAN.pdf" in first.inner_text() and "match" in first.inner_text()
+        assert page.locator("[class*='st-key-hit-']").count() == DEFAULT_K
+        scroll_to_top(page)
+        page.screenshot(path=str(OUTPUT / "chat.png"))
+
         dialog = page.locator("[data-testid='stDialog']")
         cites = page.locator("[class*='st-key-cite-0-'] button")
         if cites.count():  # the model may cite nothing
@@ -162,38 +159,6 @@ def test_a_citation_and_a_source_open_in_their_page(studio_env):
         dialog.locator(f"img[alt^='Page {shown + 1} of']").wait_for(timeout=60_000)
         wait_until_idle(page)
         dialog.screenshot(path=str(OUTPUT / "page-view-next.png"))
-
-
-def test_the_input_waits_while_an_answer_streams_and_a_reload_keeps_the_chat(studio_env):
-    with open_chat_with_gan_paper(studio_env) as (url, page, box):
-        box.fill("What are the two models trained in a generative adversarial net?")
-        box.press("Enter")
-        # Sending now would stop the answer: the input says it is busy instead.
-        busy = page.get_by_placeholder("Answering… press Stop to ask something else")
-        busy.wait_for(timeout=120_000)
-        assert busy.is_disabled()
-        page.get_by_text("tokens/s").first.wait_for(timeout=300_000)
-        wait_until_idle(page, 300_000)
-        box.fill("What does the discriminator estimate?")
-        box.press("Enter")
-        message(page, 3).get_by_text("tokens/s").wait_for(timeout=300_000)
-        wait_until_idle(page, 300_000)
-        answers = [message(page, n).inner_text() for n in (1, 3)]
-        assert all(STOPPED_NOTE not in a and len(a.split()) > 5 for a in answers)
-        assert "conversation=" in page.url and "gan-paper" in page.url
-        sources = page.locator(".st-key-hit-1").inner_text()
-
-        page.reload()
-        message(page, 3).wait_for(timeout=120_000)
-        wait_until_idle(page)
-        assert page.locator("[data-testid='stChatMessage']").count() == 4
-        # An answer's page buttons may be drawn a moment after the last message (seen on CI).
-        assert settled(lambda: [message(page, n).inner_text() for n in (1, 3)], answers) == answers
-        assert settled(lambda: page.locator(".st-key-hit-1").inner_text(), sources) == sources
-        picker = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
-        assert "gan-paper" in picker.text_content() + picker.locator("input").input_value()
-        scroll_to_top(page)
-        page.screenshot(path=str(OUTPUT / "chat-after-reload.png"))
 
 
 def settled(read, want, seconds: float = 30):
@@ -239,9 +204,17 @@ def test_a_new_question_and_its_finished_answer_start_on_screen(studio_env):
             page.screenshot(path=str(OUTPUT / f"chat-answer-{n}-in-view.png"))
 
 
-def test_two_tabs_on_one_conversation_keep_every_turn(studio_env):
+def test_two_tabs_on_one_conversation_keep_every_turn_and_a_reload_keeps_the_chat(studio_env):
     with open_chat_with_gan_paper(studio_env) as (_url, a, box_a):
-        ask_about_the_two_models(a, box_a)
+        box_a.fill("What are the two models trained in a generative adversarial net?")
+        box_a.press("Enter")
+        # Sending now would stop the answer: the input says it is busy instead.
+        busy = a.get_by_placeholder("Answering… press Stop to ask something else")
+        busy.wait_for(timeout=120_000)
+        assert busy.is_disabled()
+        a.get_by_text("tokens/s").first.wait_for(timeout=300_000)
+        wait_until_idle(a, 300_000)
+        assert "conversation=" in a.url and "gan-paper" in a.url
         b = a.context.new_page()
         b.goto(a.url)  # the conversation's link
         message(b, 1).get_by_text("tokens/s").wait_for(timeout=120_000)
@@ -263,6 +236,7 @@ def test_two_tabs_on_one_conversation_keep_every_turn(studio_env):
         questions = ["What are the two models trained in a generative adversarial net?",
                      "What does the discriminator estimate?",
                      "What is the input of the generator?", "What does the generator learn?"]
+        sources = a.locator(".st-key-hit-1").inner_text()
         for tab in (a, b):
             tab.reload()
             message(tab, 7).wait_for(timeout=120_000)
@@ -270,9 +244,17 @@ def test_two_tabs_on_one_conversation_keep_every_turn(studio_env):
             assert tab.locator("[data-testid='stChatMessage']").count() == 8
             assert all(q in message(tab, n).inner_text() for q, n in zip(questions, (0, 2, 4, 6)))
         answers = lambda tab: [message(tab, n).inner_text() for n in (1, 3, 5, 7)]  # noqa: E731
+        # An answer's page buttons may be drawn a moment after the last message (seen on CI).
         settled(lambda: answers(a) == answers(b), True)
         assert answers(a) == answers(b)
+        assert all(STOPPED_NOTE not in answer and len(answer.split()) > 5
+                   for answer in answers(a))
+        assert settled(lambda: a.locator(".st-key-hit-1").inner_text(), sources) == sources
+        picker = a.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
+        assert "gan-paper" in picker.text_content() + picker.locator("input").input_value()
         b.screenshot(path=str(OUTPUT / "chat-two-tabs.png"))
+        scroll_to_top(a)
+        a.screenshot(path=str(OUTPUT / "chat-after-reload.png"))
 
 
 LARGER_CHAT_MODEL = "qwen2.5-coder-1.5b-instruct"
