@@ -45,6 +45,11 @@ def message(page, n: int):
     return page.locator("[data-testid='stChatMessage']").nth(n)
 
 
+def answers_of(page, count: int = 4) -> list[str]:
+    """The texts of the first `count` answers (messages 1, 3, 5, …)."""
+    return [message(page, n).inner_text() for n in range(1, 2 * count, 2)]
+
+
 def server_cpu_seconds(url: str) -> float:
     """CPU time used so far by the `streamlit run` serving `url` (a child of this process)."""
     port = url.rsplit(":", 1)[1]
@@ -243,12 +248,11 @@ def test_two_tabs_on_one_conversation_keep_every_turn_and_a_reload_keeps_the_cha
             wait_until_idle(tab)
             assert tab.locator("[data-testid='stChatMessage']").count() == 8
             assert all(q in message(tab, n).inner_text() for q, n in zip(questions, (0, 2, 4, 6)))
-        answers = lambda tab: [message(tab, n).inner_text() for n in (1, 3, 5, 7)]  # noqa: E731
         # An answer's page buttons may be drawn a moment after the last message (seen on CI).
-        settled(lambda: answers(a) == answers(b), True)
-        assert answers(a) == answers(b)
+        settled(lambda: answers_of(a) == answers_of(b), True)
+        assert answers_of(a) == answers_of(b)
         assert all(STOPPED_NOTE not in answer and len(answer.split()) > 5
-                   for answer in answers(a))
+                   for answer in answers_of(a))
         assert settled(lambda: a.locator(".st-key-hit-1").inner_text(), sources) == sources
         picker = a.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
         assert "gan-paper" in picker.text_content() + picker.locator("input").input_value()
