@@ -199,3 +199,13 @@ def test_default_model_refuses_what_the_bert_paper_does_not_say_and_names_its_au
     turn = RagTurn(settings, "gan", "Who wrote the GAN paper?", engine, max_new_tokens=60)
     "".join(turn.stream())
     assert all(name in turn.result().text for name in ("Goodfellow", "Courville", "Bengio"))
+    # Its title block gives each name with its affiliation: the 0.5B answered "Niki Parmar
+    # Google Research", one of eight, until the names came as a list
+    ingest_files(settings, [shared("papers", "1706.03762_Attention_is_all_you_need.pdf")], "gan")
+    turn = RagTurn(settings, "gan", "Who wrote the Attention Is All You Need paper?", engine,
+                   max_new_tokens=80)
+    "".join(turn.stream())
+    text = turn.result().text
+    assert sum(name in text for name in ("Vaswani", "Shazeer", "Parmar", "Uszkoreit", "Jones",
+                                         "Gomez", "Kaiser", "Polosukhin")) >= 6, text
+    assert "Google" not in text, text

@@ -36,13 +36,112 @@ _EMAIL = re.compile(r"\{[^{}]*\}@[\w.-]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def readable(text: str) -> str:
-    """A title block as the model reads it: names, title and affiliations, without footnote
-    marks and e-mail addresses (the Retrieved-chunks panel still shows the text as it is)."""
-    text = _EMAIL.sub("", _FOOTNOTE_MARK.sub("", text))
-    lines = [re.sub(r" +(?=,)", "", " ".join(line.split())) for line in text.split("\n")]
-    # a list of names goes on past a line that ends with a comma: the 0.5B read RAG's last
-    # line of authors as all of them
-    return re.sub(r",\n+", ", ", re.sub(r"\n{3,}", "\n\n", "\n".join(lines))).strip()
+    """A title block as the model reads it: the authors as a list with commas, each with their
+    own affiliation where the block gives one per author, without footnote marks and e-mail
+    addresses (the Retrieved-chunks panel still shows the text as it is). Lines that are not
+    lists of names (a title, an address, the abstract) keep their words."""
+    # a line that ends with a comma goes on in the next: the 0.5B read RAG's last line of
+    # authors as all of them
+    paragraphs = re.split(r"\n\s*\n", re.sub(r",[ \t]*\n\s*", ", ", _EMAIL.sub("", text)))
+    out: list[str] = []
+    names: list[str] = []  # the authors of the list being gathered
+    shared: list[str] = []  # affiliations given for several of them at once
+
+    def end_list() -> None:
+        if names:
+            out.extend([", ".join(names), *(["; ".join(shared)] if shared else [])])
+        names.clear()
+        shared.clear()
+
+    for paragraph in paragraphs:
+        authors = _authors(paragraph)
+        # A lone line of two capitalised words ("Luke Zettlemoyer", or a title such as "Deep
+        # Learning") is a name only where it carries on a list of names before it.
+        if authors and (names or authors[2]):
+            names.extend(authors[0])
+            shared.extend(authors[1])
+            continue
+        end_list()
+        if cleaned := _plain(paragraph):
+            out.append(cleaned)
+    end_list()
+    return "\n\n".join(out)
+
+
+def _plain(paragraph: str) -> str:
+    text = _FOOTNOTE_MARK.sub("", paragraph)
+    return "\n".join(re.sub(r" +(?=,)", "", " ".join(line.split()))
+                     for line in text.split("\n") if line.strip())
+
+
+# Where a paper's list of names gives way to an affiliation ("… Kristina Toutanova Google AI
+# Language", "Aidan N. Gomez University of Toronto"). A name list glued to no such word, or
+# one of these read as a surname, is left as it was.
+_AFFILIATION_WORDS = frozenset(
+    "University Universität Université Universidad Università Universiteit Univ. Institute "
+    "Institut Instituto College School Department Dept. Département Faculty Laboratory "
+    "Laboratories Lab Labs Center Centre Academy Corporation Corp. Inc. Ltd. LLC GmbH Hospital "
+    "Google Microsoft Facebook Meta OpenAI DeepMind Amazon IBM Apple NVIDIA Baidu Alibaba "
+    "Tencent Huawei Salesforce Intel Adobe Samsung Inria CNRS".split())
+_INITIAL = re.compile(r"[A-Z]\.(?:-[A-Z]\.)?")
+
+
+def _is_name_word(word: str) -> bool:
+    """A capitalised word of letters, hyphens and apostrophes: "Ming-Wei", "Łukasz", "O'Neil"."""
+    parts = re.split(r"[-'’]", word)
+    return (word[:1].isupper() and all(part.isalpha() for part in parts)
+            and not word[1:].isupper() and len(word) > 1)
+
+
+def _people(words: list[str], delimited: bool) -> list[str] | None:
+    """Names that follow each other without a separator, split two words at a time (an initial
+    goes with its name: "Aidan N. Gomez"); one name of two or three words where a comma or a
+    footnote mark has already set it apart. None where that does not divide evenly."""
+    if not words or not all(_is_name_word(w) or _INITIAL.fullmatch(w) for w in words):
+        return None
+    full = [w for w in words if not _INITIAL.fullmatch(w)]
+    if 2 <= len(full) <= 3 and (delimited or len(full) == 2):
+        return [" ".join(words)]
+    if len(full) < 4 or len(full) % 2:
+        return None
+    people, current = [], []
+    for word in words:
+        current.append(word)
+        if sum(not _INITIAL.fullmatch(w) for w in current) == 2:
+            people.append(" ".join(current))
+            current = []
+    return people
+
+
+def _authors(paragraph: str) -> tuple[list[str], list[str], bool] | None:
+    """A paragraph that lists authors, as (names, each with its affiliation where it stands
+    alone beside one; affiliations shared by several; whether anything set the names apart):
+    None for any other paragraph, which is left as it is."""
+    pieces = [p.strip() for p in re.split(r"[,;\n]|" + _FOOTNOTE_MARK.pattern, paragraph)]
+    pieces = [p for p in pieces if p]
+    delimited = len(pieces) > 1
+    names: list[str] = []
+    shared: list[str] = []
+    last_single = False  # the piece before named one person, who takes the next affiliation
+    for piece in pieces:
+        words = piece.split()
+        at = next((i for i, w in enumerate(words) if w.strip("()") in _AFFILIATION_WORDS),
+                  len(words))
+        if at == len(words) - 1:  # "New York University", not "New York" of a university
+            at = 0
+        people = _people(words[:at], delimited or at < len(words)) if at else []
+        if people is None:
+            return None
+        affiliation = " ".join(words[at:])
+        if people:
+            names += people
+        if affiliation:
+            if len(people) == 1 or (not people and last_single and names):
+                names[-1] += f" ({affiliation})"
+            else:
+                shared.append(affiliation)
+        last_single = len(people) == 1 and not affiliation
+    return (names, shared, delimited or len(names) > 1 or bool(shared)) if names else None
 
 
 def asks_about_document(question: str) -> bool:
