@@ -83,6 +83,8 @@ def test_a_paragraph_break_inside_a_sentence_is_undone():
     assert normalise("a major difference is mini-\n\nmal") == "a major difference is minimal"
     # Short lines are the letters of vertical text or a formula, not prose: left apart.
     assert normalise("Ju\n\nn 20\n\n14") == "Ju\n\nn 20\n\n14"
+    assert unwrap(normalise("the original vocabulary id of the masked\n\n\n\nar\nX\n\n\n\niv\n:1"
+                            "\n\n\n\n81\n0.\n\n\n\n04\n80")) == "the original vocabulary id of the masked"
 
 
 @pytest.mark.parametrize("name", PAPERS)

@@ -52,7 +52,11 @@ _BLANK_LINES = re.compile(r"\n\s*\n\s*(\n\s*)+")
 # A paragraph break the layout put inside a sentence: after a line of prose that ends
 # mid-phrase (a lower-case letter, a comma, a hyphen) and before one that goes on in lower
 # case. Shorter lines are left alone: they are the letters of vertical text or of a formula.
-_BROKEN_PARAGRAPH = re.compile(r"^([^\n]{19,}[a-z,;-])\n{2,}(?=[a-z])", re.M)
+# A word broken with a hyphen goes on in any line; a sentence, only in a line longer than
+# vertical text's few letters: BERT's first page ends "…id of the masked" beside the arXiv
+# stamp's "ar" / "X", which was read as its next word.
+_BROKEN_PARAGRAPH = re.compile(
+    r"^([^\n]{19,}(?:-|[a-z,;](?=\n{2,}[a-z][^\n]{5,})))\n{2,}(?=[a-z])", re.M)
 
 
 def word_forms(text: str) -> frozenset[str]:
