@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.rag import front_matter
+from core.rag import definitions, front_matter
 from core.rag.answers import Answer
 from core.rag.hits import Hit
 from core.rag.page_view import show_page
@@ -115,6 +115,12 @@ def match_badge(hit: Hit, method: str) -> None:
                  help="Shown because the question asks about the document itself (who wrote "
                       "it, its title): its opening says that, however little its words "
                       f"resemble the question's (similarity {hit.relevance:.0%}).")
+        return
+    if hit.retriever == definitions.RETRIEVER:
+        st.badge("where it is spelled out", color="violet",
+                 help="Shown first because the question asks what an abbreviation stands for, "
+                      "and this passage writes it out before it in brackets "
+                      f"(similarity {hit.relevance:.0%}).")
         return
     st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],
              help=f"About {hit.relevance:.0%} likely to hold the answer (calibrated on question-"

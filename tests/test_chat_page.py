@@ -1,6 +1,8 @@
 """AppTest for the Chat page with a tiny random model (real transformers streaming, real
 retrieval over the sample paper in a real Chroma)."""
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -72,6 +74,17 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     assert any(best in plain(m.value) for m in again.markdown)  # as it was, from the saved turn
     shown = "\n".join(m.value for m in again.markdown)  # said to be there as an opening
     assert "[front matter]" in shown and "document's opening" in shown and "weak match" not in shown
+
+
+def test_asked_what_an_abbreviation_is_the_passage_that_spells_it_out_leads(chat_env):
+    at = chat_page()
+    at.chat_input(key="question").set_value("What is AutoML?").run()
+    assert not at.exception
+    first = next(m.value for m in at.markdown if m.value.startswith("**[1]**"))
+    assert "[definition]" in first
+    shown = "\n".join(m.value for m in at.markdown)
+    assert ":violet-badge[where it is spelled out]" in shown
+    assert re.search(r"automated machine learning \S*\\\(AutoML\\\)", shown), shown
 
 
 def best_sentence_line() -> str:

@@ -200,14 +200,20 @@ def test_off_topic_hits_score_high_but_match_weakly(papers):
     assert on_topic[0].match in ("strong", "partial")
 
 
-def test_the_chunk_that_answers_leads_though_every_chunk_shares_the_question_words(tmp_path):
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    settings = load_settings(env={"STUDIO_DATA_DIR": str(tmp_path_factory.mktemp("data"))})
+    ingest_files(settings, [shared("papers", "1810.04805_BERT.pdf")], "bert")
+    return settings
+
+
+def test_the_chunk_that_answers_leads_though_every_chunk_shares_the_question_words(bert):
     """Inside BERT's paper every chunk holds "BERT", "pre-training" and "tasks" (with the
     title), and whole-chunk cosines lie close together; the candidates rated again from their
     best sentence put "we pre-train BERT using two unsupervised tasks" first."""
     from core.rag import relevance
 
-    settings = load_settings(env={"STUDIO_DATA_DIR": str(tmp_path)})
-    ingest_files(settings, [shared("papers", "1810.04805_BERT.pdf")], "bert")
+    settings = bert
     question = "What are the two pre-training tasks of BERT?"
     hits = search(settings, "bert", question, RetrievalOptions(k=40)).hits
     assert "two unsupervised tasks" in hits[0].text
@@ -221,6 +227,20 @@ def test_the_chunk_that_answers_leads_though_every_chunk_shares_the_question_wor
     assert all((h.best_sentence is None) == (h.sentence_cosine is None) for h in hits)
     by_chunk = sorted(hits, key=lambda h: h.cosine, reverse=True)
     assert by_chunk.index(hits[0]) >= 3  # by its whole text it is not in the top 3
+
+
+def test_asked_what_an_abbreviation_is_the_chunk_that_spells_it_out_comes_first(bert):
+    """Most of BERT's chunks that write "MLM" use it; the one that spells it out is found by
+    its brackets, placed first and said to be there as a definition, rated like the others."""
+    from core.rag.definitions import RETRIEVER
+
+    for question in ("What does MLM stand for?", "What is MLM?"):
+        hits = search(bert, "bert", question, RetrievalOptions(k=3)).hits
+        assert "“masked language model” (MLM)" in hits[0].text, question
+        assert hits[0].retriever == RETRIEVER and hits[0].rank == 1 and hits[0].cosine > 0
+        assert len(hits) == 3 and len({h.chunk_id for h in hits}) == 3
+    plain = search(bert, "bert", "Which objective does MLM use?", RetrievalOptions(k=3)).hits
+    assert RETRIEVER not in [h.retriever for h in plain]
 
 
 def test_sentence_vectors_are_embedded_once_per_chunk_text():

@@ -16,7 +16,9 @@ class Hit:
     page: int
     chunk_id: str
     text: str
-    retriever: str  # "dense", "bm25", "both" or "front matter" (core.rag.front_matter)
+    # "dense", "bm25", "both", "front matter" (core.rag.front_matter) or "definition"
+    # (core.rag.definitions)
+    retriever: str
     doc_id: str = ""
     chunk: int = 0
     start: int = 0  # character span within its page

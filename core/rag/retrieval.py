@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from core.errors import InputError
-from core.rag import acronyms, front_matter, store
+from core.rag import acronyms, definitions, front_matter, store
 from core.rag.bm25 import bm25_index
 from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
@@ -136,6 +136,11 @@ def search(settings: Settings, collection_name: str, question: str,
         hits.sort(key=lambda h: h.relevance, reverse=True)  # stable: ties keep the fused order
     if options.mmr and len(hits) > options.k:
         hits = _mmr(collection, query_vector, hits, options.k)
+    if (abbreviation := definitions.asked_abbreviation(asked or question)) is not None:
+        rated = {h.chunk_id for h in hits}
+        hits = _definition_first(collection, settings, abbreviation, options, hits, ranked)
+        if options.rerank and hits and hits[0].chunk_id not in rated:
+            rate(collection, embedder, query_vector, question, hits[:1])
     openings: list[Hit] = []
     if front_matter.asks_about_document(asked or question):
         # Only the openings: other passages drew the 0.5B to names in their citations
@@ -171,6 +176,24 @@ def _openings(collection, settings: Settings, question: str, options: RetrievalO
         opening.retriever = front_matter.RETRIEVER
         openings.append(opening)
     return openings
+
+
+def _definition_first(collection, settings: Settings, abbreviation: str,
+                      options: RetrievalOptions, hits: list[Hit], ranked: dict[str, dict]
+                      ) -> list[Hit]:
+    """The hits with the chunk that defines the abbreviation asked about first, where a chunk
+    does (core.rag.definitions); one that retrieval found keeps its scores."""
+    index = bm25_index(collection, settings.indexes_dir)
+    at = definitions.defining_chunk(index, abbreviation, [h.doc_id for h in hits],
+                                    options.doc_ids, options.labels)
+    if at is None:
+        return hits
+    cid = index.ids[at]
+    found = next((h for h in hits if h.chunk_id == cid), None)
+    first = found or _hit(cid, ranked.get(cid) or {"text": index.texts[at],
+                                                   "meta": index.metas[at]}, options.method)
+    first.retriever = definitions.RETRIEVER
+    return [first, *(h for h in hits if h is not first)]
 
 
 def _where(options: RetrievalOptions) -> dict | None:

@@ -1,0 +1,84 @@
+"""Questions that ask what an abbreviation is ("What is NF4?", "What does MLM stand for?") and
+the chunk where a document spells it out ("4-bit NormalFloat (NF4), a new data type that …").
+
+Neither retriever finds that chunk: the question is one word long, every chunk of the paper
+uses the word, and MiniLM rates a table that mentions NF4 closer (QLoRA's abstract, which
+defines it, was not among the top 8). Given those passages the 0.5B wrote back "NF4"."""
+
+from __future__ import annotations
+
+import re
+
+from core.rag.bm25 import Bm25Index
+
+RETRIEVER = "definition"  # how a hit placed first here says where it came from (Hit.retriever)
+_ABBREVIATION = re.compile(r"(?=\w*[A-Z]\w*[A-Z0-9])[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]")
+_ASKS = re.compile(
+    r"^\s*(?:what(?:'s|’s|\s+is|\s+are|\s+does|\s+do|\s+is\s+meant\s+by)|define)\s+"
+    r"(?:an?\s+|the\s+)?(?P<term>[^?.!]{1,60}?)"
+    r"(?:\s+(?:stands?|standing)\s+for|\s+mean)?\s*[?.!]?\s*$", re.IGNORECASE)
+# After the abbreviation, a term may name what kind of thing it is ("the NF4 data type")
+_KIND_WORDS = 2
+_CANDIDATES = 50  # chunks that use the abbreviation, read for a definition
+
+
+def asked_abbreviation(question: str) -> str | None:
+    """The abbreviation a question asks the meaning of, a plural's "s" left off: "NF4" for
+    "What is NF4?" and "What is the NF4 data type?"; None for other questions ("What is
+    LoRA's rank?", "What is the rank of LoRA?") and for a term without one ("What is
+    attention?"), which retrieval finds by its words."""
+    asked = _ASKS.match(question)
+    words = asked["term"].split() if asked else []
+    if not words or len(words) > 1 + _KIND_WORDS or not _ABBREVIATION.fullmatch(words[0]) \
+            or any(not w.islower() for w in words[1:]):
+        return None
+    word = words[0]
+    return word[:-1] if word.endswith("s") and word[:-1].isupper() else word
+
+
+def spells(abbreviation: str, words: str) -> bool:
+    """Whether `words`, read backwards, hold the abbreviation's letters in order, the first at
+    the start of a word (Schwartz & Hearst, 2003): "Low-Rank Adaptation" spells LoRA and
+    "4-bit NormalFloat" NF4; "RoBlarge" does not spell LoRA (a table row's "RoBlarge (LoRA)")."""
+    letters = [c for c in abbreviation.lower() if c.isalpha()]
+    text = words.lower()
+    at = len(text)
+    for n in range(len(letters) - 1, -1, -1):
+        at -= 1
+        while at >= 0 and not (text[at] == letters[n]
+                               and (n or at == 0 or not text[at - 1].isalnum())):
+            at -= 1
+        if at < 0:
+            return False
+    return bool(letters)
+
+
+def defines(text: str, abbreviation: str) -> bool:
+    """Whether `text` writes the abbreviation in brackets after the words it stands for, within
+    the same clause and at most its length plus five words before it."""
+    letters = sum(c.isalpha() for c in abbreviation)
+    for found in re.finditer(rf"\(\s*{re.escape(abbreviation)}s?\s*\)", text):
+        clause = re.split(r"[.;:()\[\]]\s", text[:found.start()])[-1]
+        if spells(abbreviation, " ".join(clause.split()[-(letters + 5):])):
+            return True
+    return False
+
+
+def defining_chunk(index: Bm25Index, abbreviation: str, ranked_docs: list[str],
+                   doc_ids: tuple[str, ...] = (), labels: tuple[str, ...] = ()) -> int | None:
+    """Position in `index` of the first chunk that defines the abbreviation, in the document
+    whose title names it (LoRA's, not QLoRA's, for "What is LoRA?"), else the one retrieval
+    ranked highest (`ranked_docs`, best first), else any; None where no chunk defines it."""
+    found = [i for i, _ in index.search(abbreviation, _CANDIDATES, doc_ids, labels)
+             if defines(index.texts[i], abbreviation)]
+    if not found:
+        return None
+
+    def order(i: int) -> tuple[bool, int, int]:
+        meta = index.metas[i]
+        titled = abbreviation.lower() in re.findall(r"\w+", meta.get("title", "").lower())
+        doc = meta["doc_id"]
+        return (not titled, ranked_docs.index(doc) if doc in ranked_docs else len(ranked_docs),
+                int(meta["chunk"]))
+
+    return min(found, key=order)
