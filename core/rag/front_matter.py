@@ -133,8 +133,7 @@ def _authors(paragraph: str) -> tuple[list[str], list[str], bool] | None:
         if people is None:
             return None
         affiliation = " ".join(words[at:])
-        if people:
-            names += people
+        names += people
         if affiliation:
             if len(people) == 1 or (not people and last_single and names):
                 names[-1] += f" ({affiliation})"
