@@ -55,6 +55,10 @@ ATTENTION = ("Noam Shazeer∗ Google Brain\n\nnoam@google.com\n\n\n\nAidan N. Go
              "of Toronto aidan@cs.toronto.edu")
 LORA = ("Edward Hu∗ Yelong Shen* Phillip Wallis Zeyuan Allen-Zhu Microsoft Corporation "
         "{edwardhu, yeshe}@microsoft.com (Version 2)")
+SC_LORA = ("SC-LoRA: Balancing Efficient Fine-tuning\nSubspace-Constrained LoRA\nMinrui Luo∗1,2, "
+           "Fuhang Kuang∗1, Yu Wang3, Tianxing He†1,2\n1Institute for Interdisciplinary "
+           "Information Sciences, Tsinghua University\n2Shanghai Qi Zhi Institute\n"
+           "{luomr22,kfh22}@mails.tsinghua.edu.cn")
 BERT = ("BERT: Pre-training of Deep Bidirectional Transformers\n\nJacob Devlin Ming-Wei Chang "
         "Kenton Lee Kristina Toutanova Google AI Language\n\n{jacobdevlin,kristout}@google.com")
 QLORA = ("QLORA: Efficient Finetuning of Quantized LLMs\n\nTim Dettmers∗ Artidoro Pagnoni∗ Ari "
@@ -81,6 +85,12 @@ def test_a_title_block_is_read_without_footnote_marks_and_addresses():
                               "Google AI Language")
     assert readable(QLORA).split("\n\n")[1:] == [
         "Tim Dettmers, Artidoro Pagnoni, Ari Holtzman, Luke Zettlemoyer", "University of Washington"]
+    # affiliation numbers, and a block that breaks lines but not paragraphs (a text file)
+    assert readable(SC_LORA) == (
+        "SC-LoRA: Balancing Efficient Fine-tuning\nSubspace-Constrained LoRA\n\n"
+        "Minrui Luo, Fuhang Kuang, Yu Wang, Tianxing He\n\n"
+        "Institute for Interdisciplinary Information Sciences, Tsinghua University\n"
+        "Shanghai Qi Zhi Institute")
     # what cannot be told apart is left as it was: names of an odd count with nothing between
     # them, a short title, an affiliation that ends in "University", a letter's lines
     for text in ("Anna Bell Carl Dahl Eve\n\nGoogle", "Generative Adversarial Nets",

@@ -37,15 +37,21 @@ _EMAIL = re.compile(r"\{[^{}]*\}@[\w.-]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 def readable(text: str) -> str:
     """A title block as the model reads it: the authors as a list with commas, each with their
-    own affiliation where the block gives one per author, without footnote marks and e-mail
-    addresses (the Retrieved-chunks panel still shows the text as it is). Lines that are not
-    lists of names (a title, an address, the abstract) keep their words."""
+    own affiliation where the block gives one per author, without footnote marks, affiliation
+    numbers and e-mail addresses (the Retrieved-chunks panel still shows the text as it is).
+    Lines that are not lists of names (a title, an address, the abstract) keep their words."""
     # a line that ends with a comma goes on in the next: the 0.5B read RAG's last line of
     # authors as all of them
-    paragraphs = re.split(r"\n\s*\n", re.sub(r",[ \t]*\n\s*", ", ", _EMAIL.sub("", text)))
-    out: list[str] = []
+    text = re.sub(r",[ \t]*\n\s*", ", ", _EMAIL.sub("", text))
+    out: list[str] = []  # paragraphs
+    lines: list[str] = []  # the lines of the paragraph being written
     names: list[str] = []  # the authors of the list being gathered
     shared: list[str] = []  # affiliations given for several of them at once
+
+    def end_paragraph() -> None:
+        if lines:
+            out.append("\n".join(lines))
+        lines.clear()
 
     def end_list() -> None:
         if names:
@@ -53,25 +59,30 @@ def readable(text: str) -> str:
         names.clear()
         shared.clear()
 
-    for paragraph in paragraphs:
-        authors = _authors(paragraph)
-        # A lone line of two capitalised words ("Luke Zettlemoyer", or a title such as "Deep
-        # Learning") is a name only where it carries on a list of names before it.
-        if authors and (names or authors[2]):
-            names.extend(authors[0])
-            shared.extend(authors[1])
-            continue
-        end_list()
-        if cleaned := _plain(paragraph):
-            out.append(cleaned)
+    for paragraph in re.split(r"\n\s*\n", text):
+        for line in paragraph.split("\n"):
+            authors = _authors(line)
+            # A lone line of two capitalised words ("Luke Zettlemoyer", or a title such as
+            # "Deep Learning") is a name only where it carries on a list of names before it.
+            if authors and (names or authors[2]):
+                end_paragraph()
+                names.extend(authors[0])
+                shared.extend(authors[1])
+                continue
+            end_list()
+            cleaned = _LEADING_NUMBER.sub("", _FOOTNOTE_MARK.sub("", line))
+            if cleaned := re.sub(r" +(?=,)", "", " ".join(cleaned.split())):
+                lines.append(cleaned)
+        end_paragraph()
     end_list()
     return "\n\n".join(out)
 
 
-def _plain(paragraph: str) -> str:
-    text = _FOOTNOTE_MARK.sub("", paragraph)
-    return "\n".join(re.sub(r" +(?=,)", "", " ".join(line.split()))
-                     for line in text.split("\n") if line.strip())
+# An affiliation's number after a name or its footnote mark, or before an affiliation: "Minrui
+# Luo∗1,2, Fuhang Kuang∗1" (the 0.5B gave the names with them), "2Shanghai Qi Zhi Institute".
+_LEADING_NUMBER = re.compile(r"^\d{1,2}(?=[A-Z][a-z])")
+_AFFILIATION_NUMBER = re.compile(r"(?<=[^\W\d_]|[∗†‡§¶*])\d{1,2}(?:,\d{1,2})*(?=,|\s|$)|"
+                                 + _LEADING_NUMBER.pattern)
 
 
 # Where a paper's list of names gives way to an affiliation ("… Kristina Toutanova Google AI
@@ -113,11 +124,12 @@ def _people(words: list[str], delimited: bool) -> list[str] | None:
     return people
 
 
-def _authors(paragraph: str) -> tuple[list[str], list[str], bool] | None:
-    """A paragraph that lists authors, as (names, each with its affiliation where it stands
+def _authors(line: str) -> tuple[list[str], list[str], bool] | None:
+    """A line that lists authors, as (names, each with its affiliation where it stands
     alone beside one; affiliations shared by several; whether anything set the names apart):
-    None for any other paragraph, which is left as it is."""
-    pieces = [p.strip() for p in re.split(r"[,;\n]|" + _FOOTNOTE_MARK.pattern, paragraph)]
+    None for any other line, which is left as it is."""
+    line = _AFFILIATION_NUMBER.sub("", line)
+    pieces = [p.strip() for p in re.split(r"[,;]|" + _FOOTNOTE_MARK.pattern, line)]
     pieces = [p for p in pieces if p]
     delimited = len(pieces) > 1
     names: list[str] = []
