@@ -40,6 +40,12 @@ def test_a_chunk_defines_an_abbreviation_by_the_words_in_its_clause_before_the_b
     assert defines(ABSTRACT, "NF4")
     assert not defines(TABLE, "LoRA") and not defines(TABLE, "FT")
     assert not defines(USES, "NF4")
+    # the other ways round: the words in brackets after it, or it at the end of the brackets
+    assert defines("we use NF4 (4-bit NormalFloat) for the weights", "NF4")
+    assert defines("The retriever (Dense Passage Retriever [26], henceforth DPR) provides", "DPR")
+    # a citation in brackets spells nothing
+    assert not defines("LoRA (Hu et al., 2021) and BERT (Devlin et al., 2019)", "LoRA")
+    assert not defines("BERT (Devlin et al., 2019)", "BERT")
     # the words must stand right before it, in the same clause
     assert not defines("Normal floats are common. Our (NF4) type", "NF4")
     assert not defines("Normal Float and many other words come before it here (NF4)", "NF4")

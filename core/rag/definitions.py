@@ -54,14 +54,22 @@ def spells(abbreviation: str, words: str) -> bool:
 
 
 def defines(text: str, abbreviation: str) -> bool:
-    """Whether `text` writes the abbreviation in brackets after the words it stands for, within
-    the same clause and at most its length plus five words before it."""
+    """Whether `text` spells the abbreviation out, in at most its length plus five words, in
+    one of the forms papers use: "4-bit NormalFloat (NF4)", the words before it in the same
+    clause; "NF4 (4-bit NormalFloat)"; "(Dense Passage Retriever [26], henceforth DPR)"."""
     letters = sum(c.isalpha() for c in abbreviation)
-    for found in re.finditer(rf"\(\s*{re.escape(abbreviation)}s?\s*\)", text):
-        clause = re.split(r"[.;:()\[\]]\s", text[:found.start()])[-1]
-        if spells(abbreviation, " ".join(clause.split()[-(letters + 5):])):
+    name = re.escape(abbreviation)
+
+    def spelled(words: str) -> bool:
+        return spells(abbreviation, " ".join(words.split()[-(letters + 5):]))
+
+    for found in re.finditer(rf"\(\s*{name}s?\s*\)", text):
+        if spelled(re.split(r"[.;:()\[\]]\s", text[:found.start()])[-1]):
             return True
-    return False
+    after = rf"\b{name}s?\s*\(([^()]{{3,80}})\)"
+    within = rf"\(([^()]{{3,80}}?),?\s+(?:henceforth|hereafter|or|i\.e\.,?)\s+{name}s?\)"
+    return any(len(found[1].split()) <= letters + 5 and spelled(found[1])
+               for pattern in (after, within) for found in re.finditer(pattern, text))
 
 
 def defining_chunk(index: Bm25Index, abbreviation: str, ranked_docs: list[str],
