@@ -119,7 +119,7 @@ def match_badge(hit: Hit, method: str) -> None:
     if hit.retriever == definitions.RETRIEVER:
         st.badge("where it is spelled out", color="violet",
                  help="Shown first because the question asks what an abbreviation stands for, "
-                      "and this passage writes it out before it in brackets "
+                      "and this passage spells it out beside it in brackets "
                       f"(similarity {hit.relevance:.0%}).")
         return
     st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],

@@ -166,16 +166,9 @@ def _openings(collection, settings: Settings, question: str, options: RetrievalO
     retrieved (core.rag.front_matter), each said to be there as an opening; one that
     retrieval found keeps its scores."""
     index = bm25_index(collection, settings.indexes_dir)
-    found = {h.chunk_id: h for h in hits}
-    openings = []
-    for i in front_matter.opening_chunks(index, question, [h.doc_id for h in hits],
-                                         options.doc_ids, options.k):
-        cid = index.ids[i]
-        opening = found.get(cid) or _hit(cid, ranked.get(cid) or {
-            "text": index.texts[i], "meta": index.metas[i]}, options.method)
-        opening.retriever = front_matter.RETRIEVER
-        openings.append(opening)
-    return openings
+    return [_placed(index, i, hits, ranked, options.method, front_matter.RETRIEVER)
+            for i in front_matter.opening_chunks(index, question, [h.doc_id for h in hits],
+                                                 options.doc_ids, options.k)]
 
 
 def _definition_first(collection, settings: Settings, abbreviation: str,
@@ -188,12 +181,19 @@ def _definition_first(collection, settings: Settings, abbreviation: str,
                                     options.doc_ids, options.labels)
     if at is None:
         return hits
-    cid = index.ids[at]
-    found = next((h for h in hits if h.chunk_id == cid), None)
-    first = found or _hit(cid, ranked.get(cid) or {"text": index.texts[at],
-                                                   "meta": index.metas[at]}, options.method)
-    first.retriever = definitions.RETRIEVER
+    first = _placed(index, at, hits, ranked, options.method, definitions.RETRIEVER)
     return [first, *(h for h in hits if h is not first)]
+
+
+def _placed(index, at: int, hits: list[Hit], ranked: dict[str, dict], method: Method,
+            retriever: str) -> Hit:
+    """The hit for chunk `at` of the keyword index, said to come from `retriever`: the one
+    retrieval returned, with its scores, else one made from the index."""
+    cid = index.ids[at]
+    hit = next((h for h in hits if h.chunk_id == cid), None) or _hit(
+        cid, ranked.get(cid) or {"text": index.texts[at], "meta": index.metas[at]}, method)
+    hit.retriever = retriever
+    return hit
 
 
 def _where(options: RetrievalOptions) -> dict | None:
