@@ -26,8 +26,9 @@ Measures: token F1 (SQuAD's normalisation, best over the gold answers) and gold-
 removed; share of non-refusal answers with a valid [n] (a passage the model was given);
 share of marked answers to answerable questions whose marks point at the answer ("[n] right":
 a marked passage overlaps the gold paragraph; the Studio's configurations); refusals on
-unanswerable questions; false refusals on answerable ones; seconds per answer; median time to
-first token. Prints a table and JSON.
+unanswerable questions; false refusals on answerable ones; answers to answerable questions
+that only say the question back ("restated", core.rag.restatement); seconds per answer; median
+time to first token. Prints a table and JSON.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from core.rag.citations import cited_ranks, is_refusal
 from core.rag.embeddings import get_embedder
 from core.rag.evaluate import f1, words
 from core.rag.llm import StreamStats, get_engine, timed
+from core.rag.restatement import restates
 from core.rag.retrieval import DEFAULT_K, DEFAULT_WINDOW, DEFAULT_WINDOW_TOKENS, RetrievalOptions, search
 from core.registry import Registry
 from core.settings import load_settings
@@ -162,6 +164,8 @@ def summarise(rows: list[dict]) -> dict:
         else None,
         "refused_unanswerable": share([r for r in unanswerable if r["refused"]], unanswerable),
         "false_refusals": share([r for r in answerable if r["refused"]], answerable),
+        "restates_question": share([r for r in answerable
+                                    if restates(r["question"], r["text"])], answerable),
         "seconds_per_answer": round(statistics.mean(r["seconds"] for r in rows), 2),
         "median_ttft_s": round(statistics.median(r["ttft_s"] or 0.0 for r in rows), 3),
         "median_ttft_model_asked_s": round(statistics.median(asked), 3) if asked else None,
@@ -258,16 +262,17 @@ def main() -> None:
 
 def print_table(results: dict, engine_name: str) -> None:
     header = (f"{'set':<8}{'configuration':<19}{'F1':>6}{'recall':>8}{'[n] ok':>8}"
-              f"{'[n] right':>10}{'refused':>9}{'false ref':>10}{'s/answer':>10}{'TTFT':>7}"
+              f"{'[n] right':>10}{'refused':>9}{'false ref':>10}{'restated':>10}{'s/answer':>10}"
+              f"{'TTFT':>7}"
               f"{'TTFT asked':>11}")
     print(f"\n{engine_name} (studio 1.5B: {LARGER_MODEL}, when installed)\n{header}")
     for name, configs in results.items():
         for config, r in configs.items():
             cells = [r["f1"], r["gold_recall"], r["valid_citation"], r.get("cites_the_answer"),
-                     r["refused_unanswerable"], r["false_refusals"]]
+                     r["refused_unanswerable"], r["false_refusals"], r.get("restates_question")]
             print(f"{name:<8}{config:<19}" + "".join(
                 f"{'-' if v is None else f'{v:.2f}':>{w}}"
-                for v, w in zip(cells, (6, 8, 8, 10, 9, 10)))
+                for v, w in zip(cells, (6, 8, 8, 10, 9, 10, 10)))
                 + f"{r['seconds_per_answer']:>10.1f}{r['median_ttft_s']:>7.2f}"
                 + f"{r['median_ttft_model_asked_s'] or 0:>11.2f}")
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.formats import rate
 from core.rag import store
-from core.rag.answers import MAX_QUESTION_CHARS, Answer, RagTurn, no_context_stream, to_markdown
+from core.rag.answers import MAX_QUESTION_CHARS, RESTATED_NOTE, Answer, RagTurn, no_context_stream, to_markdown
 from core.rag.conversations import (
     Conversation,
     ConversationError,
@@ -254,6 +254,8 @@ def show_answer(answer: Answer, number: int) -> None:
             alone.markdown(safe_markdown(answer.no_context))
         if answer.stopped:
             st.caption(":orange[Stopped before the end.]")
+        if answer.restates_question:
+            st.caption(f":orange[{RESTATED_NOTE}]")
         st.caption(citation_note(answer))
         citation_buttons(answer, number, page_source)
         if answer.dropped:

@@ -249,3 +249,21 @@ def test_another_conversation_opens_with_its_own_title_and_an_unticked_delete(ch
     at.text_input(key=f"conversation-title-{second.id}").set_value("Test sets")
     next(b for b in at.button if b.label == "Rename").click().run()
     assert not at.exception and chats.get(second.id).title == "Test sets"
+
+
+def test_an_answer_that_only_restates_the_question_is_flagged(chat_env):
+    chats = conversation_store(load_settings())
+    chat = chats.create("samples")
+    for question, text, restated in (
+            ("Which word embeddings are analysed?", "Word embeddings [1]", True),
+            ("What is overfitting?", "Fitting noise in the training set. [1]", False)):
+        chats.add_turn(chat.id, Turn(question, {"answer": text, "sources": [], "cited": [1],
+                                                "timings": {"retrieval_ms": 5},
+                                                "restates_question": restated}))
+    at = chat_page()
+    next(s for s in at.selectbox if s.label == "Conversation").set_value(chat.id).run()
+    assert not at.exception
+    notes = [c.value for c in at.caption if "only repeats the question" in c.value]
+    captions = [c.value for c in at.caption]
+    # one note, above the first answer's "Cites [1].": that answer's, not the second's
+    assert len(notes) == 1 and captions.index(notes[0]) < captions.index("Cites [1].")

@@ -31,11 +31,14 @@ from core.rag.prompting import (
     newest_that_fit,
     reword_messages,
 )
+from core.rag.restatement import restates
 from core.rag.retrieval import SCORE_MEANING, Method, RetrievalOptions, SearchResult, search
 from core.settings import Settings
 
 NOTHING_FOUND = ("No passage of this collection matched the question, so there is nothing to "
                  "answer from.")
+RESTATED_NOTE = ("This answer only repeats the question's words: the passages may not hold "
+                 "the answer.")
 # A question, not a document: longer text belongs in the collection, and would crowd the
 # passages out of the model's window.
 MAX_QUESTION_CHARS = 2000
@@ -60,6 +63,8 @@ class Answer:
     windows: dict[int, dict] = field(default_factory=dict)  # rank -> the text read around it
     # the standalone query a follow-up was rewritten into, acronyms spelled out (SearchResult)
     searched_for: str = ""
+    # The answer only says the question back (core.rag.restatement): shown with a warning
+    restates_question: bool = False
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -68,6 +73,7 @@ class Answer:
                 "refused": is_refusal(self.text), "timings": self.timings, "engine": self.engine,
                 "no_context": self.no_context, "windows": self.windows,
                 "searched_for": self.searched_for, "method": self.method,
+                "restates_question": self.restates_question,
                 "stopped": self.stopped, "used": self.used, "attributions": self.attributions}
 
     @classmethod
@@ -81,7 +87,7 @@ class Answer:
                    raw.get("answerable", True), raw.get("method", "hybrid"),
                    raw.get("no_context"),
                    {int(k): v for k, v in raw.get("windows", {}).items()},
-                   raw.get("searched_for", ""))
+                   raw.get("searched_for", ""), raw.get("restates_question", False))
 
 
 class RagTurn:
@@ -208,7 +214,9 @@ class RagTurn:
                       timings, self.engine.name, self.stop.is_set(), self.answerable,
                       self.search.method,
                       None if self.no_context is None else self.no_context.text.strip(),
-                      self.plan.windows, self.searched_for)
+                      self.plan.windows, self.searched_for,
+                      asked and self.rewording is None and not self.stop.is_set()
+                      and restates(self.question, text))
 
 
 def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,
@@ -227,6 +235,8 @@ def to_markdown(collection: str, answers: list[Answer]) -> str:
         lines += [f"## Q: {a.question}", "", a.text, ""]
         if not a.answerable:
             lines += ["*No passage bore on the question; the closest ones:*", ""]
+        if a.restates_question:
+            lines += [f"*{RESTATED_NOTE}*", ""]
         if a.no_context is not None:
             lines += ["*The same model without retrieval:*", "", a.no_context, ""]
         how = "inferred by similarity" if a.citations_inferred else "cited by the model"
