@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from core.rag.ingest import ingest_files
+from core.rag.restatement import restates
 from core.settings import PROJECT_ROOT, load_settings
 from tests.conftest import OUTPUT, shared
 from tests.servers import OUTSIDE, free_port, running
@@ -61,6 +62,8 @@ def test_the_openai_client_lists_models_and_gets_answers_with_sources(client, st
     assert {"rank", "document", "page", "start", "end", "score", "cited", "text"} <= set(sources[0])
     assert all(0 <= s["start"] < s["end"] and 0 < s["score"] <= 1 for s in sources)
     assert any("freeze" in s["text"].lower() for s in sources)
+    content = done.choices[0].message.content
+    assert done.model_extra["restates_question"] is restates(QUESTION, content)
 
     chunks = list(client.chat.completions.create(**ask(), stream=True,
                                                  stream_options={"include_usage": True}))
@@ -68,6 +71,7 @@ def test_the_openai_client_lists_models_and_gets_answers_with_sources(client, st
     assert len(chunks) > 3 and text.strip() == done.choices[0].message.content
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
     assert chunks[-1].model_extra["sources"] == sources  # same question, same greedy answer
+    assert chunks[-1].model_extra["restates_question"] is done.model_extra["restates_question"]
     assert chunks[-1].usage.completion_tokens == done.usage.completion_tokens
 
     # A question that stands alone is answered without the earlier turns (a follow-up reads
@@ -79,6 +83,7 @@ def test_the_openai_client_lists_models_and_gets_answers_with_sources(client, st
     plain = client.chat.completions.create(model=studio["chat_model"], max_tokens=5,
                                            messages=[{"role": "user", "content": "Hello"}])
     assert plain.choices[0].message.content and "sources" not in plain.model_extra
+    assert "restates_question" not in plain.model_extra
 
 
 def test_a_wrong_key_and_an_unknown_collection(studio):

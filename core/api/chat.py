@@ -96,16 +96,16 @@ class Ask:
 
     def finish(self) -> dict:
         """The answer's text, why it ended, its token counts and (for a collection) sources."""
-        sources = None
+        sources, restated = None, None
         if self.turn is not None:
             answer = self.turn.result()
-            text = answer.text
+            text, restated = answer.text, answer.restates_question
             sources = [source(h, answer.cited) for h in answer.sources]
         else:
             text = self.stats.text.strip()
         completion = self.engine.count_tokens(text) if text else 0
         prompt = sum(self.engine.count_tokens(m["content"]) for m in self.messages)
-        return {"text": text, "sources": sources,
+        return {"text": text, "sources": sources, "restates_question": restated,
                 "finish_reason": "length" if completion >= self.max_tokens else "stop",
                 "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                           "total_tokens": prompt + completion}}
@@ -133,7 +133,8 @@ class Reply:
 
     def last_event(self, ask: Ask) -> str:
         done = ask.finish()
-        extra = {} if done["sources"] is None else {"sources": done["sources"]}
+        extra = {} if done["sources"] is None else {
+            "sources": done["sources"], "restates_question": done["restates_question"]}
         if self.include_usage:
             extra["usage"] = done["usage"]
         return self.event({}, done["finish_reason"], **extra)
@@ -146,6 +147,7 @@ class Reply:
                 "usage": done["usage"]}
         if done["sources"] is not None:
             body["sources"] = done["sources"]
+            body["restates_question"] = done["restates_question"]
         return body
 
     def error_event(self, exc: Exception) -> str:
