@@ -1,6 +1,6 @@
 """Retrieval-augmented answers: one question's retrieval, prompt (core.rag.prompting) and
 streamed answer with its passage marks (core.rag.citations). A question that the retrieved
-chunks do not bear on (core.rag.relevance) is answered "The documents do not say." without
+chunks do not bear on (core.rag.answerability) is answered "The documents do not say." without
 asking the model, which would otherwise make an answer up."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from core.errors import InputError
-from core.rag import followup, relevance, store
+from core.rag import answerability, followup, store
 from core.rag.citations import (
     REFUSAL,
     cited_ranks,
@@ -20,6 +20,7 @@ from core.rag.citations import (
     stream_marked,
     with_marks,
 )
+from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.prompting import (
@@ -153,7 +154,10 @@ class RagTurn:
             asked = [m for m in earlier if m["role"] == "user"]
             self.plan.messages[:0] = newest_that_fit(asked, engine, room)
         self.answerable = (self.rewording is not None or self.search.openings
-                           or relevance.answerable([h.relevance for h in self.search.hits]))
+                           or answerability.answerable(
+                               query_embedder(settings, store.built_with(chroma, collection)
+                                              or settings.embedding_model),
+                               self.searched_for or question, self.search.hits))
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
         self._finished = False

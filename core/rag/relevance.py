@@ -52,7 +52,9 @@ PARTIAL = 0.1
 # 0.10: 19% and 9%). SQuAD's unanswerable questions are written against the very passage they
 # are not answered by, so retrieval evidence cannot tell them apart; this threshold catches
 # questions about what the collection does not cover (an off-topic question scores under
-# 0.01), and the model's own "The documents do not say" does the rest.
+# 0.01), and the model's own "The documents do not say" does the rest. Coverage here counts
+# words as spelled, so a question in other words than its document's is given a second look
+# before it is refused (core.rag.answerability).
 ANSWERABLE_MIN = 0.05
 
 # Candidates rated again from their best sentence (the first estimate's top ones). Among the

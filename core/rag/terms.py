@@ -44,10 +44,16 @@ def tokenize(texts: list[str]):
 
 def question_terms(question: str) -> set[str]:
     """The question's words that are not stop words, as stems (as BM25 matches them)."""
+    return set(content_words(question))
+
+
+def content_words(text: str) -> dict[str, str]:
+    """The text's words that are not stop words, by stem: stem -> the word as written (lower
+    case; the last one written of those with that stem)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     stem = _stemmer().stemWord
-    return {stem(w.lower()) for w in _words(question)
+    return {stem(w.lower()): w.lower() for w in _words(text)
             if len(w) >= 3 and w.lower() not in ENGLISH_STOP_WORDS}
 
 

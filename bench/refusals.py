@@ -1,0 +1,96 @@
+"""Refusals without asking the model (issue 13, item 4): how often each set's questions are
+refused by the calibrated relevance alone (core.rag.relevance.answerable) and with the second
+look that reads question words by meaning (core.rag.answerability.answerable), at the default
+k.
+
+Sets:
+- plain: questions in people's words over the two Square One forms of ../shared/data/documents
+  (PLAIN, answered by the forms; the last 14 were written down before any was run), and
+  questions the forms do not cover (OFF_TOPIC);
+- SQuAD 2.0's first dev article and the QASPER sample (bench/qa.py), each its own collection:
+  answerable and unanswerable questions, and each set's questions asked of the other's
+  documents (same genre, off-topic).
+
+The bar: refuse what the documents do not cover, and at most 15% of what they answer (issue
+13's false-refusal bound). Prints a table and JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-refusals-")
+
+from bench.qa import QA, qasper_set, squad_set, store_documents
+from core.rag import answerability, relevance, store
+from core.rag.embeddings import get_embedder, query_embedder
+from core.rag.ingest import ingest_files
+from core.rag.retrieval import search
+from core.settings import load_settings
+
+FORMS = ("square-one_offer-letter.docx", "square-one_statement-of-work.docx")
+PLAIN = (
+    "What is the salary?", "Who are the two parties?", "Who are the parties?",
+    "How much is the bonus?", "When does the job start?", "Who is the supervisor?",
+    "What is the hourly rate?", "How much does the contractor charge?", "Where is the office?",
+    "What is the job title?", "How many shares are offered?", "When must the offer be accepted?",
+    # written down before any was run
+    "What work will the contractor do?", "How much is the contractor paid?",
+    "How often is the client invoiced?", "How will payment be made?",
+    "Can the contractor hire subcontractors?", "Who is the client?", "When does the work begin?",
+    "How many hours of work are covered?", "Who is being hired?",
+    "What company is making the offer?", "Is the position full time?",
+    "Who should questions be sent to?", "What stock options come with the job?",
+    "What is the deadline to sign?",
+)
+OFF_TOPIC = (
+    "What is the capital of France?", "Who won the 2018 World Cup?", "How do I bake bread?",
+    "What is the boiling point of water?", "Who wrote Hamlet?", "How does photosynthesis work?",
+    "What is the best programming language?", "How tall is Mount Everest?",
+    "What is the weather tomorrow?", "How do vaccines work?", "Who painted the Mona Lisa?",
+    "What is the speed of light?", "How do I change a tire?", "What is the population of Tokyo?",
+)
+
+
+def refused(settings, embedder, collection: str, questions) -> dict:
+    first = second = 0
+    for question in questions:
+        hits = search(settings, collection, question).hits
+        first += not relevance.answerable([h.relevance for h in hits])
+        second += not answerability.answerable(embedder, question, hits)
+    return {"questions": len(questions), "relevance_alone": first, "with_meaning": second}
+
+
+def main() -> None:
+    settings = load_settings()
+    embedder = query_embedder(settings, settings.embedding_model)
+    forms = ingest_files(settings, [QA.parent / "documents" / name for name in FORMS], "forms")
+    assert all(r.status == "ok" for r in forms), forms
+    rows = {"plain, answered by the forms": refused(settings, embedder, "forms", PLAIN),
+            "plain, off-topic": refused(settings, embedder, "forms", OFF_TOPIC)}
+    sets = {qa.name: qa for qa in (squad_set(), qasper_set())}
+    chroma = store.client(settings)
+    for qa in sets.values():
+        store_documents(chroma, get_embedder(settings), qa.name, qa.documents)
+    answerable = [(qa.name, q.text) for qa in sets.values() for _, q in qa.questions
+                  if q.answerable]
+    unanswerable = [(qa.name, q.text) for qa in sets.values() for _, q in qa.questions
+                    if not q.answerable]
+    crossed = [(other, q.text) for qa in sets.values() for _, q in qa.questions
+               for other in sets if other != qa.name]
+    for name, pairs in (("SQuAD + QASPER answerable", answerable),
+                        ("SQuAD + QASPER unanswerable", unanswerable),
+                        ("asked of the other set", crossed)):
+        counts = [refused(settings, embedder, collection, [q]) for collection, q in pairs]
+        rows[name] = {key: sum(c[key] for c in counts) for key in counts[0]}
+    print(f"\n{'questions':<32}{'n':>5}{'refused: relevance alone':>26}{'with meaning':>14}")
+    for name, r in rows.items():
+        print(f"{name:<32}{r['questions']:>5}{r['relevance_alone']:>26}{r['with_meaning']:>14}")
+    print(json.dumps({"similar_word_min": answerability.SIMILAR_WORD_MIN,
+                      "answerable_min": relevance.ANSWERABLE_MIN, "refused": rows}))
+
+
+if __name__ == "__main__":
+    main()

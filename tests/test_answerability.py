@@ -1,0 +1,48 @@
+"""The refusal check over real documents in people's words: the shared Square One forms, the real
+MiniLM, real Tika extraction and Chroma."""
+
+import pytest
+
+from core.rag import answerability, relevance
+from core.rag.embeddings import query_embedder
+from core.rag.ingest import ingest_files
+from core.rag.retrieval import search
+from core.settings import load_settings
+from tests.conftest import shared
+
+
+@pytest.fixture(scope="module")
+def forms(tmp_path_factory):
+    settings = load_settings(env={"STUDIO_DATA_DIR": str(tmp_path_factory.mktemp("data"))})
+    results = ingest_files(settings, [shared("documents", "square-one_offer-letter.docx"),
+                                      shared("documents", "square-one_statement-of-work.docx")],
+                           "forms")
+    assert [r.status for r in results] == ["ok", "ok"]
+    return settings, query_embedder(settings, settings.embedding_model)
+
+
+@pytest.mark.parametrize("question", ["What is the salary?", "What is the job title?",
+                                      "How often is the client invoiced?"])
+def test_a_question_in_other_words_than_the_documents_is_not_refused(forms, question):
+    """The letter says "Pay", "Position" and "Billing {monthly …}": spelled, the question's
+    words are not there and the first test alone refused each question."""
+    settings, embedder = forms
+    hits = search(settings, "forms", question).hits
+    assert not relevance.answerable([h.relevance for h in hits])
+    assert answerability.answerable(embedder, question, hits)
+
+
+@pytest.mark.parametrize("question", ["What is the capital of France?", "How do I bake bread?",
+                                      "What is the population of Tokyo?",
+                                      "What is the best programming language?"])
+def test_a_question_the_documents_do_not_cover_is_still_refused(forms, question):
+    settings, embedder = forms
+    assert not answerability.answerable(embedder, question, search(settings, "forms",
+                                                                   question).hits)
+
+
+def test_a_word_is_matched_by_meaning_only_past_the_bar(forms):
+    _, embedder = forms
+    assert answerability._has_similar(embedder, "paid", ["pay", "supervisor"])
+    assert not answerability._has_similar(embedder, "bread", ["company", "signature"])
+    assert not answerability._has_similar(embedder, "salary", [])
