@@ -25,7 +25,7 @@ os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-refusals-")
 
 from bench.qa import QA, qasper_set, squad_set, store_documents
 from core.rag import answerability, relevance, store
-from core.rag.embeddings import get_embedder, query_embedder
+from core.rag.embeddings import get_embedder
 from core.rag.ingest import ingest_files
 from core.rag.retrieval import search
 from core.settings import load_settings
@@ -54,37 +54,32 @@ OFF_TOPIC = (
 )
 
 
-def refused(settings, embedder, collection: str, questions) -> dict:
+def refused(settings, pairs: list[tuple[str, str]]) -> dict:
+    """How many of the (collection, question) pairs each test refuses."""
     first = second = 0
-    for question in questions:
-        hits = search(settings, collection, question).hits
-        first += not relevance.answerable([h.relevance for h in hits])
-        second += not answerability.answerable(embedder, question, hits)
-    return {"questions": len(questions), "relevance_alone": first, "with_meaning": second}
+    for collection, question in pairs:
+        result = search(settings, collection, question)
+        first += not relevance.answerable([h.relevance for h in result.hits])
+        second += not answerability.answerable(settings, result, question)
+    return {"questions": len(pairs), "relevance_alone": first, "with_meaning": second}
 
 
 def main() -> None:
     settings = load_settings()
-    embedder = query_embedder(settings, settings.embedding_model)
     forms = ingest_files(settings, [QA.parent / "documents" / name for name in FORMS], "forms")
     assert all(r.status == "ok" for r in forms), forms
-    rows = {"plain, answered by the forms": refused(settings, embedder, "forms", PLAIN),
-            "plain, off-topic": refused(settings, embedder, "forms", OFF_TOPIC)}
     sets = {qa.name: qa for qa in (squad_set(), qasper_set())}
     chroma = store.client(settings)
     for qa in sets.values():
         store_documents(chroma, get_embedder(settings), qa.name, qa.documents)
-    answerable = [(qa.name, q.text) for qa in sets.values() for _, q in qa.questions
-                  if q.answerable]
-    unanswerable = [(qa.name, q.text) for qa in sets.values() for _, q in qa.questions
-                    if not q.answerable]
-    crossed = [(other, q.text) for qa in sets.values() for _, q in qa.questions
-               for other in sets if other != qa.name]
-    for name, pairs in (("SQuAD + QASPER answerable", answerable),
-                        ("SQuAD + QASPER unanswerable", unanswerable),
-                        ("asked of the other set", crossed)):
-        counts = [refused(settings, embedder, collection, [q]) for collection, q in pairs]
-        rows[name] = {key: sum(c[key] for c in counts) for key in counts[0]}
+    asked = [(qa.name, q) for qa in sets.values() for _, q in qa.questions]
+    rows = {name: refused(settings, pairs) for name, pairs in (
+        ("plain, answered by the forms", [("forms", q) for q in PLAIN]),
+        ("plain, off-topic", [("forms", q) for q in OFF_TOPIC]),
+        ("SQuAD + QASPER answerable", [(c, q.text) for c, q in asked if q.answerable]),
+        ("SQuAD + QASPER unanswerable", [(c, q.text) for c, q in asked if not q.answerable]),
+        ("asked of the other set", [(other, q.text) for c, q in asked
+                                    for other in sets if other != c]))}
     print(f"\n{'questions':<32}{'n':>5}{'refused: relevance alone':>26}{'with meaning':>14}")
     for name, r in rows.items():
         print(f"{name:<32}{r['questions']:>5}{r['relevance_alone']:>26}{r['with_meaning']:>14}")

@@ -24,31 +24,36 @@ import numpy as np
 
 from core.rag import relevance
 from core.rag.chunking import contextual_text
-from core.rag.hits import Hit
+from core.rag.embeddings import query_embedder
 from core.rag.rating import sentence_vectors
+from core.rag.retrieval import SearchResult
 from core.rag.terms import content_words
+from core.settings import Settings
 
 # At 0.5 "programming" counted as covered over the forms (0.51) for an off-topic question;
-# 0.6 missed "salary" ~ "Compensation" (0.598). Pairs seen: salary-compensation 0.60, charge-fees 0.60, paid-pay
-# 0.81, wage-pay 0.73; unrelated: parties-signature 0.16, bread-company 0.32,
-# capital-france 0.30.
+# 0.6 missed "salary" ~ "Compensation" (0.598). Pairs seen: salary-compensation 0.60,
+# charge-fees 0.60, paid-pay 0.81, wage-pay 0.73; unrelated: parties-signature 0.16,
+# bread-company 0.32, capital-france 0.30.
 SIMILAR_WORD_MIN = 0.55
 
 
-def answerable(embedder, question: str, hits: list[Hit]) -> bool:
-    """Whether any hit is relevant enough to answer from, its question-word coverage read by
-    meaning where spelling alone finds it too weak."""
-    if relevance.answerable([h.relevance for h in hits]):
+def answerable(settings: Settings, result: SearchResult, question: str) -> bool:
+    """Whether any hit of `result` is relevant enough to answer `question` from, its
+    question-word coverage read by meaning where spelling alone finds it too weak (only then is
+    the embedding model asked for)."""
+    if relevance.answerable([h.relevance for h in result.hits]):
         return True
     asked = content_words(question)
     if not asked:
         return False
-    for hit in hits:
+    embedder = query_embedder(settings, result.embedding_model or None)
+    for hit in result.hits:
         found = {stem: word for stem, word in
                  content_words(contextual_text(hit.title, hit.section, hit.text)).items()
                  if not word.isdigit()}
-        covered = sum(stem in found or _has_similar(embedder, word, list(found.values()))
-                      for stem, word in asked.items()) / len(asked)
+        unspelled = [word for stem, word in asked.items() if stem not in found]
+        covered = (len(asked) - len(unspelled)
+                   + similar_count(embedder, unspelled, list(found.values()))) / len(asked)
         estimate = (relevance.relevance(hit.cosine or 0.0, covered) if hit.sentence_cosine is None
                     else relevance.sentence_relevance(hit.sentence_cosine, covered))
         if estimate >= relevance.ANSWERABLE_MIN:
@@ -56,9 +61,11 @@ def answerable(embedder, question: str, hits: list[Hit]) -> bool:
     return False
 
 
-def _has_similar(embedder, word: str, words: list[str]) -> bool:
-    if not words:
-        return False
+def similar_count(embedder, words: list[str], others: list[str]) -> int:
+    """How many of `words` have a word of like meaning among `others`."""
+    if not words or not others:
+        return 0
     # Single words embed as one-sentence texts, and share rating's cache of sentence vectors
-    vectors = np.concatenate(sentence_vectors(embedder, [word, *words]))
-    return float((vectors[1:] @ vectors[0]).max()) >= SIMILAR_WORD_MIN
+    vectors = np.concatenate(sentence_vectors(embedder, [*words, *others]))
+    cosines = vectors[:len(words)] @ vectors[len(words):].T
+    return int((cosines.max(axis=1) >= SIMILAR_WORD_MIN).sum())

@@ -20,7 +20,6 @@ from core.rag.citations import (
     stream_marked,
     with_marks,
 )
-from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.prompting import (
@@ -154,10 +153,8 @@ class RagTurn:
             asked = [m for m in earlier if m["role"] == "user"]
             self.plan.messages[:0] = newest_that_fit(asked, engine, room)
         self.answerable = (self.rewording is not None or self.search.openings
-                           or answerability.answerable(
-                               query_embedder(settings, store.built_with(chroma, collection)
-                                              or settings.embedding_model),
-                               self.searched_for or question, self.search.hits))
+                           or answerability.answerable(settings, self.search,
+                                                       self.searched_for or question))
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
         self._finished = False

@@ -88,6 +88,7 @@ class SearchResult:
     # (core.rag.front_matter): they answer however weakly they match it
     openings: bool = False
     query: str = ""  # what was searched for: the question, its acronyms spelled out
+    embedding_model: str = ""  # the one the collection was built with ("": the default)
 
 
 def search(settings: Settings, collection_name: str, question: str,
@@ -157,7 +158,7 @@ def search(settings: Settings, collection_name: str, question: str,
     if not options.rerank:
         rate(collection, embedder, query_vector, question, hits)
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
-                        time.perf_counter() - started, bool(openings), question)
+                        time.perf_counter() - started, bool(openings), question, built_with)
 
 
 def _openings(collection, settings: Settings, question: str, options: RetrievalOptions,
