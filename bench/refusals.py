@@ -1,7 +1,7 @@
 """Refusals without asking the model (issue 13, item 4): how often each set's questions are
-refused by the calibrated relevance alone (core.rag.relevance.answerable) and with the second
-look that reads question words by meaning (core.rag.answerability.answerable), at the default
-k.
+refused by the calibrated relevance of the question's words as spelled, and as the Studio
+refuses them, with the second look that reads question words by meaning
+(core.rag.rating.rate_by_meaning), at the default k.
 
 Sets:
 - plain: questions in people's words over the two Square One forms of ../shared/data/documents
@@ -24,7 +24,7 @@ import tempfile
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-refusals-")
 
 from bench.qa import QA, qasper_set, squad_set, store_documents
-from core.rag import answerability, relevance, store
+from core.rag import rating, relevance, store
 from core.rag.embeddings import get_embedder
 from core.rag.ingest import ingest_files
 from core.rag.retrieval import search
@@ -58,9 +58,9 @@ def refused(settings, pairs: list[tuple[str, str]]) -> dict:
     """How many of the (collection, question) pairs each test refuses."""
     first = second = 0
     for collection, question in pairs:
-        result = search(settings, collection, question)
-        first += not relevance.answerable([h.relevance for h in result.hits])
-        second += not answerability.answerable(settings, result, question)
+        hits = search(settings, collection, question).hits
+        first += not relevance.answerable([rating.estimate(h, h.coverage) for h in hits])
+        second += not relevance.answerable([h.relevance for h in hits])
     return {"questions": len(pairs), "relevance_alone": first, "with_meaning": second}
 
 
@@ -83,7 +83,7 @@ def main() -> None:
     print(f"\n{'questions':<32}{'n':>5}{'refused: relevance alone':>26}{'with meaning':>14}")
     for name, r in rows.items():
         print(f"{name:<32}{r['questions']:>5}{r['relevance_alone']:>26}{r['with_meaning']:>14}")
-    print(json.dumps({"similar_word_min": answerability.SIMILAR_WORD_MIN,
+    print(json.dumps({"similar_word_min": rating.SIMILAR_WORD_MIN,
                       "answerable_min": relevance.ANSWERABLE_MIN, "refused": rows}))
 
 

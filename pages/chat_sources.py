@@ -125,9 +125,17 @@ def match_badge(hit: Hit, method: str) -> None:
     st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],
              help=f"About {hit.relevance:.0%} likely to hold the answer (calibrated on question-"
                   f"answering data from the dense similarity of the chunk, or of its best "
-                  f"sentence for the leading candidates, and the question words it contains). "
-                  f"{method.capitalize()} score {hit.score:.2f}: "
+                  f"sentence for the leading candidates, and the question words it contains"
+                  f"{similar_words(hit)}). {method.capitalize()} score {hit.score:.2f}: "
                   f"{SCORE_MEANING[method]}.")
+
+
+def similar_words(hit: Hit) -> str:
+    """The question words that the chunk has only in other words, as the tooltip names them."""
+    if not hit.similar_words:
+        return ""
+    pairs = ", ".join(f"“{theirs}” for “{asked}”" for asked, theirs in hit.similar_words.items())
+    return f", counting words of like meaning: {pairs}"
 
 
 def show_sources(hits, question: str, cited: list[int], inferred: bool,

@@ -11,6 +11,7 @@ from core.rag.ingest import ingest_files
 from core.rag.retrieval import DEFAULT_K
 from core.samples import SAMPLE_PAPER
 from core.settings import PROJECT_ROOT, load_settings
+from tests.conftest import shared
 from tests.tiny import tiny_causal_lm
 
 pytestmark = pytest.mark.slow
@@ -267,3 +268,21 @@ def test_an_answer_that_only_restates_the_question_is_flagged(chat_env):
     captions = [c.value for c in at.caption]
     # one note, above the first answer's "Cites [1].": that answer's, not the second's
     assert len(notes) == 1 and captions.index(notes[0]) < captions.index("Cites [1].")
+
+
+def test_a_match_found_by_meaning_names_the_words_in_its_tooltip(studio_env, tmp_path,
+                                                                 monkeypatch):
+    """The offer letter says "Compensation … Pay {$123,456 per year}": spelled, "salary" is in
+    no chunk and every hit was a weak match; read by meaning, the first is a strong one, and
+    its tooltip says which word stood for which."""
+    monkeypatch.setenv("STUDIO_CHAT_MODEL", str(tiny_causal_lm(tmp_path / "tiny-chat")))
+    [result] = ingest_files(load_settings(), [shared("documents", "square-one_offer-letter.docx")],
+                            "letter")
+    assert result.status == "ok"
+    at = chat_page()
+    at.chat_input(key="question").set_value("What is the salary?").run()
+    assert not at.exception
+    assert not any(m.value == "The documents do not say." for m in at.markdown)
+    [first, *_] = [m for m in at.markdown if "match]" in m.value]
+    assert ":green-badge[strong match]" in first.value
+    assert "“compensation” for “salary”" in first.proto.help, first.proto.help

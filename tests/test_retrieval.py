@@ -106,7 +106,7 @@ def test_cli_search_json(papers):
     assert len(rows) == 3
     assert set(rows[0]) == {"rank", "score", "doc", "page", "chunk_id", "text", "retriever",
                             "doc_id", "chunk", "start", "end", "title", "section", "cosine",
-                            "coverage", "sentence_cosine", "best_sentence", "relevance",
+                            "coverage", "sentence_cosine", "best_sentence", "relevance", "similar_words",
                             "match"}
 
 

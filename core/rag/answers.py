@@ -1,7 +1,8 @@
 """Retrieval-augmented answers: one question's retrieval, prompt (core.rag.prompting) and
 streamed answer with its passage marks (core.rag.citations). A question that the retrieved
-chunks do not bear on (core.rag.answerability) is answered "The documents do not say." without
-asking the model, which would otherwise make an answer up."""
+chunks do not bear on (core.rag.relevance.answerable, after core.rag.rating.rate_by_meaning)
+is answered "The documents do not say." without asking the model, which would otherwise make an
+answer up."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from core.errors import InputError
-from core.rag import answerability, followup, store
+from core.rag import followup, relevance, store
 from core.rag.citations import (
     REFUSAL,
     cited_ranks,
@@ -153,8 +154,7 @@ class RagTurn:
             asked = [m for m in earlier if m["role"] == "user"]
             self.plan.messages[:0] = newest_that_fit(asked, engine, room)
         self.answerable = (self.rewording is not None or self.search.openings
-                           or answerability.answerable(settings, self.search,
-                                                       self.searched_for or question))
+                           or relevance.answerable([h.relevance for h in self.search.hits]))
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
         self._finished = False

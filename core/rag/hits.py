@@ -30,6 +30,10 @@ class Hit:
     sentence_cosine: float | None = None  # its best sentence's (rated again: the top ones only)
     best_sentence: tuple[int, int] | None = None  # that sentence's character span in `text`
     relevance: float = 0.0  # P(chunk holds the answer), see core.rag.relevance
+    # Question words counted as found through a chunk word of like meaning (question word ->
+    # chunk word): only where no hit matched the question's own words well enough to answer
+    # from (core.rag.rating.rate_by_meaning)
+    similar_words: dict[str, str] = field(default_factory=dict)
     details: dict = field(default_factory=dict)  # each retriever's own rank and score
 
     @property

@@ -1,5 +1,7 @@
 """Rating retrieved chunks on the one relevance scale of core.rag.relevance: every hit from
-its cosine and question-word coverage, the leading ones again from their best sentence."""
+its cosine and question-word coverage, the leading ones again from their best sentence, and,
+where no hit passes the bar for answering, the hits again with words of like meaning counted
+(`rate_by_meaning`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,13 @@ from core.rag import relevance
 from core.rag.chunking import contextual_text, sentence_spans
 from core.rag.hits import Hit
 from core.rag.layout import is_heading
-from core.rag.terms import coverage, question_terms
+from core.rag.terms import content_words, coverage, question_terms
+
+# At 0.5 "programming" counted as covered over the Square One forms (0.51) for an off-topic
+# question; 0.6 missed "salary" ~ "Compensation" (0.598). Pairs seen: salary-compensation 0.60,
+# charge-fees 0.60, paid-pay 0.81, wage-pay 0.73; unrelated: parties-signature 0.16,
+# bread-company 0.32, capital-france 0.30.
+SIMILAR_WORD_MIN = 0.55
 
 # Sentence vectors of recently rated chunks, by (model, chunk text): questions about one
 # collection keep meeting the same chunks, and embedding them is most of a search's time
@@ -43,7 +51,52 @@ def rate(collection, embedder, query_vector: np.ndarray, question: str,
         cosines = rows @ query_vector
         hit.best_sentence = without_heading(hit.text, sentences(hit.text)[int(cosines.argmax())])
         hit.sentence_cosine = round(max(0.0, float(cosines.max())), 4)
-        hit.relevance = round(relevance.sentence_relevance(hit.sentence_cosine, hit.coverage), 4)
+        hit.relevance = estimate(hit, hit.coverage)
+
+
+def estimate(hit: Hit, covered: float) -> float:
+    """The hit's relevance with `covered` as its question-word coverage: from its best
+    sentence's cosine where it was rated from it, else from the chunk's."""
+    return round(relevance.relevance(hit.cosine, covered) if hit.sentence_cosine is None
+                 else relevance.sentence_relevance(hit.sentence_cosine, covered), 4)
+
+
+def rate_by_meaning(embedder, question: str, hits: list[Hit]) -> None:
+    """The hits rated again with a question word also counted as found where the chunk has a
+    word of like meaning (cosine of the two words' embeddings at least SIMILAR_WORD_MIN), each
+    such pair kept in `similar_words`.
+
+    For a question that no hit matches well enough to answer from (core.rag.relevance.
+    ANSWERABLE_MIN), and only for it, since it means embedding the chunks' words. The relevance
+    was fitted on SQuAD and QASPER, whose questions were written with the passage in view and
+    reuse its words; people ask in their own: over the two Square One forms, "What is the
+    salary?" was refused though the top chunk reads "Pay {$123,456 per year}" and
+    "Compensation", and so were 10 of 26 plain questions in all. Measured with the default
+    MiniLM, k=3 (bench/refusals.py, bench/README.md, session 25): refused plain questions over
+    the forms 10 of 26 -> 3 (of them, 14 written down before any was run: 4 -> 1); off-topic
+    questions over them 14 of 14 -> 14; answerable SQuAD + QASPER questions 1 of 141 -> 0;
+    each set's questions asked of the other set's documents 253 of 259 -> 243; SQuAD and
+    QASPER's unanswerable questions, written against the passages that do not answer them,
+    12 of 118 -> 4."""
+    asked = content_words(question)
+    for hit in hits:
+        found = content_words(contextual_text(hit.title, hit.section, hit.text))
+        unspelled = [word for stem, word in asked.items() if stem not in found]
+        hit.similar_words = similar_words(embedder, unspelled,
+                                          [w for w in found.values() if not w.isdigit()])
+        if hit.similar_words:
+            hit.relevance = estimate(hit, hit.coverage + len(hit.similar_words) / len(asked))
+
+
+def similar_words(embedder, words: list[str], others: list[str]) -> dict[str, str]:
+    """Each of `words` that has a word of like meaning among `others`, with the closest one."""
+    if not words or not others:
+        return {}
+    # Single words embed as one-sentence texts, and share the cache of sentence vectors
+    vectors = np.concatenate(sentence_vectors(embedder, [*words, *others]))
+    cosines = vectors[:len(words)] @ vectors[len(words):].T
+    return {word: others[int(row.argmax())] for word, row in zip(words, cosines)
+            if row.max() >= SIMILAR_WORD_MIN}
 
 
 def sentences(text: str) -> list[tuple[int, int]]:

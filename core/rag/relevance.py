@@ -54,7 +54,7 @@ PARTIAL = 0.1
 # questions about what the collection does not cover (an off-topic question scores under
 # 0.01), and the model's own "The documents do not say" does the rest. Coverage here counts
 # words as spelled, so a question in other words than its document's is given a second look
-# before it is refused (core.rag.answerability).
+# before it is refused (core.rag.rating.rate_by_meaning).
 ANSWERABLE_MIN = 0.05
 
 # Candidates rated again from their best sentence (the first estimate's top ones). Among the

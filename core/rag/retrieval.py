@@ -15,11 +15,11 @@ from typing import Literal
 import numpy as np
 
 from core.errors import InputError
-from core.rag import acronyms, definitions, front_matter, store
+from core.rag import acronyms, definitions, front_matter, relevance, store
 from core.rag.bm25 import bm25_index
 from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
-from core.rag.rating import rate
+from core.rag.rating import rate, rate_by_meaning
 from core.settings import Settings
 
 Method = Literal["dense", "bm25", "hybrid"]
@@ -88,7 +88,6 @@ class SearchResult:
     # (core.rag.front_matter): they answer however weakly they match it
     openings: bool = False
     query: str = ""  # what was searched for: the question, its acronyms spelled out
-    embedding_model: str = ""  # the one the collection was built with ("": the default)
 
 
 def search(settings: Settings, collection_name: str, question: str,
@@ -153,12 +152,18 @@ def search(settings: Settings, collection_name: str, question: str,
                  [h for h in openings if h.chunk_id not in rated])
         hits = openings or hits
     hits = hits[:options.k]
-    for rank, hit in enumerate(hits, 1):
-        hit.rank = rank
     if not options.rerank:
         rate(collection, embedder, query_vector, question, hits)
+    if not openings and not relevance.answerable([h.relevance for h in hits]):
+        # A second look before the question is refused: in other words than the documents'
+        rate_by_meaning(embedder, question, hits)
+        if options.rerank:  # the order stays the one the marks show; a definition stays first
+            lead = int(bool(hits) and hits[0].retriever == definitions.RETRIEVER)
+            hits[lead:] = sorted(hits[lead:], key=lambda h: h.relevance, reverse=True)
+    for rank, hit in enumerate(hits, 1):
+        hit.rank = rank
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
-                        time.perf_counter() - started, bool(openings), question, built_with)
+                        time.perf_counter() - started, bool(openings), question)
 
 
 def _openings(collection, settings: Settings, question: str, options: RetrievalOptions,
