@@ -22,6 +22,7 @@ from core.rag.citations import (
     with_marks,
 )
 from core.rag.hits import Hit
+from core.rag.prompting import echoes
 from core.settings import PROJECT_ROOT, load_settings
 
 
@@ -48,7 +49,7 @@ class ScriptedModel:
     def __init__(self, first: list[str], then: list[str]):
         self.first, self.then = first, then
 
-    def continue_reply(self, messages, reply, budget, stop):
+    def continue_reply(self, messages, reply, budget, stop, stop_at=()):
         yield from (self.then if reply else self.first)[:budget]
 
     def choose(self, messages, reply, choices):
@@ -209,3 +210,18 @@ def test_default_model_refuses_what_the_bert_paper_does_not_say_and_names_its_au
     assert sum(name in text for name in ("Vaswani", "Shazeer", "Parmar", "Uszkoreit", "Jones",
                                          "Gomez", "Kaiser", "Polosukhin")) >= 6, text
     assert "Google" not in text, text
+
+
+@pytest.mark.slow
+def test_an_answer_that_begins_to_copy_the_prompt_ends_there(studio_env):
+    """Asked to, the real default model writes a passage's heading line as the prompt gives it;
+    over QASPER it did so unasked, and the passage's text followed."""
+    from core.rag.llm import get_engine
+
+    asked = [{"role": "user", "content": "Copy these three lines exactly, nothing else:\nThe "
+              "results were as follows:\nPassage 2 (Gender bias, page 1):\nWord embeddings."}]
+    engine = get_engine(load_settings())
+    assert "Passage 2 (" in "".join(engine.continue_reply(asked, "", 40))
+    answer = "".join(stream_marked(engine, asked, [1, 2], 40, threading.Event(),
+                                   echoes([hit(1), hit(2)])))
+    assert answer.startswith("The results were as follows:") and "Passage" not in answer, answer

@@ -28,6 +28,7 @@ from core.rag.prompting import (
     TEMPLATE_OVERHEAD_TOKENS,
     TURN_TOKENS,
     build_prompt,
+    echoes,
     nearby_chunks,
     newest_that_fit,
     reword_messages,
@@ -175,7 +176,7 @@ class RagTurn:
         elif hasattr(self.engine, "choose"):
             pieces = stream_marked(self.engine, self.plan.messages,
                                    [h.rank for h in self.plan.used], self.max_new_tokens,
-                                   self.stop)
+                                   self.stop, echoes(self.plan.used))
         else:  # an engine that cannot be steered: inferred citations, labelled as such
             pieces = self.engine.stream(self.plan.messages, self.max_new_tokens, self.stop)
         yield from timed(pieces, self.stats)

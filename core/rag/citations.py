@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 
 import numpy as np
@@ -89,19 +89,20 @@ def _ends_sentence(text: str) -> bool:
 
 
 def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens: int,
-                  stop: threading.Event) -> Iterator[str]:
+                  stop: threading.Event, stop_at: Sequence[str] = ()) -> Iterator[str]:
     """The model's answer with a passage mark after each sentence that lacks one, the number
     chosen by the model itself: at each sentence end the reply so far is followed by " [" and
     the model may write only one of the given passages' numbers. The answer stops there and
     carries on from the marked text (llama.cpp reads only the new tokens), so the marks
-    stream with the answer and the model reads them as its own."""
+    stream with the answer and the model reads them as its own. It ends before any of
+    `stop_at`."""
     reply, budget = "", max_new_tokens
     sentence_start = 0  # where the sentence being written begins: after the last mark
     choices = [f"{r}]" for r in ranks]
     while budget > 0:
         space = ""  # what the model wrote after its sentence, put back after the mark
         held = ""  # marks with no words yet (_MARKS_ONLY)
-        with closing(engine.continue_reply(messages, reply, budget, stop)) as pieces:
+        with closing(engine.continue_reply(messages, reply, budget, stop, stop_at)) as pieces:
             for piece in pieces:
                 budget -= 1
                 if reply[-1:].isspace() and len(reply) == sentence_start:

@@ -17,7 +17,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -144,7 +144,7 @@ class LlamaCppEngine:
     def stream(self, messages, max_new_tokens, stop=None):
         return self.continue_reply(messages, "", max_new_tokens, stop)
 
-    def _prompt(self, messages: list[dict], reply: str) -> tuple[str, Any]:
+    def _prompt(self, messages: list[dict], reply: str) -> tuple[str, list[str]]:
         """The chat template's prompt (the one create_chat_completion would build) followed by
         the start of the assistant's reply, and the template's stop strings."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -156,19 +156,23 @@ class LlamaCppEngine:
                 eos_token=token_text(self.llm.token_eos()),
                 bos_token=token_text(self.llm.token_bos()))
         formatted = self._formatter(messages=messages)
-        return formatted.prompt + reply, formatted.stop
+        ends = formatted.stop or []
+        return formatted.prompt + reply, [ends] if isinstance(ends, str) else list(ends)
 
     def continue_reply(self, messages, reply: str, max_new_tokens: int,
-                       stop: threading.Event | None = None) -> Iterator[str]:
-        """The reply to `messages` from `reply` on, as if the model had written `reply` itself.
-        llama.cpp keeps the tokens it has read and reads only what follows them, so carrying
-        on from a reply it has just written costs only the new text."""
+                       stop: threading.Event | None = None,
+                       stop_at: Sequence[str] = ()) -> Iterator[str]:
+        """The reply to `messages` from `reply` on, as if the model had written `reply` itself,
+        ended before any of `stop_at`. llama.cpp keeps the tokens it has read and reads only
+        what follows them, so carrying on from a reply it has just written costs only the new
+        text."""
         prompt, ends = self._prompt(messages, reply)
 
         def pieces(should_stop):
             # Checked between tokens only: the prompt is read to its end first (seconds).
             for chunk in self.llm.create_completion(prompt, max_tokens=max_new_tokens,
-                                                    temperature=0.0, stop=ends, stream=True):
+                                                    temperature=0.0, stop=[*ends, *stop_at],
+                                                    stream=True):
                 if should_stop():
                     break
                 yield chunk["choices"][0]["text"]

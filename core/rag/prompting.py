@@ -116,6 +116,14 @@ def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> st
                                 style=BRIEF if wants_brevity(question) else "")
 
 
+def echoes(used: list[Hit]) -> list[str]:
+    """How the prompt's own lines begin, which an answer never does: one that reaches one has
+    begun to copy the prompt. Over QASPER the 0.5B went on from "… was as follows:" into
+    "Passage 2 (Is there Gender bias and stereotype in Portuguese Word Embeddings?, page 1):"
+    and that passage's text."""
+    return [*(f"\nPassage {h.rank} (" for h in used), "\nQuestion: "]
+
+
 def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tokens: int,
                  nearby: dict[Key, dict] | None = None, window: int = 0,
                  window_tokens: int = 0) -> PromptPlan:
