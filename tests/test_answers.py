@@ -17,6 +17,7 @@ from core.rag.citations import (
     REFUSAL,
     citation_marks,
     cited_ranks,
+    holding_numbers,
     is_refusal,
     stream_marked,
     with_marks,
@@ -57,7 +58,7 @@ class ScriptedModel:
 
 
 def marked(model: ScriptedModel) -> str:
-    return "".join(stream_marked(model, [], [1, 2], 200, threading.Event()))
+    return "".join(stream_marked(model, [], {1: "t", 2: "t"}, 200, threading.Event()))
 
 
 def test_a_run_of_bare_marks_ends_the_answer():
@@ -71,6 +72,27 @@ def test_marks_the_model_writes_itself_are_kept():
     assert marked(ScriptedModel(["Two", " models", ".", "\n"],
                                 ["[", "2", "]", " Both", " train", "."])) == \
         "Two models. [1]\n[2] Both train."
+
+
+def test_a_sentence_with_numbers_is_marked_only_with_a_passage_that_holds_them():
+    passages = {1: "We report BERTBASE (L=12, H=768) and BERTLARGE (L=24, H=1024).",
+                2: "Table 6: Ablation over BERT model size. #L = the number of layers.",
+                3: "Pay {$123,456 per year}, from February 1, 2020."}
+    assert holding_numbers("BERTLARGE has 24 layers.", passages) == [1]
+    assert holding_numbers("The salary is $123,456 [2] per year.", passages) == [3]
+    assert holding_numbers("It starts on February 1, 2020.", passages) == [3]
+    assert holding_numbers("It has 48 layers.", passages) == [1, 2, 3]  # held by none
+    assert holding_numbers("It is a Transformer.", passages) == [1, 2, 3]
+
+    class Choosing(ScriptedModel):
+        def choose(self, messages, reply, choices):
+            self.offered = choices
+            return choices[0]
+
+    model = Choosing(["It", " has", " 24", " layers", "."], [])
+    assert "".join(stream_marked(model, [], passages, 50, threading.Event())) == \
+        "It has 24 layers. [1]"
+    assert model.offered == ["1]"]
 
 
 def test_a_reworded_answer_keeps_the_marks_of_the_answer_it_rewords():
@@ -222,6 +244,6 @@ def test_an_answer_that_begins_to_copy_the_prompt_ends_there(studio_env):
               "results were as follows:\nPassage 2 (Gender bias, page 1):\nWord embeddings."}]
     engine = get_engine(load_settings())
     assert "Passage 2 (" in "".join(engine.continue_reply(asked, "", 40))
-    answer = "".join(stream_marked(engine, asked, [1, 2], 40, threading.Event(),
+    answer = "".join(stream_marked(engine, asked, {1: "", 2: ""}, 40, threading.Event(),
                                    echoes([hit(1), hit(2)])))
     assert answer.startswith("The results were as follows:") and "Passage" not in answer, answer

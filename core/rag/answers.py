@@ -31,6 +31,7 @@ from core.rag.prompting import (
     echoes,
     nearby_chunks,
     newest_that_fit,
+    passage_texts,
     reword_messages,
 )
 from core.rag.restatement import restates
@@ -174,9 +175,8 @@ class RagTurn:
                                                    self.stop),
                                 cited_ranks(self.rewording, self.plan.used))
         elif hasattr(self.engine, "choose"):
-            pieces = stream_marked(self.engine, self.plan.messages,
-                                   [h.rank for h in self.plan.used], self.max_new_tokens,
-                                   self.stop, echoes(self.plan.used))
+            pieces = stream_marked(self.engine, self.plan.messages, passage_texts(self.plan),
+                                   self.max_new_tokens, self.stop, echoes(self.plan.used))
         else:  # an engine that cannot be steered: inferred citations, labelled as such
             pieces = self.engine.stream(self.plan.messages, self.max_new_tokens, self.stop)
         yield from timed(pieces, self.stats)

@@ -29,6 +29,7 @@ _INITIAL = re.compile(r"(?:^|[\s(])[A-Z]\.$")  # "Ian J." of "Ian J. Goodfellow"
 # What the model wrote since its last sentence when it is nothing but marks (or the start of
 # one): held back until a word follows.
 _MARKS_ONLY = re.compile(r"(?:\s*\[\d*(?:\s*,\s*\d*)*\]?)*\s*")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 def without_marks(text: str) -> str:
@@ -83,22 +84,38 @@ def infer_citations(settings: Settings, answer: str, used: list[Hit],
 
 
 
+def numbers(text: str) -> set[str]:
+    """The numbers written in `text`, thousands separators dropped ("$123,456" -> "123456")."""
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def holding_numbers(sentence: str, passages: dict[int, str]) -> list[int]:
+    """The passages that hold every number of the sentence, where the sentence has numbers
+    and some passage holds them all; else every passage. A number can be checked where a
+    paraphrase cannot: asked "How many layers does BERT-large have?", the 0.5B wrote "BERTLARGE
+    has 24 layers." and marked it [2], a table caption without a 24, though passage 1 reads
+    "BERTLARGE (L=24, …)"."""
+    wanted = numbers(without_marks(sentence))
+    holding = [rank for rank, text in passages.items() if wanted <= numbers(text)]
+    return holding if wanted and holding else list(passages)
+
+
 def _ends_sentence(text: str) -> bool:
     return (bool(_ENDS_SENTENCE.search(text)) and not text.endswith(_ABBREVIATIONS)
             and not _INITIAL.search(text))
 
 
-def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens: int,
+def stream_marked(engine, messages: list[dict], passages: dict[int, str], max_new_tokens: int,
                   stop: threading.Event, stop_at: Sequence[str] = ()) -> Iterator[str]:
     """The model's answer with a passage mark after each sentence that lacks one, the number
     chosen by the model itself: at each sentence end the reply so far is followed by " [" and
-    the model may write only one of the given passages' numbers. The answer stops there and
-    carries on from the marked text (llama.cpp reads only the new tokens), so the marks
-    stream with the answer and the model reads them as its own. It ends before any of
-    `stop_at`."""
+    the model may write only the number of a passage (rank -> the text it read) that holds
+    the sentence's numbers (`holding_numbers`). The answer stops there and carries on from the
+    marked text (llama.cpp reads only the new tokens), so the marks stream with the answer
+    and the model reads them as its own. It ends before any of `stop_at`."""
     reply, budget = "", max_new_tokens
     sentence_start = 0  # where the sentence being written begins: after the last mark
-    choices = [f"{r}]" for r in ranks]
+    ranks = list(passages)
     while budget > 0:
         space = ""  # what the model wrote after its sentence, put back after the mark
         held = ""  # marks with no words yet (_MARKS_ONLY)
@@ -133,6 +150,7 @@ def stream_marked(engine, messages: list[dict], ranks: list[int], max_new_tokens
         sentence = reply[sentence_start:]
         if (sentence.strip() and not stop.is_set() and not is_refusal(reply)
                 and not set(citation_marks(sentence)) & set(ranks)):
+            choices = [f"{r}]" for r in holding_numbers(sentence, passages)]
             mark = " [" + engine.choose(messages, reply + " [", choices)
             reply += mark
             yield mark

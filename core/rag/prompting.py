@@ -163,6 +163,14 @@ def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tok
                       used, [h for h in hits if h not in used], _windows(chosen, used))
 
 
+def passage_texts(plan: PromptPlan) -> dict[int, str]:
+    """Each hit given to the model, by rank: its text with the window the model read around
+    it."""
+    return {h.rank: "\n".join([plan.windows.get(h.rank, {}).get("before", ""), h.text,
+                               plan.windows.get(h.rank, {}).get("after", "")])
+            for h in plan.used}
+
+
 def _windows(chosen: dict[Key, dict], used: list[Hit]) -> dict[int, dict]:
     """For each hit, the text the model read before and after it, up to the next hit of the
     same passage: that one is shown as itself, not again as the first one's surroundings."""
