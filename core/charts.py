@@ -23,8 +23,10 @@ def characters_per_page(chunks: list[dict], title: str) -> go.Figure:
                            customdata=[pages[n][1] for n in numbers],
                            hovertemplate="page %{x}: %{y} characters, %{customdata} chunks"
                                          "<extra></extra>"))
+    # Whole page numbers only: a one-page document got ticks at 0.6, 0.8, 1, 1.2 and 1.4
     fig.update_layout(title=title, height=220, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis_title="page", yaxis_title="characters")
+                      xaxis=dict(title="page", tick0=1, dtick=max(1, math.ceil(max(numbers, default=1) / 10))),
+                      yaxis_title="characters")
     return fig
 
 

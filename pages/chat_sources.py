@@ -101,41 +101,59 @@ def chunk_markdown(hit: Hit, question: str) -> str:
     if hit.best_sentence is None:
         return words(hit.text)
     start, end = hit.best_sentence
+    if end - start > WHOLE_CHUNK * len(hit.text):  # a form's fields: no sentence stands out
+        return words(hit.text)
     return (words(hit.text[:start])
             + by_line(hit.text[start:end], lambda line: f"**{words(line.strip())}**")
             + words(hit.text[end:]))
 
 
 MATCH_COLOUR: dict[Label, str] = {"strong": "green", "partial": "orange", "weak": "gray"}
+# What each mark means, as measured where the relevance was fitted (core.rag.relevance): its
+# probability alone ("31%" beside "strong match") read as a contradiction.
+MATCH_MEANING: dict[Label, str] = {
+    "strong": "chunks rated this high held the answer one time in three or more",
+    "partial": "chunks rated this high held the answer between one time in ten and one in three",
+    "weak": "chunks rated this low held the answer less than one time in ten",
+}
+# A best sentence longer than this share of its chunk is not bolded: in a form's fields with
+# no sentence breaks, it was most of the chunk.
+WHOLE_CHUNK = 0.6
 
 
 def match_badge(hit: Hit, method: str) -> None:
+    rated = f"rated {hit.relevance:.0%} likely to hold the answer from its words"
     if hit.retriever == front_matter.RETRIEVER:  # chosen for what it is, not for its words
         st.badge("the document's opening", color="violet",
                  help="Shown because the question asks about the document itself (who wrote "
                       "it, its title): its opening says that, however little its words "
-                      f"resemble the question's (similarity {hit.relevance:.0%}).")
+                      f"resemble the question's ({rated}).")
         return
     if hit.retriever == definitions.RETRIEVER:
         st.badge("where it is spelled out", color="violet",
                  help="Shown first because the question asks what an abbreviation stands for, "
-                      "and this passage spells it out beside it in brackets "
-                      f"(similarity {hit.relevance:.0%}).")
+                      f"and this passage spells it out beside it in brackets ({rated}).")
         return
+    found_by = ("" if method != "hybrid" or hit.retriever == "both"
+                else f", found by the {'keyword' if hit.retriever == 'bm25' else 'dense'} "
+                     "search only")
     st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],
-             help=f"About {hit.relevance:.0%} likely to hold the answer (calibrated on question-"
-                  f"answering data from the dense similarity of the chunk, or of its best "
-                  f"sentence for the leading candidates, and the question words it contains"
-                  f"{similar_words(hit)}). {method.capitalize()} score {hit.score:.2f}: "
-                  f"{SCORE_MEANING[method]}.")
+             help=f"About {hit.relevance:.0%} likely to hold the answer. On question-answering "
+                  f"test data, {MATCH_MEANING[hit.match]}, against about one in seventeen for a "
+                  f"typical candidate. Rated from how close the chunk"
+                  f"{' (its best sentence)' if hit.sentence_cosine is not None else ''} is in "
+                  f"meaning to the question and how many of the question's words it holds"
+                  f"{similar_words(hit)}. {method.capitalize()} score {hit.score:.2f}"
+                  f"{found_by}: {SCORE_MEANING[method]}.")
 
 
 def similar_words(hit: Hit) -> str:
     """The question words that the chunk has only in other words, as the tooltip names them."""
     if not hit.similar_words:
         return ""
-    pairs = ", ".join(f"“{theirs}” for “{asked}”" for asked, theirs in hit.similar_words.items())
-    return f", counting words of like meaning: {pairs}"
+    pairs = ", ".join(f"“{theirs}” counted for “{asked}”"
+                      for asked, theirs in hit.similar_words.items())
+    return f" ({pairs})"
 
 
 def show_sources(hits, question: str, cited: list[int], inferred: bool,

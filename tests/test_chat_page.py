@@ -285,4 +285,17 @@ def test_a_match_found_by_meaning_names_the_words_in_its_tooltip(studio_env, tmp
     assert not any(m.value == "The documents do not say." for m in at.markdown)
     [first, *_] = [m for m in at.markdown if "match]" in m.value]
     assert ":green-badge[strong match]" in first.value
-    assert "“compensation” for “salary”" in first.proto.help, first.proto.help
+    assert "“compensation” counted for “salary”" in first.proto.help, first.proto.help
+    assert "one time in three or more" in first.proto.help
+
+
+def test_the_best_sentence_is_bold_unless_it_is_most_of_the_chunk():
+    from core.rag.hits import Hit
+    from pages.chat_sources import chunk_markdown
+
+    text = "Pay is monthly. Position {Engineering Manager} Supervisor {Janet Duncan}"
+    hit = Hit(rank=1, score=1.0, doc="letter.docx", page=1, chunk_id="c", text=text,
+              retriever="both", best_sentence=(0, 15))
+    assert "is monthly\\.**" in chunk_markdown(hit, "When is pay made?")
+    hit.best_sentence = (16, len(text))
+    assert "**" not in chunk_markdown(hit, "Who is the supervisor?")

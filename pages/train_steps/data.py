@@ -176,6 +176,7 @@ def show_truncation(s: Settings, config: dict, data) -> None:
         st.warning(f"Could not count truncated texts with {config['base']}: {exc}")
         return
     if cut:
-        st.info(f"{cut} of {len(data.texts)} texts are longer than {config['max_length']} tokens "
-                "allow and will be cut at the end (the category list is always kept). Raise the "
-                "maximum length in step 2 to keep more.", icon=":material/content_cut:")
+        st.info(f"{cut} of {len(data.texts)} texts run past the {config['max_length']} tokens "
+                "the model reads: their ends are left out in training (the category list is "
+                "always kept). Raise the maximum length in step 2 to keep more, at the cost of "
+                "slower steps.", icon=":material/content_cut:")
