@@ -80,8 +80,9 @@ if any(optional.values()):
         install_buttons(s, role)
 
 st.subheader("Current configuration")
-# the value is what is looked for here: wide enough for a path, the explanation gives way
-st.dataframe(s.describe(), hide_index=True, width="stretch",
+# the value is what is looked for here: wide enough for a path, the explanation gives way;
+# every row shown, without an inner scroll that hid the ones after the tenth
+st.dataframe(s.describe(), hide_index=True, width="stretch", height="content",
              column_config={"value": st.column_config.TextColumn("value", width="large"),
                             "help": st.column_config.TextColumn("what it is", width="large")})
 
