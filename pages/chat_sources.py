@@ -116,6 +116,10 @@ MATCH_MEANING: dict[Label, str] = {
     "partial": "chunks rated this high held the answer between one time in ten and one in three",
     "weak": "chunks rated this low held the answer less than one time in ten",
 }
+# Which search found the chunk, in words: the retrievers' names ("dense", "bm25", "both") meant
+# nothing to a reviewer who had not read about retrieval
+FOUND_BY = {"dense": "found by meaning", "bm25": "found by keywords",
+            "both": "found by meaning and keywords"}
 # A best sentence longer than this share of its chunk is not bolded: in a form's fields with
 # no sentence breaks, it was most of the chunk.
 WHOLE_CHUNK = 0.6
@@ -134,9 +138,7 @@ def match_badge(hit: Hit, method: str) -> None:
                  help="Shown first because the question asks what an abbreviation stands for, "
                       f"and this passage spells it out beside it in brackets ({rated}).")
         return
-    found_by = ("" if method != "hybrid" or hit.retriever == "both"
-                else f", found by the {'keyword' if hit.retriever == 'bm25' else 'dense'} "
-                     "search only")
+    found_by = "" if method != "hybrid" else f", {FOUND_BY.get(hit.retriever, '')}"
     st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],
              help=f"About {hit.relevance:.0%} likely to hold the answer. On question-answering "
                   f"test data, {MATCH_MEANING[hit.match]}, against about one in seventeen for a "
@@ -171,8 +173,10 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
             badge = ""
             if hit.rank in cited:
                 badge = " :green-badge[inferred]" if inferred else " :green-badge[cited]"
-            st.markdown(f"**[{hit.rank}]** {escape_markdown(hit.doc)} · page {hit.page} · "
-                        f":blue-badge[{hit.retriever}]{badge}")
+            found_by = (f" · :blue-badge[{FOUND_BY[hit.retriever]}]"
+                        if hit.retriever in FOUND_BY else "")  # else the match mark says why
+            st.markdown(f"**[{hit.rank}]** {escape_markdown(hit.doc)} · page {hit.page}"
+                        f"{found_by}{badge}")
             match_badge(hit, method)
             if above := heading(hit.text, hit.title, hit.section):
                 st.caption(escape_markdown(above))

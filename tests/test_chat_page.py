@@ -48,6 +48,7 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     assert [m.name for m in at.chat_message] == ["user", "assistant"]
     texts = "\n".join(m.value for m in at.markdown)
     assert "**[1]** deep\\-rules\\_manuscript\\.pdf" in texts
+    assert re.search(r":blue-badge\[found by (meaning|keywords|meaning and keywords)\]", texts)
     marks = [m.value for m in at.markdown if "match]" in m.value]
     assert len(marks) == DEFAULT_K and ":green-badge[strong match]" in marks[0]
     best = best_sentence_line()
@@ -74,7 +75,7 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     best = best_sentence_line()  # of "Who wrote it?": the paper's opening
     assert any(best in plain(m.value) for m in again.markdown)  # as it was, from the saved turn
     shown = "\n".join(m.value for m in again.markdown)  # said to be there as an opening
-    assert "[front matter]" in shown and "document's opening" in shown and "weak match" not in shown
+    assert "document's opening" in shown and "weak match" not in shown and "found by" not in shown
 
 
 def test_asked_what_an_abbreviation_is_the_passage_that_spells_it_out_leads(chat_env):
@@ -82,7 +83,7 @@ def test_asked_what_an_abbreviation_is_the_passage_that_spells_it_out_leads(chat
     at.chat_input(key="question").set_value("What is AutoML?").run()
     assert not at.exception
     first = next(m.value for m in at.markdown if m.value.startswith("**[1]**"))
-    assert "[definition]" in first
+    assert "found by" not in first  # its violet mark says why it is there
     shown = "\n".join(m.value for m in at.markdown)
     assert ":violet-badge[where it is spelled out]" in shown
     assert re.search(r"automated machine learning \S*\\\(AutoML\\\)", shown), shown
