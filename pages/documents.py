@@ -47,7 +47,11 @@ with top[0]:
         st.markdown(f"### :material/folder: {current}", help="Choose another collection in the "
                     "sidebar.")
 with top[1]:
-    with st.popover("New collection", icon=":material/add:", width="stretch"):
+    # Closed once a collection is made: left open, it covered the upload box below
+    if st.session_state.pop("new-collection-made", False):
+        st.session_state["new-collection-popover"] = False
+    with st.popover("New collection", icon=":material/add:", width="stretch",
+                    key="new-collection-popover", on_change="rerun"):
         with st.form("new-collection", border=False, clear_on_submit=True):
             new_name = st.text_input("Name", placeholder="my-papers")
             size = st.number_input("Chunk size (characters)", 100, 4000, DEFAULT_CHUNK_SIZE, 50)
@@ -60,6 +64,7 @@ with top[1]:
                     st.error(str(exc))
                 else:
                     select_collection(new_name.strip())
+                    st.session_state["new-collection-made"] = True
                     st.rerun()
 with top[2]:
     if current:

@@ -29,6 +29,8 @@ def test_upload_two_see_both_delete_one_add_another_and_the_deleted_stays_delete
     with streamlit_server(env={"STUDIO_DATA_DIR": str(studio_env)}) as url, \
             browser_page(height=1300) as page:
         create_collection(page, url, "papers")
+        # the form closes with its collection made: open, it covered the upload box
+        page.get_by_label("Name").wait_for(state="hidden", timeout=10_000)
         picker = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
         assert "papers" in picker.text_content() + picker.locator("input").input_value()
         upload(page, [SAMPLE_PAPER, gan])
