@@ -91,6 +91,12 @@ def test_inferred_citations_follow_meaning(studio_env):
     answer = "Interest rates went up because the bank wanted to curb inflation. Cats purr when they are happy."
     links = infer_citations(load_settings(), answer, used)
     assert [link["rank"] for link in links] == [2, 1]
+    # a sentence's numbers outweigh its wording: passage 2 alone holds the 24
+    used = [hit(1, "BERT-large has many layers of Transformer blocks, more than BERT-base."),
+            hit(2, "Table 6: BERT-large size, the number of layers L = 24 and hidden size H = 1024.")]
+    links = infer_citations(load_settings(), "BERT-large has 24 layers of Transformer blocks.",
+                            used)
+    assert [link["rank"] for link in links] == [2]
 
 
 def test_highlight_and_markdown_export():

@@ -66,7 +66,8 @@ def with_marks(pieces: Iterator[str], marks: list[int]) -> Iterator[str]:
 
 def infer_citations(settings: Settings, answer: str, used: list[Hit],
                     embedding_model: str | None = None) -> list[dict]:
-    """Each answer sentence attributed to the chunk it is most similar to (when similar enough)."""
+    """Each answer sentence attributed to the chunk it is most similar to (when similar enough)
+    among those that hold its numbers (`holding_numbers`), as the model's own marks are."""
     sentences = [s for s in _SENTENCE_END.split(answer.strip()) if len(s.split()) >= 3]
     if not sentences or not used:
         return []
@@ -76,7 +77,8 @@ def infer_citations(settings: Settings, answer: str, used: list[Hit],
     sims = s_vec @ c_vec.T
     links = []
     for sentence, row in zip(sentences, sims):
-        best = int(np.argmax(row))
+        holding = set(holding_numbers(sentence, {i: h.text for i, h in enumerate(used)}))
+        best = max(holding, key=lambda i: row[i])
         if row[best] >= INFER_MIN_SIMILARITY:
             links.append({"sentence": sentence, "rank": used[best].rank,
                           "similarity": round(float(row[best]), 3)})
