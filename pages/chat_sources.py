@@ -145,11 +145,11 @@ def match_badge(hit: Hit, method: str) -> None:
                   f"typical candidate. Rated from how close the chunk"
                   f"{' (its best sentence)' if hit.sentence_cosine is not None else ''} is in "
                   f"meaning to the question and how many of the question's words it holds"
-                  f"{similar_words(hit)}. {method.capitalize()} score {hit.score:.2f}"
+                  f"{similar_words_note(hit)}. {method.capitalize()} score {hit.score:.2f}"
                   f"{found_by}: {SCORE_MEANING[method]}.")
 
 
-def similar_words(hit: Hit) -> str:
+def similar_words_note(hit: Hit) -> str:
     """The question words that the chunk has only in other words, as the tooltip names them."""
     if not hit.similar_words:
         return ""

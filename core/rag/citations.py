@@ -77,7 +77,7 @@ def infer_citations(settings: Settings, answer: str, used: list[Hit],
     sims = s_vec @ c_vec.T
     links = []
     for sentence, row in zip(sentences, sims):
-        holding = set(holding_numbers(sentence, {i: h.text for i, h in enumerate(used)}))
+        holding = holding_numbers(sentence, {i: h.text for i, h in enumerate(used)})
         best = max(holding, key=lambda i: row[i])
         if row[best] >= INFER_MIN_SIMILARITY:
             links.append({"sentence": sentence, "rank": used[best].rank,
