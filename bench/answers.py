@@ -48,17 +48,17 @@ from bench.qa import QaSet, Question, overlaps, qasper_set, squad_set, store_doc
 from core.rag import store
 from core.rag.answers import RagTurn, no_context_stream
 from core.rag.chunking import Chunk
-from core.rag.citations import cited_ranks, is_refusal
-from core.rag.embeddings import get_embedder
+from core.rag.citations import citation_marks, is_refusal
+from core.rag.embeddings import get_embedder, query_embedder
 from core.rag.evaluate import f1, words
 from core.rag.llm import StreamStats, get_engine, timed
 from core.rag.restatement import restates
-from core.rag.retrieval import DEFAULT_K, DEFAULT_WINDOW, DEFAULT_WINDOW_TOKENS, RetrievalOptions, search
+from core.rag.retrieval import DEFAULT_K, DEFAULT_WINDOW, DEFAULT_WINDOW_TOKENS, RetrievalOptions
 from core.registry import Registry
 from core.settings import load_settings
 
 MAX_NEW_TOKENS = 64
-REFERENCE = RetrievalOptions(k=3, method="dense", window=0, rerank=False)
+REFERENCE_K = 3
 # LangChain's load_qa_chain("stuff") prompt, which the reference notebook used.
 REFERENCE_PROMPT = ("Use the following pieces of context to answer the question at the end. If "
                     "you don't know the answer, just say that you don't know, don't try to make "
@@ -111,17 +111,30 @@ def studio(settings, chroma, engine, name: str, question: str,
                             if h.rank in marked]}
 
 
+def reference_chunks_found(settings, chroma, name: str, question: str) -> list[str]:
+    """What LangChain's similarity search gives the notebook: the REFERENCE_K chunks nearest the
+    question's embedding, and nothing of the Studio's search (no keywords, no acronyms spelled
+    out, no document openings or definitions put first). Until 2026-12-04 the reference went
+    through the Studio's search with dense options, and so had those too."""
+    collection = store.get_collection(chroma, f"{name}-ref")
+    vector = query_embedder(settings, settings.embedding_model).embed([question])[0]
+    got = collection.query(query_embeddings=[list(map(float, vector))], n_results=REFERENCE_K,
+                           include=["documents"])
+    return got["documents"][0]
+
+
 def reference(settings, chroma, engine, name: str, question: str) -> dict:
     started = time.perf_counter()
-    hits = search(settings, f"{name}-ref", question, REFERENCE, chroma).hits
-    context = "\n\n".join(f"[{h.rank}] {h.text}" for h in hits)
+    chunks = reference_chunks_found(settings, chroma, name, question)
+    context = "\n\n".join(f"[{rank}] {text}" for rank, text in enumerate(chunks, 1))
     stats = StreamStats()
     messages = [{"role": "user",
                  "content": REFERENCE_PROMPT.format(context=context, question=question)}]
     for _ in timed(engine.stream(messages, MAX_NEW_TOKENS), stats):
         pass
     text = stats.text.strip()
-    return {"text": text, "valid_citation": bool(cited_ranks(text, hits)),
+    valid = {n for n in citation_marks(text) if 1 <= n <= len(chunks)}
+    return {"text": text, "valid_citation": bool(valid),
             "ttft_s": stats.ttft_s, "model_asked": True,
             "seconds": time.perf_counter() - started}
 

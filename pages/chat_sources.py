@@ -128,10 +128,11 @@ WHOLE_CHUNK = 0.6
 def match_badge(hit: Hit, method: str) -> None:
     rated = f"rated {hit.relevance:.0%} likely to hold the answer from its words"
     if hit.retriever == front_matter.RETRIEVER:  # chosen for what it is, not for its words
-        st.badge("the document's opening", color="violet",
+        end = "opening" if hit.chunk == 0 else "end"  # its end: where an agreement is signed
+        st.badge(f"the document's {end}", color="violet",
                  help="Shown because the question asks about the document itself (who wrote "
-                      "it, its title): its opening says that, however little its words "
-                      f"resemble the question's ({rated}).")
+                      f"it, its title, its parties): its {end} says that, however little its "
+                      f"words resemble the question's ({rated}).")
         return
     if hit.retriever == definitions.RETRIEVER:
         st.badge("where it is spelled out", color="violet",

@@ -78,6 +78,16 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     assert "document's opening" in shown and "weak match" not in shown and "found by" not in shown
 
 
+def test_asked_for_the_parties_the_documents_opening_and_end_are_read(chat_env):
+    at = chat_page()
+    at.chat_input(key="question").set_value("Who are the parties?").run()
+    assert not at.exception
+    shown = "\n".join(m.value for m in at.markdown)
+    assert ":violet-badge[the document's opening]" in shown
+    assert ":violet-badge[the document's end]" in shown
+    assert "found by" not in shown and "match]" not in shown  # there for what they are
+
+
 def test_asked_what_an_abbreviation_is_the_passage_that_spells_it_out_leads(chat_env):
     at = chat_page()
     at.chat_input(key="question").set_value("What is AutoML?").run()

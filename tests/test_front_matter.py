@@ -1,7 +1,7 @@
 """Questions about a document itself are answered from its opening chunk."""
 
 from core.rag.bm25 import Bm25Index
-from core.rag.front_matter import RETRIEVER, asks_about_document, opening_chunks, readable
+from core.rag.front_matter import RETRIEVER, asks_about_document, asks_for_parties, opening_chunks, readable
 from core.rag.hits import Hit
 from core.rag.prompting import context_block
 
@@ -15,6 +15,18 @@ def test_only_questions_about_who_wrote_a_document_or_its_title_ask_about_it():
     # QASPER asks about the content this way dozens of times
     for question in ("What do the authors propose?", "Which dataset do the authors use?",
                      "Who funded this contract?", "What is BERT?", "How was it written?"):
+        assert not asks_about_document(question), question
+
+
+def test_asking_who_the_parties_are_asks_about_the_document():
+    for question in ("Who are the parties?", "Who are the two parties?",
+                     "Who are the parties to this agreement?", "who is a party to the contract",
+                     "List the names of the parties.", "Between whom is this agreement?",
+                     "Who signed the statement of work?", "Which companies are parties to it?"):
+        assert asks_for_parties(question) and asks_about_document(question), question
+    # what the parties must do is the content's
+    for question in ("What must the parties do?", "Can either party terminate?",
+                     "Which party pays for shipping?", "What do the parties agree on?"):
         assert not asks_about_document(question), question
 
 
@@ -42,6 +54,22 @@ def test_the_opening_chunks_of_the_documents_named_or_else_retrieved():
         ["w:0", "b:0"]
     assert ids(opening_chunks(idx, "Who wrote this paper?", ["w", "b"], ("b", "g"), 3)) == \
         ["b:0"]
+
+
+def test_asked_for_the_parties_each_documents_end_comes_after_its_opening():
+    """An agreement names its parties in its preamble, a form where it is signed."""
+    idx = index(("w", "sow.docx", "Square One Statement of Work"),
+                ("o", "offer.docx", "Square One Offer Letter"), ("b", "bert.pdf", "BERT"))
+    ids = lambda positions: [idx.ids[i] for i in positions]  # noqa: E731
+    # k documents, each with both ends: more chunks than k
+    assert ids(opening_chunks(idx, "Who are the parties?", ["o", "w", "b"], (), 2)) == \
+        ["o:0", "o:1", "w:0", "w:1"]
+    assert ids(opening_chunks(idx, "Who are the parties to the Statement of Work?", ["o"], (),
+                              3)) == ["w:0", "w:1"]
+    # a one-chunk document is its own end
+    one = Bm25Index(["x:0"], ["Agreement between A and B"],
+                    [{"doc_id": "x", "file": "x.txt", "title": "", "chunk": 0, "page": 1}])
+    assert opening_chunks(one, "Who are the parties?", ["x"], (), 3) == [0]
 
 
 # Title blocks as Tika extracts the shared papers (GAN, RAG, Attention and LoRA)
@@ -77,6 +105,10 @@ def test_a_title_block_is_read_without_footnote_marks_and_addresses():
         "Douwe Kiela\n\nFacebook AI Research; University College London; New York University;")
     # "Who wrote the Attention Is All You Need paper?" got "Niki Parmar Google Research", one
     # of eight, and "Who is the first author of QLoRA?" three names: the names are set apart
+    # a title of capitalised words is not a list of names
+    assert readable("Square One Offer Letter\n\nDevelopment Draft\n\nEmployee {Jane Smith}",
+                    "Square One Offer Letter") == \
+        "Square One Offer Letter\n\nDevelopment Draft\n\nEmployee {Jane Smith}"
     assert readable(ATTENTION) == "Noam Shazeer (Google Brain), Aidan N. Gomez (University of Toronto)"
     assert readable(LORA) == ("Edward Hu, Yelong Shen, Phillip Wallis, Zeyuan Allen-Zhu\n\n"
                               "Microsoft Corporation (Version 2)")

@@ -1,8 +1,9 @@
-"""Questions about a document itself (who wrote it, what it is called, where its authors work),
-which its opening chunk answers (the title block of a paper, the heading of a letter) and no
-retriever finds: the question shares no word with a list of names ("wrote", "paper"), and
-MiniLM puts "Who wrote the BERT paper?" at cosine 0.32 to BERT's title block, 40th of its 153
-chunks, so the 0.5B model read three passages about pre-training and answered "OpenAI"."""
+"""Questions about a document itself (who wrote it, what it is called, where its authors work,
+who its parties are), which its opening chunk answers (the title block of a paper, the heading
+of a letter, an agreement's preamble) and no retriever finds: the question shares no word with a
+list of names ("wrote", "paper"), and MiniLM puts "Who wrote the BERT paper?" at cosine 0.32 to
+BERT's title block, 40th of its 153 chunks, so the 0.5B model read three passages about
+pre-training and answered "OpenAI"."""
 
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ _ABOUT_DOCUMENT = re.compile(
     r"|\baffiliations?\b|\bwhere (are|were|do|did) the authors\b"
     r"|\btitle of (the|this|that) (paper|document|article|report|study|book)\b",
     re.IGNORECASE)
+# Who the parties to an agreement are, not what they must do ("What must the parties do?").
+# CUAD's annotators marked the parties of 497 contracts: the first mention lies within the
+# first 500 characters for 88% of them (the preamble), and a form names them where it is signed
+# (the Square One statement of work: "Client {ClientCo, Inc.}" above the signatures), so both
+# ends of the document are read.
+_PARTIES = re.compile(
+    r"\bwho (are|were) the (\w+ )?parties\b|\bwho (is|are|was|were) (a )?part(y|ies) to\b"
+    r"|\b(names?|list) of the (\w+ )?parties\b|\bwhich (companies|parties|people|persons) "
+    r"(are|were) (party|parties)\b|\bbetween whom\b|\bwho (signed|signs|executed)\b",
+    re.IGNORECASE)
 RETRIEVER = "front matter"  # how a hit added here says where it came from (Hit.retriever)
 # A title is named with capitals ("the BERT paper", "QLoRA"); the question's other words ("Where
 # do the authors of QLoRA work?") would pick "Square One Statement of Work" as well.
@@ -35,11 +46,12 @@ _FOOTNOTE_MARK = re.compile(r"[∗†‡§¶]+|(?<=[^\W\d_])\*+"
 _EMAIL = re.compile(r"\{[^{}]*\}@[\w.-]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
-def readable(text: str) -> str:
+def readable(text: str, title: str = "") -> str:
     """A title block as the model reads it: the authors as a list with commas, each with their
     own affiliation where the block gives one per author, without footnote marks, affiliation
     numbers and e-mail addresses (the Retrieved-chunks panel still shows the text as it is).
-    Lines that are not lists of names (a title, an address, the abstract) keep their words."""
+    Lines that are not lists of names (the document's `title`, an address, the abstract) keep
+    their words: read as names, "Square One Offer Letter" became "Square One, Offer Letter"."""
     # a line that ends with a comma goes on in the next: the 0.5B read RAG's last line of
     # authors as all of them
     text = re.sub(r",[ \t]*\n\s*", ", ", _EMAIL.sub("", text))
@@ -61,7 +73,7 @@ def readable(text: str) -> str:
 
     for paragraph in re.split(r"\n\s*\n", text):
         for line in paragraph.split("\n"):
-            authors = _authors(line)
+            authors = _authors(line) if line.strip() != title.strip() else None
             # A lone line of two capitalised words ("Luke Zettlemoyer", or a title such as
             # "Deep Learning") is a name only where it carries on a list of names before it.
             if authors and (names or authors[2]):
@@ -156,16 +168,27 @@ def _authors(line: str) -> tuple[list[str], list[str], bool] | None:
 
 
 def asks_about_document(question: str) -> bool:
-    return bool(_ABOUT_DOCUMENT.search(question))
+    return bool(_ABOUT_DOCUMENT.search(question)) or asks_for_parties(question)
+
+
+def asks_for_parties(question: str) -> bool:
+    return bool(_PARTIES.search(question))
 
 
 def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
                    doc_ids: tuple[str, ...], limit: int) -> list[int]:
     """Positions in `index` of the opening chunks of the documents the question is about: those
     whose title or file name shares most of the words it capitalises ("the BERT paper"), else
-    those the retrieved chunks came from (`ranked_docs`, best first), at most `limit`."""
+    those the retrieved chunks came from (`ranked_docs`, best first), at most `limit`
+    documents. A question for the parties gets each one's closing chunk too, after its
+    opening."""
     openings = {m["doc_id"]: i for i, m in enumerate(index.metas)
                 if int(m["chunk"]) == 0 and (not doc_ids or m["doc_id"] in doc_ids)}
+    last: dict[str, tuple[int, int]] = {}  # doc id -> (its last chunk, that chunk's position)
+    for i, m in enumerate(index.metas if asks_for_parties(question) else []):
+        if m["doc_id"] in openings:
+            last[m["doc_id"]] = max(last.get(m["doc_id"], (0, 0)), (int(m["chunk"]), i))
+    closings = {doc: i for doc, (chunk, i) in last.items() if chunk > 0}
     names = question_terms(" ".join(_NAME.findall(question.strip())))
     shared = {doc: len(names & question_terms(  # "the GAN paper" is 1406.2661_GAN.pdf
         f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))
@@ -175,4 +198,5 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
         named = {doc for doc, n in shared.items() if n == most}
         ranked_docs = [d for d in ranked_docs if d in named] + sorted(named - set(ranked_docs))
     ranked_docs = list(dict.fromkeys(d for d in ranked_docs if d in openings))
-    return [openings[doc] for doc in ranked_docs[:limit]]
+    return [i for doc in ranked_docs[:limit]
+            for i in (openings[doc], *([closings[doc]] if doc in closings else []))]

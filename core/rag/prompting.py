@@ -92,7 +92,7 @@ def context_block(lead: Hit, rows: list[dict]) -> str:
     # "1805.02400.pdf" for answers ("How many reviews…?" → "1805.02400").
     text = merged_text(rows)
     if lead.retriever == front_matter.RETRIEVER:
-        text = front_matter.readable(text)
+        text = front_matter.readable(text, lead.title)
     return f"Passage {lead.rank} ({lead.title or lead.doc}, {pages}{section}):\n{text}"
 
 

@@ -150,8 +150,8 @@ def search(settings: Settings, collection_name: str, question: str,
             rated = {h.chunk_id for h in hits}
             rate(collection, embedder, query_vector, question,
                  [h for h in openings if h.chunk_id not in rated])
-        hits = openings or hits
-    hits = hits[:options.k]
+    # at most k documents' openings (with their closings, for the parties), else k hits
+    hits = openings or hits[:options.k]
     if not options.rerank:
         rate(collection, embedder, query_vector, question, hits)
     if not openings and not relevance.answerable([h.relevance for h in hits]):
