@@ -105,6 +105,8 @@ def test_a_title_block_is_read_without_footnote_marks_and_addresses():
         "Douwe Kiela\n\nFacebook AI Research; University College London; New York University;")
     # "Who wrote the Attention Is All You Need paper?" got "Niki Parmar Google Research", one
     # of eight, and "Who is the first author of QLoRA?" three names: the names are set apart
+    assert readable("Hiring Contact {Herbert Rudolf <hr@superco.com>}") == \
+        "Hiring Contact {Herbert Rudolf}"
     # a title of capitalised words is not a list of names
     assert readable("Square One Offer Letter\n\nDevelopment Draft\n\nEmployee {Jane Smith}",
                     "Square One Offer Letter") == \

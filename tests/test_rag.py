@@ -3,12 +3,15 @@
 import pytest
 
 from core.rag.answers import to_markdown
-from core.rag.citations import _ends_sentence, cited_ranks, infer_citations, is_refusal
+from core.rag.citations import _ends_sentence, cited_ranks, holding_words, infer_citations, is_refusal
 from core.rag.hits import Hit
 from core.rag.llm import TransformersEngine
 from core.rag.prompting import (
     TEMPLATE_OVERHEAD_TOKENS,
+    asks_for_several,
     build_prompt,
+    list_items,
+    wants_brevity,
 )
 from core.rag.terms import highlight_spans
 from core.settings import load_settings
@@ -316,3 +319,57 @@ def test_bert_pre_training_tasks_are_in_the_window(engine, studio_env):
     context = turn.plan.messages[-1]["content"].lower()
     assert "masked lm" in context and "next sentence prediction" in context
     assert all(h.title.startswith("BERT: Pre-training") and h.section for h in turn.search.hits)
+
+
+def test_a_list_that_a_hit_opens_is_read_on_to_its_later_items(engine):
+    """BERT's 3.1 opens "Task #1: Masked LM" in one chunk and "Task #2: Next Sentence
+    Prediction" five chunks later: the later item's first sentence follows the hit."""
+    engine.context_window = 4096
+    hit = hit_at(1, 5, "We pre-train BERT using two unsupervised tasks.\n\nTask #1: Masked LM "
+                       "Intuitively, a deep model is more powerful than")
+    nearby = {("doc", 6): chunk_row(6, "a shallow one. More on masking."),
+              ("doc", 8): chunk_row(8, "Table 2: Results on GLUE."),
+              ("doc", 9): chunk_row(9, "The end of masking.\n\nTask #2: Next Sentence Prediction "
+                                       "(NSP) Many tasks rely on sentence pairs. More words here."),
+              ("doc", 11): chunk_row(11, "Task #3: Another section's item.", section="3.2 Fine-tuning")}
+    plan = build_prompt("What are the two tasks?", [hit], engine, 128, nearby, window=0)
+    user = plan.messages[-1]["content"]
+    assert (hit.text + "\n[…]\nTask #2: Next Sentence Prediction (NSP) Many tasks rely on "
+            "sentence pairs.\n\nQuestion:") in user
+    for left_out in ("More on masking", "Table 2", "More words here", "Task #3", "end of masking"):
+        assert left_out not in user
+    assert plan.windows[1]["after"].startswith("[…]\nTask #2: Next Sentence Prediction")
+    # and with the window: the neighbour, then the skip
+    plan = build_prompt("What are the two tasks?", [hit], engine, 128, nearby, window=1)
+    assert (hit.text + "\na shallow one. More on masking.\n[…]\nTask #2:") in \
+        plan.messages[-1]["content"]
+
+
+def test_list_items_are_numbered_paragraph_openings_not_captions():
+    assert list_items("Intro.\n\nTask #1: Masked LM\nStep 2. Mix\nTable 1: GLUE\nFigure 3. A") == \
+        {"Task": {1}, "Step": {2}}
+    assert list_items("as in Task #1: inside a sentence") == {}
+
+
+def test_a_question_for_a_number_of_things_is_not_asked_for_brevity():
+    assert asks_for_several("What are the two pre-training tasks of BERT?")
+    assert asks_for_several("Who were the two abbots at Fécamp Abbey?")
+    assert not asks_for_several("How many layers does BERT-large have?")
+    assert not asks_for_several("What is in Table 2?")
+    assert not wants_brevity("What are the three measures of bias?")
+    assert wants_brevity("What is the salary?")
+
+
+def test_the_passage_that_clearly_holds_most_of_a_sentences_words_is_its_source():
+    passages = {1: "Task #1: Masked LM … Task #2: Next Sentence Prediction (NSP)",
+                2: "There are two steps in BERT: pre-training and fine-tuning.",
+                3: "Some tokens are masked."}
+    sentence = "The two tasks are: 1. Masked LM 2. Next Sentence Prediction [2]"
+    assert holding_words(sentence, passages, [1, 2, 3]) == [1]
+    assert holding_words(sentence, passages, [2, 3]) == [2, 3]  # no clear winner among them
+    assert holding_words("It is a model.", passages, [1, 2, 3]) == [1, 2, 3]
+    # the question's own words say nothing of where the answer came from
+    steps = "BERT has two steps: pre-training and fine-tuning."
+    assert holding_words(steps, passages, [1, 2, 3]) == [2]
+    assert holding_words(steps, passages, [1, 2, 3],
+                         "What are BERT's pre-training and fine-tuning steps?") == [1, 2, 3]

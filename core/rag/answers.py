@@ -176,7 +176,8 @@ class RagTurn:
                                 cited_ranks(self.rewording, self.plan.used))
         elif hasattr(self.engine, "choose"):
             pieces = stream_marked(self.engine, self.plan.messages, passage_texts(self.plan),
-                                   self.max_new_tokens, self.stop, echoes(self.plan.used))
+                                   self.max_new_tokens, self.stop, echoes(self.plan.used),
+                                   self.question)
         else:  # an engine that cannot be steered: inferred citations, labelled as such
             pieces = self.engine.stream(self.plan.messages, self.max_new_tokens, self.stop)
         yield from timed(pieces, self.stats)
@@ -198,7 +199,8 @@ class RagTurn:
         cited = [] if is_refusal(text) else cited_ranks(text, self.plan.used)
         attributions, inferred = [], False
         if not cited and self.plan.used and not is_refusal(text) and text != NOTHING_FOUND:
-            attributions = infer_citations(self.settings, text, self.plan.used)
+            attributions = infer_citations(self.settings, text, self.plan.used,
+                                           question=self.question)
             cited = sorted({a["rank"] for a in attributions})
             inferred = bool(cited)
         # A refusal or "nothing found" is written without the model: no model timings for it

@@ -13,6 +13,7 @@ import numpy as np
 
 from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
+from core.rag.terms import content_words, question_terms
 from core.settings import Settings
 
 REFUSAL = "The documents do not say."
@@ -30,6 +31,10 @@ _INITIAL = re.compile(r"(?:^|[\s(])[A-Z]\.$")  # "Ian J." of "Ian J. Goodfellow"
 # one): held back until a word follows.
 _MARKS_ONLY = re.compile(r"(?:\s*\[\d*(?:\s*,\s*\d*)*\]?)*\s*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A list's item numbers ("1. Masked LM 2. Next Sentence Prediction", "(1) sentence pairs") are
+# not the sentence's facts: read as numbers, they sent that answer's mark to a passage that
+# lists "(1) … (2) …", not to the one it came from.
+_ENUMERATOR = re.compile(r"(?:^|(?<=\s))\(?\d{1,2}[.)](?=\s+[^\W\d_])")
 
 
 def without_marks(text: str) -> str:
@@ -65,9 +70,9 @@ def with_marks(pieces: Iterator[str], marks: list[int]) -> Iterator[str]:
 
 
 def infer_citations(settings: Settings, answer: str, used: list[Hit],
-                    embedding_model: str | None = None) -> list[dict]:
+                    embedding_model: str | None = None, question: str = "") -> list[dict]:
     """Each answer sentence attributed to the chunk it is most similar to (when similar enough)
-    among those that hold its numbers (`holding_numbers`), as the model's own marks are."""
+    among those it may be marked with (`candidates`), as the model's own marks are."""
     sentences = [s for s in _SENTENCE_END.split(answer.strip()) if len(s.split()) >= 3]
     if not sentences or not used:
         return []
@@ -77,7 +82,7 @@ def infer_citations(settings: Settings, answer: str, used: list[Hit],
     sims = s_vec @ c_vec.T
     links = []
     for sentence, row in zip(sentences, sims):
-        holding = holding_numbers(sentence, {i: h.text for i, h in enumerate(used)})
+        holding = candidates(sentence, {i: h.text for i, h in enumerate(used)}, question)
         best = max(holding, key=lambda i: row[i])
         if row[best] >= INFER_MIN_SIMILARITY:
             links.append({"sentence": sentence, "rank": used[best].rank,
@@ -87,8 +92,9 @@ def infer_citations(settings: Settings, answer: str, used: list[Hit],
 
 
 def numbers(text: str) -> set[str]:
-    """The numbers written in `text`, thousands separators dropped ("$123,456" -> "123456")."""
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+    """The numbers written in `text`, thousands separators dropped ("$123,456" -> "123456"),
+    but for a list's item numbers."""
+    return {n.replace(",", "") for n in _NUMBER.findall(_ENUMERATOR.sub(" ", text))}
 
 
 def holding_numbers(sentence: str, passages: dict[int, str]) -> list[int]:
@@ -102,19 +108,48 @@ def holding_numbers(sentence: str, passages: dict[int, str]) -> list[int]:
     return holding if wanted and holding else list(passages)
 
 
+# A passage that holds this many more of a sentence's new words (those the question did not
+# ask with) than any other is the one it came from: the 0.5B marked "1. Masked LM … 2. Next
+# Sentence Prediction" [2], BERT's "two steps in our framework: pre-training and fine-tuning",
+# though only passage 1 names the two tasks.
+CLEAR_MARGIN = 2
+
+
+def holding_words(sentence: str, passages: dict[int, str], among: list[int],
+                  question: str = "") -> list[int]:
+    """Of the passages `among`, the one(s) holding the most of the sentence's words that are not
+    the question's (stems, stop words left out), where they hold CLEAR_MARGIN more than any
+    other; else all of them."""
+    said = question_terms(without_marks(sentence)) - question_terms(question)
+    held = {rank: len(said & set(content_words(passages[rank]))) for rank in among}
+    most, *others = sorted(held.values(), reverse=True) or [0]
+    if others and most - max(others) >= CLEAR_MARGIN:
+        return [rank for rank in among if held[rank] == most]
+    return among
+
+
+def candidates(sentence: str, passages: dict[int, str], question: str = "") -> list[int]:
+    """The passages a sentence may be marked with: those that hold its numbers, and of them
+    the one that clearly holds most of its new words."""
+    return holding_words(sentence, passages, holding_numbers(sentence, passages), question)
+
+
 def _ends_sentence(text: str) -> bool:
     return (bool(_ENDS_SENTENCE.search(text)) and not text.endswith(_ABBREVIATIONS)
             and not _INITIAL.search(text))
 
 
 def stream_marked(engine, messages: list[dict], passages: dict[int, str], max_new_tokens: int,
-                  stop: threading.Event, stop_at: Sequence[str] = ()) -> Iterator[str]:
+                  stop: threading.Event, stop_at: Sequence[str] = (), question: str = ""
+                  ) -> Iterator[str]:
     """The model's answer with a passage mark after each sentence that lacks one, the number
     chosen by the model itself: at each sentence end the reply so far is followed by " [" and
     the model may write only the number of a passage (rank -> the text it read) that holds
-    the sentence's numbers (`holding_numbers`). The answer stops there and carries on from the
-    marked text (llama.cpp reads only the new tokens), so the marks stream with the answer
-    and the model reads them as its own. It ends before any of `stop_at`."""
+    the sentence's numbers and, where one clearly does, most of its words (`candidates`). The
+    answer stops there and carries on from the marked text (llama.cpp reads only the new
+    tokens), so the marks stream with the answer and the model reads them as its own. It ends
+    before any of `stop_at`. `question`: what was asked, whose words say nothing of where a
+    sentence came from."""
     reply, budget = "", max_new_tokens
     sentence_start = 0  # where the sentence being written begins: after the last mark
     ranks = list(passages)
@@ -152,7 +187,7 @@ def stream_marked(engine, messages: list[dict], passages: dict[int, str], max_ne
         sentence = reply[sentence_start:]
         if (sentence.strip() and not stop.is_set() and not is_refusal(reply)
                 and not set(citation_marks(sentence)) & set(ranks)):
-            choices = [f"{r}]" for r in holding_numbers(sentence, passages)]
+            choices = [f"{r}]" for r in candidates(sentence, passages, question)]
             mark = " [" + engine.choose(messages, reply + " [", choices)
             reply += mark
             yield mark

@@ -43,7 +43,8 @@ _NAME = re.compile(r"(?<!^)\b\w*[A-Z]\w*")
 _FOOTNOTE_MARK = re.compile(r"[∗†‡§¶]+|(?<=[^\W\d_])\*+"
                             # "?" where extraction lost a symbol font's star: "Perez?,", "; ?New"
                             r"|(?<=[^\W\d_])\?(?=,)|(?<=[\s;,])\?(?=[A-Z])")
-_EMAIL = re.compile(r"\{[^{}]*\}@[\w.-]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# with the angle brackets around one ("Herbert Rudolf <hr@superco.com>" read "Herbert Rudolf <>")
+_EMAIL = re.compile(r"\{[^{}]*\}@[\w.-]+|\s*<[\w.+-]+@[\w-]+(?:\.[\w-]+)+>|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def readable(text: str, title: str = "") -> str:

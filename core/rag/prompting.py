@@ -56,11 +56,13 @@ def _row(hit: Hit) -> dict:
 
 def merged_text(rows: list[dict]) -> str:
     """Consecutive chunks of one document as one text: where chunks overlap on a page the
-    overlap is written once (their spans say where)."""
+    overlap is written once (their spans say where); where text is left out, SKIPPED says so."""
     out, prev = "", None
     for row in rows:
         if prev is None:
             out = row["text"]
+        elif row["chunk"] > prev["chunk"] + 1:  # a later item of a list (later_items)
+            out += f"\n{SKIPPED}\n" + row["text"]
         elif row["page"] == prev["page"] and row["start"] < prev["end"]:
             out += row["text"][prev["end"] - row["start"]:]
         else:
@@ -73,15 +75,68 @@ def _runs(chosen: dict[Key, dict], hits: list[Hit]) -> list[tuple[Hit, list[dict
     """Chosen chunks that follow each other in a document, as one passage led by the best hit
     inside it; passages in the order of their best hits."""
     runs: list[list[Key]] = []
+    by_key = {(h.doc_id, h.chunk): h for h in hits}
     for key in sorted(chosen):
         if runs and runs[-1][-1] == (key[0], key[1] - 1):
             runs[-1].append(key)
         else:
             runs.append([key])
-    by_key = {(h.doc_id, h.chunk): h for h in hits}
+    for run in runs[:]:  # a list's later item (later_items) is read after the hit that opens it
+        before = runs.index(run) - 1
+        if not any(k in by_key for k in run) and before >= 0 and runs[before][0][0] == run[0][0]:
+            runs[before] += run
+            runs.remove(run)
     led = [(min((by_key[k] for k in run if k in by_key), key=lambda h: h.rank),
             [chosen[k] for k in run]) for run in runs]
     return sorted(led, key=lambda pair: pair[0].rank)
+
+
+# A numbered list whose items open paragraphs far apart: BERT's section 3.1 says "we pre-train
+# BERT using two unsupervised tasks, described in this section", then "Task #1: Masked LM …" in
+# the same chunk and "Task #2: Next Sentence Prediction (NSP) …" five chunks later. Given that
+# first chunk alone, the 0.5B answered "pre-training and fine-tuning"; given the later item's
+# first sentence as well (and not asked for brevity: asks_for_several), "1. Masked LM … 2. Next
+# Sentence Prediction". So a passage that holds an item is followed by the first sentence of
+# each later item of its section (captions and cross-references, "Table 2:", are not items).
+_ITEM = re.compile(r"^(?P<label>[A-Z][a-z]+) #?(?P<n>\d{1,2})[:.)] ", re.MULTILINE)
+_NOT_ITEMS = frozenset("Table Figure Fig Section Appendix Algorithm Equation Eq Chapter Page "
+                       "Listing Theorem Lemma Definition Proposition Corollary Remark Footnote "
+                       "Exhibit Schedule Article Annex Part".split())
+LATER_ITEMS_CHUNKS = 12  # how far into its section a hit's list is followed
+MAX_ITEM_CHARS = 300
+_FIRST_SENTENCE = re.compile(r".+?[.!?](?=\s|$)", re.DOTALL)
+SKIPPED = "[…]"
+
+
+def list_items(text: str) -> dict[str, set[int]]:
+    """The numbered items that open paragraphs of `text`, by label: {"Task": {1}}."""
+    found: dict[str, set[int]] = {}
+    for m in _ITEM.finditer(text):
+        if m.group("label") not in _NOT_ITEMS:
+            found.setdefault(m.group("label"), set()).add(int(m.group("n")))
+    return found
+
+
+def later_items(hit: Hit, rows: list[dict]) -> list[dict]:
+    """Of `rows` (chunks after the hit in its document), those that open a later item of a list
+    the hit holds, within its section, each cut to the item's first sentence."""
+    items = list_items(hit.text)
+    out = []
+    for row in rows:
+        if row["doc_id"] != hit.doc_id or row["chunk"] <= hit.chunk \
+                or row.get("section", "") != hit.section:
+            continue
+        for m in _ITEM.finditer(row["text"]):
+            seen = items.get(m.group("label"), set())
+            if seen and int(m.group("n")) > max(seen):
+                seen.add(int(m.group("n")))
+                rest = row["text"][m.start():]
+                found = _FIRST_SENTENCE.match(rest)
+                text = (found.group(0) if found else rest)[:MAX_ITEM_CHARS]
+                out.append({**row, "text": text, "start": row["start"] + m.start(),
+                            "end": row["start"] + m.start() + len(text)})
+                break
+    return out
 
 
 def context_block(lead: Hit, rows: list[dict]) -> str:
@@ -102,12 +157,27 @@ def context_block(lead: Hit, rows: list[dict]) -> str:
 _SPELLED_OUT = re.compile(r"\bstands? for\b|\babbreviation\b|\bacronym\b", re.IGNORECASE)
 
 
+# Asked for brevity for a number of things, the 0.5B gave their count back: "What are the two
+# pre-training tasks of BERT?" -> "Two unsupervised tasks."; asked plainly, with the same
+# passages, "1. Masked LM … 2. Next Sentence Prediction". Four questions of the shared QA sets
+# ask this way ("Who were the two abbots at Fécamp Abbey?").
+_SEVERAL = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|[2-9])\s+"
+                      r"(?:[\w-]+\s+){0,2}?[\w-]+s\b", re.IGNORECASE)
+_HOW_MANY = re.compile(r"\s*how (many|much)\b", re.IGNORECASE)
+
+
+def asks_for_several(question: str) -> bool:
+    """Whether the question asks for a number of things ("the two pre-training tasks"), not for
+    a number ("How many layers…?")."""
+    return bool(_SEVERAL.search(question)) and not _HOW_MANY.match(question)
+
+
 def wants_brevity(message: str) -> bool:
     """A question, but not one for a document's authors or title (asked for brevity, the 0.5B
-    gave one name of a list: "Who wrote the BERT paper?" -> "Jacob Devlin", of four) nor for
-    what an acronym stands for."""
+    gave one name of a list: "Who wrote the BERT paper?" -> "Jacob Devlin", of four), for
+    what an acronym stands for, or for a number of things."""
     return (message.rstrip().endswith("?") and not front_matter.asks_about_document(message)
-            and not _SPELLED_OUT.search(message))
+            and not _SPELLED_OUT.search(message) and not asks_for_several(message))
 
 
 def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
@@ -158,6 +228,11 @@ def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tok
                     if cost <= spare and fits(key, nearby[key]):
                         chosen[key] = nearby[key]
                         spare -= cost
+    for hit in [h for h in hits if (h.doc_id, h.chunk) in chosen]:
+        for row in later_items(hit, sorted(nearby.values(), key=lambda r: r["chunk"])):
+            key = (row["doc_id"], int(row["chunk"]))
+            if key not in chosen and fits(key, row):
+                chosen[key] = row
     used = [h for h in hits if (h.doc_id, h.chunk) in chosen]
     return PromptPlan([{"role": "user", "content": _user_message(question, chosen, hits)}],
                       used, [h for h in hits if h not in used], _windows(chosen, used))
@@ -182,16 +257,19 @@ def _windows(chosen: dict[Key, dict], used: list[Hit]) -> dict[int, dict]:
             hit = by_key[(rows[i]["doc_id"], rows[i]["chunk"])]
             start = at[n - 1] + 1 if n else 0
             end = at[n + 1] if n + 1 < len(at) else len(rows)
+            skips = i + 1 < end and rows[i + 1]["chunk"] > rows[i]["chunk"] + 1
             windows[hit.rank] = {"before": merged_text(rows[start:i]),
-                                 "after": merged_text(rows[i + 1:end])}
+                                 "after": f"{SKIPPED}\n" * skips + merged_text(rows[i + 1:end])}
     return windows
 
 
 def nearby_chunks(collection, hits: list[Hit], window: int) -> dict[Key, dict]:
-    """The chunks within `window` of each hit, read from Chroma by doc id and chunk index."""
+    """The chunks within `window` of each hit, read from Chroma by doc id and chunk index; of a
+    hit that holds a list's item, those within LATER_ITEMS_CHUNKS (later_items)."""
     rows = {}
-    for hit in hits if window else []:
-        for row in store.neighbours(collection, hit.doc_id, hit.chunk, window):
+    for hit in hits:
+        radius = LATER_ITEMS_CHUNKS if list_items(hit.text) else window
+        for row in store.neighbours(collection, hit.doc_id, hit.chunk, radius) if radius else []:
             rows[(row["doc_id"], int(row["chunk"]))] = row
     return rows
 
