@@ -54,6 +54,10 @@ def test_the_opening_chunks_of_the_documents_named_or_else_retrieved():
         ["w:0", "b:0"]
     assert ids(opening_chunks(idx, "Who wrote this paper?", ["w", "b"], ("b", "g"), 3)) == \
         ["b:0"]
+    # A name that no document has, and retrieval too weak to answer: no openings to misread
+    assert opening_chunks(idx, "Who are the authors of QLoRA?", ["g", "w"], (), 3, False) == []
+    assert ids(opening_chunks(idx, "Who wrote this paper?", ["w"], (), 3, False)) == ["w:0"]
+    assert ids(opening_chunks(idx, "Who wrote the GAN paper?", ["w"], (), 3, False)) == ["g:0"]
 
 
 def test_asked_for_the_parties_each_documents_end_comes_after_its_opening():

@@ -177,12 +177,17 @@ def asks_for_parties(question: str) -> bool:
 
 
 def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
-                   doc_ids: tuple[str, ...], limit: int) -> list[int]:
+                   doc_ids: tuple[str, ...], limit: int, retrieval_answers: bool = True
+                   ) -> list[int]:
     """Positions in `index` of the opening chunks of the documents the question is about: those
     whose title or file name shares most of the words it capitalises ("the BERT paper"), else
     those the retrieved chunks came from (`ranked_docs`, best first), at most `limit`
     documents. A question for the parties gets each one's closing chunk too, after its
-    opening."""
+    opening. None where the question names something that no document is called and
+    `retrieval_answers` is False (the retrieved chunks are too weak a match to answer it):
+    asked "Who are the authors of QLoRA?" over the two Square One forms, the 0.5B read their
+    openings and answered "Alibaba Cloud [1]"; "the Transformer paper" is still found where
+    retrieval finds the Transformer."""
     openings = {m["doc_id"]: i for i, m in enumerate(index.metas)
                 if int(m["chunk"]) == 0 and (not doc_ids or m["doc_id"] in doc_ids)}
     last: dict[str, tuple[int, int]] = {}  # doc id -> (its last chunk, that chunk's position)
@@ -198,6 +203,8 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
     if most:
         named = {doc for doc, n in shared.items() if n == most}
         ranked_docs = [d for d in ranked_docs if d in named] + sorted(named - set(ranked_docs))
+    elif names and not retrieval_answers:
+        return []
     ranked_docs = list(dict.fromkeys(d for d in ranked_docs if d in openings))
     return [i for doc in ranked_docs[:limit]
             for i in (openings[doc], *([closings[doc]] if doc in closings else []))]

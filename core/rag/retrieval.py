@@ -172,9 +172,10 @@ def _openings(collection, settings: Settings, question: str, options: RetrievalO
     retrieved (core.rag.front_matter), each said to be there as an opening; one that
     retrieval found keeps its scores."""
     index = bm25_index(collection, settings.indexes_dir)
+    answers = relevance.answerable([h.relevance for h in hits[:options.k]])
     return [_placed(index, i, hits, ranked, options.method, front_matter.RETRIEVER)
             for i in front_matter.opening_chunks(index, question, [h.doc_id for h in hits],
-                                                 options.doc_ids, options.k)]
+                                                 options.doc_ids, options.k, answers)]
 
 
 def _definition_first(collection, settings: Settings, abbreviation: str,
