@@ -12,6 +12,7 @@ from core.rag.prompting import (
     build_prompt,
     list_items,
     wants_brevity,
+    with_run_in_headings_apart,
 )
 from core.rag.terms import highlight_spans
 from core.settings import load_settings
@@ -334,15 +335,27 @@ def test_a_list_that_a_hit_opens_is_read_on_to_its_later_items(engine):
               ("doc", 11): chunk_row(11, "Task #3: Another section's item.", section="3.2 Fine-tuning")}
     plan = build_prompt("What are the two tasks?", [hit], engine, 128, nearby, window=0)
     user = plan.messages[-1]["content"]
-    assert (hit.text + "\n[…]\nTask #2: Next Sentence Prediction (NSP) Many tasks rely on "
-            "sentence pairs.\n\nQuestion:") in user
+    # (each item's run-in heading on a line of its own)
+    assert ("Task #1: Masked LM\nIntuitively, a deep model is more powerful than\n[…]\n"
+            "Task #2: Next Sentence Prediction (NSP)\nMany tasks rely on sentence pairs.\n\n"
+            "Question:") in user
     for left_out in ("More on masking", "Table 2", "More words here", "Task #3", "end of masking"):
         assert left_out not in user
     assert plan.windows[1]["after"].startswith("[…]\nTask #2: Next Sentence Prediction")
     # and with the window: the neighbour, then the skip
     plan = build_prompt("What are the two tasks?", [hit], engine, 128, nearby, window=1)
-    assert (hit.text + "\na shallow one. More on masking.\n[…]\nTask #2:") in \
+    assert "more powerful than\na shallow one. More on masking.\n[…]\nTask #2:" in \
         plan.messages[-1]["content"]
+
+
+def test_a_list_items_run_in_heading_is_set_apart_from_its_sentence():
+    assert with_run_in_headings_apart("Intro.\n\nTask #1: Masked LM Intuitively, it is") == \
+        "Intro.\n\nTask #1: Masked LM\nIntuitively, it is"
+    assert with_run_in_headings_apart("Task #2: Next Sentence Prediction (NSP) Many tasks") == \
+        "Task #2: Next Sentence Prediction (NSP)\nMany tasks"
+    for unchanged in ("Tip 1: Decide whether deep learning is right",  # a sentence, no heading
+                      "Table 1: Results on GLUE are", "Task #3: Masked"):
+        assert with_run_in_headings_apart(unchanged) == unchanged
 
 
 def test_list_items_are_numbered_paragraph_openings_not_captions():

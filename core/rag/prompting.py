@@ -117,6 +117,34 @@ def list_items(text: str) -> dict[str, set[int]]:
     return found
 
 
+def _run_in_heading_end(text: str, at: int) -> int | None:
+    """Where the run-in heading of the item that opens at `at` ends: its capitalised words
+    ("Masked LM", "Next Sentence Prediction (NSP)") up to the one that begins the paragraph's
+    sentence, which a lower-case word follows ("Intuitively, it is", "Many important")."""
+    words = list(re.finditer(r"\S+", text[at:at + MAX_ITEM_CHARS]))
+    last = None  # the end of the heading's last word so far
+    for word, after in zip(words, words[1:]):
+        if not (word.group(0)[:1].isupper() or word.group(0)[:2].lstrip("(")[:1].isupper()):
+            return None  # a lower-case word before any sentence began: no run-in heading
+        if after.group(0)[:1].islower() or word.group(0).endswith(","):
+            return at + last if last is not None else None
+        last = word.end()
+    return None
+
+
+def with_run_in_headings_apart(text: str) -> str:
+    """Each list item's run-in heading on a line of its own ("Task #1: Masked LM\nIntuitively,
+    …"): run on, the 0.5B took the sentence's first word for part of the name ("1. Masked LM
+    Intuitively"), and asked "What are the pre-training tasks of BERT?" copied the sentence."""
+    ends = []
+    for m in _ITEM.finditer(text):
+        if m.group("label") not in _NOT_ITEMS and (end := _run_in_heading_end(text, m.end())):
+            ends.append(end)
+    for end in reversed(ends):
+        text = text[:end] + "\n" + text[end:].lstrip(" ")
+    return text
+
+
 def later_items(hit: Hit, rows: list[dict]) -> list[dict]:
     """Of `rows` (chunks after the hit in its document), those that open a later item of a list
     the hit holds, within its section, each cut to the item's first sentence."""
@@ -145,7 +173,7 @@ def context_block(lead: Hit, rows: list[dict]) -> str:
     section = f" · {lead.section}" if lead.section else ""
     # The title, not the file name: a small model took the numbers of names such as
     # "1805.02400.pdf" for answers ("How many reviews…?" → "1805.02400").
-    text = merged_text(rows)
+    text = with_run_in_headings_apart(merged_text(rows))
     if lead.retriever == front_matter.RETRIEVER:
         text = front_matter.readable(text, lead.title)
     return f"Passage {lead.rank} ({lead.title or lead.doc}, {pages}{section}):\n{text}"
