@@ -5,7 +5,7 @@ a follow-up's earlier questions in the room that is left (core.rag.answers)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from core.rag import front_matter, store
@@ -81,13 +81,14 @@ def _runs(chosen: dict[Key, dict], hits: list[Hit]) -> list[tuple[Hit, list[dict
             runs[-1].append(key)
         else:
             runs.append([key])
-    for run in runs[:]:  # a list's later item (later_items) is read after the hit that opens it
-        before = runs.index(run) - 1
-        if not any(k in by_key for k in run) and before >= 0 and runs[before][0][0] == run[0][0]:
-            runs[before] += run
-            runs.remove(run)
+    passages: list[list[Key]] = []
+    for run in runs:  # a list's later item (later_items) is read after the hit that opens it
+        if passages and passages[-1][0][0] == run[0][0] and not any(k in by_key for k in run):
+            passages[-1] += run
+        else:
+            passages.append(run)
     led = [(min((by_key[k] for k in run if k in by_key), key=lambda h: h.rank),
-            [chosen[k] for k in run]) for run in runs]
+            [chosen[k] for k in run]) for run in passages]
     return sorted(led, key=lambda pair: pair[0].rank)
 
 
@@ -108,12 +109,17 @@ _FIRST_SENTENCE = re.compile(r".+?[.!?](?=\s|$)", re.DOTALL)
 SKIPPED = "[…]"
 
 
+def _items(text: str) -> Iterator[re.Match]:
+    """The numbered items that open paragraphs of `text`, captions and cross-references left
+    out."""
+    return (m for m in _ITEM.finditer(text) if m.group("label") not in _NOT_ITEMS)
+
+
 def list_items(text: str) -> dict[str, set[int]]:
     """The numbered items that open paragraphs of `text`, by label: {"Task": {1}}."""
     found: dict[str, set[int]] = {}
-    for m in _ITEM.finditer(text):
-        if m.group("label") not in _NOT_ITEMS:
-            found.setdefault(m.group("label"), set()).add(int(m.group("n")))
+    for m in _items(text):
+        found.setdefault(m.group("label"), set()).add(int(m.group("n")))
     return found
 
 
@@ -124,7 +130,7 @@ def _run_in_heading_end(text: str, at: int) -> int | None:
     words = list(re.finditer(r"\S+", text[at:at + MAX_ITEM_CHARS]))
     last = None  # the end of the heading's last word so far
     for word, after in zip(words, words[1:]):
-        if not (word.group(0)[:1].isupper() or word.group(0)[:2].lstrip("(")[:1].isupper()):
+        if not word.group(0).lstrip("(")[:1].isupper():  # "(NSP)" is capitalised
             return None  # a lower-case word before any sentence began: no run-in heading
         if after.group(0)[:1].islower() or word.group(0).endswith(","):
             return at + last if last is not None else None
@@ -136,10 +142,7 @@ def with_run_in_headings_apart(text: str) -> str:
     """Each list item's run-in heading on a line of its own ("Task #1: Masked LM\nIntuitively,
     …"): run on, the 0.5B took the sentence's first word for part of the name ("1. Masked LM
     Intuitively"), and asked "What are the pre-training tasks of BERT?" copied the sentence."""
-    ends = []
-    for m in _ITEM.finditer(text):
-        if m.group("label") not in _NOT_ITEMS and (end := _run_in_heading_end(text, m.end())):
-            ends.append(end)
+    ends = [end for m in _items(text) if (end := _run_in_heading_end(text, m.end()))]
     for end in reversed(ends):
         text = text[:end] + "\n" + text[end:].lstrip(" ")
     return text
@@ -154,7 +157,7 @@ def later_items(hit: Hit, rows: list[dict]) -> list[dict]:
         if row["doc_id"] != hit.doc_id or row["chunk"] <= hit.chunk \
                 or row.get("section", "") != hit.section:
             continue
-        for m in _ITEM.finditer(row["text"]):
+        for m in _items(row["text"]):
             seen = items.get(m.group("label"), set())
             if seen and int(m.group("n")) > max(seen):
                 seen.add(int(m.group("n")))
