@@ -47,6 +47,29 @@ def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=timeout_ms)
 
 
+def pick(page, combobox, typed: str, option: str, tries: int = 3) -> None:
+    """Choose `option` in a Streamlit selectbox by typing `typed` into it (typing opens the list;
+    a click does not). A rerun that lands while the list is open closes it and drops the typing
+    (seen once on a loaded CI machine), so the list is opened again a few times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        wait_until_idle(page)
+        combobox.click()
+        combobox.press("Control+a")
+        combobox.press_sequentially(typed, delay=100)
+        choice = page.get_by_role("option", name=option)
+        try:
+            choice.wait_for(timeout=10_000)
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            combobox.press("Escape")
+            continue
+        choice.click()
+        return
+
+
 def create_collection(page, url: str, name: str) -> None:
     """On a fresh data dir: open Documents, create a collection and wait until it is chosen."""
     page.goto(url + "/documents")

@@ -17,6 +17,7 @@ from tests.conftest import OUTPUT, require_model, shared
 from tests.e2e.browser import (
     browser_page,
     create_collection,
+    pick,
     streamlit_server,
     upload,
     wait_until_idle,
@@ -282,11 +283,7 @@ def test_the_bert_question_is_answered_from_the_bert_paper_with_a_citation(studi
 
         chat_model = page.locator("[data-testid=stExpander]").filter(has_text="Chat model ·")
         chat_model.get_by_text("Chat model ·").click()
-        picker = chat_model.get_by_role("combobox")
-        picker.click()
-        picker.press("Control+a")
-        picker.press_sequentially("1.5b", delay=100)  # typing opens the list (a click does not)
-        page.get_by_role("option", name=LARGER_CHAT_MODEL).click()
+        pick(page, chat_model.get_by_role("combobox"), "1.5b", LARGER_CHAT_MODEL)
         page.get_by_text(f"Chat model · {LARGER_CHAT_MODEL}").wait_for(timeout=60_000)
         wait_until_idle(page)
         page.get_by_text("Retrieval settings").click()
