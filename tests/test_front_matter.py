@@ -60,6 +60,35 @@ def test_the_opening_chunks_of_the_documents_named_or_else_retrieved():
     assert ids(opening_chunks(idx, "Who wrote the GAN paper?", ["w"], (), 3, False)) == ["g:0"]
 
 
+def test_a_paper_is_named_above_all_by_the_name_it_introduces():
+    """"The Transformer paper" is Attention's, which introduces the Transformer, not BERT's,
+    whose title says "Transformers"; "the BERT paper" is BERT's, not RoBERTa's."""
+    docs = {"b": ("1810.04805_BERT.pdf", "BERT: Pre-training of Deep Bidirectional Transformers",
+                  "We introduce a new language representation model called BERT, which stands "
+                  "for Bidirectional Encoder Representations from Transformers."),
+            "a": ("1706.03762_Attention.pdf", "Attention Is All You Need",
+                  "We propose a new simple network architecture, the Transformer, based solely "
+                  "on attention mechanisms."),
+            "r": ("1907.11692_RoBERTa.pdf", "RoBERTa: A Robustly Optimized BERT Pretraining "
+                  "Approach", "We present a replication study of BERT pretraining.")}
+    # as Tika's text is chunked: the title block, then the abstract
+    metas = [{"doc_id": d, "file": f, "title": t, "chunk": c, "page": 1, "section": ""}
+             for d, (f, t, _) in docs.items() for c in (0, 1)]
+    idx = Bm25Index([f"{m['doc_id']}:{m['chunk']}" for m in metas],
+                    [docs[m["doc_id"]][1 + m["chunk"]] for m in metas], metas)
+    # the chunk that introduces the name comes with the opening, unless the title does
+    for question, chunks in (("Who wrote the Transformer paper?", ["a:0", "a:1"]),
+                             ("Who are the authors of the BERT paper?", ["b:0"]),
+                             ("Who wrote RoBERTa?", ["r:0"])):
+        for retrieved in (["b", "r", "a"], ["a", "b", "r"], []):
+            assert [idx.ids[i] for i in opening_chunks(idx, question, retrieved, (), 3)] == \
+                chunks, (question, retrieved)
+    # a one-chunk document that introduces its name in its opening gets no chunk twice
+    one = Bm25Index(["x:0"], ["We propose a new model, the Frobnicator, for parsing."],
+                    [{"doc_id": "x", "file": "x.txt", "title": "", "chunk": 0, "page": 1}])
+    assert opening_chunks(one, "Who wrote the Frobnicator paper?", [], (), 3) == [0]
+
+
 def test_asked_for_the_parties_each_documents_end_comes_after_its_opening():
     """An agreement names its parties in its preamble, a form where it is signed."""
     idx = index(("w", "sow.docx", "Square One Statement of Work"),

@@ -35,6 +35,14 @@ RETRIEVER = "front matter"  # how a hit added here says where it came from (Hit.
 # A title is named with capitals ("the BERT paper", "QLoRA"); the question's other words ("Where
 # do the authors of QLoRA work?") would pick "Square One Statement of Work" as well.
 _NAME = re.compile(r"(?<!^)\b\w*[A-Z]\w*")
+# A name that a document introduces: its title's lead before a colon ("BERT: Pre-training of …")
+# or one its opening presents ("a new language representation model called BERT", "We propose
+# a new simple network architecture, the Transformer, based …"). "The Transformer paper" is the
+# paper that introduced it, not BERT's, whose title merely says "… Bidirectional Transformers".
+_INTRODUCES = re.compile(r"\b(?:called|named|dubbed|termed)\s+(?:the\s+)?([A-Z][\w-]*)"
+                         r"|\b(?:propose|introduce|present)s?\b[^.]*?,\s+the\s+([A-Z][\w-]*),")
+INTRODUCED_WEIGHT = 2  # an introduced name outweighs a word of another document's title
+HEAD_CHUNKS = 3  # where an introduction is looked for: a paper's title block is often chunk 0
 
 
 # A title block's footnote marks ("Pouget-Abadie∗", "Hu*") and e-mail addresses: given "Jean
@@ -168,6 +176,25 @@ def _authors(line: str) -> tuple[list[str], list[str], bool] | None:
     return (names, shared, delimited or len(names) > 1 or bool(shared)) if names else None
 
 
+def _introductions(index: Bm25Index, names: set[str], docs: set[str]
+                   ) -> dict[str, tuple[int, int | None]]:
+    """doc id -> (how many of the question's `names` the document introduces, the position of
+    the first chunk that introduces one its title does not, else None), for the documents of
+    `docs` that introduce any (`_INTRODUCES`, in their first HEAD_CHUNKS chunks)."""
+    found: dict[str, tuple[set[str], int | None]] = {}
+    heads = sorted((int(m["chunk"]), i) for i, m in enumerate(index.metas if names else ())
+                   if m["doc_id"] in docs and int(m["chunk"]) < HEAD_CHUNKS)
+    for chunk, i in heads:
+        doc, title = index.metas[i]["doc_id"], index.metas[i].get("title", "")
+        said, first = found.get(doc, (set(), None))
+        if chunk == 0 and ":" in title:  # "BERT: Pre-training of …"
+            said = said | (names & question_terms(title.split(":", 1)[0]))
+        here = names & question_terms(" ".join(
+            name for match in _INTRODUCES.finditer(index.texts[i]) for name in match.groups() if name))
+        found[doc] = (said | here, i if first is None and here - said else first)
+    return {doc: (len(said), first) for doc, (said, first) in found.items() if said}
+
+
 def asks_about_document(question: str) -> bool:
     return bool(_ABOUT_DOCUMENT.search(question)) or asks_for_parties(question)
 
@@ -180,14 +207,14 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
                    doc_ids: tuple[str, ...], limit: int, retrieval_answers: bool = True
                    ) -> list[int]:
     """Positions in `index` of the opening chunks of the documents the question is about: those
-    whose title or file name shares most of the words it capitalises ("the BERT paper"), else
+    whose title or file name shares most of the words it capitalises ("the BERT paper"), above
+    all those that introduce the name (`_introduced`: "the Transformer paper"), else
     those the retrieved chunks came from (`ranked_docs`, best first), at most `limit`
     documents. A question for the parties gets each one's closing chunk too, after its
     opening. None where the question names something that no document is called and
     `retrieval_answers` is False (the retrieved chunks are too weak a match to answer it):
     asked "Who are the authors of QLoRA?" over the two Square One forms, the 0.5B read their
-    openings and answered "Alibaba Cloud [1]"; "the Transformer paper" is still found where
-    retrieval finds the Transformer."""
+    openings and answered "Alibaba Cloud [1]"."""
     openings = {m["doc_id"]: i for i, m in enumerate(index.metas)
                 if int(m["chunk"]) == 0 and (not doc_ids or m["doc_id"] in doc_ids)}
     last: dict[str, tuple[int, int]] = {}  # doc id -> (its last chunk, that chunk's position)
@@ -196,9 +223,11 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
             last[m["doc_id"]] = max(last.get(m["doc_id"], (0, 0)), (int(m["chunk"]), i))
     closings = {doc: i for doc, (chunk, i) in last.items() if chunk > 0}
     names = question_terms(" ".join(_NAME.findall(question.strip())))
-    shared = {doc: len(names & question_terms(  # "the GAN paper" is 1406.2661_GAN.pdf
+    introduced = _introductions(index, names, set(openings))
+    # each word of a title or file name ("the GAN paper" is 1406.2661_GAN.pdf) counts
+    shared = {doc: len(names & question_terms(
         f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))
-        for doc, i in openings.items()}
+        + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] for doc, i in openings.items()}
     most = max(shared.values(), default=0)
     if most:
         named = {doc for doc, n in shared.items() if n == most}
@@ -206,5 +235,10 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
     elif names and not retrieval_answers:
         return []
     ranked_docs = list(dict.fromkeys(d for d in ranked_docs if d in openings))
+    # The chunk that introduces the name goes with the opening: "Who wrote the Transformer
+    # paper?" over Attention's title block alone ("Attention Is All You Need", its authors) got
+    # "I don't know."
     return [i for doc in ranked_docs[:limit]
-            for i in (openings[doc], *([closings[doc]] if doc in closings else []))]
+            for i in (openings[doc], *(j for j in (introduced.get(doc, (0, None))[1],
+                                                   closings.get(doc))
+                                              if j not in (None, openings[doc])))]
