@@ -134,6 +134,12 @@ def match_badge(hit: Hit, method: str) -> None:
                       f"it, its title, its parties): its {end} says that, however little its "
                       f"words resemble the question's ({rated}).")
         return
+    if hit.retriever == front_matter.INTRODUCTION:
+        st.badge("where the document introduces it", color="violet",
+                 help="Shown beside the document's opening because the question names "
+                      "something that this sentence introduces: it says which document the "
+                      f"question is about ({rated}).")
+        return
     if hit.retriever == definitions.RETRIEVER:
         st.badge("where it is spelled out", color="violet",
                  help="Shown first because the question asks what an abbreviation stands for, "

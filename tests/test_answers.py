@@ -243,6 +243,18 @@ def test_default_model_refuses_what_the_bert_paper_does_not_say_and_names_its_au
     assert sum(name in text for name in ("Vaswani", "Shazeer", "Parmar", "Uszkoreit", "Jones",
                                          "Gomez", "Kaiser", "Polosukhin")) >= 6, text
     assert "Google" not in text, text
+    # BERT's title says "Transformers"; the paper that introduces the Transformer is
+    # Attention's, and its sentence that does goes with its title block (it got BERT's authors)
+    ingest_files(settings, [shared("papers", "1706.03762_Attention_is_all_you_need.pdf")], "bert")
+    turn = RagTurn(settings, "bert", "Who wrote the Transformer paper?", engine, max_new_tokens=80)
+    "".join(turn.stream())
+    answer = turn.result()
+    assert all(name in answer.text for name in ("Vaswani", "Gomez", "Polosukhin")), answer.text
+    assert "Devlin" not in answer.text and answer.cited, answer.text
+    assert [(h.chunk, h.retriever) for h in answer.sources] == [(0, "front matter"),
+                                                                (1, "introduction")]
+    assert answer.sources[1].text.startswith("We propose a new simple network architecture, the "
+                                             "Transformer,")
 
 
 @pytest.mark.slow

@@ -88,6 +88,23 @@ def test_asked_for_the_parties_the_documents_opening_and_end_are_read(chat_env):
     assert "found by" not in shown and "match]" not in shown  # there for what they are
 
 
+def test_asked_for_the_paper_that_introduces_a_name_its_sentence_is_shown_beside_the_opening(
+        chat_env, tmp_path):
+    paper = tmp_path / "parser.txt"
+    filler = " ".join(["Parsing documents of every kind is hard for most readers."] * 12)
+    paper.write_text("A Parser for Everything\n\nJane Doe, John Roe\n\n" + filler + "\n\nWe "
+                     "propose a new parser, the Frobnicator, which reads every format. It is fast.")
+    [result] = ingest_files(load_settings(), [paper], "samples")
+    assert result.status == "ok" and result.chunks >= 2
+    at = chat_page()
+    at.chat_input(key="question").set_value("Who wrote the Frobnicator paper?").run()
+    assert not at.exception
+    shown = "\n".join(m.value for m in at.markdown)
+    assert ":violet-badge[the document's opening]" in shown
+    assert ":violet-badge[where the document introduces it]" in shown
+    assert "which reads every format" in shown and "It is fast" not in shown  # the sentence alone
+
+
 def test_asked_what_an_abbreviation_is_the_passage_that_spells_it_out_leads(chat_env):
     at = chat_page()
     at.chat_input(key="question").set_value("What is AutoML?").run()

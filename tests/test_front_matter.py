@@ -1,7 +1,14 @@
 """Questions about a document itself are answered from its opening chunk."""
 
 from core.rag.bm25 import Bm25Index
-from core.rag.front_matter import RETRIEVER, asks_about_document, asks_for_parties, opening_chunks, readable
+from core.rag.front_matter import (
+    RETRIEVER,
+    asks_about_document,
+    asks_for_parties,
+    introduction,
+    opening_chunks,
+    readable,
+)
 from core.rag.hits import Hit
 from core.rag.prompting import context_block
 
@@ -89,6 +96,20 @@ def test_a_paper_is_named_above_all_by_the_name_it_introduces():
     assert opening_chunks(one, "Who wrote the Frobnicator paper?", [], (), 3) == [0]
 
 
+def test_the_sentence_that_introduces_a_name_the_question_uses():
+    text = ("Abstract\n\nThe dominant models are recurrent. We propose a new simple network "
+            "architecture, the Transformer, based solely on attention. Experiments show it.")
+    start, end = introduction(text, "Who wrote the Transformer paper?")
+    assert text[start:end] == ("We propose a new simple network architecture, the Transformer, "
+                               "based solely on attention.")
+    first = "We introduce a new model called BERT, which stands for Bidirectional Encoder"
+    assert introduction(first, "Who are the authors of BERT?") == (0, len(first))
+    # names are compared whole, and only those the question uses
+    assert introduction(text, "Who wrote the Transformers paper?") is None
+    assert introduction("We propose a method called SC-LoRA.", "Who wrote LoRA?") is None
+    assert introduction("We propose a method called SC-LoRA.", "Who wrote SC-LoRA?") == (0, 35)
+
+
 def test_asked_for_the_parties_each_documents_end_comes_after_its_opening():
     """An agreement names its parties in its preamble, a form where it is signed."""
     idx = index(("w", "sow.docx", "Square One Statement of Work"),
@@ -144,7 +165,14 @@ def test_a_title_block_is_read_without_footnote_marks_and_addresses():
     assert readable("Square One Offer Letter\n\nDevelopment Draft\n\nEmployee {Jane Smith}",
                     "Square One Offer Letter") == \
         "Square One Offer Letter\n\nDevelopment Draft\n\nEmployee {Jane Smith}"
-    assert readable(ATTENTION) == "Noam Shazeer (Google Brain), Aidan N. Gomez (University of Toronto)"
+    # each one's own affiliation after all the names: beside each name, "Who wrote the
+    # Attention paper?" got the first name alone
+    assert readable(ATTENTION) == ("Noam Shazeer, Aidan N. Gomez\n\n"
+                                   "Noam Shazeer (Google Brain); Aidan N. Gomez (University of Toronto)")
+    assert readable("Ashish Vaswani∗ Google Brain\n\nNiki Parmar∗ Google Research\n\n"
+                    "Noam Shazeer∗ Google Brain") == ("Ashish Vaswani, Niki Parmar, Noam Shazeer\n\n"
+                                                      "Ashish Vaswani, Noam Shazeer (Google Brain); "
+                                                      "Niki Parmar (Google Research)")
     assert readable(LORA) == ("Edward Hu, Yelong Shen, Phillip Wallis, Zeyuan Allen-Zhu\n\n"
                               "Microsoft Corporation (Version 2)")
     assert readable(BERT) == ("BERT: Pre-training of Deep Bidirectional Transformers\n\nJacob "

@@ -39,9 +39,12 @@ _NAME = re.compile(r"(?<!^)\b\w*[A-Z]\w*")
 # or one its opening presents ("a new language representation model called BERT", "We propose
 # a new simple network architecture, the Transformer, based …"). "The Transformer paper" is the
 # paper that introduced it, not BERT's, whose title merely says "… Bidirectional Transformers".
+# Names are compared whole: "SC-LoRA" is not "LoRA".
 _INTRODUCES = re.compile(r"\b(?:called|named|dubbed|termed)\s+(?:the\s+)?([A-Z][\w-]*)"
                          r"|\b(?:propose|introduce|present)s?\b[^.]*?,\s+the\s+([A-Z][\w-]*),")
+_WHOLE_NAME = re.compile(r"(?<![\w-])[\w-]*[A-Z][\w-]*")
 INTRODUCED_WEIGHT = 2  # an introduced name outweighs a word of another document's title
+INTRODUCTION = "introduction"  # Hit.retriever of the sentence that introduces the name asked
 HEAD_CHUNKS = 3  # where an introduction is looked for: a paper's title block is often chunk 0
 
 
@@ -56,9 +59,9 @@ _EMAIL = re.compile(r"\{[^{}]*\}@[\w.-]+|\s*<[\w.+-]+@[\w-]+(?:\.[\w-]+)+>|[\w.+
 
 
 def readable(text: str, title: str = "") -> str:
-    """A title block as the model reads it: the authors as a list with commas, each with their
-    own affiliation where the block gives one per author, without footnote marks, affiliation
-    numbers and e-mail addresses (the Retrieved-chunks panel still shows the text as it is).
+    """A title block as the model reads it: the authors as a list with commas, then their
+    affiliations (grouped by affiliation where the block gives one per author), without footnote
+    marks, affiliation numbers and e-mail addresses (the Retrieved-chunks panel still shows the text as it is).
     Lines that are not lists of names (the document's `title`, an address, the abstract) keep
     their words: read as names, "Square One Offer Letter" became "Square One, Offer Letter"."""
     # a line that ends with a comma goes on in the next: the 0.5B read RAG's last line of
@@ -67,6 +70,7 @@ def readable(text: str, title: str = "") -> str:
     out: list[str] = []  # paragraphs
     lines: list[str] = []  # the lines of the paragraph being written
     names: list[str] = []  # the authors of the list being gathered
+    own: dict[str, list[str]] = {}  # an affiliation given beside one author -> those authors
     shared: list[str] = []  # affiliations given for several of them at once
 
     def end_paragraph() -> None:
@@ -74,10 +78,16 @@ def readable(text: str, title: str = "") -> str:
             out.append("\n".join(lines))
         lines.clear()
 
+    # Each author's own affiliation beside their name ("Ashish Vaswani (Google Brain), Noam
+    # Shazeer (Google Brain), …") had the 0.5B answer "Who wrote the Attention paper?" with the
+    # first name alone; with the names first and the affiliations after, all eight, and 4 of
+    # 6 questions for who works where (6 of 6 before; work/scratch of session 28).
     def end_list() -> None:
         if names:
-            out.extend([", ".join(names), *(["; ".join(shared)] if shared else [])])
+            groups = "; ".join(f"{', '.join(people)} ({where})" for where, people in own.items())
+            out.extend([", ".join(names), *[line for line in (groups, "; ".join(shared)) if line]])
         names.clear()
+        own.clear()
         shared.clear()
 
     for paragraph in re.split(r"\n\s*\n", text):
@@ -85,10 +95,12 @@ def readable(text: str, title: str = "") -> str:
             authors = _authors(line) if line.strip() != title.strip() else None
             # A lone line of two capitalised words ("Luke Zettlemoyer", or a title such as
             # "Deep Learning") is a name only where it carries on a list of names before it.
-            if authors and (names or authors[2]):
+            if authors and (names or authors[3]):
                 end_paragraph()
                 names.extend(authors[0])
-                shared.extend(authors[1])
+                for name, where in authors[1]:
+                    own.setdefault(where, []).append(name)
+                shared.extend(authors[2])
                 continue
             end_list()
             cleaned = _LEADING_NUMBER.sub("", _FOOTNOTE_MARK.sub("", line))
@@ -145,15 +157,16 @@ def _people(words: list[str], delimited: bool) -> list[str] | None:
     return people
 
 
-def _authors(line: str) -> tuple[list[str], list[str], bool] | None:
-    """A line that lists authors, as (names, each with its affiliation where it stands
-    alone beside one; affiliations shared by several; whether anything set the names apart):
-    None for any other line, which is left as it is."""
+def _authors(line: str) -> tuple[list[str], list[tuple[str, str]], list[str], bool] | None:
+    """A line that lists authors, as (names; (name, affiliation) where one stands alone beside
+    a name; affiliations shared by several; whether anything set the names apart): None for any
+    other line, which is left as it is."""
     line = _AFFILIATION_NUMBER.sub("", line)
     pieces = [p.strip() for p in re.split(r"[,;]|" + _FOOTNOTE_MARK.pattern, line)]
     pieces = [p for p in pieces if p]
     delimited = len(pieces) > 1
     names: list[str] = []
+    own: list[tuple[str, str]] = []
     shared: list[str] = []
     last_single = False  # the piece before named one person, who takes the next affiliation
     for piece in pieces:
@@ -169,18 +182,29 @@ def _authors(line: str) -> tuple[list[str], list[str], bool] | None:
         names += people
         if affiliation:
             if len(people) == 1 or (not people and last_single and names):
-                names[-1] += f" ({affiliation})"
+                own.append((names[-1], affiliation))
             else:
                 shared.append(affiliation)
         last_single = len(people) == 1 and not affiliation
-    return (names, shared, delimited or len(names) > 1 or bool(shared)) if names else None
+    return (names, own, shared, delimited or len(names) > 1 or bool(shared)) if names else None
 
 
-def _introductions(index: Bm25Index, names: set[str], docs: set[str]
+def _whole_names(text: str, question: bool = True) -> set[str]:
+    """The capitalised words of `text`, whole and in lower case; of a question, not its first."""
+    return {m.group().lower() for m in _WHOLE_NAME.finditer(text.strip())
+            if m.start() or not question}
+
+
+def _introduced(text: str) -> set[str]:
+    return {name.lower() for m in _INTRODUCES.finditer(text) for name in m.groups() if name}
+
+
+def _introductions(index: Bm25Index, question: str, docs: set[str]
                    ) -> dict[str, tuple[int, int | None]]:
-    """doc id -> (how many of the question's `names` the document introduces, the position of
-    the first chunk that introduces one its title does not, else None), for the documents of
-    `docs` that introduce any (`_INTRODUCES`, in their first HEAD_CHUNKS chunks)."""
+    """doc id -> (how many of the names the question capitalises the document introduces, the
+    position of the first chunk that introduces one its title does not, else None), for the
+    documents of `docs` that introduce any (in their first HEAD_CHUNKS chunks)."""
+    names = _whole_names(question)
     found: dict[str, tuple[set[str], int | None]] = {}
     heads = sorted((int(m["chunk"]), i) for i, m in enumerate(index.metas if names else ())
                    if m["doc_id"] in docs and int(m["chunk"]) < HEAD_CHUNKS)
@@ -188,11 +212,25 @@ def _introductions(index: Bm25Index, names: set[str], docs: set[str]
         doc, title = index.metas[i]["doc_id"], index.metas[i].get("title", "")
         said, first = found.get(doc, (set(), None))
         if chunk == 0 and ":" in title:  # "BERT: Pre-training of …"
-            said = said | (names & question_terms(title.split(":", 1)[0]))
-        here = names & question_terms(" ".join(
-            name for match in _INTRODUCES.finditer(index.texts[i]) for name in match.groups() if name))
+            said = said | (names & _whole_names(title.split(":", 1)[0], question=False))
+        here = names & _introduced(index.texts[i])
         found[doc] = (said | here, i if first is None and here - said else first)
     return {doc: (len(said), first) for doc, (said, first) in found.items() if said}
+
+
+def introduction(text: str, question: str) -> tuple[int, int] | None:
+    """The span in `text` of its first sentence that introduces a name the question uses: of
+    the abstract that holds it, that sentence alone. Given Attention's whole first chunk of
+    abstract after its title block, the 0.5B answered "Who wrote the Transformer paper?" with
+    "I don't know."; given the sentence alone, with the eight authors."""
+    names = _whole_names(question)
+    for m in _INTRODUCES.finditer(text):
+        if names & {name.lower() for name in m.groups() if name}:
+            before = text[:m.start()]
+            start = max(before.rfind(". ") + 2 if ". " in before else 0, before.rfind("\n") + 1)
+            end = text.find(". ", m.end())
+            return start, len(text) if end < 0 else end + 1
+    return None
 
 
 def asks_about_document(question: str) -> bool:
@@ -223,7 +261,7 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
             last[m["doc_id"]] = max(last.get(m["doc_id"], (0, 0)), (int(m["chunk"]), i))
     closings = {doc: i for doc, (chunk, i) in last.items() if chunk > 0}
     names = question_terms(" ".join(_NAME.findall(question.strip())))
-    introduced = _introductions(index, names, set(openings))
+    introduced = _introductions(index, question, set(openings))
     # each word of a title or file name ("the GAN paper" is 1406.2661_GAN.pdf) counts
     shared = {doc: len(names & question_terms(
         f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))

@@ -16,8 +16,8 @@ class Hit:
     page: int
     chunk_id: str
     text: str
-    # "dense", "bm25", "both", "front matter" (core.rag.front_matter) or "definition"
-    # (core.rag.definitions)
+    # "dense", "bm25", "both", "front matter" or "introduction" (core.rag.front_matter), or
+    # "definition" (core.rag.definitions)
     retriever: str
     doc_id: str = ""
     chunk: int = 0

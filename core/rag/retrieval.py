@@ -173,9 +173,16 @@ def _openings(collection, settings: Settings, question: str, options: RetrievalO
     retrieval found keeps its scores."""
     index = bm25_index(collection, settings.indexes_dir)
     answers = relevance.answerable([h.relevance for h in hits[:options.k]])
-    return [_placed(index, i, hits, ranked, options.method, front_matter.RETRIEVER)
-            for i in front_matter.opening_chunks(index, question, [h.doc_id for h in hits],
-                                                 options.doc_ids, options.k, answers)]
+    placed = [_placed(index, i, hits, ranked, options.method, front_matter.RETRIEVER)
+              for i in front_matter.opening_chunks(index, question, [h.doc_id for h in hits],
+                                                   options.doc_ids, options.k, answers)]
+    for hit in placed:  # of a chunk after the opening that introduces the name, that sentence
+        span = front_matter.introduction(hit.text, question) if hit.chunk else None
+        if span is not None:
+            hit.text, hit.start, hit.end = (hit.text[span[0]:span[1]], hit.start + span[0],
+                                            hit.start + span[1])
+            hit.retriever = front_matter.INTRODUCTION
+    return placed
 
 
 def _definition_first(collection, settings: Settings, abbreviation: str,
