@@ -255,6 +255,11 @@ def test_default_model_refuses_what_the_bert_paper_does_not_say_and_names_its_au
                                                                 (1, "introduction")]
     assert answer.sources[1].text.startswith("We propose a new simple network architecture, the "
                                              "Transformer,")
+    # The affiliations come after the names: each one's is still read (BERT's references, which
+    # cite Gomez, gave "University of California, Berkeley" before his title block was read)
+    turn = RagTurn(settings, "bert", "Where does Aidan N. Gomez work?", engine, max_new_tokens=40)
+    "".join(turn.stream())
+    assert "Toronto" in turn.result().text, turn.result().text
 
 
 @pytest.mark.slow

@@ -17,11 +17,13 @@ def test_only_questions_about_who_wrote_a_document_or_its_title_ask_about_it():
     for question in ("Who wrote the BERT paper?", "Who are the authors of BERT?",
                      "who is the author", "What are the authors' affiliations?",
                      "Where do the authors of QLoRA work?", "What is the title of this paper?",
-                     "List the names of the authors."):
+                     "List the names of the authors.", "Where does Aidan N. Gomez work?",
+                     "Where did Ian Goodfellow work?"):
         assert asks_about_document(question), question
     # QASPER asks about the content this way dozens of times
     for question in ("What do the authors propose?", "Which dataset do the authors use?",
-                     "Who funded this contract?", "What is BERT?", "How was it written?"):
+                     "Who funded this contract?", "What is BERT?", "How was it written?",
+                     "Where does BERT work well?", "Where does the model work best?"):
         assert not asks_about_document(question), question
 
 
@@ -94,6 +96,20 @@ def test_a_paper_is_named_above_all_by_the_name_it_introduces():
     one = Bm25Index(["x:0"], ["We propose a new model, the Frobnicator, for parsing."],
                     [{"doc_id": "x", "file": "x.txt", "title": "", "chunk": 0, "page": 1}])
     assert opening_chunks(one, "Who wrote the Frobnicator paper?", [], (), 3) == [0]
+
+
+def test_a_person_is_found_in_the_opening_that_names_them():
+    """Retrieval found BERT's references, which cite Gomez; his own paper's title block says
+    where he works."""
+    metas = [{"doc_id": d, "file": f"{d}.pdf", "title": t, "chunk": 0, "page": 1, "section": ""}
+             for d, t in (("b", "BERT"), ("a", "Attention Is All You Need"))]
+    idx = Bm25Index(["b:0", "a:0"], ["BERT\n\nJacob Devlin Google AI Language",
+                                     "Attention Is All You Need\n\nAidan N. Gomez∗ † University "
+                                     "of Toronto"], metas)
+    assert opening_chunks(idx, "Where does Aidan N. Gomez work?", ["b"], (), 3) == [1]
+    assert opening_chunks(idx, "Where did Jacob Devlin work?", ["a"], (), 3) == [0]
+    # one capitalised word is no full name: the documents retrieval found
+    assert opening_chunks(idx, "Where do the authors of Gomez work?", ["b"], (), 3) == [0]
 
 
 def test_the_sentence_that_introduces_a_name_the_question_uses():

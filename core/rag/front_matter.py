@@ -21,6 +21,12 @@ _ABOUT_DOCUMENT = re.compile(
     r"|\baffiliations?\b|\bwhere (are|were|do|did) the authors\b"
     r"|\btitle of (the|this|that) (paper|document|article|report|study|book)\b",
     re.IGNORECASE)
+# Where one of them works ("Where does Aidan N. Gomez work?"): their paper's title block says
+# so; retrieval found BERT's references, which cite Gomez, and the 0.5B answered "University of
+# California, Berkeley".
+_WHERE_PERSON_WORKS = re.compile(r"\b[Ww]here (?:does|did|do) (?:[A-Z][\w.'’-]*\s+){1,3}"
+                                 r"[A-Z][\w'’-]* work\b")
+PERSON_WORDS = 2  # a full name: an opening that holds as many of the question's names has them
 # Who the parties to an agreement are, not what they must do ("What must the parties do?").
 # CUAD's annotators marked the parties of 497 contracts: the first mention lies within the
 # first 500 characters for 88% of them (the preamble), and a form names them where it is signed
@@ -218,6 +224,13 @@ def _introductions(index: Bm25Index, question: str, docs: set[str]
     return {doc: (len(said), first) for doc, (said, first) in found.items() if said}
 
 
+def _full_name(names: set[str], opening: str) -> int:
+    """How many of the question's capitalised words (`names`, as stems) `opening` holds, where
+    they are at least a full name (PERSON_WORDS), else 0."""
+    held = len(names & question_terms(opening))
+    return held if held >= PERSON_WORDS else 0
+
+
 def introduction(text: str, question: str) -> tuple[int, int] | None:
     """The span in `text` of its first sentence that introduces a name the question uses: of
     the abstract that holds it, that sentence alone. Given Attention's whole first chunk of
@@ -234,7 +247,8 @@ def introduction(text: str, question: str) -> tuple[int, int] | None:
 
 
 def asks_about_document(question: str) -> bool:
-    return bool(_ABOUT_DOCUMENT.search(question)) or asks_for_parties(question)
+    return (bool(_ABOUT_DOCUMENT.search(question) or _WHERE_PERSON_WORKS.search(question))
+            or asks_for_parties(question))
 
 
 def asks_for_parties(question: str) -> bool:
@@ -262,10 +276,12 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
     closings = {doc: i for doc, (chunk, i) in last.items() if chunk > 0}
     names = question_terms(" ".join(_NAME.findall(question.strip())))
     introduced = _introductions(index, question, set(openings))
-    # each word of a title or file name ("the GAN paper" is 1406.2661_GAN.pdf) counts
+    # each word of a title or file name ("the GAN paper" is 1406.2661_GAN.pdf) counts, and a
+    # person's full name in the opening (an author: "Aidan N. Gomez")
     shared = {doc: len(names & question_terms(
         f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))
-        + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] for doc, i in openings.items()}
+        + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] + _full_name(names, index.texts[i])
+        for doc, i in openings.items()}
     most = max(shared.values(), default=0)
     if most:
         named = {doc for doc, n in shared.items() if n == most}
