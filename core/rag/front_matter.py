@@ -66,8 +66,9 @@ _EMAIL = re.compile(r"\{[^{}]*\}@[\w.-]+|\s*<[\w.+-]+@[\w-]+(?:\.[\w-]+)+>|[\w.+
 
 def readable(text: str, title: str = "") -> str:
     """A title block as the model reads it: the authors as a list with commas, then their
-    affiliations (grouped by affiliation where the block gives one per author), without footnote
-    marks, affiliation numbers and e-mail addresses (the Retrieved-chunks panel still shows the text as it is).
+    affiliations (grouped by affiliation where the block gives one per author), without
+    footnote marks, affiliation numbers and e-mail addresses (the Retrieved-chunks panel still
+    shows the text as it is).
     Lines that are not lists of names (the document's `title`, an address, the abstract) keep
     their words: read as names, "Square One Offer Letter" became "Square One, Offer Letter"."""
     # a line that ends with a comma goes on in the next: the 0.5B read RAG's last line of
@@ -276,11 +277,13 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
     closings = {doc: i for doc, (chunk, i) in last.items() if chunk > 0}
     names = question_terms(" ".join(_NAME.findall(question.strip())))
     introduced = _introductions(index, question, set(openings))
+    said = {doc: n for doc, (n, _) in introduced.items()}
+    introducing = {doc: at for doc, (_, at) in introduced.items() if at is not None}
     # each word of a title or file name ("the GAN paper" is 1406.2661_GAN.pdf) counts, and a
     # person's full name in the opening (an author: "Aidan N. Gomez")
     shared = {doc: len(names & question_terms(
         f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))
-        + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] + _full_name(names, index.texts[i])
+        + INTRODUCED_WEIGHT * said.get(doc, 0) + _full_name(names, index.texts[i])
         for doc, i in openings.items()}
     most = max(shared.values(), default=0)
     if most:
@@ -293,6 +296,5 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
     # paper?" over Attention's title block alone ("Attention Is All You Need", its authors) got
     # "I don't know."
     return [i for doc in ranked_docs[:limit]
-            for i in (openings[doc], *(j for j in (introduced.get(doc, (0, None))[1],
-                                                   closings.get(doc))
-                                              if j not in (None, openings[doc])))]
+            for i in (openings[doc], *(j for j in (introducing.get(doc), closings.get(doc))
+                                       if j not in (None, openings[doc])))]
