@@ -3,6 +3,7 @@
 from core.rag.bm25 import Bm25Index
 from core.rag.front_matter import (
     RETRIEVER,
+    as_the_model_reads_it,
     asks_about_document,
     asks_for_parties,
     introduction,
@@ -25,6 +26,17 @@ def test_only_questions_about_who_wrote_a_document_or_its_title_ask_about_it():
                      "Who funded this contract?", "What is BERT?", "How was it written?",
                      "Where does BERT work well?", "Where does the model work best?"):
         assert not asks_about_document(question), question
+
+
+def test_who_wrote_is_put_to_the_model_as_who_the_authors_are():
+    """Asked "Who wrote QLoRA?" the 0.5B named the first of four authors; asked for the
+    authors, all four."""
+    assert as_the_model_reads_it("Who wrote QLoRA?") == "Who are the authors of QLoRA?"
+    assert as_the_model_reads_it("who authored the Transformer paper ? ") == \
+        "Who are the authors of the Transformer paper?"
+    for question in ("Who are the authors of BERT?", "Who wrote the section on LoRA, and why?",
+                     "What did Devlin write?", "Who wrote"):
+        assert as_the_model_reads_it(question) == question
 
 
 def test_asking_who_the_parties_are_asks_about_the_document():

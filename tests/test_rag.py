@@ -46,10 +46,10 @@ def test_prompt_numbers_chunks_and_drops_whole_chunks_that_do_not_fit(engine):
     essay = build_prompt("Write a long essay about alpha.", hits, engine, 128)
     assert essay.messages[-1]["content"].endswith(
         "Question: Write a long essay about alpha.\nHelpful Answer:")
-    # Asked for brevity, the 0.5B named one author of four
+    # Asked for brevity, or asked who wrote it, the 0.5B named one author of four
     authors = build_prompt("Who wrote the alpha paper?", hits, engine, 128)
     assert authors.messages[-1]["content"].endswith(
-        "Question: Who wrote the alpha paper?\nHelpful Answer:")
+        "Question: Who are the authors of the alpha paper?\nHelpful Answer:")
     # ... and wrote an acronym back for what it stands for ("Bert")
     for question in ("What does BERT stand for?", "Which acronym is ALPHA?"):
         plain = build_prompt(question, hits, engine, 128).messages[-1]["content"]

@@ -247,6 +247,18 @@ def introduction(text: str, question: str) -> tuple[int, int] | None:
     return None
 
 
+# "Who wrote X?" got the first author alone for 3 of 9 papers and questions ("Who wrote QLoRA?"
+# -> "Tim Dettmers [1]", of four) where "Who are the authors of X?" got every author for all 9,
+# over the same passages (`ask` over the shared papers, session 28): the model reads it so.
+_WHO_WROTE = re.compile(r"^\s*who (?:wrote|authored) (?P<what>[^?,]+)\?\s*$", re.IGNORECASE)
+
+
+def as_the_model_reads_it(question: str) -> str:
+    """The question as the prompt puts it: "Who wrote X?" as "Who are the authors of X?"."""
+    asked = _WHO_WROTE.match(question)
+    return f"Who are the authors of {asked.group('what').strip()}?" if asked else question
+
+
 def asks_about_document(question: str) -> bool:
     return (bool(_ABOUT_DOCUMENT.search(question) or _WHERE_PERSON_WORKS.search(question))
             or asks_for_parties(question))

@@ -213,7 +213,7 @@ def wants_brevity(message: str) -> bool:
 
 def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
     context = "\n\n".join(context_block(lead, rows) for lead, rows in _runs(chosen, hits))
-    return ANSWER_PROMPT.format(context=context, question=question,
+    return ANSWER_PROMPT.format(context=context, question=front_matter.as_the_model_reads_it(question),
                                 style=BRIEF if wants_brevity(question) else "")
 
 
