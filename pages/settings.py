@@ -80,11 +80,9 @@ if any(optional.values()):
         install_buttons(s, role)
 
 st.subheader("Current configuration")
-# the value is what is looked for here: wide enough for a path, the explanation gives way;
-# every row shown, without an inner scroll that hid the ones after the tenth
-st.dataframe(s.describe(), hide_index=True, width="stretch", height="content",
-             column_config={"value": st.column_config.TextColumn("value", width="large"),
-                            "help": st.column_config.TextColumn("what it is", width="large")})
+# A static table: its cells wrap, where a data grid cut the explanations at the page's edge
+st.table([{**{k: v for k, v in row.items() if k != "help"}, "what it is": row["help"]}
+          for row in s.describe()], hide_index=True)
 
 st.subheader("Models on this machine")
 st.dataframe([{"model": m.name, "roles": ", ".join(m.roles), "status": m.status,

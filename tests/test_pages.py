@@ -77,7 +77,7 @@ def test_settings_page_masks_key_and_saves_choices(studio_env, monkeypatch):
     at.switch_page("pages/settings.py").run()
     assert not at.exception
     assert at.title[0].value == "Settings"
-    table = at.dataframe[0].value
+    table = at.table[0].value
     row = table[table["setting"] == "openai_api_key"].iloc[0]
     assert row["value"] == "••••4242" and row["source"] == "env"
     assert "sk-test-secret" not in table.to_string()

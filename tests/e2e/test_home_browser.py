@@ -31,5 +31,8 @@ def test_home_status_panel_shows_every_default_model_ready(studio_env):
         page.get_by_text("Current configuration").wait_for(timeout=60_000)
         wait_until_idle(page)
         # the tables are drawn after the page settles: the screenshot showed two grey skeletons
-        page.locator("[data-testid=stDataFrame]").nth(1).wait_for(timeout=30_000)
+        page.locator("[data-testid=stDataFrame]").first.wait_for(timeout=30_000)
+        # the configuration's explanations wrap in their cells, not cut at the page's edge
+        table = page.locator("[data-testid=stTable]")
+        assert table.evaluate("el => el.scrollWidth - el.clientWidth") <= 1
         page.screenshot(path=str(OUTPUT / "settings.png"))
