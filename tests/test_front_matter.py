@@ -35,7 +35,7 @@ def test_who_wrote_is_put_to_the_model_as_who_the_authors_are():
     assert as_the_model_reads_it("who authored the Transformer paper ? ") == \
         "Who are the authors of the Transformer paper?"
     for question in ("Who are the authors of BERT?", "Who wrote the section on LoRA, and why?",
-                     "What did Devlin write?", "Who wrote"):
+                     "What did Devlin write?", "Who wrote", "Who wrote it?", "who wrote this?"):
         assert as_the_model_reads_it(question) == question
 
 

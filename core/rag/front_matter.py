@@ -253,10 +253,16 @@ def introduction(text: str, question: str) -> tuple[int, int] | None:
 _WHO_WROTE = re.compile(r"^\s*who (?:wrote|authored) (?P<what>[^?,]+)\?\s*$", re.IGNORECASE)
 
 
+_PRONOUNS = frozenset("it this that these those them".split())
+
+
 def as_the_model_reads_it(question: str) -> str:
     """The question as the prompt puts it: "Who wrote X?" as "Who are the authors of X?"."""
     asked = _WHO_WROTE.match(question)
-    return f"Who are the authors of {asked.group('what').strip()}?" if asked else question
+    what = asked.group("what").strip() if asked else ""
+    # "Who are the authors of it?" over papers with nothing said before: the 0.5B listed two
+    # papers' authors as one list, where "Who wrote it?" named one paper's
+    return f"Who are the authors of {what}?" if what and what.lower() not in _PRONOUNS else question
 
 
 def asks_about_document(question: str) -> bool:
