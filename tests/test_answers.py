@@ -74,6 +74,34 @@ def test_marks_the_model_writes_itself_are_kept():
         "Two models. [1]\n[2] Both train."
 
 
+def test_a_mark_the_model_writes_within_a_sentence_is_checked_against_the_passages():
+    """The 1.5B marked "Jane Smith [2]" in a list, passage 2 being the form's signature block."""
+    passages = {1: "Employee {Jane Smith} Employer {SuperCo, Inc.}",
+                2: "Sincerely: Employer Signature: Name: Title: Date:",
+                3: "Client {ClientCo, Inc.}"}
+
+    def marked_by(pieces: list[str]) -> str:
+        model = ScriptedModel(pieces, ["\n"])
+        return "".join(stream_marked(model, [], passages, 200, threading.Event(),
+                                     question="Who are the parties?"))
+
+    # the one passage that clearly holds it replaces the model's choice
+    assert marked_by(["The", " employee", " is", " Jane", " Smith", " [", "2", "]", " and",
+                      " the", " employer", " SuperCo", "."]) == \
+        "The employee is Jane Smith [1] and the employer SuperCo."
+    # a mark it may carry is kept, as is the text of code ("x[0]" is no mark)
+    assert marked_by(["Jane", " Smith", " [", "1", "]", " works", " there", "."]).startswith(
+        "Jane Smith [1] works there.")
+    assert marked_by(["Use", " x[0]", " first", "."]).startswith("Use x[0] first.")
+    # its "]" and the full stop after it may come as one token
+    assert marked_by(["SuperCo", " [", "1", "]", " and", " Jane", " Smith", " [", "2", "]."]) == \
+        "SuperCo [1] and Jane Smith [1]."
+    # a mark of no passage given, where none clearly holds the words, goes; the sentence's end
+    # is then marked as any other's
+    assert marked_by(["It", " is", " signed", " [", "7", "]", " today", "."]) == \
+        "It is signed today. [1]"
+
+
 def test_a_sentence_with_numbers_is_marked_only_with_a_passage_that_holds_them():
     passages = {1: "We report BERTBASE (L=12, H=768) and BERTLARGE (L=24, H=1024).",
                 2: "Table 6: Ablation over BERT model size. #L = the number of layers.",

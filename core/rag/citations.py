@@ -134,6 +134,27 @@ def candidates(sentence: str, passages: dict[int, str], question: str = "") -> l
     return holding_words(sentence, passages, holding_numbers(sentence, passages), question)
 
 
+# A mark the model writes itself within a sentence (" [2]", not "x[0]" of code), held back from
+# its "[" until its number is checked: the 1.5B listed "1. SuperCo, Inc. [1] - Employer 2. Jane
+# Smith [2] - Employee" where passage 2, the form's signature block, holds no "Jane Smith".
+_BEGUN_MARK = re.compile(r"(?<=\s)\[\d{0,2}$")
+_WRITTEN_MARK = re.compile(r"(?<=\s)\[(\d{1,2})\](?P<after>[.,;:!?)]*)$")  # "]." is one token
+
+
+def _since_last_mark(text: str) -> str:
+    return text[max((m.end() for m in _CITATION.finditer(text)), default=0):]
+
+
+def checked_mark(rank: int, text: str, passages: dict[int, str], question: str = "") -> str:
+    """The model's own mark [rank] after `text` where it may be marked so (`candidates`); else
+    the one passage it may be marked with, else nothing (the sentence's end is then marked as
+    any other's)."""
+    allowed = candidates(text, passages, question)
+    if rank in allowed:
+        return f"[{rank}]"
+    return f"[{allowed[0]}]" if len(allowed) == 1 else ""
+
+
 def _ends_sentence(text: str) -> bool:
     return (bool(_ENDS_SENTENCE.search(text)) and not text.endswith(_ABBREVIATIONS)
             and not _INITIAL.search(text))
@@ -155,7 +176,7 @@ def stream_marked(engine, messages: list[dict], passages: dict[int, str], max_ne
     ranks = list(passages)
     while budget > 0:
         space = ""  # what the model wrote after its sentence, put back after the mark
-        held = ""  # marks with no words yet (_MARKS_ONLY)
+        shown = len(reply)  # what is held back is reply[shown:]
         with closing(engine.continue_reply(messages, reply, budget, stop, stop_at)) as pieces:
             for piece in pieces:
                 budget -= 1
@@ -176,14 +197,22 @@ def stream_marked(engine, messages: list[dict], passages: dict[int, str], max_ne
                     # between is the end of the answer, and the held marks are not shown.
                     if len(_CITATION.findall(reply[sentence_start:])) > 1:
                         return
-                    held += piece
                     continue
-                yield held + piece
-                held = ""
+                if _BEGUN_MARK.search(reply):  # shown once its number is checked
+                    continue
+                if written := _WRITTEN_MARK.search(reply):
+                    before = reply[:written.start()]
+                    mark = checked_mark(int(written.group(1)),
+                                        _since_last_mark(before[sentence_start:]), passages, question)
+                    # a mark taken out takes the space before it, where that is not shown yet
+                    reply = (before + mark if mark else before[:max(shown, len(before.rstrip(" ")))]
+                             ) + written.group("after")
+                yield reply[shown:]
+                shown = len(reply)
                 if space:
                     break
-        if held:  # one mark, and then the model ended: it is the model's own citation
-            yield held
+        if len(reply) > shown:  # one mark, and then the model ended: the model's own citation
+            yield reply[shown:]
         sentence = reply[sentence_start:]
         if (sentence.strip() and not stop.is_set() and not is_refusal(reply)
                 and not set(citation_marks(sentence)) & set(ranks)):
