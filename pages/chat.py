@@ -238,11 +238,21 @@ def timing_note(answer: Answer) -> str:
     return " · ".join(parts)
 
 
+def search_caption(question: str, searched_for: str, searched_in: list[str]) -> None:
+    """What was searched, where it is not simply the question over every document."""
+    parts = [f"searched for: {escape_markdown(searched_for)}"] \
+        if searched_for and searched_for != question else []
+    if searched_in:
+        parts.append(f"searched in {', '.join(escape_markdown(d) for d in searched_in)} "
+                     f"alone, which the question names")
+    if parts:
+        st.caption(" · ".join(parts))
+
+
 def show_answer(answer: Answer, number: int) -> None:
     with st.chat_message("user"):
         st.text(answer.question)
-        if answer.searched_for and answer.searched_for != answer.question:
-            st.caption(f"searched for: {escape_markdown(answer.searched_for)}")
+        search_caption(answer.question, answer.searched_for, answer.searched_in)
     with st.chat_message("assistant"):
         if answer.no_context is None:
             st.markdown(safe_markdown(answer.text))
@@ -348,8 +358,7 @@ if question:
     with left:
         with st.chat_message("user"):
             st.text(question)
-            if turn.searched_for != question:
-                st.caption(f"searched for: {escape_markdown(turn.searched_for)}")
+            search_caption(question, turn.searched_for, turn.searched_in)
         with st.chat_message("assistant"):
             st.session_state["pending-turn"] = turn
             st.button("Stop", icon=":material/stop_circle:", key="stop")

@@ -7,6 +7,8 @@ from core.rag.front_matter import (
     asks_about_document,
     asks_for_parties,
     introduction,
+    known_as,
+    named_documents,
     opening_chunks,
     readable,
 )
@@ -108,6 +110,31 @@ def test_a_paper_is_named_above_all_by_the_name_it_introduces():
     one = Bm25Index(["x:0"], ["We propose a new model, the Frobnicator, for parsing."],
                     [{"doc_id": "x", "file": "x.txt", "title": "", "chunk": 0, "page": 1}])
     assert opening_chunks(one, "Who wrote the Frobnicator paper?", [], (), 3) == [0]
+
+
+def test_a_question_about_the_content_names_the_documents_it_is_about():
+    """"Which optimizer was used to train the Transformer?" is about Attention's paper, whose
+    "5.3 Optimizer" never says "Transformer"; over the seven shared papers LoRA's table
+    of hyperparameters answered it ("AdamW")."""
+    docs = {"b": ("1810.04805_BERT.pdf", "BERT: Pre-training of Deep Bidirectional Transformers",
+                  "We introduce a new language representation model called BERT."),
+            "a": ("1706.03762_Attention.pdf", "Attention Is All You Need",
+                  "We propose a new simple network architecture, the Transformer, based solely "
+                  "on attention mechanisms."),
+            "l": ("2106.09685v2.pdf", "LoRA: Low-Rank Adaptation of Large Language Models",
+                  "Optimizer AdamW for every Transformer we adapt.")}
+    metas = [{"doc_id": d, "file": f, "title": t, "chunk": c, "page": 1, "section": ""}
+             for d, (f, t, _) in docs.items() for c in (0, 1)]
+    idx = Bm25Index([f"{m['doc_id']}:{m['chunk']}" for m in metas],
+                    [docs[m["doc_id"]][1 + m["chunk"]] for m in metas], metas)
+    assert named_documents(idx, "Which optimizer was used to train the Transformer?") == ["a"]
+    assert named_documents(idx, "How many layers does BERT-base have?") == ["b"]
+    assert named_documents(idx, "Is LoRA better than BERT?") == ["b", "l"]  # equally named
+    assert named_documents(idx, "What is the Wq matrix?") == []  # named by none
+    assert named_documents(idx, "Is LoRA better than BERT?", ("b", "l")) == []  # by all
+    assert named_documents(idx, "Which optimizer trained the Transformer?", ("b", "l")) == ["b"]
+    # what a document introduces is its context as its title is, unless the title says it
+    assert known_as(idx) == {"a": "transformer"}
 
 
 def test_a_person_is_found_in_the_opening_that_names_them():

@@ -310,3 +310,23 @@ def test_an_acronym_the_text_never_writes_is_searched_for_spelled_out(papers):
     assert result.query == "What is a GAN (Generative Adversarial Nets)?"
     assert all(h.doc == "1406.2661_GAN.pdf" for h in result.hits)
     assert relevance.answerable([h.relevance for h in result.hits])
+
+
+def test_a_question_that_names_a_paper_is_answered_from_that_paper(tmp_path):
+    """Over BERT's paper and the Transformer's, "Which optimizer was used to train the
+    Transformer?" is about the paper that introduces the Transformer, whose "5.3 Optimizer"
+    never says "Transformer", where BERT's title says "Transformers" and its text "Adam"."""
+    settings = load_settings(env={"STUDIO_DATA_DIR": str(tmp_path)})
+    results = ingest_files(settings, [shared("papers", "1810.04805_BERT.pdf"),
+                                      shared("papers", "1706.03762_Attention_is_all_you_need.pdf")],
+                           "two")
+    attention = results[1].doc_id
+    found = search(settings, "two", "Which optimizer was used to train the Transformer?")
+    assert found.within == (attention,)
+    assert found.hits[0].section == "5.3 Optimizer" and "Adam optimizer" in found.hits[0].text
+    assert {h.doc_id for h in found.hits} == {attention}
+    # named by neither: both are searched
+    assert search(settings, "two", "Which optimizer was used?").within == ()
+    # named, but only weakly answered there: the others are searched too (BERT reports SWAG)
+    elsewhere = search(settings, "two", "What does the Transformer score on SWAG?")
+    assert elsewhere.within == () and elsewhere.hits[0].doc_id != attention

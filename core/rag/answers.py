@@ -68,6 +68,8 @@ class Answer:
     searched_for: str = ""
     # The answer only says the question back (core.rag.restatement): shown with a warning
     restates_question: bool = False
+    # the documents the question names, which alone were searched (SearchResult.within)
+    searched_in: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -76,7 +78,7 @@ class Answer:
                 "refused": is_refusal(self.text), "timings": self.timings, "engine": self.engine,
                 "no_context": self.no_context, "windows": self.windows,
                 "searched_for": self.searched_for, "method": self.method,
-                "restates_question": self.restates_question,
+                "restates_question": self.restates_question, "searched_in": self.searched_in,
                 "stopped": self.stopped, "used": self.used, "attributions": self.attributions}
 
     @classmethod
@@ -90,7 +92,8 @@ class Answer:
                    raw.get("answerable", True), raw.get("method", "hybrid"),
                    raw.get("no_context"),
                    {int(k): v for k, v in raw.get("windows", {}).items()},
-                   raw.get("searched_for", ""), raw.get("restates_question", False))
+                   raw.get("searched_for", ""), raw.get("restates_question", False),
+                   raw.get("searched_in", []))
 
 
 class RagTurn:
@@ -125,12 +128,16 @@ class RagTurn:
             # carried over, point at them, which searching again need not find in that order.
             kept = Answer.from_json(question, saved)
             self.search = SearchResult(kept.sources, kept.method, SCORE_MEANING[kept.method],
-                                       0.0, query=kept.searched_for)
+                                       0.0, query=kept.searched_for,
+                                       within=tuple({h.doc_id for h in kept.sources
+                                                     if h.doc in kept.searched_in}))
         else:
             self.search = search(settings, collection,
                                  followup.rewrite(engine, question, history), options, chroma,
                                  asked=question)
         self.searched_for = self.search.query
+        self.searched_in = sorted({h.doc for h in self.search.hits
+                                   if h.doc_id in self.search.within})
         nearby = nearby_chunks(store.get_collection(chroma, collection), self.search.hits,
                                options.window)
         self.plan = build_prompt(question, self.search.hits, engine, max_new_tokens, nearby,
@@ -220,7 +227,7 @@ class RagTurn:
                       None if self.no_context is None else self.no_context.text.strip(),
                       self.plan.windows, self.searched_for,
                       asked and self.rewording is None and not self.stop.is_set()
-                      and restates(self.question, text))
+                      and restates(self.question, text), self.searched_in)
 
 
 def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,

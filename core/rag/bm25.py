@@ -4,6 +4,7 @@ fresh process does not rebuild it."""
 from __future__ import annotations
 
 import functools
+import math
 import shutil
 import threading
 from pathlib import Path
@@ -38,6 +39,26 @@ class Bm25Index:
     def titles(self) -> list[str]:
         """The documents' titles, each once."""
         return list(dict.fromkeys(m["title"] for m in self.metas if m.get("title")))
+
+    def idf(self, terms: set[str]) -> dict[str, float]:
+        """Each term's inverse document frequency over the chunks, as BM25 weighs it (Lucene's
+        form). A term that no chunk holds weighs as the others do on average: it is more
+        often the asker's own word than the subject ("How many hours of work are covered?"
+        over a statement of work), and at BM25's weight it outweighed the rest of the question
+        (coverage 0.44 for the chunk that answers it, refused)."""
+        if not self.ids:
+            return {}
+        vocab, indptr = self.retriever.vocab_dict, self.retriever.scores["indptr"]
+        n = len(self.ids)
+
+        def held(term: str) -> int:  # how many chunks hold the term: its column's entries
+            at = vocab.get(term)
+            return 0 if at is None or at + 1 >= len(indptr) else int(indptr[at + 1] - indptr[at])
+
+        counts = {t: held(t) for t in terms}
+        weights = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in counts.items() if c}
+        unseen = sum(weights.values()) / len(weights) if weights else 1.0
+        return {t: weights.get(t, unseen) for t in terms}
 
     def save(self, folder: Path) -> None:
         """Written whole or not at all: another process may be loading it."""

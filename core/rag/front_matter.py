@@ -225,6 +225,18 @@ def _introductions(index: Bm25Index, question: str, docs: set[str]
     return {doc: (len(said), first) for doc, (said, first) in found.items() if said}
 
 
+def known_as(index: Bm25Index) -> dict[str, str]:
+    """doc id -> the names the document introduces that its title does not hold ("Transformer"
+    for "Attention Is All You Need"), for those that introduce any: every chunk's context, as
+    the title is."""
+    found: dict[str, set[str]] = {}
+    for i, m in enumerate(index.metas):
+        if int(m["chunk"]) < HEAD_CHUNKS:
+            found.setdefault(m["doc_id"], set()).update(
+                _introduced(index.texts[i]) - _whole_names(m.get("title", ""), question=False))
+    return {doc: " ".join(sorted(names)) for doc, names in found.items() if names}
+
+
 def _full_name(names: set[str], opening: str) -> int:
     """How many of the question's capitalised words (`names`, as stems) `opening` holds, where
     they are at least a full name (PERSON_WORDS), else 0."""
@@ -274,6 +286,38 @@ def asks_for_parties(question: str) -> bool:
     return bool(_PARTIES.search(question))
 
 
+def named_documents(index: Bm25Index, question: str, doc_ids: tuple[str, ...] = ()
+                    ) -> list[str]:
+    """The documents (of `doc_ids`, else all) that the question names most strongly, as
+    `opening_chunks` reads a name ("the Transformer", "QLoRA", "Aidan N. Gomez"); none where
+    it names none, or every one."""
+    openings = _opening_positions(index, doc_ids)
+    shared = _naming(index, question, openings,
+                     _introductions(index, question, set(openings)))
+    most = max(shared.values(), default=0)
+    named = [doc for doc, n in shared.items() if n == most] if most else []
+    return named if len(named) < len(openings) else []
+
+
+def _opening_positions(index: Bm25Index, doc_ids: tuple[str, ...]) -> dict[str, int]:
+    """doc id -> the position in `index` of its opening chunk, for `doc_ids` (else all)."""
+    return {m["doc_id"]: i for i, m in enumerate(index.metas)
+            if int(m["chunk"]) == 0 and (not doc_ids or m["doc_id"] in doc_ids)}
+
+
+def _naming(index: Bm25Index, question: str, openings: dict[str, int],
+            introduced: dict[str, tuple[int, int | None]]) -> dict[str, int]:
+    """doc id -> how strongly the question names the document: each word it capitalises that
+    the title or file name holds ("the GAN paper" is 1406.2661_GAN.pdf), INTRODUCED_WEIGHT for
+    each name the document introduces (`_introductions`), and a person's full name in its
+    opening (an author: "Aidan N. Gomez")."""
+    names = question_terms(" ".join(_NAME.findall(question.strip())))
+    return {doc: len(names & question_terms(
+        f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))
+        + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] + _full_name(names, index.texts[i])
+        for doc, i in openings.items()}
+
+
 def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
                    doc_ids: tuple[str, ...], limit: int, retrieval_answers: bool = True
                    ) -> list[int]:
@@ -286,24 +330,17 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
     `retrieval_answers` is False (the retrieved chunks are too weak a match to answer it):
     asked "Who are the authors of QLoRA?" over the two Square One forms, the 0.5B read their
     openings and answered "Alibaba Cloud [1]"."""
-    openings = {m["doc_id"]: i for i, m in enumerate(index.metas)
-                if int(m["chunk"]) == 0 and (not doc_ids or m["doc_id"] in doc_ids)}
+    openings = _opening_positions(index, doc_ids)
     last: dict[str, tuple[int, int]] = {}  # doc id -> (its last chunk, that chunk's position)
     for i, m in enumerate(index.metas if asks_for_parties(question) else []):
         if m["doc_id"] in openings:
             last[m["doc_id"]] = max(last.get(m["doc_id"], (0, 0)), (int(m["chunk"]), i))
     closings = {doc: i for doc, (chunk, i) in last.items() if chunk > 0}
-    names = question_terms(" ".join(_NAME.findall(question.strip())))
     introduced = _introductions(index, question, set(openings))
-    said = {doc: n for doc, (n, _) in introduced.items()}
     introducing = {doc: at for doc, (_, at) in introduced.items() if at is not None}
-    # each word of a title or file name ("the GAN paper" is 1406.2661_GAN.pdf) counts, and a
-    # person's full name in the opening (an author: "Aidan N. Gomez")
-    shared = {doc: len(names & question_terms(
-        f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))
-        + INTRODUCED_WEIGHT * said.get(doc, 0) + _full_name(names, index.texts[i])
-        for doc, i in openings.items()}
+    shared = _naming(index, question, openings, introduced)
     most = max(shared.values(), default=0)
+    names = question_terms(" ".join(_NAME.findall(question.strip())))
     if most:
         named = {doc for doc, n in shared.items() if n == most}
         ranked_docs = [d for d in ranked_docs if d in named] + sorted(named - set(ranked_docs))

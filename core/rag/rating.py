@@ -14,7 +14,7 @@ from core.rag import relevance
 from core.rag.chunking import contextual_text, sentence_spans
 from core.rag.hits import Hit
 from core.rag.layout import is_heading
-from core.rag.terms import content_words, coverage, question_terms
+from core.rag.terms import content_words, coverage, question_terms, weighed
 
 # At 0.5 "programming" counted as covered over the Square One forms (0.51) for an off-topic
 # question; 0.6 missed "salary" ~ "Compensation" (0.598). Pairs seen: salary-compensation 0.60,
@@ -30,11 +30,14 @@ _sentence_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _sentence_lock = threading.Lock()
 
 
-def rate(collection, embedder, query_vector: np.ndarray, question: str,
-         hits: list[Hit]) -> None:
+def rate(collection, embedder, query_vector: np.ndarray, question: str, hits: list[Hit],
+         weights: dict[str, float] | None = None, known_as: dict[str, str] | None = None
+         ) -> None:
     """Each hit's cosine (read from its stored vector when dense search did not rank it),
-    question-word coverage and calibrated relevance; the most relevant ones rated again from
-    their best sentence (core.rag.relevance.RESCORED), whose span they keep."""
+    question-word coverage (each word weighed by `weights`, its IDF in the collection; the chunk
+    read with its title, section and the names its document is `known_as`) and calibrated
+    relevance; the most relevant ones rated again from their best sentence
+    (core.rag.relevance.RESCORED), whose span they keep."""
     missing = [h.chunk_id for h in hits if "dense" not in h.details]
     vectors = {}
     if missing:
@@ -44,7 +47,7 @@ def rate(collection, embedder, query_vector: np.ndarray, question: str,
     for hit in hits:
         hit.cosine = round(hit.details["dense"]["score"] if "dense" in hit.details
                            else max(0.0, float(np.dot(query_vector, vectors[hit.chunk_id]))), 4)
-        hit.coverage = round(coverage(contextual_text(hit.title, hit.section, hit.text), terms), 4)
+        hit.coverage = round(coverage(in_context(hit, known_as), terms, weights), 4)
         hit.relevance = round(relevance.relevance(hit.cosine, hit.coverage), 4)
     best = sorted(hits, key=lambda h: h.relevance, reverse=True)[:relevance.RESCORED]
     for hit, rows in zip(best, sentence_vectors(embedder, [h.text for h in best])):
@@ -54,6 +57,13 @@ def rate(collection, embedder, query_vector: np.ndarray, question: str,
         hit.relevance = estimate(hit, hit.coverage)
 
 
+def in_context(hit: Hit, known_as: dict[str, str] | None) -> str:
+    """The chunk as coverage reads it: with its document's title, the names the document is
+    known by, and its section."""
+    title = " ".join(filter(None, (hit.title, (known_as or {}).get(hit.doc_id, ""))))
+    return contextual_text(title, hit.section, hit.text)
+
+
 def estimate(hit: Hit, covered: float) -> float:
     """The hit's relevance with `covered` as its question-word coverage: from its best
     sentence's cosine where it was rated from it, else from the chunk's."""
@@ -61,7 +71,9 @@ def estimate(hit: Hit, covered: float) -> float:
                  else relevance.sentence_relevance(hit.sentence_cosine, covered), 4)
 
 
-def rate_by_meaning(embedder, question: str, hits: list[Hit]) -> None:
+def rate_by_meaning(embedder, question: str, hits: list[Hit],
+                    weights: dict[str, float] | None = None,
+                    known_as: dict[str, str] | None = None) -> None:
     """The hits rated again with a question word also counted as found where the chunk has a
     word of like meaning (cosine of the two words' embeddings at least SIMILAR_WORD_MIN), each
     such pair kept in `similar_words`.
@@ -80,12 +92,14 @@ def rate_by_meaning(embedder, question: str, hits: list[Hit]) -> None:
     12 of 118 -> 4."""
     asked = content_words(question)
     for hit in hits:
-        found = content_words(contextual_text(hit.title, hit.section, hit.text))
+        found = content_words(in_context(hit, known_as))
         unspelled = [word for stem, word in asked.items() if stem not in found]
         hit.similar_words = similar_words(embedder, unspelled,
                                           [w for w in found.values() if not w.isdigit()])
         if hit.similar_words:
-            hit.relevance = estimate(hit, hit.coverage + len(hit.similar_words) / len(asked))
+            stems = {word: stem for stem, word in asked.items()}
+            also = weighed({stems[w] for w in hit.similar_words}, weights) / weighed(set(asked), weights)
+            hit.relevance = estimate(hit, hit.coverage + also)
 
 
 def similar_words(embedder, words: list[str], others: list[str]) -> dict[str, str]:

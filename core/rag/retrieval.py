@@ -9,7 +9,7 @@ people are shown first.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -20,6 +20,7 @@ from core.rag.bm25 import bm25_index
 from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
 from core.rag.rating import rate, rate_by_meaning
+from core.rag.terms import question_terms
 from core.settings import Settings
 
 Method = Literal["dense", "bm25", "hybrid"]
@@ -88,6 +89,9 @@ class SearchResult:
     # (core.rag.front_matter): they answer however weakly they match it
     openings: bool = False
     query: str = ""  # what was searched for: the question, its acronyms spelled out
+    # The documents the question names (core.rag.front_matter.named_documents), which alone were
+    # searched; none where it names none, or they did not answer it
+    within: tuple[str, ...] = ()
 
 
 def search(settings: Settings, collection_name: str, question: str,
@@ -106,11 +110,82 @@ def search(settings: Settings, collection_name: str, question: str,
                                f"it cannot be searched with {embedding_model}")
     embedder = query_embedder(settings, built_with)  # every method: relevance needs the cosine
     started = time.perf_counter()  # timings cover the search, not loading the model once
-    ranked: dict[str, dict] = {}  # chunk id -> {"dense": (rank, score), "bm25": ..., row}
-    if acronyms.acronyms(question):  # the titles matter only then: a dense search needs no index
-        question = acronyms.expand(question, bm25_index(collection, settings.indexes_dir).titles)
-
+    index = bm25_index(collection, settings.indexes_dir)
+    named = ([] if not options.rerank or front_matter.asks_about_document(asked or question)
+             else front_matter.named_documents(index, question, options.doc_ids))
+    if acronyms.acronyms(question):
+        question = acronyms.expand(question, index.titles)
     query_vector = np.asarray(embedder.embed([question])[0])
+    # Every method's relevance weighs the question's words by how rare they are here: over the
+    # seven shared papers, "Which optimizer was used to train the Transformer?" counted "used"
+    # as much as "optimizer"
+    weights = index.idf(question_terms(question))
+    # and reads each chunk with the names its document is known by as well as its title: the
+    # Transformer paper's "5.3 Optimizer" counted "Transformer" as missing, BERT's chunks
+    # (titled "… Bidirectional Transformers …") as found
+    known_as = front_matter.known_as(index)
+
+    def candidates(within: RetrievalOptions) -> tuple[list[Hit], dict[str, dict]]:
+        ranked = _ranked(collection, index, query_vector, question, within)
+        hits = [_hit(cid, entry, within.method) for cid, entry in ranked.items()]
+        hits.sort(key=lambda h: h.score, reverse=True)
+        hits = [h for h in hits if h.score >= within.min_score]
+        if within.rerank:
+            rate(collection, embedder, query_vector, question, hits, weights, known_as)
+            hits.sort(key=lambda h: h.relevance, reverse=True)  # stable: ties keep fused order
+        return hits, ranked
+
+    # A question that names some of the documents ("… train the Transformer?", "… does QLoRA
+    # need …?") is about them: over the seven shared papers the first was answered from LoRA's
+    # table of hyperparameters ("AdamW"). Where they match it only weakly, the others are
+    # searched too, and the better answered: BERT's paper reports the SWAG scores asked of
+    # "the Transformer".
+    hits, ranked = candidates(replace(options, doc_ids=tuple(named)) if named else options)
+    if named and relevance.label(_best(hits)) == "weak":
+        wider, wider_ranked = candidates(options)
+        if _best(wider) > _best(hits):
+            named, hits, ranked = [], wider, wider_ranked
+    if options.mmr and len(hits) > options.k:
+        hits = _mmr(collection, query_vector, hits, options.k)
+    if (abbreviation := definitions.asked_abbreviation(asked or question)) is not None:
+        rated = {h.chunk_id for h in hits}
+        hits = _definition_first(collection, settings, abbreviation, options, hits, ranked)
+        if options.rerank and hits and hits[0].chunk_id not in rated:
+            rate(collection, embedder, query_vector, question, hits[:1], weights, known_as)
+    openings: list[Hit] = []
+    if front_matter.asks_about_document(asked or question):
+        # Only the openings: other passages drew the 0.5B to names in their citations
+        # ("Who are the authors of the GAN paper?" -> "2024", from another paper's references)
+        openings = _openings(collection, settings, question, options, hits, ranked)
+        if options.rerank:  # those that retrieval missed are rated here
+            rated = {h.chunk_id for h in hits}
+            rate(collection, embedder, query_vector, question,
+                 [h for h in openings if h.chunk_id not in rated], weights, known_as)
+    # at most k documents' openings (with their closings, for the parties), else k hits
+    hits = openings or hits[:options.k]
+    if not options.rerank:
+        rate(collection, embedder, query_vector, question, hits, weights, known_as)
+    if not openings and not relevance.answerable([h.relevance for h in hits]):
+        # A second look before the question is refused: in other words than the documents'
+        rate_by_meaning(embedder, question, hits, weights, known_as)
+        if options.rerank:  # the order stays the one the marks show; a definition stays first
+            lead = int(bool(hits) and hits[0].retriever == definitions.RETRIEVER)
+            hits[lead:] = sorted(hits[lead:], key=lambda h: h.relevance, reverse=True)
+    for rank, hit in enumerate(hits, 1):
+        hit.rank = rank
+    return SearchResult(hits, options.method, SCORE_MEANING[options.method],
+                        time.perf_counter() - started, bool(openings), question, tuple(named))
+
+
+def _best(hits: list[Hit]) -> float:
+    return max((h.relevance for h in hits), default=0.0)
+
+
+def _ranked(collection, index, query_vector: np.ndarray, question: str,
+            options: RetrievalOptions) -> dict[str, dict]:
+    """Each candidate's chunk id -> {"dense": (rank, score), "bm25": (rank, score), "text",
+    "meta"}, for the retrievers of the method."""
+    ranked: dict[str, dict] = {}
     if options.method in ("dense", "hybrid"):
         got = collection.query(query_embeddings=[query_vector.tolist()],
                                n_results=options.candidates, where=_where(options),
@@ -120,50 +195,13 @@ def search(settings: Settings, collection_name: str, question: str,
             entry = ranked.setdefault(cid, {"text": text, "meta": meta})
             entry["dense"] = (rank, max(0.0, 1.0 - float(dist)))
     if options.method in ("bm25", "hybrid"):
-        index = bm25_index(collection, settings.indexes_dir)
         results = index.search(question, options.candidates, options.doc_ids, options.labels)
         best = results[0][1] if results else 1.0
         for rank, (i, score) in enumerate(results, 1):
             entry = ranked.setdefault(index.ids[i], {"text": index.texts[i],
                                                      "meta": index.metas[i]})
             entry["bm25"] = (rank, score / best)
-
-    hits = [_hit(cid, entry, options.method) for cid, entry in ranked.items()]
-    hits.sort(key=lambda h: h.score, reverse=True)
-    hits = [h for h in hits if h.score >= options.min_score]
-    if options.rerank:
-        rate(collection, embedder, query_vector, question, hits)
-        hits.sort(key=lambda h: h.relevance, reverse=True)  # stable: ties keep the fused order
-    if options.mmr and len(hits) > options.k:
-        hits = _mmr(collection, query_vector, hits, options.k)
-    if (abbreviation := definitions.asked_abbreviation(asked or question)) is not None:
-        rated = {h.chunk_id for h in hits}
-        hits = _definition_first(collection, settings, abbreviation, options, hits, ranked)
-        if options.rerank and hits and hits[0].chunk_id not in rated:
-            rate(collection, embedder, query_vector, question, hits[:1])
-    openings: list[Hit] = []
-    if front_matter.asks_about_document(asked or question):
-        # Only the openings: other passages drew the 0.5B to names in their citations
-        # ("Who are the authors of the GAN paper?" -> "2024", from another paper's references)
-        openings = _openings(collection, settings, question, options, hits, ranked)
-        if options.rerank:  # those that retrieval missed are rated here
-            rated = {h.chunk_id for h in hits}
-            rate(collection, embedder, query_vector, question,
-                 [h for h in openings if h.chunk_id not in rated])
-    # at most k documents' openings (with their closings, for the parties), else k hits
-    hits = openings or hits[:options.k]
-    if not options.rerank:
-        rate(collection, embedder, query_vector, question, hits)
-    if not openings and not relevance.answerable([h.relevance for h in hits]):
-        # A second look before the question is refused: in other words than the documents'
-        rate_by_meaning(embedder, question, hits)
-        if options.rerank:  # the order stays the one the marks show; a definition stays first
-            lead = int(bool(hits) and hits[0].retriever == definitions.RETRIEVER)
-            hits[lead:] = sorted(hits[lead:], key=lambda h: h.relevance, reverse=True)
-    for rank, hit in enumerate(hits, 1):
-        hit.rank = rank
-    return SearchResult(hits, options.method, SCORE_MEANING[options.method],
-                        time.perf_counter() - started, bool(openings), question)
+    return ranked
 
 
 def _openings(collection, settings: Settings, question: str, options: RetrievalOptions,

@@ -57,12 +57,19 @@ def content_words(text: str) -> dict[str, str]:
             if len(w) >= 3 and w.lower() not in ENGLISH_STOP_WORDS}
 
 
-def coverage(text: str, terms: set[str]) -> float:
-    """The share of `terms` that `text` contains."""
+def coverage(text: str, terms: set[str], weights: dict[str, float] | None = None) -> float:
+    """The share of `terms` that `text` contains, each term counted by its weight in `weights`
+    (core.rag.bm25.Bm25Index.idf: a rare word weighs more than a common one), else 1."""
     if not terms:
         return 0.0
     stem = _stemmer().stemWord
-    return len(terms & {stem(w.lower()) for w in _words(text)}) / len(terms)
+    found = terms & {stem(w.lower()) for w in _words(text)}
+    return weighed(found, weights) / weighed(terms, weights)
+
+
+def weighed(terms: set[str], weights: dict[str, float] | None) -> float:
+    """The summed weight of `terms` (their number without `weights`)."""
+    return float(len(terms)) if weights is None else sum(weights.get(t, 1.0) for t in terms)
 
 
 def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:

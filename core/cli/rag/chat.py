@@ -131,6 +131,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"\n\n{RESTATED_NOTE}", end="")
     if answer.searched_for != args.question:
         print(f"\n\nsearched for: {answer.searched_for}", end="")
+    if answer.searched_in:
+        print(f"\n\nsearched in {', '.join(answer.searched_in)} alone, which the question names",
+              end="")
     how = "inferred" if answer.citations_inferred else "cited"
     print(f"\n\n{how}: {answer.cited or 'none'}; {answer.timings}")
     for hit in answer.sources:
