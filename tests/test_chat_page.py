@@ -105,6 +105,22 @@ def test_asked_for_the_paper_that_introduces_a_name_its_sentence_is_shown_beside
     assert "which reads every format" in shown and "It is fast" not in shown  # the sentence alone
 
 
+def test_a_question_that_names_a_document_says_it_was_searched_there_alone(chat_env, tmp_path):
+    paper = tmp_path / "parser.txt"
+    paper.write_text("A Parser for Everything\n\nWe propose a new parser, the Frobnicator, which "
+                     "reads every format.\n\nIt is trained with the Adam optimizer.")
+    [result] = ingest_files(load_settings(), [paper], "samples")
+    assert result.status == "ok"
+    at = chat_page()
+    at.chat_input(key="question").set_value("Which optimizer trains the Frobnicator?").run()
+    assert not at.exception
+    assert r"searched in parser\.txt alone, which the question names" in [
+        c.value for c in at.caption]
+    assert "with the Adam :orange-background[optimizer" in "\n".join(m.value for m in at.markdown)
+    at.chat_input(key="question").set_value("How can I tell that my model is overfitting?").run()
+    assert sum("which the question names" in c.value for c in at.caption) == 1  # the first's
+
+
 def test_asked_what_an_abbreviation_is_the_passage_that_spells_it_out_leads(chat_env):
     at = chat_page()
     at.chat_input(key="question").set_value("What is AutoML?").run()

@@ -95,6 +95,8 @@ def test_a_rare_question_word_counts_for_more_of_the_coverage():
     assert coverage(texts[0], terms, weights) > 2 / 3 > coverage(texts[1], terms, weights)
     assert coverage("optimizer used training", terms, weights) == 1.0
     assert Bm25Index([], [], []).idf(terms) == {}
+    # auxiliaries are no content, however seldom papers write them
+    assert question_terms("Does the paper report macro F1? Did it?") == {"paper", "report", "macro"}
 
 
 def test_sentence_ends_where_a_mark_belongs():

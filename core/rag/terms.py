@@ -47,14 +47,25 @@ def question_terms(question: str) -> set[str]:
     return set(content_words(question))
 
 
+# Forms of auxiliary verbs that scikit-learn's list lacks: weighed by how rare they are in a
+# collection, "Does" of "Does the paper report macro F1?" counted as much as "report" (papers
+# seldom write "does"), and the question was refused.
+_MORE_STOP_WORDS = frozenset({"does", "did", "doing", "having", "shall"})
+
+
+@lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return ENGLISH_STOP_WORDS | _MORE_STOP_WORDS
+
+
 def content_words(text: str) -> dict[str, str]:
     """The text's words that are not stop words, by stem: stem -> the word as written (lower
     case; the last one written of those with that stem)."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    stem = _stemmer().stemWord
+    stem, stop = _stemmer().stemWord, _stop_words()
     return {stem(w.lower()): w.lower() for w in _words(text)
-            if len(w) >= 3 and w.lower() not in ENGLISH_STOP_WORDS}
+            if len(w) >= 3 and w.lower() not in stop}
 
 
 def coverage(text: str, terms: set[str], weights: dict[str, float] | None = None) -> float:
