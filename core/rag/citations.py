@@ -111,7 +111,9 @@ def holding_numbers(sentence: str, passages: dict[int, str]) -> list[int]:
 # A passage that holds this many more of a sentence's new words (those the question did not
 # ask with) than any other is the one it came from: the 0.5B marked "1. Masked LM … 2. Next
 # Sentence Prediction" [2], BERT's "two steps in our framework: pre-training and fine-tuning",
-# though only passage 1 names the two tasks.
+# though only passage 1 names the two tasks. A passage that holds every new word of a short
+# sentence, where no other holds any, is as clear: asked which optimizer trained the
+# Transformer, the 0.5B wrote "Adam [2]", and only passage 1 says "Adam".
 CLEAR_MARGIN = 2
 
 
@@ -119,11 +121,12 @@ def holding_words(sentence: str, passages: dict[int, str], among: list[int],
                   question: str = "") -> list[int]:
     """Of the passages `among`, the one(s) holding the most of the sentence's words that are not
     the question's (stems, stop words left out), where they hold CLEAR_MARGIN more than any
-    other; else all of them."""
+    other, or all of them where no other holds any; else all of `among`."""
     said = question_terms(without_marks(sentence)) - question_terms(question)
     held = {rank: len(said & set(content_words(passages[rank]))) for rank in among}
     most, *others = sorted(held.values(), reverse=True) or [0]
-    if others and most - max(others) >= CLEAR_MARGIN:
+    alone = bool(said) and most == len(said) and bool(others) and max(others) == 0
+    if others and (most - max(others) >= CLEAR_MARGIN or alone):
         return [rank for rank in among if held[rank] == most]
     return among
 
