@@ -244,7 +244,7 @@ def search_caption(question: str, searched_for: str, searched_in: list[str]) -> 
         if searched_for and searched_for != question else []
     if searched_in:
         parts.append(f"searched in {', '.join(escape_markdown(d) for d in searched_in)} "
-                     f"alone, which the question names")
+                     f"first, which the question names")
     if parts:
         st.caption(" · ".join(parts))
 

@@ -105,7 +105,7 @@ def test_asked_for_the_paper_that_introduces_a_name_its_sentence_is_shown_beside
     assert "which reads every format" in shown and "It is fast" not in shown  # the sentence alone
 
 
-def test_a_question_that_names_a_document_says_it_was_searched_there_alone(chat_env, tmp_path):
+def test_a_question_that_names_a_document_says_it_was_searched_there_first(chat_env, tmp_path):
     paper = tmp_path / "parser.txt"
     paper.write_text("A Parser for Everything\n\nWe propose a new parser, the Frobnicator, which "
                      "reads every format.\n\nIt is trained with the Adam optimizer.")
@@ -114,9 +114,12 @@ def test_a_question_that_names_a_document_says_it_was_searched_there_alone(chat_
     at = chat_page()
     at.chat_input(key="question").set_value("Which optimizer trains the Frobnicator?").run()
     assert not at.exception
-    assert r"searched in parser\.txt alone, which the question names" in [
+    assert r"searched in parser\.txt first, which the question names" in [
         c.value for c in at.caption]
-    assert "with the Adam :orange-background[optimizer" in "\n".join(m.value for m in at.markdown)
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "with the Adam :orange-background[optimizer" in shown
+    # its one chunk first, then the other document's, to make up the k asked for
+    assert re.search(r"\*\*\[1\]\*\* parser", shown) and "**[3]** deep" in shown
     at.chat_input(key="question").set_value("How can I tell that my model is overfitting?").run()
     assert sum("which the question names" in c.value for c in at.caption) == 1  # the first's
 

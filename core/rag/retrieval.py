@@ -89,8 +89,8 @@ class SearchResult:
     # (core.rag.front_matter): they answer however weakly they match it
     openings: bool = False
     query: str = ""  # what was searched for: the question, its acronyms spelled out
-    # The documents the question names (core.rag.front_matter.named_documents), which alone were
-    # searched; none where it names none, or they did not answer it
+    # The documents the question names (core.rag.front_matter.named_documents), whose chunks
+    # come first; none where it names none, or the others answer it better
     within: tuple[str, ...] = ()
 
 
@@ -139,12 +139,17 @@ def search(settings: Settings, collection_name: str, question: str,
     # need …?") is about them: over the seven shared papers the first was answered from LoRA's
     # table of hyperparameters ("AdamW"). Where they match it only weakly, the others are
     # searched too, and the better answered: BERT's paper reports the SWAG scores asked of
-    # "the Transformer".
+    # "the Transformer"; where they hold fewer than k chunks, the others' follow theirs.
     hits, ranked = candidates(replace(options, doc_ids=tuple(named)) if named else options)
-    if named and relevance.label(_best(hits)) == "weak":
+    weak = relevance.label(_best(hits)) == "weak"
+    if named and (weak or len(hits) < options.k):
         wider, wider_ranked = candidates(options)
-        if _best(wider) > _best(hits):
+        if weak and _best(wider) > _best(hits):
             named, hits, ranked = [], wider, wider_ranked
+        else:
+            held = {h.chunk_id for h in hits}
+            hits += [h for h in wider if h.chunk_id not in held]
+            ranked = wider_ranked | ranked
     if options.mmr and len(hits) > options.k:
         hits = _mmr(collection, query_vector, hits, options.k)
     if (abbreviation := definitions.asked_abbreviation(asked or question)) is not None:

@@ -132,7 +132,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if answer.searched_for != args.question:
         print(f"\n\nsearched for: {answer.searched_for}", end="")
     if answer.searched_in:
-        print(f"\n\nsearched in {', '.join(answer.searched_in)} alone, which the question names",
+        print(f"\n\nsearched in {', '.join(answer.searched_in)} first, which the question names",
               end="")
     how = "inferred" if answer.citations_inferred else "cited"
     print(f"\n\n{how}: {answer.cited or 'none'}; {answer.timings}")
