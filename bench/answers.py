@@ -108,7 +108,10 @@ def studio(settings, chroma, engine, name: str, question: str,
     return {"text": answer.text, "valid_citation": bool(marked), "ttft_s": turn.stats.ttft_s,
             "model_asked": answer.answerable, "seconds": time.perf_counter() - started,
             "cited_spans": [(h.doc_id, h.start, h.end) for h in answer.sources
-                            if h.rank in marked]}
+                            if h.rank in marked],
+            # the passages the model read (their neighbours aside): was the answer before it?
+            "read_spans": [(h.doc_id, h.start, h.end) for h in answer.sources
+                           if h.rank in answer.used]}
 
 
 def reference_chunks_found(settings, chroma, name: str, question: str) -> list[str]:
@@ -154,8 +157,8 @@ RUNNERS = {"studio defaults": studio, "studio 1.5B": studio, "reference": refere
 
 def cites_the_answer(cited_spans: list, gold_doc: str, gold: set[int],
                      paragraphs: list[tuple[int, int]]) -> bool:
-    """Whether a passage the answer marks overlaps a paragraph that holds the gold answer
-    (SQuAD: the question's passage; QASPER: its annotators' evidence)."""
+    """Whether a passage the answer marks (or any of `cited_spans`) overlaps a paragraph that
+    holds the gold answer (SQuAD: the question's passage; QASPER: its annotators' evidence)."""
     gold_spans = [paragraphs[p] for p in gold]
     return any(doc == gold_doc and overlaps(start, end, gold_spans)
                for doc, start, end in cited_spans)
@@ -175,6 +178,8 @@ def summarise(rows: list[dict]) -> dict:
         "cites_the_answer": share([r for r in marked if r["cites_the_answer"]], marked)
         if (marked := [r for r in answerable if r.get("cites_the_answer") is not None])
         else None,
+        "read_the_answer": share([r for r in read if r["read_the_answer"]], read)
+        if (read := [r for r in answerable if r.get("read_the_answer") is not None]) else None,
         "refused_unanswerable": share([r for r in unanswerable if r["refused"]], unanswerable),
         "false_refusals": share([r for r in answerable if r["refused"]], answerable),
         "restates_question": share([r for r in answerable
@@ -199,10 +204,13 @@ def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -
                        f1=f1(got["text"], question.answers) if question.answerable else None,
                        recall=recall(got["text"], question.answers)
                        if question.answerable else None, question=question.text)
+            doc = doc_of[id(question)]
             if question.answerable and got.get("cited_spans"):
-                doc = doc_of[id(question)]
                 got["cites_the_answer"] = cites_the_answer(got["cited_spans"], doc,
                                                            question.gold, spans[doc])
+            if question.answerable and "read_spans" in got:
+                got["read_the_answer"] = cites_the_answer(got["read_spans"], doc,
+                                                          question.gold, spans[doc])
             rows[config].append(got)
             print(f"  {qa.name} {i}/{len(questions)} {config}: {got['seconds']:.0f} s, "
                   f"{got['text'][:90]!r}", flush=True)
