@@ -68,7 +68,7 @@ class Answer:
     searched_for: str = ""
     # The answer only says the question back (core.rag.restatement): shown with a warning
     restates_question: bool = False
-    # the documents the question names, which alone were searched (SearchResult.within)
+    # the documents the question names, whose chunks came first (SearchResult.within)
     searched_in: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -128,16 +128,15 @@ class RagTurn:
             # carried over, point at them, which searching again need not find in that order.
             kept = Answer.from_json(question, saved)
             self.search = SearchResult(kept.sources, kept.method, SCORE_MEANING[kept.method],
-                                       0.0, query=kept.searched_for,
-                                       within=tuple({h.doc_id for h in kept.sources
-                                                     if h.doc in kept.searched_in}))
+                                       0.0, query=kept.searched_for)
+            self.searched_in = kept.searched_in
         else:
             self.search = search(settings, collection,
                                  followup.rewrite(engine, question, history), options, chroma,
                                  asked=question)
+            self.searched_in = sorted({h.doc for h in self.search.hits
+                                       if h.doc_id in self.search.within})
         self.searched_for = self.search.query
-        self.searched_in = sorted({h.doc for h in self.search.hits
-                                   if h.doc_id in self.search.within})
         nearby = nearby_chunks(store.get_collection(chroma, collection), self.search.hits,
                                options.window)
         self.plan = build_prompt(question, self.search.hits, engine, max_new_tokens, nearby,

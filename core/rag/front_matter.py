@@ -8,6 +8,7 @@ pre-training and answered "OpenAI"."""
 from __future__ import annotations
 
 import re
+import weakref
 
 from core.rag.bm25 import Bm25Index
 from core.rag.terms import question_terms
@@ -225,16 +226,23 @@ def _introductions(index: Bm25Index, question: str, docs: set[str]
     return {doc: (len(said), first) for doc, (said, first) in found.items() if said}
 
 
+# known_as per keyword index: every search reads it, and it changes only with the index
+_known_as: weakref.WeakKeyDictionary[Bm25Index, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
 def known_as(index: Bm25Index) -> dict[str, str]:
     """doc id -> the names the document introduces that its title does not hold ("Transformer"
     for "Attention Is All You Need"), for those that introduce any: every chunk's context, as
     the title is."""
+    if (cached := _known_as.get(index)) is not None:
+        return cached
     found: dict[str, set[str]] = {}
     for i, m in enumerate(index.metas):
         if int(m["chunk"]) < HEAD_CHUNKS:
             found.setdefault(m["doc_id"], set()).update(
                 _introduced(index.texts[i]) - _whole_names(m.get("title", ""), question=False))
-    return {doc: " ".join(sorted(names)) for doc, names in found.items() if names}
+    _known_as[index] = {doc: " ".join(sorted(names)) for doc, names in found.items() if names}
+    return _known_as[index]
 
 
 def _full_name(names: set[str], opening: str) -> int:
@@ -299,6 +307,11 @@ def named_documents(index: Bm25Index, question: str, doc_ids: tuple[str, ...] = 
     return named if len(named) < len(openings) else []
 
 
+def _capitalised(question: str) -> set[str]:
+    """The words the question capitalises (not its first), as stems: how it names a document."""
+    return question_terms(" ".join(_NAME.findall(question.strip())))
+
+
 def _opening_positions(index: Bm25Index, doc_ids: tuple[str, ...]) -> dict[str, int]:
     """doc id -> the position in `index` of its opening chunk, for `doc_ids` (else all)."""
     return {m["doc_id"]: i for i, m in enumerate(index.metas)
@@ -311,7 +324,7 @@ def _naming(index: Bm25Index, question: str, openings: dict[str, int],
     the title or file name holds ("the GAN paper" is 1406.2661_GAN.pdf), INTRODUCED_WEIGHT for
     each name the document introduces (`_introductions`), and a person's full name in its
     opening (an author: "Aidan N. Gomez")."""
-    names = question_terms(" ".join(_NAME.findall(question.strip())))
+    names = _capitalised(question)
     return {doc: len(names & question_terms(
         f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))
         + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] + _full_name(names, index.texts[i])
@@ -340,11 +353,10 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
     introducing = {doc: at for doc, (_, at) in introduced.items() if at is not None}
     shared = _naming(index, question, openings, introduced)
     most = max(shared.values(), default=0)
-    names = question_terms(" ".join(_NAME.findall(question.strip())))
     if most:
         named = {doc for doc, n in shared.items() if n == most}
         ranked_docs = [d for d in ranked_docs if d in named] + sorted(named - set(ranked_docs))
-    elif names and not retrieval_answers:
+    elif _capitalised(question) and not retrieval_answers:
         return []
     ranked_docs = list(dict.fromkeys(d for d in ranked_docs if d in openings))
     # The chunk that introduces the name goes with the opening: "Who wrote the Transformer
