@@ -9,7 +9,15 @@ import streamlit as st
 
 from core.formats import rate
 from core.rag import store
-from core.rag.answers import MAX_QUESTION_CHARS, RESTATED_NOTE, Answer, RagTurn, no_context_stream, to_markdown
+from core.rag.answers import (
+    MAX_QUESTION_CHARS,
+    RESTATED_NOTE,
+    Answer,
+    RagTurn,
+    no_context_stream,
+    searched_in_note,
+    to_markdown,
+)
 from core.rag.conversations import (
     Conversation,
     ConversationError,
@@ -238,13 +246,13 @@ def timing_note(answer: Answer) -> str:
     return " · ".join(parts)
 
 
-def search_caption(question: str, searched_for: str, searched_in: list[str]) -> None:
+def search_caption(question: str, searched_for: str, searched_in: list[str],
+                   because: str) -> None:
     """What was searched, where it is not simply the question over every document."""
     parts = [f"searched for: {escape_markdown(searched_for)}"] \
         if searched_for and searched_for != question else []
     if searched_in:
-        parts.append(f"searched in {', '.join(escape_markdown(d) for d in searched_in)} "
-                     f"first, which the question names")
+        parts.append(searched_in_note(searched_in, because, escape_markdown))
     if parts:
         st.caption(" · ".join(parts))
 
@@ -252,7 +260,8 @@ def search_caption(question: str, searched_for: str, searched_in: list[str]) -> 
 def show_answer(answer: Answer, number: int) -> None:
     with st.chat_message("user"):
         st.text(answer.question)
-        search_caption(answer.question, answer.searched_for, answer.searched_in)
+        search_caption(answer.question, answer.searched_for, answer.searched_in,
+                       answer.searched_in_because)
     with st.chat_message("assistant"):
         if answer.no_context is None:
             st.markdown(safe_markdown(answer.text))
@@ -358,7 +367,8 @@ if question:
     with left:
         with st.chat_message("user"):
             st.text(question)
-            search_caption(question, turn.searched_for, turn.searched_in)
+            search_caption(question, turn.searched_for, turn.searched_in,
+                           turn.searched_in_because)
         with st.chat_message("assistant"):
             st.session_state["pending-turn"] = turn
             st.button("Stop", icon=":material/stop_circle:", key="stop")

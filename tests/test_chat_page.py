@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.rag.conversations import Turn, conversation_store
 from core.rag.ingest import ingest_files
-from core.rag.retrieval import DEFAULT_K
+from core.rag.retrieval import DEFAULT_K, search
 from core.samples import SAMPLE_PAPER
 from core.settings import PROJECT_ROOT, load_settings
 from tests.conftest import shared
@@ -105,12 +105,18 @@ def test_asked_for_the_paper_that_introduces_a_name_its_sentence_is_shown_beside
     assert "which reads every format" in shown and "It is fast" not in shown  # the sentence alone
 
 
-def test_a_question_that_names_a_document_says_it_was_searched_there_first(chat_env, tmp_path):
-    paper = tmp_path / "parser.txt"
+def parser_paper(folder) -> str:
+    """A one-chunk document beside the sample paper; its doc id."""
+    paper = folder / "parser.txt"
     paper.write_text("A Parser for Everything\n\nWe propose a new parser, the Frobnicator, which "
                      "reads every format.\n\nIt is trained with the Adam optimizer.")
     [result] = ingest_files(load_settings(), [paper], "samples")
     assert result.status == "ok"
+    return result.doc_id
+
+
+def test_a_question_that_names_a_document_says_it_was_searched_there_first(chat_env, tmp_path):
+    parser_paper(tmp_path)
     at = chat_page()
     at.chat_input(key="question").set_value("Which optimizer trains the Frobnicator?").run()
     assert not at.exception
@@ -122,6 +128,27 @@ def test_a_question_that_names_a_document_says_it_was_searched_there_first(chat_
     assert re.search(r"\*\*\[1\]\*\* parser", shown) and "**[3]** deep" in shown
     at.chat_input(key="question").set_value("How can I tell that my model is overfitting?").run()
     assert sum("which the question names" in c.value for c in at.caption) == 1  # the first's
+
+
+def test_a_follow_up_is_searched_first_in_the_document_the_conversation_is_about(chat_env,
+                                                                                 tmp_path):
+    doc_id = parser_paper(tmp_path)
+    settings = load_settings()
+    hits = search(settings, "samples", "Which optimizer trains the Frobnicator?").hits
+    assert hits[0].doc_id == doc_id
+    chats = conversation_store(settings)
+    chat = chats.create("samples")
+    # asked without its name (the question searched with the follow-up then names none)
+    chats.add_turn(chat.id, Turn("Which optimizer is used?",
+                                 {"answer": "Adam [1]", "sources": [h.to_json() for h in hits],
+                                  "cited": [1], "timings": {"retrieval_ms": 5}}))
+    at = chat_page()
+    next(s for s in at.selectbox if s.label == "Conversation").set_value(chat.id).run()
+    at.chat_input(key="question").set_value("Which formats does it read?").run()
+    assert not at.exception
+    assert any(r"searched in parser\.txt first, which the conversation is about" in c.value
+               for c in at.caption)
+    assert re.search(r"\*\*\[1\]\*\* parser", "\n".join(m.value for m in at.markdown))
 
 
 def test_asked_what_an_abbreviation_is_the_passage_that_spells_it_out_leads(chat_env):

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from core.rag.answers import Answer, to_markdown
+from core.rag.answers import Answer, cited_documents, to_markdown
 from core.rag.conversations import ConversationError, ConversationStore, Turn, history
 from core.rag.followup import about_the_answer, clean_query, needs_rewrite, rewrite
 from core.rag.front_matter import asks_about_document
@@ -80,6 +80,7 @@ def test_which_questions_lean_on_the_conversation():
     assert needs_rewrite("How is the second one trained?", earlier)
     assert not needs_rewrite("What is one of the Normans' major exports?", earlier)
     assert not needs_rewrite("What does the discriminator estimate?", earlier)
+    assert not needs_rewrite("What is LoRA?", earlier)  # short, but it names what it asks of
     assert not needs_rewrite("How many layers does the BERT-large encoder have in total?",
                              earlier)
     assert clean_query('Query: "BERT pre-training task dropped by RoBERTa"\nIt is NSP.') == \
@@ -140,9 +141,11 @@ def test_a_rewrite_keeps_what_the_question_asks_and_is_never_an_earlier_answer()
     query = rewrite(Says("QLoRA [1]"), "Who wrote it?", earlier)
     assert query == "What is QLoRA? Who wrote it?" and asks_about_document(query)
     assert rewrite(Says("Who wrote QLoRA?"), "Who wrote it?", earlier) == "Who wrote QLoRA?"
-    # a paraphrase is a question
+    # a paraphrase is a question, kept with what it drops of the question
     assert rewrite(Says("Why is QLoRA important?"), "Why does it matter?", earlier) == \
-        "Why is QLoRA important?"
+        "Why is QLoRA important? matter"
+    assert rewrite(Says("QLoRA layers"), "How many layers does its encoder have?", earlier) == \
+        "QLoRA layers encoder"
     # an earlier answer given back is no query: the two questions are searched instead
     for reply in ("QLoRA finetunes 4-bit quantized LLMs", "QLoRA finetunes 4-bit quantized."):
         assert rewrite(Says(reply), "Who wrote that paper?", earlier) == \
@@ -152,6 +155,16 @@ def test_a_rewrite_keeps_what_the_question_asks_and_is_never_an_earlier_answer()
                 {"role": "assistant", "content": "Tim Dettmers [1]"}]
     assert rewrite(Says("Tim Dettmers"), "How is it trained?", earlier) == \
         "What is QLoRA? Who wrote that paper? How is it trained?"
+
+
+def test_the_documents_a_follow_up_is_searched_in_first_are_those_the_last_answer_cites():
+    sources = [{"rank": 1, "doc_id": "a"}, {"rank": 2, "doc_id": "b"}, {"rank": 3, "doc_id": "a"}]
+    answered = {"role": "assistant", "content": "Adam [1][3]",
+                "answer": {"sources": sources, "cited": [1, 3]}}
+    assert cited_documents(answered) == ("a",)
+    refused = {**answered, "answer": {"sources": sources, "cited": []}}
+    assert cited_documents(refused) == ()
+    assert cited_documents({"role": "assistant", "content": "Adam"}) == ()  # its text alone
 
 
 @pytest.mark.slow

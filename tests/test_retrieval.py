@@ -330,3 +330,14 @@ def test_a_question_that_names_a_paper_is_answered_from_that_paper(tmp_path):
     # named, but only weakly answered there: the others are searched too (BERT reports SWAG)
     elsewhere = search(settings, "two", "What does the Transformer score on SWAG?")
     assert elsewhere.within == () and elsewhere.hits[0].doc_id != attention
+    # A follow-up that names neither is about the paper the conversation is about: BERT's GLUE
+    # table leads over both, the Transformer's own tasks when the talk is of the Transformer
+    follow_up = "Which tasks was it evaluated on?"
+    assert search(settings, "two", follow_up).hits[0].doc_id != attention
+    followed = search(settings, "two", follow_up, discussed=(attention,))
+    assert followed.within == (attention,) and followed.because == "discussed"
+    assert {h.doc_id for h in followed.hits} == {attention}
+    # the paper the question names comes before the one discussed
+    named = search(settings, "two", "Which optimizer was used to train the Transformer?",
+                   discussed=(results[0].doc_id,))
+    assert named.within == (attention,) and named.because == "named"

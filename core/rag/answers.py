@@ -35,7 +35,14 @@ from core.rag.prompting import (
     reword_messages,
 )
 from core.rag.restatement import restates
-from core.rag.retrieval import SCORE_MEANING, Method, RetrievalOptions, SearchResult, search
+from core.rag.retrieval import (
+    SCORE_MEANING,
+    WITHIN_REASONS,
+    Method,
+    RetrievalOptions,
+    SearchResult,
+    search,
+)
 from core.settings import Settings
 
 NOTHING_FOUND = ("No passage of this collection matched the question, so there is nothing to "
@@ -68,8 +75,9 @@ class Answer:
     searched_for: str = ""
     # The answer only says the question back (core.rag.restatement): shown with a warning
     restates_question: bool = False
-    # the documents the question names, whose chunks came first (SearchResult.within)
+    # the documents whose chunks came first (SearchResult.within), and why (its `because`)
     searched_in: list[str] = field(default_factory=list)
+    searched_in_because: str = ""
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -79,6 +87,7 @@ class Answer:
                 "no_context": self.no_context, "windows": self.windows,
                 "searched_for": self.searched_for, "method": self.method,
                 "restates_question": self.restates_question, "searched_in": self.searched_in,
+                "searched_in_because": self.searched_in_because,
                 "stopped": self.stopped, "used": self.used, "attributions": self.attributions}
 
     @classmethod
@@ -93,7 +102,10 @@ class Answer:
                    raw.get("no_context"),
                    {int(k): v for k, v in raw.get("windows", {}).items()},
                    raw.get("searched_for", ""), raw.get("restates_question", False),
-                   raw.get("searched_in", []))
+                   raw.get("searched_in", []),
+                   # saved before the reason was kept, only a named document came first
+                   raw.get("searched_in_because", "named" if raw.get("searched_in") else ""))
+
 
 
 class RagTurn:
@@ -129,13 +141,18 @@ class RagTurn:
             kept = Answer.from_json(question, saved)
             self.search = SearchResult(kept.sources, kept.method, SCORE_MEANING[kept.method],
                                        0.0, query=kept.searched_for)
-            self.searched_in = kept.searched_in
+            self.searched_in, self.searched_in_because = (kept.searched_in,
+                                                          kept.searched_in_because)
         else:
+            follows_up = followup.needs_rewrite(question, earlier)
             self.search = search(settings, collection,
                                  followup.rewrite(engine, question, history), options, chroma,
-                                 asked=question)
+                                 asked=question,
+                                 discussed=cited_documents(answers[-1])
+                                 if follows_up and answers else ())
             self.searched_in = sorted({h.doc for h in self.search.hits
                                        if h.doc_id in self.search.within})
+            self.searched_in_because = self.search.because
         self.searched_for = self.search.query
         nearby = nearby_chunks(store.get_collection(chroma, collection), self.search.hits,
                                options.window)
@@ -226,7 +243,25 @@ class RagTurn:
                       None if self.no_context is None else self.no_context.text.strip(),
                       self.plan.windows, self.searched_for,
                       asked and self.rewording is None and not self.stop.is_set()
-                      and restates(self.question, text), self.searched_in)
+                      and restates(self.question, text), self.searched_in,
+                      self.searched_in_because)
+
+
+def searched_in_note(searched_in: Sequence[str], because: str, name=str) -> str:
+    """"searched in X first, which the question names", or "" where every document was
+    searched alike; `name` formats each file name (the Chat page escapes Markdown)."""
+    if not searched_in:
+        return ""
+    return f"searched in {', '.join(map(name, searched_in))} first, {WITHIN_REASONS[because]}"
+
+
+def cited_documents(message: dict) -> tuple[str, ...]:
+    """The documents an earlier answer (an assistant message holding its saved answer, as a
+    conversation keeps it) cites; none for a refusal, or where only its text was kept."""
+    saved = message.get("answer") or {}
+    cited = set(saved.get("cited", []))
+    return tuple(sorted({s["doc_id"] for s in saved.get("sources", [])
+                         if s.get("rank") in cited and s.get("doc_id")}))
 
 
 def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,

@@ -9,8 +9,9 @@ import re
 from collections.abc import Sequence
 
 from core.rag.citations import without_marks
+from core.rag.front_matter import capitalised
 from core.rag.llm import ChatEngine
-from core.rag.terms import question_terms
+from core.rag.terms import content_words, question_terms
 
 RECENT_TURNS = 3
 ANSWER_CHARS = 400  # of each earlier answer shown to the rewriter: its gist, not its length
@@ -20,8 +21,10 @@ MAX_QUERY_WORDS = 40
 # useful for tasks like text summarization, translation, and question answering."
 STATEMENT_WORDS = 8
 # Words that point back at something said before. A very short question ("The second one?")
-# usually does too; five words can already stand alone ("What does the discriminator
-# estimate?" was rewritten into the previous answer by a small model).
+# usually does too, unless it names something ("What is LoRA?", asked after three questions
+# about the Transformer, was searched with all four); five words can already stand alone
+# ("What does the discriminator estimate?" was rewritten into the previous answer by a small
+# model).
 _ANAPHORA = re.compile(
     r"\b(it|its|they|them|their|theirs|this|that|these|those|he|she|his|her|former|latter|"
     r"above|previous|same|both|either|neither|instead|other)\b|"
@@ -56,7 +59,8 @@ def about_the_answer(question: str) -> bool:
 
 
 def _leans(question: str) -> bool:
-    return bool(_ANAPHORA.search(question)) or len(question.split()) <= SHORT_QUESTION_WORDS
+    return bool(_ANAPHORA.search(question)) or (
+        len(question.split()) <= SHORT_QUESTION_WORDS and not capitalised(question))
 
 
 def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
@@ -86,7 +90,11 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
     # an earlier answer, after a question about GAN); a paraphrase ("Why is MLM important?"
     # for "Why does it matter?") is still a question
     if named - asked and (named & asked or query.endswith("?") or not asked):
-        return query
+        # with what it dropped of the question: the 0.5B rewrote "How many layers does its
+        # encoder have?" (after "What is the Transformer?") as "Transformer layers", and the
+        # encoder's "N = 6" went unread
+        return " ".join([query, *(w for t, w in content_words(question).items()
+                                  if t not in named)])
     # The model replaced nothing (a small one, after a wrong answer, reduced "Which of them
     # does RoBERTa drop?" to "RoBERTa"): search the earlier questions and this one together,
     # back to one that stands alone, which keeps what "them" points at ("What is a GAN? Who

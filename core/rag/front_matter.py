@@ -307,7 +307,7 @@ def named_documents(index: Bm25Index, question: str, doc_ids: tuple[str, ...] = 
     return named if len(named) < len(openings) else []
 
 
-def _capitalised(question: str) -> set[str]:
+def capitalised(question: str) -> set[str]:
     """The words the question capitalises (not its first), as stems: how it names a document."""
     return question_terms(" ".join(_NAME.findall(question.strip())))
 
@@ -324,7 +324,7 @@ def _naming(index: Bm25Index, question: str, openings: dict[str, int],
     the title or file name holds ("the GAN paper" is 1406.2661_GAN.pdf), INTRODUCED_WEIGHT for
     each name the document introduces (`_introductions`), and a person's full name in its
     opening (an author: "Aidan N. Gomez")."""
-    names = _capitalised(question)
+    names = capitalised(question)
     return {doc: len(names & question_terms(
         f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))
         + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] + _full_name(names, index.texts[i])
@@ -356,7 +356,7 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
     if most:
         named = {doc for doc, n in shared.items() if n == most}
         ranked_docs = [d for d in ranked_docs if d in named] + sorted(named - set(ranked_docs))
-    elif _capitalised(question) and not retrieval_answers:
+    elif capitalised(question) and not retrieval_answers:
         return []
     ranked_docs = list(dict.fromkeys(d for d in ranked_docs if d in openings))
     # The chunk that introduces the name goes with the opening: "Who wrote the Transformer

@@ -89,17 +89,28 @@ class SearchResult:
     # (core.rag.front_matter): they answer however weakly they match it
     openings: bool = False
     query: str = ""  # what was searched for: the question, its acronyms spelled out
-    # The documents the question names (core.rag.front_matter.named_documents), whose chunks
-    # come first; none where it names none, or the others answer it better
+    # The documents whose chunks come first: those the question names
+    # (core.rag.front_matter.named_documents), else those the conversation is about; none where
+    # there are none, or the others answer it better. `because` says which: WITHIN_REASONS
     within: tuple[str, ...] = ()
+    because: str = ""
+
+
+# Why a search looked in some documents first (SearchResult.because), as the Chat page and
+# `ask` say it after "searched in X first, "
+WITHIN_REASONS = {"named": "which the question names",
+                  "discussed": "which the conversation is about"}
 
 
 def search(settings: Settings, collection_name: str, question: str,
            options: RetrievalOptions = RetrievalOptions(), chroma=None,
-           embedding_model: str | None = None, asked: str | None = None) -> SearchResult:
+           embedding_model: str | None = None, asked: str | None = None,
+           discussed: tuple[str, ...] = ()) -> SearchResult:
     """`asked`: what the user asked, when `question` is a follow-up's standalone query; it alone
     says whether the question is about a document itself (core.rag.front_matter), as the
-    earlier questions of a standalone query may have been."""
+    earlier questions of a standalone query may have been. `discussed`: the documents the
+    conversation is about (those the previous answer cites), searched first where the question
+    names none."""
     if not question.strip():
         raise InputError("the question is empty")
     chroma = chroma or store.client(settings)
@@ -113,6 +124,14 @@ def search(settings: Settings, collection_name: str, question: str,
     index = bm25_index(collection, settings.indexes_dir)
     named = ([] if not options.rerank or front_matter.asks_about_document(asked or question)
              else front_matter.named_documents(index, question, options.doc_ids))
+    because = "named" if named else ""
+    if not named and options.rerank and not front_matter.asks_about_document(asked or question):
+        # A follow-up is about what the conversation is about: after "What is the
+        # Transformer?" (answered from its paper, among seven), "How many layers does its
+        # encoder have?", searched for "Transformer layers", was answered "2" from LoRA's
+        # paper
+        named = [d for d in discussed if not options.doc_ids or d in options.doc_ids]
+        because = "discussed" if named else ""
     if acronyms.acronyms(question):
         question = acronyms.expand(question, index.titles)
     query_vector = np.asarray(embedder.embed([question])[0])
@@ -136,10 +155,11 @@ def search(settings: Settings, collection_name: str, question: str,
         return hits, ranked
 
     # A question that names some of the documents ("… train the Transformer?", "… does QLoRA
-    # need …?") is about them: over the seven shared papers the first was answered from LoRA's
-    # table of hyperparameters ("AdamW"). Where they match it only weakly, the others are
-    # searched too, and the better answered: BERT's paper reports the SWAG scores asked of
-    # "the Transformer"; where they hold fewer than k chunks, the others' follow theirs.
+    # need …?"), or follows up on an answer from them, is about them: over the seven shared
+    # papers the first was answered from LoRA's table of hyperparameters ("AdamW"). Where they
+    # match it only weakly, the others are searched too, and the better answered: BERT's paper
+    # reports the SWAG scores asked of "the Transformer"; where they hold fewer than k chunks,
+    # the others' follow theirs.
     hits, ranked = candidates(replace(options, doc_ids=tuple(named)) if named else options)
     weak = relevance.label(_best(hits)) == "weak"
     if named and (weak or len(hits) < options.k):
@@ -179,7 +199,8 @@ def search(settings: Settings, collection_name: str, question: str,
     for rank, hit in enumerate(hits, 1):
         hit.rank = rank
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
-                        time.perf_counter() - started, bool(openings), question, tuple(named))
+                        time.perf_counter() - started, bool(openings), question, tuple(named),
+                        because if named else "")
 
 
 def _best(hits: list[Hit]) -> float:

@@ -88,7 +88,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from core.rag import store
-    from core.rag.answers import RESTATED_NOTE, RagTurn
+    from core.rag.answers import RESTATED_NOTE, RagTurn, searched_in_note
     from core.rag.conversations import Turn, conversation_store, history
     from core.rag.llm import ChatError, get_engine
 
@@ -132,8 +132,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if answer.searched_for != args.question:
         print(f"\n\nsearched for: {answer.searched_for}", end="")
     if answer.searched_in:
-        print(f"\n\nsearched in {', '.join(answer.searched_in)} first, which the question names",
-              end="")
+        print(f"\n\n{searched_in_note(answer.searched_in, answer.searched_in_because)}", end="")
     how = "inferred" if answer.citations_inferred else "cited"
     print(f"\n\n{how}: {answer.cited or 'none'}; {answer.timings}")
     for hit in answer.sources:
