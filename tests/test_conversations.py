@@ -146,6 +146,12 @@ def test_a_rewrite_keeps_what_the_question_asks_and_is_never_an_earlier_answer()
         "Why is QLoRA important? matter"
     assert rewrite(Says("QLoRA layers"), "How many layers does its encoder have?", earlier) == \
         "QLoRA layers encoder"
+    assert rewrite(Says("QLoRA BLEU"), "What BLEU score does it reach on English-to-German?",
+                   earlier) == "QLoRA BLEU score reach English-to-German"
+    # a number the question lacks is an earlier answer's (or one made up): not a query
+    assert rewrite(Says("QLoRA reduces memory by approximately 10%"),
+                   "By how much does it reduce memory?", earlier) == \
+        "What is QLoRA? By how much does it reduce memory?"
     # an earlier answer given back is no query: the two questions are searched instead
     for reply in ("QLoRA finetunes 4-bit quantized LLMs", "QLoRA finetunes 4-bit quantized."):
         assert rewrite(Says(reply), "Who wrote that paper?", earlier) == \

@@ -43,6 +43,8 @@ def test_a_chunk_defines_an_abbreviation_by_the_words_in_its_clause_before_the_b
     # the other ways round: the words in brackets after it, or it at the end of the brackets
     assert defines("we use NF4 (4-bit NormalFloat) for the weights", "NF4")
     assert defines("The retriever (Dense Passage Retriever [26], henceforth DPR) provides", "DPR")
+    assert defines("We propose Low-Rank Adaptation, or LoRA, which freezes", "LoRA")
+    assert not defines("Adapters, prefixes, or LoRA can be used", "LoRA")
     # a citation in brackets spells nothing
     assert not defines("LoRA (Hu et al., 2021) and BERT (Devlin et al., 2019)", "LoRA")
     assert not defines("BERT (Devlin et al., 2019)", "BERT")

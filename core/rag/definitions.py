@@ -55,16 +55,17 @@ def spells(abbreviation: str, words: str) -> bool:
 
 def defines(text: str, abbreviation: str) -> bool:
     """Whether `text` spells the abbreviation out, in at most its length plus five words, in
-    one of the forms papers use: "4-bit NormalFloat (NF4)", the words before it in the same
-    clause; "NF4 (4-bit NormalFloat)"; "(Dense Passage Retriever [26], henceforth DPR)"."""
+    one of the forms papers use: "4-bit NormalFloat (NF4)" or "Low-Rank Adaptation, or LoRA",
+    the words before it in the same clause; "NF4 (4-bit NormalFloat)"; "(Dense Passage
+    Retriever [26], henceforth DPR)"."""
     letters = sum(c.isalpha() for c in abbreviation)
     name = re.escape(abbreviation)
 
     def spelled(words: str) -> bool:
         return spells(abbreviation, " ".join(words.split()[-(letters + 5):]))
 
-    for found in re.finditer(rf"\(\s*{name}s?\s*\)", text):
-        if spelled(re.split(r"[.;:()\[\]]\s", text[:found.start()])[-1]):
+    for found in re.finditer(rf"\(\s*{name}s?\s*\)|,\s+or\s+{name}s?\b", text):
+        if spelled(re.split(r"[.;:,()\[\]]\s", text[:found.start()])[-1]):
             return True
     after = rf"\b{name}s?\s*\(([^()]{{3,80}})\)"
     within = rf"\(([^()]{{3,80}}?),?\s+(?:henceforth|hereafter|or|i\.e\.,?)\s+{name}s?\)"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from core.rag.citations import without_marks
 from core.rag.front_matter import capitalised
 from core.rag.llm import ChatEngine
-from core.rag.terms import content_words, question_terms
+from core.rag.terms import question_terms
 
 RECENT_TURNS = 3
 ANSWER_CHARS = 400  # of each earlier answer shown to the rewriter: its gist, not its length
@@ -31,6 +31,7 @@ _ANAPHORA = re.compile(
     r"\b(first|second|third|last|next) ones?\b|\byour (last |previous )?answer\b|\byou said\b|"
     r"^(and|but|so|what about|how about|why|then)\b", re.IGNORECASE)
 SHORT_QUESTION_WORDS = 3
+_WORD = re.compile(r"[\w-]+")
 # A request about how the previous answer is worded, not about the documents: "Can you say
 # that in a full sentence?" was searched for "full sentence", and the 0.5B, shown only the
 # earlier questions, had no answer to reword. Narrow on purpose: "Summarize it" after a
@@ -89,17 +90,27 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
     # from the conversation, not the question ("Who wrote that paper?" -> "Luke Zettlemoyer",
     # an earlier answer, after a question about GAN); a paraphrase ("Why is MLM important?"
     # for "Why does it matter?") is still a question
-    if named - asked and (named & asked or query.endswith("?") or not asked):
+    if named - asked and (named & asked or query.endswith("?") or not asked) \
+            and not _numbers(query) - _numbers(question):
         # with what it dropped of the question: the 0.5B rewrote "How many layers does its
         # encoder have?" (after "What is the Transformer?") as "Transformer layers", and the
         # encoder's "N = 6" went unread
-        return " ".join([query, *(w for t, w in content_words(question).items()
-                                  if t not in named)])
+        dropped = dict.fromkeys(w for w in _WORD.findall(question)
+                                if question_terms(w) and not question_terms(w) <= named)
+        return " ".join([query, *dropped])
     # The model replaced nothing (a small one, after a wrong answer, reduced "Which of them
     # does RoBERTa drop?" to "RoBERTa"): search the earlier questions and this one together,
     # back to one that stands alone, which keeps what "them" points at ("What is a GAN? Who
     # wrote that paper? How is it trained?")
     return " ".join([*_back_to_standalone(recent), question])
+
+
+def _numbers(text: str) -> set[str]:
+    """A number in a rewrite that the question lacks comes from an earlier answer: "By how much
+    does it reduce the number of trainable parameters?" became "LoRA reduces the number of
+    trainable parameters by approximately 10%", and "What BLEU score does it reach?" held the
+    layers and heads answered before ("encoder layers 6 attention heads Adam BLEU 3")."""
+    return set(re.findall(r"\d+(?:[.,]\d+)*", text))
 
 
 def _back_to_standalone(recent: Sequence[dict]) -> list[str]:

@@ -174,7 +174,11 @@ def search(settings: Settings, collection_name: str, question: str,
         hits = _mmr(collection, query_vector, hits, options.k)
     if (abbreviation := definitions.asked_abbreviation(asked or question)) is not None:
         rated = {h.chunk_id for h in hits}
-        hits = _definition_first(collection, settings, abbreviation, options, hits, ranked)
+        # in the documents named first: SC-LoRA's "Low-Rank Adaptation (LoRA)" was put before
+        # the LoRA paper's own passages for "What is LoRA?"
+        hits = _definition_first(collection, settings, abbreviation,
+                                 replace(options, doc_ids=tuple(named)) if named else options,
+                                 hits, ranked)
         if options.rerank and hits and hits[0].chunk_id not in rated:
             rate(collection, embedder, query_vector, question, hits[:1], weights, known_as)
     openings: list[Hit] = []
