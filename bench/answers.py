@@ -20,6 +20,9 @@ greedy, at most MAX_NEW_TOKENS) unless named:
 - studio FIELD=VALUE ... (with `--variants`): the defaults with those retrieval options changed
   (`--variants k=4,window=0` runs "studio k=4 window=0"), to choose k and the window by answer
   quality and time to first token together.
+With `--qasper-by-paper`, every configuration that retrieves asks each QASPER question of its
+own paper only (the Chat page's "Only these documents"): QASPER's questions were written by
+readers of one paper and seldom name it ("Which baselines did they compare?").
 
 Measures: token F1 (SQuAD's normalisation, best over the gold answers) and gold-word recall
 (share of the gold answer's words found in the answer) on answerable questions, with [n] marks
@@ -40,6 +43,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ["STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-answers-")
@@ -96,11 +100,11 @@ def recall(answer: str, golds: list[str]) -> float:
 
 
 # Running one configuration -----------------------------------------------------------------
-def studio(settings, chroma, engine, name: str, question: str,
+def studio(settings, chroma, engine, name: str, question: str, within: tuple[str, ...] = (),
            options: RetrievalOptions = RetrievalOptions()) -> dict:
     started = time.perf_counter()
-    turn = RagTurn(settings, name, question, engine, options, max_new_tokens=MAX_NEW_TOKENS,
-                   chroma=chroma)
+    turn = RagTurn(settings, name, question, engine, replace(options, doc_ids=within),
+                   max_new_tokens=MAX_NEW_TOKENS, chroma=chroma)
     for _ in turn.stream():
         pass
     answer = turn.result()
@@ -114,7 +118,8 @@ def studio(settings, chroma, engine, name: str, question: str,
                            if h.rank in answer.used]}
 
 
-def reference_chunks_found(settings, chroma, name: str, question: str) -> list[str]:
+def reference_chunks_found(settings, chroma, name: str, question: str,
+                           within: tuple[str, ...] = ()) -> list[str]:
     """What LangChain's similarity search gives the notebook: the REFERENCE_K chunks nearest the
     question's embedding, and nothing of the Studio's search (no keywords, no acronyms spelled
     out, no document openings or definitions put first). Until 2026-12-04 the reference went
@@ -122,13 +127,15 @@ def reference_chunks_found(settings, chroma, name: str, question: str) -> list[s
     collection = store.get_collection(chroma, f"{name}-ref")
     vector = query_embedder(settings, settings.embedding_model).embed([question])[0]
     got = collection.query(query_embeddings=[list(map(float, vector))], n_results=REFERENCE_K,
+                           where={"doc_id": {"$in": list(within)}} if within else None,
                            include=["documents"])
     return got["documents"][0]
 
 
-def reference(settings, chroma, engine, name: str, question: str) -> dict:
+def reference(settings, chroma, engine, name: str, question: str,
+              within: tuple[str, ...] = ()) -> dict:
     started = time.perf_counter()
-    chunks = reference_chunks_found(settings, chroma, name, question)
+    chunks = reference_chunks_found(settings, chroma, name, question, within)
     context = "\n\n".join(f"[{rank}] {text}" for rank, text in enumerate(chunks, 1))
     stats = StreamStats()
     messages = [{"role": "user",
@@ -142,7 +149,8 @@ def reference(settings, chroma, engine, name: str, question: str) -> dict:
             "seconds": time.perf_counter() - started}
 
 
-def no_retrieval(settings, chroma, engine, name: str, question: str) -> dict:
+def no_retrieval(settings, chroma, engine, name: str, question: str,
+                 within: tuple[str, ...] = ()) -> dict:
     started = time.perf_counter()
     stats = StreamStats()
     for _ in no_context_stream(engine, question, stats, MAX_NEW_TOKENS):
@@ -190,7 +198,10 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
-def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -> dict[str, dict]:
+def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question],
+        by_document: bool = False) -> dict[str, dict]:
+    """`by_document`: each question asked of its own document only (the Chat page's "Only
+    these documents"), by every configuration that retrieves."""
     embedder = get_embedder(settings)
     spans = store_documents(chroma, embedder, qa.name, qa.documents)
     doc_of = {id(q): doc_id for doc_id, q in qa.questions}
@@ -199,12 +210,13 @@ def run(settings, chroma, engines: dict, qa: QaSet, questions: list[Question]) -
     for i, question in enumerate(questions, 1):
         for config, engine in engines.items():
             engine.llm.reset()  # no reuse of the previous prompt's cache across configurations
-            got = RUNNERS[config](settings, chroma, engine, qa.name, question.text)
+            doc = doc_of[id(question)]
+            got = RUNNERS[config](settings, chroma, engine, qa.name, question.text,
+                                  (doc,) if by_document else ())
             got.update(answerable=question.answerable, refused=is_refusal(got["text"]),
                        f1=f1(got["text"], question.answers) if question.answerable else None,
                        recall=recall(got["text"], question.answers)
                        if question.answerable else None, question=question.text)
-            doc = doc_of[id(question)]
             if question.answerable and got.get("cited_spans"):
                 got["cites_the_answer"] = cites_the_answer(got["cited_spans"], doc,
                                                            question.gold, spans[doc])
@@ -243,6 +255,10 @@ def main() -> None:
                         help="only these configurations, comma-separated (e.g. 'studio "
                              "defaults'); the targets need the defaults, reference and no "
                              "retrieval")
+    parser.add_argument("--qasper-by-paper", action="store_true",
+                        help="ask each QASPER question of its own paper only, as a reader "
+                             "of that paper picks it under 'Only these documents' (its "
+                             "questions say 'they' and 'the paper', and name none)")
     parser.add_argument("--rescore", metavar="JSON",
                         help="score an earlier run's answers again (its JSON line) instead of "
                              "running, after a change to how refusals or marks are read")
@@ -269,12 +285,14 @@ def main() -> None:
     started = time.perf_counter()
     results = {}
     for qa, sizes in ((squad_set(), args.squad), (qasper_set(), args.qasper)):
-        results[qa.name] = run(settings, chroma, engines, qa, subset(qa, *sizes))
+        results[qa.name] = run(settings, chroma, engines, qa, subset(qa, *sizes),
+                               by_document=args.qasper_by_paper and qa.name == "qasper")
     print_table(results, engine.name)
     targets = {name: targets_met(configs) for name, configs in results.items()
                if {"studio defaults", "reference", "no retrieval"} <= configs.keys()}
     print(json.dumps({"engine": engine.name, "max_new_tokens": MAX_NEW_TOKENS,
                       "subset": {"squad": args.squad, "qasper": args.qasper},
+                      "qasper_by_paper": args.qasper_by_paper,
                       "default_window": DEFAULT_WINDOW,
                       "default_window_tokens": DEFAULT_WINDOW_TOKENS,
                       "minutes": round((time.perf_counter() - started) / 60, 1),

@@ -161,6 +161,10 @@ def test_a_rewrite_keeps_what_the_question_asks_and_is_never_an_earlier_answer()
                 {"role": "assistant", "content": "Tim Dettmers [1]"}]
     assert rewrite(Says("Tim Dettmers"), "How is it trained?", earlier) == \
         "What is QLoRA? Who wrote that paper? How is it trained?"
+    # where the documents the conversation is about are searched first, the previous question
+    # is enough
+    assert rewrite(Says("Tim Dettmers"), "How is it trained?", earlier, scoped=True) == \
+        "Who wrote that paper? How is it trained?"
 
 
 def test_the_documents_a_follow_up_is_searched_in_first_are_those_the_last_answer_cites():

@@ -144,12 +144,11 @@ class RagTurn:
             self.searched_in, self.searched_in_because = (kept.searched_in,
                                                           kept.searched_in_because)
         else:
-            follows_up = followup.needs_rewrite(question, earlier)
+            discussed = (cited_documents(answers[-1])
+                         if answers and followup.needs_rewrite(question, earlier) else ())
             self.search = search(settings, collection,
-                                 followup.rewrite(engine, question, history), options, chroma,
-                                 asked=question,
-                                 discussed=cited_documents(answers[-1])
-                                 if follows_up and answers else ())
+                                 followup.rewrite(engine, question, history, bool(discussed)),
+                                 options, chroma, asked=question, discussed=discussed)
             self.searched_in = sorted({h.doc for h in self.search.hits
                                        if h.doc_id in self.search.within})
             self.searched_in_because = self.search.because

@@ -64,11 +64,13 @@ def _leans(question: str) -> bool:
         len(question.split()) <= SHORT_QUESTION_WORDS and not capitalised(question))
 
 
-def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
+def rewrite(engine: ChatEngine, question: str, history: Sequence[dict],
+            scoped: bool = False) -> str:
     """A standalone search query for `question`: `question` itself when it stands alone, the
-    model's rewrite when it names something from the conversation, else the previous question
+    model's rewrite when it names something from the conversation, else the earlier questions
     and this one together; for a request about the previous answer, what that answer was
-    searched for (its question, and those it leaned on)."""
+    searched for (its question, and those it leaned on). `scoped`: the documents the
+    conversation is about are searched first, so what it is about need not be in the query."""
     if not needs_rewrite(question, history):
         return question
     said = {"user": "Q", "assistant": "A"}
@@ -101,8 +103,11 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict]) -> str:
     # The model replaced nothing (a small one, after a wrong answer, reduced "Which of them
     # does RoBERTa drop?" to "RoBERTa"): search the earlier questions and this one together,
     # back to one that stands alone, which keeps what "them" points at ("What is a GAN? Who
-    # wrote that paper? How is it trained?")
-    return " ".join([*_back_to_standalone(recent), question])
+    # wrote that paper? How is it trained?"). Where the documents it is about are searched
+    # first, the previous question is enough for what "it" points at, and more drowns this
+    # one: after three questions about the Transformer, "What BLEU score does it reach on
+    # English-to-German?" searched with all four was answered 41.8 (English-to-French)
+    return " ".join([*_back_to_standalone(recent)[-1 if scoped else 0:], question])
 
 
 def _numbers(text: str) -> set[str]:
