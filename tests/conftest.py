@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from core.rag.hits import Hit
 from core.registry import linked_models_dir
 from tests.servers import free_port, running
 
@@ -100,3 +101,19 @@ def _apptest_runs_through_app_py(monkeypatch):
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    """A tiny random chat model behind the transformers engine (tests.tiny)."""
+    from core.rag.llm import TransformersEngine
+    from tests.tiny import tiny_causal_lm
+
+    return TransformersEngine("tiny", tiny_causal_lm(tmp_path_factory.mktemp("m")))
+
+
+def hit(rank: int, text: str) -> Hit:
+    """A retrieved chunk of one page of its own document, for prompts and citations."""
+    return Hit(rank=rank, score=1 / rank, doc="paper.pdf", page=rank, chunk_id=f"c{rank}",
+               text=text, retriever="dense", doc_id=f"doc{rank}")
+

@@ -1,0 +1,46 @@
+"""Question words as keyword search reads them: compounds, and coverage weighed by rarity."""
+
+import pytest
+
+
+def test_a_hyphenated_word_meets_its_joined_form_both_ways():
+    """BERT's paper writes "BERTBASE"; its chunk that holds "L=12" ranked 5th for "How many
+    layers does BERT-base have?" and the 0.5B answered "6"."""
+    from core.rag.bm25 import Bm25Index
+    from core.rag.terms import coverage, question_terms
+
+    terms = question_terms("How many layers does BERT-base have?")
+    assert {"bert", "base", "bertbas", "layer"} <= terms
+    text = "BERTBASE has 12 layers"
+    assert coverage(text, terms) > coverage(text, terms - {"bertbas"}) > 0
+    texts = ["the rate of BERT layers", "BERTBASE has 12 layers", "finetuning BERT"]
+    metas = [{"doc_id": "d", "file": "f", "title": "", "section": ""}] * 3
+    index = Bm25Index(["a", "b", "c"], texts, metas)
+    assert index.search("BERT-base layers", 3)[0][0] == 1
+    assert index.search("fine-tuning", 3)[0][0] == 2
+
+
+def test_a_rare_question_word_counts_for_more_of_the_coverage():
+    """"Which optimizer was used to train the Transformer?": a chunk with "optimizer" answers
+    it sooner than one with "used" and "training", which most chunks hold."""
+    from core.rag.bm25 import Bm25Index
+    from core.rag.terms import coverage, question_terms
+
+    texts = ["We used the Adam optimizer.", "We used it for training.",
+             "Training used eight GPUs.", "The model we used in training."]
+    metas = [{"doc_id": "d", "file": "f", "title": "", "section": "", "chunk": i, "page": 1}
+             for i in range(len(texts))]
+    index = Bm25Index([str(i) for i in range(len(texts))], texts, metas)
+    terms = question_terms("Which optimizer was used in training?")
+    weights = index.idf(terms | {"absent"})
+    assert weights["optim"] > weights["train"] > 0
+    # a word no chunk holds is more often the asker's own than the subject: an average weight
+    assert weights["absent"] == pytest.approx((weights["optim"] + weights["use"]
+                                               + weights["train"]) / 3)
+    # unweighted, both chunks hold two of the three words
+    assert coverage(texts[0], terms) == coverage(texts[1], terms) == 2 / 3
+    assert coverage(texts[0], terms, weights) > 2 / 3 > coverage(texts[1], terms, weights)
+    assert coverage("optimizer used training", terms, weights) == 1.0
+    assert Bm25Index([], [], []).idf(terms) == {}
+    # auxiliaries are no content, however seldom papers write them
+    assert question_terms("Does the paper report macro F1? Did it?") == {"paper", "report", "macro"}
