@@ -149,6 +149,19 @@ def test_a_follow_up_is_searched_first_in_the_document_the_conversation_is_about
     assert any(r"searched in parser\.txt first, which the conversation is about" in c.value
                for c in at.caption)
     assert re.search(r"\*\*\[1\]\*\* parser", "\n".join(m.value for m in at.markdown))
+    # What "the second one" is, the document does not say: the question before it does
+    cited = {"answer": "PDF and HTML [1]", "sources": [h.to_json() for h in hits], "cited": [1],
+             "timings": {"retrieval_ms": 5}}
+    chat = chats.create("samples")
+    for question in ("What is it trained with?", "Which formats does it read?"):
+        chats.add_turn(chat.id, Turn(question, cited))
+    at = chat_page()
+    next(s for s in at.selectbox if s.label == "Conversation").set_value(chat.id).run()
+    at.chat_input(key="question").set_value("How does the second one work?").run()
+    assert not at.exception
+    asked = chats.get(chat.id).turns[-1].answer
+    assert asked["searched_for"] == "Which formats does it read? How does the second one work?"
+    assert asked["searched_in_because"] == "discussed"
 
 
 def test_asked_what_an_abbreviation_is_the_passage_that_spells_it_out_leads(chat_env):

@@ -6,7 +6,7 @@ import pytest
 
 from core.rag.answers import Answer, cited_documents, to_markdown
 from core.rag.conversations import ConversationError, ConversationStore, Turn, history
-from core.rag.followup import about_the_answer, clean_query, needs_rewrite, rewrite
+from core.rag.followup import about_the_answer, clean_query, needs_rewrite, rewrite, with_previous
 from core.rag.front_matter import asks_about_document
 
 
@@ -161,9 +161,11 @@ def test_a_rewrite_keeps_what_the_question_asks_and_is_never_an_earlier_answer()
                 {"role": "assistant", "content": "Tim Dettmers [1]"}]
     assert rewrite(Says("Tim Dettmers"), "How is it trained?", earlier) == \
         "What is QLoRA? Who wrote that paper? How is it trained?"
-    # where the documents the conversation is about are searched first, the previous question
-    # is enough
+    # where the documents the conversation is about are searched first, they say what "it" is:
+    # the question alone, else with the one before it
     assert rewrite(Says("Tim Dettmers"), "How is it trained?", earlier, scoped=True) == \
+        "How is it trained?"
+    assert with_previous("How is it trained?", earlier) == \
         "Who wrote that paper? How is it trained?"
 
 

@@ -146,9 +146,15 @@ class RagTurn:
         else:
             discussed = (cited_documents(answers[-1])
                          if answers and followup.needs_rewrite(question, earlier) else ())
-            self.search = search(settings, collection,
-                                 followup.rewrite(engine, question, history, bool(discussed)),
-                                 options, chroma, asked=question, discussed=discussed)
+            query = followup.rewrite(engine, question, history, bool(discussed))
+            self.search = search(settings, collection, query, options, chroma, asked=question,
+                                 discussed=discussed)
+            if discussed and query == question and relevance.label(
+                    max((h.relevance for h in self.search.hits), default=0.0)) == "weak":
+                # the documents discussed say what "it" is, not what "the first one" is
+                self.search = search(settings, collection,
+                                     followup.with_previous(question, history), options,
+                                     chroma, asked=question, discussed=discussed)
             self.searched_in = sorted({h.doc for h in self.search.hits
                                        if h.doc_id in self.search.within})
             self.searched_in_because = self.search.because

@@ -70,11 +70,12 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict],
     model's rewrite when it names something from the conversation, else the earlier questions
     and this one together; for a request about the previous answer, what that answer was
     searched for (its question, and those it leaned on). `scoped`: the documents the
-    conversation is about are searched first, so what it is about need not be in the query."""
+    conversation is about are searched first, which say what "it" is: where the model replaced
+    nothing, the question itself (`with_previous` where that finds nothing)."""
     if not needs_rewrite(question, history):
         return question
     said = {"user": "Q", "assistant": "A"}
-    recent = [m for m in history if m["role"] in said][-2 * RECENT_TURNS:]
+    recent = _recent(history)
     if about_the_answer(question):
         return " ".join(_back_to_standalone(recent))
     turns = "\n".join(f"{said[m['role']]}: {' '.join(m['content'].split())[:ANSWER_CHARS]}"
@@ -104,10 +105,21 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict],
     # does RoBERTa drop?" to "RoBERTa"): search the earlier questions and this one together,
     # back to one that stands alone, which keeps what "them" points at ("What is a GAN? Who
     # wrote that paper? How is it trained?"). Where the documents it is about are searched
-    # first, the previous question is enough for what "it" points at, and more drowns this
-    # one: after three questions about the Transformer, "What BLEU score does it reach on
-    # English-to-German?" searched with all four was answered 41.8 (English-to-French)
-    return " ".join([*_back_to_standalone(recent)[-1 if scoped else 0:], question])
+    # first, the earlier questions drown this one: after three questions about the
+    # Transformer, "What BLEU score does it reach on English-to-German?" searched with all four
+    # was answered 41.8 (English-to-French), and "Which optimizer was it trained with?" with
+    # the one before it read of the encoder's layers
+    return question if scoped else " ".join([*_back_to_standalone(recent), question])
+
+
+def with_previous(question: str, history: Sequence[dict]) -> str:
+    """`question` with the question before it (and, where that one leaned too, the one it
+    leaned on): for "How does the first one work?" after "Which tasks is BERT trained on?"."""
+    return " ".join([*_back_to_standalone(_recent(history))[-1:], question])
+
+
+def _recent(history: Sequence[dict]) -> list[dict]:
+    return [m for m in history if m["role"] in ("user", "assistant")][-2 * RECENT_TURNS:]
 
 
 def _numbers(text: str) -> set[str]:
