@@ -46,7 +46,10 @@ def test_the_passage_that_clearly_holds_most_of_a_sentences_words_is_its_source(
     assert holding_words("It is a model.", passages, [1, 2, 3]) == [1, 2, 3]
     # every new word of a short answer in one passage, and none in any other
     assert holding_words("Next Sentence Prediction.", passages, [1, 2, 3]) == [1]
-    assert holding_words("Masked tokens.", passages, [1, 2, 3]) == [1, 2, 3]  # 1 says "Masked"
+    # a short answer's words held by several: the best of those that hold them all
+    assert holding_words("Masked tokens.", passages, [1, 2, 3]) == [3]  # 1 says "Masked" only
+    assert holding_words("Masked LM.", passages, [1, 2, 3]) == [1]
+    assert holding_words("Masked.", passages, [3, 1]) == [3]
     # the question's own words say nothing of where the answer came from
     steps = "BERT has two steps: pre-training and fine-tuning."
     assert holding_words(steps, passages, [1, 2, 3]) == [2]

@@ -113,17 +113,26 @@ def holding_numbers(sentence: str, passages: dict[int, str]) -> list[int]:
 # Sentence Prediction" [2], BERT's "two steps in our framework: pre-training and fine-tuning",
 # though only passage 1 names the two tasks. A passage that holds every new word of a short
 # sentence, where no other holds any, is as clear: asked which optimizer trained the
-# Transformer, the 0.5B wrote "Adam [2]", and only passage 1 says "Adam".
+# Transformer, the 0.5B wrote "Adam [2]", and only passage 1 says "Adam". A short one whose
+# new words several passages hold is marked with the best of them: in a conversation about
+# the Transformer, "Adam [2]" pointed at its references ("Adam: A method for stochastic
+# optimization"), below "5.3 Optimizer" ("We used the Adam optimizer").
 CLEAR_MARGIN = 2
+SHORT_ANSWER_WORDS = 3
 
 
 def holding_words(sentence: str, passages: dict[int, str], among: list[int],
                   question: str = "") -> list[int]:
-    """Of the passages `among`, the one(s) holding the most of the sentence's words that are not
-    the question's (stems, stop words left out), where they hold CLEAR_MARGIN more than any
-    other, or all of them where no other holds any; else all of `among`."""
+    """Of the passages `among` (best first), the one(s) holding the most of the sentence's words
+    that are not the question's (stems, stop words left out), where they hold CLEAR_MARGIN more
+    than any other, or all of them where no other holds any; of a short sentence's, the best
+    passage that holds them all; else all of `among`."""
     said = question_terms(without_marks(sentence)) - question_terms(question)
     held = {rank: len(said & set(content_words(passages[rank]))) for rank in among}
+    if 0 < len(said) <= SHORT_ANSWER_WORDS:
+        whole = [rank for rank in among if held[rank] == len(said)]
+        if whole:
+            return whole[:1]
     most, *others = sorted(held.values(), reverse=True) or [0]
     alone = bool(said) and most == len(said) and bool(others) and max(others) == 0
     if others and (most - max(others) >= CLEAR_MARGIN or alone):
