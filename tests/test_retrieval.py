@@ -337,6 +337,11 @@ def test_a_question_that_names_a_paper_is_answered_from_that_paper(tmp_path):
     followed = search(settings, "two", follow_up, discussed=(attention,))
     assert followed.within == (attention,) and followed.because == "discussed"
     assert {h.doc_id for h in followed.hits} == {attention}
+    # a conversation about every document searched keeps none first
+    both = (attention, results[0].doc_id)
+    assert search(settings, "two", follow_up, discussed=both).within == ()
+    only = RetrievalOptions(doc_ids=(attention,))
+    assert search(settings, "two", follow_up, only, discussed=(attention,)).within == ()
     # the paper the question names comes before the one discussed
     named = search(settings, "two", "Which optimizer was used to train the Transformer?",
                    discussed=(results[0].doc_id,))

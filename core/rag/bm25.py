@@ -40,6 +40,11 @@ class Bm25Index:
         """The documents' titles, each once."""
         return list(dict.fromkeys(m["title"] for m in self.metas if m.get("title")))
 
+    @functools.cached_property
+    def doc_ids(self) -> frozenset[str]:
+        """The documents' ids."""
+        return frozenset(m["doc_id"] for m in self.metas)
+
     def idf(self, terms: set[str]) -> dict[str, float]:
         """Each term's inverse document frequency over the chunks, as BM25 weighs it (Lucene's
         form). A term that no chunk holds weighs as the others do on average: it is more

@@ -130,7 +130,9 @@ def search(settings: Settings, collection_name: str, question: str,
         # Transformer?" (answered from its paper, among seven), "How many layers does its
         # encoder have?", searched for "Transformer layers", was answered "2" from LoRA's
         # paper
-        named = [d for d in discussed if not options.doc_ids or d in options.doc_ids]
+        searched = set(options.doc_ids or index.doc_ids)
+        # all of them is none first (a conversation over a one-document collection)
+        named = [d for d in discussed if d in searched] if searched - set(discussed) else []
         because = "discussed" if named else ""
     if acronyms.acronyms(question):
         question = acronyms.expand(question, index.titles)
