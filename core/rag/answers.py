@@ -42,6 +42,7 @@ from core.rag.retrieval import (
     RetrievalOptions,
     SearchResult,
     search,
+    weakly_matched,
 )
 from core.settings import Settings
 
@@ -107,7 +108,6 @@ class Answer:
                    raw.get("searched_in_because", "named" if raw.get("searched_in") else ""))
 
 
-
 class RagTurn:
     """One question: retrieval happens on construction (so its chunks can be shown at once),
     the answer streams from `stream()`, and `result()` gives everything once it has finished.
@@ -149,8 +149,7 @@ class RagTurn:
             query = followup.rewrite(engine, question, history, bool(discussed))
             self.search = search(settings, collection, query, options, chroma, asked=question,
                                  discussed=discussed)
-            if discussed and query == question and relevance.label(
-                    max((h.relevance for h in self.search.hits), default=0.0)) == "weak":
+            if discussed and query == question and weakly_matched(self.search.hits):
                 # the documents discussed say what "it" is, not what "the first one" is
                 self.search = search(settings, collection,
                                      followup.with_previous(question, history), options,

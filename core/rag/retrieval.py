@@ -122,18 +122,20 @@ def search(settings: Settings, collection_name: str, question: str,
     embedder = query_embedder(settings, built_with)  # every method: relevance needs the cosine
     started = time.perf_counter()  # timings cover the search, not loading the model once
     index = bm25_index(collection, settings.indexes_dir)
-    named = ([] if not options.rerank or front_matter.asks_about_document(asked or question)
-             else front_matter.named_documents(index, question, options.doc_ids))
-    because = "named" if named else ""
-    if not named and options.rerank and not front_matter.asks_about_document(asked or question):
-        # A follow-up is about what the conversation is about: after "What is the
-        # Transformer?" (answered from its paper, among seven), "How many layers does its
-        # encoder have?", searched for "Transformer layers", was answered "2" from LoRA's
-        # paper
-        searched = set(options.doc_ids or index.doc_ids)
-        # all of them is none first (a conversation over a one-document collection)
-        named = [d for d in discussed if d in searched] if searched - set(discussed) else []
-        because = "discussed" if named else ""
+    about_document = front_matter.asks_about_document(asked or question)
+    named: list[str] = []
+    because = ""
+    if options.rerank and not about_document:
+        named, because = front_matter.named_documents(index, question, options.doc_ids), "named"
+        if not named:
+            # A follow-up is about what the conversation is about: after "What is the
+            # Transformer?" (answered from its paper, among seven), "How many layers does its
+            # encoder have?", searched for "Transformer layers", was answered "2" from LoRA's
+            # paper
+            searched = set(options.doc_ids or index.doc_ids)
+            # all of them is none first (a conversation over a one-document collection)
+            named = [d for d in discussed if d in searched] if searched - set(discussed) else []
+            because = "discussed"
     if acronyms.acronyms(question):
         question = acronyms.expand(question, index.titles)
     query_vector = np.asarray(embedder.embed([question])[0])
@@ -163,7 +165,7 @@ def search(settings: Settings, collection_name: str, question: str,
     # reports the SWAG scores asked of "the Transformer"; where they hold fewer than k chunks,
     # the others' follow theirs.
     hits, ranked = candidates(replace(options, doc_ids=tuple(named)) if named else options)
-    weak = relevance.label(_best(hits)) == "weak"
+    weak = weakly_matched(hits)
     if named and (weak or len(hits) < options.k):
         wider, wider_ranked = candidates(options)
         if weak and _best(wider) > _best(hits):
@@ -184,7 +186,7 @@ def search(settings: Settings, collection_name: str, question: str,
         if options.rerank and hits and hits[0].chunk_id not in rated:
             rate(collection, embedder, query_vector, question, hits[:1], weights, known_as)
     openings: list[Hit] = []
-    if front_matter.asks_about_document(asked or question):
+    if about_document:
         # Only the openings: other passages drew the 0.5B to names in their citations
         # ("Who are the authors of the GAN paper?" -> "2024", from another paper's references)
         openings = _openings(collection, settings, question, options, hits, ranked)
@@ -207,6 +209,11 @@ def search(settings: Settings, collection_name: str, question: str,
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
                         time.perf_counter() - started, bool(openings), question, tuple(named),
                         because if named else "")
+
+
+def weakly_matched(hits: list[Hit]) -> bool:
+    """Whether even the best of `hits` is a weak match (core.rag.relevance.label)."""
+    return relevance.label(_best(hits)) == "weak"
 
 
 def _best(hits: list[Hit]) -> float:
