@@ -30,8 +30,9 @@ removed; share of non-refusal answers with a valid [n] (a passage the model was 
 share of marked answers to answerable questions whose marks point at the answer ("[n] right":
 a marked passage overlaps the gold paragraph; the Studio's configurations); refusals on
 unanswerable questions; false refusals on answerable ones; answers to answerable questions
-that only say the question back ("restated", core.rag.restatement); seconds per answer; median
-time to first token. Prints a table and JSON.
+that only say the question back ("restated", core.rag.restatement); answers giving a number that
+none of their passages holds ("unread #", core.rag.grounding; the JSON has those answers' F1);
+seconds per answer; median time to first token. Prints a table and JSON.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from core.rag.chunking import Chunk
 from core.rag.citations import citation_marks, is_refusal
 from core.rag.embeddings import get_embedder, query_embedder
 from core.rag.evaluate import f1, words
+from core.rag.grounding import unread_numbers
 from core.rag.llm import StreamStats, get_engine, timed
 from core.rag.restatement import restates
 from core.rag.retrieval import DEFAULT_K, DEFAULT_WINDOW, DEFAULT_WINDOW_TOKENS, RetrievalOptions
@@ -110,7 +112,8 @@ def studio(settings, chroma, engine, name: str, question: str, within: tuple[str
     answer = turn.result()
     marked = [] if answer.citations_inferred else answer.cited
     return {"text": answer.text, "valid_citation": bool(marked), "ttft_s": turn.stats.ttft_s,
-            "model_asked": answer.answerable, "seconds": time.perf_counter() - started,
+            "model_asked": answer.answerable, "unread_numbers": answer.unread_numbers,
+            "seconds": time.perf_counter() - started,
             "cited_spans": [(h.doc_id, h.start, h.end) for h in answer.sources
                             if h.rank in marked],
             # the passages the model read (their neighbours aside): was the answer before it?
@@ -146,6 +149,7 @@ def reference(settings, chroma, engine, name: str, question: str,
     valid = {n for n in citation_marks(text) if 1 <= n <= len(chunks)}
     return {"text": text, "valid_citation": bool(valid),
             "ttft_s": stats.ttft_s, "model_asked": True,
+            "unread_numbers": unread_numbers(text, messages[0]["content"]),
             "seconds": time.perf_counter() - started}
 
 
@@ -192,6 +196,12 @@ def summarise(rows: list[dict]) -> dict:
         "false_refusals": share([r for r in answerable if r["refused"]], answerable),
         "restates_question": share([r for r in answerable
                                     if restates(r["question"], r["text"])], answerable),
+        # answers giving a figure that none of their passages holds, and how right those were
+        "unread_numbers": share([r for r in checked if r["unread_numbers"]], checked)
+        if (checked := [r for r in answerable
+                        if "unread_numbers" in r and not r["refused"]]) else None,
+        "unread_numbers_f1": round(statistics.mean(r["f1"] for r in unread), 3)
+        if (unread := [r for r in answerable if r.get("unread_numbers")]) else None,
         "seconds_per_answer": round(statistics.mean(r["seconds"] for r in rows), 2),
         "median_ttft_s": round(statistics.median(r["ttft_s"] or 0.0 for r in rows), 3),
         "median_ttft_model_asked_s": round(statistics.median(asked), 3) if asked else None,
@@ -301,17 +311,19 @@ def main() -> None:
 
 def print_table(results: dict, engine_name: str) -> None:
     header = (f"{'set':<8}{'configuration':<19}{'F1':>6}{'recall':>8}{'[n] ok':>8}"
-              f"{'[n] right':>10}{'refused':>9}{'false ref':>10}{'restated':>10}{'s/answer':>10}"
+              f"{'[n] right':>10}{'refused':>9}{'false ref':>10}{'restated':>10}{'unread #':>10}"
+              f"{'s/answer':>10}"
               f"{'TTFT':>7}"
               f"{'TTFT asked':>11}")
     print(f"\n{engine_name} (studio 1.5B: {LARGER_MODEL}, when installed)\n{header}")
     for name, configs in results.items():
         for config, r in configs.items():
             cells = [r["f1"], r["gold_recall"], r["valid_citation"], r.get("cites_the_answer"),
-                     r["refused_unanswerable"], r["false_refusals"], r.get("restates_question")]
+                     r["refused_unanswerable"], r["false_refusals"], r.get("restates_question"),
+                     r.get("unread_numbers")]
             print(f"{name:<8}{config:<19}" + "".join(
                 f"{'-' if v is None else f'{v:.2f}':>{w}}"
-                for v, w in zip(cells, (6, 8, 8, 10, 9, 10, 10)))
+                for v, w in zip(cells, (6, 8, 8, 10, 9, 10, 10, 10)))
                 + f"{r['seconds_per_answer']:>10.1f}{r['median_ttft_s']:>7.2f}"
                 + f"{r['median_ttft_model_asked_s'] or 0:>11.2f}")
 

@@ -11,9 +11,9 @@ from core.formats import rate
 from core.rag import store
 from core.rag.answers import (
     MAX_QUESTION_CHARS,
-    RESTATED_NOTE,
     Answer,
     RagTurn,
+    caveats,
     no_context_stream,
     searched_in_note,
     to_markdown,
@@ -273,8 +273,8 @@ def show_answer(answer: Answer, number: int) -> None:
             alone.markdown(safe_markdown(answer.no_context))
         if answer.stopped:
             st.caption(":orange[Stopped before the end.]")
-        if answer.restates_question:
-            st.caption(f":orange[{RESTATED_NOTE}]")
+        for note in caveats(answer):
+            st.caption(f":orange[{escape_markdown(note)}]")
         st.caption(citation_note(answer))
         citation_buttons(answer, number, page_source)
         if answer.dropped:

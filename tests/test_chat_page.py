@@ -339,22 +339,28 @@ def test_another_conversation_opens_with_its_own_title_and_an_unticked_delete(ch
     assert not at.exception and chats.get(second.id).title == "Test sets"
 
 
-def test_an_answer_that_only_restates_the_question_is_flagged(chat_env):
+def test_an_answers_caveats_are_shown_beside_it(chat_env):
     chats = conversation_store(load_settings())
     chat = chats.create("samples")
-    for question, text, restated in (
-            ("Which word embeddings are analysed?", "Word embeddings [1]", True),
-            ("What is overfitting?", "Fitting noise in the training set. [1]", False)):
-        chats.add_turn(chat.id, Turn(question, {"answer": text, "sources": [], "cited": [1],
-                                                "timings": {"retrieval_ms": 5},
-                                                "restates_question": restated}))
+    for question, text, cited, checks in (
+            ("Which word embeddings are analysed?", "Word embeddings [1]", 1,
+             {"restates_question": True}),
+            ("How large is the raw corpus?", "1,000,000 sentences [2]", 2,
+             {"unread_numbers": ["1,000,000"]}),
+            ("What is overfitting?", "Fitting noise in the training set. [3]", 3, {})):
+        chats.add_turn(chat.id, Turn(question, {"answer": text, "sources": [], "cited": [cited],
+                                                "timings": {"retrieval_ms": 5}, **checks}))
     at = chat_page()
     next(s for s in at.selectbox if s.label == "Conversation").set_value(chat.id).run()
     assert not at.exception
-    notes = [c.value for c in at.caption if "only repeats the question" in c.value]
     captions = [c.value for c in at.caption]
-    # one note, above the first answer's "Cites [1].": that answer's, not the second's
-    assert len(notes) == 1 and captions.index(notes[0]) < captions.index("Cites [1].")
+    restated = [c for c in captions if "only repeats the question" in c]
+    numbers = [c for c in captions if "in none of the passages the model read" in c]
+    # one note each, beside its own answer (above its "Cites [n]."), none beside the third
+    assert len(restated) == 1 and len(numbers) == 1 and "1,000,000 is in none" in numbers[0]
+    assert (captions.index(restated[0]) < captions.index("Cites [1].")
+            < captions.index(numbers[0]) < captions.index("Cites [2].")
+            < captions.index("Cites [3]."))
 
 
 def test_a_match_found_by_meaning_names_the_words_in_its_tooltip(studio_env, tmp_path,

@@ -96,16 +96,18 @@ class Ask:
 
     def finish(self) -> dict:
         """The answer's text, why it ended, its token counts and (for a collection) sources."""
-        sources, restated = None, None
+        sources, checks = None, {}
         if self.turn is not None:
             answer = self.turn.result()
-            text, restated = answer.text, answer.restates_question
+            text = answer.text
             sources = [source(h, answer.cited) for h in answer.sources]
+            checks = {"restates_question": answer.restates_question,
+                      "unread_numbers": answer.unread_numbers}
         else:
             text = self.stats.text.strip()
         completion = self.engine.count_tokens(text) if text else 0
         prompt = sum(self.engine.count_tokens(m["content"]) for m in self.messages)
-        return {"text": text, "sources": sources, "restates_question": restated,
+        return {"text": text, "sources": sources, "checks": checks,
                 "finish_reason": "length" if completion >= self.max_tokens else "stop",
                 "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                           "total_tokens": prompt + completion}}
@@ -133,8 +135,7 @@ class Reply:
 
     def last_event(self, ask: Ask) -> str:
         done = ask.finish()
-        extra = {} if done["sources"] is None else {
-            "sources": done["sources"], "restates_question": done["restates_question"]}
+        extra = {} if done["sources"] is None else {"sources": done["sources"], **done["checks"]}
         if self.include_usage:
             extra["usage"] = done["usage"]
         return self.event({}, done["finish_reason"], **extra)
@@ -146,8 +147,7 @@ class Reply:
                              "message": {"role": "assistant", "content": done["text"]}}],
                 "usage": done["usage"]}
         if done["sources"] is not None:
-            body["sources"] = done["sources"]
-            body["restates_question"] = done["restates_question"]
+            body.update(sources=done["sources"], **done["checks"])
         return body
 
     def error_event(self, exc: Exception) -> str:

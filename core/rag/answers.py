@@ -21,6 +21,7 @@ from core.rag.citations import (
     stream_marked,
     with_marks,
 )
+from core.rag.grounding import unread_numbers
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.prompting import (
@@ -79,6 +80,8 @@ class Answer:
     # the documents whose chunks came first (SearchResult.within), and why (its `because`)
     searched_in: list[str] = field(default_factory=list)
     searched_in_because: str = ""
+    # numbers the answer gives that nothing the model read holds (core.rag.grounding)
+    unread_numbers: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -89,7 +92,8 @@ class Answer:
                 "searched_for": self.searched_for, "method": self.method,
                 "restates_question": self.restates_question, "searched_in": self.searched_in,
                 "searched_in_because": self.searched_in_because,
-                "stopped": self.stopped, "used": self.used, "attributions": self.attributions}
+                "unread_numbers": self.unread_numbers, "stopped": self.stopped,
+                "used": self.used, "attributions": self.attributions}
 
     @classmethod
     def from_json(cls, question: str, raw: dict) -> Answer:
@@ -105,7 +109,8 @@ class Answer:
                    raw.get("searched_for", ""), raw.get("restates_question", False),
                    raw.get("searched_in", []),
                    # saved before the reason was kept, only a named document came first
-                   raw.get("searched_in_because", "named" if raw.get("searched_in") else ""))
+                   raw.get("searched_in_because", "named" if raw.get("searched_in") else ""),
+                   raw.get("unread_numbers", []))
 
 
 class RagTurn:
@@ -248,7 +253,20 @@ class RagTurn:
                       self.plan.windows, self.searched_for,
                       asked and self.rewording is None and not self.stop.is_set()
                       and restates(self.question, text), self.searched_in,
-                      self.searched_in_because)
+                      self.searched_in_because,
+                      unread_numbers(text, "\n".join(m["content"] for m in self.plan.messages))
+                      if asked else [])
+
+
+def caveats(answer: Answer) -> list[str]:
+    """What a reader should know before trusting the answer's text, one sentence each."""
+    notes = [RESTATED_NOTE] if answer.restates_question else []
+    if answer.unread_numbers:
+        one = len(answer.unread_numbers) == 1
+        notes.append(f"{', '.join(answer.unread_numbers)} {'is' if one else 'are'} in none of "
+                     f"the passages the model read: check {'it' if one else 'them'} against "
+                     "the sources.")
+    return notes
 
 
 def searched_in_note(searched_in: Sequence[str], because: str, name=str) -> str:
@@ -284,8 +302,7 @@ def to_markdown(collection: str, answers: list[Answer]) -> str:
         lines += [f"## Q: {a.question}", "", a.text, ""]
         if not a.answerable:
             lines += ["*No passage bore on the question; the closest ones:*", ""]
-        if a.restates_question:
-            lines += [f"*{RESTATED_NOTE}*", ""]
+        lines += [line for note in caveats(a) for line in (f"*{note}*", "")]
         if a.no_context is not None:
             lines += ["*The same model without retrieval:*", "", a.no_context, ""]
         how = "inferred by similarity" if a.citations_inferred else "cited by the model"

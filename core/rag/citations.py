@@ -91,10 +91,15 @@ def infer_citations(settings: Settings, answer: str, used: list[Hit],
 
 
 
+def written_numbers(text: str) -> list[str]:
+    """The numbers in `text` as it writes them ("123,456"), but for a list's item numbers."""
+    return _NUMBER.findall(_ENUMERATOR.sub(" ", text))
+
+
 def numbers(text: str) -> set[str]:
     """The numbers written in `text`, thousands separators dropped ("$123,456" -> "123456"),
     but for a list's item numbers."""
-    return {n.replace(",", "") for n in _NUMBER.findall(_ENUMERATOR.sub(" ", text))}
+    return {n.replace(",", "") for n in written_numbers(text)}
 
 
 def holding_numbers(sentence: str, passages: dict[int, str]) -> list[int]:

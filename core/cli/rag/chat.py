@@ -88,7 +88,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from core.rag import store
-    from core.rag.answers import RESTATED_NOTE, RagTurn, searched_in_note
+    from core.rag.answers import RagTurn, caveats, searched_in_note
     from core.rag.conversations import Turn, conversation_store, history
     from core.rag.llm import ChatError, get_engine
 
@@ -127,8 +127,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer.to_json()))
         return 0
-    if answer.restates_question:
-        print(f"\n\n{RESTATED_NOTE}", end="")
+    for note in caveats(answer):
+        print(f"\n\n{note}", end="")
     if answer.searched_for != args.question:
         print(f"\n\nsearched for: {answer.searched_for}", end="")
     if answer.searched_in:

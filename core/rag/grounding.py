@@ -1,0 +1,53 @@
+"""Numbers in an answer that nothing the model read holds: the default 0.5B, having read "a
+Japanese web corpus of about 100 million sentences", answered "How large is raw corpus used for
+training?" with "1000000". A figure reads as a fact, so the answer says when none of its
+passages (nor the question) gives it.
+
+Over bench/answers.py's runs of 2026-12-04, every such answer was wrong (6 of 6, QASPER), where
+answers whose numbers the passages hold were right about as often as the rest.
+"""
+
+from __future__ import annotations
+
+import re
+
+from core.rag.citations import numbers, without_marks, written_numbers
+
+_WORD_NUMBERS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty".split())}
+_WORD_NUMBERS.update({w: 10 * i for i, w in enumerate(
+    "thirty forty fifty sixty seventy eighty ninety".split(), 3)})
+_WORD_NUMBERS.update(hundred=100, thousand=1000, dozen=12, single=1, once=1, twice=2)
+_WORD = re.compile(r"\b(" + "|".join(_WORD_NUMBERS) + r")\b", re.IGNORECASE)
+# "100 million sentences" may be given back as 100,000,000; "65B" as 65 billion
+_SCALED = re.compile(r"(\d+(?:[.,]\d+)*)\s*(thousand|million|billion|trillion|[kKMB])\b")
+_SCALES = {"thousand": 10**3, "k": 10**3, "million": 10**6, "m": 10**6, "billion": 10**9,
+           "b": 10**9, "trillion": 10**12}
+
+
+def _canonical(number: str) -> str:
+    """"28.40" and "28.4" alike (thousands separators are already gone)."""
+    return number.rstrip("0").rstrip(".") if "." in number else number
+
+
+def numbers_read(text: str) -> set[str]:
+    """The numbers `text` gives, in digits, in words ("six layers") or scaled ("100
+    million"), each as `numbers` writes it."""
+    found = {_canonical(n) for n in numbers(text)}
+    found |= {str(_WORD_NUMBERS[w.lower()]) for w in _WORD.findall(text)}
+    for value, scale in _SCALED.findall(text):
+        try:
+            scaled = float(value.replace(",", "")) * _SCALES[scale.lower()]
+        except ValueError:  # "1.2.3 million": a version, not an amount
+            continue
+        found.add(_canonical(f"{scaled:.6f}"))
+    return found
+
+
+def unread_numbers(answer: str, read: str) -> list[str]:
+    """The numbers the answer writes in digits (as it writes them) that `read`, everything the
+    model was given, does not hold in any form; a number written in words is not checked."""
+    given = numbers_read(read)
+    return list(dict.fromkeys(n for n in written_numbers(without_marks(answer))
+                              if _canonical(n.replace(",", "")) not in given))

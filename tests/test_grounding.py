@@ -1,0 +1,51 @@
+"""Numbers an answer gives that nothing the model read holds (core.rag.grounding)."""
+
+import pytest
+
+from core.rag.answers import Answer, caveats, to_markdown
+from core.rag.grounding import numbers_read, unread_numbers
+
+CORPUS = ("We train on a Japanese web corpus of about 100 million sentences. The encoder is a "
+          "stack of six identical layers; the big model reaches 28.40 BLEU with 65B parameters "
+          "and 1,006 reviews.")
+
+
+@pytest.mark.parametrize("answer", [
+    "100 million sentences [1]",
+    "100,000,000 [1]",  # the passage's "100 million", in digits
+    "6 layers [2]",  # "six identical layers"
+    "28.4 [1]",
+    "65 billion parameters",  # "65B"
+    "1006 reviews",
+    "1. Masked LM 2. Next sentence prediction [1]",  # item numbers, not facts
+    "It has six layers.",  # a number in words is not checked
+    "The documents do not say.",
+])
+def test_numbers_the_passages_give_in_any_form_are_read(answer):
+    assert unread_numbers(answer, CORPUS) == []
+
+
+def test_a_number_the_passages_do_not_give_is_named_as_written():
+    assert unread_numbers("1,000,000 [1]", CORPUS) == ["1,000,000"]
+    assert unread_numbers("It has 12 layers and 12 heads, 100 million sentences.", CORPUS) == ["12"]
+    assert unread_numbers("1000000 [1] or 10.5", CORPUS) == ["1000000", "10.5"]
+
+
+def test_what_a_text_gives_includes_words_and_scales():
+    assert {"100", "100000000", "6", "28.4", "65", "65000000000", "1006"} <= numbers_read(CORPUS)
+
+
+def test_the_check_is_kept_with_a_saved_answer_and_said_wherever_the_answer_is_shown():
+    saved = {"answer": "1,000,000 [1]", "sources": [], "cited": [1],
+             "unread_numbers": ["1,000,000"]}
+    again = Answer.from_json("How large is the raw corpus?", saved)
+    assert again.unread_numbers == ["1,000,000"]
+    assert again.to_json()["unread_numbers"] == ["1,000,000"]
+    [note] = caveats(again)
+    assert note.startswith("1,000,000 is in none of the passages the model read")
+    assert note in to_markdown("papers", [again])
+    older = Answer.from_json("How large is the raw corpus?", {"answer": "1,000,000 [1]"})
+    assert older.unread_numbers == [] and caveats(older) == []  # saved before the check
+    both = Answer.from_json("How large?", {**saved, "restates_question": True,
+                                           "unread_numbers": ["7", "9"]})
+    assert len(caveats(both)) == 2 and "7, 9 are in none" in caveats(both)[1]
