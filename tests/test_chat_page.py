@@ -355,9 +355,9 @@ def test_an_answers_caveats_are_shown_beside_it(chat_env):
     assert not at.exception
     captions = [c.value for c in at.caption]
     restated = [c for c in captions if "only repeats the question" in c]
-    numbers = [c for c in captions if "in none of the passages the model read" in c]
+    numbers = [c for c in captions if "none of the passages the model read holds" in c]
     # one note each, beside its own answer (above its "Cites [n]."), none beside the third
-    assert len(restated) == 1 and len(numbers) == 1 and "1,000,000 is in none" in numbers[0]
+    assert len(restated) == 1 and len(numbers) == 1 and "gives 1,000,000, which" in numbers[0]
     assert (captions.index(restated[0]) < captions.index("Cites [1].")
             < captions.index(numbers[0]) < captions.index("Cites [2].")
             < captions.index("Cites [3]."))

@@ -42,10 +42,12 @@ def test_the_check_is_kept_with_a_saved_answer_and_said_wherever_the_answer_is_s
     assert again.unread_numbers == ["1,000,000"]
     assert again.to_json()["unread_numbers"] == ["1,000,000"]
     [note] = caveats(again)
-    assert note.startswith("1,000,000 is in none of the passages the model read")
+    assert note == ("The answer gives 1,000,000, which none of the passages the model read "
+                    "holds: check it against the sources.")
     assert note in to_markdown("papers", [again])
     older = Answer.from_json("How large is the raw corpus?", {"answer": "1,000,000 [1]"})
     assert older.unread_numbers == [] and caveats(older) == []  # saved before the check
     both = Answer.from_json("How large?", {**saved, "restates_question": True,
-                                           "unread_numbers": ["7", "9"]})
-    assert len(caveats(both)) == 2 and "7, 9 are in none" in caveats(both)[1]
+                                           "unread_numbers": ["7", "8", "9"]})
+    assert len(caveats(both)) == 2 and "gives 7, 8 and 9, which" in caveats(both)[1]
+    assert "check them against" in caveats(both)[1]

@@ -262,10 +262,10 @@ def caveats(answer: Answer) -> list[str]:
     """What a reader should know before trusting the answer's text, one sentence each."""
     notes = [RESTATED_NOTE] if answer.restates_question else []
     if answer.unread_numbers:
-        one = len(answer.unread_numbers) == 1
-        notes.append(f"{', '.join(answer.unread_numbers)} {'is' if one else 'are'} in none of "
-                     f"the passages the model read: check {'it' if one else 'them'} against "
-                     "the sources.")
+        *rest, last = answer.unread_numbers
+        figures = f"{', '.join(rest)} and {last}" if rest else last
+        notes.append(f"The answer gives {figures}, which none of the passages the model read "
+                     f"holds: check {'them' if rest else 'it'} against the sources.")
     return notes
 
 
