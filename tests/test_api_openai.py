@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 KEY = "sk-studio-test-0123456789"
 DOC = "2106.09685v2_pages1-2_groundtruth.txt"  # the LoRA paper's first two pages
 QUESTION = "Which weights does LoRA freeze?"
+OTHER_DOC = "square-one_offer-letter.html"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,9 @@ def studio(tmp_path_factory):
     env = {**{name: "" for name in OUTSIDE}, "STUDIO_DATA_DIR": str(root / "data"),
            "STUDIO_CHAT_BACKEND": "local", "STUDIO_CHAT_MODEL": tiny,
            "STUDIO_API_KEYS": KEY, "STUDIO_API_QUEUE": "1"}
-    ingest_files(load_settings(env={**os.environ, **env}), [shared("documents", DOC)], "lora")
+    settings = load_settings(env={**os.environ, **env})
+    ingest_files(settings, [shared("documents", DOC)], "lora")
+    ingest_files(settings, [shared("documents", DOC), shared("documents", OTHER_DOC)], "pair")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with running([sys.executable, "-m", "core", "api", "--port", str(port)], url + "/health",
@@ -87,6 +90,51 @@ def test_the_openai_client_lists_models_and_gets_answers_with_sources(client, st
     assert plain.choices[0].message.content and "sources" not in plain.model_extra
     assert "restates_question" not in plain.model_extra
     assert "unread_numbers" not in plain.model_extra
+
+
+def test_a_follow_up_sent_with_the_answers_sources_is_searched_in_the_documents_cited(client,
+                                                                                     studio):
+    """As on the Chat page, once the client sends an answer back with its `sources`; OpenAI's
+    clients send only its text, and the follow-up is searched in every document alike."""
+    first = client.chat.completions.create(model="rag:pair", max_tokens=12,
+                                           messages=[{"role": "user", "content": QUESTION}])
+    sources = first.model_extra["sources"]
+    # the tiny random model's answer cites nothing; a real one's cites the LoRA paper
+    for source in sources:
+        source["cited"] = source["document"] == DOC
+    assert any(s["cited"] for s in sources)
+    said = first.choices[0].message.content
+    follow_up = {"role": "user", "content": "What does it train instead?"}
+
+    def searched(answer: dict) -> tuple[str, list[str], str]:
+        again = client.chat.completions.create(model="rag:pair", max_tokens=12, messages=[
+            {"role": "user", "content": QUESTION}, answer, follow_up])
+        return tuple(again.model_extra[f] for f in ("searched_for", "searched_in",
+                                                    "searched_in_because"))
+
+    # the documents cited say what "it" is: the question is searched as asked, there first
+    assert searched({"role": "assistant", "content": said, "sources": sources}) == (
+        follow_up["content"], [DOC], "discussed")
+    # with the text alone, "it" is read from the question before, which names LoRA
+    asked_with_the_one_before, where, because = searched({"role": "assistant", "content": said})
+    assert QUESTION in asked_with_the_one_before and (where, because) == ([DOC], "named")
+    # asked for the answer worded another way, the answer's own passages are kept (here all
+    # but the first, which searching again would find)
+    kept = sources[1:]
+    reworded = client.chat.completions.create(model="rag:pair", max_tokens=12, messages=[
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": said, "sources": kept},
+        {"role": "user", "content": "Can you say that in a full sentence?"}])
+    assert [s["chunk_id"] for s in reworded.model_extra["sources"]] == [
+        s["chunk_id"] for s in kept]
+    # what is sent back is checked as any input is
+    bad = httpx.post(studio["url"] + "/v1/chat/completions",
+                     headers={"Authorization": f"Bearer {KEY}"},
+                     json={"model": "rag:pair", "messages": [
+                         {"role": "user", "content": QUESTION},
+                         {"role": "assistant", "content": said, "sources": [{"rank": "first"}]},
+                         follow_up]})
+    assert bad.status_code == 400 and "rank" in bad.text, bad.text
 
 
 def test_a_wrong_key_and_an_unknown_collection(studio):

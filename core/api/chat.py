@@ -96,18 +96,20 @@ class Ask:
 
     def finish(self) -> dict:
         """The answer's text, why it ended, its token counts and (for a collection) sources."""
-        sources, checks = None, {}
+        sources, extras = None, {}
         if self.turn is not None:
             answer = self.turn.result()
             text = answer.text
             sources = [source(h, answer.cited) for h in answer.sources]
-            checks = {"restates_question": answer.restates_question,
-                      "unread_numbers": answer.unread_numbers}
+            extras = {"restates_question": answer.restates_question,
+                      "unread_numbers": answer.unread_numbers,
+                      "searched_for": answer.searched_for, "searched_in": answer.searched_in,
+                      "searched_in_because": answer.searched_in_because}
         else:
             text = self.stats.text.strip()
         completion = self.engine.count_tokens(text) if text else 0
         prompt = sum(self.engine.count_tokens(m["content"]) for m in self.messages)
-        return {"text": text, "sources": sources, "checks": checks,
+        return {"text": text, "sources": sources, "extras": extras,
                 "finish_reason": "length" if completion >= self.max_tokens else "stop",
                 "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                           "total_tokens": prompt + completion}}
@@ -135,7 +137,7 @@ class Reply:
 
     def last_event(self, ask: Ask) -> str:
         done = ask.finish()
-        extra = {} if done["sources"] is None else {"sources": done["sources"], **done["checks"]}
+        extra = {} if done["sources"] is None else {"sources": done["sources"], **done["extras"]}
         if self.include_usage:
             extra["usage"] = done["usage"]
         return self.event({}, done["finish_reason"], **extra)
@@ -147,7 +149,7 @@ class Reply:
                              "message": {"role": "assistant", "content": done["text"]}}],
                 "usage": done["usage"]}
         if done["sources"] is not None:
-            body.update(sources=done["sources"], **done["checks"])
+            body.update(sources=done["sources"], **done["extras"])
         return body
 
     def error_event(self, exc: Exception) -> str:

@@ -44,17 +44,47 @@ class Part(BaseModel):
     text: Text | None = None
 
 
+class Source(BaseModel):
+    """A passage of an earlier answer, as this API returned it in `sources`."""
+    model_config = ConfigDict(extra="ignore")
+    rank: int = Field(ge=1)
+    document: str = Field(max_length=1000)
+    doc_id: str = Field("", max_length=300)
+    page: int = 1
+    chunk: int = 0
+    chunk_id: str = Field("", max_length=300)
+    start: int = 0
+    end: int = 0
+    text: Text = ""
+    title: str = Field("", max_length=1000)
+    section: str = Field("", max_length=1000)
+    score: float = 0.0
+    relevance: float = 0.0
+    retriever: str = Field("", max_length=30)
+    cited: bool = False
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: Text | list[Part] | None = None
+    # An assistant message may carry the `sources` its answer came with: a follow-up is then
+    # searched first in the documents it cites, and "say that more simply" rewords it from
+    # its own passages, as on the Chat page. OpenAI's clients send back only the text.
+    sources: list[Source] | None = Field(None, max_length=50)
 
     def turn(self) -> dict:
         parts = [self.content] if isinstance(self.content, str) else self.content or []
         if any(not isinstance(p, str) and p.type != "text" for p in parts):
             raise HTTPException(400, "only text content is understood (no images or audio)")
         text = "".join(p if isinstance(p, str) else p.text or "" for p in parts)
-        return {"role": "system" if self.role == "developer" else self.role, "content": text}
+        turn: dict = {"role": "system" if self.role == "developer" else self.role, "content": text}
+        if self.role == "assistant" and self.sources:
+            # as a saved conversation keeps an answer (core.rag.answers.Answer.to_json)
+            turn["answer"] = {"answer": text, "cited": [s.rank for s in self.sources if s.cited],
+                              "sources": [{**s.model_dump(exclude={"document", "cited"}),
+                                           "doc": s.document} for s in self.sources]}
+        return turn
 
 
 class ChatRequest(BaseModel):
