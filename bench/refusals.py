@@ -1,7 +1,8 @@
 """Refusals without asking the model (issue 13, item 4): how often each set's questions are
 refused by the calibrated relevance of the question's words as spelled, and as the Studio
 refuses them, with the second look that reads question words by meaning
-(core.rag.rating.rate_by_meaning), at the default k.
+(core.rag.rating.rate_by_meaning), at the default k; and how many of those answered would carry
+the note that every passage is a weak match (core.rag.answers.WEAK_NOTE).
 
 Sets:
 - plain: questions in people's words over the two Square One forms of ../shared/data/documents
@@ -27,7 +28,7 @@ from bench.qa import QA, qasper_set, squad_set, store_documents
 from core.rag import rating, relevance, store
 from core.rag.embeddings import get_embedder
 from core.rag.ingest import ingest_files
-from core.rag.retrieval import search
+from core.rag.retrieval import search, weakly_matched
 from core.settings import load_settings
 
 FORMS = ("square-one_offer-letter.docx", "square-one_statement-of-work.docx")
@@ -56,15 +57,19 @@ OFF_TOPIC = (
 
 def refused(settings, pairs: list[tuple[str, str]]) -> dict:
     """How many of the (collection, question) pairs each test refuses."""
-    first = second = 0
+    first = second = weak = 0
     for collection, question in pairs:
         found = search(settings, collection, question)
         hits = found.hits
         first += not relevance.answerable([rating.estimate(h, h.coverage) for h in hits])
         # a question about a document itself is answered from its opening however weakly it
         # matches (core.rag.front_matter), as RagTurn does
-        second += not (found.openings or relevance.answerable([h.relevance for h in hits]))
-    return {"questions": len(pairs), "relevance_alone": first, "with_meaning": second}
+        answered = found.openings or relevance.answerable([h.relevance for h in hits])
+        second += not answered
+        # answered, with the Chat page's note that every passage is a weak match (RagTurn)
+        weak += bool(answered and not found.openings and weakly_matched(hits))
+    return {"questions": len(pairs), "relevance_alone": first, "with_meaning": second,
+            "answered_weak_only": weak}
 
 
 def main() -> None:
@@ -83,9 +88,11 @@ def main() -> None:
         ("SQuAD + QASPER unanswerable", [(c, q.text) for c, q in asked if not q.answerable]),
         ("asked of the other set", [(other, q.text) for c, q in asked
                                     for other in sets if other != c]))}
-    print(f"\n{'questions':<32}{'n':>5}{'refused: relevance alone':>26}{'with meaning':>14}")
+    print(f"\n{'questions':<32}{'n':>5}{'refused: relevance alone':>26}{'with meaning':>14}"
+          f"{'answered, all weak':>20}")
     for name, r in rows.items():
-        print(f"{name:<32}{r['questions']:>5}{r['relevance_alone']:>26}{r['with_meaning']:>14}")
+        print(f"{name:<32}{r['questions']:>5}{r['relevance_alone']:>26}{r['with_meaning']:>14}"
+              f"{r['answered_weak_only']:>20}")
     print(json.dumps({"similar_word_min": rating.SIMILAR_WORD_MIN,
                       "answerable_min": relevance.ANSWERABLE_MIN, "refused": rows}))
 

@@ -346,7 +346,7 @@ def test_an_answers_caveats_are_shown_beside_it(chat_env):
             ("Which word embeddings are analysed?", "Word embeddings [1]", 1,
              {"restates_question": True}),
             ("How large is the raw corpus?", "1,000,000 sentences [2]", 2,
-             {"unread_numbers": ["1,000,000"]}),
+             {"unread_numbers": ["1,000,000"], "only_weak_matches": True}),
             ("What is overfitting?", "Fitting noise in the training set. [3]", 3, {})):
         chats.add_turn(chat.id, Turn(question, {"answer": text, "sources": [], "cited": [cited],
                                                 "timings": {"retrieval_ms": 5}, **checks}))
@@ -356,10 +356,12 @@ def test_an_answers_caveats_are_shown_beside_it(chat_env):
     captions = [c.value for c in at.caption]
     restated = [c for c in captions if "only repeats the question" in c]
     numbers = [c for c in captions if "none of the passages the model read holds" in c]
+    weak = [c for c in captions if "only a weak match" in c]
     # one note each, beside its own answer (above its "Cites [n]."), none beside the third
     assert len(restated) == 1 and len(numbers) == 1 and "gives 1,000,000, which" in numbers[0]
+    assert len(weak) == 1
     assert (captions.index(restated[0]) < captions.index("Cites [1].")
-            < captions.index(numbers[0]) < captions.index("Cites [2].")
+            < captions.index(weak[0]) < captions.index(numbers[0]) < captions.index("Cites [2].")
             < captions.index("Cites [3]."))
 
 

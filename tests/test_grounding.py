@@ -47,7 +47,10 @@ def test_the_check_is_kept_with_a_saved_answer_and_said_wherever_the_answer_is_s
     assert note in to_markdown("papers", [again])
     older = Answer.from_json("How large is the raw corpus?", {"answer": "1,000,000 [1]"})
     assert older.unread_numbers == [] and caveats(older) == []  # saved before the check
-    both = Answer.from_json("How large?", {**saved, "restates_question": True,
-                                           "unread_numbers": ["7", "8", "9"]})
-    assert len(caveats(both)) == 2 and "gives 7, 8 and 9, which" in caveats(both)[1]
-    assert "check them against" in caveats(both)[1]
+    every = Answer.from_json("How large?", {**saved, "restates_question": True,
+                                            "only_weak_matches": True,
+                                            "unread_numbers": ["7", "8", "9"]})
+    restated, weak, figures = caveats(every)
+    assert "only repeats" in restated and "only a weak match" in weak
+    assert "gives 7, 8 and 9, which" in figures and "check them against" in figures
+    assert every.to_json()["only_weak_matches"]

@@ -103,6 +103,7 @@ class Ask:
             sources = [source(h, answer.cited) for h in answer.sources]
             extras = {"restates_question": answer.restates_question,
                       "unread_numbers": answer.unread_numbers,
+                      "only_weak_matches": answer.only_weak_matches,
                       "searched_for": answer.searched_for, "searched_in": answer.searched_in,
                       "searched_in_because": answer.searched_in_because}
         else:

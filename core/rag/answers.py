@@ -51,6 +51,11 @@ NOTHING_FOUND = ("No passage of this collection matched the question, so there i
                  "answer from.")
 RESTATED_NOTE = ("This answer only repeats the question's words: the passages may not hold "
                  "the answer.")
+# Between the refusal line (relevance.ANSWERABLE_MIN) and "partial": "What is the capital of
+# Peru?" over the seven shared papers was answered "The capital of Peru is Lusaka. [1]" from
+# QLoRA's "Guanaco: The capital of Zambia is Lusaka", every passage beside it marked weak.
+WEAK_NOTE = ("Every passage is only a weak match for the question: the documents may not hold "
+             "the answer.")
 # A question, not a document: longer text belongs in the collection, and would crowd the
 # passages out of the model's window.
 MAX_QUESTION_CHARS = 2000
@@ -82,6 +87,8 @@ class Answer:
     searched_in_because: str = ""
     # numbers the answer gives that nothing the model read holds (core.rag.grounding)
     unread_numbers: list[str] = field(default_factory=list)
+    # answered though every passage is a weak match (above the refusal line, below "partial")
+    only_weak_matches: bool = False
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -92,7 +99,8 @@ class Answer:
                 "searched_for": self.searched_for, "method": self.method,
                 "restates_question": self.restates_question, "searched_in": self.searched_in,
                 "searched_in_because": self.searched_in_because,
-                "unread_numbers": self.unread_numbers, "stopped": self.stopped,
+                "unread_numbers": self.unread_numbers, "only_weak_matches": self.only_weak_matches,
+                "stopped": self.stopped,
                 "used": self.used, "attributions": self.attributions}
 
     @classmethod
@@ -110,7 +118,7 @@ class Answer:
                    raw.get("searched_in", []),
                    # saved before the reason was kept, only a named document came first
                    raw.get("searched_in_because", "named" if raw.get("searched_in") else ""),
-                   raw.get("unread_numbers", []))
+                   raw.get("unread_numbers", []), raw.get("only_weak_matches", False))
 
 
 class RagTurn:
@@ -255,12 +263,16 @@ class RagTurn:
                       and restates(self.question, text), self.searched_in,
                       self.searched_in_because,
                       unread_numbers(text, "\n".join(m["content"] for m in self.plan.messages))
-                      if asked else [])
+                      if asked else [],
+                      asked and self.rewording is None and not self.search.openings
+                      and weakly_matched(self.plan.used))
 
 
 def caveats(answer: Answer) -> list[str]:
     """What a reader should know before trusting the answer's text, one sentence each."""
     notes = [RESTATED_NOTE] if answer.restates_question else []
+    if answer.only_weak_matches:
+        notes.append(WEAK_NOTE)
     if answer.unread_numbers:
         *rest, last = answer.unread_numbers
         figures = f"{', '.join(rest)} and {last}" if rest else last
