@@ -8,7 +8,7 @@ import pytest
 
 from core.rag.chunking import DEFAULT_CHUNK_SIZE, chunk_pages, contextual_text, sentence_spans
 from core.rag.extract import extract
-from core.rag.layout import is_heading, join_hyphen_breaks, normalise, unwrap
+from core.rag.layout import drop_page_numbers, is_heading, join_hyphen_breaks, normalise, unwrap
 from tests.conftest import shared
 
 PAPERS = ("1406.2661_GAN.pdf", "1706.03762_Attention_is_all_you_need.pdf", "1810.04805_BERT.pdf",
@@ -109,6 +109,27 @@ def test_chunks_of_real_papers_are_exact_bounded_and_full(name):
     lines = [line for line in text.split("\n") if line]
     in_long_lines = sum(len(line) for line in lines if len(line) > 150)
     assert in_long_lines > 0.7 * sum(len(line) for line in lines)  # paragraphs, not layout lines
+
+
+def test_page_numbers_at_a_pages_edge_go_and_other_lone_numbers_stay():
+    pages = ["Title\n\nText of page one.", "Text of page two ends in a table\n\n17\n\n2",
+             "- 3 -\nText of page three.", "Page 4 of 9\nText.\n\n12"]
+    assert drop_page_numbers(pages) == [
+        "Title\n\nText of page one.", "Text of page two ends in a table\n\n17\n",
+        "Text of page three.", "Text.\n\n12"]
+    # printed from page 11 on: the offset is the pages' own
+    assert drop_page_numbers(["A.\n11", "B.\n12", "C.\n13"]) == ["A.", "B.", "C."]
+    # one lone number is a table's last value as likely as a page number
+    assert drop_page_numbers(["A.", "B.\n\n2", "C."]) == ["A.", "B.\n\n2", "C."]
+
+
+@pytest.mark.parametrize("name", ["1706.03762_Attention_is_all_you_need.pdf", "2005.11401v4.pdf"])
+def test_no_chunk_of_a_real_paper_ends_in_its_page_number(name):
+    """The Transformer paper's pages end "…\n\n7"; a chunk that ended so was read as "7"."""
+    doc = paper(name)
+    chunks = chunk_pages(doc.pages, title=doc.title)
+    assert not [c for c in chunks if c.text.split()[-1] == str(c.page)]
+    assert not [p for p in doc.pages if re.search(r"\n\s*\d{1,2}\s*$", p)]
 
 
 def test_chunk_count_of_the_six_papers_falls_clearly():

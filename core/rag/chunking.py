@@ -26,8 +26,9 @@ DEFAULT_CHUNK_OVERLAP = 50
 # a heading only when they read as words, and a numbered line that the next line continues in
 # lower case is a list item (core.rag.layout.is_heading, table rows and figure labels had
 # become sections); 5: a figure's labels dropped, a paragraph break inside a sentence undone,
-# and a heading cut after "and", "of"… joined to its last line (core.rag.layout).
-CHUNKING_VERSION = 5
+# and a heading cut after "and", "of"… joined to its last line (core.rag.layout); 6: the
+# page number printed at a page's top or foot dropped (core.rag.layout.drop_page_numbers).
+CHUNKING_VERSION = 6
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")

@@ -15,7 +15,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from core.errors import StudioError
-from core.rag.layout import document_title, normalise, normalise_pages, title_lines, unwrap
+from core.rag.layout import (
+    document_title,
+    drop_page_numbers,
+    normalise,
+    normalise_pages,
+    title_lines,
+    unwrap,
+)
 
 MAX_TEXT_CHARS = 20_000_000  # iscc-tika silently truncates at 500,000 chars unless told
 OCR_TIMEOUT_S = 600
@@ -94,7 +101,7 @@ def _layout_text(pages: list[str], name: str, metadata: dict[str, list[str]]) ->
     """Cleaning happens here, at extraction, rather than in the chunker: the cleaned page text
     is then the one text that chunk spans point into, that pages show and highlight, and that
     classification reads, so no span ever has to be mapped back to a raw layout."""
-    pages = normalise_pages(pages)
+    pages = normalise_pages(drop_page_numbers(pages))
     title = document_title(metadata, pages[0] if pages else "")
     return Extracted([unwrap(page) for page in pages], name, metadata, title)
 

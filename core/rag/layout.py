@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import statistics
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 
 # PDFs whose fonts lack a Unicode map for ligatures come out as "di\ufffderent", "\ufffdrst".
@@ -245,6 +246,34 @@ def _unwrap_paragraph(block: str) -> str:
             out += " " + line
         prev_heading = heading
     return out
+
+
+# A page's number printed at its top or foot: "7", "- 7 -", "Page 7", "7 of 12". Left in, it
+# ended a chunk as a lone "7", which the 0.5B wrote into an answer ("… generation. [1] 7 [3]"),
+# and it broke a sentence that runs on to the next page.
+_PAGE_NUMBER = re.compile(r"^(?:page\s+)?[-–—]?\s*(\d{1,4})\s*[-–—]?(?:\s*(?:of|/)\s*\d{1,4})?$",
+                          re.IGNORECASE)
+
+
+def drop_page_numbers(pages: list[str]) -> list[str]:
+    """Each page without the line that only gives its number, as first or last line. A lone
+    number there is a page number when two pages or more agree on how it follows the page's
+    place ("2" on the second page, or "12" on the second of an article printed from page
+    11); a table's last value does not."""
+    found: dict[tuple[int, int], int] = {}  # (page, line) -> printed number - page index
+    split = [page.split("\n") for page in pages]
+    for i, lines in enumerate(split):
+        filled = [j for j, line in enumerate(lines) if line.strip()]
+        for j in filled[:1] + filled[-1:]:
+            if m := _PAGE_NUMBER.match(lines[j].strip()):
+                found[(i, j)] = int(m.group(1)) - i
+    if not found:
+        return pages
+    offset, agreeing = Counter(found.values()).most_common(1)[0]
+    if agreeing < 2:
+        return pages
+    return ["\n".join(line for j, line in enumerate(lines) if found.get((i, j)) != offset)
+            for i, lines in enumerate(split)]
 
 
 def normalise_pages(pages: list[str]) -> list[str]:
