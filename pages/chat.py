@@ -11,6 +11,7 @@ from core.formats import rate
 from core.rag import store
 from core.rag.answers import (
     MAX_QUESTION_CHARS,
+    REWORDING_NOTE,
     Answer,
     RagTurn,
     caveats,
@@ -242,13 +243,18 @@ def timing_note(answer: Answer) -> str:
         parts.append(f"first token {t['ttft_ms'] / 1000:.1f} s")
     if t.get("tokens_per_s"):
         parts.append(rate(t["tokens_per_s"], "tokens"))
-    parts.append(answer.engine)
+    # a refusal, or nothing found, is written without the model
+    parts.append(answer.engine if answer.answerable and answer.used else "model not asked")
     return " · ".join(parts)
 
 
 def search_caption(question: str, searched_for: str, searched_in: list[str],
-                   because: str) -> None:
-    """What was searched, where it is not simply the question over every document."""
+                   because: str, rewording: bool = False) -> None:
+    """What was searched, where it is not simply the question over every document; for a
+    request to word the previous answer another way, that nothing was."""
+    if rewording:
+        st.caption(REWORDING_NOTE)
+        return
     parts = [f"searched for: {escape_markdown(searched_for)}"] \
         if searched_for and searched_for != question else []
     if searched_in:
@@ -261,7 +267,7 @@ def show_answer(answer: Answer, number: int) -> None:
     with st.chat_message("user"):
         st.text(answer.question)
         search_caption(answer.question, answer.searched_for, answer.searched_in,
-                       answer.searched_in_because)
+                       answer.searched_in_because, answer.rewording is not None)
     with st.chat_message("assistant"):
         if answer.no_context is None:
             st.markdown(safe_markdown(answer.text))
@@ -362,13 +368,14 @@ if question:
         st.stop()
     with right:
         show_sources(turn.search.hits, turn.searched_for, [], False, turn.plan.windows,
-                     turn.search.method, page_source, viewable=False)
+                     turn.search.method, page_source, question, len(history) + 1,
+                     viewable=False)
         show_latest_turn(len(history) + 1, "asked")
     with left:
         with st.chat_message("user"):
             st.text(question)
             search_caption(question, turn.searched_for, turn.searched_in,
-                           turn.searched_in_because)
+                           turn.searched_in_because, turn.rewording is not None)
         with st.chat_message("assistant"):
             st.session_state["pending-turn"] = turn
             st.button("Stop", icon=":material/stop_circle:", key="stop")
@@ -400,6 +407,7 @@ elif history:
     latest = history[-1]
     with right:
         show_sources(latest.sources, latest.searched_for or latest.question, latest.cited,
-                     latest.citations_inferred, latest.windows, latest.method, page_source)
+                     latest.citations_inferred, latest.windows, latest.method, page_source,
+                     latest.question, len(history))
         if st.session_state.pop("answer-written", False):
             show_latest_turn(len(history), "written")

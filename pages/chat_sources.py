@@ -14,7 +14,9 @@ from core.rag.page_view import show_page
 from core.rag.relevance import Label
 from core.rag.retrieval import SCORE_MEANING
 from core.rag.terms import highlight_spans
-from core.text import escape_markdown, heading
+from core.text import clip, escape_markdown, heading
+
+QUESTION_CHARS = 120  # of the question the panel's chunks were found for
 
 
 @dataclass(frozen=True)
@@ -166,15 +168,21 @@ def similar_words_note(hit: Hit) -> str:
 
 
 def show_sources(hits, question: str, cited: list[int], inferred: bool,
-                 windows: dict[int, dict], method: str, source: PageSource,
-                 viewable: bool = True) -> None:
-    """`viewable` False while the answer streams: any click then would stop it."""
+                 windows: dict[int, dict], method: str, source: PageSource, asked: str,
+                 turn: int, viewable: bool = True) -> None:
+    """The chunks found for the conversation's `turn`-th question, `asked` (`question`: what
+    was searched for, whose words are marked). `viewable` False while the answer streams: any
+    click then would stop it."""
     st.subheader("Retrieved chunks")
+    # Which question they are for: a conversation opened from the picker shows its first
+    # question at the top and these, its last one's, beside it.
+    st.caption(f"For the latest question: {escape_markdown(clip(asked, QUESTION_CHARS))}")
     if not hits:
         st.info("Nothing matched. Lower the minimum score or widen the document filter.")
         return
-    # the chunks scroll beside the chat
-    scroller = st.container(height=900, border=False, key="sources-scroller")
+    # The chunks scroll beside the chat, each question's from their top: one scroller kept
+    # its place, and a later answer's panel opened at its third chunk.
+    scroller = st.container(height=900, border=False, key=f"sources-scroller-{turn}")
     for hit in hits:
         with scroller.container(border=True, key=f"hit-{hit.rank}"):
             badge = ""

@@ -256,6 +256,7 @@ def test_default_model_refuses_what_the_bert_paper_does_not_say_and_names_its_au
     assert re.search(r"\b12 layers\b", answer.text) and not answer.text.startswith("Yes"), \
         answer.text
     assert answer.cited == [1] and not answer.citations_inferred
+    assert answer.rewording == "reworded" and not answer.restates_question
     # Read with its footnote marks, GAN's title block got two names of eight ("Pouget-Abadie*")
     ingest_files(settings, [shared("papers", "1406.2661_GAN.pdf")], "gan")
     turn = RagTurn(settings, "gan", "Who wrote the GAN paper?", engine, max_new_tokens=60)

@@ -128,6 +128,7 @@ def test_a_follow_up_sent_with_the_answers_sources_is_searched_in_the_documents_
         {"role": "user", "content": "Can you say that in a full sentence?"}])
     assert [s["chunk_id"] for s in reworded.model_extra["sources"]] == [
         s["chunk_id"] for s in kept]
+    assert reworded.model_extra["rewording"] in ("reworded", "unchanged")
     # what is sent back is checked as any input is
     bad = httpx.post(studio["url"] + "/v1/chat/completions",
                      headers={"Authorization": f"Bearer {KEY}"},

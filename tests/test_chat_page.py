@@ -6,6 +6,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.rag.answers import REWORDING_NOTE, UNCHANGED_NOTE
 from core.rag.conversations import Turn, conversation_store
 from core.rag.ingest import ingest_files
 from core.rag.retrieval import DEFAULT_K, search
@@ -239,6 +240,7 @@ def test_off_topic_question_is_refused_with_the_closest_passages(chat_env):
     assert any("the model was not asked" in c.value for c in at.caption)
     [timing] = [c.value for c in at.caption if c.value.startswith("retrieval ")]
     assert "first token" not in timing and "tokens/s" not in timing  # no model timings
+    assert timing.endswith("model not asked")  # not the name of a model that did not run
     marks = [m.value for m in at.markdown if "match]" in m.value]
     assert len(marks) == DEFAULT_K and all(":gray-badge[weak match]" in m for m in marks)
 
@@ -347,7 +349,9 @@ def test_an_answers_caveats_are_shown_beside_it(chat_env):
              {"restates_question": True}),
             ("How large is the raw corpus?", "1,000,000 sentences [2]", 2,
              {"unread_numbers": ["1,000,000"], "only_weak_matches": True}),
-            ("What is overfitting?", "Fitting noise in the training set. [3]", 3, {})):
+            ("What is overfitting?", "Fitting noise in the training set. [3]", 3, {}),
+            ("Say that more simply", "Fitting noise in the training set. [3]", 3,
+             {"rewording": "unchanged", "searched_for": "What is overfitting?"})):
         chats.add_turn(chat.id, Turn(question, {"answer": text, "sources": [], "cited": [cited],
                                                 "timings": {"retrieval_ms": 5}, **checks}))
     at = chat_page()
@@ -360,6 +364,13 @@ def test_an_answers_caveats_are_shown_beside_it(chat_env):
     # one note each, beside its own answer (above its "Cites [n]."), none beside the third
     assert len(restated) == 1 and len(numbers) == 1 and "gives 1,000,000, which" in numbers[0]
     assert len(weak) == 1
+    # a rewording says that nothing was searched, and that the model changed nothing
+    [unchanged] = [c for c in captions if UNCHANGED_NOTE.rstrip(".") in c]
+    assert captions.index("Cites [3].") < captions.index(REWORDING_NOTE) < captions.index(
+        unchanged)
+    assert not [c for c in captions if c.startswith("searched for:")]
+    # the panel beside them says whose chunks it shows: the latest question's
+    assert "For the latest question: Say that more simply" in captions
     assert (captions.index(restated[0]) < captions.index("Cites [1].")
             < captions.index(weak[0]) < captions.index(numbers[0]) < captions.index("Cites [2].")
             < captions.index("Cites [3]."))

@@ -20,6 +20,7 @@ from core.rag.citations import (
     is_refusal,
     stream_marked,
     with_marks,
+    without_marks,
 )
 from core.rag.grounding import unread_numbers
 from core.rag.hits import Hit
@@ -54,6 +55,8 @@ RESTATED_NOTE = ("This answer only repeats the question's words: the passages ma
 # Between the refusal line (relevance.ANSWERABLE_MIN) and "partial": "What is the capital of
 # Peru?" over the seven shared papers was answered "The capital of Peru is Lusaka. [1]" from
 # QLoRA's "Guanaco: The capital of Zambia is Lusaka", every passage beside it marked weak.
+UNCHANGED_NOTE = "The model gave the previous answer back unchanged."
+REWORDING_NOTE = "not searched: the previous answer worded anew, from its passages"
 WEAK_NOTE = ("Every passage is only a weak match for the question: the documents may not hold "
              "the answer.")
 # A question, not a document: longer text belongs in the collection, and would crowd the
@@ -89,6 +92,9 @@ class Answer:
     unread_numbers: list[str] = field(default_factory=list)
     # answered though every passage is a weak match (above the refusal line, below "partial")
     only_weak_matches: bool = False
+    # the previous answer worded another way, from its passages: "reworded", or "unchanged"
+    # where the model gave it back word for word (the 0.5B did, asked to say it more simply)
+    rewording: str | None = None
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -100,6 +106,7 @@ class Answer:
                 "restates_question": self.restates_question, "searched_in": self.searched_in,
                 "searched_in_because": self.searched_in_because,
                 "unread_numbers": self.unread_numbers, "only_weak_matches": self.only_weak_matches,
+                "rewording": self.rewording,
                 "stopped": self.stopped,
                 "used": self.used, "attributions": self.attributions}
 
@@ -118,7 +125,8 @@ class Answer:
                    raw.get("searched_in", []),
                    # saved before the reason was kept, only a named document came first
                    raw.get("searched_in_because", "named" if raw.get("searched_in") else ""),
-                   raw.get("unread_numbers", []), raw.get("only_weak_matches", False))
+                   raw.get("unread_numbers", []), raw.get("only_weak_matches", False),
+                   raw.get("rewording"))
 
 
 class RagTurn:
@@ -259,13 +267,16 @@ class RagTurn:
                       self.search.method,
                       None if self.no_context is None else self.no_context.text.strip(),
                       self.plan.windows, self.searched_for,
-                      asked and self.rewording is None and not self.stop.is_set()
-                      and restates(self.question, text), self.searched_in,
-                      self.searched_in_because,
-                      unread_numbers(text, "\n".join(m["content"] for m in self.plan.messages))
-                      if asked else [],
-                      asked and self.rewording is None and not self.search.openings
-                      and weakly_matched(self.plan.used))
+                      searched_in=self.searched_in, searched_in_because=self.searched_in_because,
+                      restates_question=asked and self.rewording is None
+                      and not self.stop.is_set() and restates(self.question, text),
+                      unread_numbers=unread_numbers(text, "\n".join(
+                          m["content"] for m in self.plan.messages)) if asked else [],
+                      only_weak_matches=asked and self.rewording is None
+                      and not self.search.openings and weakly_matched(self.plan.used),
+                      rewording=None if self.rewording is None else (
+                          "unchanged" if without_marks(text) == without_marks(self.rewording)
+                          else "reworded"))
 
 
 def caveats(answer: Answer) -> list[str]:
@@ -273,6 +284,8 @@ def caveats(answer: Answer) -> list[str]:
     notes = [RESTATED_NOTE] if answer.restates_question else []
     if answer.only_weak_matches:
         notes.append(WEAK_NOTE)
+    if answer.rewording == "unchanged":
+        notes.append(UNCHANGED_NOTE)
     if answer.unread_numbers:
         *rest, last = answer.unread_numbers
         figures = f"{', '.join(rest)} and {last}" if rest else last
