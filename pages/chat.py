@@ -16,6 +16,7 @@ from core.rag.answers import (
     RagTurn,
     caveats,
     no_context_stream,
+    searched_for_note,
     searched_in_note,
     to_markdown,
 )
@@ -255,8 +256,7 @@ def search_caption(question: str, searched_for: str, searched_in: list[str],
     if rewording:
         st.caption(REWORDING_NOTE)
         return
-    parts = [f"searched for: {escape_markdown(searched_for)}"] \
-        if searched_for and searched_for != question else []
+    parts = [escape_markdown(note)] if (note := searched_for_note(question, searched_for)) else []
     if searched_in:
         parts.append(searched_in_note(searched_in, because, escape_markdown))
     if parts:

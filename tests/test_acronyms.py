@@ -1,6 +1,7 @@
 """Acronyms that a collection's titles spell are searched for spelled out as well."""
 
-from core.rag.acronyms import expand
+from core.rag.acronyms import expand, spelled_out
+from core.rag.answers import searched_for_note
 
 TITLES = ["Generative Adversarial Nets",
           "Retrieval-Augmented Generation for Knowledge-Intensive NLP Tasks",
@@ -31,3 +32,17 @@ def test_other_words_stay_as_they_are():
     # spelled by two titles: which one is meant is not known
     assert expand("What is GAN?", [*TITLES, "Graph Attention Networks"]) == "What is GAN?"
     assert expand("What is a GAN?", []) == "What is a GAN?"
+
+
+def test_a_question_with_its_acronyms_spelled_out_is_said_as_how_they_were_read():
+    question = "Explain how RAG combines a retriever with a generator for GANs"
+    searched = expand(question, TITLES)
+    assert spelled_out(question, searched) == [("RAG", "Retrieval-Augmented Generation"),
+                                               ("GAN", "Generative Adversarial Nets")]
+    assert searched_for_note(question, searched) == (
+        "read RAG as Retrieval-Augmented Generation, GAN as Generative Adversarial Nets")
+    # a follow-up's rewrite is more than that: the query is said whole
+    rewrite = "RAG (Retrieval-Augmented Generation) retriever"
+    assert spelled_out("Which retriever does it use?", rewrite) == []
+    assert searched_for_note("Which retriever does it use?", rewrite) == f"searched for: {rewrite}"
+    assert searched_for_note(question, question) == ""

@@ -42,3 +42,12 @@ def expand(question: str, titles: list[str]) -> str:
             if at:
                 question = f"{question[:at.end()]} ({found.popitem()[1]}){question[at.end():]}"
     return question
+
+
+def spelled_out(question: str, query: str) -> list[tuple[str, str]]:
+    """The acronyms `expand` spelled out to turn `question` into `query`, as (acronym,
+    words); none where `query` differs from `question` in more than that (a follow-up's
+    rewrite)."""
+    pairs = re.findall(r"\b([A-Z]{3,})s? \(([^()]+)\)", query)
+    bare = re.sub(r"(\b[A-Z]{3,}s?) \([^()]+\)", r"\1", query)
+    return pairs if pairs and bare == question else []

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from core.errors import InputError
-from core.rag import followup, relevance, store
+from core.rag import acronyms, followup, relevance, store
 from core.rag.citations import (
     REFUSAL,
     cited_ranks,
@@ -292,6 +292,15 @@ def caveats(answer: Answer) -> list[str]:
         notes.append(f"The answer gives {figures}, which none of the passages the model read "
                      f"holds: check {'them' if rest else 'it'} against the sources.")
     return notes
+
+
+def searched_for_note(question: str, searched_for: str) -> str:
+    """What was searched where it was not the question as asked: "searched for: …" (a
+    follow-up's standalone query), or, for the question with its acronyms spelled out, only
+    how they were read ("read RAG as Retrieval-Augmented Generation")."""
+    if spelled := acronyms.spelled_out(question, searched_for):
+        return "read " + ", ".join(f"{acronym} as {words}" for acronym, words in spelled)
+    return f"searched for: {searched_for}" if searched_for and searched_for != question else ""
 
 
 def searched_in_note(searched_in: Sequence[str], because: str, name=str) -> str:

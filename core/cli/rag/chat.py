@@ -88,7 +88,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from core.rag import store
-    from core.rag.answers import REWORDING_NOTE, RagTurn, caveats, searched_in_note
+    from core.rag.answers import (
+        REWORDING_NOTE,
+        RagTurn,
+        caveats,
+        searched_for_note,
+        searched_in_note,
+    )
     from core.rag.conversations import Turn, conversation_store, history
     from core.rag.llm import ChatError, get_engine
 
@@ -131,8 +137,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"\n\n{note}", end="")
     if answer.rewording is not None:
         print(f"\n\n{REWORDING_NOTE}", end="")
-    elif answer.searched_for != args.question:
-        print(f"\n\nsearched for: {answer.searched_for}", end="")
+    elif note := searched_for_note(args.question, answer.searched_for):
+        print(f"\n\n{note}", end="")
     if answer.searched_in:
         print(f"\n\n{searched_in_note(answer.searched_in, answer.searched_in_because)}", end="")
     how = "inferred" if answer.citations_inferred else "cited"
