@@ -67,7 +67,11 @@ def page_dialog(hit: Hit, source: PageSource) -> None:
     if view.note:
         st.caption(view.note)
     if view.image is not None:
-        st.image(view.image, width="stretch",
+        around = view.around_passage()
+        whole = around is None or st.toggle("Whole page", key="page-whole",
+                                            help="The page from top to bottom; off, the "
+                                                 "passage and the lines around it")
+        st.image(view.image if whole else around, width="stretch",
                  alt=f"Page {view.page} of {hit.doc}, passage [{hit.rank}] highlighted"
                  if view.highlighted else f"Page {view.page} of {hit.doc}")
     else:

@@ -132,6 +132,22 @@ def test_no_chunk_of_a_real_paper_ends_in_its_page_number(name):
     assert not [p for p in doc.pages if re.search(r"\n\s*\d{1,2}\s*$", p)]
 
 
+def test_a_hard_wrapped_text_file_is_read_in_paragraphs_and_a_list_keeps_its_lines(tmp_path):
+    """SC-LoRA's text, copied out of its PDF, breaks every line mid-sentence: its chunks held
+    "solving the" / "problems that…" on lines of their own, and no section was found."""
+    doc = extract(shared("papers", "2505.23724v1.txt"))
+    chunks = chunk_pages(doc.pages, title=doc.title)
+    assert {"1 Introduction", "3.2 SC-LoRA", "5 Conclusion"} <= {c.section for c in chunks}
+    lines = [line for line in doc.text.split("\n") if line]
+    assert sum(len(line) > 150 for line in lines) > 0.5 * len(lines)
+    shopping = tmp_path / "list.txt"
+    shopping.write_text("Groceries\nMilk and eggs\nBread\nCoffee beans, the dark roast\n")
+    assert extract(shopping).text == "Groceries\nMilk and eggs\nBread\nCoffee beans, the dark roast"
+    notes = tmp_path / "notes.md"  # Markdown's line breaks are its syntax
+    notes.write_text("# Notes\nA line that goes\non in lower case\nand again\n")
+    assert "goes\non" in extract(notes).text
+
+
 def test_chunk_count_of_the_six_papers_falls_clearly():
     total = sum(len(chunk_pages(paper(name).pages)) for name in PAPERS)
     assert total <= 0.9 * VERSION_1_CHUNKS

@@ -92,6 +92,11 @@ def test_other_pages_and_the_cache(studio_env):
     before = show_page(settings.data_dir, collection, passage, page=1)
     assert before.page == 1 and before.image is not None and not before.highlighted
     assert show_page(settings.data_dir, collection, passage, page=99).page == 9
+    # the passage with the lines around it, where a tall page put it below the fold
+    around = view.around_passage()
+    assert around.width == view.image.width and around.height < 0.8 * view.image.height
+    top, bottom = min(r[1] for r in view.rects), max(r[3] for r in view.rects)
+    assert around.height >= bottom - top and before.around_passage() is None
 
 
 def test_text_documents_show_the_span(studio_env, tmp_path):

@@ -27,7 +27,8 @@ DEFAULT_CHUNK_OVERLAP = 50
 # lower case is a list item (core.rag.layout.is_heading, table rows and figure labels had
 # become sections); 5: a figure's labels dropped, a paragraph break inside a sentence undone,
 # and a heading cut after "and", "of"… joined to its last line (core.rag.layout); 6: the
-# page number printed at a page's top or foot dropped (core.rag.layout.drop_page_numbers).
+# page number printed at a page's top or foot dropped (core.rag.layout.drop_page_numbers), and a
+# hard-wrapped text file's lines joined into paragraphs (core.rag.extract.hard_wrapped).
 CHUNKING_VERSION = 6
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 

@@ -179,7 +179,23 @@ def _plain_text(path: Path) -> Extracted:
         except UnicodeDecodeError:
             continue
     text = normalise(text)
-    return Extracted([text], f"text ({candidate})", title=title_lines(text.lstrip("# ")))
+    title = title_lines(text.lstrip("# "))  # its own line, before a wrapped title block is joined
+    if path.suffix.lower() == ".txt" and hard_wrapped(text):
+        text = unwrap(text)
+    return Extracted([text], f"text ({candidate})", title=title)
+
+
+# A text file's line breaks are its author's (a list, a poem, a log) unless its lines run on in
+# lower case: text copied out of a PDF or wrapped at 72 columns, whose paragraphs became chunks
+# of one line each with hard breaks inside ("solving the" / "problems that…"). Markdown's line
+# breaks are its syntax, and stay.
+HARD_WRAPPED = 0.3  # of a text's lines that the next line goes on in lower case
+
+
+def hard_wrapped(text: str) -> bool:
+    pairs = [(line, nxt) for line, nxt in zip(text.split("\n"), text.split("\n")[1:])
+             if line.strip() and nxt.strip()]
+    return bool(pairs) and sum(nxt[:1].islower() for _, nxt in pairs) >= HARD_WRAPPED * len(pairs)
 
 
 def _pdfium(path: Path) -> Extracted:

@@ -31,6 +31,7 @@ SCALE = 2.0
 HIGHLIGHT = (255, 196, 0, 100)  # translucent amber: the text under it stays readable
 ANCHOR = 12  # folded characters: long enough to occur once on a page
 MIN_BLOCK = 4  # shorter difflib matches are chance (common letter pairs and words)
+AROUND = 0.08  # of a page's height shown above and below a passage, for its context
 
 Box = tuple[float, float, float, float]
 
@@ -69,6 +70,17 @@ class PageView:
     @property
     def highlighted(self) -> bool:
         return bool(self.rects) or self.span is not None
+
+    def around_passage(self, margin: float = AROUND) -> Image.Image | None:
+        """The page's full width from a little above the highlights to a little below them
+        (`margin`, a share of the page's height): a passage low on a tall page was below the
+        dialog's fold. None without an image or highlights."""
+        if self.image is None or not self.rects:
+            return None
+        height = self.image.height
+        top = max(0, int(min(r[1] for r in self.rects) - margin * height))
+        bottom = min(height, int(max(r[3] for r in self.rects) + margin * height))
+        return self.image.crop((0, top, self.image.width, bottom))
 
 
 def show_page(data_dir: Path, collection, passage: Passage, page: int | None = None) -> PageView:

@@ -158,6 +158,8 @@ def test_an_answer_beside_its_scored_chunks_whose_citations_and_sources_open_in_
         image.wait_for(timeout=60_000)
         wait_until_idle(page)
         assert image.evaluate("img => img.naturalWidth") > 1000  # rendered, not a thumbnail
+        # the passage with the lines around it, not a page taller than the dialog
+        assert image.evaluate("img => img.naturalHeight < img.naturalWidth")
         dialog.screenshot(path=str(OUTPUT / "page-view-source.png"))
         shown = int(image.get_attribute("alt").split("Page ")[1].split()[0])
         dialog.get_by_role("button", name="Next").click()
