@@ -49,6 +49,7 @@ from pages.shared import (
 )
 
 TITLE_CHARS = 40  # of a conversation's title in the picker
+CONVERSATION_PICKER_PX = 340  # the title and its count of turns
 PANEL_TOP = "4rem"  # below Streamlit's header
 PANEL_BELOW = "12rem"  # the panel's heading above its chunks and the question box below them
 
@@ -157,8 +158,10 @@ options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
                            window_tokens=int(window_tokens),
                            rerank=rerank)
 
-bar = st.columns([2, 3, 1, 1], vertical_alignment="center")
-compare = bar[0].toggle("Compare without retrieval", key="compare",
+# One row that wraps where the page is narrow: in columns, at 1024 pixels with the sidebar
+# open, "New" and "More" were cut to "N…" and "M".
+bar = st.container(horizontal=True, vertical_alignment="center", key="chat-bar")
+compare = bar.toggle("Compare without retrieval", key="compare", width="content",
                         help="Also ask the same model with no context, to see what retrieval "
                              "changes.")
 saved = chats.list(collection)
@@ -172,17 +175,18 @@ current = conversation.id if conversation else "new"
 # showed, and a label no longer among the options came back as the choice itself: the page
 # took it for a conversation, fell back to the open one and asked again, for minutes, losing
 # the question that was sent.
-picked = bar[1].selectbox("Conversation", ["new", *titles], label_visibility="collapsed",
+picked = bar.selectbox("Conversation", ["new", *titles], label_visibility="collapsed",
+                       width=CONVERSATION_PICKER_PX,
                           index=0 if conversation is None else 1 + list(titles).index(current),
                           format_func=lambda c: titles.get(c, "New conversation"),
                           key=f"conversation-{collection}-{current}-{titles.get(current)}")
 if picked != current and (picked == "new" or picked in titles):
     open_conversation(picked)
     st.rerun()
-if bar[2].button("New", icon=":material/add_comment:", disabled=conversation is None):
+if bar.button("New", icon=":material/add_comment:", disabled=conversation is None):
     open_conversation("new")
     st.rerun()
-with bar[3].popover("More", icon=":material/more_horiz:", disabled=conversation is None):
+with bar.popover("More", icon=":material/more_horiz:", disabled=conversation is None):
     if conversation is not None:
         # Keyed by the conversation, as is the confirmation below: with one key for all, the
         # next conversation opened showed the previous one's title and a ticked confirmation.
