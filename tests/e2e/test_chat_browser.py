@@ -75,9 +75,12 @@ def ask_about_the_two_models(page, box) -> None:
 
 def test_stop_keeps_the_partial_answer_and_the_chat_goes_on(studio_env):
     with open_chat_with_gan_paper(studio_env) as (url, page, box):
-        # ~250 tokens, and on-topic enough that the answerability check lets the model write
-        box.fill("Write a long essay about how the generator and the discriminator of "
-                 "generative adversarial nets are trained.")
+        # ~250 tokens, and on-topic enough that the answerability check lets the model write.
+        # The 135M answered "Write a long essay about how the generator and the discriminator
+        # … are trained." in one sentence once chunks lost their page numbers (chunking v6),
+        # which left nothing to stop.
+        box.fill("Explain in detail how generative adversarial nets are trained, covering the "
+                 "generator, the discriminator and the minimax game.")
         box.press("Enter")
         stop = page.locator(".st-key-stop button")
         stop.wait_for(timeout=120_000)
