@@ -52,11 +52,11 @@ NOTHING_FOUND = ("No passage of this collection matched the question, so there i
                  "answer from.")
 RESTATED_NOTE = ("This answer only repeats the question's words: the passages may not hold "
                  "the answer.")
+UNCHANGED_NOTE = "The model gave the previous answer back unchanged."
+REWORDING_NOTE = "not searched: the previous answer worded anew, from its passages"
 # Between the refusal line (relevance.ANSWERABLE_MIN) and "partial": "What is the capital of
 # Peru?" over the seven shared papers was answered "The capital of Peru is Lusaka. [1]" from
 # QLoRA's "Guanaco: The capital of Zambia is Lusaka", every passage beside it marked weak.
-UNCHANGED_NOTE = "The model gave the previous answer back unchanged."
-REWORDING_NOTE = "not searched: the previous answer worded anew, from its passages"
 WEAK_NOTE = ("Every passage is only a weak match for the question: the documents may not hold "
              "the answer.")
 # A question, not a document: longer text belongs in the collection, and would crowd the

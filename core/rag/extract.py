@@ -193,8 +193,8 @@ HARD_WRAPPED = 0.3  # of a text's lines that the next line goes on in lower case
 
 
 def hard_wrapped(text: str) -> bool:
-    pairs = [(line, nxt) for line, nxt in zip(text.split("\n"), text.split("\n")[1:])
-             if line.strip() and nxt.strip()]
+    lines = text.split("\n")
+    pairs = [(line, nxt) for line, nxt in zip(lines, lines[1:]) if line.strip() and nxt.strip()]
     return bool(pairs) and sum(nxt[:1].islower() for _, nxt in pairs) >= HARD_WRAPPED * len(pairs)
 
 
