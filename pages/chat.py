@@ -243,14 +243,20 @@ def citation_note(answer: Answer) -> str:
 
 def timing_note(answer: Answer) -> str:
     t = answer.timings
-    parts = [f"retrieval {t['retrieval_ms']:.0f} ms"]
-    if t.get("ttft_ms") is not None:
-        parts.append(f"first token {t['ttft_ms'] / 1000:.1f} s")
-    if t.get("tokens_per_s"):
-        parts.append(rate(t["tokens_per_s"], "tokens"))
+    parts = [f"retrieval {t['retrieval_ms']:.0f} ms", *model_timings(t)]
     # a refusal, or nothing found, is written without the model
     parts.append(answer.engine if answer.answerable and answer.used else "model not asked")
     return " · ".join(parts)
+
+
+def model_timings(timings: dict) -> list[str]:
+    """How fast the model answered: its first token, then its decoding."""
+    parts = []
+    if timings.get("ttft_ms") is not None:
+        parts.append(f"first token {timings['ttft_ms'] / 1000:.1f} s")
+    if timings.get("tokens_per_s"):
+        parts.append(rate(timings["tokens_per_s"], "tokens"))
+    return parts
 
 
 def search_caption(question: str, searched_for: str, searched_in: list[str],
@@ -281,6 +287,9 @@ def show_answer(answer: Answer, number: int) -> None:
             grounded.markdown(safe_markdown(answer.text))
             alone.caption("Same model, no retrieval")
             alone.markdown(safe_markdown(answer.no_context))
+            # saved before compare answers were timed, there is nothing to say
+            if timing := model_timings(answer.timings.get("no_context", {})):
+                alone.caption(" · ".join(timing))
         if answer.stopped:
             st.caption(":orange[Stopped before the end.]")
         for note in caveats(answer):

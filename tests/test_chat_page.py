@@ -213,10 +213,13 @@ def test_the_neighbour_budget_bounds_the_text_read_around_the_hits(chat_env):
 def test_compare_without_retrieval_shows_both_answers(chat_env):
     at = chat_page()
     at.toggle(key="compare").set_value(True).run()
-    at.chat_input(key="question").set_value("What is SC-LoRA?").run()
+    at.chat_input(key="question").set_value("How do I detect overfitting?").run()
     assert not at.exception
     captions = [c.value for c in at.caption]
     assert "With your documents" in captions and "Same model, no retrieval" in captions
+    # each answer has its own timing: the one without retrieval under its column
+    assert sum("first token" in c for c in captions) == 2
+    assert any(c.startswith("first token") and "tokens/s" in c for c in captions)
 
 
 def test_unreachable_endpoint_is_explained_and_history_kept(chat_env, monkeypatch):

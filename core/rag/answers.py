@@ -261,6 +261,10 @@ class RagTurn:
                    "tokens_per_s": None if tps is None else round(tps, 1),
                    "total_ms": round(((self.stats.finished_at or time.perf_counter())
                                       - self.stats.started) * 1000, 1)}
+        if self.no_context is not None and self.no_context.ttft_s is not None:
+            alone = self.no_context.tokens_per_s(self.engine)
+            timings["no_context"] = {"ttft_ms": round(self.no_context.ttft_s * 1000, 1),
+                                     "tokens_per_s": None if alone is None else round(alone, 1)}
         return Answer(self.question, text, self.search.hits, [h.rank for h in self.plan.used],
                       [h.rank for h in self.plan.dropped], cited, inferred, attributions,
                       timings, self.engine.name, self.stop.is_set(), self.answerable,
