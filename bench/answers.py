@@ -31,7 +31,8 @@ share of marked answers to answerable questions whose marks point at the answer 
 a marked passage overlaps the gold paragraph; the Studio's configurations); refusals on
 unanswerable questions; false refusals on answerable ones; answers to answerable questions
 that only say the question back ("restated", core.rag.restatement); answers giving a number that
-none of their passages holds ("unread #", core.rag.grounding; the JSON has those answers' F1);
+none of their passages holds, or holds only as a section, table or citation number ("unread #",
+core.rag.grounding; the JSON has those answers' F1);
 seconds per answer; median time to first token. Prints a table and JSON.
 """
 
@@ -56,7 +57,7 @@ from core.rag.chunking import Chunk
 from core.rag.citations import citation_marks, is_refusal
 from core.rag.embeddings import get_embedder, query_embedder
 from core.rag.evaluate import f1, words
-from core.rag.grounding import unread_numbers
+from core.rag.grounding import reference_numbers, unread_numbers
 from core.rag.llm import StreamStats, get_engine, timed
 from core.rag.restatement import restates
 from core.rag.retrieval import DEFAULT_K, DEFAULT_WINDOW, DEFAULT_WINDOW_TOKENS, RetrievalOptions
@@ -112,7 +113,7 @@ def studio(settings, chroma, engine, name: str, question: str, within: tuple[str
     answer = turn.result()
     marked = [] if answer.citations_inferred else answer.cited
     return {"text": answer.text, "valid_citation": bool(marked), "ttft_s": turn.stats.ttft_s,
-            "model_asked": answer.answerable, "unread_numbers": answer.unread_numbers,
+            "model_asked": answer.answerable, "unread_numbers": answer.unread_numbers + answer.reference_numbers,
             "seconds": time.perf_counter() - started,
             "cited_spans": [(h.doc_id, h.start, h.end) for h in answer.sources
                             if h.rank in marked],
@@ -149,7 +150,8 @@ def reference(settings, chroma, engine, name: str, question: str,
     valid = {n for n in citation_marks(text) if 1 <= n <= len(chunks)}
     return {"text": text, "valid_citation": bool(valid),
             "ttft_s": stats.ttft_s, "model_asked": True,
-            "unread_numbers": unread_numbers(text, messages[0]["content"]),
+            "unread_numbers": unread_numbers(text, read := messages[0]["content"])
+            + reference_numbers(text, read),
             "seconds": time.perf_counter() - started}
 
 

@@ -69,7 +69,13 @@ def test_the_openai_client_lists_models_and_gets_answers_with_sources(client, st
     assert done.model_extra["restates_question"] is restates(QUESTION, content)
     # the tiny random model writes digits now and then: any it names are ones it wrote
     assert all(n in content for n in done.model_extra["unread_numbers"])
+    assert all(n in content for n in done.model_extra["reference_numbers"])
     assert done.model_extra["only_weak_matches"] is False  # "freeze" is in the LoRA passage
+    # each check said as a sentence: those the page would show, and no others
+    flagged = [*done.model_extra["unread_numbers"], *done.model_extra["reference_numbers"]]
+    assert len(done.model_extra["caveats"]) >= min(1, len(flagged)) + done.model_extra[
+        "restates_question"]
+    assert all(n in " ".join(done.model_extra["caveats"]) for n in flagged)
 
     chunks = list(client.chat.completions.create(**ask(), stream=True,
                                                  stream_options={"include_usage": True}))

@@ -3,7 +3,7 @@
 import pytest
 
 from core.rag.answers import Answer, caveats, to_markdown
-from core.rag.grounding import numbers_read, unread_numbers
+from core.rag.grounding import numbers_read, reference_numbers, unread_numbers
 
 CORPUS = ("We train on a Japanese web corpus of about 100 million sentences. The encoder is a "
           "stack of six identical layers; the big model reaches 28.40 BLEU with 65B parameters "
@@ -54,3 +54,30 @@ def test_the_check_is_kept_with_a_saved_answer_and_said_wherever_the_answer_is_s
     assert "only repeats" in restated and "only a weak match" in weak
     assert "gives 7, 8 and 9, which" in figures and "check them against" in figures
     assert every.to_json()["only_weak_matches"]
+
+
+PAPER = ("An effect we counteract with Multi-Head Attention as described in section 3.2 [12]. "
+         "Table 3 reports 28.4 BLEU; see Eq. (4) and pp. 12-14. We employ h = 8 heads.")
+
+
+@pytest.mark.parametrize("answer, references", [
+    ("3.2 [2]", ["3.2"]),  # the section the passage points to, not a count of heads
+    ("12 heads", ["12"]),  # a citation's number
+    ("3 and 4", ["3", "4"]),
+    ("14", ["14"]),
+    ("8 heads [1]", []),
+    ("28.4 BLEU", []),
+    ("Section 3.2 describes 8 heads.", []),  # the answer's own reference is no figure
+])
+def test_a_number_the_passages_hold_only_as_a_reference_is_named(answer, references):
+    assert reference_numbers(answer, PAPER) == references
+    assert unread_numbers(answer, PAPER) == []  # said once, not also as unread
+
+
+def test_a_reference_only_number_is_said_beside_the_answer():
+    answer = Answer.from_json("How many heads?", {"answer": "3.2 [2]",
+                                                  "reference_numbers": ["3.2"]})
+    assert answer.to_json()["reference_numbers"] == ["3.2"]
+    assert caveats(answer) == ["The answer gives 3.2, which the passages the model read hold only "
+                               "as a section, table or citation number: check it against the "
+                               "sources."]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from fastapi import HTTPException
 
 from core.errors import StudioError
-from core.rag.answers import RagTurn
+from core.rag.answers import RagTurn, caveats
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine, StreamStats, get_engine, timed
 from core.rag.prompting import TEMPLATE_OVERHEAD_TOKENS, TURN_TOKENS, newest_that_fit
@@ -103,10 +103,13 @@ class Ask:
             sources = [source(h, answer.cited) for h in answer.sources]
             extras = {"restates_question": answer.restates_question,
                       "unread_numbers": answer.unread_numbers,
+                      "reference_numbers": answer.reference_numbers,
                       "only_weak_matches": answer.only_weak_matches,
                       "rewording": answer.rewording,
                       "searched_for": answer.searched_for, "searched_in": answer.searched_in,
-                      "searched_in_because": answer.searched_in_because}
+                      "searched_in_because": answer.searched_in_because,
+                      # the same checks as the sentences the Chat page shows
+                      "caveats": caveats(answer)}
         else:
             text = self.stats.text.strip()
         completion = self.engine.count_tokens(text) if text else 0

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.errors import InputError
 from core.rag import acronyms, followup, relevance, store
@@ -22,7 +23,7 @@ from core.rag.citations import (
     with_marks,
     without_marks,
 )
-from core.rag.grounding import unread_numbers
+from core.rag.grounding import reference_numbers, unread_numbers
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.prompting import (
@@ -95,6 +96,9 @@ class Answer:
     # the previous answer worded another way, from its passages: "reworded", or "unchanged"
     # where the model gave it back word for word (the 0.5B did, asked to say it more simply)
     rewording: str | None = None
+    # numbers the answer gives that the passages hold only as a section, table or citation
+    # number (core.rag.grounding)
+    reference_numbers: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -106,7 +110,7 @@ class Answer:
                 "restates_question": self.restates_question, "searched_in": self.searched_in,
                 "searched_in_because": self.searched_in_because,
                 "unread_numbers": self.unread_numbers, "only_weak_matches": self.only_weak_matches,
-                "rewording": self.rewording,
+                "rewording": self.rewording, "reference_numbers": self.reference_numbers,
                 "stopped": self.stopped,
                 "used": self.used, "attributions": self.attributions}
 
@@ -126,7 +130,7 @@ class Answer:
                    # saved before the reason was kept, only a named document came first
                    raw.get("searched_in_because", "named" if raw.get("searched_in") else ""),
                    raw.get("unread_numbers", []), raw.get("only_weak_matches", False),
-                   raw.get("rewording"))
+                   raw.get("rewording"), raw.get("reference_numbers", []))
 
 
 class RagTurn:
@@ -254,8 +258,9 @@ class RagTurn:
         # A refusal or "nothing found" is written without the model: no model timings for it
         # (a first token at 0.0 s and 84,121 tokens/s read as if the model had run).
         asked = bool(self.plan.used) and self.answerable
+        read = "\n".join(m["content"] for m in self.plan.messages)
         tps = self.stats.tokens_per_s(self.engine) if asked else None
-        timings = {"retrieval_ms": round(self.search.seconds * 1000, 1),
+        timings: dict[str, Any] = {"retrieval_ms": round(self.search.seconds * 1000, 1),
                    "ttft_ms": None if self.stats.ttft_s is None or not asked
                    else round(self.stats.ttft_s * 1000, 1),
                    "tokens_per_s": None if tps is None else round(tps, 1),
@@ -274,8 +279,8 @@ class RagTurn:
                       searched_in=self.searched_in, searched_in_because=self.searched_in_because,
                       restates_question=asked and self.rewording is None
                       and not self.stop.is_set() and restates(self.question, text),
-                      unread_numbers=unread_numbers(text, "\n".join(
-                          m["content"] for m in self.plan.messages)) if asked else [],
+                      unread_numbers=unread_numbers(text, read) if asked else [],
+                      reference_numbers=reference_numbers(text, read) if asked else [],
                       only_weak_matches=asked and self.rewording is None
                       and not self.search.openings and weakly_matched(self.plan.used),
                       rewording=None if self.rewording is None else (
@@ -291,11 +296,19 @@ def caveats(answer: Answer) -> list[str]:
     if answer.rewording == "unchanged":
         notes.append(UNCHANGED_NOTE)
     if answer.unread_numbers:
-        *rest, last = answer.unread_numbers
-        figures = f"{', '.join(rest)} and {last}" if rest else last
-        notes.append(f"The answer gives {figures}, which none of the passages the model read "
-                     f"holds: check {'them' if rest else 'it'} against the sources.")
+        notes.append(numbers_note(answer.unread_numbers, "none of the passages the model read "
+                                  "holds"))
+    if answer.reference_numbers:
+        notes.append(numbers_note(answer.reference_numbers, "the passages the model read hold "
+                                  "only as a section, table or citation number"))
     return notes
+
+
+def numbers_note(figures: list[str], why: str) -> str:
+    """"The answer gives 7 and 8, which {why}: check them against the sources."""
+    *rest, last = figures
+    given = f"{', '.join(rest)} and {last}" if rest else last
+    return f"The answer gives {given}, which {why}: check {'them' if rest else 'it'} against the sources."
 
 
 def searched_for_note(question: str, searched_for: str) -> str:

@@ -22,6 +22,14 @@ _WORD_NUMBERS.update(hundred=100, thousand=1000, dozen=12, single=1, once=1, twi
 _WORD = re.compile(r"\b(" + "|".join(_WORD_NUMBERS) + r")\b", re.IGNORECASE)
 # "100 million sentences" may be given back as 100,000,000; "65B" as 65 billion
 _SCALED = re.compile(r"(\d+(?:[.,]\d+)*)\s*(thousand|million|billion|trillion|[kKMB])\b")
+# Numbers that point elsewhere in a document rather than count anything: "Section 3.2",
+# "Table 3", "Eq. (4)", "pp. 12-14", a citation's "[38, 2, 9]"
+_REFERENCE = re.compile(
+    r"(?:\b(?:sections?|tables?|figures?|equations?|appendix|appendices|chapters?|algorithms?"
+    r"|theorems?|lemmas?|propositions?|page)\s*|\b(?:sec|tab|figs?|eqs?|pp?)\.\s*|§\s*)"
+    r"\(?\d+(?:\.\d+)*(?:\s*[-–,]\s*\d+(?:\.\d+)*)*\)?"
+    r"|\[\d+(?:\s*[-–,]\s*\d+)*\]", re.IGNORECASE)
+_REFERENCE_NUMBER = re.compile(r"\d+(?:\.\d+)*")
 _SCALES = {"thousand": 10**3, "k": 10**3, "million": 10**6, "m": 10**6, "billion": 10**9,
            "b": 10**9, "trillion": 10**12}
 
@@ -48,6 +56,27 @@ def numbers_read(text: str) -> set[str]:
 def unread_numbers(answer: str, read: str) -> list[str]:
     """The numbers the answer writes in digits (as it writes them) that `read`, everything the
     model was given, does not hold in any form; a number written in words is not checked."""
-    given = numbers_read(read)
-    return list(dict.fromkeys(n for n in written_numbers(without_marks(answer))
-                              if _canonical(n.replace(",", "")) not in given))
+    given = numbers_read(read) | _pointers(read)
+    return [n for n in _given(answer) if _canonical(n.replace(",", "")) not in given]
+
+
+def reference_numbers(answer: str, read: str) -> list[str]:
+    """The numbers the answer gives (not as a reference itself) that `read` holds only as a
+    section, table, figure or citation number. Asked "How many attention heads does the
+    Transformer use?", the 0.5B answered "3.2 [2]", from "Multi-Head Attention as described in
+    section 3.2", where the paper's "h = 8 parallel attention layers, or heads" was not among
+    the passages it read."""
+    amounts, pointers = numbers_read(_REFERENCE.sub(" ", read)), _pointers(read)
+    return [n for n in _given(answer)
+            if (c := _canonical(n.replace(",", ""))) in pointers and c not in amounts]
+
+
+def _pointers(text: str) -> set[str]:
+    """The numbers of `text`'s references."""
+    return {_canonical(n) for m in _REFERENCE.finditer(text)
+            for n in _REFERENCE_NUMBER.findall(m.group())}
+
+
+def _given(answer: str) -> list[str]:
+    """The numbers an answer gives as facts: not its [n] marks, nor its own references."""
+    return list(dict.fromkeys(written_numbers(_REFERENCE.sub(" ", without_marks(answer)))))
