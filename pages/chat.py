@@ -7,17 +7,12 @@ from contextlib import nullcontext
 
 import streamlit as st
 
-from core.formats import rate
 from core.rag import store
 from core.rag.answers import (
     MAX_QUESTION_CHARS,
-    REWORDING_NOTE,
     Answer,
     RagTurn,
-    caveats,
     no_context_stream,
-    searched_for_note,
-    searched_in_note,
     to_markdown,
 )
 from core.rag.conversations import (
@@ -38,8 +33,10 @@ from core.rag.retrieval import (
 )
 from core.registry import Registry
 from core.settings import locked, model_choices, save_preferences
-from core.text import clip, escape_markdown, safe_markdown
-from pages.chat_sources import PageSource, citation_buttons, show_sources
+from core.text import clip
+from pages.chat_answers import search_caption, show_answer
+from pages.chat_scroll import show_latest_turn
+from pages.chat_sources import PageSource, show_sources
 from pages.shared import (
     chat_engine,
     chroma_client,
@@ -162,8 +159,8 @@ options = RetrievalOptions(k=k, method=method, mmr=mmr, min_score=min_score,
 # open, "New" and "More" were cut to "N…" and "M".
 bar = st.container(horizontal=True, vertical_alignment="center", key="chat-bar")
 compare = bar.toggle("Compare without retrieval", key="compare", width="content",
-                        help="Also ask the same model with no context, to see what retrieval "
-                             "changes.")
+                     help="Also ask the same model with no context, to see what retrieval "
+                          "changes.")
 saved = chats.list(collection)
 # The title clipped so that the count stays in view ("… · 3 turn" was cut at the box's edge)
 titles = {c.id: f"{clip(c.title, TITLE_CHARS)} · {c.size} turn{'s' * (c.size != 1)}"
@@ -177,9 +174,9 @@ current = conversation.id if conversation else "new"
 # the question that was sent.
 picked = bar.selectbox("Conversation", ["new", *titles], label_visibility="collapsed",
                        width=CONVERSATION_PICKER_PX,
-                          index=0 if conversation is None else 1 + list(titles).index(current),
-                          format_func=lambda c: titles.get(c, "New conversation"),
-                          key=f"conversation-{collection}-{current}-{titles.get(current)}")
+                       index=0 if conversation is None else 1 + list(titles).index(current),
+                       format_func=lambda c: titles.get(c, "New conversation"),
+                       key=f"conversation-{collection}-{current}-{titles.get(current)}")
 if picked != current and (picked == "new" or picked in titles):
     open_conversation(picked)
     st.rerun()
@@ -231,131 +228,9 @@ def forget_pending(turn: RagTurn) -> None:
         del st.session_state["pending-turn"]
 
 
-def citation_note(answer: Answer) -> str:
-    if not answer.answerable:
-        return ("No retrieved passage bears on this question, so the model was not asked. The "
-                "closest passages are on the right.")
-    marks = ", ".join(f"[{n}]" for n in answer.cited)
-    if answer.citations_inferred:
-        return f"The model gave no citation marks; matched by similarity to {marks}."
-    return f"Cites {marks}." if marks else "No source cited."
-
-
-def timing_note(answer: Answer) -> str:
-    t = answer.timings
-    parts = [f"retrieval {t['retrieval_ms']:.0f} ms", *model_timings(t)]
-    # a refusal, or nothing found, is written without the model
-    parts.append(answer.engine if answer.answerable and answer.used else "model not asked")
-    return " · ".join(parts)
-
-
-def model_timings(timings: dict) -> list[str]:
-    """How fast the model answered: its first token, then its decoding."""
-    parts = []
-    if timings.get("ttft_ms") is not None:
-        parts.append(f"first token {timings['ttft_ms'] / 1000:.1f} s")
-    if timings.get("tokens_per_s"):
-        parts.append(rate(timings["tokens_per_s"], "tokens"))
-    return parts
-
-
-def search_caption(question: str, searched_for: str, searched_in: list[str],
-                   because: str, rewording: bool = False) -> None:
-    """What was searched, where it is not simply the question over every document; for a
-    request to word the previous answer another way, that nothing was."""
-    if rewording:
-        st.caption(REWORDING_NOTE)
-        return
-    parts = [escape_markdown(note)] if (note := searched_for_note(question, searched_for)) else []
-    if searched_in:
-        parts.append(searched_in_note(searched_in, because, escape_markdown))
-    if parts:
-        st.caption(" · ".join(parts))
-
-
-def show_answer(answer: Answer, number: int) -> None:
-    with st.chat_message("user"):
-        st.text(answer.question)
-        search_caption(answer.question, answer.searched_for, answer.searched_in,
-                       answer.searched_in_because, answer.rewording is not None)
-    with st.chat_message("assistant"):
-        if answer.no_context is None:
-            st.markdown(safe_markdown(answer.text))
-        else:
-            grounded, alone = st.columns(2)
-            grounded.caption("With your documents")
-            grounded.markdown(safe_markdown(answer.text))
-            alone.caption("Same model, no retrieval")
-            alone.markdown(safe_markdown(answer.no_context))
-            # saved before compare answers were timed, there is nothing to say
-            if timing := model_timings(answer.timings.get("no_context", {})):
-                alone.caption(" · ".join(timing))
-        if answer.stopped:
-            st.caption(":orange[Stopped before the end.]")
-        for note in caveats(answer):
-            st.caption(f":orange[{escape_markdown(note)}]")
-        st.caption(citation_note(answer))
-        citation_buttons(answer, number, page_source)
-        if answer.dropped:
-            st.caption(f"Chunks {', '.join(f'[{n}]' for n in answer.dropped)} did not fit the "
-                       "model's context window and were left out.")
-        st.caption(timing_note(answer))
-
-
-# A page with a chat input at the bottom sticks to its bottom while it grows: a question's
-# streaming answer pushed the question above the screen, and the rerun that shows the finished
-# answer with its sources left a long answer's start above it. So, once when the question is
-# sent, the question is brought to the top of the screen (a scroll by script also ends the
-# sticking, so the answer then grows below it), and once when the answer is written, its start
-# is brought back, its question with it when both fit, unless it is on screen. Each is a new
-# element whose script runs when it is mounted; it waits (up to a minute on a busy machine)
-# for this run's messages, as the previous run's stay until replaced, then keeps them in place
-# for three seconds (a question: until its answer has streamed), as Streamlit may scroll back
-# down while the page is drawn, and stops at once when the reader scrolls, clicks or types.
-SHOW_LATEST_TURN = """<script data-turn="%s">
-(() => {
-  const pin = %s;
-  const started = Date.now();
-  let seen = 0;
-  const show = () => {
-    const turn = document.querySelectorAll("[data-testid=stChatMessage]");
-    if (turn.length !== %d) return;
-    seen = seen || Date.now();
-    const [question, answer] = [turn[turn.length - 2], turn[turn.length - 1]];
-    const header = document.querySelector("[data-testid=stHeader]");
-    // under the header, with a little room: a message's box starts above its avatar
-    const below = (header ? header.getBoundingClientRect().bottom : 0) + 16;
-    const asked = question.getBoundingClientRect().top;
-    const top = answer.getBoundingClientRect().top;
-    if (pin ? Math.abs(asked - below) < 2 : top >= below && top < innerHeight - 100) return;
-    const target = pin || top - asked < innerHeight / 2 ? question : answer;
-    target.style.scrollMarginTop = below + "px";
-    target.scrollIntoView({block: "start"});
-  };
-  const stop = () => clearInterval(timer);
-  // A pinned question is held while its answer streams (the Stop button is up): on a page
-  // still short enough to end on screen, Streamlit sticks to the bottom again, and the
-  // growing answer pushed the question off the top once the three seconds were over.
-  const streaming = () => pin && document.querySelector(".st-key-stop");
-  const timer = setInterval(() => {
-    show();
-    if (Date.now() - (seen || started) > (seen ? 3000 : 60000) && !streaming()) stop();
-  }, 100);
-  for (const event of ["wheel", "pointerdown", "keydown", "touchstart"])
-    window.addEventListener(event, stop, {once: true, capture: true});
-})();
-</script>"""
-
-
-def show_latest_turn(turns: int, phase: str) -> None:
-    """`turns`: the conversation's turns on the page; `phase`: "asked" or "written"."""
-    st.html(SHOW_LATEST_TURN % (f"{phase}-{turns}", str(phase == "asked").lower(), 2 * turns),
-            unsafe_allow_javascript=True)
-
-
 with left:
     for number, answer in enumerate(history):
-        show_answer(answer, number)
+        show_answer(answer, number, page_source)
     if not history:
         st.caption(f"Ask anything about the {len(docs)} document(s) in **{collection}**.")
 

@@ -1,0 +1,86 @@
+"""The Chat page's answers: each question with what was searched for it, and each answer with
+its caveats, citations and timing."""
+
+import streamlit as st
+
+from core.formats import rate
+from core.rag.answers import (
+    REWORDING_NOTE,
+    Answer,
+    caveats,
+    searched_for_note,
+    searched_in_note,
+)
+from core.text import escape_markdown, safe_markdown
+from pages.chat_sources import PageSource, citation_buttons
+
+
+def citation_note(answer: Answer) -> str:
+    if not answer.answerable:
+        return ("No retrieved passage bears on this question, so the model was not asked. The "
+                "closest passages are on the right.")
+    marks = ", ".join(f"[{n}]" for n in answer.cited)
+    if answer.citations_inferred:
+        return f"The model gave no citation marks; matched by similarity to {marks}."
+    return f"Cites {marks}." if marks else "No source cited."
+
+
+def timing_note(answer: Answer) -> str:
+    t = answer.timings
+    parts = [f"retrieval {t['retrieval_ms']:.0f} ms", *model_timings(t)]
+    # a refusal, or nothing found, is written without the model
+    parts.append(answer.engine if answer.answerable and answer.used else "model not asked")
+    return " · ".join(parts)
+
+
+def model_timings(timings: dict) -> list[str]:
+    """How fast the model answered: its first token, then its decoding."""
+    parts = []
+    if timings.get("ttft_ms") is not None:
+        parts.append(f"first token {timings['ttft_ms'] / 1000:.1f} s")
+    if timings.get("tokens_per_s"):
+        parts.append(rate(timings["tokens_per_s"], "tokens"))
+    return parts
+
+
+def search_caption(question: str, searched_for: str, searched_in: list[str],
+                   because: str, rewording: bool = False) -> None:
+    """What was searched, where it is not simply the question over every document; for a
+    request to word the previous answer another way, that nothing was."""
+    if rewording:
+        st.caption(REWORDING_NOTE)
+        return
+    parts = [escape_markdown(note)] if (note := searched_for_note(question, searched_for)) else []
+    if searched_in:
+        parts.append(searched_in_note(searched_in, because, escape_markdown))
+    if parts:
+        st.caption(" · ".join(parts))
+
+
+def show_answer(answer: Answer, number: int, page_source: PageSource) -> None:
+    with st.chat_message("user"):
+        st.text(answer.question)
+        search_caption(answer.question, answer.searched_for, answer.searched_in,
+                       answer.searched_in_because, answer.rewording is not None)
+    with st.chat_message("assistant"):
+        if answer.no_context is None:
+            st.markdown(safe_markdown(answer.text))
+        else:
+            grounded, alone = st.columns(2)
+            grounded.caption("With your documents")
+            grounded.markdown(safe_markdown(answer.text))
+            alone.caption("Same model, no retrieval")
+            alone.markdown(safe_markdown(answer.no_context))
+            # saved before compare answers were timed, there is nothing to say
+            if timing := model_timings(answer.timings.get("no_context", {})):
+                alone.caption(" · ".join(timing))
+        if answer.stopped:
+            st.caption(":orange[Stopped before the end.]")
+        for note in caveats(answer):
+            st.caption(f":orange[{escape_markdown(note)}]")
+        st.caption(citation_note(answer))
+        citation_buttons(answer, number, page_source)
+        if answer.dropped:
+            st.caption(f"Chunks {', '.join(f'[{n}]' for n in answer.dropped)} did not fit the "
+                       "model's context window and were left out.")
+        st.caption(timing_note(answer))
