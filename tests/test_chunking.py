@@ -136,6 +136,9 @@ def test_a_hard_wrapped_text_file_is_read_in_paragraphs_and_a_list_keeps_its_lin
     """SC-LoRA's text, copied out of its PDF, breaks every line mid-sentence: its chunks held
     "solving the" / "problems that…" on lines of their own, and no section was found."""
     doc = extract(shared("papers", "2505.23724v1.txt"))
+    # the arXiv stamp glued to the title's first line is not the title, nor its start
+    assert doc.title == ("SC-LoRA: Balancing Efficient Fine-tuning and Knowledge Preservation "
+                         "via Subspace-Constrained LoRA")
     chunks = chunk_pages(doc.pages, title=doc.title)
     assert {"1 Introduction", "3.2 SC-LoRA", "5 Conclusion"} <= {c.section for c in chunks}
     lines = [line for line in doc.text.split("\n") if line]

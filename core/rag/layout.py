@@ -283,10 +283,16 @@ def normalise_pages(pages: list[str]) -> list[str]:
 
 
 
+# arXiv's stamp, which text copied out of a paper's PDF glues to its title: "arXiv:2505.23724v1
+# [cs.LG]  29 May 2025SC-LoRA: Balancing …"
+_ARXIV_STAMP = re.compile(r"^arxiv:\S+\s+\[[^\]]*\]\s+\d{1,2}\s+[a-z]{3,9}\s+\d{4}", re.IGNORECASE)
+
+
 def title_lines(first_page: str) -> str:
     """The title a paper prints at its top: the first line that reads like one, continued
     while it ends mid-phrase ("… Transformers for" / "Language Understanding")."""
-    lines = [line for line in first_page.split("\n") if line.strip()]
+    lines = [stripped for line in first_page.split("\n")
+             if (stripped := _ARXIV_STAMP.sub("", line).strip())]
     for i, line in enumerate(lines[:8]):
         letters = sum(c.isalpha() for c in line)
         if (len(line.split()) >= 2 and letters >= 0.6 * len(line) and len(line) <= 150
