@@ -62,6 +62,30 @@ def test_table_rows_figure_labels_and_sentences_are_not_headings(line):
     assert not is_heading(line)
 
 
+def test_a_lettered_heading_is_an_appendix_only_in_the_back_matter():
+    for line in ("C Training setup Details", "G Parameters", "I Number of instances per dataset"):
+        assert is_heading(line, lettered=True) and not is_heading(line)
+    assert not is_heading("A Transformer model is shown")  # a sentence's line, elsewhere
+    for line in ("U S A U S A U S A", "B 12 34", "X Y"):
+        assert not is_heading(line, lettered=True)
+    pages = ["2 Method\n\nA Transformer reads\n\nthe text.",
+             "References\n\n[1] A. Author. A title. 2020.\n\nA Implementation Details\n\nWe use "
+             "a learning rate of 1e-5.", "B Human Evaluation\n\nWe asked people."]
+    chunks = chunk_pages(pages, chunk_size=40, chunk_overlap=0)
+    assert list(dict.fromkeys(c.section for c in chunks)) == [
+        "2 Method", "References", "A Implementation Details", "B Human Evaluation"]
+    assert chunks[0].text == "2 Method\n\nA Transformer reads\n\nthe text."
+
+
+def test_rag_appendices_are_sections_of_their_own():
+    doc = paper("2005.11401v4.pdf")
+    sections: dict = {}
+    for chunk in chunk_pages(doc.pages, title=doc.title):
+        sections.setdefault(chunk.section, chunk)
+    assert {"A Implementation Details", "C Training setup Details", "G Parameters"} <= set(sections)
+    assert sections["C Training setup Details"].page > sections["References"].page
+
+
 def test_a_figures_labels_go_and_tables_and_forms_stay():
     figure = "Trm Trm Trm\n\n...\n\nOpenAI GPT\n\nLstm\n\nT1 T2 TN...\n\nE1 E2 EN..."
     table = "BERTBASE 84.4 88.4\n\nNo NSP 83.9 84.9\n\nLTR 82.1 84.3\n\nBERTLARGE 86.6 86.3"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from core.errors import InputError
-from core.rag.layout import is_heading, not_after_abbreviation
+from core.rag.layout import BACK_MATTER, is_heading, not_after_abbreviation
 
 DEFAULT_CHUNK_SIZE = 500  # the reference notebook's setting
 DEFAULT_CHUNK_OVERLAP = 50
@@ -28,8 +28,9 @@ DEFAULT_CHUNK_OVERLAP = 50
 # become sections); 5: a figure's labels dropped, a paragraph break inside a sentence undone,
 # and a heading cut after "and", "of"… joined to its last line (core.rag.layout); 6: the
 # page number printed at a page's top or foot dropped (core.rag.layout.drop_page_numbers), and a
-# hard-wrapped text file's lines joined into paragraphs (core.rag.extract.hard_wrapped).
-CHUNKING_VERSION = 6
+# hard-wrapped text file's lines joined into paragraphs (core.rag.extract.hard_wrapped); 7: an
+# appendix's lettered heading after the references ("C Training setup Details") read as one.
+CHUNKING_VERSION = 7
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -104,12 +105,14 @@ def _segments(text: str, offset: int, boundary: re.Pattern) -> Iterator[tuple[in
             last = cut.end()
 
 
-def _pieces(text: str, chunk_size: int) -> Iterator[_Piece]:
+def _pieces(text: str, chunk_size: int, back_matter: bool) -> Iterator[_Piece]:
     """Headings and sentences (and list lines), each sentence over the chunk size already cut
-    into words."""
+    into words; `back_matter`: the page starts after the references, where "C Training setup
+    Details" is an appendix's heading."""
     for number, (p_start, p_end) in enumerate(_segments(text, 0, _PARAGRAPH_BREAK)):
         paragraph = text[p_start:p_end]
-        if is_heading(paragraph):
+        if is_heading(paragraph, lettered=back_matter):
+            back_matter = back_matter or opens_back_matter(paragraph)
             yield _Piece(p_start, p_end, number, True)
             continue
         for start, end in _segments(paragraph, p_start, _SENTENCE_BREAK):
@@ -124,11 +127,15 @@ def _words(text: str, sentence: _Piece, chunk_size: int) -> list[_Piece]:
             for cut in range(start, end, chunk_size)]
 
 
-def _page_spans(text: str, chunk_size: int,
-                chunk_overlap: int) -> Iterator[tuple[int, int, str | None]]:
+def opens_back_matter(heading: str) -> bool:
+    return " ".join(heading.split()).lower() in BACK_MATTER
+
+
+def _page_spans(text: str, chunk_size: int, chunk_overlap: int,
+                back_matter: bool) -> Iterator[tuple[int, int, str | None]]:
     """(start, end, heading that opens the chunk or None) for each chunk of one page. A chunk
     less than FILL full takes the first words of a sentence that does not fit whole."""
-    pending = deque(_pieces(text, chunk_size))
+    pending = deque(_pieces(text, chunk_size, back_matter))
     current: list[_Piece] = []
     while pending:
         piece = pending.popleft()
@@ -170,10 +177,11 @@ def chunk_pages(pages: list[str], chunk_size: int = DEFAULT_CHUNK_SIZE,
         raise InputError(f"chunk overlap ({chunk_overlap}) must be smaller than chunk size "
                          f"({chunk_size})")
     chunks: list[Chunk] = []
-    section = ""
+    section, back_matter = "", False
     for page_no, text in enumerate(pages, start=1):
-        for start, end, heading in _page_spans(text, chunk_size, chunk_overlap):
+        for start, end, heading in _page_spans(text, chunk_size, chunk_overlap, back_matter):
             section = " ".join(heading.split()) if heading else section
+            back_matter = back_matter or opens_back_matter(section)
             chunks.append(Chunk(text[start:end], page_no, len(chunks), start, end, title,
                                 section))
     return chunks

@@ -104,6 +104,9 @@ def normalise(text: str, seen: frozenset[str] | None = None) -> str:
 # Text laid out on a page: its line breaks are the layout's, not the author's.
 _NUMBERED_HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-Z](?:\.\d{1,2}){1,3}\.?"
                                r"|[IVX]{1,4}\.)\s+(\S.*)$")
+_LETTERED_HEADING = re.compile(r"^[A-Z]\s+(\S.*)$")
+# Headings after which a lettered heading begins an appendix
+BACK_MATTER = frozenset({"references", "bibliography", "appendix", "appendices"})
 _NAMED_HEADINGS = frozenset({
     "abstract", "introduction", "background", "related work", "method", "methods",
     "experiments", "results", "discussion", "limitations", "conclusion", "conclusions",
@@ -127,8 +130,10 @@ _GLUED = re.compile(r"[A-Za-z]\d|[A-Za-z]\[|\][A-Za-z0-9]")
 _CAPITAL_WORD = re.compile(r"[A-Z][A-Z'’&-]*[.:]?|&|\d{1,3}\.?")
 
 
-def is_heading(line: str) -> bool:
-    """A section heading: "3.1 Pre-training BERT", "Abstract", "A.2 Details", "RELATED WORK".
+def is_heading(line: str, lettered: bool = False) -> bool:
+    """A section heading: "3.1 Pre-training BERT", "Abstract", "A.2 Details", "RELATED WORK";
+    with `lettered` (in a paper's back matter) also an appendix's "C Training setup Details",
+    which elsewhere could be a sentence ("A Transformer …" on a line of its own).
     Table rows and wrapped sentences that begin with a number are told apart by their words:
     a heading names its section in a few words, none of them a bare number."""
     line = line.strip()
@@ -136,11 +141,14 @@ def is_heading(line: str) -> bool:
         return True
     if not 3 <= len(line) <= 80 or line[-1] in ".,;:":
         return False
-    numbered = _NUMBERED_HEADING.match(line)
+    numbered = _NUMBERED_HEADING.match(line) or (lettered and _LETTERED_HEADING.match(line))
     if numbered:
         words = numbered.group(1).split()
         return (len(words) <= 8 and words[0][0].isupper()
-                and not any(w.strip(".,()%").replace(".", "").isdigit() for w in words))
+                and not any(w.strip(".,()%").replace(".", "").isdigit() for w in words)
+                # a table's header of letters: "U S A U S A U S A"
+                and (not lettered or len(set(words)) == len(words) > 0
+                     and any(len(w) > 2 for w in words)))
     words = line.split()
     letters = [c for c in line if c.isalpha()]
     return (2 <= len(words) <= 8 and len(letters) >= 6 and all(c.isupper() for c in letters)
