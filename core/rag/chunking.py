@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from core.errors import InputError
-from core.rag.layout import BACK_MATTER, is_heading, not_after_abbreviation
+from core.rag.layout import is_heading, not_after_abbreviation, opens_back_matter
 
 DEFAULT_CHUNK_SIZE = 500  # the reference notebook's setting
 DEFAULT_CHUNK_OVERLAP = 50
@@ -125,10 +125,6 @@ def _words(text: str, sentence: _Piece, chunk_size: int) -> list[_Piece]:
     return [_Piece(cut, min(cut + chunk_size, end), sentence.paragraph, False)
             for start, end in _segments(text[sentence.start:sentence.end], sentence.start, _SPACE)
             for cut in range(start, end, chunk_size)]
-
-
-def opens_back_matter(heading: str) -> bool:
-    return " ".join(heading.split()).lower() in BACK_MATTER
 
 
 def _page_spans(text: str, chunk_size: int, chunk_overlap: int,

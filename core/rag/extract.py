@@ -22,6 +22,7 @@ from core.rag.layout import (
     normalise_pages,
     title_lines,
     unwrap,
+    unwrap_pages,
 )
 
 MAX_TEXT_CHARS = 20_000_000  # iscc-tika silently truncates at 500,000 chars unless told
@@ -103,7 +104,7 @@ def _layout_text(pages: list[str], name: str, metadata: dict[str, list[str]]) ->
     classification reads, so no span ever has to be mapped back to a raw layout."""
     pages = normalise_pages(drop_page_numbers(pages))
     title = document_title(metadata, pages[0] if pages else "")
-    return Extracted([unwrap(page) for page in pages], name, metadata, title)
+    return Extracted(unwrap_pages(pages), name, metadata, title)
 
 
 

@@ -106,7 +106,7 @@ _NUMBERED_HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-Z](?:\.\d{1
                                r"|[IVX]{1,4}\.)\s+(\S.*)$")
 _LETTERED_HEADING = re.compile(r"^[A-Z]\s+(\S.*)$")
 # Headings after which a lettered heading begins an appendix
-BACK_MATTER = frozenset({"references", "bibliography", "appendix", "appendices"})
+_BACK_MATTER = frozenset({"references", "bibliography", "appendix", "appendices"})
 _NAMED_HEADINGS = frozenset({
     "abstract", "introduction", "background", "related work", "method", "methods",
     "experiments", "results", "discussion", "limitations", "conclusion", "conclusions",
@@ -128,6 +128,11 @@ _LOWER_WORD = re.compile(r"\b[a-z]{2,}\b")
 _VALUE = re.compile(r"\d[.,]\d|\d\d|%")
 _GLUED = re.compile(r"[A-Za-z]\d|[A-Za-z]\[|\][A-Za-z0-9]")
 _CAPITAL_WORD = re.compile(r"[A-Z][A-Z'’&-]*[.:]?|&|\d{1,3}\.?")
+
+
+def opens_back_matter(heading: str) -> bool:
+    """The references or the appendices begin here."""
+    return " ".join(heading.split()).lower() in _BACK_MATTER
 
 
 def is_heading(line: str, lettered: bool = False) -> bool:
@@ -167,17 +172,31 @@ def _mostly_words(words: list[str]) -> bool:
     return bool(lettered) and (not known or 2 * sum(w in known for w in lettered) > len(lettered))
 
 
-def unwrap(text: str) -> str:
+def unwrap_pages(pages: list[str]) -> list[str]:
+    """Each page unwrapped, those after the references' heading as back matter."""
+    unwrapped, back_matter = [], False
+    for page in pages:
+        unwrapped.append(unwrap(page, back_matter))
+        back_matter = back_matter or any(map(opens_back_matter, unwrapped[-1].split("\n\n")))
+    return unwrapped
+
+
+def unwrap(text: str, back_matter: bool = False) -> str:
     """Lines inside a paragraph joined into one; paragraphs, headings and list items kept on
     their own lines; runs of letter fragments (vertical text) and of a figure's labels
-    dropped."""
+    dropped. `back_matter`: the text starts after the references, where a lettered line
+    ("A QLoRA vs Standard Finetuning Experimental Setup Details") heads an appendix."""
     blocks = text.split("\n\n")
     fragments = [len(b) <= _FRAGMENT for b in blocks]
     labels = [_is_label(b) for b in blocks]
     dropped = _in_run(fragments, 4) | {i for i in _in_run(labels, 3)
                                        if any(_is_symbolic(blocks[j]) for j in _run_of(labels, i))}
-    text = "\n\n".join(_unwrap_paragraph(b) for i, b in enumerate(blocks) if i not in dropped)
-    return "\n\n".join(_join_wrapped_headings(text.split("\n\n")))
+    kept = []
+    for i, block in enumerate(blocks):
+        if i not in dropped:
+            kept.append(_unwrap_paragraph(block, back_matter))
+            back_matter = back_matter or any(map(opens_back_matter, kept[-1].split("\n\n")))
+    return "\n\n".join(_join_wrapped_headings("\n\n".join(kept).split("\n\n")))
 
 
 _DANGLING = frozenset({"a", "an", "and", "by", "for", "from", "in", "of", "on", "or", "the", "to",
@@ -231,19 +250,21 @@ def _is_symbolic(block: str) -> bool:
             or any(a == b for a, b in zip(words, words[1:])))
 
 
-def _unwrap_paragraph(block: str) -> str:
+def _unwrap_paragraph(block: str, lettered: bool) -> str:
     """A heading becomes a paragraph of its own, and so does the text after a line that ends
     a sentence well short of the paragraph's width when a capital follows: a paragraph end
-    the layout did not mark (pypdfium2 marks none)."""
+    the layout did not mark (pypdfium2 marks none). `lettered`: is_heading's."""
     lines = block.split("\n")
     width = statistics.median(len(line) for line in lines)  # hyphen joins lengthen a few
     # A line the next one continues in lower case is no heading: "1. Question: Does BERT
     # really need such" / "a large amount of pre-training …" is a list item.
     continued = [nxt[:1].islower() for nxt in lines[1:]] + [False]
-    out, prev_heading = lines[0], is_heading(lines[0]) and not continued[0]
+    out, prev_heading = lines[0], is_heading(lines[0], lettered) and not continued[0]
     for i, (prev, line) in enumerate(zip(lines, lines[1:]), start=1):
         ends_sentence = bool(_SENTENCE_END.search(prev))
-        heading = is_heading(line) and (ends_sentence or prev_heading) and not continued[i]
+        lettered = lettered or opens_back_matter(prev)
+        heading = (is_heading(line, lettered) and (ends_sentence or prev_heading)
+                   and not continued[i])
         paragraph_end = (_PARAGRAPH_END.search(prev) and len(prev) < 0.7 * width
                          and line[:1].isupper())
         if heading or prev_heading or paragraph_end:
