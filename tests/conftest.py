@@ -117,3 +117,27 @@ def hit(rank: int, text: str) -> Hit:
     return Hit(rank=rank, score=1 / rank, doc="paper.pdf", page=rank, chunk_id=f"c{rank}",
                text=text, retriever="dense", doc_id=f"doc{rank}")
 
+
+
+@pytest.fixture
+def chat_env(studio_env, tmp_path, monkeypatch):
+    """The sample paper in collection "samples", answered by a tiny random chat model."""
+    from core.rag.ingest import ingest_files
+    from core.samples import SAMPLE_PAPER
+    from core.settings import load_settings
+    from tests.tiny import tiny_causal_lm
+
+    monkeypatch.setenv("STUDIO_CHAT_MODEL", str(tiny_causal_lm(tmp_path / "tiny-chat")))
+    [result] = ingest_files(load_settings(), [SAMPLE_PAPER], "samples")
+    assert result.status == "ok"
+    return studio_env
+
+
+def chat_page():
+    """The Chat page in AppTest, opened as a user opens it, from the app."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    at.switch_page("pages/chat.py").run()
+    assert not at.exception
+    return at
