@@ -57,7 +57,8 @@ def test_the_check_is_kept_with_a_saved_answer_and_said_wherever_the_answer_is_s
 
 
 PAPER = ("An effect we counteract with Multi-Head Attention as described in section 3.2 [12]. "
-         "Table 3 reports 28.4 BLEU; see Eq. (4) and pp. 12-14. We employ h = 8 heads.")
+         "Table 3 reports 28.4 BLEU; see Eq. (4) and pp. 12-14. We employ h = 8 heads.\n\n"
+         "3.2.3 Applications of Attention in our Model\n\nThe Transformer uses it in 2 ways.")
 
 
 @pytest.mark.parametrize("answer, references", [
@@ -65,6 +66,8 @@ PAPER = ("An effect we counteract with Multi-Head Attention as described in sect
     ("12 heads", ["12"]),  # a citation's number
     ("3 and 4", ["3", "4"]),
     ("14", ["14"]),
+    ("3.2.3 Applications of Attention in our Model [2]", ["3.2.3"]),  # a heading, copied
+    ("2 ways", []),
     ("8 heads [1]", []),
     ("28.4 BLEU", []),
     ("Section 3.2 describes 8 heads.", []),  # the answer's own reference is no figure

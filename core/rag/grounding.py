@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from core.rag.citations import numbers, without_marks, written_numbers
+from core.rag.layout import is_heading
 
 _WORD_NUMBERS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
@@ -30,6 +31,8 @@ _REFERENCE = re.compile(
     r"\(?\d+(?:\.\d+)*(?:\s*[-–,]\s*\d+(?:\.\d+)*)*\)?"
     r"|\[\d+(?:\s*[-–,]\s*\d+)*\]", re.IGNORECASE)
 _REFERENCE_NUMBER = re.compile(r"\d+(?:\.\d+)*")
+# A numbered heading's number: "3.2.3 Applications of Attention in our Model"
+_HEADING_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?(?=\s+\S)")
 _SCALES = {"thousand": 10**3, "k": 10**3, "million": 10**6, "m": 10**6, "billion": 10**9,
            "b": 10**9, "trillion": 10**12}
 
@@ -65,16 +68,25 @@ def reference_numbers(answer: str, read: str) -> list[str]:
     section, table, figure or citation number. Asked "How many attention heads does the
     Transformer use?", the 0.5B answered "3.2 [2]", from "Multi-Head Attention as described in
     section 3.2", where the paper's "h = 8 parallel attention layers, or heads" was not among
-    the passages it read."""
-    amounts, pointers = numbers_read(_REFERENCE.sub(" ", read)), _pointers(read)
+    the passages it read; asked again in a conversation, it gave the heading "3.2.3
+    Applications of Attention in our Model [2]"."""
+    amounts, pointers = numbers_read(_without_references(read)), _pointers(read)
     return [n for n in _given(answer)
             if (c := _canonical(n.replace(",", ""))) in pointers and c not in amounts]
 
 
 def _pointers(text: str) -> set[str]:
-    """The numbers of `text`'s references."""
-    return {_canonical(n) for m in _REFERENCE.finditer(text)
-            for n in _REFERENCE_NUMBER.findall(m.group())}
+    """The numbers of `text`'s references and of its numbered headings."""
+    found = {_canonical(n) for m in _REFERENCE.finditer(text)
+             for n in _REFERENCE_NUMBER.findall(m.group())}
+    return found | {_canonical(m.group(1)) for line in text.split("\n")
+                    if (m := _HEADING_NUMBER.match(line)) and is_heading(line)}
+
+
+def _without_references(text: str) -> str:
+    """`text` less its references and its headings' numbers."""
+    return "\n".join(_HEADING_NUMBER.sub(" ", line, count=1) if is_heading(line) else line
+                     for line in _REFERENCE.sub(" ", text).split("\n"))
 
 
 def _given(answer: str) -> list[str]:
