@@ -48,7 +48,7 @@ from pages.shared import (
 TITLE_CHARS = 40  # of a conversation's title in the picker
 CONVERSATION_PICKER_PX = 340  # the title and its count of turns
 PANEL_TOP = "4rem"  # below Streamlit's header
-PANEL_BELOW = "12rem"  # the panel's heading above its chunks and the question box below them
+PANEL_BELOW = "20rem"  # the panel's heading and caption above its chunks, the question box below
 
 s = settings()
 collection = st.session_state.get("collection")
@@ -218,7 +218,8 @@ left, right_column = st.columns([3, 2], gap="large")
 right = right_column.container(key="sources-panel")
 st.html(f"""<style>[data-testid=stColumn]:has(.st-key-sources-panel) {{
   position: sticky; top: {PANEL_TOP}; align-self: flex-start;}}
-.st-key-sources-scroller, [data-testid=stLayoutWrapper]:has(> .st-key-sources-scroller) {{
+[class*=st-key-sources-scroller-],
+[data-testid=stLayoutWrapper]:has(> [class*=st-key-sources-scroller-]) {{
   max-height: calc(100vh - {PANEL_TOP} - {PANEL_BELOW});}}</style>""")
 
 

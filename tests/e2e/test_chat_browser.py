@@ -212,6 +212,12 @@ def test_a_new_question_and_its_finished_answer_start_on_screen(studio_env):
             message(page, n).get_by_text("tokens/s").wait_for(timeout=300_000)
             wait_until_idle(page, 300_000)
             comes_on_screen(page, n, height, f"answer {n}")
+            # the sources beside it fit between the top of the screen and the question box:
+            # their chunks scroll inside the panel
+            panel = page.locator(".st-key-sources-panel").bounding_box()
+            box_top = page.locator("[data-testid=stChatInput]").bounding_box()["y"]
+            assert 0 <= panel["y"] and panel["y"] + panel["height"] <= box_top, \
+                f"the sources panel is drawn from y={panel['y']:.0f}, {panel['height']:.0f} px tall"
             page.screenshot(path=str(OUTPUT / f"chat-answer-{n}-in-view.png"))
 
 
