@@ -25,9 +25,11 @@ def citation_note(answer: Answer) -> str:
     return f"Cites {marks}." if marks else "No source cited."
 
 
-def timing_note(answer: Answer) -> str:
+def timing_note(answer: Answer, model: bool = True) -> str:
+    """Retrieval's time, the model's (unless `model` is False: shown under its own column) and
+    which model answered."""
     t = answer.timings
-    parts = [f"retrieval {t['retrieval_ms']:.0f} ms", *model_timings(t)]
+    parts = [f"retrieval {t['retrieval_ms']:.0f} ms", *(model_timings(t) if model else [])]
     # a refusal, or nothing found, is written without the model
     parts.append(answer.engine if answer.answerable and answer.used else "model not asked")
     return " · ".join(parts)
@@ -69,6 +71,8 @@ def show_answer(answer: Answer, number: int, page_source: PageSource) -> None:
             grounded, alone = st.columns(2)
             grounded.caption("With your documents")
             grounded.markdown(safe_markdown(answer.text))
+            if timing := model_timings(answer.timings):
+                grounded.caption(" · ".join(timing))
             alone.caption("Same model, no retrieval")
             alone.markdown(safe_markdown(answer.no_context))
             # saved before compare answers were timed, there is nothing to say
@@ -83,4 +87,4 @@ def show_answer(answer: Answer, number: int, page_source: PageSource) -> None:
         if answer.dropped:
             st.caption(f"Chunks {', '.join(f'[{n}]' for n in answer.dropped)} did not fit the "
                        "model's context window and were left out.")
-        st.caption(timing_note(answer))
+        st.caption(timing_note(answer, model=answer.no_context is None))
