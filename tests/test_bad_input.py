@@ -29,6 +29,17 @@ def test_aes_encrypted_pdf_is_reported_not_returned_empty(tmp_path):
         extract(locked)
 
 
+def test_a_file_that_is_not_what_its_name_says_is_read_with_a_note(tmp_path):
+    """A text file named .docx is read as text (Tika reads content, not names), and says so."""
+    fake = tmp_path / "notes.docx"
+    fake.write_text("hello")
+    read = extract(fake)
+    assert read.text.strip() == "hello"
+    assert read.note == "not a Word document: its content is text/plain, read as such"
+    for real in ("square-one_offer-letter.docx", "square-one_offer-letter.html"):
+        assert extract(shared("documents", real)).note is None
+
+
 def test_windows_1252_text_keeps_its_characters(tmp_path):
     text = "Le café était très chaud. Œuvre naïve, garçon — “déjà vu”."
     path = tmp_path / "notes.txt"

@@ -213,6 +213,14 @@ def _pdfium(path: Path) -> Extracted:
     return _layout_text(pages, "pypdfium2", {})
 
 
+# What a file's name promises it holds, as Tika names the types
+_HTML = ("an HTML page", ("text/html", "application/xhtml+xml"))
+PROMISED = {".pdf": ("a PDF", ("application/pdf",)),
+            ".docx": ("a Word document",
+                      ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",)),
+            ".html": _HTML, ".htm": _HTML}
+
+
 def extract(path: Path, ocr: bool = False, tika_url: str | None = None) -> Extracted:
     """Text of a file page by page; raises ExtractionError with a plain reason. With `ocr`,
     pages without a text layer are read by tesseract (slow: seconds per page). With
@@ -228,11 +236,12 @@ def extract(path: Path, ocr: bool = False, tika_url: str | None = None) -> Extra
         result = _plain_text(path)
     else:
         result = _tika_with_pdf_fallback(path, is_pdf, ocr, tika_url)
-        # Tika reads what a file holds, whatever its name: a text file named .pdf is read as
-        # text, which is worth saying, as it is not what its name promises.
+        # Tika reads what a file holds, whatever its name: a text file named .pdf or .docx is
+        # read as text, which is worth saying, as it is not what its name promises.
         found = (result.metadata.get("Content-Type") or [""])[0].split(";")[0]
-        if is_pdf and found and found != "application/pdf":
-            result.note = f"not a PDF: its content is {found}, read as such"
+        promised, types = PROMISED.get(path.suffix.lower(), ("", ()))
+        if found and types and found not in types:
+            result.note = f"not {promised}: its content is {found}, read as such"
     if not result.text.strip():
         if not is_pdf:
             raise ExtractionError("no text in the file")
