@@ -93,6 +93,16 @@ def test_appendices_are_sections_of_their_own(name, appendices):
     assert min(sections[a].page for a in appendices) >= sections["References"].page
 
 
+def test_a_figures_words_in_pieces_go():
+    """The Transformer paper's attention maps print their sentence cut into pieces, forty
+    blocks a page ("ill ne", "ve r", "be pe rfe"); its captions stay."""
+    doc = paper("1706.03762_Attention_is_all_you_need.pdf")
+    assert "be pe rfe" not in doc.text and "ct , bu" not in doc.text
+    assert "Figure 4: Two attention heads, also in layer 5 of 6" in doc.text
+    short = ["Pay rate", "Job role", "Team name", "Work city", "Zip code", "Fax line"]  # a form's
+    assert unwrap("\n\n".join(short)) == "\n\n".join(short)
+
+
 def test_a_figures_labels_go_and_tables_and_forms_stay():
     figure = "Trm Trm Trm\n\n...\n\nOpenAI GPT\n\nLstm\n\nT1 T2 TN...\n\nE1 E2 EN..."
     table = "BERTBASE 84.4 88.4\n\nNo NSP 83.9 84.9\n\nLTR 82.1 84.3\n\nBERTLARGE 86.6 86.3"

@@ -29,7 +29,8 @@ DEFAULT_CHUNK_OVERLAP = 50
 # and a heading cut after "and", "of"… joined to its last line (core.rag.layout); 6: the
 # page number printed at a page's top or foot dropped (core.rag.layout.drop_page_numbers), and a
 # hard-wrapped text file's lines joined into paragraphs (core.rag.extract.hard_wrapped); 7: an
-# appendix's lettered heading after the references ("C Training setup Details") read as one.
+# appendix's lettered heading after the references ("C Training setup Details") read as one,
+# and a figure's words printed in pieces ("be pe rfe", "ct , bu") dropped.
 CHUNKING_VERSION = 7
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 

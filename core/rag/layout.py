@@ -189,8 +189,12 @@ def unwrap(text: str, back_matter: bool = False) -> str:
     blocks = text.split("\n\n")
     fragments = [len(b) <= _FRAGMENT for b in blocks]
     labels = [_is_label(b) for b in blocks]
-    dropped = _in_run(fragments, 4) | {i for i in _in_run(labels, 3)
-                                       if any(_is_symbolic(blocks[j]) for j in _run_of(labels, i))}
+    pieces = [_is_word_pieces(b) for b in blocks]
+    dropped = (_in_run(fragments, 4)
+               | {i for i in _in_run(labels, 3)
+                  if any(_is_symbolic(blocks[j]) for j in _run_of(labels, i))}
+               | {i for i in _in_run(pieces, _PIECES_RUN) if _mostly_scraps(
+                   [w for j in _run_of(pieces, i) for w in blocks[j].split()])})
     kept = []
     for i, block in enumerate(blocks):
         if i not in dropped:
@@ -240,6 +244,23 @@ def _is_label(block: str) -> bool:
     and a form's fields a colon ("Name: Jane Roe"); both stay."""
     return (len(block) <= _LABEL and ":" not in block and not _LOWER_WORD.search(block)
             and not _VALUE.search(block) and not is_heading(block))
+
+
+# A figure that prints words cut into pieces (the Transformer paper's attention maps: "ill ne",
+# "ve r", "be pe rfe", "ct , bu" …, forty lines a page) comes out as a run of short blocks of
+# short pieces, most of them one or two letters: it read as text, and showed as such beside
+# answers.
+_PIECES_RUN = 6
+_PIECE_BLOCK = 16  # characters
+
+
+def _is_word_pieces(block: str) -> bool:
+    return (len(block) <= _PIECE_BLOCK and not any(c.isdigit() for c in block)
+            and all(len(w) <= 4 for w in block.split()))
+
+
+def _mostly_scraps(words: list[str]) -> bool:
+    return 2 * sum(len(w) <= 2 for w in words) >= len(words)
 
 
 def _is_symbolic(block: str) -> bool:
