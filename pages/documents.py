@@ -41,16 +41,17 @@ st.caption("Upload documents into a collection: Apache Tika extracts the text pa
 
 # Collections -------------------------------------------------------------------------------
 current = st.session_state.get("collection")
-top = st.columns([3, 1, 1], vertical_alignment="bottom")
-with top[0]:
+# One row that wraps where the page is narrow: in columns, at 1024 pixels with the sidebar
+# open, the buttons were cut to "Ne…" and "Man…".
+top = st.container(horizontal=True, vertical_alignment="center", key="collection-bar")
+with top:
     if current:
-        st.markdown(f"### :material/folder: {current}", help="Choose another collection in the "
-                    "sidebar.")
-with top[1]:
+        st.markdown(f"### :material/folder: {current}", width="stretch",
+                    help="Choose another collection in the sidebar.")
     # Closed once a collection is made: left open, it covered the upload box below
     if st.session_state.pop("new-collection-made", False):
         st.session_state["new-collection-popover"] = False
-    with st.popover("New collection", icon=":material/add:", width="stretch",
+    with st.popover("New collection", icon=":material/add:", width="content",
                     key="new-collection-popover", on_change="rerun"):
         with st.form("new-collection", border=False, clear_on_submit=True):
             new_name = st.text_input("Name", placeholder="my-papers")
@@ -66,9 +67,8 @@ with top[1]:
                     select_collection(new_name.strip())
                     st.session_state["new-collection-made"] = True
                     st.rerun()
-with top[2]:
     if current:
-        with st.popover("Manage", icon=":material/tune:", width="stretch"):
+        with st.popover("Manage", icon=":material/tune:", width="content"):
             renamed = st.text_input("Rename to", value=current, key="rename-to")
             # never disabled by the box's text: typed text arrives with the click itself
             if st.button("Rename") and renamed.strip() != current:
@@ -185,7 +185,8 @@ with st.container(border=True):
         ok = (table["status"] == "ok").sum()
         st.markdown(f"**{ok} of {len(table)}** file(s) stored.")
         # each error in full in its own box below, not cut short in the table as well
-        st.dataframe(table.drop(columns="error"), hide_index=True, width="stretch")
+        st.dataframe(table.drop(columns="error"), hide_index=True, width="stretch",
+                     column_config={"file": st.column_config.TextColumn(width="large")})
         for error in table.loc[table["status"] != "ok", "error"]:
             st.error(error, icon=":material/error:")
 
