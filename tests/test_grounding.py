@@ -68,6 +68,7 @@ PAPER = ("An effect we counteract with Multi-Head Attention as described in sect
     ("14", ["14"]),
     ("3.2.3 Applications of Attention in our Model [2]", ["3.2.3"]),  # a heading, copied
     ("2 ways", []),
+    ("Assessed by F1-score and GPT-3 [1]", []),  # names, not numbers
     ("8 heads [1]", []),
     ("28.4 BLEU", []),
     ("Section 3.2 describes 8 heads.", []),  # the answer's own reference is no figure

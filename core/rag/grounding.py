@@ -31,6 +31,7 @@ _REFERENCE = re.compile(
     r"\(?\d+(?:\.\d+)*(?:\s*[-–,]\s*\d+(?:\.\d+)*)*\)?"
     r"|\[\d+(?:\s*[-–,]\s*\d+)*\]", re.IGNORECASE)
 _REFERENCE_NUMBER = re.compile(r"\d+(?:\.\d+)*")
+_NAME_DIGITS = re.compile(r"[A-Za-z]-?\d+(?:[.,]\d+)*")
 # A numbered heading's number: "3.2.3 Applications of Attention in our Model"
 _HEADING_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?(?=\s+\S)")
 _SCALES = {"thousand": 10**3, "k": 10**3, "million": 10**6, "m": 10**6, "billion": 10**9,
@@ -90,5 +91,7 @@ def _without_references(text: str) -> str:
 
 
 def _given(answer: str) -> list[str]:
-    """The numbers an answer gives as facts: not its [n] marks, nor its own references."""
-    return list(dict.fromkeys(written_numbers(_REFERENCE.sub(" ", without_marks(answer)))))
+    """The numbers an answer gives as facts: not its [n] marks, its own references, nor the
+    digits of a name ("F1-score", "GPT-3")."""
+    text = _NAME_DIGITS.sub(" ", _REFERENCE.sub(" ", without_marks(answer)))
+    return list(dict.fromkeys(written_numbers(text)))
