@@ -346,3 +346,8 @@ def test_a_question_that_names_a_paper_is_answered_from_that_paper(tmp_path):
     named = search(settings, "two", "Which optimizer was used to train the Transformer?",
                    discussed=(results[0].doc_id,))
     assert named.within == (attention,) and named.because == "named"
+    # An amount question reads the passage that gives the amount: "h = 8 … heads" ranks 5th
+    # by relevance, under passages about multi-head attention that count nothing
+    heads = search(settings, "two", "How many attention heads does the Transformer use?")
+    assert len(heads.hits) == 3
+    assert any("employ h = 8 parallel attention layers, or heads" in h.text for h in heads.hits)

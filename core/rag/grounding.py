@@ -14,13 +14,13 @@ import re
 from core.rag.citations import numbers, without_marks, written_numbers
 from core.rag.layout import is_heading
 
-_WORD_NUMBERS = {w: i for i, w in enumerate(
+WORD_NUMBERS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen twenty".split())}
-_WORD_NUMBERS.update({w: 10 * i for i, w in enumerate(
+WORD_NUMBERS.update({w: 10 * i for i, w in enumerate(
     "thirty forty fifty sixty seventy eighty ninety".split(), 3)})
-_WORD_NUMBERS.update(hundred=100, thousand=1000, dozen=12, single=1, once=1, twice=2)
-_WORD = re.compile(r"\b(" + "|".join(_WORD_NUMBERS) + r")\b", re.IGNORECASE)
+WORD_NUMBERS.update(hundred=100, thousand=1000, dozen=12, single=1, once=1, twice=2)
+_WORD = re.compile(r"\b(" + "|".join(WORD_NUMBERS) + r")\b", re.IGNORECASE)
 # "100 million sentences" may be given back as 100,000,000; "65B" as 65 billion
 _SCALED = re.compile(r"(\d+(?:[.,]\d+)*)\s*(thousand|million|billion|trillion|[kKMB])\b")
 # Numbers that point elsewhere in a document rather than count anything: "Section 3.2",
@@ -47,7 +47,7 @@ def numbers_read(text: str) -> set[str]:
     """The numbers `text` gives, in digits, in words ("six layers") or scaled ("100
     million"), each as `numbers` writes it."""
     found = {_canonical(n) for n in numbers(text)}
-    found |= {str(_WORD_NUMBERS[w.lower()]) for w in _WORD.findall(text)}
+    found |= {str(WORD_NUMBERS[w.lower()]) for w in _WORD.findall(text)}
     for value, scale in _SCALED.findall(text):
         try:
             scaled = float(value.replace(",", "")) * _SCALES[scale.lower()]
@@ -71,7 +71,7 @@ def reference_numbers(answer: str, read: str) -> list[str]:
     section 3.2", where the paper's "h = 8 parallel attention layers, or heads" was not among
     the passages it read; asked again in a conversation, it gave the heading "3.2.3
     Applications of Attention in our Model [2]"."""
-    amounts, pointers = numbers_read(_without_references(read)), _pointers(read)
+    amounts, pointers = numbers_read(without_references(read)), _pointers(read)
     return [n for n in _given(answer)
             if (c := _canonical(n.replace(",", ""))) in pointers and c not in amounts]
 
@@ -84,7 +84,7 @@ def _pointers(text: str) -> set[str]:
                     if (m := _HEADING_NUMBER.match(line)) and is_heading(line)}
 
 
-def _without_references(text: str) -> str:
+def without_references(text: str) -> str:
     """`text` less its references and its headings' numbers."""
     return "\n".join(_HEADING_NUMBER.sub(" ", line, count=1) if is_heading(line) else line
                      for line in _REFERENCE.sub(" ", text).split("\n"))

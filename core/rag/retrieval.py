@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from core.errors import InputError
-from core.rag import acronyms, definitions, front_matter, relevance, store
+from core.rag import acronyms, definitions, front_matter, quantities, relevance, store
 from core.rag.bm25 import bm25_index
 from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
@@ -185,6 +185,8 @@ def search(settings: Settings, collection_name: str, question: str,
                                  hits, ranked)
         if options.rerank and hits and hits[0].chunk_id not in rated:
             rate(collection, embedder, query_vector, question, hits[:1], weights, known_as)
+    if options.rerank and not about_document and (amount := quantities.counted(asked or question)):
+        hits = _amount_within_k(hits, amount, options.k)
     openings: list[Hit] = []
     if about_document:
         # Only the openings: other passages drew the 0.5B to names in their citations
@@ -209,6 +211,19 @@ def search(settings: Settings, collection_name: str, question: str,
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
                         time.perf_counter() - started, bool(openings), question, tuple(named),
                         because if named else "")
+
+
+def _amount_within_k(hits: list[Hit], asked: quantities.Counted, k: int) -> list[Hit]:
+    """For a question asking for an amount, the best candidate that gives an amount of what it
+    counts (core.rag.quantities) in the k-th place, where none of the first k gives one."""
+    if len(hits) <= k or any(quantities.gives_amount(h.text, asked) for h in hits[:k]):
+        return hits
+    giving = next((h for h in hits[k:relevance.RESCORED]
+                   if quantities.gives_amount(h.text, asked)), None)
+    if giving is None:
+        return hits
+    rest = [h for h in hits if h is not giving]
+    return [*rest[:k - 1], giving, *rest[k - 1:]]
 
 
 def weakly_matched(hits: list[Hit]) -> bool:

@@ -1,0 +1,58 @@
+"""Questions that ask for an amount, and the passages that give one (core.rag.quantities)."""
+
+import pytest
+
+from core.rag.hits import Hit
+from core.rag.quantities import counted, gives_amount
+from core.rag.retrieval import _amount_within_k
+
+HEADS = "How many attention heads does the Transformer use?"
+
+
+@pytest.mark.parametrize("question, things, size", [
+    (HEADS, {"attent", "head"}, False),
+    ("How many questions are in the dataset?", {"question"}, False),
+    ("How big is seed lexicon used for training?", {"seed", "lexicon"}, True),
+    ("How large is raw corpus used for training?", {"raw", "corpus"}, True),
+    ("What is the number of layers in BERT-large?", {"layer"}, False),
+])
+def test_what_an_amount_question_counts(question, things, size):
+    asked = counted(question)
+    assert asked is not None and asked.things == things and asked.after_too is size
+
+
+@pytest.mark.parametrize("question", ["What is the capital of Peru?", "Who wrote BERT?",
+                                      "Why does attention work?"])
+def test_other_questions_count_nothing(question):
+    assert counted(question) is None
+
+
+@pytest.mark.parametrize("text, gives", [
+    ("In this work we employ h = 8 parallel attention layers, or heads.", True),
+    ("We use eight attention heads.", True),  # in words
+    ("The Transformer uses multi-head attention in three different ways:", False),  # ways
+    ("as described in Section 3.2.2. While single-head attention is worse", False),  # a section
+    ("Attention is all you need. 8 of them.", False),  # another sentence
+])
+def test_a_passage_gives_an_amount_of_what_is_counted(text, gives):
+    assert gives_amount(text, counted(HEADS)) is gives
+
+
+def test_a_size_may_follow_the_thing():
+    corpus = "a Japanese web corpus of about 100 million sentences"
+    assert gives_amount(corpus, counted("How large is raw corpus used for training?"))
+    assert not gives_amount(corpus, counted("How many corpus files are there?"))
+
+
+def hit(rank: int, text: str) -> Hit:
+    return Hit(rank=rank, score=1.0, doc="paper.pdf", page=1, chunk_id=f"c{rank}", text=text,
+               retriever="both")
+
+
+def test_a_passage_giving_the_amount_takes_the_last_place_where_none_before_it_does():
+    talk = [hit(i, f"Multi-head attention, part {chr(96 + i)}.") for i in range(1, 5)]
+    counts = hit(5, "We employ h = 8 parallel attention layers, or heads.")
+    placed = _amount_within_k([*talk, counts], counted(HEADS), k=3)
+    assert [h.chunk_id for h in placed] == ["c1", "c2", "c5", "c3", "c4"]
+    already = [talk[0], counts, *talk[1:]]
+    assert _amount_within_k(already, counted(HEADS), k=3) == already  # nothing moves
