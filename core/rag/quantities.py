@@ -25,7 +25,7 @@ _ASKS = re.compile(
 _PHRASE_END = re.compile(
     r"\b(?:is|are|was|were|does|do|did|has|have|had|can|could|will|would|used|in|on|for|of|"
     r"to|by|with|from|that|which|there|their|they|it|its)\b|[?,;(]", re.IGNORECASE)
-_TOKEN = re.compile(r"[\w.,%-]+|[.;:!?]")
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*[%\w]*|[\w-]+|[.;:!?]")  # a sentence's end a token too
 _AMOUNT = re.compile(r"\d+(?:[.,]\d+)*(?:[kKMBG%]|[KMGT]B)?")
 NEAR = 4  # words from an amount to a word of what is counted
 
@@ -50,7 +50,7 @@ def gives_amount(text: str, asked: Counted) -> bool:
     at most NEAR words after it (or, for a size, before it), in the same sentence."""
     tokens = _TOKEN.findall(without_references(text))  # "Section 3.2.2. While single-head …"
     for i, token in enumerate(tokens):
-        if not (_AMOUNT.fullmatch(token.strip(".,")) or token.lower() in WORD_NUMBERS):
+        if not (_AMOUNT.fullmatch(token) or token.lower() in WORD_NUMBERS):
             continue
         after = _until_stop(tokens[i + 1:i + 1 + NEAR])
         before = _until_stop(tokens[max(0, i - NEAR):i][::-1]) if asked.after_too else []
