@@ -20,6 +20,21 @@ def test_a_hyphenated_word_meets_its_joined_form_both_ways():
     assert index.search("fine-tuning", 3)[0][0] == 2
 
 
+def test_an_underscored_word_meets_its_joined_form():
+    """The Transformer paper writes "dmodel = 512" (its subscript lost); a question says
+    "d_model", which had been one word that no chunk holds."""
+    from core.rag.bm25 import Bm25Index
+    from core.rag.terms import coverage, highlight_spans, question_terms
+
+    terms = question_terms("What is the dimensionality of the model, d_model?")
+    assert {"model", "dmodel"} <= terms and "d_model" not in terms
+    assert coverage("we use dmodel = 512 for the model", terms) > coverage("the model", terms)
+    metas = [{"doc_id": "d", "file": "f", "title": "", "section": ""}] * 2
+    index = Bm25Index(["a", "b"], ["the model is large", "dmodel = 512"], metas)
+    assert index.search("d_model", 2)[0][0] == 1
+    assert ("d_model", True) in highlight_spans("set d_model to 512", "What is d_model?")
+
+
 def test_a_rare_question_word_counts_for_more_of_the_coverage():
     """"Which optimizer was used to train the Transformer?": a chunk with "optimizer" answers
     it sooner than one with "used" and "training", which most chunks hold."""

@@ -6,13 +6,15 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-_WORD = re.compile(r"\w+")
-# A hyphenated word is also read joined: papers write "BERTBASE" and "finetuning" where a
-# question says "BERT-base" and "fine-tuning" (and the other way round), and the stems of the
-# parts alone never meet the joined one.
-_COMPOUND = re.compile(r"\b\w+(?:-\w+)+\b")
+_WORD = re.compile(r"[^\W_]+")
+# A hyphenated or underscored word is also read joined: papers write "BERTBASE", "finetuning"
+# and "dmodel" where a question says "BERT-base", "fine-tuning" and "d_model" (and the other way
+# round), and the stems of the parts alone never meet the joined one.
+_COMPOUND = re.compile(r"\b[^\W_]+(?:[-_][^\W_]+)+\b")
 _COMPOUND_OR_WORD = re.compile(r"\w+(?:-\w+)*")
-TOKENS_VERSION = 2  # 2: compounds joined; keyword indexes saved by another version are rebuilt
+# Keyword indexes saved by another version are rebuilt. 2: hyphenated words also joined;
+# 3: underscored ones too.
+TOKENS_VERSION = 3
 _CLOSING = re.compile(r"(?:['’]s)?[.,;:!?)\]}”’'\"]*(?!\w)")  # "BERT's", not "don't"
 _OPENING = "([{“‘'\""
 
@@ -26,7 +28,7 @@ def _stemmer():
 
 def with_compounds(text: str) -> str:
     """`text` followed by its hyphenated words joined ("fine-tuning" -> "finetuning")."""
-    joined = [m.replace("-", "") for m in _COMPOUND.findall(text)]
+    joined = [m.replace("-", "").replace("_", "") for m in _COMPOUND.findall(text)]
     return " ".join([text, *joined]) if joined else text
 
 
@@ -95,7 +97,8 @@ def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
     for match in _COMPOUND_OR_WORD.finditer(text):
         word = match.group(0).lower()
         # A compound is marked whole: marked in part it read "Feature- based", drawn padded
-        if not any(stem(w) in terms for w in [*word.split("-"), word.replace("-", "")]):
+        if not any(stem(w) in terms
+                   for w in [*re.split("[-_]", word), word.replace("-", "").replace("_", "")]):
             continue
         gap = text[last:match.start()]
         closing = _CLOSING.match(text, match.end())
