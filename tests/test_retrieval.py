@@ -351,3 +351,17 @@ def test_a_question_that_names_a_paper_is_answered_from_that_paper(tmp_path):
     heads = search(settings, "two", "How many attention heads does the Transformer use?")
     assert len(heads.hits) == 3
     assert any("employ h = 8 parallel attention layers, or heads" in h.text for h in heads.hits)
+
+
+def test_beside_a_strong_match_the_weak_ones_are_not_given_to_the_model():
+    from core.rag.definitions import RETRIEVER
+    from core.rag.hits import Hit
+    from core.rag.retrieval import worth_reading
+
+    strong, partial, weak = (Hit(rank=i, score=1.0, doc="p.pdf", page=1, chunk_id=str(i),
+                                 text="t", retriever="both") for i in (1, 2, 3))
+    strong.relevance, partial.relevance, weak.relevance = 0.39, 0.12, 0.04
+    assert worth_reading([strong, partial, weak]) == [strong, partial]
+    assert worth_reading([partial, weak]) == [partial, weak]  # no strong one: all are read
+    weak.retriever = RETRIEVER  # the passage that spells out the abbreviation asked about
+    assert worth_reading([strong, weak]) == [strong, weak]

@@ -226,6 +226,16 @@ def _amount_within_k(hits: list[Hit], asked: quantities.Counted, k: int) -> list
     return [*rest[:k - 1], giving, *rest[k - 1:]]
 
 
+def worth_reading(hits: list[Hit]) -> list[Hit]:
+    """The hits less the weak ones where one is a strong match (a definition placed first
+    stays, however it matches). Given a weak third passage, "4.1 GLUE" beside BERT's abstract,
+    the 0.5B answered "What does BERT stand for?" with "BERT [1]"."""
+    if relevance.label(_best(hits)) != "strong":
+        return hits
+    return [h for h in hits if relevance.label(h.relevance) != "weak"
+            or h.retriever == definitions.RETRIEVER]
+
+
 def weakly_matched(hits: list[Hit]) -> bool:
     """Whether even the best of `hits` is a weak match (core.rag.relevance.label)."""
     return relevance.label(_best(hits)) == "weak"
