@@ -56,4 +56,3 @@ def test_a_passage_giving_the_amount_takes_the_last_place_where_none_before_it_d
     assert [h.chunk_id for h in placed] == ["c1", "c2", "c5", "c3", "c4"]
     already = [talk[0], counts, *talk[1:]]
     assert _amount_within_k(already, counted(HEADS), k=3) == already  # nothing moves
-
