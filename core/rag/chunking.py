@@ -14,7 +14,6 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import takewhile
 
 from core.errors import InputError
 from core.rag.layout import is_heading, not_after_abbreviation, opens_back_matter
@@ -137,12 +136,7 @@ def _page_spans(text: str, chunk_size: int, chunk_overlap: int,
     current: list[_Piece] = []
     while pending:
         piece = pending.popleft()
-        # A heading right under another ("A Additional Details for BERT" / "A.1 Illustration
-        # of …") goes with it: alone, it was a chunk of a few words that outranked the
-        # abstract's spelled-out name for "What does BERT stand for?"
-        under = piece.heading and all(p.heading for p in current)
-        if current and not under and (piece.heading
-                                      or piece.end - current[0].start > chunk_size):
+        if current and (piece.heading or piece.end - current[0].start > chunk_size):
             if (not piece.heading and current[-1].end - current[0].start < FILL * chunk_size
                     and len(words := _words(text, piece, chunk_size)) > 1):
                 pending.extendleft(reversed(words))
@@ -155,9 +149,7 @@ def _page_spans(text: str, chunk_size: int, chunk_overlap: int,
 
 
 def _opening_heading(text: str, pieces: list[_Piece]) -> str | None:
-    """The heading the chunk opens with, the last of several (the most particular)."""
-    headings = list(takewhile(lambda p: p.heading, pieces))
-    return text[headings[-1].start:headings[-1].end] if headings else None
+    return text[pieces[0].start:pieces[0].end] if pieces[0].heading else None
 
 
 def _overlap(previous: list[_Piece], nxt: _Piece, chunk_size: int,
