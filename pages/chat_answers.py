@@ -68,16 +68,15 @@ def show_answer(answer: Answer, number: int, page_source: PageSource) -> None:
         if answer.no_context is None:
             st.markdown(safe_markdown(answer.text))
         else:
-            grounded, alone = st.columns(2)
-            grounded.caption("With your documents")
-            grounded.markdown(safe_markdown(answer.text))
-            if timing := model_timings(answer.timings):
-                grounded.caption(" · ".join(timing))
-            alone.caption("Same model, no retrieval")
-            alone.markdown(safe_markdown(answer.no_context))
-            # saved before compare answers were timed, there is nothing to say
-            if timing := model_timings(answer.timings.get("no_context", {})):
-                alone.caption(" · ".join(timing))
+            # an answer saved before compare answers were timed has no timing to show
+            for column, label, text, timings in zip(
+                    st.columns(2), ("With your documents", "Same model, no retrieval"),
+                    (answer.text, answer.no_context),
+                    (answer.timings, answer.timings.get("no_context", {}))):
+                column.caption(label)
+                column.markdown(safe_markdown(text))
+                if timing := model_timings(timings):
+                    column.caption(" · ".join(timing))
         if answer.stopped:
             st.caption(":orange[Stopped before the end.]")
         for note in caveats(answer):
