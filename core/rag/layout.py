@@ -176,16 +176,22 @@ def unwrap_pages(pages: list[str]) -> list[str]:
     """Each page unwrapped, those after the references' heading as back matter."""
     unwrapped, back_matter = [], False
     for page in pages:
-        unwrapped.append(unwrap(page, back_matter))
-        back_matter = back_matter or any(map(opens_back_matter, unwrapped[-1].split("\n\n")))
+        text, back_matter = _unwrap(page, back_matter)
+        unwrapped.append(text)
     return unwrapped
 
 
-def unwrap(text: str, back_matter: bool = False) -> str:
+def unwrap(text: str) -> str:
     """Lines inside a paragraph joined into one; paragraphs, headings and list items kept on
     their own lines; runs of letter fragments (vertical text) and of a figure's labels
-    dropped. `back_matter`: the text starts after the references, where a lettered line
-    ("A QLoRA vs Standard Finetuning Experimental Setup Details") heads an appendix."""
+    dropped."""
+    return _unwrap(text, False)[0]
+
+
+def _unwrap(text: str, back_matter: bool) -> tuple[str, bool]:
+    """unwrap's text, and whether it ends past the references. `back_matter`: the text starts
+    after them, where a lettered line ("A QLoRA vs Standard Finetuning Experimental Setup
+    Details") heads an appendix."""
     blocks = text.split("\n\n")
     fragments = [len(b) <= _FRAGMENT for b in blocks]
     labels = [_is_label(b) for b in blocks]
@@ -200,7 +206,7 @@ def unwrap(text: str, back_matter: bool = False) -> str:
         if i not in dropped:
             kept.append(_unwrap_paragraph(block, back_matter))
             back_matter = back_matter or any(map(opens_back_matter, kept[-1].split("\n\n")))
-    return "\n\n".join(_join_wrapped_headings("\n\n".join(kept).split("\n\n")))
+    return "\n\n".join(_join_wrapped_headings("\n\n".join(kept).split("\n\n"))), back_matter
 
 
 _DANGLING = frozenset({"a", "an", "and", "by", "for", "from", "in", "of", "on", "or", "the", "to",
