@@ -116,6 +116,14 @@ def test_a_sentence_with_numbers_is_marked_only_with_a_passage_that_holds_them()
               2: "analogous to (1) sentence pairs in paraphrasing, (2) hypothesis-premise pairs"}
     assert holding_numbers("They are: 1. Masked LM 2. Next Sentence Prediction", listed) == [1, 2]
     assert holding_numbers("They are (1) MLM and (2) NSP.", listed) == [1, 2]
+    # of two that hold the number, the one where it is given with the question's words
+    stacks = {1: "Decoder: The decoder is also composed of a stack of N = 6 identical layers.",
+              2: "Encoder: The encoder is composed of a stack of N = 6 identical layers. The "
+                 "decoder inserts a third sub-layer.",
+              3: "We trained for 6 days."}
+    assert holding_numbers("6 layers", stacks, "How many layers does its encoder have?") == [2]
+    assert holding_numbers("6 layers", stacks, "How many layers does it have?") == [1, 2]
+    assert holding_numbers("6 layers", stacks) == [1, 2, 3]
 
     class Choosing(ScriptedModel):
         def choose(self, messages, reply, choices):

@@ -3,7 +3,7 @@
 import pytest
 
 from core.rag.hits import Hit
-from core.rag.quantities import counted, gives_amount
+from core.rag.quantities import amount_given, counted, gives_amount
 from core.rag.retrieval import _amount_within_k
 
 HEADS = "How many attention heads does the Transformer use?"
@@ -33,6 +33,7 @@ def test_other_questions_count_nothing(question):
     ("The Transformer uses multi-head attention in three different ways:", False),  # ways
     ("as described in Section 3.2.2. While single-head attention is worse", False),  # a section
     ("We use 8. Attention heads help.", False),  # another sentence's heads
+    ("Each layer has two multi-head blocks.", False),  # a compound is read whole
 ])
 def test_a_passage_gives_an_amount_of_what_is_counted(text, gives):
     assert gives_amount(text, counted(HEADS)) is gives
@@ -56,3 +57,27 @@ def test_a_passage_giving_the_amount_takes_the_last_place_where_none_before_it_d
     assert [h.chunk_id for h in placed] == ["c1", "c2", "c5", "c3", "c4"]
     already = [talk[0], counts, *talk[1:]]
     assert _amount_within_k(already, counted(HEADS), k=3) == already  # nothing moves
+
+
+ENCODER = "How many layers does its encoder have?"
+DECODER = ("Decoder: The decoder is also composed of a stack of N = 6 identical layers. In "
+           "addition to the two sub-layers in each encoder layer, the decoder inserts a third.")
+STACK = "Encoder: The encoder is composed of a stack of N = 6 identical layers."
+
+
+def test_the_question_s_other_words_tell_which_amount_is_asked_for():
+    asked = counted(ENCODER)
+    assert asked is not None and asked.about == {"encod"}
+    assert amount_given(DECODER, asked) == 0
+    assert amount_given(STACK, asked) == 1
+    assert amount_given("The encoder has residual connections.", asked) is None
+
+
+def test_a_passage_giving_the_amount_with_more_of_the_question_takes_the_last_place():
+    talk = [hit(1, "The Transformer uses stacked self-attention for the encoder and decoder."),
+            hit(2, "Similar to the encoder, we employ residual connections."),
+            hit(3, DECODER), hit(4, "Residual dropout is applied."), hit(5, STACK)]
+    placed = _amount_within_k(talk, counted(ENCODER), k=3)
+    assert [h.chunk_id for h in placed] == ["c1", "c2", "c5", "c3", "c4"]
+    # asked without a word that tells them apart, the decoder's amount is as good
+    assert _amount_within_k(talk, counted("How many layers are there?"), k=3) == talk

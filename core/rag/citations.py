@@ -102,15 +102,22 @@ def numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in written_numbers(text)}
 
 
-def holding_numbers(sentence: str, passages: dict[int, str]) -> list[int]:
+def holding_numbers(sentence: str, passages: dict[int, str], question: str = "") -> list[int]:
     """The passages that hold every number of the sentence, where the sentence has numbers
     and some passage holds them all; else every passage. A number can be checked where a
     paraphrase cannot: asked "How many layers does BERT-large have?", the 0.5B wrote "BERTLARGE
     has 24 layers." and marked it [2], a table caption without a 24, though passage 1 reads
-    "BERTLARGE (L=24, …)"."""
+    "BERTLARGE (L=24, …)". Of several that hold them, those where a sentence gives the number
+    with the most of the question's words: asked how many layers the Transformer's encoder
+    has, "6 layers" was marked with the decoder's "N = 6 identical layers", not the encoder's."""
     wanted = numbers(without_marks(sentence))
     holding = [rank for rank, text in passages.items() if wanted <= numbers(text)]
-    return holding if wanted and holding else list(passages)
+    if not (wanted and holding):
+        return list(passages)
+    asked = question_terms(question)
+    said_with = {rank: max((len(asked & set(content_words(s))) for s in _SENTENCE_END.split(
+        passages[rank].replace("\n", " ")) if wanted & numbers(s)), default=0) for rank in holding}
+    return [rank for rank in holding if said_with[rank] == max(said_with.values())]
 
 
 # A passage that holds this many more of a sentence's new words (those the question did not
@@ -148,7 +155,8 @@ def holding_words(sentence: str, passages: dict[int, str], among: list[int],
 def candidates(sentence: str, passages: dict[int, str], question: str = "") -> list[int]:
     """The passages a sentence may be marked with: those that hold its numbers, and of them
     the one that clearly holds most of its new words."""
-    return holding_words(sentence, passages, holding_numbers(sentence, passages), question)
+    return holding_words(sentence, passages, holding_numbers(sentence, passages, question),
+                         question)
 
 
 # A mark the model writes itself within a sentence (" [2]", not "x[0]" of code), held back from

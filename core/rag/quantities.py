@@ -33,6 +33,9 @@ NEAR = 4  # words from an amount to a word of what is counted
 class Counted(NamedTuple):
     things: frozenset[str]  # the stems of what is counted
     after_too: bool  # a size: the amount may also follow the thing
+    # the question's other words ("its encoder" of "How many layers does its encoder have?"):
+    # which of two amounts of layers, the encoder's or the decoder's, is the one asked for
+    about: frozenset[str] = frozenset()
 
 
 def counted(question: str) -> Counted | None:
@@ -42,24 +45,40 @@ def counted(question: str) -> Counted | None:
     if not found:
         return None
     things = frozenset(content_words(_PHRASE_END.split(found.group(3), maxsplit=1)[0]))
-    return Counted(things, not (found.group(1) or found.group(2))) if things else None
+    about = frozenset(content_words(found.group(3))) - things
+    return Counted(things, not (found.group(1) or found.group(2)), about) if things else None
 
 
 def gives_amount(text: str, asked: Counted) -> bool:
     """Whether `text` gives an amount of what `asked` counts: an amount with one of its words
     at most NEAR words after it (or, for a size, before it), in the same sentence."""
-    tokens = _TOKEN.findall(without_references(text))  # "Section 3.2.2. While single-head …"
-    for i, token in enumerate(tokens):
-        if not (_AMOUNT.fullmatch(token) or token.lower() in WORD_NUMBERS):
-            continue
-        after = _until_stop(tokens[i + 1:i + 1 + NEAR])
-        before = _until_stop(tokens[max(0, i - NEAR):i][::-1]) if asked.after_too else []
-        if any(set(content_words(t)) & asked.things for t in after + before):
-            return True
-    return False
+    return amount_given(text, asked) is not None
 
 
-def _until_stop(tokens: list[str]) -> list[str]:
-    """The tokens before the first that ends a sentence."""
-    stops = [i for i, t in enumerate(tokens) if t in ".;:!?"]
-    return tokens[:stops[0]] if stops else tokens
+def amount_given(text: str, asked: Counted) -> int | None:
+    """Where `text` gives an amount of what `asked` counts (gives_amount), how many of the
+    question's other words the sentence that gives it holds (the most, of several); None where
+    it gives none."""
+    best = None
+    for sentence in _sentences(_TOKEN.findall(without_references(text))):  # "Section 3.2.2."
+        for i, token in enumerate(sentence):
+            if not (_AMOUNT.fullmatch(token) or token.lower() in WORD_NUMBERS):
+                continue
+            near = sentence[i + 1:i + 1 + NEAR] + (
+                sentence[max(0, i - NEAR):i] if asked.after_too else [])
+            # a compound read whole: "two sub-layers" are no amount of layers
+            if any(set(content_words(t.replace("-", ""))) & asked.things for t in near):
+                said = set(content_words(" ".join(sentence)))
+                best = max(best or 0, len(asked.about & said))
+    return best
+
+
+def _sentences(tokens: list[str]) -> list[list[str]]:
+    """The tokens split where a sentence ends."""
+    sentences: list[list[str]] = [[]]
+    for token in tokens:
+        if token in ".;:!?":
+            sentences.append([])
+        else:
+            sentences[-1].append(token)
+    return [s for s in sentences if s]

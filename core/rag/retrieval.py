@@ -215,15 +215,17 @@ def search(settings: Settings, collection_name: str, question: str,
 
 def _amount_within_k(hits: list[Hit], asked: quantities.Counted, k: int) -> list[Hit]:
     """For a question asking for an amount, the best candidate that gives an amount of what it
-    counts (core.rag.quantities) in the k-th place, where none of the first k gives one."""
-    if len(hits) <= k or any(quantities.gives_amount(h.text, asked) for h in hits[:k]):
+    counts (core.rag.quantities) in the k-th place, where none of the first k gives one, or
+    none gives it in a sentence with as many of the question's other words: asked how many
+    layers the Transformer's encoder has, the passages held the decoder's "N = 6 identical
+    layers", and the encoder's ranked 6th."""
+    given = [quantities.amount_given(h.text, asked) for h in hits[:relevance.RESCORED]]
+    within = max((g for g in given[:k] if g is not None), default=-1)
+    better = next((h for h, g in zip(hits[k:], given[k:]) if g is not None and g > within), None)
+    if better is None:
         return hits
-    giving = next((h for h in hits[k:relevance.RESCORED]
-                   if quantities.gives_amount(h.text, asked)), None)
-    if giving is None:
-        return hits
-    rest = [h for h in hits if h is not giving]
-    return [*rest[:k - 1], giving, *rest[k - 1:]]
+    rest = [h for h in hits if h is not better]
+    return [*rest[:k - 1], better, *rest[k - 1:]]
 
 
 def worth_reading(hits: list[Hit]) -> list[Hit]:
