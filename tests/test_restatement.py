@@ -16,6 +16,7 @@ from core.rag.restatement import restates
     ("What aspects have been compared between various language models?",
      "Various language models have been compared. [1]"),
     ("What was the name of Tancred's nephew?", "Tancred's nephew [2]"),
+    ("How do we measure it?", "We've measured it. [1]"),  # "ve" of "we've" is no name
 ])
 def test_an_answer_made_of_the_questions_words_restates_it(question, answer):
     assert restates(question, answer)
@@ -27,6 +28,8 @@ def test_an_answer_made_of_the_questions_words_restates_it(question, answer):
      "The seed lexicon consists of 15 positive words and 15 negative words. [1]"),
     ("How big is seed lexicon used for training?", "15 [1]"),
     ("How large is raw corpus used for training?", "742 k [1]"),
+    # names of two letters, which keyword terms leave out
+    ("Which weight matrices does LoRA adapt?", "LoRA adapts Wq and Wv. [1]"),
     ("What are the specific tasks being unified?",
      "The specific tasks being unified are question answering based clinical text "
      "structuring. [1]"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from core.rag.citations import is_refusal, without_marks
-from core.rag.terms import question_terms
+from core.rag.terms import question_terms, stop_words
 
 # A yes/no question is answered by saying it back ("Does their tool work better?" -> "Their
 # tool works better."), and a question that offers a choice by naming one of its options.
@@ -23,15 +23,25 @@ _YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|can|could|has|have|had
                      r"should|shall|may|might|must)\b", re.IGNORECASE)
 _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Keyword terms leave out words of one or two letters, which in an answer can be its names:
+# "LoRA adapts Wq and Wv." to "Which weight matrices does LoRA adapt?" was taken for a
+# restatement.
+_SHORT_WORD = re.compile(r"(?<!['’])\b[^\W\d_]{2}\b")  # not "ve" of "we've"
+
+
+def _short_words(text: str) -> set[str]:
+    return {w.lower() for w in _SHORT_WORD.findall(text)} - stop_words()
 
 
 def restates(question: str, answer: str) -> bool:
     """Whether `answer` names nothing that `question` does not: every content word it has is
-    one of the question's (stemmed, as keyword search reads them) and it has no number of its
-    own. An answer of only short or stop words ("Yes", "No") names nothing and is not one."""
+    one of the question's (stemmed, as keyword search reads them) and it has no number or
+    short word of its own. An answer of only short or stop words ("Yes", "No") names nothing
+    and is not one."""
     text = without_marks(answer)
     if (not text or is_refusal(text) or _YES_NO.match(question) or _CHOICE.search(question)
-            or set(_NUMBER.findall(text)) - set(_NUMBER.findall(question))):
+            or set(_NUMBER.findall(text)) - set(_NUMBER.findall(question))
+            or _short_words(text) - _short_words(question)):
         return False
     said = question_terms(text)
     return bool(said) and said <= question_terms(question)

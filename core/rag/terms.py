@@ -56,7 +56,7 @@ _MORE_STOP_WORDS = frozenset({"does", "did", "doing", "having", "shall"})
 
 
 @lru_cache(maxsize=1)
-def _stop_words() -> frozenset[str]:
+def stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return ENGLISH_STOP_WORDS | _MORE_STOP_WORDS
@@ -65,7 +65,7 @@ def _stop_words() -> frozenset[str]:
 def content_words(text: str) -> dict[str, str]:
     """The text's words that are not stop words, by stem: stem -> the word as written (lower
     case; the last one written of those with that stem)."""
-    stem, stop = _stemmer().stemWord, _stop_words()
+    stem, stop = _stemmer().stemWord, stop_words()
     return {stem(w.lower()): w.lower() for w in _words(text)
             if len(w) >= 3 and w.lower() not in stop}
 
