@@ -9,12 +9,15 @@ def test_the_abbreviation_a_question_asks_the_meaning_of():
                             ("What does MLM stand for?", "MLM"), ("What are GANs?", "GAN"),
                             ("what's RAG", "RAG"), ("Define NSP.", "NSP"),
                             ("What does QLoRA mean?", "QLoRA"), ("What is LoRA?", "LoRA"),
-                            ("What is the MLM objective?", "MLM")):
+                            ("What is the MLM objective?", "MLM"),
+                            ("What is NF4 in QLoRA?", "NF4"),
+                            ("What is MLM in the BERT paper?", "MLM")):
         assert asked_abbreviation(question) == asked, question
     # no abbreviation, or a question about something else that names one
     for question in ("What is attention?", "What is the BLEU score of the Transformer?",
                      "How does LoRA work?", "Which objective does MLM use?",
                      "What is LoRA's rank?", "What is the rank of LoRA?", "What is LoRA Rank?",
+                     "What is the BLEU score of the Transformer?", "What is the rank in LoRA?",
                      "What is the difference between LoRA, QLoRA and full finetuning in memory?"):
         assert asked_abbreviation(question) is None, question
 

@@ -17,6 +17,8 @@ _ASKS = re.compile(
     r"^\s*(?:what(?:'s|’s|\s+is|\s+are|\s+does|\s+do|\s+is\s+meant\s+by)|define)\s+"
     r"(?:an?\s+|the\s+)?(?P<term>[^?.!]{1,60}?)"
     r"(?:\s+(?:stands?|standing)\s+for|\s+mean)?\s*[?.!]?\s*$", re.IGNORECASE)
+# The abbreviation alone may be followed by where it is used ("What is NF4 in QLoRA?")
+_WHERE = re.compile(r"(?P<abbreviation>\S+)\s+(?:in|of|from)\s+(?:the\s+)?[A-Z][\w-]*(?:\s+paper)?")
 # After the abbreviation, a term may name what kind of thing it is ("the NF4 data type")
 _KIND_WORDS = 2
 _CANDIDATES = 50  # chunks that use the abbreviation, read for a definition
@@ -24,11 +26,13 @@ _CANDIDATES = 50  # chunks that use the abbreviation, read for a definition
 
 def asked_abbreviation(question: str) -> str | None:
     """The abbreviation a question asks the meaning of, a plural's "s" left off: "NF4" for
-    "What is NF4?" and "What is the NF4 data type?"; None for other questions ("What is
-    LoRA's rank?", "What is the rank of LoRA?") and for a term without one ("What is
-    attention?"), which retrieval finds by its words."""
+    "What is NF4?", "What is the NF4 data type?" and "What is NF4 in QLoRA?"; None for other
+    questions ("What is LoRA's rank?", "What is the rank of LoRA?") and for a term without one
+    ("What is attention?"), which retrieval finds by its words."""
     asked = _ASKS.match(question)
-    words = asked["term"].split() if asked else []
+    term = asked["term"] if asked else ""
+    where = _WHERE.fullmatch(term)
+    words = [where["abbreviation"]] if where else term.split()
     if not words or len(words) > 1 + _KIND_WORDS or not _ABBREVIATION.fullmatch(words[0]) \
             or any(not w.islower() for w in words[1:]):
         return None
