@@ -34,7 +34,7 @@ from core.rag.retrieval import (
 from core.registry import Registry
 from core.settings import locked, model_choices, save_preferences
 from core.text import clip
-from pages.chat_answers import search_caption, show_answer
+from pages.chat_answers import COMPARED, COMPARED_CSS, compared, search_caption, show_answer
 from pages.chat_scroll import show_latest_turn
 from pages.chat_sources import PageSource, show_sources
 from pages.shared import (
@@ -220,7 +220,8 @@ st.html(f"""<style>[data-testid=stColumn]:has(.st-key-sources-panel) {{
   position: sticky; top: {PANEL_TOP}; align-self: flex-start;}}
 [class*=st-key-sources-scroller-],
 [data-testid=stLayoutWrapper]:has(> [class*=st-key-sources-scroller-]) {{
-  max-height: calc(100vh - {PANEL_TOP} - {PANEL_BELOW});}}</style>""")
+  max-height: calc(100vh - {PANEL_TOP} - {PANEL_BELOW});}}
+{COMPARED_CSS}</style>""")
 
 
 def forget_pending(turn: RagTurn) -> None:
@@ -264,19 +265,19 @@ if question:
         with st.chat_message("user"):
             st.text(question)
             search_caption(question, turn.searched_for, turn.searched_in,
-                           turn.searched_in_because, turn.rewording is not None)
+                           turn.searched_in_because, turn.search.hits, turn.rewording is not None)
         with st.chat_message("assistant"):
             st.session_state["pending-turn"] = turn
             st.button("Stop", icon=":material/stop_circle:", key="stop")
-            grounded, alone = (st.columns(2) if compare else (st.container(), None))
+            grounded, alone = (compared(len(history)) if compare else (st.container(), None))
             try:
                 with grounded:
                     if compare:
-                        st.caption("With your documents")
+                        st.caption(COMPARED[0])
                     write_model_stream(turn.stream())
                 if alone is not None:
                     with alone:
-                        st.caption("Same model, no retrieval")
+                        st.caption(COMPARED[1])
                         stats = StreamStats()
                         turn.no_context = stats
                         write_model_stream(no_context_stream(engine, question, stats,

@@ -11,6 +11,7 @@ from core.rag.answers import (
     searched_for_note,
     searched_in_note,
 )
+from core.rag.hits import Hit
 from core.text import escape_markdown, safe_markdown
 from pages.chat_sources import PageSource, citation_buttons
 
@@ -46,7 +47,7 @@ def model_timings(timings: dict) -> list[str]:
 
 
 def search_caption(question: str, searched_for: str, searched_in: list[str],
-                   because: str, rewording: bool = False) -> None:
+                   because: str, sources: list[Hit], rewording: bool = False) -> None:
     """What was searched, where it is not simply the question over every document; for a
     request to word the previous answer another way, that nothing was."""
     if rewording:
@@ -54,36 +55,54 @@ def search_caption(question: str, searched_for: str, searched_in: list[str],
         return
     parts = [escape_markdown(note)] if (note := searched_for_note(question, searched_for)) else []
     if searched_in:
-        parts.append(searched_in_note(searched_in, because, escape_markdown))
+        titles = {hit.doc: hit.document for hit in sources}  # as the chunks beside it say
+        parts.append(searched_in_note(searched_in, because,
+                                      lambda doc: escape_markdown(titles.get(doc, doc))))
     if parts:
         st.caption(" · ".join(parts))
+
+
+COMPARED = ("With your documents", "Same model, no retrieval")
+# Side by side where there is room for both, else one above the other: at 1024 pixels with the
+# sidebar open, each column was 130 pixels wide, three words a line.
+COMPARED_CSS = """[class*=st-key-compared-] [data-testid=stHorizontalBlock] {flex-wrap: wrap;}
+[class*=st-key-compared-] [data-testid=stColumn] {min-width: 14rem;}"""
+
+
+def compared(number: int) -> list:
+    """The two columns of the `number`-th answer in compare mode (COMPARED_CSS)."""
+    return st.container(key=f"compared-{number}").columns(2)
 
 
 def show_answer(answer: Answer, number: int, page_source: PageSource) -> None:
     with st.chat_message("user"):
         st.text(answer.question)
         search_caption(answer.question, answer.searched_for, answer.searched_in,
-                       answer.searched_in_because, answer.rewording is not None)
+                       answer.searched_in_because, answer.sources, answer.rewording is not None)
     with st.chat_message("assistant"):
         if answer.no_context is None:
-            st.markdown(safe_markdown(answer.text))
+            grounded = st.container()
+            grounded.markdown(safe_markdown(answer.text))
         else:
             # an answer saved before compare answers were timed has no timing to show
+            columns = compared(number)
             for column, label, text, timings in zip(
-                    st.columns(2), ("With your documents", "Same model, no retrieval"),
-                    (answer.text, answer.no_context),
+                    columns, COMPARED, (answer.text, answer.no_context),
                     (answer.timings, answer.timings.get("no_context", {}))):
                 column.caption(label)
                 column.markdown(safe_markdown(text))
                 if timing := model_timings(timings):
                     column.caption(" · ".join(timing))
-        if answer.stopped:
-            st.caption(":orange[Stopped before the end.]")
-        for note in caveats(answer):
-            st.caption(f":orange[{escape_markdown(note)}]")
-        st.caption(citation_note(answer))
-        citation_buttons(answer, number, page_source)
-        if answer.dropped:
-            st.caption(f"Chunks {', '.join(f'[{n}]' for n in answer.dropped)} did not fit the "
-                       "model's context window and were left out.")
+            grounded = columns[0]
+        # what is said of the answer from the documents, under it and not the other one
+        with grounded:
+            if answer.stopped:
+                st.caption(":orange[Stopped before the end.]")
+            for note in caveats(answer):
+                st.caption(f":orange[{escape_markdown(note)}]")
+            st.caption(citation_note(answer))
+            citation_buttons(answer, number, page_source)
+            if answer.dropped:
+                st.caption(f"Chunks {', '.join(f'[{n}]' for n in answer.dropped)} did not fit "
+                           "the model's context window and were left out.")
         st.caption(timing_note(answer, model=answer.no_context is None))

@@ -14,9 +14,10 @@ from core.rag.page_view import show_page
 from core.rag.relevance import Label
 from core.rag.retrieval import SCORE_MEANING
 from core.rag.terms import highlight_spans
-from core.text import clip, escape_markdown, heading
+from core.text import clip, escape_markdown
 
 QUESTION_CHARS = 120  # of the question the panel's chunks were found for
+TITLE_CHARS = 80  # of a document's title above its chunk
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ def citation_buttons(answer: Answer, number: int, source: PageSource) -> None:
     with st.container(horizontal=True, vertical_alignment="center", key=f"cites-{number}"):
         st.caption("Open in its page:", width="content")
         for hit in cited:
-            if st.button(f"\\[{hit.rank}\\] page {hit.page}", key=f"cite-{number}-{hit.rank}",
+            where = f" page {hit.page}" if hit.paged else ""
+            if st.button(f"\\[{hit.rank}\\]{where}", key=f"cite-{number}-{hit.rank}",
                          type="tertiary", icon=":material/find_in_page:",
                          help=f"Passage [{hit.rank}] highlighted in its page"):
                 open_page(hit, source)
@@ -59,7 +61,8 @@ def page_dialog(hit: Hit, source: PageSource) -> None:
     nav = st.columns([2, 5, 2], vertical_alignment="center")
     nav[0].button("Previous", icon=":material/chevron_left:", key="page-previous",
                   disabled=view.page <= 1, on_click=turn_page, args=(view.page - 1,))
-    nav[1].markdown(f"**{escape_markdown(hit.doc)}** · page {view.page} of {view.pages}")
+    nav[1].markdown(f"**{escape_markdown(clip(hit.document, TITLE_CHARS))}** · page {view.page} "
+                    f"of {view.pages}", help=hit.doc)
     nav[2].button("Next", icon=":material/chevron_right:", key="page-next",
                   disabled=view.page >= view.pages, on_click=turn_page, args=(view.page + 1,))
     if view.page != hit.page:
@@ -194,10 +197,15 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
                 badge = " :green-badge[inferred]" if inferred else " :green-badge[cited]"
             found_by = (f" · :blue-badge[{FOUND_BY[hit.retriever]}]"
                         if hit.retriever in FOUND_BY else "")  # else the match mark says why
-            st.markdown(f"**[{hit.rank}]** {escape_markdown(hit.doc)} · page {hit.page}"
-                        f"{found_by}{badge}")
+            # The title, which people know a paper by ("2106.09685v2.pdf" told a viewer
+            # nothing); the file name below it
+            where = f" · page {hit.page}" if hit.paged else ""
+            st.markdown(f"**[{hit.rank}]** {escape_markdown(clip(hit.document, TITLE_CHARS))}"
+                        f"{where}{found_by}{badge}")
             match_badge(hit, method)
-            if above := heading(hit.text, hit.title, hit.section):
+            if above := " · ".join(part for part in (hit.doc if hit.title else "",
+                                                      hit.section if hit.section != hit.title else "")
+                                   if part):
                 st.caption(escape_markdown(above))
             around = windows.get(hit.rank, {})
             if around.get("before"):  # what the model read around the hit, faded

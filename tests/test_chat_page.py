@@ -30,7 +30,9 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     assert "Cites" in captions or "No source cited" in captions or "matched by similarity" in captions
     assert [m.name for m in at.chat_message] == ["user", "assistant"]
     texts = "\n".join(m.value for m in at.markdown)
-    assert "**[1]** deep\\-rules\\_manuscript\\.pdf" in texts
+    # each chunk under its document's title and page, the file name below
+    assert "**[1]** Ten Quick Tips for Deep Learning in Biology · page " in texts
+    assert any(c.value.startswith("deep\\-rules\\_manuscript\\.pdf") for c in at.caption)
     assert re.search(r":blue-badge\[found by (meaning|keywords|meaning and keywords)\]", texts)
     marks = [m.value for m in at.markdown if "match]" in m.value]
     assert len(marks) == DEFAULT_K and ":green-badge[strong match]" in marks[0]
@@ -103,12 +105,14 @@ def test_a_question_that_names_a_document_says_it_was_searched_there_first(chat_
     at = chat_page()
     at.chat_input(key="question").set_value("Which optimizer trains the Frobnicator?").run()
     assert not at.exception
-    assert r"searched in parser\.txt first, which the question names" in [
+    assert "searched in A Parser for Everything first, which the question names" in [
         c.value for c in at.caption]
     shown = "\n".join(m.value for m in at.markdown)
     assert "with the Adam :orange-background[optimizer" in shown
     # its one chunk first, then the other document's, to make up the k asked for
-    assert re.search(r"\*\*\[1\]\*\* parser", shown) and "**[3]** deep" in shown
+    # a text file's chunks with no page number, which tells nothing in one long page
+    assert "A Parser for Everything · page" not in shown
+    assert "**[1]** A Parser for Everything" in shown and "**[3]** Ten Quick Tips" in shown
     at.chat_input(key="question").set_value("How can I tell that my model is overfitting?").run()
     assert sum("which the question names" in c.value for c in at.caption) == 1  # the first's
 
@@ -129,9 +133,9 @@ def test_a_follow_up_is_searched_first_in_the_document_the_conversation_is_about
     next(s for s in at.selectbox if s.label == "Conversation").set_value(chat.id).run()
     at.chat_input(key="question").set_value("Which formats does it read?").run()
     assert not at.exception
-    assert any(r"searched in parser\.txt first, which the conversation is about" in c.value
+    assert any("searched in A Parser for Everything first, which the conversation is about" in c.value
                for c in at.caption)
-    assert re.search(r"\*\*\[1\]\*\* parser", "\n".join(m.value for m in at.markdown))
+    assert "**[1]** A Parser for Everything" in "\n".join(m.value for m in at.markdown)
     # What "the second one" is, the document does not say: the question before it does
     cited = {"answer": "PDF and HTML [1]", "sources": [h.to_json() for h in hits], "cited": [1],
              "timings": {"retrieval_ms": 5}}
@@ -202,6 +206,12 @@ def test_compare_without_retrieval_shows_both_answers(chat_env):
     # each answer has its own timing under its column; retrieval's is below both
     assert sum(c.startswith("first token") and "tokens/s" in c for c in captions) == 2
     assert any(c.startswith("retrieval") and "first token" not in c for c in captions)
+    # what is said of the sources is under the answer that used them, not under both
+    grounded = next(c for c in at.columns if c.caption and c.caption[0].value == "With your documents")
+    alone = next(c for c in at.columns if c.caption and c.caption[0].value.startswith("Same model"))
+    cites = ("Cites", "No source cited", "The model gave no citation marks")
+    assert any(c.value.startswith(cites) for c in grounded.caption)
+    assert not any(c.value.startswith(cites) for c in alone.caption)
 
 
 def test_unreachable_endpoint_is_explained_and_history_kept(chat_env, monkeypatch):

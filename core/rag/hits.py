@@ -37,6 +37,17 @@ class Hit:
     details: dict = field(default_factory=dict)  # each retriever's own rank and score
 
     @property
+    def document(self) -> str:
+        """What people call the document: its title, else its file name."""
+        return self.title or self.doc
+
+    @property
+    def paged(self) -> bool:
+        """Whether its page number tells where it is: a text file, a .docx or a web page
+        comes out as one long page, and "page 1" on each of its chunks told nothing."""
+        return self.doc.lower().endswith(".pdf")
+
+    @property
     def match(self) -> Label:
         return relevance.label(self.relevance)
 
