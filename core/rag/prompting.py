@@ -279,7 +279,10 @@ def passage_texts(plan: PromptPlan) -> dict[int, str]:
 
 def _windows(chosen: dict[Key, dict], used: list[Hit]) -> dict[int, dict]:
     """For each hit, the text the model read before and after it, up to the next hit of the
-    same passage: that one is shown as itself, not again as the first one's surroundings."""
+    same passage: that one is shown as itself, not again as the first one's surroundings. What
+    a neighbour shares with the hit (chunks cut inside a paragraph overlap) is the hit's: the
+    panel showed SC-LoRA's "information of preserved knowledge is least" twice, in the hit and
+    again, faded, after it."""
     by_key = {(h.doc_id, h.chunk): h for h in used}
     windows = {}
     for _, rows in _runs(chosen, used):
@@ -288,9 +291,10 @@ def _windows(chosen: dict[Key, dict], used: list[Hit]) -> dict[int, dict]:
             hit = by_key[(rows[i]["doc_id"], rows[i]["chunk"])]
             start = at[n - 1] + 1 if n else 0
             end = at[n + 1] if n + 1 < len(at) else len(rows)
-            skips = i + 1 < end and rows[i + 1]["chunk"] > rows[i]["chunk"] + 1
-            windows[hit.rank] = {"before": merged_text(rows[start:i]),
-                                 "after": f"{SKIPPED}\n" * skips + merged_text(rows[i + 1:end])}
+            own = len(rows[i]["text"])
+            up_to = merged_text(rows[start:i + 1])  # the hit whole at its end
+            windows[hit.rank] = {"before": up_to[:len(up_to) - own].rstrip(),
+                                 "after": merged_text(rows[i:end])[own:].lstrip()}
     return windows
 
 
