@@ -83,6 +83,9 @@ def test_which_questions_lean_on_the_conversation():
     assert not needs_rewrite("What is LoRA?", earlier)  # short, but it names what it asks of
     assert not needs_rewrite("How many layers does the BERT-large encoder have in total?",
                              earlier)
+    # a name in capitals is no pronoun; a question all in capitals still leans
+    assert not needs_rewrite("Which law governs the agreement between ITS and Comware?", earlier)
+    assert needs_rewrite("WHICH LAW GOVERNS ITS USE?", earlier)
     assert clean_query('Query: "BERT pre-training task dropped by RoBERTa"\nIt is NSP.') == \
         "BERT pre-training task dropped by RoBERTa"
     assert clean_query(" ".join(["word"] * 80)) == ""  # an answer, not a query

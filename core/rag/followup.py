@@ -60,8 +60,15 @@ def about_the_answer(question: str) -> bool:
 
 
 def _leans(question: str) -> bool:
-    return bool(_ANAPHORA.search(question)) or (
+    return any(_points_back(m.group(), question) for m in _ANAPHORA.finditer(question)) or (
         len(question.split()) <= SHORT_QUESTION_WORDS and not capitalised(question))
+
+
+def _points_back(word: str, question: str) -> bool:
+    """A word in capitals is a name, not a pronoun: "Which state's law governs the
+    distributor agreement between ITS and Comware?" was rewritten as a follow-up, and the
+    rewrite carried the previous answer's parties into the search."""
+    return not (word.isupper() and len(word) > 1 and not question.isupper())
 
 
 def rewrite(engine: ChatEngine, question: str, history: Sequence[dict],
