@@ -24,8 +24,10 @@ PAGES = {
 }
 
 # Streamlit's wide layout keeps 5rem of margin on each side: at 1024 pixels with the sidebar
-# open, the Chat page's sources were 190 pixels wide, three or four words a line.
-st.html("""<style>@media (max-width: 1280px) {[data-testid=stMainBlockContainer] {
+# open, the Chat page's sources were 190 pixels wide, three or four words a line. The question
+# box below keeps the page's width.
+st.html("""<style>@media (max-width: 1280px) {
+  [data-testid=stMainBlockContainer], [data-testid=stBottomBlockContainer] {
   padding-left: 1.5rem; padding-right: 1.5rem;}}</style>""")
 
 page = st.navigation(PAGES)

@@ -34,6 +34,7 @@ from core.rag.retrieval import (
 from core.registry import Registry
 from core.settings import locked, model_choices, save_preferences
 from core.text import clip
+from core.uploads import safe_filename
 from pages.chat_answers import COMPARED, COMPARED_CSS, compared, search_caption, show_answer
 from pages.chat_scroll import show_latest_turn
 from pages.chat_sources import PageSource, show_sources
@@ -193,8 +194,10 @@ with bar.popover("More", icon=":material/more_horiz:", disabled=conversation is 
         if st.button("Rename") and title.strip() not in ("", conversation.title):
             chats.rename(conversation.id, title)
             st.rerun()
-        st.download_button("Export as Markdown", to_markdown(collection, history),
-                           file_name=f"{collection}-{conversation.id}.md", mime="text/markdown",
+        st.download_button("Export as Markdown",
+                           to_markdown(collection, history, conversation.title),
+                           file_name=safe_filename(f"{conversation.title}.md"),
+                           mime="text/markdown",
                            icon=":material/download:")
         sure = st.checkbox("Yes, delete this conversation",
                            key=f"delete-conversation-sure-{conversation.id}")

@@ -8,8 +8,7 @@ from core.rag.answers import (
     REWORDING_NOTE,
     Answer,
     caveats,
-    searched_for_note,
-    searched_in_note,
+    search_notes,
 )
 from core.rag.hits import Hit
 from core.text import escape_markdown, safe_markdown
@@ -53,13 +52,9 @@ def search_caption(question: str, searched_for: str, searched_in: list[str],
     if rewording:
         st.caption(REWORDING_NOTE)
         return
-    parts = [escape_markdown(note)] if (note := searched_for_note(question, searched_for)) else []
-    if searched_in:
-        titles = {hit.doc: hit.document for hit in sources}  # as the chunks beside it say
-        parts.append(searched_in_note(searched_in, because,
-                                      lambda doc: escape_markdown(titles.get(doc, doc))))
-    if parts:
-        st.caption(" · ".join(parts))
+    if notes := search_notes(question, searched_for, searched_in, because, sources,
+                             escape_markdown):
+        st.caption(notes)
 
 
 COMPARED = ("With your documents", "Same model, no retrieval")

@@ -195,7 +195,7 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
             badge = ""
             if hit.rank in cited:
                 badge = " :green-badge[inferred]" if inferred else " :green-badge[cited]"
-            found_by = (f" · :blue-badge[{FOUND_BY[hit.retriever]}]"
+            found_by = (f" :blue-badge[{FOUND_BY[hit.retriever]}]"
                         if hit.retriever in FOUND_BY else "")  # else the match mark says why
             # The title, which people know a paper by ("2106.09685v2.pdf" told a viewer
             # nothing); the file name below it

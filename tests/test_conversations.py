@@ -41,6 +41,10 @@ def test_a_conversation_is_kept_across_stores_and_named_by_its_first_question(tm
     markdown = to_markdown("papers", [Answer.from_json(t.question, t.answer)
                                       for t in loaded.turns])
     assert "## Q: Which of them does RoBERTa drop?" in markdown and "bert.pdf, page 4" in markdown
+    # exported under its title, each question with what was searched for it
+    titled = to_markdown("papers", [Answer.from_json(t.question, t.answer) for t in loaded.turns],
+                         "BERT and RoBERTa")
+    assert titled.startswith("# BERT and RoBERTa\n") and "*searched for: Which BERT" in titled
     again.rename(chat.id, "BERT and RoBERTa")
     assert again.get(chat.id).title == "BERT and RoBERTa"
     again.delete(chat.id)

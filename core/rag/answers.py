@@ -328,6 +328,17 @@ def searched_for_note(question: str, searched_for: str) -> str:
     return f"searched for: {searched_for}" if searched_for and searched_for != question else ""
 
 
+def search_notes(question: str, searched_for: str, searched_in: Sequence[str], because: str,
+                 sources: Sequence[Hit], escape=str) -> str:
+    """What was searched, where it was not simply the question over every document: the
+    documents searched first named as their chunks are (by title), each note passed through
+    `escape` (the Chat page escapes Markdown)."""
+    titles = {hit.doc: hit.document for hit in sources}
+    notes = [escape(searched_for_note(question, searched_for)),
+             searched_in_note(searched_in, because, lambda doc: escape(titles.get(doc, doc)))]
+    return " · ".join(note for note in notes if note)
+
+
 def searched_in_note(searched_in: Sequence[str], because: str, name=str) -> str:
     """"searched in X first, which the question names", or "" where every document was
     searched alike; `name` formats each file name (the Chat page escapes Markdown)."""
@@ -354,22 +365,31 @@ def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,
     return timed(engine.stream(messages, max_new_tokens, stop), stats)
 
 
-def to_markdown(collection: str, answers: list[Answer]) -> str:
-    """A conversation as Markdown, each answer with the sources it was given."""
-    lines = [f"# Chat with collection `{collection}`", ""]
+def to_markdown(collection: str, answers: list[Answer], title: str = "") -> str:
+    """A conversation as Markdown, under its `title`, each answer with what was searched and
+    the sources it was given."""
+    lines = [f"# {title}", "", f"*A chat with collection `{collection}`*", ""] if title else \
+        [f"# Chat with collection `{collection}`", ""]
     for a in answers:
-        lines += [f"## Q: {a.question}", "", a.text, ""]
-        if not a.answerable:
-            lines += ["*No passage bore on the question; the closest ones:*", ""]
+        lines += [f"## Q: {a.question}", ""]
+        if notes := search_notes(a.question, a.searched_for, a.searched_in,
+                                 a.searched_in_because, a.sources):
+            lines += [f"*{notes}*", ""]
+        lines += [a.text, ""]
         lines += [line for note in caveats(a) for line in (f"*{note}*", "")]
         if a.no_context is not None:
             lines += ["*The same model without retrieval:*", "", a.no_context, ""]
-        how = "inferred by similarity" if a.citations_inferred else "cited by the model"
-        lines += [f"*Sources ({how}: {', '.join(f'[{n}]' for n in a.cited) or 'none'}):*", ""]
+        if not a.answerable:
+            lines += ["*No passage bore on the question; the closest ones:*", ""]
+        else:
+            how = "inferred by similarity" if a.citations_inferred else "cited by the model"
+            lines += [f"*Sources ({how}: {', '.join(f'[{n}]' for n in a.cited) or 'none'}):*",
+                      ""]
         for h in a.sources:
             mark = " (cited)" if h.rank in a.cited else ""
             snippet = " ".join(h.text.split())[:300]
-            lines.append(f"- [{h.rank}] {h.doc}, page {h.page}, {h.match} match{mark}: "
-                         f"{snippet}")
+            where = f"{h.document} ({h.doc})" if h.title else h.doc
+            page = f", page {h.page}" if h.paged else ""
+            lines.append(f"- [{h.rank}] {where}{page}, {h.match} match{mark}: {snippet}")
         lines.append("")
     return "\n".join(lines)

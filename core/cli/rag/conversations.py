@@ -27,7 +27,7 @@ def cmd_conversations(args: argparse.Namespace) -> int:
     if args.action == "show":
         chat = store.get(args.id)
         answers = [Answer.from_json(t.question, t.answer) for t in chat.turns]
-        print(json.dumps(asdict(chat)) if args.json else to_markdown(chat.collection, answers))
+        print(json.dumps(asdict(chat)) if args.json else to_markdown(chat.collection, answers, chat.title))
     else:
         store.delete(args.id)
         print(f"deleted conversation {args.id}")
