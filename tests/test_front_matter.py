@@ -175,6 +175,15 @@ def test_asked_for_the_parties_each_documents_end_comes_after_its_opening():
         ["o:0", "o:1", "w:0", "w:1"]
     assert ids(opening_chunks(idx, "Who are the parties to the Statement of Work?", ["o"], (),
                               3)) == ["w:0", "w:1"]
+    # named in lower case by the words of its file name, two or more in a row
+    files = index(("w", "square-one_statement-of-work.docx", "Statement of Work"),
+                  ("o", "square-one_offer-letter.docx", "Offer Letter"),
+                  ("d", "otm-distributor-agreement.txt", "DISTRIBUTOR AGREEMENT"))
+    assert named_documents(files, "Who are the parties to the statement of work?") == ["w"]
+    assert named_documents(files, "Is there a non-compete clause in the offer letter?") == ["o"]
+    assert named_documents(files, "How can the distributor agreement be terminated?") == ["d"]
+    assert named_documents(files, "What work does the contractor do?") == []  # one word
+    assert named_documents(files, "What is the salary?") == []
     # a one-chunk document is its own end
     one = Bm25Index(["x:0"], ["Agreement between A and B"],
                     [{"doc_id": "x", "file": "x.txt", "title": "", "chunk": 0, "page": 1}])

@@ -326,9 +326,36 @@ def _naming(index: Bm25Index, question: str, openings: dict[str, int],
     opening (an author: "Aidan N. Gomez")."""
     names = capitalised(question)
     return {doc: len(names & question_terms(
-        f'{index.metas[i].get("title", "")} {index.metas[i]["file"].replace("_", " ")}'))
+        f'{index.metas[i].get("title", "")} {_file_words(index.metas[i]["file"])}'))
+        + len(_phrase(question, question_terms(_file_words(index.metas[i]["file"]))) - names)
         + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] + _full_name(names, index.texts[i])
         for doc, i in openings.items()}
+
+
+def _file_words(name: str) -> str:
+    return name.rsplit(".", 1)[0].replace("_", " ").replace("-", " ")
+
+
+def _phrase(question: str, called: set[str]) -> set[str]:
+    """The question's words, as stems, in runs of two words or more (stop words between them
+    aside) that a file name holds: "the offer letter", "the statement of work" name
+    square-one_offer-letter.docx and square-one_statement-of-work.docx in lower case, where
+    `capitalised` reads no name, and the parties question was answered from every document's
+    opening. A file name, not a title: a paper's title holds phrases any question may use
+    ("large language models")."""
+    found: set[str] = set()
+    run: list[set[str]] = []
+    for word in [*re.findall(r"[\w-]+", question), ""]:
+        stems = question_terms(word)
+        if word and not stems:  # a stop word does not break the run
+            continue
+        if stems and stems <= called:
+            run.append(stems)
+            continue
+        if len(run) >= 2:
+            found.update(*run)
+        run = []
+    return found
 
 
 def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
