@@ -249,24 +249,27 @@ if sent:
     st.session_state["asking"] = sent
     st.rerun()
 if question:
-    try:
-        engine = chat_engine(s)
-        with st.spinner("Reading the conversation…") if history else nullcontext():
-            turn = RagTurn(s, collection, question, engine, options, stop=threading.Event(),
-                           chroma=chroma,
-                           history=conversation_messages(conversation) if conversation else ())
-    except (ChatError, ValueError, store.StoreError) as exc:
-        with left:
+    with left:
+        # The question is on the page at once, loading the model and searching below it: on
+        # a first question the page showed only "Loading the chat model…" for seconds.
+        asked = st.chat_message("user")
+        asked.text(question)
+        try:
+            engine = chat_engine(s)
+            with st.spinner("Reading the conversation…") if history else nullcontext():
+                turn = RagTurn(s, collection, question, engine, options, stop=threading.Event(),
+                               chroma=chroma,
+                               history=conversation_messages(conversation) if conversation else ())
+        except (ChatError, ValueError, store.StoreError) as exc:
             st.error(str(exc), icon=":material/error:")
-        st.stop()
+            st.stop()
     with right:
         show_sources(turn.search.hits, turn.searched_for, [], False, turn.plan.windows,
                      turn.search.method, page_source, question, len(history) + 1,
                      viewable=False)
         show_latest_turn(len(history) + 1, "asked")
     with left:
-        with st.chat_message("user"):
-            st.text(question)
+        with asked:
             search_caption(question, turn.searched_for, turn.searched_in,
                            turn.searched_in_because, turn.search.hits, turn.rewording is not None)
         with st.chat_message("assistant"):

@@ -302,8 +302,11 @@ if "deleted" in st.session_state:
 
 # Chunk browser -----------------------------------------------------------------------------
 chunks = store.chunks_of(collection, doc["doc_id"])
-st.plotly_chart(charts.characters_per_page(chunks, f"Characters per page — {chosen}"),
-                width="stretch")
+# A text file, .docx or web page comes out as one long page: its chart was one bar
+paged = len({c["page"] for c in chunks}) > 1
+if paged:
+    st.plotly_chart(charts.characters_per_page(chunks, f"Characters per page — {chosen}"),
+                    width="stretch")
 
 st.subheader("Chunks")
 needle = st.text_input("Containing", placeholder="text to look for (any case)",
@@ -312,14 +315,15 @@ shown = [c for c in chunks if needle.lower() in c["text"].lower()] if needle els
 if not shown:
     st.info(f"No chunk of {chosen} contains “{needle}”.")
     st.stop()
-labels = [f"#{c['chunk']} · page {c['page']}" for c in shown]
+labels = [f"#{c['chunk']}" + (f" · page {c['page']}" if paged else "") for c in shown]
 # Keyed by the list it picks from: a keyed selectbox holds the label it showed, and one that
 # is not in a new list comes back as itself, not as an index.
 pick = st.selectbox(f"{len(shown)} of {len(chunks)} chunk(s)", range(len(shown)),
                     format_func=labels.__getitem__, key=f"chunk-pick-{doc['doc_id']}-{needle}")
 chunk = shown[pick]
-st.caption(f"Chunk {chunk['chunk']} · page {chunk['page']} · characters {chunk['start']}–"
-           f"{chunk['end']} of the page")
+st.caption(f"Chunk {chunk['chunk']} · " + (f"page {chunk['page']} · characters "
+           f"{chunk['start']}–{chunk['end']} of the page" if paged else
+           f"characters {chunk['start']}–{chunk['end']}"))
 if above := heading(chunk["text"], chunk.get("title", ""), chunk.get("section", "")):
     st.text(above)
 st.text(chunk["text"])  # plain text: document text is never rendered as HTML

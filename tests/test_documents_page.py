@@ -59,8 +59,14 @@ def test_create_upload_and_see_results_and_errors(studio_env):
     collection = store.get_collection(store.client(load_settings()), "papers")
     assert collection.count() == docs["chunks"].sum()
 
+    # A PDF's characters are charted page by page; a text file is one long page, not charted
+    at.selectbox(key="doc").set_value("notes.pdf").run()
+    assert not at.get("plotly_chart")
+    [where] = [c.value for c in at.caption if c.value.startswith("Chunk ")]
+    assert "page" not in where
     # The chunk browser filters case-insensitively and shows plain text.
     at.selectbox(key="doc").set_value("escape attempt.pdf").run()
+    assert at.get("plotly_chart")
     at.text_input(key="chunk-filter").set_value("QUICK TIPS").run()
     assert "Ten Quick Tips" in at.text[0].value
     at.text_input(key="chunk-filter").set_value("no such words anywhere").run()
