@@ -49,16 +49,11 @@ def counted(question: str) -> Counted | None:
     return Counted(things, not (found.group(1) or found.group(2)), about) if things else None
 
 
-def gives_amount(text: str, asked: Counted) -> bool:
-    """Whether `text` gives an amount of what `asked` counts: an amount with one of its words
-    at most NEAR words after it (or, for a size, before it), in the same sentence."""
-    return amount_given(text, asked) is not None
-
-
 def amount_given(text: str, asked: Counted) -> int | None:
-    """Where `text` gives an amount of what `asked` counts (gives_amount), how many of the
-    question's other words the sentence that gives it holds (the most, of several); None where
-    it gives none."""
+    """Where `text` gives an amount of what `asked` counts (an amount with one of its words at
+    most NEAR words after it, or, for a size, before it, in the same sentence), how many of
+    the question's other words the sentence that gives it holds (the most, of several); None
+    where it gives none."""
     best = None
     for sentence in _sentences(_TOKEN.findall(without_references(text))):  # "Section 3.2.2."
         for i, token in enumerate(sentence):
