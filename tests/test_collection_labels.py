@@ -161,8 +161,10 @@ def test_chat_page_label_filter_retrieves_only_those_documents(letters, tmp_path
     at.multiselect(key="only-labels").set_value(["Letter"]).run()
     at.chat_input(key="question").set_value("Who repairs the fence under the licence?").run()
     assert not at.exception
-    sources = [m.value for m in at.markdown if m.value.startswith("**[")]
-    assert sources and all("letter\\.txt" in s for s in sources)
+    assert [m.value for m in at.markdown if m.value.startswith("**[")]  # the sources' cards
+    # each card names its file, in its heading or, under a title, in the caption below
+    shown = [e.value for e in (*at.markdown, *at.caption)]
+    assert any("letter\\.txt" in v for v in shown) and not any("licence\\.txt" in v for v in shown)
 
 
 def test_per_page_units_give_each_page_its_own_chunks(studio_env):
