@@ -8,7 +8,7 @@ import pytest
 
 from core.rag.chunking import DEFAULT_CHUNK_SIZE, chunk_pages, contextual_text, sentence_spans
 from core.rag.extract import extract
-from core.rag.layout import drop_page_numbers, is_heading, join_hyphen_breaks, normalise, unwrap
+from core.rag.layout import drop_page_numbers, is_heading, join_hyphen_breaks, normalise, title_lines, unwrap
 from tests.conftest import shared
 
 PAPERS = ("1406.2661_GAN.pdf", "1706.03762_Attention_is_all_you_need.pdf", "1810.04805_BERT.pdf",
@@ -257,3 +257,11 @@ def test_long_sentences_are_cut_between_words_with_overlap():
         assert 0 < a.end - b.start <= 20  # the next chunk repeats a few whole words
         assert words[b.start - 1] == " "
     assert chunks[-1].text.endswith("w199")
+
+
+def test_a_text_that_opens_with_prose_has_no_title_from_it():
+    letter = ("Dear Ms Brown, thank you for your letter about the garden fence. The fence will be "
+              "repaired next week. Yours sincerely, John Smith.")
+    assert title_lines(letter) == ""
+    assert title_lines("A Parser for Everything\n\nWe propose a new parser, the Frobnicator, "
+                       "which reads every format.") == "A Parser for Everything"

@@ -352,7 +352,8 @@ def title_lines(first_page: str) -> str:
     for i, line in enumerate(lines[:8]):
         letters = sum(c.isalpha() for c in line)
         if (len(line.split()) >= 2 and letters >= 0.6 * len(line) and len(line) <= 150
-                and not line.lower().startswith("arxiv") and "@" not in line):
+                and not line.lower().startswith("arxiv") and "@" not in line
+                and not _is_prose(line)):
             title = line
             for more in lines[i + 1:i + 3]:
                 if not title.split()[-1].islower() or len(title) > 200:
@@ -360,6 +361,16 @@ def title_lines(first_page: str) -> str:
                 title = f"{title} {more}"
             return title.strip()
     return ""
+
+
+TITLE_WORDS = 12  # a longer line that ends a sentence is prose
+
+
+def _is_prose(line: str) -> bool:
+    """A sentence, not a title: a text file that opens "Dear Ms Brown, thank you for your
+    letter about the garden fence. The fence will be repaired …" had that line for its title,
+    shown above each of its chunks."""
+    return len(line.split()) > TITLE_WORDS and bool(_SENTENCE_END.search(line))
 
 
 _UNTITLED = re.compile(r"^(untitled|microsoft word|document\d*$|.*\.(pdf|docx?|tex|dvi)$)", re.I)
