@@ -14,7 +14,7 @@ from core.rag.page_view import show_page
 from core.rag.relevance import Label
 from core.rag.retrieval import SCORE_MEANING
 from core.rag.terms import highlight_spans
-from core.text import clip, escape_markdown
+from core.text import clip, escape_markdown, heading
 
 QUESTION_CHARS = 120  # of the question the panel's chunks were found for
 TITLE_CHARS = 80  # of a document's title above its chunk
@@ -203,9 +203,9 @@ def show_sources(hits, question: str, cited: list[int], inferred: bool,
             st.markdown(f"**[{hit.rank}]** {escape_markdown(clip(hit.document, TITLE_CHARS))}"
                         f"{where}{found_by}{badge}")
             match_badge(hit, method)
-            if above := " · ".join(part for part in (hit.doc if hit.title else "",
-                                                      hit.section if hit.section != hit.title else "")
-                                   if part):
+            # the file (where the title heads the card) and the section, unless it is the title
+            if above := heading("", hit.doc if hit.title else "",
+                                "" if hit.section == hit.title else hit.section):
                 st.caption(escape_markdown(above))
             around = windows.get(hit.rank, {})
             if around.get("before"):  # what the model read around the hit, faded

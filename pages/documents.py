@@ -303,7 +303,7 @@ if "deleted" in st.session_state:
 # Chunk browser -----------------------------------------------------------------------------
 chunks = store.chunks_of(collection, doc["doc_id"])
 # A text file, .docx or web page comes out as one long page: its chart was one bar
-paged = len({c["page"] for c in chunks}) > 1
+paged = doc["pages"] > 1
 if paged:
     st.plotly_chart(charts.characters_per_page(chunks, f"Characters per page — {chosen}"),
                     width="stretch")

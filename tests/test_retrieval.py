@@ -38,6 +38,22 @@ def test_dense_finds_the_passage_and_scores_mean_similarity(papers):
     assert all(0 <= h.score <= 1 for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert "cosine similarity" in result.score_meaning
+    # each carries its document's page count, so its card says which page it is on
+    assert all(h.pages > 1 and h.paged for h in hits)
+
+
+def test_a_document_of_one_page_has_no_page_to_tell():
+    from core.rag.bm25 import Bm25Index
+    from core.rag.hits import Hit
+
+    metas = [{"doc_id": "a", "page": 1, "chunk": 0}, {"doc_id": "a", "page": 3, "chunk": 1},
+             {"doc_id": "t", "page": 1, "chunk": 0}]
+    index = Bm25Index(["a:0", "a:1", "t:0"], ["one", "two", "three"], metas)
+    assert index.pages == {"a": 3, "t": 1}
+    # a PDF of one page as a text file: "page 1" says nothing
+    one = Hit(rank=1, score=1.0, doc="notes.pdf", page=1, chunk_id="t:0", text="three",
+              retriever="both", pages=1)
+    assert not one.paged and Hit(**{**one.__dict__, "pages": 3}).paged
 
 
 def test_bm25_relative_scores_and_hybrid_fusion(papers):
@@ -104,7 +120,7 @@ def test_cli_search_json(papers):
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert len(rows) == 3
-    assert set(rows[0]) == {"rank", "score", "doc", "page", "chunk_id", "text", "retriever",
+    assert set(rows[0]) == {"rank", "score", "doc", "page", "pages", "chunk_id", "text", "retriever",
                             "doc_id", "chunk", "start", "end", "title", "section", "cosine",
                             "coverage", "sentence_cosine", "best_sentence", "relevance", "similar_words",
                             "match"}

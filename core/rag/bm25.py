@@ -41,6 +41,15 @@ class Bm25Index:
         return list(dict.fromkeys(m["title"] for m in self.metas if m.get("title")))
 
     @functools.cached_property
+    def pages(self) -> dict[str, int]:
+        """doc id -> its number of pages (its last page's): one where it came out as one long
+        page (a text file, .docx or web page)."""
+        pages: dict[str, int] = {}
+        for m in self.metas:
+            pages[m["doc_id"]] = max(pages.get(m["doc_id"], 0), int(m["page"]))
+        return pages
+
+    @functools.cached_property
     def doc_ids(self) -> frozenset[str]:
         """The documents' ids."""
         return frozenset(m["doc_id"] for m in self.metas)

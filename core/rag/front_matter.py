@@ -321,33 +321,47 @@ def _opening_positions(index: Bm25Index, doc_ids: tuple[str, ...]) -> dict[str, 
 def _naming(index: Bm25Index, question: str, openings: dict[str, int],
             introduced: dict[str, tuple[int, int | None]]) -> dict[str, int]:
     """doc id -> how strongly the question names the document: each word it capitalises that
-    the title or file name holds ("the GAN paper" is 1406.2661_GAN.pdf), INTRODUCED_WEIGHT for
-    each name the document introduces (`_introductions`), and a person's full name in its
-    opening (an author: "Aidan N. Gomez")."""
+    the title or file name holds ("the GAN paper" is 1406.2661_GAN.pdf), each word of a phrase
+    it shares with the file name (`_phrase`), INTRODUCED_WEIGHT for each name the document
+    introduces (`_introductions`), and a person's full name in its opening (an author: "Aidan
+    N. Gomez")."""
     names = capitalised(question)
-    return {doc: len(names & question_terms(
-        f'{index.metas[i].get("title", "")} {_file_words(index.metas[i]["file"])}'))
-        + len(_phrase(question, question_terms(_file_words(index.metas[i]["file"]))) - names)
-        + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] + _full_name(names, index.texts[i])
-        for doc, i in openings.items()}
+    words = [question_terms(word) for word in re.findall(r"[\w-]+", question)]
+    called = _called(index)
+    return {doc: len(names & called[doc][0]) + len(_phrase(words, called[doc][1]) - names)
+            + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] + _full_name(names, index.texts[i])
+            for doc, i in openings.items()}
 
 
-def _file_words(name: str) -> str:
-    return name.rsplit(".", 1)[0].replace("_", " ").replace("-", " ")
+# _called per keyword index: every search reads it for every document
+_called_by: weakref.WeakKeyDictionary[Bm25Index, dict[str, tuple[set[str], set[str]]]] = (
+    weakref.WeakKeyDictionary())
 
 
-def _phrase(question: str, called: set[str]) -> set[str]:
-    """The question's words, as stems, in runs of two words or more (stop words between them
-    aside) that a file name holds: "the offer letter", "the statement of work" name
-    square-one_offer-letter.docx and square-one_statement-of-work.docx in lower case, where
-    `capitalised` reads no name, and the parties question was answered from every document's
-    opening. A file name, not a title: a paper's title holds phrases any question may use
-    ("large language models")."""
+def _called(index: Bm25Index) -> dict[str, tuple[set[str], set[str]]]:
+    """doc id -> the stems of its title and file name, and of its file name alone."""
+    if (cached := _called_by.get(index)) is not None:
+        return cached
+    called: dict[str, tuple[set[str], set[str]]] = {}
+    for m in index.metas:
+        if m["doc_id"] not in called:
+            file = question_terms(m["file"].rsplit(".", 1)[0].replace("_", " ").replace("-", " "))
+            called[m["doc_id"]] = (question_terms(m.get("title", "")) | file, file)
+    _called_by[index] = called
+    return called
+
+
+def _phrase(words: list[set[str]], called: set[str]) -> set[str]:
+    """Of the question's words (each as its stems, empty for a stop word), those in runs of two
+    words or more (stop words between them aside) that a file name holds (`called`): "the offer
+    letter", "the statement of work" name square-one_offer-letter.docx and
+    square-one_statement-of-work.docx in lower case, where `capitalised` reads no name, and the
+    parties question was answered from every document's opening. A file name, not a title: a
+    paper's title holds phrases any question may use ("large language models")."""
     found: set[str] = set()
     run: list[set[str]] = []
-    for word in [*re.findall(r"[\w-]+", question), ""]:
-        stems = question_terms(word)
-        if word and not stems:  # a stop word does not break the run
+    for stems in [*words, None]:
+        if stems is not None and not stems:  # a stop word does not break the run
             continue
         if stems and stems <= called:
             run.append(stems)

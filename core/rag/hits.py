@@ -24,6 +24,7 @@ class Hit:
     start: int = 0  # character span within its page
     end: int = 0
     title: str = ""  # the document's
+    pages: int = 0  # the document's page count (core.rag.bm25.Bm25Index.pages)
     section: str = ""  # the heading the chunk falls under
     cosine: float = 0.0  # dense similarity to the question, whatever the method
     coverage: float = 0.0  # share of the question's content words found in the chunk
@@ -45,7 +46,7 @@ class Hit:
     def paged(self) -> bool:
         """Whether its page number tells where it is: a text file, a .docx or a web page
         comes out as one long page, and "page 1" on each of its chunks told nothing."""
-        return self.doc.lower().endswith(".pdf")
+        return self.pages > 1
 
     @property
     def match(self) -> Label:

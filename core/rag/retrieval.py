@@ -207,7 +207,7 @@ def search(settings: Settings, collection_name: str, question: str,
             lead = int(bool(hits) and hits[0].retriever == definitions.RETRIEVER)
             hits[lead:] = sorted(hits[lead:], key=lambda h: h.relevance, reverse=True)
     for rank, hit in enumerate(hits, 1):
-        hit.rank = rank
+        hit.rank, hit.pages = rank, index.pages[hit.doc_id]
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
                         time.perf_counter() - started, bool(openings), question, tuple(named),
                         because if named else "")
