@@ -49,7 +49,9 @@ def test_unwrap_joins_paragraph_lines_and_keeps_headings_and_lists():
 
 @pytest.mark.parametrize("line", ["3.1 Pre-training BERT", "Abstract", "1 Introduction",
                                   "A.2 Details of the Setup", "RELATED WORK", "References",
-                                  "SECTION 3", "TERMS AND CONDITIONS"])
+                                  "SECTION 3", "TERMS AND CONDITIONS",
+                                  "Tip 1: Decide whether deep learning is appropriate for your problem",
+                                  "Step 3 - Clean the data", "Chapter IV. The Return"])
 def test_headings_are_found(line):
     assert is_heading(line)
 
@@ -57,7 +59,10 @@ def test_headings_are_found(line):
 @pytest.mark.parametrize("line", ["1 BERTBASE 84.6 83.4", "2 layers are stacked in the",
                                   "This is a sentence.", "BERT BERT", "12", "Figure 1: The model,",
                                   "BERTBASE 81.6 -", "E[CLS] E1 E[SEP]... EN E1’ ... EM’",
-                                  "MASK SAME RND MNLI NER", "GPT-3 (FT) 175,255.8M 73.8 89.5"])
+                                  "MASK SAME RND MNLI NER", "GPT-3 (FT) 175,255.8M 73.8 89.5",
+                                  "Figure 2: The Transformer architecture", "Tip 2: we use it.",
+                                  "Step 4: the model then reads each chunk of the document once more and "
+                                  "writes down what it says about each of the questions"])
 def test_table_rows_figure_labels_and_sentences_are_not_headings(line):
     assert not is_heading(line)
 

@@ -65,8 +65,11 @@ def test_ingest_is_idempotent_and_a_bad_file_does_not_stop_the_batch(studio_env,
     again = ingest_files(settings, [SAMPLE_PAPER], "papers")
     collection = store.client(settings).get_collection("papers")
     assert collection.count() == first == again[0].chunks
-    meta = collection.get(limit=1, include=["metadatas"])["metadatas"][0]
-    assert {"doc_id", "file", "page", "chunk", "start", "end"} <= set(meta)
+    metas = collection.get(include=["metadatas"])["metadatas"]
+    assert {"doc_id", "file", "page", "chunk", "start", "end"} <= set(metas[0])
+    # each of the paper's ten tips is a section of its own, under its heading
+    tips = {m["section"].split(":")[0] for m in metas if m["section"].startswith("Tip ")}
+    assert tips == {f"Tip {n}" for n in range(1, 11)}
     assert collection.metadata["embedding_model"] == "all-minilm-l6-v2"
 
 

@@ -30,8 +30,10 @@ DEFAULT_CHUNK_OVERLAP = 50
 # page number printed at a page's top or foot dropped (core.rag.layout.drop_page_numbers), and a
 # hard-wrapped text file's lines joined into paragraphs (core.rag.extract.hard_wrapped); 7: an
 # appendix's lettered heading after the references ("C Training setup Details") read as one,
-# and a figure's words printed in pieces ("be pe rfe", "ct , bu") dropped.
-CHUNKING_VERSION = 7
+# and a figure's words printed in pieces ("be pe rfe", "ct , bu") dropped; 8: a heading that
+# names its kind of part ("Tip 1: Decide whether …", "Step 3 - …") read as one: every chunk of
+# the sample paper's ten tips was under "Introduction".
+CHUNKING_VERSION = 8
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")

@@ -105,6 +105,13 @@ def normalise(text: str, seen: frozenset[str] | None = None) -> str:
 _NUMBERED_HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-Z](?:\.\d{1,2}){1,3}\.?"
                                r"|[IVX]{1,4}\.)\s+(\S.*)$")
 _LETTERED_HEADING = re.compile(r"^[A-Z]\s+(\S.*)$")
+# A heading that says what kind of part it heads: "Tip 1: Decide whether deep learning is
+# appropriate for your problem", "Step 3 - Clean the data", "Chapter IV. The Return". Not a
+# figure's or a table's caption ("Figure 1: The Transformer"), which the kinds leave out.
+_LABELLED_HEADING = re.compile(
+    r"^(?:Tip|Step|Rule|Lesson|Chapter|Part|Section|Article|Principle|Recommendation|Guideline"
+    r"|Phase|Stage|Module|Unit|Exercise|Question|Case Study|Day|Week)"
+    r"\s+(?:\d{1,3}|[IVXL]{1,6}|[A-Z])\s*[:.–—-]\s+[A-Z\d]\S*(?:\s+\S+){0,15}$")
 # Headings after which a lettered heading begins an appendix
 _BACK_MATTER = frozenset({"references", "bibliography", "appendix", "appendices"})
 _NAMED_HEADINGS = frozenset({
@@ -136,7 +143,8 @@ def opens_back_matter(heading: str) -> bool:
 
 
 def is_heading(line: str, lettered: bool = False) -> bool:
-    """A section heading: "3.1 Pre-training BERT", "Abstract", "A.2 Details", "RELATED WORK";
+    """A section heading: "3.1 Pre-training BERT", "Abstract", "A.2 Details", "RELATED WORK",
+    "Tip 1: Decide whether deep learning is appropriate for your problem";
     with `lettered` (in a paper's back matter) also an appendix's "C Training setup Details",
     which elsewhere could be a sentence ("A Transformer …" on a line of its own).
     Table rows and wrapped sentences that begin with a number are told apart by their words:
@@ -144,6 +152,8 @@ def is_heading(line: str, lettered: bool = False) -> bool:
     line = line.strip()
     if line.lower() in _NAMED_HEADINGS:
         return True
+    if _LABELLED_HEADING.match(line) and line[-1] not in ".,;:":
+        return len(line) <= 120
     if not 3 <= len(line) <= 80 or line[-1] in ".,;:":
         return False
     numbered = _NUMBERED_HEADING.match(line) or (lettered and _LETTERED_HEADING.match(line))
