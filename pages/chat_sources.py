@@ -143,6 +143,12 @@ def match_badge(hit: Hit, method: str) -> None:
                       f"it, its title, its parties): its {end} says that, however little its "
                       f"words resemble the question's ({rated}).")
         return
+    if hit.retriever == front_matter.OVERVIEW:
+        st.badge("what the document is about", color="violet",
+                 help="Shown because the question asks what the document is about: its abstract "
+                      "(or, without one, the opening of its first section) says that, however "
+                      f"little its words resemble the question's ({rated}).")
+        return
     if hit.retriever == front_matter.INTRODUCTION:
         st.badge("where the document introduces it", color="violet",
                  help="Shown beside the document's opening because the question names "

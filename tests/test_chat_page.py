@@ -162,6 +162,18 @@ def test_asked_what_an_abbreviation_is_the_passage_that_spells_it_out_leads(chat
     assert re.search(r"automated machine learning \S*\\\(AutoML\\\)", shown), shown
 
 
+def test_asked_what_the_paper_is_about_its_first_section_is_read(chat_env):
+    """The sample paper has no abstract: its introduction says what it is about (retrieval
+    led with a reference on dropout, and the answer said the paper was about dropout)."""
+    at = chat_page()
+    at.chat_input(key="question").set_value("What is this paper about?").run()
+    assert not at.exception
+    shown = "\n".join(m.value for m in at.markdown)
+    assert shown.count(":violet-badge[what the document is about]") == 3
+    captions = [c.value for c in at.caption if "deep\\-rules" in c.value]
+    assert len(captions) == 3 and all(c.endswith("· Introduction") for c in captions), captions
+
+
 def best_sentence_line() -> str:
     """The first line of the best-matching sentence of the latest answer's first chunk, as the
     panel shows it: in bold."""

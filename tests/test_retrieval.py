@@ -54,6 +54,8 @@ def test_a_document_of_one_page_has_no_page_to_tell():
     one = Hit(rank=1, score=1.0, doc="notes.pdf", page=1, chunk_id="t:0", text="three",
               retriever="both", pages=1)
     assert not one.paged and Hit(**{**one.__dict__, "pages": 3}).paged
+    # saved in a conversation before page counts were kept: its page is shown, as it was then
+    assert Hit(**{**one.__dict__, "pages": 0}).paged
 
 
 def test_bm25_relative_scores_and_hybrid_fusion(papers):

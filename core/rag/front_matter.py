@@ -39,6 +39,17 @@ _PARTIES = re.compile(
     r"(are|were) (party|parties)\b|\bbetween whom\b|\bwho (signed|signs|executed)\b",
     re.IGNORECASE)
 RETRIEVER = "front matter"  # how a hit added here says where it came from (Hit.retriever)
+# What a document is about, which its abstract says (else the opening of its first section):
+# "What is this paper about?" shares no word with any passage, and over the sample paper
+# retrieval led with reference 93, on dropout; the 0.5B answered that the paper is about dropout.
+_KIND = r"(?:paper|document|article|report|study|book|file|text|manuscript)"
+_DOCUMENT = rf"(?:this|the|that)\s+(?:[\w.:-]+\s+){{0,4}}?{_KIND}"  # "the BERT paper"
+_WHAT_ABOUT = re.compile(
+    rf"\bwhat(?:'s|’s|\s+is|\s+was)\s+(?:{_DOCUMENT}|it|(?:(?-i:[A-Z])[\w.-]*\s+){{1,3}}?)\s*"
+    rf"(?:all\s+)?about\b|\b(?:summari[sz]e|sum up|give (?:me )?(?:an? )?(?:overview|summary)"
+    rf" of)\s+{_DOCUMENT}\b", re.IGNORECASE)
+OVERVIEW = "overview"  # Hit.retriever of a passage placed for what its document is about
+_OVERVIEW_SECTIONS = frozenset({"abstract", "summary", "executive summary", "overview"})
 # A title is named with capitals ("the BERT paper", "QLoRA"); the question's other words ("Where
 # do the authors of QLoRA work?") would pick "Square One Statement of Work" as well.
 _NAME = re.compile(r"(?<!^)\b\w*[A-Z]\w*")
@@ -277,7 +288,13 @@ _PRONOUNS = frozenset("it this that these those them".split())
 
 
 def as_the_model_reads_it(question: str) -> str:
-    """The question as the prompt puts it: "Who wrote X?" as "Who are the authors of X?"."""
+    """The question as the prompt puts it: "Who wrote X?" as "Who are the authors of X?", and
+    "What is X about?" as "Summarize the paper in one sentence." (given BERT's abstract, the
+    0.5B answered the first with "The BERT paper about is Pre-training of Deep …"; the second
+    with what BERT is and does, and as well for the four other papers asked)."""
+    if asks_what_it_is_about(question):
+        kind = re.search(_KIND, question, re.IGNORECASE)
+        return f"Summarize the {kind[0].lower() if kind else 'document'} in one sentence."
     asked = _WHO_WROTE.match(question)
     what = asked.group("what").strip() if asked else ""
     # "Who are the authors of it?" over papers with nothing said before: the 0.5B listed two
@@ -287,7 +304,11 @@ def as_the_model_reads_it(question: str) -> str:
 
 def asks_about_document(question: str) -> bool:
     return (bool(_ABOUT_DOCUMENT.search(question) or _WHERE_PERSON_WORKS.search(question))
-            or asks_for_parties(question))
+            or asks_for_parties(question) or asks_what_it_is_about(question))
+
+
+def asks_what_it_is_about(question: str) -> bool:
+    return bool(_WHAT_ABOUT.search(question))
 
 
 def asks_for_parties(question: str) -> bool:
@@ -372,6 +393,43 @@ def _phrase(words: list[set[str]], called: set[str]) -> set[str]:
     return found
 
 
+def overview_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
+                    doc_ids: tuple[str, ...], limit: int) -> list[int]:
+    """Positions in `index` of at most `limit` passages that say what the document asked about
+    is about (the one the question names, else the one retrieval ranked first, as
+    `opening_chunks` chooses): its abstract, else the opening of its first section after its
+    front matter, else its opening; then those of the next document."""
+    openings = _opening_positions(index, doc_ids)
+    chunks: dict[str, list[tuple[int, str, int]]] = {}  # doc id -> (chunk, section, position)
+    for i, m in enumerate(index.metas):
+        if m["doc_id"] in openings:
+            chunks.setdefault(m["doc_id"], []).append((int(m["chunk"]), m.get("section", ""), i))
+    found: list[int] = []
+    docs, _ = _asked_documents(index, question, ranked_docs, openings,
+                               _introductions(index, question, set(openings)))
+    for doc in docs:
+        ordered = sorted(chunks[doc])
+        titled = {"", index.metas[openings[doc]].get("title", "")}
+        section = next((sec for _, sec, _ in ordered if sec.lower() in _OVERVIEW_SECTIONS),
+                       next((sec for _, sec, _ in ordered if sec not in titled), None))
+        found += [i for _, sec, i in ordered if sec == section] or [openings[doc]]
+    return found[:limit]
+
+
+def _asked_documents(index: Bm25Index, question: str, ranked_docs: list[str],
+                     openings: dict[str, int], introduced: dict[str, tuple[int, int | None]]
+                     ) -> tuple[list[str], bool]:
+    """The documents (of `openings`) a question about a document is about, most likely first:
+    those it names most strongly (`_naming`), then those retrieval ranked (`ranked_docs`, best
+    first); and whether it names any."""
+    shared = _naming(index, question, openings, introduced)
+    most = max(shared.values(), default=0)
+    if most:
+        named = {doc for doc, n in shared.items() if n == most}
+        ranked_docs = [d for d in ranked_docs if d in named] + sorted(named - set(ranked_docs))
+    return list(dict.fromkeys(d for d in ranked_docs if d in openings)), bool(most)
+
+
 def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
                    doc_ids: tuple[str, ...], limit: int, retrieval_answers: bool = True
                    ) -> list[int]:
@@ -392,17 +450,12 @@ def opening_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
     closings = {doc: i for doc, (chunk, i) in last.items() if chunk > 0}
     introduced = _introductions(index, question, set(openings))
     introducing = {doc: at for doc, (_, at) in introduced.items() if at is not None}
-    shared = _naming(index, question, openings, introduced)
-    most = max(shared.values(), default=0)
-    if most:
-        named = {doc for doc, n in shared.items() if n == most}
-        ranked_docs = [d for d in ranked_docs if d in named] + sorted(named - set(ranked_docs))
-    elif capitalised(question) and not retrieval_answers:
+    docs, named = _asked_documents(index, question, ranked_docs, openings, introduced)
+    if not named and capitalised(question) and not retrieval_answers:
         return []
-    ranked_docs = list(dict.fromkeys(d for d in ranked_docs if d in openings))
     # The chunk that introduces the name goes with the opening: "Who wrote the Transformer
     # paper?" over Attention's title block alone ("Attention Is All You Need", its authors) got
     # "I don't know."
-    return [i for doc in ranked_docs[:limit]
+    return [i for doc in docs[:limit]
             for i in (openings[doc], *(j for j in (introducing.get(doc), closings.get(doc))
                                        if j not in (None, openings[doc])))]

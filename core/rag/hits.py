@@ -24,7 +24,9 @@ class Hit:
     start: int = 0  # character span within its page
     end: int = 0
     title: str = ""  # the document's
-    pages: int = 0  # the document's page count (core.rag.bm25.Bm25Index.pages)
+    # the document's page count (core.rag.bm25.Bm25Index.pages); 0 where not known: a hit saved
+    # in a conversation before it was kept
+    pages: int = 0
     section: str = ""  # the heading the chunk falls under
     cosine: float = 0.0  # dense similarity to the question, whatever the method
     coverage: float = 0.0  # share of the question's content words found in the chunk
@@ -46,7 +48,7 @@ class Hit:
     def paged(self) -> bool:
         """Whether its page number tells where it is: a text file, a .docx or a web page
         comes out as one long page, and "page 1" on each of its chunks told nothing."""
-        return self.pages > 1
+        return self.pages != 1
 
     @property
     def match(self) -> Label:

@@ -191,7 +191,8 @@ def search(settings: Settings, collection_name: str, question: str,
     if about_document:
         # Only the openings: other passages drew the 0.5B to names in their citations
         # ("Who are the authors of the GAN paper?" -> "2024", from another paper's references)
-        openings = _openings(collection, settings, question, options, hits, ranked)
+        openings = _openings(collection, settings, question, options, hits, ranked,
+                             front_matter.asks_what_it_is_about(asked or question))
         if options.rerank:  # those that retrieval missed are rated here
             rated = {h.chunk_id for h in hits}
             rate(collection, embedder, query_vector, question,
@@ -271,14 +272,20 @@ def _ranked(collection, index, query_vector: np.ndarray, question: str,
 
 
 def _openings(collection, settings: Settings, question: str, options: RetrievalOptions,
-              hits: list[Hit], ranked: dict[str, dict]) -> list[Hit]:
+              hits: list[Hit], ranked: dict[str, dict], overview: bool) -> list[Hit]:
     """The opening chunks of the documents that a question about a document itself names or
-    retrieved (core.rag.front_matter), each said to be there as an opening; one that
-    retrieval found keeps its scores."""
+    retrieved (core.rag.front_matter), each said to be there as an opening, or, asked what a
+    document is about (`overview`), its abstract's; one that retrieval found keeps its
+    scores."""
     index = bm25_index(collection, settings.indexes_dir)
+    ranked_docs = [h.doc_id for h in hits]
+    if overview:
+        return [_placed(index, i, hits, ranked, options.method, front_matter.OVERVIEW)
+                for i in front_matter.overview_chunks(index, question, ranked_docs,
+                                                      options.doc_ids, options.k)]
     answers = relevance.answerable([h.relevance for h in hits[:options.k]])
     placed = [_placed(index, i, hits, ranked, options.method, front_matter.RETRIEVER)
-              for i in front_matter.opening_chunks(index, question, [h.doc_id for h in hits],
+              for i in front_matter.opening_chunks(index, question, ranked_docs,
                                                    options.doc_ids, options.k, answers)]
     for hit in placed:  # of a chunk after the opening that introduces the name, that sentence
         span = front_matter.introduction(hit.text, question) if hit.chunk else None
