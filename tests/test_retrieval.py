@@ -383,3 +383,20 @@ def test_beside_a_strong_match_the_weak_ones_are_not_given_to_the_model():
     assert worth_reading([partial, weak]) == [partial, weak]  # no strong one: all are read
     weak.retriever = RETRIEVER  # the passage that spells out the abbreviation asked about
     assert worth_reading([strong, weak]) == [strong, weak]
+
+
+def test_a_passage_that_says_what_a_better_one_says_gives_its_place_up():
+    from core.rag.hits import Hit
+    from core.rag.retrieval import distinct
+
+    tip = ("Tip 2: Use traditional methods to establish performance baselines. Since deep "
+           "learning requires practitioners to consider a larger number and variety of tuning "
+           "parameters than more traditional machine learning methods, start with a simple model.")
+    pdf, html, other = (Hit(rank=i, score=1.0, doc=doc, page=1, chunk_id=str(i), text=text,
+                            retriever="both")
+                        for i, (doc, text) in enumerate([
+                            ("tips.pdf", tip), ("tips.html", tip.replace("Since deep", "As deep") + " Then"),
+                            ("tips.pdf", "Tip 6: Tune your hyperparameters extensively and systematically.")]))
+    # the same document uploaded as a PDF and as a web page
+    assert distinct([pdf, html, other]) == [pdf, other]
+    assert distinct([other, pdf]) == [other, pdf]

@@ -8,6 +8,7 @@ people are shown first.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -24,6 +25,8 @@ from core.rag.terms import question_terms
 from core.settings import Settings
 
 Method = Literal["dense", "bm25", "hybrid"]
+SAME_WORDS = 0.6  # the share of their words two passages that say the same thing share (distinct)
+_WORD = re.compile(r"\w+")
 # Over the BERT paper (k=5, three questions) the prompt grew from ~800 tokens (window 0) to
 # ~1,400 (1) and ~2,100 (2); with chunking v2 all three answers were already in window 0, so one
 # neighbour each side is the margin for answers that run on, at under twice the prompt.
@@ -156,7 +159,7 @@ def search(settings: Settings, collection_name: str, question: str,
         if within.rerank:
             rate(collection, embedder, query_vector, question, hits, weights, known_as)
             hits.sort(key=lambda h: h.relevance, reverse=True)  # stable: ties keep fused order
-        return hits, ranked
+        return distinct(hits), ranked
 
     # A question that names some of the documents ("… train the Transformer?", "… does QLoRA
     # need …?"), or follows up on an answer from them, is about them: over the seven shared
@@ -227,6 +230,18 @@ def _amount_within_k(hits: list[Hit], asked: quantities.Counted, k: int) -> list
         return hits
     rest = [h for h in hits if h is not better]
     return [*rest[:k - 1], better, *rest[k - 1:]]
+
+
+def distinct(hits: list[Hit]) -> list[Hit]:
+    """The hits less those that say what a better one says: the same document uploaded twice,
+    as a PDF and as a web page, filled two of the three places with one passage. Chunks of
+    the two copies share 60-100% of their words; a paper's own chunks at most 30%."""
+    kept: list[tuple[Hit, set[str]]] = []
+    for hit in hits:
+        words = set(_WORD.findall(hit.text.lower()))
+        if all(len(words & seen) < SAME_WORDS * len(words | seen) for _, seen in kept):
+            kept.append((hit, words))
+    return [hit for hit, _ in kept]
 
 
 def worth_reading(hits: list[Hit]) -> list[Hit]:
