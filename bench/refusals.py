@@ -64,10 +64,10 @@ def refused(settings, pairs: list[tuple[str, str]]) -> dict:
         first += not relevance.answerable([rating.estimate(h, h.coverage) for h in hits])
         # a question about a document itself is answered from its opening however weakly it
         # matches (core.rag.front_matter), as RagTurn does
-        answered = found.openings or relevance.answerable([h.relevance for h in hits])
+        answered = found.placed or relevance.answerable([h.relevance for h in hits])
         second += not answered
         # answered, with the Chat page's note that every passage is a weak match (RagTurn)
-        weak += bool(answered and not found.openings and weakly_matched(hits))
+        weak += bool(answered and not found.placed and weakly_matched(hits))
     return {"questions": len(pairs), "relevance_alone": first, "with_meaning": second,
             "answered_weak_only": weak}
 

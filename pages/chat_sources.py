@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.rag import definitions, front_matter
+from core.rag import definitions, front_matter, parts
 from core.rag.answers import Answer
 from core.rag.hits import Hit
 from core.rag.page_view import show_page
@@ -154,6 +154,12 @@ def match_badge(hit: Hit, method: str) -> None:
                  help="Shown beside the document's opening because the question names "
                       "something that this sentence introduces: it says which document the "
                       f"question is about ({rated}).")
+        return
+    if hit.retriever == parts.RETRIEVER:
+        st.badge("the part asked for", color="violet",
+                 help="Shown first because the question names a numbered part of the document "
+                      f"(\"the first tip\", \"step 3\"), and this passage falls under its heading "
+                      f"({rated}).")
         return
     if hit.retriever == definitions.RETRIEVER:
         st.badge("where it is spelled out", color="violet",

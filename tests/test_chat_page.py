@@ -174,6 +174,17 @@ def test_asked_what_the_paper_is_about_its_first_section_is_read(chat_env):
     assert len(captions) == 3 and all(c.endswith("· Introduction") for c in captions), captions
 
 
+def test_asked_for_the_first_tip_the_passages_under_its_heading_lead(chat_env):
+    """"First" is in no heading: retrieval led with the acknowledgements."""
+    at = chat_page()
+    at.chat_input(key="question").set_value("What is the first tip?").run()
+    assert not at.exception
+    shown = "\n".join(m.value for m in at.markdown)
+    assert shown.count(":violet-badge[the part asked for]") == 3
+    captions = [c.value for c in at.caption if "deep\\-rules" in c.value]
+    assert len(captions) == 3 and all(c.endswith("appropriate for your problem") for c in captions)
+
+
 def best_sentence_line() -> str:
     """The first line of the best-matching sentence of the latest answer's first chunk, as the
     panel shows it: in bold."""

@@ -302,19 +302,19 @@ def test_who_wrote_a_paper_is_answered_from_its_opening_chunk(papers):
     gan = shared("papers", "1406.2661_GAN.pdf")
     assert {r.status for r in ingest_files(settings, [SAMPLE_PAPER, gan], "authors")} == {"ok"}
     named = search(settings, "authors", "Who are the authors of the GAN paper?")
-    assert named.openings and len(named.hits) == 1
+    assert named.placed and len(named.hits) == 1
     assert (named.hits[0].doc, named.hits[0].chunk) == ("1406.2661_GAN.pdf", 0)
     assert "Goodfellow" in named.hits[0].text and named.hits[0].rank == 1
     unnamed = search(settings, "authors", "Who wrote this paper?", RetrievalOptions(k=5))
-    assert unnamed.openings and {(h.doc, h.chunk) for h in unnamed.hits} == {
+    assert unnamed.placed and {(h.doc, h.chunk) for h in unnamed.hits} == {
         ("1406.2661_GAN.pdf", 0), (SAMPLE_PAPER.name, 0)}
     assert {h.retriever for h in named.hits + unnamed.hits} == {"front matter"}
     content = search(settings, "authors", "What do the authors of the GAN paper propose?")
-    assert not content.openings and len(content.hits) == 3
+    assert not content.placed and len(content.hits) == 3
     # a follow-up's standalone query holds earlier questions: what was asked last decides
     follow_up = search(settings, "authors", "Who wrote the GAN paper? How is it trained?",
                        asked="How is it trained?")
-    assert not follow_up.openings and len(follow_up.hits) == 3
+    assert not follow_up.placed and len(follow_up.hits) == 3
 
 
 def test_an_acronym_the_text_never_writes_is_searched_for_spelled_out(papers):

@@ -215,7 +215,7 @@ class RagTurn:
         elif followup.needs_rewrite(question, earlier):
             asked = [m for m in earlier if m["role"] == "user"]
             self.plan.messages[:0] = newest_that_fit(asked, engine, room)
-        self.answerable = (self.rewording is not None or self.search.openings
+        self.answerable = (self.rewording is not None or self.search.placed
                            or relevance.answerable([h.relevance for h in self.search.hits]))
         self.stats = StreamStats()
         self.no_context: StreamStats | None = None  # set by a caller that also asks without
@@ -290,7 +290,7 @@ class RagTurn:
                       unread_numbers=unread_numbers(text, read) if asked else [],
                       reference_numbers=reference_numbers(text, read) if asked else [],
                       only_weak_matches=asked and self.rewording is None
-                      and not self.search.openings and weakly_matched(self.plan.used),
+                      and not self.search.placed and weakly_matched(self.plan.used),
                       rewording=None if self.rewording is None else (
                           "unchanged" if without_marks(text) == without_marks(self.rewording)
                           else "reworded"))

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from core.errors import InputError
-from core.rag import acronyms, definitions, front_matter, quantities, relevance, store
+from core.rag import acronyms, definitions, front_matter, parts, quantities, relevance, store
 from core.rag.bm25 import bm25_index
 from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
@@ -27,6 +27,8 @@ from core.settings import Settings
 Method = Literal["dense", "bm25", "hybrid"]
 SAME_WORDS = 0.6  # the share of their words two passages that say the same thing share (distinct)
 _WORD = re.compile(r"\w+")
+# placed first for what they are, however their words match: a definition, a part asked for
+_PLACED = frozenset({definitions.RETRIEVER, parts.RETRIEVER})
 # Over the BERT paper (k=5, three questions) the prompt grew from ~800 tokens (window 0) to
 # ~1,400 (1) and ~2,100 (2); with chunking v2 all three answers were already in window 0, so one
 # neighbour each side is the margin for answers that run on, at under twice the prompt.
@@ -88,9 +90,10 @@ class SearchResult:
     method: Method
     score_meaning: str
     seconds: float
-    # The hits are documents' opening chunks, for a question about a document itself
-    # (core.rag.front_matter): they answer however weakly they match it
-    openings: bool = False
+    # The hits were placed for what they are, not found by their words: documents' openings or
+    # abstracts, for a question about a document itself (core.rag.front_matter), or the part
+    # of one asked for (core.rag.parts). They answer however weakly they match it.
+    placed: bool = False
     query: str = ""  # what was searched for: the question, its acronyms spelled out
     # The documents whose chunks come first: those the question names
     # (core.rag.front_matter.named_documents), else those the conversation is about; none where
@@ -188,6 +191,12 @@ def search(settings: Settings, collection_name: str, question: str,
                                  hits, ranked)
         if options.rerank and hits and hits[0].chunk_id not in rated:
             rate(collection, embedder, query_vector, question, hits[:1], weights, known_as)
+    if (part := parts.asked_part(asked or question)) is not None:
+        rated = {h.chunk_id for h in hits}
+        hits = _part_first(collection, settings, part, options, hits, ranked)
+        if options.rerank:
+            rate(collection, embedder, query_vector, question,
+                 [h for h in hits if h.chunk_id not in rated], weights, known_as)
     if options.rerank and not about_document and (amount := quantities.counted(asked or question)):
         hits = _amount_within_k(hits, amount, options.k)
     openings: list[Hit] = []
@@ -204,16 +213,17 @@ def search(settings: Settings, collection_name: str, question: str,
     hits = openings or hits[:options.k]
     if not options.rerank:
         rate(collection, embedder, query_vector, question, hits, weights, known_as)
-    if not openings and not relevance.answerable([h.relevance for h in hits]):
+    placed = bool(openings) or any(h.retriever == parts.RETRIEVER for h in hits)
+    if not placed and not relevance.answerable([h.relevance for h in hits]):
         # A second look before the question is refused: in other words than the documents'
         rate_by_meaning(embedder, question, hits, weights, known_as)
-        if options.rerank:  # the order stays the one the marks show; a definition stays first
-            lead = int(bool(hits) and hits[0].retriever == definitions.RETRIEVER)
+        if options.rerank:  # the order stays the one the marks show; what is placed first stays
+            lead = next((i for i, h in enumerate(hits) if h.retriever not in _PLACED), len(hits))
             hits[lead:] = sorted(hits[lead:], key=lambda h: h.relevance, reverse=True)
     for rank, hit in enumerate(hits, 1):
         hit.rank, hit.pages = rank, index.pages[hit.doc_id]
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
-                        time.perf_counter() - started, bool(openings), question, tuple(named),
+                        time.perf_counter() - started, placed, question, tuple(named),
                         because if named else "")
 
 
@@ -245,13 +255,13 @@ def distinct(hits: list[Hit]) -> list[Hit]:
 
 
 def worth_reading(hits: list[Hit]) -> list[Hit]:
-    """The hits less the weak ones where one is a strong match (a definition placed first
+    """The hits less the weak ones where one is a strong match (a definition or a part placed first
     stays, however it matches). Given a weak third passage, "4.1 GLUE" beside BERT's abstract,
     the 0.5B answered "What does BERT stand for?" with "BERT [1]"."""
     if relevance.label(_best(hits)) != "strong":
         return hits
     return [h for h in hits if relevance.label(h.relevance) != "weak"
-            or h.retriever == definitions.RETRIEVER]
+            or h.retriever in _PLACED]
 
 
 def weakly_matched(hits: list[Hit]) -> bool:
@@ -309,6 +319,18 @@ def _openings(collection, settings: Settings, question: str, options: RetrievalO
                                             hit.start + span[1])
             hit.retriever = front_matter.INTRODUCTION
     return placed
+
+
+def _part_first(collection, settings: Settings, part: tuple[str, int], options: RetrievalOptions,
+                hits: list[Hit], ranked: dict[str, dict]) -> list[Hit]:
+    """The hits with the chunks under the heading of the part asked for first (at most k of
+    them), where a heading names it (core.rag.parts); one that retrieval found keeps its
+    scores."""
+    index = bm25_index(collection, settings.indexes_dir)
+    found = parts.part_chunks(index, part, [h.doc_id for h in hits], options.doc_ids)
+    first = [_placed(index, i, hits, ranked, options.method, parts.RETRIEVER)
+             for i in found[:options.k]]
+    return [*first, *(h for h in hits if h not in first)]
 
 
 def _definition_first(collection, settings: Settings, abbreviation: str,
