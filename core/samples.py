@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core import files
 from core.settings import PROJECT_ROOT, Settings
@@ -45,7 +46,8 @@ def load_samples(settings: Settings,
     labels = {"extract": "Extracting text with Tika", "chunk": "Splitting into chunks",
               "embed": "Embedding chunks", "store": "Storing in Chroma"}
     progress(0.1, "Loading the embedding model")
-    [result] = ingest_files(settings, [SAMPLE_PAPER], SAMPLE_COLLECTION,
+    [result] = ingest_files(settings, [_kept(settings, SAMPLE_PAPER, SAMPLE_COLLECTION)],
+                            SAMPLE_COLLECTION,
                             on_stage=lambda path, stage: progress(
                                 0.1 + 0.9 * STAGE_START[stage], labels[stage]))
     if result.status != "ok":
@@ -58,13 +60,25 @@ def load_samples(settings: Settings,
     return SampleLoadResult(True, messages)
 
 
+def _kept(settings: Settings, sample: Path, collection: str) -> Path:
+    """The sample kept among the collection's originals, as an upload is: the page viewer
+    shows its pages and a re-index rebuilds it from there (with neither, the sample paper's
+    passages could not be shown on their page)."""
+    from core.uploads import keep_copy, upload_folder
+
+    folder = upload_folder(settings.data_dir, collection)
+    folder.mkdir(parents=True, exist_ok=True)
+    return keep_copy(folder, sample.name, sample)
+
+
 def load_qa_sample(settings: Settings,
                    progress: Callable[[float, str], None] = lambda f, m: None) -> SampleLoadResult:
     """The SQuAD passages into their own collection (again: a re-run replaces each passage),
     ready for the questions in SAMPLE_QA."""
     from core.rag.ingest import ingest_files
 
-    passages = sorted(SAMPLE_QA_PASSAGES.glob("*.txt"))
+    passages = [_kept(settings, path, SAMPLE_QA_COLLECTION)
+                for path in sorted(SAMPLE_QA_PASSAGES.glob("*.txt"))]
     progress(0.1, "Loading the embedding model")
     results = ingest_files(settings, passages, SAMPLE_QA_COLLECTION,
                            on_stage=lambda path, stage: progress(

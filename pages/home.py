@@ -67,16 +67,24 @@ with samples_col:
         st.subheader("Try it with sample data")
         st.markdown("A CC BY paper (*Ten Quick Tips for Deep Learning in Biology*) and 60 "
                     "labelled contracts of 5 types from CUAD. Credits in `data/samples/CREDITS.md`.")
-        if samples_loaded(s):
+        loaded = samples_loaded(s)
+        if loaded:
             st.success(f"Sample data is loaded: collection **{SAMPLE_COLLECTION}** and the "
                        "contracts dataset.", icon=":material/check:")
-        if st.button("Load sample data", icon=":material/download:", type="primary",
+            for line in st.session_state.pop("samples-loaded", []):  # what the load just did
+                st.text(line)
+        if st.button("Load sample data again" if loaded else "Load sample data",
+                     icon=":material/download:", type="secondary" if loaded else "primary",
                      key="load-samples"):
             result = load_sample("Loading sample data…",
                                  lambda progress: load_samples(s, progress=progress),
                                  "Sample data loaded", "Sample data: problems")
             if result.ok:
                 select_collection(SAMPLE_COLLECTION)
+                # drawn again, so that the sidebar lists the new collection ("No collections
+                # yet" stayed until the next page)
+                st.session_state["samples-loaded"] = result.messages
+                st.rerun()
 
 st.divider()
 st.subheader("Where to next")

@@ -66,9 +66,12 @@ def test_load_sample_data_ingests_the_paper(studio_env):
     text = "\n".join(t.value for t in at.text)  # the loader's messages, as plain text
     assert "deep-rules_manuscript.pdf, 25 pages" in text and "collection 'samples'" in text
     assert (studio_env / "datasets" / "cuad_contract_types_sample.csv").is_file()
-    at.run()
+    # drawn again at once: the sidebar lists the collection, and the button offers a reload
     assert at.selectbox(key="collection").value == "samples"
     assert any("Sample data is loaded" in s.value for s in at.success)
+    assert at.button(key="load-samples").label == "Load sample data again"
+    # the paper is kept among the collection's originals: its pages can be shown, and re-indexed
+    assert (studio_env / "uploads" / "samples" / "deep-rules_manuscript.pdf").is_file()
 
 
 def test_settings_page_masks_key_and_saves_choices(studio_env, monkeypatch):
