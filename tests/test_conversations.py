@@ -140,6 +140,20 @@ def test_a_rewrite_that_resolves_nothing_searches_both_questions():
     assert rewrite(Says(" ".join(["word"] * 80)), follow_up, earlier).startswith("What are")
 
 
+def test_what_about_a_thing_is_searched_with_the_earlier_questions_not_the_answers():
+    earlier = [{"role": "user", "content": "What does it recommend about baselines?"},
+               {"role": "assistant", "content": "Use random seeds for baselines. [1]"}]
+    wrong = Says("random seeds, baseline, hyperparameters")  # from the earlier (wrong) answer
+    assert rewrite(wrong, "And what about hyperparameters?", earlier) == \
+        "What does it recommend about baselines? And what about hyperparameters?"
+    # within the documents the conversation is about, the question alone
+    assert rewrite(wrong, "And what about hyperparameters?", earlier, scoped=True) == \
+        "And what about hyperparameters?"
+    # what it asks about points back itself: the model says what
+    assert rewrite(Says("the Transformer's encoder"), "What about its encoder?", earlier) == \
+        "the Transformer's encoder"
+
+
 def test_a_rewrite_keeps_what_the_question_asks_and_is_never_an_earlier_answer():
     earlier = [{"role": "user", "content": "What is QLoRA?"},
                {"role": "assistant", "content": "QLoRA finetunes 4-bit quantized LLMs. [1]"}]

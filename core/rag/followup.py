@@ -43,6 +43,13 @@ _ABOUT_THE_ANSWER = re.compile(
     r"\bin (a|one|full|complete) (full |complete )?sentences?\b|\bin other words\b|"
     r"\bmore (simply|briefly|clearly)\b|\bin simpler (terms|words)\b", re.IGNORECASE)
 
+# "And what about hyperparameters?" names what it asks about and asks of it what the question
+# before asked: the earlier questions say what. Rewritten by the 0.5B, it carried an earlier
+# wrong answer's words into the search ("random seeds, data augmentation, regularization,
+# baseline, hyperparameters").
+_WHAT_ABOUT = re.compile(r"^\s*(?:(?:and|but|so)\s+)?(?:what|how)\s+about\s+(?P<what>.+)",
+                         re.IGNORECASE)
+
 SYSTEM = ("You rewrite a follow-up question into one standalone search query. Use the "
           "conversation to replace words like 'it', 'they' or 'them' with what they refer to. "
           "Reply with the query only, on one line, without an answer.")
@@ -60,8 +67,12 @@ def about_the_answer(question: str) -> bool:
 
 
 def _leans(question: str) -> bool:
-    return any(_points_back(m.group(), question) for m in _ANAPHORA.finditer(question)) or (
+    return _refers_back(question) or (
         len(question.split()) <= SHORT_QUESTION_WORDS and not capitalised(question))
+
+
+def _refers_back(text: str) -> bool:
+    return any(_points_back(m.group(), text) for m in _ANAPHORA.finditer(text))
 
 
 def _points_back(word: str, question: str) -> bool:
@@ -85,6 +96,9 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict],
     recent = _recent(history)
     if about_the_answer(question):
         return " ".join(_back_to_standalone(recent))
+    if (about := _WHAT_ABOUT.match(question)) and question_terms(about["what"]) \
+            and not _refers_back(about["what"]):
+        return _with_earlier_questions(question, recent, scoped)
     turns = "\n".join(f"{said[m['role']]}: {' '.join(m['content'].split())[:ANSWER_CHARS]}"
                       for m in recent)
     messages = [{"role": "system", "content": SYSTEM},
@@ -116,6 +130,10 @@ def rewrite(engine: ChatEngine, question: str, history: Sequence[dict],
     # Transformer, "What BLEU score does it reach on English-to-German?" searched with all four
     # was answered 41.8 (English-to-French), and "Which optimizer was it trained with?" with
     # the one before it read of the encoder's layers
+    return _with_earlier_questions(question, recent, scoped)
+
+
+def _with_earlier_questions(question: str, recent: Sequence[dict], scoped: bool) -> str:
     return question if scoped else " ".join([*_back_to_standalone(recent), question])
 
 
