@@ -125,3 +125,20 @@ def test_a_pdf_without_its_original_shows_its_text(studio_env):
     store.delete_document(collection, passage.doc_id)  # an older answer's source, since gone
     gone = show_page(settings.data_dir, collection, passage)
     assert gone.image is None and gone.text == "" and "no longer" in gone.note
+
+
+def test_a_scanned_page_says_why_the_passage_is_not_marked(studio_env):
+    from core.rag.extract import ocr_available
+
+    if not ocr_available():
+        pytest.skip("tesseract is not installed (make test installs it)")
+    settings = load_settings()
+    scanned = upload_folder(settings.data_dir, "scans") / "lora-scan.pdf"
+    scanned.parent.mkdir(parents=True, exist_ok=True)
+    copyfile(shared("documents", "2106.09685v2_pages1-2_image-only.pdf"), scanned)
+    [result] = ingest_files(settings, [scanned], "scans", ocr=True)
+    assert result.status == "ok", result.error
+    collection = store.get_collection(store.client(settings), "scans")
+    view = show_page(settings.data_dir, collection, passages(collection, scanned.name)[2])
+    # the page is shown; its text came from OCR, so there is nothing to mark the passage on
+    assert view.image is not None and not view.rects and "scanned image" in view.note

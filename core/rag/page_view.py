@@ -98,7 +98,10 @@ def show_page(data_dir: Path, collection, passage: Passage, page: int | None = N
         own = texts.get(page, "")
         image, rects, boxes = _highlighted(*_stamp(original), page, passage.text,
                                            passage.start / max(len(own), 1))
-        note = "" if rects else "The passage's text could not be found on the rendered page."
+        note = ("" if rects else
+                "This page is a scanned image: its text was read by OCR, so the passage cannot "
+                "be marked on it." if not _has_text_layer(*_stamp(original), page) else
+                "The passage's text could not be found on the rendered page.")
         return PageView(page, count, image, list(rects), list(boxes), note=note)
     count = max(texts, default=1)
     page = min(max(page, 1), count)
@@ -135,6 +138,18 @@ def _page_count(path: str, size: int, mtime_ns: int) -> int:
         pdf = pypdfium2.PdfDocument(path)
         try:
             return len(pdf)
+        finally:
+            pdf.close()
+
+
+@lru_cache(maxsize=64)
+def _has_text_layer(path: str, size: int, mtime_ns: int, page: int) -> bool:
+    import pypdfium2
+
+    with _PDFIUM:
+        pdf = pypdfium2.PdfDocument(path)
+        try:
+            return pdf[page - 1].get_textpage().count_chars() > 0
         finally:
             pdf.close()
 
