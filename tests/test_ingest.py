@@ -70,6 +70,10 @@ def test_ingest_is_idempotent_and_a_bad_file_does_not_stop_the_batch(studio_env,
     # each of the paper's ten tips is a section of its own, under its heading
     tips = {m["section"].split(":")[0] for m in metas if m["section"].startswith("Tip ")}
     assert tips == {f"Tip {n}" for n in range(1, 11)}
+    # the same paper as a Word file is stored, with a note that it seems to be there already
+    [docx] = ingest_files(settings, [shared("documents", "deep-rules_manuscript.docx")], "papers")
+    assert docx.status == "ok" and docx.note.startswith(
+        "deep-rules_manuscript.pdf has the same title"), docx.note
     assert collection.metadata["embedding_model"] == "all-minilm-l6-v2"
 
 

@@ -129,7 +129,10 @@ def store_document(settings: Settings, collection, doc: PreparedDocument, batch:
                    result: FileResult) -> None:
     """Write a prepared document whole (or not at all) and record it in `result`."""
     result.pages, result.chars, result.extractor = doc.pages, doc.chars, doc.extractor
-    result.note = doc.note
+    twin = _titled_alike(collection, doc)
+    result.note = "; ".join(note for note in (doc.note, twin and (
+        f"{twin} has the same title: if it is the same document in another format, one of them "
+        "is enough")) if note) or None
     try:
         if not settings.chroma_host:  # its text and vectors, several times over (SQLite, index)
             check_room(settings.chroma_dir, 4 * sum(len(c.text.encode()) + 4 * len(v)
@@ -139,6 +142,18 @@ def store_document(settings: Settings, collection, doc: PreparedDocument, batch:
         full = None if settings.chroma_host else disk_full(exc, settings.chroma_dir)
         raise store_failure(doc.file, full or exc) from exc
     result.chunks, result.status = len(doc.chunks), "ok"
+
+
+def _titled_alike(collection, doc: PreparedDocument) -> str | None:
+    """The file name of another document of the collection with the same title as `doc`: the
+    sample paper uploaded again as a web page went in unremarked, and its passages came twice."""
+    title = doc.chunks[0].title if doc.chunks else ""
+    if not title:
+        return None
+    found = collection.get(where={"$and": [{"title": title}, {"doc_id": {"$ne": doc.doc_id}},
+                                           {"file": {"$ne": doc.file}}]},
+                           limit=1, include=["metadatas"])["metadatas"]
+    return found[0]["file"] if found else None
 
 
 def store_failure(file: str, why: Exception) -> StoreFailure:
