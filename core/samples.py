@@ -36,20 +36,18 @@ def samples_loaded(settings: Settings) -> bool:
 
 def load_samples(settings: Settings,
                  progress: Callable[[float, str], None] = lambda f, m: None) -> SampleLoadResult:
-    from core.rag.ingest import STAGE_START, ingest_files
+    from core.rag.ingest import STAGE_START, ingest_files, stage_label
 
     datasets = settings.data_dir / "datasets"
     datasets.mkdir(parents=True, exist_ok=True)
     progress(0.05, "Copying the contracts dataset")
     shutil.copyfile(SAMPLE_DATASET, datasets / SAMPLE_DATASET.name)
     messages = [f"Dataset: {SAMPLE_DATASET.name} (60 contracts, 5 types) in your datasets."]
-    labels = {"extract": "Extracting text with Tika", "chunk": "Splitting into chunks",
-              "embed": "Embedding chunks", "store": "Storing in Chroma"}
     progress(0.1, "Loading the embedding model")
     [result] = ingest_files(settings, [_kept(settings, SAMPLE_PAPER, SAMPLE_COLLECTION)],
                             SAMPLE_COLLECTION,
                             on_stage=lambda path, stage: progress(
-                                0.1 + 0.9 * STAGE_START[stage], labels[stage]))
+                                0.1 + 0.9 * STAGE_START[stage], stage_label(stage)))
     if result.status != "ok":
         return SampleLoadResult(False, messages + [f"Paper failed: {result.error}"])
     messages.append(f"Paper: {result.file}, {result.pages} pages → {result.chunks} chunks in "

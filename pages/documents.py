@@ -17,6 +17,7 @@ from core.rag.ingest import (
     ingest_files,
     reindex,
     remove_document,
+    stage_label,
     unstored_originals,
 )
 from core.rag.ingest_ray import ingest_files_ray
@@ -110,10 +111,13 @@ if unstored:
             st.rerun()
 if info.outdated and info.chunks:
     with st.container(border=True):
-        st.warning("This collection was chunked by an older version of the Studio: short chunks "
-                   "cut at the PDF's line breaks, without document titles or sections. "
-                   "Re-index it to give answers fuller passages; every document is rebuilt "
-                   "from its uploaded original and none is lost.", icon=":material/update:")
+        # Said of every older version: the first ones cut short chunks at a PDF's line breaks,
+        # the latest missed headings such as "Tip 1: …"
+        st.warning("This collection was chunked by an older version of the Studio, which split "
+                   "and labelled its passages less well than new uploads are. Re-index it to "
+                   "give answers fuller passages under their right sections; every document is "
+                   "rebuilt from its uploaded original and none is lost.",
+                   icon=":material/update:")
         if st.button("Re-index", type="primary", key="reindex-collection"):
             bar = st.progress(0.0, text="Loading the embedding model…")
             stored = {d["file"] for d in store.documents(collection)}
@@ -121,7 +125,7 @@ if info.outdated and info.chunks:
             tracker = BatchProgress([upload_folder(s.data_dir, current) / f for f in stored]
                                     + unstored)
             done = reindex(s, current, lambda path, stage: bar.progress(
-                tracker.update(path, stage)[0], text=f"{path.name}: {stage}"))
+                tracker.update(path, stage)[0], text=f"{path.name}: {stage_label(stage)}"))
             st.session_state["ingest-results"] = [r.to_json() for r in done]
             st.rerun()
 
@@ -157,7 +161,7 @@ with st.container(border=True):
             done, eta = tracker.update(path, stage)
             left = f" · about {eta:.0f} s left" if eta is not None else ""
             bar.progress(done, text=f"{done:.0%}{left}")
-            stage_line.markdown(f"`{path.name}` — **{stage}**")
+            stage_line.markdown(f"`{path.name}` — {stage_label(stage, ocr)}")
 
         # Said on the stage line, which the first file's first stage replaces: a spinner
         # around the whole batch kept saying it while the files were read and embedded.

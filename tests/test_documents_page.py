@@ -72,6 +72,18 @@ def test_create_upload_and_see_results_and_errors(studio_env):
     at.text_input(key="chunk-filter").set_value("no such words anywhere").run()
     assert any("No chunk of escape attempt.pdf contains" in i.value for i in at.info)
 
+    # A collection chunked by an older version offers to re-index it, and is current after
+    from core.rag.chunking import CHUNKING_VERSION
+
+    store.update_metadata(collection, chunking_version=CHUNKING_VERSION - 1)
+    at.run()
+    assert any("older version of the Studio" in w.value for w in at.warning)
+    at.button(key="reindex-collection").click().run()
+    assert not at.exception
+    assert not any("older version of the Studio" in w.value for w in at.warning)
+    collection = store.get_collection(store.client(load_settings()), "papers")
+    assert store.describe(collection).chunking_version == CHUNKING_VERSION
+
     # Delete one document: its chunks go, the other stays.
     at.selectbox(key="doc").set_value("notes.pdf").run()
     assert at.button(key="delete-doc").label == "Delete notes.pdf"  # in a popover that asks first

@@ -253,6 +253,16 @@ def remove_document(settings: Settings, collection, doc: dict) -> int:
 
 # How far into one file each stage starts; extraction and embedding dominate.
 STAGE_START = {"extract": 0.0, "chunk": 0.4, "embed": 0.45, "store": 0.9}
+_STAGE_LABELS = {"extract": "Extracting text with Tika", "chunk": "Splitting into chunks",
+                 "embed": "Embedding chunks", "store": "Storing in Chroma"}
+
+
+def stage_label(stage: Stage, ocr: bool = False) -> str:
+    """What a stage is doing, for a progress line: with OCR, extracting is the slow part (a
+    scanned page takes seconds), and a bare "extract" beside an empty bar looked stuck."""
+    if stage == "extract" and ocr:
+        return "Extracting text with Tika, and reading scanned pages with OCR (seconds a page)"
+    return _STAGE_LABELS[stage]
 
 
 @dataclass
