@@ -134,37 +134,38 @@ FOUND_BY = {"dense": "found by meaning", "bm25": "found by keywords",
 WHOLE_CHUNK = 0.6
 
 
+# Passages placed for what they are, not found by their words (Hit.retriever): their badge and
+# why they are shown
+PLACED_BADGES = {
+    front_matter.OVERVIEW: (
+        "what the document is about", "Shown because the question asks what the document is "
+        "about: its abstract (or, without one, the opening of its first section) says that, "
+        "however little its words resemble the question's"),
+    front_matter.INTRODUCTION: (
+        "where the document introduces it", "Shown beside the document's opening because the "
+        "question names something that this sentence introduces: it says which document the "
+        "question is about"),
+    parts.RETRIEVER: (
+        "the part asked for", "Shown first because the question names a numbered part of the "
+        "document (\"the first tip\", \"step 3\"), and this passage falls under its heading"),
+    definitions.RETRIEVER: (
+        "where it is spelled out", "Shown first because the question asks what an abbreviation "
+        "stands for, and this passage spells it out beside it in brackets"),
+}
+
+
 def match_badge(hit: Hit, method: str) -> None:
     rated = f"rated {hit.relevance:.0%} likely to hold the answer from its words"
     if hit.retriever == front_matter.RETRIEVER:  # chosen for what it is, not for its words
         end = "opening" if hit.chunk == 0 else "end"  # its end: where an agreement is signed
-        st.badge(f"the document's {end}", color="violet",
-                 help="Shown because the question asks about the document itself (who wrote "
-                      f"it, its title, its parties): its {end} says that, however little its "
-                      f"words resemble the question's ({rated}).")
-        return
-    if hit.retriever == front_matter.OVERVIEW:
-        st.badge("what the document is about", color="violet",
-                 help="Shown because the question asks what the document is about: its abstract "
-                      "(or, without one, the opening of its first section) says that, however "
-                      f"little its words resemble the question's ({rated}).")
-        return
-    if hit.retriever == front_matter.INTRODUCTION:
-        st.badge("where the document introduces it", color="violet",
-                 help="Shown beside the document's opening because the question names "
-                      "something that this sentence introduces: it says which document the "
-                      f"question is about ({rated}).")
-        return
-    if hit.retriever == parts.RETRIEVER:
-        st.badge("the part asked for", color="violet",
-                 help="Shown first because the question names a numbered part of the document "
-                      f"(\"the first tip\", \"step 3\"), and this passage falls under its heading "
-                      f"({rated}).")
-        return
-    if hit.retriever == definitions.RETRIEVER:
-        st.badge("where it is spelled out", color="violet",
-                 help="Shown first because the question asks what an abbreviation stands for, "
-                      f"and this passage spells it out beside it in brackets ({rated}).")
+        placed: tuple[str, str] | None = (
+            f"the document's {end}", "Shown because the question asks about the document itself "
+            f"(who wrote it, its title, its parties): its {end} says that, however little its "
+            "words resemble the question's")
+    else:
+        placed = PLACED_BADGES.get(hit.retriever)
+    if placed is not None:
+        st.badge(placed[0], color="violet", help=f"{placed[1]} ({rated}).")
         return
     found_by = "" if method != "hybrid" else f", {FOUND_BY.get(hit.retriever, '')}"
     st.badge(f"{hit.match} match", color=MATCH_COLOUR[hit.match],

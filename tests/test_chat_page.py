@@ -162,27 +162,21 @@ def test_asked_what_an_abbreviation_is_the_passage_that_spells_it_out_leads(chat
     assert re.search(r"automated machine learning \S*\\\(AutoML\\\)", shown), shown
 
 
-def test_asked_what_the_paper_is_about_its_first_section_is_read(chat_env):
-    """The sample paper has no abstract: its introduction says what it is about (retrieval
-    led with a reference on dropout, and the answer said the paper was about dropout)."""
+@pytest.mark.parametrize("question, badge, section", [
+    # The sample paper has no abstract: its introduction says what it is about (retrieval led
+    # with a reference on dropout, and the answer said the paper was about dropout)
+    ("What is this paper about?", "what the document is about", "Introduction"),
+    # "First" is in no heading: retrieval led with the acknowledgements
+    ("What is the first tip?", "the part asked for", "appropriate for your problem"),
+])
+def test_passages_placed_for_what_they_are_say_so(chat_env, question, badge, section):
     at = chat_page()
-    at.chat_input(key="question").set_value("What is this paper about?").run()
+    at.chat_input(key="question").set_value(question).run()
     assert not at.exception
     shown = "\n".join(m.value for m in at.markdown)
-    assert shown.count(":violet-badge[what the document is about]") == 3
+    assert shown.count(f":violet-badge[{badge}]") == 3
     captions = [c.value for c in at.caption if "deep\\-rules" in c.value]
-    assert len(captions) == 3 and all(c.endswith("· Introduction") for c in captions), captions
-
-
-def test_asked_for_the_first_tip_the_passages_under_its_heading_lead(chat_env):
-    """"First" is in no heading: retrieval led with the acknowledgements."""
-    at = chat_page()
-    at.chat_input(key="question").set_value("What is the first tip?").run()
-    assert not at.exception
-    shown = "\n".join(m.value for m in at.markdown)
-    assert shown.count(":violet-badge[the part asked for]") == 3
-    captions = [c.value for c in at.caption if "deep\\-rules" in c.value]
-    assert len(captions) == 3 and all(c.endswith("appropriate for your problem") for c in captions)
+    assert len(captions) == 3 and all(c.endswith(section) for c in captions), captions
 
 
 def best_sentence_line() -> str:
