@@ -84,7 +84,8 @@ def create_collection(page, url: str, name: str) -> None:
 def upload(page, files: list[Path]) -> None:
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
         [str(f) for f in files])
-    page.get_by_text(files[-1].name).first.wait_for(timeout=30_000)
+    # each file's chip, not its name: the uploader cuts a long name short ("deep-r...script.html")
+    page.locator("[data-testid='stFileChip']").nth(len(files) - 1).wait_for(timeout=30_000)
     page.get_by_role("button", name="Add to collection").click()
     page.get_by_text(f"{len(files)} of {len(files)}").wait_for(timeout=180_000)
     wait_until_idle(page)
