@@ -74,6 +74,11 @@ def test_ingest_is_idempotent_and_a_bad_file_does_not_stop_the_batch(studio_env,
     [docx] = ingest_files(settings, [shared("documents", "deep-rules_manuscript.docx")], "papers")
     assert docx.status == "ok" and docx.note.startswith(
         "deep-rules_manuscript.pdf has the same title"), docx.note
+    # and its passages do not take the places of others: one opening for the authors, not two
+    from core.rag.retrieval import search
+
+    found = search(settings, "papers", "Who are the authors?")
+    assert found.placed and [h.chunk for h in found.hits] == [0]
     assert collection.metadata["embedding_model"] == "all-minilm-l6-v2"
 
 

@@ -305,9 +305,9 @@ def _openings(collection, settings: Settings, question: str, options: RetrievalO
     index = bm25_index(collection, settings.indexes_dir)
     ranked_docs = [h.doc_id for h in hits]
     if overview:
-        return [_placed(index, i, hits, ranked, options.method, front_matter.OVERVIEW)
-                for i in front_matter.overview_chunks(index, question, ranked_docs,
-                                                      options.doc_ids, options.k)]
+        return distinct([_placed(index, i, hits, ranked, options.method, front_matter.OVERVIEW)
+                         for i in front_matter.overview_chunks(index, question, ranked_docs,
+                                                               options.doc_ids, options.k)])
     answers = relevance.answerable([h.relevance for h in hits[:options.k]])
     placed = [_placed(index, i, hits, ranked, options.method, front_matter.RETRIEVER)
               for i in front_matter.opening_chunks(index, question, ranked_docs,
@@ -318,7 +318,7 @@ def _openings(collection, settings: Settings, question: str, options: RetrievalO
             hit.text, hit.start, hit.end = (hit.text[span[0]:span[1]], hit.start + span[0],
                                             hit.start + span[1])
             hit.retriever = front_matter.INTRODUCTION
-    return placed
+    return distinct(placed)  # a paper uploaded as a PDF and as a web page: one opening
 
 
 def _part_first(collection, settings: Settings, part: tuple[str, int], options: RetrievalOptions,
