@@ -60,17 +60,22 @@ def test_asking_what_a_document_is_about_is_put_to_the_model_as_a_summary():
 
 def test_what_a_document_is_about_is_read_in_its_abstract_else_its_first_section():
     sections = {"p": ["", "", "Abstract", "Abstract", "1 Introduction"],
-                "t": ["", "", "Introduction", "Introduction", "Introduction", "Tip 1: Decide"],
+                "t": ["", "", *["Introduction"] * 4, "Tip 1: Decide"],
                 "n": ["", ""]}
     metas = [{"doc_id": d, "file": f"{d}.pdf", "title": f"Title {d}", "chunk": c, "page": 1,
               "section": section} for d, secs in sections.items() for c, section in enumerate(secs)]
-    idx = Bm25Index([f"{m['doc_id']}:{m['chunk']}" for m in metas],
-                    [f"text {m['doc_id']} {m['chunk']}" for m in metas], metas)
+    # t's introduction ends with a sentence run on past a page break: a chunk of a few words
+    texts = [f"text {m['doc_id']} {m['chunk']} " + ("" if (m["doc_id"], m["chunk"]) == ("t", 5)
+                                                     else "words " * 40) for m in metas]
+    idx = Bm25Index([f"{m['doc_id']}:{m['chunk']}" for m in metas], texts, metas)
     ids = lambda positions: [idx.ids[i] for i in positions]  # noqa: E731
     assert ids(overview_chunks(idx, "What is this paper about?", ["p", "t"], (), 3)) == \
         ["p:2", "p:3", "t:2"]
-    # no abstract: the opening of the first section after the title block, within the limit
-    assert ids(overview_chunks(idx, "What is this paper about?", ["t"], (), 2)) == ["t:2", "t:3"]
+    # no abstract: the first section's opening, and its end (where a paper says what it
+    # brings), not the stub after a page break
+    assert ids(overview_chunks(idx, "What is this paper about?", ["t"], (), 3)) == \
+        ["t:2", "t:3", "t:4"]
+    assert ids(overview_chunks(idx, "What is this paper about?", ["t"], (), 2)) == ["t:2", "t:4"]
     # no section at all: the opening
     assert ids(overview_chunks(idx, "What is this paper about?", ["n"], (), 3)) == ["n:0"]
 

@@ -50,6 +50,7 @@ _WHAT_ABOUT = re.compile(
     rf" of)\s+{_DOCUMENT}\b", re.IGNORECASE)
 OVERVIEW = "overview"  # Hit.retriever of a passage placed for what its document is about
 _OVERVIEW_SECTIONS = frozenset({"abstract", "summary", "executive summary", "overview"})
+OVERVIEW_CHARS = 200  # a shorter chunk of a section's end is a sentence run on past a page
 # A title is named with capitals ("the BERT paper", "QLoRA"); the question's other words ("Where
 # do the authors of QLoRA work?") would pick "Square One Statement of Work" as well.
 _NAME = re.compile(r"(?<!^)\b\w*[A-Z]\w*")
@@ -397,8 +398,8 @@ def overview_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
                     doc_ids: tuple[str, ...], limit: int) -> list[int]:
     """Positions in `index` of at most `limit` passages that say what the document asked about
     is about (the one the question names, else the one retrieval ranked first, as
-    `opening_chunks` chooses): its abstract, else the opening of its first section after its
-    front matter, else its opening; then those of the next document."""
+    `opening_chunks` chooses): its abstract, else the opening and the end of its first section
+    after its front matter, else its opening; then those of the next document."""
     openings = _opening_positions(index, doc_ids)
     chunks: dict[str, list[tuple[int, str, int]]] = {}  # doc id -> (chunk, section, position)
     for i, m in enumerate(index.metas):
@@ -409,10 +410,19 @@ def overview_chunks(index: Bm25Index, question: str, ranked_docs: list[str],
                                _introductions(index, question, set(openings)))
     for doc in docs:
         ordered = sorted(chunks[doc])
+        abstract = next((sec for _, sec, _ in ordered if sec.lower() in _OVERVIEW_SECTIONS), None)
+        if abstract is not None:
+            found += [i for _, sec, i in ordered if sec == abstract]
+            continue
         titled = {"", index.metas[openings[doc]].get("title", "")}
-        section = next((sec for _, sec, _ in ordered if sec.lower() in _OVERVIEW_SECTIONS),
-                       next((sec for _, sec, _ in ordered if sec not in titled), None))
-        found += [i for _, sec, i in ordered if sec == section] or [openings[doc]]
+        first = next((sec for _, sec, _ in ordered if sec not in titled), None)
+        body = [i for _, sec, i in ordered if sec == first and first is not None]
+        # Its opening, and its end, where a paper says what it brings: the sample paper's
+        # introduction opens with what machine learning is, and the 0.5B summarised the paper
+        # as being about neural networks; its last paragraph says what the tips are for. A
+        # sentence run on past a page break is a chunk of its own, too short to say that.
+        ends = [i for i in body[1:] if len(index.texts[i]) >= OVERVIEW_CHARS][-(limit - 1):]
+        found += [*body[:1], *ends] if body else [openings[doc]]
     return found[:limit]
 
 
