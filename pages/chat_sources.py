@@ -78,8 +78,13 @@ def page_dialog(hit: Hit, source: PageSource) -> None:
                  alt=f"Page {view.page} of {hit.doc}, passage [{hit.rank}] highlighted"
                  if view.highlighted else f"Page {view.page} of {hit.doc}")
     else:
+        around = view.text_around()
+        whole = around is None or st.toggle("Whole page", key="page-whole",
+                                            help="The page from top to bottom; off, the "
+                                                 "passage and the paragraphs around it")
+        text, span = (view.text, view.span) if whole or around is None else around
         with st.container(height=600, key="page-text"):
-            st.markdown(marked_span(view.text, view.span))
+            st.markdown(marked_span(text, span))
 
 
 def marked_span(text: str, span: tuple[int, int] | None) -> str:

@@ -103,13 +103,16 @@ def test_text_documents_show_the_span(studio_env, tmp_path):
     settings = load_settings()
     note = tmp_path / "notes.txt"
     note.write_text("Overfitting\n\nA model overfits when it learns the noise of its training "
-                    "data. " * 30)
+                    "data. " * 90)
     kept_and_ingested(settings, note, "notes")
     collection = store.get_collection(store.client(settings), "notes")
     for passage in passages(collection, "notes.txt"):
         view = show_page(settings.data_dir, collection, passage)
         assert view.image is None and view.span == (passage.start, passage.end)
         assert view.text[passage.start:passage.end] == passage.text and not view.note
+        # shown at first with the paragraphs around it, not from the top of one long page
+        text, (start, end) = view.text_around()
+        assert text[start:end] == passage.text and len(text) < len(view.text) / 2
 
 
 def test_a_pdf_without_its_original_shows_its_text(studio_env):

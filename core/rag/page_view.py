@@ -31,6 +31,7 @@ SCALE = 2.0
 HIGHLIGHT = (255, 196, 0, 100)  # translucent amber: the text under it stays readable
 ANCHOR = 12  # folded characters: long enough to occur once on a page
 MIN_BLOCK = 4  # shorter difflib matches are chance (common letter pairs and words)
+AROUND_CHARS = 1200  # of text shown either side of a passage in a page without an image
 AROUND = 0.08  # of a page's height shown above and below a passage, for its context
 
 Box = tuple[float, float, float, float]
@@ -70,6 +71,22 @@ class PageView:
     @property
     def highlighted(self) -> bool:
         return bool(self.rects) or self.span is not None
+
+    def text_around(self, margin: int = AROUND_CHARS) -> tuple[str, tuple[int, int]] | None:
+        """The page's text from the paragraph about `margin` characters before the passage to
+        the one as far after it, and the passage's span in that: a web page is one long page,
+        and a cited passage lay some 3,500 pixels down the dialog's 600-pixel box. None
+        without a span, or where that is the whole text."""
+        if self.span is None:
+            return None
+        start, end = self.span
+        before = self.text.rfind("\n\n", 0, max(0, start - margin))
+        after = self.text.find("\n\n", min(len(self.text), end + margin))
+        first = before + 2 if before >= 0 else 0
+        last = after if after >= 0 else len(self.text)
+        if first == 0 and last == len(self.text):
+            return None
+        return self.text[first:last], (start - first, end - first)
 
     def around_passage(self, margin: float = AROUND) -> Image.Image | None:
         """The page's full width from a little above the highlights to a little below them
