@@ -188,11 +188,15 @@ with st.container(border=True):
         table[["extractor", "note", "error"]] = table[["extractor", "note", "error"]].fillna("")
         ok = (table["status"] == "ok").sum()
         st.markdown(f"**{ok} of {len(table)}** file(s) stored.")
-        # each error in full in its own box below, not cut short in the table as well
-        st.dataframe(table.drop(columns="error"), hide_index=True, width="stretch",
+        # each error and note in full in its own box below, not cut short in the table as well
+        # ("deep-rules_manuscript.pdf has t…")
+        st.dataframe(table.drop(columns=["error", "note"]), hide_index=True, width="stretch",
                      column_config={"file": st.column_config.TextColumn(width="large")})
         for error in table.loc[table["status"] != "ok", "error"]:
             st.error(error, icon=":material/error:")
+        for file, note in table.loc[(table["status"] == "ok") & (table["note"] != ""),
+                                    ["file", "note"]].itertuples(index=False):
+            st.info(f"{file}: {note}", icon=":material/info:")
 
 # Documents ---------------------------------------------------------------------------------
 docs = store.documents(collection)
