@@ -3,7 +3,7 @@
 import pytest
 
 from core.rag.bm25 import Bm25Index
-from core.rag.parts import asked_part, part_chunks
+from core.rag.parts import as_the_model_reads_it, asked_part, part_chunks
 
 
 @pytest.mark.parametrize("question, part", [
@@ -41,3 +41,14 @@ def test_the_chunks_under_the_part_s_heading_in_the_document_retrieval_ranked_fi
     assert ids(part_chunks(idx, ("tip", 2), [], ("pdf",))) == ["pdf:4", "pdf:5"]
     assert ids(part_chunks(idx, ("article", 4), ["pdf"])) == ["law:0"]  # a roman number
     assert part_chunks(idx, ("tip", 9), ["pdf"]) == [] and part_chunks(idx, ("step", 1), []) == []
+
+
+def test_asked_what_a_part_says_the_model_is_asked_beyond_its_title():
+    """"What does Tip 7 say?" was answered with the tip's heading alone."""
+    assert as_the_model_reads_it("What does tip 7 say?") == \
+        "Summarize what Tip 7 says, beyond its title, in one sentence."
+    assert as_the_model_reads_it("Summarize the third step.") == \
+        "Summarize what Step 3 says, beyond its title, in one sentence."
+    # what the part is, its heading answers; other questions are not parts'
+    assert as_the_model_reads_it("What is the first tip?") is None
+    assert as_the_model_reads_it("What does the paper say about overfitting?") is None

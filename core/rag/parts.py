@@ -42,6 +42,23 @@ def asked_part(question: str) -> tuple[str, int] | None:
     return (found["kind_first"].lower(), number) if number else None
 
 
+# Asking what a part says, not what it is: "What does Tip 7 say?" was answered with the tip's
+# heading alone.
+_SAYS = re.compile(r"\b(?:says?|said|summari[sz]e|explain|describe|recommends?|advises?|about|"
+                   r"tell)\b", re.IGNORECASE)
+
+
+def as_the_model_reads_it(question: str) -> str | None:
+    """The question as the prompt puts it, where it asks what a numbered part says: "Summarize
+    what Tip 7 says, beyond its title, in one sentence." ("What does Tip 7 say?" was answered
+    with its heading; so was "What does Tip 7 advise, in one sentence?", over five tips asked);
+    None for other questions ("What is the first tip?" is answered by the heading)."""
+    part = asked_part(question)
+    if part is None or not _SAYS.search(question):
+        return None
+    return f"Summarize what {part[0].capitalize()} {part[1]} says, beyond its title, in one sentence."
+
+
 def part_chunks(index: Bm25Index, part: tuple[str, int], ranked_docs: list[str],
                 doc_ids: tuple[str, ...] = ()) -> list[int]:
     """Positions in `index` of the chunks under the heading of `part`, in their order, in the
