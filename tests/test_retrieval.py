@@ -392,11 +392,16 @@ def test_a_passage_that_says_what_a_better_one_says_gives_its_place_up():
     tip = ("Tip 2: Use traditional methods to establish performance baselines. Since deep "
            "learning requires practitioners to consider a larger number and variety of tuning "
            "parameters than more traditional machine learning methods, start with a simple model.")
-    pdf, html, other = (Hit(rank=i, score=1.0, doc=doc, page=1, chunk_id=str(i), text=text,
-                            retriever="both")
-                        for i, (doc, text) in enumerate([
-                            ("tips.pdf", tip), ("tips.html", tip.replace("Since deep", "As deep") + " Then"),
-                            ("tips.pdf", "Tip 6: Tune your hyperparameters extensively and systematically.")]))
+    pdf, html, other, template = (
+        Hit(rank=i, score=1.0, doc=doc, doc_id=doc, title=title, page=1, chunk_id=str(i),
+            text=text, retriever="both")
+        for i, (doc, title, text) in enumerate([
+            ("tips.pdf", "Ten Tips", tip),
+            ("tips.html", "Ten Tips", tip.replace("Since deep", "As deep") + " Then"),
+            ("tips.pdf", "Ten Tips", "Tip 6: Tune your hyperparameters extensively and systematically."),
+            ("other.pdf", "Other Tips", tip)]))
     # the same document uploaded as a PDF and as a web page
     assert distinct([pdf, html, other]) == [pdf, other]
     assert distinct([other, pdf]) == [other, pdf]
+    # another document that says the same (a contract of the same template) keeps its place
+    assert distinct([pdf, template]) == [pdf, template]

@@ -243,13 +243,16 @@ def _amount_within_k(hits: list[Hit], asked: quantities.Counted, k: int) -> list
 
 
 def distinct(hits: list[Hit]) -> list[Hit]:
-    """The hits less those that say what a better one says: the same document uploaded twice,
-    as a PDF and as a web page, filled two of the three places with one passage. Chunks of
-    the two copies share 60-100% of their words; a paper's own chunks at most 30%."""
+    """The hits less those that say what a better one of the same document says, or of one
+    with the same title: the same paper uploaded as a PDF and as a web page filled two of the
+    three places with one passage. Chunks of the two copies share 60-100% of their words; a
+    paper's own chunks at most 30%. Two contracts made from one template are other documents,
+    whose like clauses both count."""
     kept: list[tuple[Hit, set[str]]] = []
     for hit in hits:
         words = set(_WORD.findall(hit.text.lower()))
-        if all(len(words & seen) < SAME_WORDS * len(words | seen) for _, seen in kept):
+        if all(len(words & seen) < SAME_WORDS * len(words | seen) for other, seen in kept
+               if other.doc_id == hit.doc_id or (hit.title and other.title == hit.title)):
             kept.append((hit, words))
     return [hit for hit, _ in kept]
 
