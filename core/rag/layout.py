@@ -108,9 +108,11 @@ _LETTERED_HEADING = re.compile(r"^[A-Z]\s+(\S.*)$")
 # A heading that says what kind of part it heads: "Tip 1: Decide whether deep learning is
 # appropriate for your problem", "Step 3 - Clean the data", "Chapter IV. The Return". Not a
 # figure's or a table's caption ("Figure 1: The Transformer"), which the kinds leave out.
+PART_KINDS = ("Tip", "Step", "Rule", "Lesson", "Chapter", "Part", "Section", "Article",
+              "Principle", "Recommendation", "Guideline", "Phase", "Stage", "Module", "Unit",
+              "Exercise", "Question", "Case Study", "Day", "Week")
 _LABELLED_HEADING = re.compile(
-    r"^(?:Tip|Step|Rule|Lesson|Chapter|Part|Section|Article|Principle|Recommendation|Guideline"
-    r"|Phase|Stage|Module|Unit|Exercise|Question|Case Study|Day|Week)"
+    rf"^(?:{'|'.join(PART_KINDS)})"
     r"\s+(?:\d{1,3}|[IVXL]{1,6}|[A-Z])\s*[:.–—-]\s+[A-Z\d]\S*(?:\s+\S+){0,15}$")
 # Headings after which a lettered heading begins an appendix
 _BACK_MATTER = frozenset({"references", "bibliography", "appendix", "appendices"})

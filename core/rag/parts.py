@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 
 from core.rag.bm25 import Bm25Index
+from core.rag.layout import PART_KINDS
 
 RETRIEVER = "part"  # how a hit placed first here says where it came from (Hit.retriever)
-# the kinds of part a heading names (core.rag.layout's labelled headings), and "section"
-_KINDS = ("tip|step|rule|lesson|chapter|part|section|article|principle|recommendation"
-          "|guideline|phase|stage|module|unit|exercise|question")
+# the kinds of part a heading names, as core.rag.layout reads them
+_KINDS = "|".join(kind.lower() for kind in PART_KINDS)
 _ORDINALS = {w: n for n, w in enumerate("first second third fourth fifth sixth seventh eighth "
                                         "ninth tenth eleventh twelfth".split(), 1)}
 _NUMBERS = {w: n for n, w in enumerate("one two three four five six seven eight nine ten "
