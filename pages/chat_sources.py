@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.rag import definitions, front_matter, parts
+from core.rag import definitions, front_matter, naming, overview, parts
 from core.rag.answers import Answer
 from core.rag.hits import Hit
 from core.rag.page_view import show_page
@@ -142,11 +142,11 @@ WHOLE_CHUNK = 0.6
 # Passages placed for what they are, not found by their words (Hit.retriever): their badge and
 # why they are shown
 PLACED_BADGES = {
-    front_matter.OVERVIEW: (
+    overview.RETRIEVER: (
         "what the document is about", "Shown because the question asks what the document is "
         "about: its abstract (or, without one, the opening of its first section) says that, "
         "however little its words resemble the question's"),
-    front_matter.INTRODUCTION: (
+    naming.RETRIEVER: (
         "where the document introduces it", "Shown beside the document's opening because the "
         "question names something that this sentence introduces: it says which document the "
         "question is about"),

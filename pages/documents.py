@@ -11,6 +11,7 @@ from core.lora.adapters import list_adapters, usable
 from core.rag import store
 from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.rag.extract import ocr_available
+from core.rag.hits import paged
 from core.rag.ingest import (
     BatchProgress,
     drop_failed_originals,
@@ -310,9 +311,8 @@ if "deleted" in st.session_state:
 
 # Chunk browser -----------------------------------------------------------------------------
 chunks = store.chunks_of(collection, doc["doc_id"])
-# A text file, .docx or web page comes out as one long page: its chart was one bar
-paged = doc["pages"] > 1
-if paged:
+is_paged = paged(doc["pages"])
+if is_paged:  # one long page's chart was one bar
     st.plotly_chart(charts.characters_per_page(chunks, f"Characters per page — {chosen}"),
                     width="stretch")
 
@@ -323,14 +323,14 @@ shown = [c for c in chunks if needle.lower() in c["text"].lower()] if needle els
 if not shown:
     st.info(f"No chunk of {chosen} contains “{needle}”.")
     st.stop()
-labels = [f"#{c['chunk']}" + (f" · page {c['page']}" if paged else "") for c in shown]
+labels = [f"#{c['chunk']}" + (f" · page {c['page']}" if is_paged else "") for c in shown]
 # Keyed by the list it picks from: a keyed selectbox holds the label it showed, and one that
 # is not in a new list comes back as itself, not as an index.
 pick = st.selectbox(f"{len(shown)} of {len(chunks)} chunk(s)", range(len(shown)),
                     format_func=labels.__getitem__, key=f"chunk-pick-{doc['doc_id']}-{needle}")
 chunk = shown[pick]
 st.caption(f"Chunk {chunk['chunk']} · " + (f"page {chunk['page']} · characters "
-           f"{chunk['start']}–{chunk['end']} of the page" if paged else
+           f"{chunk['start']}–{chunk['end']} of the page" if is_paged else
            f"characters {chunk['start']}–{chunk['end']}"))
 if above := heading(chunk["text"], chunk.get("title", ""), chunk.get("section", "")):
     st.text(above)

@@ -6,15 +6,11 @@ from core.rag.front_matter import (
     as_the_model_reads_it,
     asks_about_document,
     asks_for_parties,
-    asks_what_it_is_about,
-    introduction,
-    known_as,
-    named_documents,
     opening_chunks,
-    overview_chunks,
     readable,
 )
 from core.rag.hits import Hit
+from core.rag.naming import introduction, known_as, named_documents
 from core.rag.prompting import context_block
 
 
@@ -42,42 +38,6 @@ def test_who_wrote_is_put_to_the_model_as_who_the_authors_are():
                      "What did Devlin write?", "Who wrote", "Who wrote it?", "who wrote this?"):
         assert as_the_model_reads_it(question) == question
 
-
-def test_asking_what_a_document_is_about_is_put_to_the_model_as_a_summary():
-    for question in ("What is this paper about?", "What is the BERT paper about?",
-                     "What is QLoRA about?", "Give me an overview of the GAN paper.",
-                     "Summarize this document.", "what is it all about"):
-        assert asks_what_it_is_about(question) and asks_about_document(question), question
-    for question in ("What is attention about?", "What is Tip 3 about?",
-                     "Summarize the tip about data leakage in one sentence.",
-                     "What are the experiments about?", "What does the paper propose?"):
-        assert not asks_what_it_is_about(question), question
-    # "The BERT paper about is Pre-training of Deep …", from BERT's abstract, where asked so
-    assert as_the_model_reads_it("What is the BERT paper about?") == \
-        "Summarize the paper in one sentence."
-    assert as_the_model_reads_it("What is QLoRA about?") == "Summarize the document in one sentence."
-
-
-def test_what_a_document_is_about_is_read_in_its_abstract_else_its_first_section():
-    sections = {"p": ["", "", "Abstract", "Abstract", "1 Introduction"],
-                "t": ["", "", *["Introduction"] * 4, "Tip 1: Decide"],
-                "n": ["", ""]}
-    metas = [{"doc_id": d, "file": f"{d}.pdf", "title": f"Title {d}", "chunk": c, "page": 1,
-              "section": section} for d, secs in sections.items() for c, section in enumerate(secs)]
-    # t's introduction ends with a sentence run on past a page break: a chunk of a few words
-    texts = [f"text {m['doc_id']} {m['chunk']} " + ("" if (m["doc_id"], m["chunk"]) == ("t", 5)
-                                                     else "words " * 40) for m in metas]
-    idx = Bm25Index([f"{m['doc_id']}:{m['chunk']}" for m in metas], texts, metas)
-    ids = lambda positions: [idx.ids[i] for i in positions]  # noqa: E731
-    assert ids(overview_chunks(idx, "What is this paper about?", ["p", "t"], (), 3)) == \
-        ["p:2", "p:3", "t:2"]
-    # no abstract: the first section's opening, and its end (where a paper says what it
-    # brings), not the stub after a page break
-    assert ids(overview_chunks(idx, "What is this paper about?", ["t"], (), 3)) == \
-        ["t:2", "t:3", "t:4"]
-    assert ids(overview_chunks(idx, "What is this paper about?", ["t"], (), 2)) == ["t:2", "t:4"]
-    # no section at all: the opening
-    assert ids(overview_chunks(idx, "What is this paper about?", ["n"], (), 3)) == ["n:0"]
 
 
 def test_asking_who_the_parties_are_asks_about_the_document():

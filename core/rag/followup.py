@@ -9,8 +9,8 @@ import re
 from collections.abc import Sequence
 
 from core.rag.citations import without_marks
-from core.rag.front_matter import capitalised
 from core.rag.llm import ChatEngine
+from core.rag.naming import capitalised
 from core.rag.terms import question_terms
 
 RECENT_TURNS = 3

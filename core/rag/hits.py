@@ -8,6 +8,13 @@ from core.rag import relevance
 from core.rag.relevance import Label
 
 
+def paged(pages: int) -> bool:
+    """Whether a page number tells where a passage of a document of `pages` pages is: a text
+    file, a .docx or a web page comes out as one long page, and "page 1" on each of its chunks
+    told nothing. 0 is not known (a hit saved before pages were counted): its page is shown."""
+    return pages != 1
+
+
 @dataclass
 class Hit:
     rank: int
@@ -16,8 +23,9 @@ class Hit:
     page: int
     chunk_id: str
     text: str
-    # "dense", "bm25", "both", "front matter" or "introduction" (core.rag.front_matter), or
-    # "definition" (core.rag.definitions)
+    # "dense", "bm25", "both", or the RETRIEVER of the module that placed it: "front matter",
+    # "introduction", "overview", "part", "definition" (core.rag.front_matter, naming, overview,
+    # parts, definitions)
     retriever: str
     doc_id: str = ""
     chunk: int = 0
@@ -46,9 +54,7 @@ class Hit:
 
     @property
     def paged(self) -> bool:
-        """Whether its page number tells where it is: a text file, a .docx or a web page
-        comes out as one long page, and "page 1" on each of its chunks told nothing."""
-        return self.pages != 1
+        return paged(self.pages)
 
     @property
     def match(self) -> Label:

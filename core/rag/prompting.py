@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from core.rag import front_matter, parts, store
+from core.rag import front_matter, overview, parts, store
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine
 
@@ -213,7 +213,8 @@ def wants_brevity(message: str) -> bool:
 
 def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
     context = "\n\n".join(context_block(lead, rows) for lead, rows in _runs(chosen, hits))
-    asked = parts.as_the_model_reads_it(question) or front_matter.as_the_model_reads_it(question)
+    asked = (parts.as_the_model_reads_it(question) or overview.as_the_model_reads_it(question)
+             or front_matter.as_the_model_reads_it(question))
     return ANSWER_PROMPT.format(context=context, question=asked,
                                 style=BRIEF if wants_brevity(question) else "")
 

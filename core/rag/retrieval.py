@@ -16,7 +16,17 @@ from typing import Literal
 import numpy as np
 
 from core.errors import InputError
-from core.rag import acronyms, definitions, front_matter, parts, quantities, relevance, store
+from core.rag import (
+    acronyms,
+    definitions,
+    front_matter,
+    naming,
+    overview,
+    parts,
+    quantities,
+    relevance,
+    store,
+)
 from core.rag.bm25 import bm25_index
 from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit
@@ -96,7 +106,7 @@ class SearchResult:
     placed: bool = False
     query: str = ""  # what was searched for: the question, its acronyms spelled out
     # The documents whose chunks come first: those the question names
-    # (core.rag.front_matter.named_documents), else those the conversation is about; none where
+    # (core.rag.naming.named_documents), else those the conversation is about; none where
     # there are none, or the others answer it better. `because` says which: WITHIN_REASONS
     within: tuple[str, ...] = ()
     because: str = ""
@@ -132,7 +142,7 @@ def search(settings: Settings, collection_name: str, question: str,
     named: list[str] = []
     because = ""
     if options.rerank and not about_document:
-        named, because = front_matter.named_documents(index, question, options.doc_ids), "named"
+        named, because = naming.named_documents(index, question, options.doc_ids), "named"
         if not named:
             # A follow-up is about what the conversation is about: after "What is the
             # Transformer?" (answered from its paper, among seven), "How many layers does its
@@ -152,7 +162,7 @@ def search(settings: Settings, collection_name: str, question: str,
     # and reads each chunk with the names its document is known by as well as its title: the
     # Transformer paper's "5.3 Optimizer" counted "Transformer" as missing, BERT's chunks
     # (titled "… Bidirectional Transformers …") as found
-    known_as = front_matter.known_as(index)
+    known_as = naming.known_as(index)
 
     def candidates(within: RetrievalOptions) -> tuple[list[Hit], dict[str, dict]]:
         ranked = _ranked(collection, index, query_vector, question, within)
@@ -204,7 +214,7 @@ def search(settings: Settings, collection_name: str, question: str,
         # Only the openings: other passages drew the 0.5B to names in their citations
         # ("Who are the authors of the GAN paper?" -> "2024", from another paper's references)
         openings = _openings(collection, settings, question, options, hits, ranked,
-                             front_matter.asks_what_it_is_about(asked or question))
+                             overview.asks_what_it_is_about(asked or question))
         if options.rerank:  # those that retrieval missed are rated here
             rated = {h.chunk_id for h in hits}
             rate(collection, embedder, query_vector, question,
@@ -300,27 +310,27 @@ def _ranked(collection, index, query_vector: np.ndarray, question: str,
 
 
 def _openings(collection, settings: Settings, question: str, options: RetrievalOptions,
-              hits: list[Hit], ranked: dict[str, dict], overview: bool) -> list[Hit]:
+              hits: list[Hit], ranked: dict[str, dict], what_about: bool) -> list[Hit]:
     """The opening chunks of the documents that a question about a document itself names or
     retrieved (core.rag.front_matter), each said to be there as an opening, or, asked what a
-    document is about (`overview`), its abstract's; one that retrieval found keeps its
+    document is about (`what_about`), its abstract's (core.rag.overview); one that retrieval found keeps its
     scores."""
     index = bm25_index(collection, settings.indexes_dir)
     ranked_docs = [h.doc_id for h in hits]
-    if overview:
-        return distinct([_placed(index, i, hits, ranked, options.method, front_matter.OVERVIEW)
-                         for i in front_matter.overview_chunks(index, question, ranked_docs,
-                                                               options.doc_ids, options.k)])
+    if what_about:
+        return distinct([_placed(index, i, hits, ranked, options.method, overview.RETRIEVER)
+                         for i in overview.chunks(index, question, ranked_docs,
+                                                  options.doc_ids, options.k)])
     answers = relevance.answerable([h.relevance for h in hits[:options.k]])
     placed = [_placed(index, i, hits, ranked, options.method, front_matter.RETRIEVER)
               for i in front_matter.opening_chunks(index, question, ranked_docs,
                                                    options.doc_ids, options.k, answers)]
     for hit in placed:  # of a chunk after the opening that introduces the name, that sentence
-        span = front_matter.introduction(hit.text, question) if hit.chunk else None
+        span = naming.introduction(hit.text, question) if hit.chunk else None
         if span is not None:
             hit.text, hit.start, hit.end = (hit.text[span[0]:span[1]], hit.start + span[0],
                                             hit.start + span[1])
-            hit.retriever = front_matter.INTRODUCTION
+            hit.retriever = naming.RETRIEVER
     return distinct(placed)  # a paper uploaded as a PDF and as a web page: one opening
 
 
