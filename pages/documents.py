@@ -16,6 +16,7 @@ from core.rag.ingest import (
     BatchProgress,
     drop_failed_originals,
     ingest_files,
+    ocr_page_label,
     reindex,
     remove_document,
     stage_label,
@@ -125,8 +126,12 @@ if info.outdated and info.chunks:
             # A re-index also stores the unstored originals, so its progress counts them.
             tracker = BatchProgress([upload_folder(s.data_dir, current) / f for f in stored]
                                     + unstored)
-            done = reindex(s, current, lambda path, stage: bar.progress(
-                tracker.update(path, stage)[0], text=f"{path.name}: {stage_label(stage)}"))
+            done = reindex(
+                s, current, lambda path, stage: bar.progress(
+                    tracker.update(path, stage)[0], text=f"{path.name}: {stage_label(stage)}"),
+                lambda path, read, pages: bar.progress(
+                    tracker.update(path, "extract", read / pages)[0],
+                    text=f"{path.name}: {ocr_page_label(read, pages)}"))
             st.session_state["ingest-results"] = [r.to_json() for r in done]
             st.rerun()
 
@@ -158,11 +163,14 @@ with st.container(border=True):
         stage_line = st.empty()
         tracker = BatchProgress(saved)
 
-        def show(path: Path, stage: str) -> None:
-            done, eta = tracker.update(path, stage)
+        def show(path: Path, stage: str, within: float = 0.0, doing: str = "") -> None:
+            done, eta = tracker.update(path, stage, within)
             left = f" · about {eta:.0f} s left" if eta is not None else ""
             bar.progress(done, text=f"{done:.0%}{left}")
-            stage_line.markdown(f"`{path.name}` — {stage_label(stage, ocr)}")
+            stage_line.markdown(f"`{path.name}` — {doing or stage_label(stage, ocr)}")
+
+        def show_ocr(path: Path, read: int, pages: int) -> None:
+            show(path, "extract", read / pages, ocr_page_label(read, pages))
 
         # Said on the stage line, which the first file's first stage replaces: a spinner
         # around the whole batch kept saying it while the files were read and embedded.
@@ -173,7 +181,7 @@ with st.container(border=True):
         else:
             stage_line.caption("Loading the embedding model…")
             results = ingest_files(s, saved, current, info.chunk_size, info.chunk_overlap,
-                                   on_stage=show, ocr=ocr)
+                                   on_stage=show, ocr=ocr, on_ocr_page=show_ocr)
         drop_failed_originals(s, current, saved, results)
         bar.progress(1.0, text="Done")
         stage_line.empty()

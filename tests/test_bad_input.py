@@ -88,7 +88,8 @@ def test_store_failure_mid_batch_keeps_the_collection_whole(studio_env, tmp_path
 
     real_replace = store.replace_document
 
-    def fail_on_second_batch(collection, doc_id, file_name, chunks, embeddings, batch_size):
+    def fail_on_second_batch(collection, doc_id, file_name, chunks, embeddings, batch_size,
+                             ocr_pages):
         calls = {"n": 0}
         real_add = collection.add
 
@@ -100,7 +101,7 @@ def test_store_failure_mid_batch_keeps_the_collection_whole(studio_env, tmp_path
 
         monkeypatch.setattr(collection, "add", add)
         try:
-            real_replace(collection, doc_id, file_name, chunks, embeddings, batch_size=50)
+            real_replace(collection, doc_id, file_name, chunks, embeddings, 50, ocr_pages)
         finally:
             monkeypatch.setattr(collection, "add", real_add)
 
@@ -146,8 +147,10 @@ def test_ocr_reads_image_only_pdf_when_asked(tmp_path):
                        .read_text().lower())
     with pytest.raises(ExtractionError, match="try again with OCR"):
         extract(scanned)
-    result = extract(scanned, ocr=True)
+    read = []
+    result = extract(scanned, ocr=True, on_ocr_page=lambda done, pages: read.append((done, pages)))
     assert result.extractor == "tika + OCR (2 pages)" and len(result.pages) == 2
+    assert read == [(0, 2), (1, 2), (2, 2)] and result.ocr_pages == {1, 2}
     words = re.findall(r"\w+", result.text.lower())
     assert difflib.SequenceMatcher(None, truth, words, autojunk=False).ratio() > 0.8
 

@@ -115,3 +115,27 @@ def test_uploads_go_to_a_ray_cluster_only_when_one_is_configured(studio_env, mon
     at.button(key="ingest").click().run()
     assert not at.exception
     assert any(e.value.startswith(f"no Ray cluster answers at {address}") for e in at.error)
+
+
+@pytest.mark.slow
+def test_a_scanned_pdf_is_read_with_ocr_when_asked(studio_env, tmp_path):
+    import pypdfium2
+
+    from core.rag.extract import ocr_available
+    from tests.conftest import shared
+
+    if not ocr_available():
+        pytest.skip("tesseract is not installed (make test installs it)")
+    scanned = pypdfium2.PdfDocument(str(shared("documents", "2106.09685v2_pages1-2_image-only.pdf")))
+    page = pypdfium2.PdfDocument.new()
+    page.import_pages(scanned, [0])
+    page.save(str(tmp_path / "scan.pdf"))
+    store.open_collection(store.client(load_settings()), "scans", "all-minilm-l6-v2", 500, 50)
+    at = documents_page()
+    next(t for t in at.toggle if t.label == "Read scanned pages with OCR").set_value(True)
+    at.file_uploader[0].set_value([("scan.pdf", (tmp_path / "scan.pdf").read_bytes(),
+                                    "application/pdf")]).run()
+    at.button(key="ingest").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["status"]) == ["ok"] and list(table["extractor"]) == ["tika + OCR (1 page)"]

@@ -156,7 +156,8 @@ def test_reads_page_through_large_collections(studio_env, monkeypatch):
                                "end": 1} for i in range(23)])
     monkeypatch.setattr(store, "PAGE", 5)
     assert store.documents(collection) == [{"file": "f.txt", "doc_id": "d", "chunks": 23,
-                                            "pages": 1, "labels": [], "label_p": None}]
+                                            "pages": 1, "ocr": False, "labels": [],
+                                            "label_p": None}]
     assert [c["chunk"] for c in store.chunks_of(collection, "d")] == list(range(23))
     assert store.delete_document(collection, "d") == 23 and collection.count() == 0
 
@@ -198,6 +199,85 @@ def test_reindex_upgrades_an_old_collection_without_losing_documents(studio_env)
     rows = store.chunks_of(collection, fresh["bert.pdf"].doc_id)
     assert rows[0]["title"].startswith("BERT: Pre-training")
     assert any(r["section"] == "3.1 Pre-training BERT" for r in rows)
+
+
+def test_ocr_reads_the_pages_tika_counts_as_scanned():
+    from core.rag.extract import _scanned_pages
+
+    counts = {"pdf:charsPerPage": ["2370", "0", "9", "400"],
+              "pdf:unmappedUnicodeCharsPerPage": ["0", "0", "0", "41"]}
+    assert _scanned_pages(counts, 4) == [1, 2, 3]  # few characters, or over 10% unmapped
+    assert _scanned_pages({}, 2) == [0, 1]  # no counts to go by: every page
+
+
+def test_progress_moves_within_a_stage():
+    from pathlib import Path
+
+    from core.rag.ingest import BatchProgress, ocr_page_label
+
+    tracker = BatchProgress([Path("a.pdf"), Path("b.pdf")])
+    assert tracker.update(Path("b.pdf"), "extract")[0] == 0.5
+    # half the scanned pages of b read: half way through its extraction (0 to 0.4 of a file)
+    assert tracker.update(Path("b.pdf"), "extract", 0.5)[0] == pytest.approx(0.6)
+    assert tracker.update(Path("b.pdf"), "store", 1.0)[0] == 1.0
+    assert ocr_page_label(0, 3) == "Reading scanned page 1 of 3 with OCR (seconds a page)"
+    assert ocr_page_label(3, 3).startswith("Reading scanned page 3 of 3")
+
+
+@pytest.mark.slow
+def test_scanned_pages_are_read_one_by_one_and_again_by_a_reindex(studio_env):
+    """A PDF of a text page and a scanned one: OCR reads the scanned page alone, says so as it
+    goes, and the chunks of that page are marked, so a re-index reads it with OCR again."""
+    import pypdfium2
+
+    from core.rag.extract import ocr_available
+    from core.rag.ingest import reindex
+    from core.uploads import upload_folder
+
+    if not ocr_available():
+        pytest.skip("tesseract is not installed (make test installs it)")
+    settings = load_settings()
+    mixed = upload_folder(settings.data_dir, "scans") / "mixed.pdf"
+    mixed.parent.mkdir(parents=True, exist_ok=True)
+    out = pypdfium2.PdfDocument.new()
+    for source in (SAMPLE_PAPER, shared("documents", "2106.09685v2_pages1-2_image-only.pdf")):
+        pdf = pypdfium2.PdfDocument(str(source))
+        out.import_pages(pdf, [0])
+        pdf.close()
+    out.save(str(mixed))
+    out.close()
+
+    read = []
+    [result] = ingest_files(settings, [mixed], "scans", ocr=True,
+                            on_ocr_page=lambda path, done, pages: read.append((done, pages)))
+    assert result.status == "ok" and result.extractor == "tika + OCR (1 page)"
+    assert read == [(0, 1), (1, 1)]
+    collection = store.get_collection(store.client(settings), "scans")
+    [doc] = store.documents(collection)
+    assert doc["ocr"] and doc["pages"] == 2
+    rows = store.chunks_of(collection, doc["doc_id"])
+    assert {(r["page"], r["ocr"]) for r in rows} == {(1, False), (2, True)}
+    assert any("LoRA" in r["text"] for r in rows if r["page"] == 2)
+
+    # a scanned original not yet stored (a batch stopped halfway) has no text without OCR
+    scan = mixed.with_name("scan.pdf")
+    out = pypdfium2.PdfDocument.new()
+    pdf = pypdfium2.PdfDocument(str(mixed))
+    out.import_pages(pdf, [1])
+    pdf.close()
+    out.save(str(scan))
+    out.close()
+    store.update_metadata(collection, chunking_version=1)
+    read.clear()
+    results = {r.file: r for r in reindex(
+        settings, "scans", on_ocr_page=lambda path, done, pages: read.append((path.name, done)))}
+    assert {f: r.status for f, r in results.items()} == {"mixed.pdf": "ok", "scan.pdf": "ok"}
+    assert sorted(read) == [("mixed.pdf", 0), ("mixed.pdf", 1), ("scan.pdf", 0), ("scan.pdf", 1)]
+    collection = store.get_collection(store.client(settings), "scans")
+    rows = store.chunks_of(collection, doc["doc_id"])
+    assert any("LoRA" in r["text"] for r in rows if r["page"] == 2)
+    assert all(d["ocr"] for d in store.documents(collection))
+    assert not store.describe(collection).outdated
 
 
 def test_each_collection_is_embedded_and_searched_with_its_own_model(studio_env, tmp_path,

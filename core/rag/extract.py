@@ -1,5 +1,7 @@
 """Text extraction: Apache Tika (native, through iscc-tika) page by page, pypdfium2 as the PDF
-fallback. Every result names the extractor that produced it, and the document's title.
+fallback. Every result names the extractor that produced it, and the document's title. With
+OCR, a PDF's scanned pages are read one at a time (Tika's own rule picks them), so progress can
+count them and a page OCR cannot read leaves the others.
 
 Text laid out on pages comes back cleaned: the layout's hard line breaks undone inside
 paragraphs, words cut at a line-end hyphen joined, headings and list items on lines of their
@@ -10,6 +12,8 @@ from __future__ import annotations
 import codecs
 import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -27,6 +31,12 @@ from core.rag.layout import (
 
 MAX_TEXT_CHARS = 20_000_000  # iscc-tika silently truncates at 500,000 chars unless told
 OCR_TIMEOUT_S = 600
+# Tika's own rule for which PDF pages OCR reads (its AUTO strategy's defaults), applied page by
+# page here: a text layer of fewer characters, or with more of them lacking a Unicode mapping.
+OCR_BELOW_CHARS = 10
+OCR_UNMAPPED_SHARE = 0.1
+OcrPageFn = Callable[[int, int], None]  # (scanned pages read so far, scanned pages in all)
+NO_TEXT_LAYER = "no text layer (scanned?)"
 
 
 class ExtractionError(StudioError):
@@ -40,6 +50,7 @@ class Extracted:
     metadata: dict[str, list[str]] = field(default_factory=dict)
     title: str = ""
     note: str | None = None  # something the reader should know, e.g. what the file really is
+    ocr_pages: frozenset[int] = frozenset()  # numbers (from 1) of the pages OCR read
 
     @property
     def text(self) -> str:
@@ -107,12 +118,14 @@ def _layout_text(pages: list[str], name: str, metadata: dict[str, list[str]]) ->
     return Extracted(unwrap_pages(pages), name, metadata, title)
 
 
-
 def ocr_available() -> bool:
     return shutil.which("tesseract") is not None
 
 
-def _tika_native(path: Path, ocr: bool) -> Extracted:
+TikaOutput = tuple[str, dict[str, list[str]]]  # XHTML, metadata
+
+
+def _tika_native(path: Path, ocr: bool) -> TikaOutput:
     import iscc_tika
 
     pdf = iscc_tika.PdfParserConfig().set_extract_annotation_text(False)
@@ -125,13 +138,12 @@ def _tika_native(path: Path, ocr: bool) -> Extracted:
             .set_timeout_seconds(OCR_TIMEOUT_S))
     extractor = extractor.set_pdf_config(pdf).set_xml_output(True)
     try:
-        xhtml, metadata = extractor.extract_file_to_string(str(path))
+        return extractor.extract_file_to_string(str(path))
     except Exception as exc:  # iscc-tika reports every failure as a bare TypeError
         raise ExtractionError(f"Tika could not read it ({exc})") from exc
-    return _from_tika(xhtml, metadata, "tika")
 
 
-def _tika_server(path: Path, url: str, ocr: bool) -> Extracted:
+def _tika_server(path: Path, url: str, ocr: bool) -> TikaOutput:
     """The same extraction by a Tika server (`TIKA_SERVER_URL`), through tika-python."""
     os.environ.setdefault("TIKA_CLIENT_ONLY", "True")  # never try to download and start a jar
     import requests
@@ -151,16 +163,85 @@ def _tika_server(path: Path, url: str, ocr: bool) -> Extracted:
                               f"(HTTP {parsed.get('status')})")
     metadata = {k: v if isinstance(v, list) else [str(v)]
                 for k, v in (parsed.get("metadata") or {}).items()}
-    return _from_tika(parsed.get("content") or "", metadata, "tika server")
+    return parsed.get("content") or "", metadata
 
 
-def _from_tika(xhtml: str, metadata: dict[str, list[str]], name: str) -> Extracted:
+def _tika(path: Path, is_pdf: bool, ocr: bool, tika_url: str | None,
+          on_ocr_page: OcrPageFn) -> Extracted:
+    name = "tika server" if tika_url else "tika"
+
+    def read(file: Path, with_ocr: bool) -> TikaOutput:
+        return _tika_server(file, tika_url, with_ocr) if tika_url else _tika_native(file, with_ocr)
+
+    if not (ocr and is_pdf):
+        xhtml, metadata = read(path, ocr)
+        _refuse_encrypted(metadata)
+        ocr_pages = int((metadata.get("pdf:ocrPageCount") or ["0"])[0] or 0)
+        return _layout_text(split_pages(xhtml), _read_by(name, ocr_pages), metadata)
+    # A PDF's scanned pages are read one by one: Tika reads them all in one call, seconds a
+    # page, and progress stood at 0% until it ended.
+    xhtml, metadata = read(path, False)
+    _refuse_encrypted(metadata)
+    pages = split_pages(xhtml)
+    scanned = _scanned_pages(metadata, len(pages))
+    unread: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="studio-ocr-") as folder:
+        for done, i in enumerate(scanned):
+            on_ocr_page(done, len(scanned))
+            try:
+                pages[i] = "".join(split_pages(read(_one_page(path, i, Path(folder)), True)[0]))
+            except ExtractionError:  # a page OCR cannot read leaves the others to be read
+                unread.append(i + 1)
+    if scanned:
+        on_ocr_page(len(scanned), len(scanned))
+    read_pages = frozenset(i + 1 for i in scanned if pages[i].strip())
+    result = _layout_text(pages, _read_by(name, len(read_pages)), metadata)
+    result.ocr_pages = read_pages
+    if unread:
+        result.note = f"OCR could not read page(s) {', '.join(map(str, unread))}"
+    return result
+
+
+def _read_by(extractor: str, ocr_pages: int) -> str:
+    """What read a document: "tika", "tika + OCR (2 pages)"."""
+    if not ocr_pages:
+        return extractor
+    return f"{extractor} + OCR ({ocr_pages} page{'s' if ocr_pages > 1 else ''})"
+
+
+def _refuse_encrypted(metadata: dict[str, list[str]]) -> None:
     if metadata.get("pdf:encrypted") == ["true"]:
         raise ExtractionError("the PDF is encrypted; remove the password and upload it again")
-    ocr_pages = int((metadata.get("pdf:ocrPageCount") or ["0"])[0] or 0)
-    if ocr_pages:
-        name += f" + OCR ({ocr_pages} pages)"
-    return _layout_text(split_pages(xhtml), name, metadata)
+
+
+def _scanned_pages(metadata: dict[str, list[str]], pages: int) -> list[int]:
+    """The indexes of the pages that OCR should read, by Tika's own rule (OCR_BELOW_CHARS,
+    OCR_UNMAPPED_SHARE) on its counts per page; every page where it gave no such counts."""
+    chars = metadata.get("pdf:charsPerPage") or []
+    unmapped = metadata.get("pdf:unmappedUnicodeCharsPerPage") or []
+    if len(chars) != pages or len(unmapped) != pages:
+        return list(range(pages))
+    return [i for i, (n, bad) in enumerate(zip(map(int, chars), map(int, unmapped)))
+            if n < OCR_BELOW_CHARS or bad > OCR_UNMAPPED_SHARE * n]
+
+
+def _one_page(path: Path, index: int, folder: Path) -> Path:
+    """Page `index` of the PDF at `path` as a PDF of its own, in `folder`."""
+    import pypdfium2
+
+    try:
+        source = pypdfium2.PdfDocument(str(path))
+    except pypdfium2.PdfiumError as exc:
+        raise ExtractionError(f"page {index + 1} could not be taken out ({exc})") from exc
+    single = pypdfium2.PdfDocument.new()
+    try:
+        single.import_pages(source, [index])
+        out = folder / f"page-{index + 1}.pdf"
+        single.save(str(out))
+        return out
+    finally:
+        single.close()
+        source.close()
 
 
 PLAIN_TEXT = {".txt", ".md"}
@@ -221,10 +302,12 @@ PROMISED = {".pdf": ("a PDF", ("application/pdf",)),
             ".html": _HTML, ".htm": _HTML}
 
 
-def extract(path: Path, ocr: bool = False, tika_url: str | None = None) -> Extracted:
+def extract(path: Path, ocr: bool = False, tika_url: str | None = None,
+            on_ocr_page: OcrPageFn = lambda done, pages: None) -> Extracted:
     """Text of a file page by page; raises ExtractionError with a plain reason. With `ocr`,
-    pages without a text layer are read by tesseract (slow: seconds per page). With
-    `tika_url`, a Tika server does the work instead of native Tika."""
+    pages without a text layer are read by tesseract (slow: seconds per page), a PDF's one by
+    one, each told to `on_ocr_page` before it is read. With `tika_url`, a Tika server does the
+    work instead of native Tika."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise ExtractionError("the file is empty (0 bytes)")
@@ -235,7 +318,7 @@ def extract(path: Path, ocr: bool = False, tika_url: str | None = None) -> Extra
     if path.suffix.lower() in PLAIN_TEXT:
         result = _plain_text(path)
     else:
-        result = _tika_with_pdf_fallback(path, is_pdf, ocr, tika_url)
+        result = _tika_with_pdf_fallback(path, is_pdf, ocr, tika_url, on_ocr_page)
         # Tika reads what a file holds, whatever its name: a text file named .pdf or .docx is
         # read as text, which is worth saying, as it is not what its name promises.
         found = (result.metadata.get("Content-Type") or [""])[0].split(";")[0]
@@ -246,14 +329,14 @@ def extract(path: Path, ocr: bool = False, tika_url: str | None = None) -> Extra
         if not is_pdf:
             raise ExtractionError("no text in the file")
         hint = "; try again with OCR" if ocr_available() and not ocr else ""
-        raise ExtractionError(f"no text layer (scanned?){hint}")
+        raise ExtractionError(f"{NO_TEXT_LAYER}{hint}")
     return result
 
 
-def _tika_with_pdf_fallback(path: Path, is_pdf: bool, ocr: bool,
-                            tika_url: str | None) -> Extracted:
+def _tika_with_pdf_fallback(path: Path, is_pdf: bool, ocr: bool, tika_url: str | None,
+                            on_ocr_page: OcrPageFn) -> Extracted:
     try:
-        return _tika_server(path, tika_url, ocr) if tika_url else _tika_native(path, ocr)
+        return _tika(path, is_pdf, ocr, tika_url, on_ocr_page)
     except ExtractionError as tika_error:
         if not is_pdf or "encrypted" in str(tika_error):
             raise

@@ -14,12 +14,13 @@ from core.files import DiskFull, check_room, disk_full
 from core.rag import store
 from core.rag.chunking import CHUNKING_VERSION, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, chunk_pages
 from core.rag.embeddings import AnyEmbedder, get_embedder
-from core.rag.extract import ExtractionError, extract
+from core.rag.extract import NO_TEXT_LAYER, ExtractionError, extract, ocr_available
 from core.settings import Settings
 from core.uploads import UploadError, check_size, forget_uploads, upload_folder
 
 Stage = str  # "extract" | "chunk" | "embed" | "store"
 StageFn = Callable[[Path, Stage], None]
+OcrPageFn = Callable[[Path, int, int], None]  # a file, its scanned pages read so far, in all
 
 
 @dataclass
@@ -55,7 +56,8 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
                  chunk_size: int = DEFAULT_CHUNK_SIZE,
                  chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
                  on_stage: StageFn = lambda path, stage: None,
-                 ocr: bool = False) -> list[FileResult]:
+                 ocr: bool = False,
+                 on_ocr_page: OcrPageFn = lambda path, done, pages: None) -> list[FileResult]:
     if not settings.chroma_host:
         try:
             check_room(settings.chroma_dir)
@@ -82,7 +84,7 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
                 result = same_content(stored[doc_id], path.name)
                 continue
             doc = prepare_document(path, doc_id, embedder, chunk_size, chunk_overlap, ocr,
-                                   settings.tika_server_url, on_stage)
+                                   settings.tika_server_url, on_stage, on_ocr_page)
             on_stage(path, "store")
             store_document(settings, collection, doc, batch, result)
             stored[doc_id] = result
@@ -108,21 +110,25 @@ class PreparedDocument:
     vectors: list[list[float]]
     seconds: float
     note: str | None = None
+    ocr_pages: frozenset[int] = frozenset()
 
 
 def prepare_document(path: Path, doc_id: str, embedder: AnyEmbedder, chunk_size: int,
                      chunk_overlap: int, ocr: bool, tika_url: str | None,
-                     on_stage: StageFn = lambda path, stage: None) -> PreparedDocument:
+                     on_stage: StageFn = lambda path, stage: None,
+                     on_ocr_page: OcrPageFn = lambda path, done, pages: None
+                     ) -> PreparedDocument:
     started = time.perf_counter()
     on_stage(path, "extract")
-    extracted = extract(path, ocr=ocr, tika_url=tika_url)
+    extracted = extract(path, ocr=ocr, tika_url=tika_url,
+                        on_ocr_page=lambda done, pages: on_ocr_page(path, done, pages))
     on_stage(path, "chunk")
     chunks = chunk_pages(extracted.pages, chunk_size, chunk_overlap, extracted.title)
     on_stage(path, "embed")
     vectors = embedder.embed([c.embedded_text for c in chunks])
     return PreparedDocument(path.name, doc_id, len(extracted.pages), extracted.chars,
                             extracted.extractor, chunks, vectors,
-                            time.perf_counter() - started, extracted.note)
+                            time.perf_counter() - started, extracted.note, extracted.ocr_pages)
 
 
 def store_document(settings: Settings, collection, doc: PreparedDocument, batch: int,
@@ -137,7 +143,8 @@ def store_document(settings: Settings, collection, doc: PreparedDocument, batch:
         if not settings.chroma_host:  # its text and vectors, several times over (SQLite, index)
             check_room(settings.chroma_dir, 4 * sum(len(c.text.encode()) + 4 * len(v)
                                                     for c, v in zip(doc.chunks, doc.vectors)))
-        store.replace_document(collection, doc.doc_id, doc.file, doc.chunks, doc.vectors, batch)
+        store.replace_document(collection, doc.doc_id, doc.file, doc.chunks, doc.vectors, batch,
+                               doc.ocr_pages)
     except Exception as exc:  # the store's errors differ embedded and over HTTP
         full = None if settings.chroma_host else disk_full(exc, settings.chroma_dir)
         raise store_failure(doc.file, full or exc) from exc
@@ -179,17 +186,22 @@ def failure(file: str, exc: Exception) -> str:
 
 
 def reindex(settings: Settings, collection_name: str,
-            on_stage: StageFn = lambda path, stage: None) -> list[FileResult]:
+            on_stage: StageFn = lambda path, stage: None,
+            on_ocr_page: OcrPageFn = lambda path, done, pages: None) -> list[FileResult]:
     """Every document of a collection chunked again from its kept original (data/uploads/),
     each replacing its own chunks whole, so nothing is lost on the way: a document whose
     original is gone or has changed keeps its chunks and is reported. Kept originals not yet
-    stored (`unstored_originals`) are stored. The collection is marked with today's chunking
-    version once every document was rebuilt."""
+    stored (`unstored_originals`) are stored. A document OCR read is read with OCR again, and
+    so is one with no text layer (stored before OCR was recorded, or not yet stored), where
+    tesseract is installed. The collection is marked with today's chunking version once every
+    document was rebuilt."""
     chroma = store.client(settings)
     collection = store.get_collection(chroma, collection_name)
     info = store.describe(collection)
     folder = upload_folder(settings.data_dir, collection_name)
-    sources, missing = [], []
+    sources: list[Path] = []
+    scanned: list[Path] = []
+    missing: list[FileResult] = []
     for doc in store.documents(collection):
         path = folder / doc["file"]
         if not path.is_file():
@@ -201,10 +213,19 @@ def reindex(settings: Settings, collection_name: str,
                                       error=f"{doc['file']}: the kept original differs from the "
                                             "stored document; its chunks are kept as they were"))
         else:
-            sources.append(path)
+            (scanned if doc["ocr"] else sources).append(path)
     sources += unstored_originals(settings, collection)
-    results = ingest_files(settings, sources, collection_name, info.chunk_size,
-                           info.chunk_overlap, on_stage) if sources else []
+
+    def read(paths: list[Path], ocr: bool) -> list[FileResult]:
+        return ingest_files(settings, paths, collection_name, info.chunk_size, info.chunk_overlap,
+                            on_stage, ocr, on_ocr_page) if paths else []
+
+    results = read(sources, False)
+    if ocr_available():
+        unread = {r.file for r in results if NO_TEXT_LAYER in (r.error or "")}
+        results = [r for r in results if r.file not in unread]
+        scanned += [path for path in sources if path.name in unread]
+    results += read(scanned, True)
     if all(r.status == "ok" for r in results) and not missing:
         store.update_metadata(store.get_collection(chroma, collection_name),
                               chunking_version=CHUNKING_VERSION)
@@ -265,6 +286,11 @@ def stage_label(stage: Stage, ocr: bool = False) -> str:
     return _STAGE_LABELS[stage]
 
 
+def ocr_page_label(done: int, pages: int) -> str:
+    """The progress line while OCR reads a file's scanned pages (`done` of `pages` read)."""
+    return f"Reading scanned page {min(done + 1, pages)} of {pages} with OCR (seconds a page)"
+
+
 @dataclass
 class BatchProgress:
     """Fraction done and time left over a batch, for progress bars."""
@@ -276,8 +302,11 @@ class BatchProgress:
         self.started = time.perf_counter()
         self._index = {Path(p): i for i, p in enumerate(self.files)}
 
-    def update(self, path: Path, stage: Stage) -> tuple[float, float | None]:
-        done = (self._index[Path(path)] + STAGE_START[stage]) / max(len(self.files), 1)
+    def update(self, path: Path, stage: Stage, within: float = 0.0) -> tuple[float, float | None]:
+        """After `within` (0 to 1) of the stage `stage` of the file at `path`."""
+        start = STAGE_START[stage]
+        end = min([s for s in STAGE_START.values() if s > start], default=1.0)
+        done = (self._index[Path(path)] + start + within * (end - start)) / max(len(self.files), 1)
         elapsed = time.perf_counter() - self.started
         eta = elapsed * (1 - done) / done if done > 0.02 else None
         return done, eta

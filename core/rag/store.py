@@ -91,20 +91,22 @@ def open_collection(chroma, name: str, embedding_model: str, chunk_size: int,
 
 
 def replace_document(collection, doc_id: str, file_name: str, chunks: list[Chunk],
-                     embeddings: list[list[float]], batch_size: int) -> None:
+                     embeddings: list[list[float]], batch_size: int,
+                     ocr_pages: frozenset[int] = frozenset()) -> None:
     """Store one document whole or not at all.
 
     Chroma has no transactions, and a long document takes several writes. The new chunks go
     in under a fresh generation, announced first as pending with its chunk count; only when
     every write succeeded are the older generations of the same document deleted and the
     announcement withdrawn. A failure removes what this call wrote, leaving the previous
-    version untouched; a crash leaves the announcement, which `repair` acts on.
+    version untouched; a crash leaves the announcement, which `repair` acts on. A chunk of one
+    of `ocr_pages` is marked as read by OCR (a re-index reads its document so again).
     """
     generation = uuid.uuid4().hex[:12]
     ids = [f"{doc_id}:{generation}:{c.index}" for c in chunks]
     metadatas = [{"doc_id": doc_id, "generation": generation, "file": file_name, "page": c.page,
                   "chunk": c.index, "start": c.start, "end": c.end, "title": c.title,
-                  "section": c.section} for c in chunks]
+                  "section": c.section, "ocr": c.page in ocr_pages} for c in chunks]
     with writer_lock(collection):
         _set_metadata(collection, {PENDING + generation: len(ids)})
         try:
@@ -231,16 +233,18 @@ def list_collections(chroma) -> list[CollectionInfo]:
 
 
 def documents(collection) -> list[dict]:
-    """One row per document: its file, doc_id, chunk and page counts, and its labels when it
-    was classified (`labels`: every label on its chunks, several when pages were classified one
-    by one; `label_p`: the lowest probability among its chunks, the doubt that matters)."""
+    """One row per document: its file, doc_id, chunk and page counts, whether OCR read any of
+    its pages (`ocr`; False for documents stored before that was recorded), and its labels when
+    it was classified (`labels`: every label on its chunks, several when pages were classified
+    one by one; `label_p`: the lowest probability among its chunks, the doubt that matters)."""
     metas = read_all(collection, ["metadatas"])["metadatas"]
     docs: dict[str, dict] = {}
     for meta in metas:
         row = docs.setdefault(meta["doc_id"], {"file": meta["file"], "doc_id": meta["doc_id"],
-                                               "chunks": 0, "pages": 0, "labels": [],
-                                               "label_p": None})
+                                               "chunks": 0, "pages": 0, "ocr": False,
+                                               "labels": [], "label_p": None})
         row["chunks"] += 1
+        row["ocr"] = row["ocr"] or bool(meta.get("ocr"))
         row["pages"] = max(row["pages"], int(meta["page"]))
         if LABEL in meta:
             if meta[LABEL] not in row["labels"]:
