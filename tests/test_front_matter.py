@@ -82,6 +82,25 @@ def test_the_opening_chunks_of_the_documents_named_or_else_retrieved():
     assert ids(opening_chunks(idx, "Who wrote the GAN paper?", ["w"], (), 3, False)) == ["g:0"]
 
 
+def test_a_stamp_before_the_title_block_is_not_the_opening():
+    """OCR read the LoRA paper's arXiv margin as its first chunk, before its title block."""
+    block = "LORA: LOW-RANK ADAPTATION OF LARGE LANGUAGE MODELS\n\nEdward Hu* Yelong Shen* " \
+            "Phillip Wallis Zeyuan Allen-Zhu Yuanzhi Li Shean Wang Lu Wang Weizhu Chen"
+    texts = ["arXiv:2106.09685v2 [cs.CL] 16 Oct 2021", block, "ABSTRACT " * 30, "Short."]
+    metas = [{"doc_id": d, "file": f"{d}.pdf", "title": t, "chunk": c, "page": 1,
+              "section": ""} for d, t, c in (("l", "LoRA: Low-Rank Adaptation of Large Language "
+                                             "Models", 0), ("l", "", 1), ("l", "", 2),
+                                             ("s", "Notes", 0))]
+    for m in metas:
+        m["title"] = m["title"] or metas[0]["title"]
+    idx = Bm25Index([f"{m['doc_id']}:{m['chunk']}" for m in metas], texts, metas)
+    ids = lambda positions: [idx.ids[i] for i in positions]  # noqa: E731
+    assert ids(opening_chunks(idx, "Who are the authors of the LoRA paper?", ["l"], (), 3)) == \
+        ["l:1"]
+    # a document whose title its chunks do not hold opens with its first
+    assert ids(opening_chunks(idx, "Who wrote this?", ["s"], (), 3)) == ["s:0"]
+
+
 def test_a_paper_is_named_above_all_by_the_name_it_introduces():
     """"The Transformer paper" is Attention's, which introduces the Transformer, not BERT's,
     whose title says "Transformers"; "the BERT paper" is BERT's, not RoBERTa's."""

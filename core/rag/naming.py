@@ -28,6 +28,11 @@ _WHOLE_NAME = re.compile(r"(?<![\w-])[\w-]*[A-Z][\w-]*")
 INTRODUCED_WEIGHT = 2  # an introduced name outweighs a word of another document's title
 RETRIEVER = "introduction"  # Hit.retriever of the sentence that introduces the name asked
 HEAD_CHUNKS = 3  # where an introduction is looked for: a paper's title block is often chunk 0
+# A document opens where its title stands: OCR read the LoRA paper's arXiv margin ("arXiv:
+# 2106.09685v2 [cs.CL] 16 Oct 2021") as chunk 0, before the title block, and "Who are the
+# authors of the LoRA paper?" was given that line alone. Its start only: a long title breaks
+# across lines.
+TITLE_START = 30
 
 
 def _whole_names(text: str, question: bool = True) -> set[str]:
@@ -118,9 +123,19 @@ def capitalised(question: str) -> set[str]:
 
 
 def opening_positions(index: Bm25Index, doc_ids: tuple[str, ...]) -> dict[str, int]:
-    """doc id -> the position in `index` of its opening chunk, for `doc_ids` (else all)."""
-    return {m["doc_id"]: i for i, m in enumerate(index.metas)
-            if int(m["chunk"]) == 0 and (not doc_ids or m["doc_id"] in doc_ids)}
+    """doc id -> the position in `index` of its opening chunk, for `doc_ids` (else all): the
+    first of its first HEAD_CHUNKS that holds the start of its title, else its first."""
+    heads: dict[str, list[tuple[int, int]]] = {}  # doc id -> (chunk, position)
+    for i, m in enumerate(index.metas):
+        if int(m["chunk"]) < HEAD_CHUNKS and (not doc_ids or m["doc_id"] in doc_ids):
+            heads.setdefault(m["doc_id"], []).append((int(m["chunk"]), i))
+    return {doc: next((i for _, i in sorted(found) if _holds_title(index, i)), min(found)[1])
+            for doc, found in heads.items()}
+
+
+def _holds_title(index: Bm25Index, position: int) -> bool:
+    title = " ".join(index.metas[position].get("title", "").split()).lower()[:TITLE_START]
+    return bool(title) and title in " ".join(index.texts[position].split()).lower()
 
 
 def _naming(index: Bm25Index, question: str, openings: dict[str, int],
