@@ -47,6 +47,8 @@ def citation_buttons(answer: Answer, number: int, source: PageSource) -> None:
 
 def open_page(hit: Hit, source: PageSource) -> None:
     st.session_state["page-shown"] = hit.page  # each opening starts at the passage's page
+    # and at the passage: opened again after "Whole page", it showed a web page from its top
+    st.session_state["page-whole"] = False
     page_dialog(hit, source)
 
 

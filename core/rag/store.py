@@ -374,12 +374,16 @@ def document_text(collection, doc_id: str) -> str:
 
 def page_texts(chunks: list[dict]) -> dict[int, str]:
     """Each page's text rebuilt from one document's chunks in reading order: each chunk goes
-    back to its span, so overlaps are not repeated (the whitespace between chunks comes back as
-    spaces)."""
+    back to its span, so overlaps are not repeated. The whitespace between two chunks comes
+    back as a space, or, two characters or more, as a paragraph break: cleaned text keeps one
+    space between sentences and a blank line between paragraphs, and a web page's "Tip 1: …"
+    heading, which opens a chunk, was shown run on at the end of the paragraph before it."""
     pages: dict[int, str] = {}
     for row in chunks:
         start = int(row["start"])
-        pages[row["page"]] = pages.get(row["page"], "")[:start].ljust(start) + row["text"]
+        text = pages.get(row["page"], "")[:start]
+        gap = start - len(text)
+        pages[row["page"]] = text + ("\n\n".rjust(gap) if gap >= 2 else " " * gap) + row["text"]
     return pages
 
 
