@@ -26,9 +26,13 @@ PAGES = {
 # Streamlit's wide layout keeps 5rem of margin on each side: at 1024 pixels with the sidebar
 # open, the Chat page's sources were 190 pixels wide, three or four words a line. The question
 # box below keeps the page's width.
+# A page link's label wraps: Home's "Evaluate: measure retrieval and answers" was cut to
+# "Evaluate: measure retrieval an" at 1024 pixels.
 st.html("""<style>@media (max-width: 1280px) {
   [data-testid=stMainBlockContainer], [data-testid=stBottomBlockContainer] {
-  padding-left: 1.5rem; padding-right: 1.5rem;}}</style>""")
+  padding-left: 1.5rem; padding-right: 1.5rem;}}
+  [data-testid=stPageLink] a, [data-testid=stPageLink] p {white-space: normal; height: auto;}
+  </style>""")
 
 page = st.navigation(PAGES)
 render_sidebar()

@@ -163,8 +163,8 @@ with st.container(border=True):
         stage_line = st.empty()
         tracker = BatchProgress(saved)
 
-        def show(path: Path, stage: str, within: float = 0.0, doing: str = "") -> None:
-            done, eta = tracker.update(path, stage, within)
+        def show(path: Path, stage: str, ocr_read: float | None = None, doing: str = "") -> None:
+            done, eta = tracker.update(path, stage, ocr_read)
             left = f" · about {eta:.0f} s left" if eta is not None else ""
             bar.progress(done, text=f"{done:.0%}{left}")
             stage_line.markdown(f"`{path.name}` — {doing or stage_label(stage, ocr)}")
@@ -192,15 +192,20 @@ with st.container(border=True):
     results = st.session_state.get("ingest-results")
     if results:
         table = pd.DataFrame(results).reindex(
-            columns=["file", "status", "pages", "chars", "chunks", "seconds", "extractor", "note",
-                     "error"])
+            columns=["file", "status", "pages", "chunks", "seconds", "extractor", "note", "error"])
         table[["extractor", "note", "error"]] = table[["extractor", "note", "error"]].fillna("")
         ok = (table["status"] == "ok").sum()
         st.markdown(f"**{ok} of {len(table)}** file(s) stored.")
         # each error and note in full in its own box below, not cut short in the table as well
         # ("deep-rules_manuscript.pdf has t…")
+        # Narrow columns but the file's: at 1024 pixels, "extractor" was off the table's edge
         st.dataframe(table.drop(columns=["error", "note"]), hide_index=True, width="stretch",
-                     column_config={"file": st.column_config.TextColumn(width="large")})
+                     column_config={"file": st.column_config.TextColumn(width="medium"),
+                                    "status": st.column_config.TextColumn(width="small"),
+                                    "pages": st.column_config.NumberColumn(width="small"),
+                                    "chunks": st.column_config.NumberColumn(width="small"),
+                                    "seconds": st.column_config.NumberColumn(
+                                        "time", width="small", format="%.1f s")})
         for error in table.loc[table["status"] != "ok", "error"]:
             st.error(error, icon=":material/error:")
         for file, note in table.loc[(table["status"] == "ok") & (table["note"] != ""),
