@@ -87,6 +87,13 @@ def save_content_addressed(folder: Path, name: str, data: bytes) -> Path:
     return target.resolve()
 
 
+def uploaded_as(path: Path) -> str:
+    """The name a file kept by `save_content_addressed` was uploaded under ("bbc.csv" for
+    bbc-e4ed6656a45d.csv); a ZIP's table is named for the ZIP."""
+    name = re.sub(r"-[0-9a-f]{12}(?=\.|$)", "", Path(path).name)
+    return name.removesuffix(".csv") if name.endswith(".zip.csv") else name
+
+
 def discard(folder: Path, path: Path) -> None:
     """Remove an upload that was refused: nothing can use it, and it would stay on disk unseen.
     Only a file inside `folder` is removed (the shipped samples are read from elsewhere)."""

@@ -368,6 +368,47 @@ def test_a_reload_opens_the_newest_run_at_its_evaluation(studio_env, models_env)
     assert at.session_state["train-config"]["learning_rate"] == 7e-4
 
 
+def test_a_reload_keeps_the_runs_own_data_in_step_1_and_step_3_names_it(studio_env, models_env):
+    """After a reload, a look at step 1 showed the sample dataset, and the run started next
+    trained on the sample contracts instead of the user's upload, unsaid."""
+    from core.uploads import save_content_addressed
+
+    settings = load_settings()
+    rows = "text,label\n" + "".join(f"story {i} of kind {i % 2},k{i % 2}\n" for i in range(8))
+    data = save_content_addressed(settings.data_dir / "datasets", "bbc news.csv", rows.encode())
+    folder = runs.run_dir(settings, "news")
+    folder.path.mkdir(parents=True)
+    TrainConfig(name="news", data=str(data)).save(folder.config_path)
+    folder.update_status(state="finished", step=10, max_steps=10)
+    at = train_page()
+    at.segmented_control(key="train-step").set_value("1 · Data").run()
+    assert not at.exception
+    assert at.radio(key="train-source").value == "CSV or JSONL file"
+    assert any("Using bbc news.csv, uploaded before" in c.value.replace("\\", "")
+               for c in at.caption)
+    assert at.session_state["train-config"]["data"] == str(data)
+    at.segmented_control(key="train-step").set_value("3 · Train").run()
+    assert any(c.value.replace("\\", "").startswith("Trains on **bbc news.csv** (text → label)")
+               for c in at.caption)
+
+
+def test_step4_says_a_run_was_cut_short_by_its_time_limit(studio_env, models_env):
+    folder = runs.run_dir(load_settings(), "cut")
+    folder.path.mkdir(parents=True)
+    TrainConfig(name="cut", data=str(SAMPLE_DATASET)).save(folder.config_path)
+    folder.update_status(state="finished", step=49, max_steps=49,
+                         stop_reason="time limit: 15 minutes allowed 49 of 60 steps")
+    scores = metrics(["A", "B"], ["A", "A"], ["A", "B"]) | {"seconds": 1.0}
+    folder.write_evaluation({"adapter": scores | {"misclassified": []}, "zero_shot": scores,
+                             "test_size": 2})
+    at = train_page()
+    assert at.segmented_control(key="train-step").value == "4 · Evaluate"
+    assert [i.value for i in at.info if "time limit" in i.value] == [
+        "Training ended at its time limit (15 minutes allowed 49 of 60 steps): the adapter "
+        "learnt from fewer steps than planned. A longer limit (step 2, Advanced) may score "
+        "higher."]
+
+
 def test_pace_follows_a_run_that_slows_down():
     pace = runs.Pace()
     assert pace.eta(100) is None  # nothing measured yet

@@ -99,3 +99,22 @@ def test_a_run_cancelled_while_starting_trains_nothing_and_frees_its_name(settin
     wait_for(lambda: step(settings) >= 1)
     folder.request_stop()
     assert proc.wait(120) == 0 and folder.status()["state"] == "stopped"
+
+
+def test_a_taken_run_name_offers_resuming_only_a_run_that_can_resume(studio_env):
+    from core.errors import InputError
+
+    settings = load_settings()
+    folder = runs.run_dir(settings, "taken")
+    folder.path.mkdir(parents=True)
+    config = TrainConfig(name="taken", data=str(SAMPLE_DATASET))
+    folder.update_status(state="finished", step=10, max_steps=10)
+    with pytest.raises(InputError, match=r"^a run named 'taken' exists: choose another name$"):
+        runs.start(settings, config)
+    folder.update_status(state="stopped", step=5, max_steps=10)
+    checkpoint = folder.checkpoints / "checkpoint-5"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text("{}")
+    assert runs.resumable(folder)
+    with pytest.raises(InputError, match=r"choose another name, or resume it$"):
+        runs.start(settings, config)

@@ -30,6 +30,9 @@ ETA_WINDOW = 10  # steps: recent enough to follow a change in load, enough to ev
 
 
 CANCELLED = "cancelled"  # the state of a run stopped before its first step
+# States of a run that ended before its last step: "running" and "stopping" are left by a
+# process that was killed
+UNFINISHED = ("stopped", "failed", "running", "stopping", CANCELLED)
 
 
 class Cancelled(StudioError):
@@ -211,6 +214,11 @@ def release(settings: Settings) -> None:
         lock.unlink(missing_ok=True)
 
 
+def resumable(folder: RunFolder) -> bool:
+    """Whether a run (not running now) can go on from a checkpoint."""
+    return folder.status().get("state") in UNFINISHED and folder.last_checkpoint() is not None
+
+
 def start(settings: Settings, config: TrainConfig, resume: bool = False) -> subprocess.Popen:
     """Launch `python -m core train --config` detached from the caller, so closing or
     refreshing the page that started it does not stop it."""
@@ -222,7 +230,9 @@ def start(settings: Settings, config: TrainConfig, resume: bool = False) -> subp
             and not folder.last_checkpoint():
         shutil.rmtree(folder.path)  # it never trained: its name is free again
     if folder.exists() and not resume:  # a new run would mix its curve and log into the old
-        raise InputError(f"a run named {config.name!r} exists: choose another name, or resume it")
+        # a finished run has nothing to resume, and offering it sent people looking for a button
+        raise InputError(f"a run named {config.name!r} exists: choose another name"
+                         + (", or resume it" if resumable(folder) else ""))
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.clear_stop()
     # a resumed run's status still says how it ended: until its first step it is starting

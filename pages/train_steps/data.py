@@ -14,7 +14,7 @@ from core.rag.extract import extract
 from core.samples import SAMPLE_DATASET
 from core.settings import Settings
 from core.text import escape_markdown
-from core.uploads import UploadError, discard, save_content_addressed
+from core.uploads import UploadError, discard, save_content_addressed, uploaded_as
 from pages.train_steps import go_to
 
 
@@ -32,6 +32,7 @@ def render(s: Settings, config: dict) -> None:
     # Widgets of a step not drawn lose their state, and the way back to this step met the
     # sample dataset again, which then replaced the upload in the run's settings unseen: the
     # choice and the upload are kept aside and drawn again.
+    keep_run_data(config)
     st.session_state.setdefault("train-source", st.session_state.get("train-source-kept",
                                                                      SOURCES[0]))
     source = st.radio("Where the examples come from", SOURCES, horizontal=True,
@@ -129,6 +130,20 @@ def render(s: Settings, config: dict) -> None:
     if st.button("Next: model and LoRA settings", type="primary", disabled=bool(errors),
                  icon=":material/arrow_forward:"):
         go_to(1)
+
+
+def keep_run_data(config: dict) -> None:
+    """A new session holds the settings of the run the page opened at (pages/train.py), but not
+    the upload they name: step 1 then showed the sample dataset, and a run started after it
+    trained on the sample contracts instead of the user's news articles, unsaid. The run's own
+    file is taken as the upload, where it is still there."""
+    data = Path(config.get("data") or "")
+    if ("train-source-kept" in st.session_state or not data.is_file()
+            or data.resolve() == SAMPLE_DATASET.resolve()):
+        return
+    source = SOURCES[2] if data.name.endswith(".zip.csv") else SOURCES[1]
+    st.session_state["train-source-kept"] = source
+    st.session_state["train-upload-kept"] = (source, str(data), uploaded_as(data))
 
 
 def uploaded_name(path: Path) -> str:

@@ -8,7 +8,10 @@ import streamlit as st
 from core import charts
 from core.lora import runs
 from core.lora.config import TrainConfig
+from core.samples import SAMPLE_DATASET
 from core.settings import Settings
+from core.text import escape_markdown
+from core.uploads import uploaded_as
 from pages.train_steps import go_to
 
 
@@ -26,6 +29,11 @@ def render(s: Settings, config: dict) -> None:
             st.info(f"Run **{active['name']}** is training; one run at a time on this machine.")
         elif not config.get("data"):
             st.info("Choose the data first (step 1).")
+        else:  # what a run started here trains on, said before it starts
+            st.caption(f"Trains on {data_name(config['data'])} ({escape_markdown(config['text_col'])} "
+                       f"→ {escape_markdown(config['label_col'])}), {config['epochs']:g} epoch(s) "
+                       f"at most, stopping after {config['max_minutes']:g} minutes; change them "
+                       "in steps 1 and 2.")
     known = runs.list_runs(s)
     if not known:
         return
@@ -39,6 +47,11 @@ def render(s: Settings, config: dict) -> None:
                                     "step": r.status.get("step"),
                                     "of": r.status.get("max_steps"), "base": r.config.get("base")}
                                    for r in known]), hide_index=True)
+
+
+def data_name(data: str) -> str:
+    return ("the sample dataset (CUAD contract types)" if data == str(SAMPLE_DATASET)
+            else f"**{escape_markdown(uploaded_as(data))}**")
 
 
 def start_run(s: Settings, config: dict) -> None:
@@ -87,8 +100,7 @@ def live_run(s: Settings, name: str) -> None:
                           width="stretch", disabled=folder.stop_requested()):
             folder.request_stop()
             st.toast("Cancelling: the run ends once its model has loaded.")
-    elif not running and state in ("stopped", "failed", "running", "stopping", runs.CANCELLED) \
-            and folder.last_checkpoint():
+    elif not running and runs.resumable(folder):
         # Resume sits apart from where Stop was, so a double click cannot undo a stop.
         if head[2].button("Resume", icon=":material/play_arrow:", key=f"resume-{name}",
                           width="stretch"):
