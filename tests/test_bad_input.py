@@ -1,5 +1,8 @@
 """Each kind of bad input gets a message naming the file and the problem, and nothing is lost."""
 
+import sys
+from pathlib import Path
+
 import pytest
 from pypdf import PdfReader, PdfWriter
 
@@ -48,6 +51,15 @@ def test_windows_1252_text_keeps_its_characters(tmp_path):
     assert result.text == text and result.extractor == "text (cp1252)"
     path.write_bytes(text.encode("utf-8"))
     assert extract(path).extractor == "text (utf-8)"
+
+
+def test_a_program_named_pdf_is_said_to_be_what_it_is_not_a_scan(tmp_path):
+    """It was "no text layer (scanned?); try again with OCR"."""
+    program = tmp_path / "invoice.pdf"
+    program.write_bytes(Path(sys.executable).resolve().read_bytes()[:200_000])
+    with pytest.raises(ExtractionError, match=r"^not a PDF: its content is application/\S+, "
+                                              r"with no text in it$"):
+        extract(program)
 
 
 @pytest.mark.slow

@@ -324,6 +324,9 @@ def extract(path: Path, ocr: bool = False, tika_url: str | None = None,
         found = (result.metadata.get("Content-Type") or [""])[0].split(";")[0]
         promised, types = PROMISED.get(path.suffix.lower(), ("", ()))
         if found and types and found not in types:
+            # an executable named .pdf was "no text layer (scanned?); try again with OCR"
+            if not result.text.strip():
+                raise ExtractionError(f"not {promised}: its content is {found}, with no text in it")
             result.note = f"not {promised}: its content is {found}, read as such"
     if not result.text.strip():
         if not is_pdf:
