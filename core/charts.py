@@ -75,7 +75,7 @@ def loss_curve(metrics: list[dict], smoothing: float = 0.0, log_y: bool = False,
                         marker=dict(symbol="star", size=16, color="#d62728"))
         fig.add_vline(x=best["step"], line_dash="dash", line_color="#d62728",
                       annotation_text="best", annotation_position="top")
-    fig.update_layout(**LAYOUT, xaxis_title="step", yaxis_title="loss")
+    fig.update_layout(**LAYOUT, xaxis_title="step", yaxis_title="loss (lower is better)")
     last = max((m["step"] for m in metrics), default=1)
     fig.update_xaxes(dtick=max(1, math.ceil(last / 10)), rangemode="tozero")  # whole steps
     if log_y:
@@ -92,15 +92,17 @@ def bars(counts: dict[str, float], x_title: str, percent: bool = False,
                            # inside the bar where it fits: a value written after a bar that
                            # ends just short of the chance line was crossed by it
                            textposition="auto", insidetextanchor="end", cliponaxis=False,
-                           textfont_size=12, insidetextfont_color="white",
+                           textfont_size=12, insidetextfont_color="white", textangle=0,
                            outsidetextfont_color="#31333f", marker_color="#1f77b4"))
     fig.update_layout(**{**LAYOUT, "height": max(160, 50 + 30 * len(counts))},
                       xaxis_title=x_title, yaxis=dict(autorange="reversed"),
                       uniformtext=dict(minsize=12, mode="show"))  # never shrunk to fit a bar
     if percent:
         fig.update_xaxes(range=[0, 1.08], tickformat=".0%", tickvals=[0, .2, .4, .6, .8, 1])
-    else:  # counts: whole numbers only
-        fig.update_xaxes(tickformat="d", dtick=max(1, math.ceil(max(counts.values(), default=1) / 8)))
+    else:  # counts: whole numbers only, and room after the longest bar (five bars of 30
+        # ended at the axis's edge, past its last tick, 28, their values turned on end)
+        top = max(counts.values(), default=1)
+        fig.update_xaxes(tickformat="d", dtick=max(1, math.ceil(top / 6)), range=[0, top * 1.1])
     # the labels sit above the bars (inside, one landed on the top bar), the threshold's a
     # line higher than chance's so that the two never cover each other
     marks = [(x, color, text) for x, color, text in ((chance, "#888", "chance"),

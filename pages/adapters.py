@@ -52,18 +52,18 @@ rows = []
 for info in everything.values():
     summary = info.summary()
     targets = info.meta.config.get("target_modules")
-    rows.append({"name": info.name, "base": Path(info.base).name, "labels": len(info.labels),
-                 "r / alpha": f"{summary['r']} / {summary['alpha']}",
-                 "target modules": (", ".join(map(str, targets)) if isinstance(targets, list)
-                                    else str(targets or "")),
-                 "size MB": round(summary["size_bytes"] / 1e6, 2),
+    # What a user compares first, the settings after: at 1024 pixels "created" was off screen
+    rows.append({"name": info.name, "problem": summary["problem"] or "",
                  # whole percents, as everywhere else
                  "test accuracy": (None if summary["test_accuracy"] is None
                                    else summary["test_accuracy"] * 100),
-                 "created": local_time(summary["created"]),
-                 "problem": summary["problem"] or ""})
+                 "labels": len(info.labels), "created": local_time(summary["created"]),
+                 "base": Path(info.base).name, "r / alpha": f"{summary['r']} / {summary['alpha']}",
+                 "size MB": round(summary["size_bytes"] / 1e6, 2),
+                 "target modules": (", ".join(map(str, targets)) if isinstance(targets, list)
+                                    else str(targets or ""))})
 table = pd.DataFrame(rows)
-if not table["problem"].any():  # an empty last column only pushes the others off screen
+if not table["problem"].any():  # an empty column only pushes the others off screen
     table = table.drop(columns="problem")
 # the name first and whole; the long list of target modules gives way
 st.dataframe(table, hide_index=True, width="stretch", key="adapter-table",
@@ -87,7 +87,7 @@ with details:
                                   + ", ".join(info.labels)))
         profile = None if info.problem else familiarity.load(info.folder, vectors=False)
         st.caption(f"Tells documents unlike its {profile.documents:,} training documents "
-                   f"(similarity under {profile.floor:.2f})." if profile else
+                   f"(similarity under {profile.floor:.3f})." if profile else
                    "Keeps no profile of its training documents (trained before this version "
                    f"or on fewer than {familiarity.MIN_DOCUMENTS}, federated or imported), so "
                    "Classify cannot say when a document is unlike them.")
@@ -95,9 +95,11 @@ with details:
         if isinstance(c.get("parents"), list):
             st.markdown(safe_markdown(f"**Combined** ({c.get('type')}) from " + ", ".join(
                 f"{p} × {w}" for p, w in zip(c["parents"], c.get("weights", [])))))
-        st.json({"config": meta.config, "split": meta.split, "base_sha256": meta.base_sha256,
-                 "steps": meta.steps, "training_seconds": meta.training_seconds},
-                expanded=False)
+        # under a label: collapsed, the JSON alone read "{...}"
+        with st.expander("Training settings and details"):
+            st.json({"config": meta.config, "split": meta.split, "base_sha256": meta.base_sha256,
+                     "steps": meta.steps, "training_seconds": meta.training_seconds},
+                    expanded=False)
         st.download_button("Export as ZIP", adapter_ops.export_zip(s.models_dir, name),
                            f"{name}.zip", "application/zip", icon=":material/download:",
                            help=f"The adapter, its metadata and, where it keeps them, its "

@@ -55,7 +55,8 @@ s = settings()
 collection = st.session_state.get("collection")
 st.title("Chat")
 if not collection:
-    st.info("Choose a collection in the sidebar first, or create one on the Documents page.")
+    # the sidebar's picker holds one wherever any exists: here there is none
+    st.info("No collection yet: create one on the Documents page, and add documents to it.")
     st.page_link("pages/documents.py", label="Go to Documents", icon=":material/description:")
     st.stop()
 

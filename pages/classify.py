@@ -85,9 +85,11 @@ with left:
                                "that fits none of them. Below this probability for the likeliest "
                                "label the answer is “none of these”; 0% (the default) turns it "
                                "off.") / 100
-    fewshot = not head and st.toggle("Few-shot: show labelled examples in the prompt",
+    # short: "Few-shot: show labelled exampl…" at 1024 pixels
+    fewshot = not head and st.toggle("Few-shot: examples in the prompt",
                                      key="classify-fewshot",
-                                     help="Works with labels the adapter never saw.")
+                                     help="Labelled examples shown to the model in its prompt. "
+                                          "Works with labels the adapter never saw.")
 with right:
     examples: list[tuple[str, str]] = []
     if fewshot:
@@ -152,7 +154,7 @@ else:
     collection = st.session_state.get("collection")
     inputs = []
     if not collection:
-        st.info("Choose a collection in the sidebar (or create one on the Documents page).")
+        st.info("No collection yet: create one on the Documents page.")
     else:
         handle = store.get_collection(chroma_client(s), collection)
         docs = {d["file"]: d["doc_id"] for d in store.documents(handle)}
@@ -200,7 +202,8 @@ def show_one(title: str, pred: Prediction, wide: bool) -> None:
             st.warning(pred.likeness.sentence(), icon=":material/explore_off:")
         elif pred.likeness:
             st.caption(f"Like the documents it was trained on (similarity "
-                       f"{pred.likeness.closest:.2f} to the closest).")
+                       f"{pred.likeness.closest:.3f} to the closest, at least "
+                       f"{pred.likeness.floor:.3f}).")
         if pred.output is not None:
             st.caption("The model's answer")
             st.code(pred.output or "(empty)", language=None)
@@ -283,10 +286,10 @@ elif len(rows) > 1:
         "file": r["document"],
         "label": label or (NONE if r["prediction"].label else "(no label)"),
         "probability": r["prediction"].scores.get(r["prediction"].label),
-        "seconds": round(r["prediction"].seconds, 1),
         "note": "; ".join(note for note in (
             r["prediction"].error or ("" if label else f"likeliest: {r['prediction'].label}"),
-            UNLIKE if r["prediction"].unlike else "") if note)}
+            UNLIKE if r["prediction"].unlike else "") if note),
+        "seconds": round(r["prediction"].seconds, 1)}
         for r, label in zip(done, decided)])
     st.markdown(f"**{len(done)} of {len(rows)} documents classified**")
     strangers = sum(r["prediction"].unlike for r in done)
@@ -302,6 +305,8 @@ elif len(rows) > 1:
         st.dataframe(table.assign(probability=table["probability"] * 100), hide_index=True,
                      width="stretch", column_config={
                          "file": st.column_config.TextColumn("file", width="medium"),
+                         # before the seconds: at 1024 pixels it read "unlike the tra…"
+                         "note": st.column_config.TextColumn("note", width="medium"),
                          "seconds": st.column_config.NumberColumn(
                              "seconds", help="Documents of similar length are scored together: "
                                              "each gets its share of its batch's time"),

@@ -47,7 +47,8 @@ with st.expander("SQuAD sample: one click to a demo", expanded=current != SAMPLE
             st.rerun()
 
 if not current:
-    st.info("Choose a collection in the sidebar, or load the SQuAD sample above.")
+    st.info("No collection yet: load the SQuAD sample above, or create one on the Documents "
+            "page.")
     st.stop()
 
 runs = list_runs(s, current)

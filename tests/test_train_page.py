@@ -427,9 +427,15 @@ def test_step5_shows_a_date_and_percentages_not_raw_numbers(studio_env, models_e
     adapter.mkdir(parents=True)
     (adapter / "adapter_config.json").write_text("{}")
     AdapterMeta(name="done-run", base="some-base", labels=["A", "B"], created=created,
-                evaluation={"adapter": {"accuracy": 2 / 3}}).write(adapter)
+                evaluation={"adapter": {"accuracy": 2 / 3}}, training_seconds=936.3, steps=49,
+                dataset="/data/datasets/bbc news-e4ed6656a45d.csv").write(adapter)
     at = train_page()
     at.segmented_control(key="train-step").set_value("5 · Save").run()
     assert not at.exception
-    shown = json.loads(at.get("json")[0].proto.body)
+    # in words first: the numbers a person reads, the dataset under the name it was uploaded as
+    assert [(m.label, m.value) for m in at.metric] == [
+        ("Test accuracy", "67%"), ("Labels", "2"), ("Training", "16 min"), ("Steps", "49")]
+    assert any(c.value.replace("\\", "").startswith("Trained on bbc news.csv from `some-base`")
+               for c in at.caption)
+    shown = json.loads(at.get("json")[0].proto.body)  # the details, for reproducing it
     assert shown["created"] == local_time(created) and shown["test accuracy"] == "67%"

@@ -53,10 +53,12 @@ class Likeness:
     def as_dict(self) -> dict:
         return {"closest": self.closest, "floor": self.floor, "familiar": self.familiar}
 
+    # Three decimals: a paper at 0.2349 beside a floor of 0.2329 read "0.23 to the closest"
+    # against "similarity under 0.23", one number passing and failing the same check.
     def sentence(self) -> str:
         """What a page or the CLI says about a document unlike the training documents."""
         return (f"Unlike the documents this adapter was trained on: its similarity to the "
-                f"closest of them is {self.closest:.2f}, below the {self.floor:.2f} that nearly "
+                f"closest of them is {self.closest:.3f}, below the {self.floor:.3f} that nearly "
                 f"all documents like them reached when it was tested. Read the label as a "
                 f"guess.")
 

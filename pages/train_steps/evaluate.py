@@ -41,13 +41,17 @@ def render(s: Settings) -> None:
         col.metric(title, f"{result['accuracy']:.0%}",
                    f"{gain * 100:+.0f} points vs zero-shot" if title == "LoRA adapter" and round(gain, 2)
                    else None,
-                   help=f"macro-F1 {result['macro_f1']:.2f} · {result['seconds']} s")
+                   help=f"macro-F1 {result['macro_f1']:.2f} (F1 averaged over the labels, "
+                        f"each counting alike) · {result['seconds']} s")
     if (verdict := baseline_verdict(ev)) is not None:
         st.warning(verdict, icon=":material/balance:")
     if "learning_curve" in ev:  # evaluations saved before it have none
         show_learning_curve(ev["learning_curve"], titles, ev["adapter"]["accuracy"], "learning-curve")
     adapter = ev["adapter"]
     st.subheader("Per class (adapter)")
+    st.caption("Precision: of the examples given a label, the share that had it. Recall: of "
+               "those that had it, the share given it. F1 weighs the two together; support is "
+               "how many test examples had the label.")
     st.dataframe(pd.DataFrame(adapter["per_class"]).T, width="stretch", column_config={
         k: st.column_config.NumberColumn(k, format="%.2f") for k in ("precision", "recall", "f1")}
         | {"support": st.column_config.NumberColumn("support", format="%d")})
@@ -60,7 +64,9 @@ def render(s: Settings) -> None:
     wrong = adapter["misclassified"]
     st.subheader(f"Misclassified by the adapter ({len(wrong)})")
     if wrong:
-        table = pd.DataFrame(wrong).assign(confidence=lambda t: t["confidence"] * 100)
+        # the text last: first, at 1024 pixels, it pushed the confidence out of sight
+        table = pd.DataFrame(wrong).assign(confidence=lambda t: t["confidence"] * 100)[
+            ["truth", "predicted", "confidence", "text"]]
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={"confidence": st.column_config.ProgressColumn(
                          "confidence", min_value=0, max_value=100, format="%.0f%%")})

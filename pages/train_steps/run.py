@@ -20,13 +20,15 @@ def render(s: Settings, config: dict) -> None:
     with st.container(border=True):
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         name = left.text_input("Run name (also the adapter's name)", value=config["name"],
-                               key="train-name")
+                               key="train-name", disabled=bool(active))
         config["name"] = name.strip()
         if right.button("Start training", type="primary", icon=":material/play_arrow:",
                         disabled=bool(active) or not config.get("data"), width="stretch"):
             start_run(s, config)
         if active:
-            st.info(f"Run **{active['name']}** is training; one run at a time on this machine.")
+            doing = ("is being tested" if runs.run_dir(s, active["name"]).status().get("state")
+                     == "evaluating" else "is training")
+            st.info(f"Run **{active['name']}** {doing}; one run at a time on this machine.")
         elif not config.get("data"):
             st.info("Choose the data first (step 1).")
         else:  # what a run started here trains on, said before it starts
@@ -78,8 +80,10 @@ def live_run(s: Settings, name: str) -> None:
         seen[name] = running
         st.rerun(scope="app")
     seen[name] = running
-    head = st.columns([3, 1, 1], vertical_alignment="center")
-    detail = f" · {status.get('evaluating', 'starting')}" if state == "evaluating" else ""
+    head = st.columns([3, 1.4, 1], vertical_alignment="center")  # "See the evaluation" whole at 1024 px
+    # "evaluating · step 49 of 49 · starting" said little: what is tested, and how far
+    detail = (f" · testing the adapter and the baselines on the test split: "
+              f"{status.get('evaluating', 'starting')}" if state == "evaluating" else "")
     eta = status.get("eta_s")
     if state == "running" and running and eta is not None:
         detail = (f" · about {eta / 60:.1f} min left (ETA from the last "
