@@ -388,8 +388,8 @@ def test_a_reload_keeps_the_runs_own_data_in_step_1_and_step_3_names_it(studio_e
                for c in at.caption)
     assert at.session_state["train-config"]["data"] == str(data)
     at.segmented_control(key="train-step").set_value("3 · Train").run()
-    assert any(c.value.replace("\\", "").startswith("Trains on **bbc news.csv** (text → label)")
-               for c in at.caption)
+    assert any(c.value.replace("\\", "") == "Trains on **bbc news.csv** (text → label), 1 epoch(s) "
+               "at most; change them in steps 1 and 2." for c in at.caption)  # no time limit
 
 
 def test_step4_says_a_run_was_cut_short_by_its_time_limit(studio_env, models_env):

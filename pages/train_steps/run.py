@@ -32,10 +32,11 @@ def render(s: Settings, config: dict) -> None:
         elif not config.get("data"):
             st.info("Choose the data first (step 1).")
         else:  # what a run started here trains on, said before it starts
+            limit = (f", stopping after {config['max_minutes']:g} minutes" if config["max_minutes"]
+                     else "")
             st.caption(f"Trains on {data_name(config['data'])} ({escape_markdown(config['text_col'])} "
                        f"→ {escape_markdown(config['label_col'])}), {config['epochs']:g} epoch(s) "
-                       f"at most, stopping after {config['max_minutes']:g} minutes; change them "
-                       "in steps 1 and 2.")
+                       f"at most{limit}; change them in steps 1 and 2.")
     known = runs.list_runs(s)
     if not known:
         return
@@ -133,7 +134,9 @@ def live_run(s: Settings, name: str) -> None:
                         config={"displayModeBar": False})
         last = metrics[-1]
         if "tokens_per_s" in last:
-            controls[2].caption(f"{last['tokens_per_s']:,.0f} tokens/s · epoch {last['epoch']:.2f}")
+            controls[2].caption(f"{last['tokens_per_s']:,.0f} tokens/s · epoch {last['epoch']:.2f}",
+                                help="An epoch is one pass over the training examples: 1.5 is "
+                                     "each example seen once, half of them twice.")
     else:
         st.caption("The loss curve appears after the first step.")
     tail = folder.log_tail(12)
