@@ -167,6 +167,28 @@ def test_ocr_reads_image_only_pdf_when_asked(tmp_path):
     assert difflib.SequenceMatcher(None, truth, words, autojunk=False).ratio() > 0.8
 
 
+@pytest.mark.slow
+def test_a_scanned_page_ocr_cannot_read_leaves_the_others(monkeypatch):
+    """A fault OCR gives rarely (a page past its timeout): the page stays empty and is named."""
+    from core.rag import extract as extraction
+    from core.rag.extract import ocr_available
+
+    if not ocr_available():
+        pytest.skip("tesseract is not installed (make test installs it)")
+    real = extraction._tika_native
+
+    def second_page_fails(path, ocr):
+        if path.name == "page-2.pdf":
+            raise ExtractionError("Tika could not read it (timeout)")
+        return real(path, ocr)
+
+    monkeypatch.setattr(extraction, "_tika_native", second_page_fails)
+    result = extract(shared("documents", "2106.09685v2_pages1-2_image-only.pdf"), ocr=True)
+    assert result.ocr_pages == {1} and result.extractor == "tika + OCR (1 page)"
+    assert "LoRA" in result.pages[0] and not result.pages[1].strip()
+    assert result.note == "OCR could not read page(s) 2"
+
+
 def test_unreachable_tika_server_is_named_and_pdfs_fall_back(tmp_path):
     """No Tika server can run here (its jar is not on our registries), so only the failure
     path is exercised for real: a port where nothing listens."""
