@@ -221,8 +221,9 @@ def test_ocr_reads_the_pages_tika_counts_as_scanned():
 
     counts = {"pdf:charsPerPage": ["2370", "0", "9", "400"],
               "pdf:unmappedUnicodeCharsPerPage": ["0", "0", "0", "41"]}
-    assert _scanned_pages(counts, 4) == [1, 2, 3]  # few characters, or over 10% unmapped
-    assert _scanned_pages({}, 2) == [0, 1]  # no counts to go by: every page
+    pages = ["text " * 500, "", "a few", "text " * 80]
+    assert _scanned_pages(counts, pages) == [1, 2, 3]  # few characters, or over 10% unmapped
+    assert _scanned_pages({}, pages) == [1, 2]  # no counts to go by: the text's own length
 
 
 def test_progress_moves_within_a_stage():

@@ -183,7 +183,7 @@ def _tika(path: Path, is_pdf: bool, ocr: bool, tika_url: str | None,
     xhtml, metadata = read(path, False)
     _refuse_encrypted(metadata)
     pages = split_pages(xhtml)
-    scanned = _scanned_pages(metadata, len(pages))
+    scanned = _scanned_pages(metadata, pages)
     unread: list[int] = []
     with tempfile.TemporaryDirectory(prefix="studio-ocr-") as folder:
         for done, i in enumerate(scanned):
@@ -214,13 +214,14 @@ def _refuse_encrypted(metadata: dict[str, list[str]]) -> None:
         raise ExtractionError("the PDF is encrypted; remove the password and upload it again")
 
 
-def _scanned_pages(metadata: dict[str, list[str]], pages: int) -> list[int]:
+def _scanned_pages(metadata: dict[str, list[str]], pages: list[str]) -> list[int]:
     """The indexes of the pages that OCR should read, by Tika's own rule (OCR_BELOW_CHARS,
-    OCR_UNMAPPED_SHARE) on its counts per page; every page where it gave no such counts."""
+    OCR_UNMAPPED_SHARE) on its counts per page; where it gave no such counts, the pages with
+    fewer characters than OCR_BELOW_CHARS."""
     chars = metadata.get("pdf:charsPerPage") or []
     unmapped = metadata.get("pdf:unmappedUnicodeCharsPerPage") or []
-    if len(chars) != pages or len(unmapped) != pages:
-        return list(range(pages))
+    if len(chars) != len(pages) or len(unmapped) != len(pages):
+        return [i for i, page in enumerate(pages) if len(page.strip()) < OCR_BELOW_CHARS]
     return [i for i, (n, bad) in enumerate(zip(map(int, chars), map(int, unmapped)))
             if n < OCR_BELOW_CHARS or bad > OCR_UNMAPPED_SHARE * n]
 
