@@ -30,6 +30,7 @@ ETA_WINDOW = 10  # steps: recent enough to follow a change in load, enough to ev
 
 
 CANCELLED = "cancelled"  # the state of a run stopped before its first step
+TIME_LIMIT = "time limit: "  # how a stop_reason begins when the time limit ended training
 # States of a run that ended before its last step: "running" and "stopping" are left by a
 # process that was killed
 UNFINISHED = ("stopped", "failed", "running", "stopping", CANCELLED)

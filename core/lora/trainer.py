@@ -32,7 +32,7 @@ from core.lora.objective import (
     objective_tails,
     scoring_tails,
 )
-from core.lora.runs import Cancelled, Pace, RunFolder
+from core.lora.runs import TIME_LIMIT, Cancelled, Pace, RunFolder
 from core.models import base_fingerprint, load_base
 
 
@@ -324,7 +324,7 @@ def stop_reason(trainer: Trainer, config: TrainConfig, stopped_by_user: bool) ->
     limit = next((c for c in trainer.callback_handler.callbacks if isinstance(c, TimeLimit)),
                  None)
     if limit and state.global_step < limit.planned:
-        return (f"time limit: {config.max_minutes:g} minutes allowed {state.global_step} of "
+        return (f"{TIME_LIMIT}{config.max_minutes:g} minutes allowed {state.global_step} of "
                 f"{limit.planned} steps{best}")
     return f"finished all {state.global_step} steps{best}"
 

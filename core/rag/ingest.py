@@ -20,7 +20,7 @@ from core.uploads import UploadError, check_size, forget_uploads, upload_folder
 
 Stage = str  # "extract" | "chunk" | "embed" | "store"
 StageFn = Callable[[Path, Stage], None]
-OcrPageFn = Callable[[Path, int, int], None]  # a file, its scanned pages read so far, in all
+FileOcrPageFn = Callable[[Path, int, int], None]  # a file, its scanned pages read so far, in all
 
 
 @dataclass
@@ -57,7 +57,7 @@ def ingest_files(settings: Settings, paths: list[Path], collection_name: str,
                  chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
                  on_stage: StageFn = lambda path, stage: None,
                  ocr: bool = False,
-                 on_ocr_page: OcrPageFn = lambda path, done, pages: None) -> list[FileResult]:
+                 on_ocr_page: FileOcrPageFn = lambda path, done, pages: None) -> list[FileResult]:
     if not settings.chroma_host:
         try:
             check_room(settings.chroma_dir)
@@ -116,7 +116,7 @@ class PreparedDocument:
 def prepare_document(path: Path, doc_id: str, embedder: AnyEmbedder, chunk_size: int,
                      chunk_overlap: int, ocr: bool, tika_url: str | None,
                      on_stage: StageFn = lambda path, stage: None,
-                     on_ocr_page: OcrPageFn = lambda path, done, pages: None
+                     on_ocr_page: FileOcrPageFn = lambda path, done, pages: None
                      ) -> PreparedDocument:
     started = time.perf_counter()
     on_stage(path, "extract")
@@ -187,7 +187,7 @@ def failure(file: str, exc: Exception) -> str:
 
 def reindex(settings: Settings, collection_name: str,
             on_stage: StageFn = lambda path, stage: None,
-            on_ocr_page: OcrPageFn = lambda path, done, pages: None) -> list[FileResult]:
+            on_ocr_page: FileOcrPageFn = lambda path, done, pages: None) -> list[FileResult]:
     """Every document of a collection chunked again from its kept original (data/uploads/),
     each replacing its own chunks whole, so nothing is lost on the way: a document whose
     original is gone or has changed keeps its chunks and is reported. Kept originals not yet

@@ -125,12 +125,23 @@ def capitalised(question: str) -> set[str]:
 def opening_positions(index: Bm25Index, doc_ids: tuple[str, ...]) -> dict[str, int]:
     """doc id -> the position in `index` of its opening chunk, for `doc_ids` (else all): the
     first of its first HEAD_CHUNKS that holds the start of its title, else its first."""
+    return {doc: i for doc, i in _openings(index).items() if not doc_ids or doc in doc_ids}
+
+
+# _openings per keyword index: every search reads it, and it changes only with the index
+_openings_by: weakref.WeakKeyDictionary[Bm25Index, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def _openings(index: Bm25Index) -> dict[str, int]:
+    if (cached := _openings_by.get(index)) is not None:
+        return cached
     heads: dict[str, list[tuple[int, int]]] = {}  # doc id -> (chunk, position)
     for i, m in enumerate(index.metas):
-        if int(m["chunk"]) < HEAD_CHUNKS and (not doc_ids or m["doc_id"] in doc_ids):
+        if int(m["chunk"]) < HEAD_CHUNKS:
             heads.setdefault(m["doc_id"], []).append((int(m["chunk"]), i))
-    return {doc: next((i for _, i in sorted(found) if _holds_title(index, i)), min(found)[1])
-            for doc, found in heads.items()}
+    _openings_by[index] = {doc: next((i for _, i in sorted(found) if _holds_title(index, i)),
+                                     min(found)[1]) for doc, found in heads.items()}
+    return _openings_by[index]
 
 
 def _holds_title(index: Bm25Index, position: int) -> bool:

@@ -28,9 +28,9 @@ def render(s: Settings) -> None:
         st.info(f"This run was stopped early, at step {status.get('step')} of "
                 f"{status.get('max_steps')}: the adapter has not finished learning.",
                 icon=":material/stop_circle:")
-    elif (reason := status.get("stop_reason", "")).startswith("time limit"):  # trainer.stop_reason
+    elif (reason := status.get("stop_reason", "")).startswith(runs.TIME_LIMIT):
         # a run cut at 49 of 60 steps was scored as if it had learnt all it was to learn
-        st.info(f"Training ended at its time limit ({reason.removeprefix('time limit: ')}): the "
+        st.info(f"Training ended at its time limit ({reason.removeprefix(runs.TIME_LIMIT)}): the "
                 "adapter learnt from fewer steps than planned. A longer limit (step 2, "
                 "Advanced) may score higher.", icon=":material/timer:")
     gain = ev["adapter"]["accuracy"] - ev["zero_shot"]["accuracy"]

@@ -27,9 +27,9 @@ def render(s: Settings) -> None:
                + (f" (renamed from {run})" if name != run else ""), icon=":material/inventory_2:")
     # What it is in words first; the hashes and every setting below, for reproducing it (the
     # step was a JSON dump, its dataset "bbc_news_150-e4ed6656a45d.csv", its time 936.3 s)
-    meta = info.meta
+    meta, accuracy = info.meta, info.summary()["test_accuracy"]
     cols = st.columns(4)
-    cols[0].metric("Test accuracy", formats.percent(info.summary()["test_accuracy"]))
+    cols[0].metric("Test accuracy", formats.percent(accuracy))
     cols[1].metric("Labels", len(meta.labels), help=", ".join(meta.labels))
     cols[2].metric("Training", f"{(meta.training_seconds or 0) / 60:.0f} min")
     cols[3].metric("Steps", meta.steps if meta.steps is not None else "—")
@@ -39,7 +39,7 @@ def render(s: Settings) -> None:
     summary = {k: meta.to_dict().get(k) for k in ("base", "base_sha256", "labels", "prompt_format",
                                                   "dataset", "dataset_sha256", "split", "steps",
                                                   "training_seconds", "created")}
-    summary["test accuracy"] = info.summary()["test_accuracy"]
+    summary["test accuracy"] = accuracy
     summary["hyperparameters"] = meta.config
     with st.expander("Technical details: hashes and every setting, to reproduce it"):
         st.json(formats.readable(summary), expanded=1)
