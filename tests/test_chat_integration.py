@@ -34,6 +34,33 @@ def test_default_model_answers_from_and_cites_retrieved_chunks(studio_env):
     assert answer.timings["tokens_per_s"] and answer.timings["ttft_ms"]
 
 
+SAMPLE_PAPER_AUTHORS = (
+    "Benjamin D. Lee", "Anthony Gitter", "Casey S. Greene", "Sebastian Raschka", "Finlay Maguire",
+    "Alexander J. Titus", "Michael D. Kessler", "Alexandra J. Lee", "Marc G. Chevrette",
+    "Paul Allen Stewart", "Thiago Britto-Borges", "Evan M. Cofer", "Kun-Hsing Yu",
+    "Juan Jose Carmona", "Elana J. Fertig", "Alexandr A. Kalinin", "Brandon Signal",
+    "Benjamin J. Lengerich", "Timothy J. Triche, Jr.", "Simina M. Boca")
+
+
+def test_default_model_names_all_twenty_authors_of_the_sample_paper_and_where_one_works(
+        studio_env):
+    """The sample paper's title block runs over twelve chunks, each author with an ORCID iD
+    and handles: given its opening alone, the 0.5B named the first of twenty."""
+    settings = load_settings()
+    ingest_files(settings, [SAMPLE_PAPER], "samples")
+    engine = get_engine(settings)
+
+    def ask(question: str) -> str:
+        turn = RagTurn(settings, "samples", question, engine)
+        return "".join(turn.stream())
+
+    authors = ask("Who are the authors of the paper?")
+    missing = [name for name in SAMPLE_PAPER_AUTHORS if name not in authors]
+    assert not missing, authors
+    assert "rasbt" not in authors and "0000-" not in authors
+    assert "University of Wisconsin-Madison" in ask("Where does Sebastian Raschka work?")
+
+
 def test_cli_ask_json(studio_env):
     ingest_files(load_settings(), [SAMPLE_PAPER], "samples")
     out = subprocess.run([sys.executable, "-m", "core", "ask", "What is tip 1 about?",

@@ -35,6 +35,34 @@ HEAD_CHUNKS = 3  # where an introduction is looked for: a paper's title block is
 TITLE_START = 30
 
 
+# An ORCID iD after a name. A Manubot title block (the shipped sample paper) marks each of its
+# twenty authors so, with their GitHub and Twitter handles, and puts their affiliations and
+# funding in the paragraph below ("Benjamin D. Lee 0000-0002-7133-8397 · Benjamin-Lee"; its
+# web page has the iD on the line after the name), over twelve chunks.
+ORCID = re.compile(r"\b\d{4}-\d{4}-\d{4}-\d{3}[\dX]\b")
+AUTHOR_LIST_CHUNKS = 24  # how far after a document's opening its ORCID-marked authors are followed
+
+
+def rest_of_author_list(opening: dict, rows: list[dict]) -> list[dict]:
+    """Of `rows` (chunks, in order), those after `opening` that its list of ORCID-marked authors
+    goes on in: up to the last one holding an iD, and the one after it (the last author's
+    affiliations); two in a row without an iD end it. Given the sample paper's opening alone,
+    "Who are the authors?" got its first two of twenty."""
+    if not ORCID.search(opening["text"]):
+        return []
+    kept: list[dict] = []
+    last = -1  # where in `kept` the last chunk holding an iD is (-1: the opening)
+    for row in rows:
+        if row["doc_id"] != opening["doc_id"] or row["chunk"] <= opening["chunk"]:
+            continue
+        if row["chunk"] != opening["chunk"] + len(kept) + 1 or len(kept) - last > 2:
+            break
+        kept.append(row)
+        if ORCID.search(row["text"]):
+            last = len(kept) - 1
+    return kept[:last + 2]
+
+
 def _whole_names(text: str, question: bool = True) -> set[str]:
     """The capitalised words of `text`, whole and in lower case; of a question, not its first."""
     return {m.group().lower() for m in _WHOLE_NAME.finditer(text.strip())
@@ -155,13 +183,29 @@ def _naming(index: Bm25Index, question: str, openings: dict[str, int],
     the title or file name holds ("the GAN paper" is 1406.2661_GAN.pdf), each word of a phrase
     it shares with the file name (`_phrase`), INTRODUCED_WEIGHT for each name the document
     introduces (`introductions`), and a person's full name in its opening (an author: "Aidan
-    N. Gomez")."""
+    N. Gomez"), with the rest of its list of authors."""
     names = capitalised(question)
     words = [question_terms(word) for word in re.findall(r"[\w-]+", question)]
     called = _called(index)
     return {doc: len(names & called[doc][0]) + len(_phrase(words, called[doc][1]) - names)
-            + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0] + _full_name(names, index.texts[i])
+            + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0]
+            + _full_name(names, _title_block(index, i))
             for doc, i in openings.items()}
+
+
+def _title_block(index: Bm25Index, opening: int) -> str:
+    """The text of the opening chunk at `opening` in `index`, and of the chunks its list of
+    authors goes on in (rest_of_author_list)."""
+    meta = index.metas[opening]
+    if not ORCID.search(index.texts[opening]):
+        return index.texts[opening]
+    last = int(meta["chunk"]) + AUTHOR_LIST_CHUNKS
+    rows = sorted(({**m, "chunk": int(m["chunk"]), "text": index.texts[i]}
+                   for i, m in enumerate(index.metas)
+                   if m["doc_id"] == meta["doc_id"] and int(meta["chunk"]) < int(m["chunk"]) <= last),
+                  key=lambda row: row["chunk"])
+    opening_row = {"doc_id": meta["doc_id"], "chunk": int(meta["chunk"]), "text": index.texts[opening]}
+    return "\n".join([index.texts[opening], *(r["text"] for r in rest_of_author_list(opening_row, rows))])
 
 
 # _called per keyword index: every search reads it for every document

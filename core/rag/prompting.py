@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from core.rag import front_matter, overview, parts, store
+from core.rag import front_matter, naming, overview, parts, store
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine
 
@@ -170,7 +170,7 @@ def later_items(hit: Hit, rows: list[dict]) -> list[dict]:
     return out
 
 
-def context_block(lead: Hit, rows: list[dict]) -> str:
+def context_block(lead: Hit, rows: list[dict], where_they_work: bool = True) -> str:
     first, last = rows[0]["page"], rows[-1]["page"]
     pages = f"page {first}" if first == last else f"pages {first}–{last}"
     section = f" · {lead.section}" if lead.section else ""
@@ -178,7 +178,7 @@ def context_block(lead: Hit, rows: list[dict]) -> str:
     # "1805.02400.pdf" for answers ("How many reviews…?" → "1805.02400").
     text = with_run_in_headings_apart(merged_text(rows))
     if lead.retriever == front_matter.RETRIEVER:
-        text = front_matter.readable(text, lead.title)
+        text = front_matter.readable(text, lead.title, where_they_work)
     return f"Passage {lead.rank} ({lead.title or lead.doc}, {pages}{section}):\n{text}"
 
 
@@ -212,7 +212,9 @@ def wants_brevity(message: str) -> bool:
 
 
 def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
-    context = "\n\n".join(context_block(lead, rows) for lead, rows in _runs(chosen, hits))
+    where_they_work = front_matter.asks_where_authors_work(question)
+    context = "\n\n".join(context_block(lead, rows, where_they_work)
+                          for lead, rows in _runs(chosen, hits))
     asked = (parts.as_the_model_reads_it(question) or overview.as_the_model_reads_it(question)
              or front_matter.as_the_model_reads_it(question))
     return ANSWER_PROMPT.format(context=context, question=asked,
@@ -261,8 +263,11 @@ def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tok
                     if cost <= spare and fits(key, nearby[key]):
                         chosen[key] = nearby[key]
                         spare -= cost
+    in_order = sorted(nearby.values(), key=lambda r: r["chunk"])
     for hit in [h for h in hits if (h.doc_id, h.chunk) in chosen]:
-        for row in later_items(hit, sorted(nearby.values(), key=lambda r: r["chunk"])):
+        after = (naming.rest_of_author_list(_row(hit), in_order)
+                 if hit.retriever == front_matter.RETRIEVER else [])
+        for row in after + later_items(hit, in_order):
             key = (row["doc_id"], int(row["chunk"]))
             if key not in chosen and fits(key, row):
                 chosen[key] = row
@@ -305,7 +310,9 @@ def nearby_chunks(collection, hits: list[Hit], window: int) -> dict[Key, dict]:
     hit that holds a list's item, those within LATER_ITEMS_CHUNKS (later_items)."""
     rows = {}
     for hit in hits:
-        radius = LATER_ITEMS_CHUNKS if list_items(hit.text) else window
+        radius = (naming.AUTHOR_LIST_CHUNKS if hit.retriever == front_matter.RETRIEVER
+                  and naming.ORCID.search(hit.text)
+                  else LATER_ITEMS_CHUNKS if list_items(hit.text) else window)
         for row in store.neighbours(collection, hit.doc_id, hit.chunk, radius) if radius else []:
             rows[(row["doc_id"], int(row["chunk"]))] = row
     return rows
