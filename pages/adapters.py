@@ -86,11 +86,15 @@ with details:
         st.markdown(safe_markdown(f"**Base** `{info.base}`  \n**Labels** "
                                   + ", ".join(info.labels)))
         profile = None if info.problem else familiarity.load(info.folder, vectors=False)
-        st.caption(f"Tells documents unlike its {profile.documents:,} training documents "
-                   f"(similarity under {profile.floor:.3f})." if profile else
-                   "Keeps no profile of its training documents (trained before this version "
-                   f"or on fewer than {familiarity.MIN_DOCUMENTS}, federated or imported), so "
-                   "Classify cannot say when a document is unlike them.")
+        if profile:
+            kinds = " or ".join(dict.fromkeys(profile.other_kinds))
+            nearer = f", or more like {kinds} than they were" if kinds else ""
+            st.caption(f"Tells documents unlike its {profile.documents:,} training documents "
+                       f"(similarity under {profile.floor:.3f}{nearer}).")
+        else:
+            st.caption("Keeps no profile of its training documents (trained before this "
+                       f"version or on fewer than {familiarity.MIN_DOCUMENTS}, federated or "
+                       "imported), so Classify cannot say when a document is unlike them.")
         c = meta.combined or {}
         if isinstance(c.get("parents"), list):
             st.markdown(safe_markdown(f"**Combined** ({c.get('type')}) from " + ", ".join(

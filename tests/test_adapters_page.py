@@ -37,8 +37,10 @@ def test_table_details_rename_and_delete(models):
     assert "Distributor, Endorsement, Hosting, License, Sponsorship" in \
         "\n".join(m.value for m in at.markdown)
     assert at.get("plotly_chart")  # the confusion matrix from its evaluation
-    assert any(c.value.startswith("Tells documents unlike its 48 training documents")
-               for c in at.caption)
+    [told] = [c.value for c in at.caption if c.value.startswith("Tells documents unlike its 48 "
+                                                                  "training documents")]
+    # the kinds of documents it is told apart from: contracts are its own kind
+    assert told.endswith(", or more like research papers or Wikipedia articles than they were).")
     (models / "adapters" / "tiny-twin" / familiarity.FILE).unlink()  # as one trained before
     at.selectbox(key="adapter-details").set_value("tiny-twin").run()
     assert any(c.value.startswith("Keeps no profile of its training documents")

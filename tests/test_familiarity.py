@@ -71,10 +71,64 @@ def test_a_combined_adapter_knows_all_its_parents_documents():
 
 def test_likeness_says_what_it_means():
     unlike = Likeness(0.21, 0.47)
-    assert not unlike.familiar and unlike.as_dict() == {"closest": 0.21, "floor": 0.47,
-                                                        "familiar": False}
+    assert not unlike.familiar and unlike.as_dict() == {
+        "closest": 0.21, "floor": 0.47, "other": None, "other_kind": None, "lead_floor": None,
+        "familiar": False}
     assert "0.21" in unlike.sentence() and "0.47" in unlike.sentence() and "guess" in \
         unlike.sentence()
+    # a contract given to a news adapter: over the floor, but more like the contracts kept
+    contract = Likeness(0.31, 0.25, 0.62, "contracts", -0.08)
+    assert not contract.familiar and contract.nearer_another_kind
+    assert "more like contracts (similarity 0.620" in contract.sentence()
+    assert "0.310" in contract.sentence() and "guess" in contract.sentence()
+    assert Likeness(0.5, 0.25, 0.52, "contracts", -0.08).familiar  # leads by enough
+
+
+def test_documents_of_other_kinds_tell_what_the_floor_lets_through(tmp_path):
+    """News is broad: a news adapter's floor let 88-95% of contracts through (bench/README)."""
+    rng, axis = np.random.default_rng(0), np.eye(50)
+
+    def kind(centre: np.ndarray, spread: float, n: int) -> np.ndarray:
+        return unit(*(centre + rng.normal(0, spread, (n, 50))))
+
+    # a broad kind: most documents around one centre, a few far out, which set the floor low
+    train = np.concatenate([kind(axis[0], 0.15, 56), kind(axis[0], 0.6, 4)])
+    held_out = kind(axis[0], 0.15, 10)
+    contracts = kind(0.3 * axis[0] + axis[1], 0.05, 30)  # another kind, over the floor alone
+    like_train = kind(axis[0], 0.15, 30)  # a kind of the background the adapter learnt from
+    others = np.concatenate([contracts, like_train])
+    kinds = ["contracts"] * 30 + ["news"] * 30
+    profile = familiarity.build(train, held_out, "m", others, kinds)
+    assert set(profile.other_kinds) == {"contracts"} and profile.lead_floor is not None
+    contract, article = profile.likeness(np.concatenate([kind(0.3 * axis[0] + axis[1], 0.05, 1),
+                                                         kind(axis[0], 0.15, 1)]))
+    assert contract.closest >= profile.floor and not contract.familiar
+    assert contract.other_kind == "contracts" and article.familiar
+    # what it keeps goes to disk and back, and a profile of before has none
+    familiarity.save(profile, tmp_path)
+    loaded = familiarity.load(tmp_path)
+    assert loaded is not None and loaded.other_kinds == profile.other_kinds
+    assert loaded.lead_floor == profile.lead_floor and loaded.others is not None
+    assert not loaded.likeness(contracts[:1])[0].familiar
+    assert familiarity.build(train, held_out, "m").others is None
+    # combined with an adapter trained on contracts: no kind both tell apart
+    trained_on_contracts = familiarity.build(kind(0.3 * axis[0] + axis[1], 0.05, 30),
+                                             kind(0.3 * axis[0] + axis[1], 0.05, 5), "m",
+                                             others, kinds)
+    assert trained_on_contracts.other_kinds == ["news"] * 30
+    both = familiarity.merged([profile, trained_on_contracts])
+    assert both is not None and both.others is None and both.lead_floor is None
+    alone = familiarity.merged([profile, profile])
+    assert alone is not None and alone.other_kinds == profile.other_kinds
+
+
+def test_the_shipped_documents_of_other_kinds():
+    found = familiarity.background()
+    kinds = {kind for kind, _ in found}
+    assert kinds == {"contracts", "research papers", familiarity.ENCYCLOPEDIA}
+    assert len(found) > 150 and all(text.strip() for _, text in found)
+    shipped = set(pd.read_csv(SAMPLE_DATASET)["text"].str[:200])
+    assert not shipped & {text[:200] for kind, text in found if kind == "contracts"}
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +169,30 @@ def test_a_damaged_profile_makes_the_adapter_unusable_with_a_message(tiny_librar
     assert info.problem and familiarity.FILE in info.problem
     with pytest.raises(AdapterError, match=familiarity.FILE):
         load_classifier(models, "tiny-cuad")
+
+
+def test_a_news_profile_tells_contracts_and_papers_apart_with_the_shipped_documents():
+    """A profile of 120 BBC articles, as training makes it, with the real embedding model: its
+    floor alone passed 88% of unseen contracts (bench/README.md)."""
+    from core.rag.embeddings import default_embedder
+    from core.settings import PROJECT_ROOT
+
+    embed = default_embedder(PROJECT_ROOT / "models").embed
+    news = pd.read_csv(shared("classification", "bbc_news", "bbc_news_train_5class.csv"))
+    news = news.drop_duplicates("Text").sample(frac=1, random_state=0)["Text"].tolist()
+    kinds, others = zip(*familiarity.background())
+    profile = familiarity.build(embed(news[:120]), embed(news[120:150]), "all-minilm-l6-v2",
+                                embed(list(others)), kinds)
+    assert set(profile.other_kinds) == set(kinds)  # news is none of them
+    background = {text[:200] for text in others}
+    cuad = pd.read_csv(shared("classification", "cuad_contract_types",
+                              "cuad_contract_types.csv")).dropna(subset=["text"])
+    contracts = [t for t in cuad["text"] if t[:200] not in background][:40]
+    unseen = profile.likeness(embed(news[150:250]))
+    assert sum(x.familiar for x in unseen) >= 95, [x for x in unseen if not x.familiar]
+    found = profile.likeness(embed(contracts))
+    assert sum(not x.familiar for x in found) >= 0.85 * len(contracts)
+    assert sum(x.closest < x.floor for x in found) <= 0.3 * len(contracts)  # the floor alone
+    paper = shared("papers", "2505.23724v1.txt").read_text(encoding="utf-8")[:2000]  # SC-LoRA
+    [likeness] = profile.likeness(embed([paper]))
+    assert not likeness.familiar, likeness

@@ -59,8 +59,16 @@ class Likeness(BaseModel):
                                        "the adapter was trained on.")
     floor: float = Field(description="The adapter's floor: documents of the kind it was trained "
                                      "on came at least this close when it was tested.")
-    familiar: bool = Field(description="False: unlike the training documents, so the label is "
-                                       "a guess.")
+    other: float | None = Field(None, description="Cosine similarity to the nearest document "
+                                                  "of another kind the Studio keeps for "
+                                                  "comparison; null for a profile without them.")
+    other_kind: str | None = Field(None, description="That document's kind (contracts, research "
+                                                     "papers, Wikipedia articles).")
+    lead_floor: float | None = Field(None, description="closest - other: documents of the kind "
+                                                       "the adapter was trained on led by at "
+                                                       "least this much when it was tested.")
+    familiar: bool = Field(description="False: unlike the training documents (under the floor, "
+                                       "or more like another kind), so the label is a guess.")
 
 
 class Prediction(BaseModel):
