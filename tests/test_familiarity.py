@@ -79,8 +79,12 @@ def test_likeness_says_what_it_means():
     # a contract given to a news adapter: over the floor, but more like the contracts kept
     contract = Likeness(0.31, 0.25, 0.62, "contracts", -0.08)
     assert not contract.familiar and contract.nearer_another_kind
-    assert "more like contracts (similarity 0.620" in contract.sentence()
-    assert "0.310" in contract.sentence() and "guess" in contract.sentence()
+    assert contract.sentence() == (
+        "Unlike the documents this adapter was trained on: it is more like the contracts the "
+        "Studio keeps for comparison (0.620 to the closest) than like them (0.310). Read the "
+        "label as a guess.")
+    close_call = Likeness(0.33, 0.25, 0.30, "contracts", 0.05)  # ahead, by too little
+    assert not close_call.familiar and "almost as like the contracts" in close_call.sentence()
     assert Likeness(0.5, 0.25, 0.52, "contracts", -0.08).familiar  # leads by enough
 
 

@@ -100,11 +100,14 @@ class Likeness:
                     f"closest of them is {self.closest:.3f}, below the {self.floor:.3f} that "
                     f"nearly all documents like them reached when it was tested. Read the "
                     f"label as a guess.")
-        return (f"Unlike the documents this adapter was trained on: it is more like "
-                f"{self.other_kind} (similarity {self.other:.3f} to the closest the Studio "
-                f"keeps for comparison) than like them ({self.closest:.3f} to the closest), "
-                f"where nearly all documents like them were more like them. Read the label as "
-                f"a guess.")
+        kept = f"the {self.other_kind} the Studio keeps for comparison"
+        other = self.other if self.other is not None else 0.0
+        return ("Unlike the documents this adapter was trained on: it is "
+                + (f"more like {kept} ({other:.3f} to the closest) than like them "
+                   f"({self.closest:.3f})" if other >= self.closest else
+                   f"almost as like {kept} ({other:.3f} to the closest) as like them "
+                   f"({self.closest:.3f}), where nearly all documents like them were clearly "
+                   f"nearer to them") + ". Read the label as a guess.")
 
 
 @dataclass
