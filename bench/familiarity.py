@@ -117,13 +117,12 @@ def main() -> None:
     parts, labels = prepare_data(config)
     embedder = RememberingEmbedder(default_embedder(args.models_dir))
     started = time.perf_counter()
-    kinds, others = zip(*familiarity.background())
-    train = embedder.embed(parts.train.texts)
-    held_out = embedder.embed(parts.validation.texts + parts.test.texts)
-    profile = familiarity.build(train, held_out, embedder.model_name,
-                                embedder.embed(list(others)), kinds)
+    held_out = parts.validation.texts + parts.test.texts
+    profile = familiarity.of_split(parts.train.texts, held_out, embedder.embed,
+                                   embedder.model_name)
     profile_seconds = time.perf_counter() - started
-    floor_alone = familiarity.build(train, held_out, embedder.model_name)
+    floor_alone = familiarity.build(embedder.embed(parts.train.texts), embedder.embed(held_out),
+                                    embedder.model_name)
     seen = set(parts.train.texts + parts.validation.texts + parts.test.texts)
     sets = document_sets(args.kind, labels, seen, args.per_set)
     classifier = None

@@ -185,3 +185,29 @@ def test_cli_adapters(models, tmp_path):
     assert json.loads(back.stdout) == {"imported": "avg"}
     clash = cli("import", str(zipped))
     assert clash.returncode == 2 and "exists" in clash.stderr
+
+
+def test_a_profile_is_made_again_from_the_dataset_and_only_from_that_dataset(models, tmp_path):
+    folder = get(models, "tiny-cuad").folder
+    before = familiarity.load(folder)
+    (folder / familiarity.FILE).unlink()
+    made = adapter_ops.profile(models, "tiny-cuad")
+    again = familiarity.load(folder)
+    assert again is not None and made.documents == again.documents == 48
+    assert before is not None and again.floor == pytest.approx(before.floor, abs=1e-3)
+    assert set(again.other_kinds) == {"research papers", "Wikipedia articles"}
+    # a dataset edited since training: its split would hold other documents
+    meta_path = folder / "studio-adapter.json"
+    meta = json.loads(meta_path.read_text())
+    edited = tmp_path / "edited.csv"
+    edited.write_text(open(meta["config"]["data"]).read().replace("AGREEMENT", "Agreement", 1))
+    meta["config"]["data"] = str(edited)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(AdapterError, match="edited.csv\\) has changed since"):
+        adapter_ops.profile(models, "tiny-cuad")
+    edited.unlink()
+    with pytest.raises(AdapterError, match="edited.csv\\) is no longer there"):
+        adapter_ops.profile(models, "tiny-cuad")
+    averaged = adapter_ops.average(models, ["tiny-twin", "tiny-twin"], [1, 1], "both")
+    with pytest.raises(AdapterError, match="not trained on one dataset here"):
+        adapter_ops.profile(models, averaged.name)

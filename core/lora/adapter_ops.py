@@ -251,3 +251,32 @@ def merge(models_dir: Path, name: str, sample_texts: list[str] | None = None,
         files.write_json(staging / "studio-merged.json", report, indent=2)
     return report
 
+
+
+def profile(models_dir: Path, name: str) -> familiarity.Profile:
+    """The adapter's profile of its training documents made again from the dataset it was
+    trained on, as training makes it now: one trained before profiles kept documents of other
+    kinds gains them (core.lora.familiarity). The same split, so the same documents."""
+    from core.lora.config import TrainConfig
+    from core.lora.trainer import prepare_data
+    from core.rag.embeddings import default_embedder
+
+    info = get(models_dir, name)
+    check_folder(info.folder)
+    meta = info.meta
+    if meta.combined or meta.federated or not meta.config.get("data"):
+        raise AdapterError(f"{name} was not trained on one dataset here (combined, federated "
+                           "or imported), so its training documents cannot be read again")
+    data = Path(meta.config["data"])
+    if not data.is_file():
+        raise AdapterError(f"{name}: the dataset it was trained on ({data.name}) is no longer "
+                           "there")
+    parts, _ = prepare_data(TrainConfig(**meta.config))
+    if meta.dataset_sha256 and parts.fingerprint != meta.dataset_sha256:
+        raise AdapterError(f"{name}: the dataset it was trained on ({data.name}) has changed "
+                           "since, so its training documents cannot be told from the others")
+    embedder = default_embedder(models_dir)
+    made = familiarity.of_split(parts.train.texts, parts.validation.texts + parts.test.texts,
+                                embedder.embed, embedder.model_name)
+    familiarity.save(made, info.folder)
+    return made

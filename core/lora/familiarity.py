@@ -175,6 +175,13 @@ def build(train: Sequence[Sequence[float]], held_out: Sequence[Sequence[float]],
                    [str(k) for k in kinds[keep]], lead_floor)
 
 
+def of_split(train: list[str], held_out: list[str], embed: Embed, embedder: str) -> Profile:
+    """The profile of a training split's texts, as training builds it: embedded by `embed`
+    (the model named `embedder`) and compared with `background`'s documents."""
+    kinds, others = zip(*background())
+    return build(embed(train), embed(held_out), embedder, embed(list(others)), kinds)
+
+
 def merged(profiles: Sequence[Profile | None]) -> Profile | None:
     """The profile of an adapter combined from others: their training documents together, the
     lowest floors, and the documents of the kinds that every one of them tells apart; None

@@ -361,9 +361,7 @@ def evaluate_adapter(model, tokenizer, parts: Split, categories: list[str], conf
     evaluation = compare(classifier, parts.train, parts.test, embedder, progress, zero_shot)
     if len(parts.train.texts) >= familiarity.MIN_DOCUMENTS:
         log.status(evaluating="profiling the training documents")
-        held_out = parts.validation.texts + parts.test.texts
-        kinds, others = zip(*familiarity.background())
-        familiarity.save(familiarity.build(embedder.embed(parts.train.texts),
-                                           embedder.embed(held_out), embedder.model_name,
-                                           embedder.embed(list(others)), kinds), folder)
+        familiarity.save(familiarity.of_split(parts.train.texts,
+                                              parts.validation.texts + parts.test.texts,
+                                              embedder.embed, embedder.model_name), folder)
     return evaluation

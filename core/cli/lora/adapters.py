@@ -21,7 +21,7 @@ def cmd_adapters(args: argparse.Namespace) -> int:
     settings = load_settings()
     models = settings.models_dir
     needs = {"show": 1, "rename": 2, "delete": 1, "export": 1, "import": 1, "merge": 1,
-             "export-gguf": 1}
+             "export-gguf": 1, "profile": 1}
     if len(args.names) < needs.get(args.action, 0):
         raise InputError(f"adapters {args.action} needs {needs[args.action]} name(s)")
 
@@ -54,6 +54,13 @@ def cmd_adapters(args: argparse.Namespace) -> int:
         info = adapter_ops.import_zip(models, Path(args.names[0]).read_bytes(), args.name,
                                       base_available=registry.available)
         out({"imported": info.name}, f"imported as {info.name}")
+    elif args.action == "profile":
+        made = adapter_ops.profile(models, args.names[0])
+        kinds = sorted(set(made.other_kinds))
+        out({"adapter": args.names[0], "documents": made.documents, "floor": made.floor,
+             "compared_kinds": kinds, "lead_floor": made.lead_floor},
+            f"profiled {made.documents} training documents of {args.names[0]}: floor "
+            f"{made.floor:.3f}" + (f", compared with {', '.join(kinds)}" if kinds else ""))
     elif args.action == "merge":
         report = adapter_ops.merge(models, args.names[0])
         out(report, f"merged into {report['folder']} (largest logit difference "
@@ -119,9 +126,9 @@ def cmd_federated(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     ad = sub.add_parser("adapters", help="the adapter library: list, show, rename, delete, "
-                                         "export, export-gguf, import, merge, average")
+                                         "export, export-gguf, import, merge, average, profile")
     ad.add_argument("action", choices=("list", "show", "rename", "delete", "export",
-                                       "export-gguf", "import", "merge", "average"))
+                                       "export-gguf", "import", "merge", "average", "profile"))
     ad.add_argument("names", nargs="*", metavar="NAME",
                     help="adapter name(s); import: the ZIP file; rename: OLD NEW")
     ad.add_argument("--name", help="import: save under this name; average: the new adapter")
