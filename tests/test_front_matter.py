@@ -37,6 +37,23 @@ def test_who_wrote_is_put_to_the_model_as_who_the_authors_are():
     for question in ("Who are the authors of BERT?", "Who wrote the section on LoRA, and why?",
                      "What did Devlin write?", "Who wrote", "Who wrote it?", "who wrote this?"):
         assert as_the_model_reads_it(question) == question
+    # over the passages of one document "it" is that one: the sample paper's twenty authors,
+    # where "Who wrote it?" got the first
+    assert as_the_model_reads_it("Who wrote it?", one_document=True) == \
+        "Who are the authors of it?"
+
+
+def test_who_wrote_it_is_asked_for_the_authors_only_over_one_documents_passages(engine):
+    def asked(*docs: str) -> str:
+        hits = [Hit(rank=n, score=0.1, doc=f"{doc}.pdf", page=1, chunk_id=f"{doc}:0",
+                    text=f"{doc} title\n\nAnna Bell, Carl Dahl", retriever=RETRIEVER,
+                    title=doc, doc_id=doc) for n, doc in enumerate(docs, 1)]
+        content = build_prompt("Who wrote it?", hits, engine, 64).messages[0]["content"]
+        return content.split("Question: ")[1].split("\n")[0]
+
+    assert asked("GAN") == "Who are the authors of it?"
+    # two papers' authors were given as one list
+    assert asked("GAN", "BERT") == "Who wrote it?"
 
 
 

@@ -234,13 +234,18 @@ _WHO_WROTE = re.compile(r"^\s*who (?:wrote|authored) (?P<what>[^?,]+)\?\s*$", re
 _PRONOUNS = frozenset("it this that these those them".split())
 
 
-def as_the_model_reads_it(question: str) -> str:
-    """The question as the prompt puts it: "Who wrote X?" as "Who are the authors of X?"."""
+def as_the_model_reads_it(question: str, one_document: bool = False) -> str:
+    """The question as the prompt puts it: "Who wrote X?" as "Who are the authors of X?"; "Who
+    wrote it?" so only where the passages are all of `one_document`."""
     asked = _WHO_WROTE.match(question)
     what = asked.group("what").strip() if asked else ""
     # "Who are the authors of it?" over papers with nothing said before: the 0.5B listed two
-    # papers' authors as one list, where "Who wrote it?" named one paper's
-    return f"Who are the authors of {what}?" if what and what.lower() not in _PRONOUNS else question
+    # papers' authors as one list, where "Who wrote it?" named one paper's. Over the sample
+    # paper alone, "Who wrote it?" got the first of its twenty authors, and "Who are the
+    # authors of it?" all twenty.
+    if not what or (what.lower() in _PRONOUNS and not one_document):
+        return question
+    return f"Who are the authors of {what}?"
 
 
 def asks_about_document(question: str) -> bool:

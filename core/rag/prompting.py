@@ -213,10 +213,11 @@ def wants_brevity(message: str) -> bool:
 
 def _user_message(question: str, chosen: dict[Key, dict], hits: list[Hit]) -> str:
     where_they_work = front_matter.asks_where_authors_work(question)
-    context = "\n\n".join(context_block(lead, rows, where_they_work)
-                          for lead, rows in _runs(chosen, hits))
+    runs = _runs(chosen, hits)
+    context = "\n\n".join(context_block(lead, rows, where_they_work) for lead, rows in runs)
+    one_document = len({lead.title or lead.doc for lead, _ in runs}) == 1  # copies are one
     asked = (parts.as_the_model_reads_it(question) or overview.as_the_model_reads_it(question)
-             or front_matter.as_the_model_reads_it(question))
+             or front_matter.as_the_model_reads_it(question, one_document))
     return ANSWER_PROMPT.format(context=context, question=asked,
                                 style=BRIEF if wants_brevity(question) else "")
 
