@@ -111,9 +111,9 @@ def main() -> None:
     if data and args.rows:
         data = Path(tempfile.mkdtemp(prefix="bench-familiarity-")) / f"{data.stem}-{args.rows}.csv"
         rows = pd.read_csv(args.data).sample(frac=1, random_state=0).head(args.rows)
-        # a label with too few rows to split is left out, as a user would have to
+        # a label with too few rows to split three ways is left out, as a user would have to
         counts = rows[args.label_col].value_counts()
-        rows[rows[args.label_col].isin(counts[counts >= 3].index)].to_csv(data, index=False)
+        rows[rows[args.label_col].isin(counts[counts >= 10].index)].to_csv(data, index=False)
     config = TrainConfig(**info.meta.config) if info else TrainConfig(
         data=str(data), text_col=args.text_col, label_col=args.label_col)
     parts, labels = prepare_data(config)

@@ -177,7 +177,8 @@ with st.container(border=True):
         if on_cluster:
             stage_line.caption("Starting the cluster's workers…")
             results = ingest_files_ray(s, saved, current, info.chunk_size, info.chunk_overlap,
-                                       on_stage=show, ocr=ocr, address=s.ray_address)
+                                       on_stage=show, ocr=ocr, address=s.ray_address,
+                                       on_ocr_page=show_ocr)
         else:
             stage_line.caption("Loading the embedding model…")
             results = ingest_files(s, saved, current, info.chunk_size, info.chunk_overlap,

@@ -174,3 +174,21 @@ def test_a_file_whose_worker_dies_on_every_try_is_reported(cluster, server_setti
     assert result.status == "error" and result.error.startswith(
         f"{PAPERS[1]}: its Ray worker was lost {RETRIES + 1} times")
     assert store.get_collection(store.client(server_settings), "papers").count() == 0
+
+
+@pytest.mark.slow
+def test_a_workers_scanned_pages_are_reported_as_it_reads_them(cluster, server_settings):
+    """The Documents page's bar follows the pages OCR reads on the cluster as it does on this
+    machine; it stood still for the whole file."""
+    from core.rag.extract import ocr_available
+
+    if not ocr_available():
+        pytest.skip("tesseract is not installed (make test installs it)")
+    scan = shared("documents", "2106.09685v2_pages1-2_image-only.pdf")
+    read = []
+    [result] = ingest_files_ray(server_settings, [scan], "scans", address=cluster, ocr=True,
+                                on_ocr_page=lambda path, done, pages: read.append(
+                                    (path.name, done, pages)))
+    assert result.status == "ok" and result.extractor == "tika + OCR (2 pages)"
+    assert read[0] == (scan.name, 0, 2) and (scan.name, 1, 2) in read, read
+    assert read == sorted(read)  # never backwards

@@ -24,6 +24,7 @@ from core.rag import store
 from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from core.rag.ingest import (
     FILE_ERRORS,
+    FileOcrPageFn,
     FileResult,
     PreparedDocument,
     StageFn,
@@ -40,6 +41,7 @@ from core.uploads import check_size
 # A file whose worker dies (killed, out of memory, its machine gone) is prepared again on
 # another worker this many times before it is reported.
 RETRIES = 2
+PAGES_EVERY_S = 0.5  # how often the scanned pages a worker has read with OCR are looked at
 
 
 class RayUnavailable(StudioError):
@@ -51,8 +53,9 @@ class WorkerLost(StudioError):
 
 
 def _prepare_remote(name: str, data: bytes, doc_id: str, model_name: str, chunk_size: int,
-                    chunk_overlap: int, ocr: bool) -> PreparedDocument:
-    """A Ray task, run with the worker's own settings: its models folder and Tika."""
+                    chunk_overlap: int, ocr: bool, pages=None) -> PreparedDocument:
+    """A Ray task, run with the worker's own settings: its models folder and Tika. Each scanned
+    page it reads with OCR goes to `pages` (a Ray queue) as (doc_id, read, in all)."""
     from core.rag.embeddings import get_embedder
     from core.settings import load_settings
 
@@ -63,8 +66,10 @@ def _prepare_remote(name: str, data: bytes, doc_id: str, model_name: str, chunk_
     with tempfile.TemporaryDirectory(prefix="studio-ingest-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
-        return prepare_document(path, doc_id, embedder, chunk_size, chunk_overlap, ocr,
-                                settings.tika_server_url)
+        return prepare_document(
+            path, doc_id, embedder, chunk_size, chunk_overlap, ocr, settings.tika_server_url,
+            on_ocr_page=lambda _, read, scanned: pages.put((doc_id, read, scanned))
+            if pages is not None else None)
 
 
 @contextmanager
@@ -115,10 +120,13 @@ def ingest_files_ray(settings: Settings, paths: list[Path], collection_name: str
                      chunk_size: int = DEFAULT_CHUNK_SIZE,
                      chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
                      on_stage: StageFn = lambda path, stage: None, ocr: bool = False,
-                     address: str | None = None) -> list[FileResult]:
+                     address: str | None = None,
+                     on_ocr_page: FileOcrPageFn = lambda path, done, pages: None
+                     ) -> list[FileResult]:
     """`ingest.ingest_files` with the preparing spread over a Ray cluster (`address`, else
     a local instance). on_stage sees "extract" when a file becomes the one waited for and
-    "store" when it is written: the stages in between run elsewhere."""
+    "store" when it is written: the stages in between run elsewhere; on_ocr_page sees the
+    scanned pages of the file waited for as a worker reads them."""
     if address:
         _check_reachable(address)
     chroma = store.client(settings)
@@ -131,8 +139,12 @@ def ingest_files_ray(settings: Settings, paths: list[Path], collection_name: str
     batch = chroma.get_max_batch_size()
     with connected(address, settings.data_dir / "logs"):
         import ray
+        from ray.util.queue import Queue
 
         task = ray.remote(_prepare_remote).options(max_retries=RETRIES, num_cpus=1)
+        # Off the workers' CPUs: a queue that took one would leave a one-CPU cluster no worker
+        pages = Queue(actor_options={"num_cpus": 0}) if ocr else None
+        read: dict[str, tuple[int, int]] = {}  # doc id -> its scanned pages read, in all
         # Enough files in flight to keep every worker busy while this process waits for the
         # next file in order, few enough that prepared documents do not pile up in memory.
         ahead = max(4, 2 * int(ray.cluster_resources().get("CPU", 1)))
@@ -148,7 +160,7 @@ def ingest_files_ray(settings: Settings, paths: list[Path], collection_name: str
                 if doc_id not in firsts:
                     firsts[doc_id] = result
                     ref = task.remote(path.name, path.read_bytes(), doc_id, model_name,
-                                      chunk_size, chunk_overlap, ocr)
+                                      chunk_size, chunk_overlap, ocr, pages)
             except FILE_ERRORS as exc:
                 result.error = failure(path.name, exc)
             pending.append((path, result, ref))
@@ -159,6 +171,14 @@ def ingest_files_ray(settings: Settings, paths: list[Path], collection_name: str
             try:
                 if ref is not None:
                     on_stage(path, "extract")
+                    if result.doc_id in read:  # read while an earlier file was waited for
+                        on_ocr_page(path, *read[result.doc_id])
+                    while pages is not None and not ray.wait([ref], timeout=PAGES_EVERY_S)[0]:
+                        while not pages.empty():
+                            doc_id, done, scanned = pages.get_nowait()
+                            read[doc_id] = (done, scanned)
+                            if doc_id == result.doc_id:
+                                on_ocr_page(path, done, scanned)
                     doc = _prepared(ref, path.name)
                     result.seconds = doc.seconds
                     on_stage(path, "store")
