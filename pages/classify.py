@@ -175,7 +175,6 @@ run = st.button("Classify", type="primary", icon=":material/label:",
 
 
 UNSURE_MARGIN = 0.05  # top two labels closer than this: say the model is unsure
-UNLIKE = "unlike the training documents: a guess"
 
 
 def show_one(title: str, pred: Prediction, wide: bool) -> None:
@@ -288,7 +287,8 @@ elif len(rows) > 1:
         "probability": r["prediction"].scores.get(r["prediction"].label),
         "note": "; ".join(note for note in (
             r["prediction"].error or ("" if label else f"likeliest: {r['prediction'].label}"),
-            UNLIKE if r["prediction"].unlike else "") if note),
+            f"{r['prediction'].likeness.brief()}: a guess" if r["prediction"].unlike
+            and r["prediction"].likeness else "") if note),
         "seconds": round(r["prediction"].seconds, 1)}
         for r, label in zip(done, decided)])
     st.markdown(f"**{len(done)} of {len(rows)} documents classified**")

@@ -86,6 +86,9 @@ def test_likeness_says_what_it_means():
     close_call = Likeness(0.33, 0.25, 0.30, "contracts", 0.05)  # ahead, by too little
     assert not close_call.familiar and "almost as like the contracts" in close_call.sentence()
     assert Likeness(0.5, 0.25, 0.52, "contracts", -0.08).familiar  # leads by enough
+    # in a table's note
+    assert contract.brief() == "more like contracts than the training documents"
+    assert unlike.brief() == "unlike the training documents"
 
 
 def test_documents_of_other_kinds_tell_what_the_floor_lets_through(tmp_path):

@@ -91,6 +91,12 @@ class Likeness:
                 "other_kind": self.other_kind or None, "lead_floor": self.lead_floor,
                 "familiar": self.familiar}
 
+    def brief(self) -> str:
+        """Why a document is unlike the training documents, in a table's few words."""
+        if self.closest >= self.floor and self.nearer_another_kind:
+            return f"more like {self.other_kind} than the training documents"
+        return "unlike the training documents"
+
     # Three decimals: a paper at 0.2349 beside a floor of 0.2329 read "0.23 to the closest"
     # against "similarity under 0.23", one number passing and failing the same check.
     def sentence(self) -> str:
