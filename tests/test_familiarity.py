@@ -87,7 +87,7 @@ def test_likeness_says_what_it_means():
     assert not close_call.familiar and "almost as like the contracts" in close_call.sentence()
     assert Likeness(0.5, 0.25, 0.52, "contracts", -0.08).familiar  # leads by enough
     # in a table's note
-    assert contract.brief() == "more like contracts than the training documents"
+    assert contract.brief() == "more like contracts"
     assert unlike.brief() == "unlike the training documents"
 
 

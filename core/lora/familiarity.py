@@ -94,7 +94,7 @@ class Likeness:
     def brief(self) -> str:
         """Why a document is unlike the training documents, in a table's few words."""
         if self.closest >= self.floor and self.nearer_another_kind:
-            return f"more like {self.other_kind} than the training documents"
+            return f"more like {self.other_kind}"  # than the training documents, says the page
         return "unlike the training documents"
 
     # Three decimals: a paper at 0.2349 beside a floor of 0.2329 read "0.23 to the closest"
