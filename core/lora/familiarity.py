@@ -16,7 +16,10 @@ articles came as little as 0.26 close to each other, and contracts came 0.31 clo
 nearly all passed. So a profile also keeps documents of other kinds the Studio ships
 (`BACKGROUND`: contracts, research papers, Wikipedia passages), less the kinds the adapter was
 trained on, and a document must also lead the closest of them by as much as nearly all
-documents like the training ones did (`lead_floor`)."""
+documents like the training ones did (`lead_floor`). Over a 120-article news profile that
+flagged 99% of contracts, where the floor alone flagged 5%, and no unseen article; over
+contract profiles, whose own kind is not compared with, it flags what the floor did
+(bench/README.md)."""
 
 from __future__ import annotations
 
