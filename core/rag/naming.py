@@ -47,7 +47,7 @@ def rest_of_author_list(opening: dict, rows: list[dict]) -> list[dict]:
     """Of `rows` (chunks, in order), those after `opening` that its list of ORCID-marked authors
     goes on in: up to the last one holding an iD, and the one after it (the last author's
     affiliations); two in a row without an iD end it. Given the sample paper's opening alone,
-    "Who are the authors?" got its first two of twenty."""
+    "Who are the authors?" got the first of its twenty."""
     if not ORCID.search(opening["text"]):
         return []
     kept: list[dict] = []

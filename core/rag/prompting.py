@@ -237,7 +237,9 @@ def build_prompt(question: str, hits: list[Hit], engine: ChatEngine, max_new_tok
     is dropped, never cut); then, one ring of `window` at a time, the neighbouring chunks of the
     same section from `nearby` around each hit, best hits first, the one after before the one
     before, while they fit and, with `window_tokens`, while the neighbours' text stays within
-    that many tokens. Chunks that meet are merged into one passage, so no text is given twice."""
+    that many tokens; then, while they fit, the rest of a list the hit begins: an opening's
+    ORCID-marked authors, a list's later items. Chunks that meet are merged into one passage,
+    so no text is given twice."""
     limit = engine.context_window - max_new_tokens - TEMPLATE_OVERHEAD_TOKENS
     chosen: dict[Key, dict] = {}
 
@@ -308,7 +310,9 @@ def _windows(chosen: dict[Key, dict], used: list[Hit]) -> dict[int, dict]:
 
 def nearby_chunks(collection, hits: list[Hit], window: int) -> dict[Key, dict]:
     """The chunks within `window` of each hit, read from Chroma by doc id and chunk index; of a
-    hit that holds a list's item, those within LATER_ITEMS_CHUNKS (later_items)."""
+    hit that holds a list's item, those within LATER_ITEMS_CHUNKS (later_items); of a
+    document's opening that lists authors with ORCID iDs, those within AUTHOR_LIST_CHUNKS
+    (naming.rest_of_author_list)."""
     rows = {}
     for hit in hits:
         radius = (naming.AUTHOR_LIST_CHUNKS if hit.retriever == front_matter.RETRIEVER
