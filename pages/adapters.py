@@ -97,8 +97,8 @@ with details:
                        "imported), so Classify cannot say when a document is unlike them.")
         # Profiled before profiles kept other kinds of documents (or not at all): the floor
         # alone let a news adapter pass 95% of contracts (bench/README.md).
-        trained_here = meta.config.get("data") and not (meta.combined or meta.federated)
-        if not kinds and trained_here and not info.problem and st.button(
+        if not kinds and adapter_ops.trained_on_one_dataset(info) and not info.problem \
+                and st.button(
                 "Compare with other kinds of documents" if profile else
                 "Profile its training documents", key=f"profile-{name}",
                 icon=":material/compare:",

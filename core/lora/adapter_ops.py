@@ -253,6 +253,13 @@ def merge(models_dir: Path, name: str, sample_texts: list[str] | None = None,
 
 
 
+def trained_on_one_dataset(info: AdapterInfo) -> bool:
+    """Whether the adapter was trained here on one dataset, whose split `profile` can read
+    again (not combined, federated or imported)."""
+    meta = info.meta
+    return bool(meta.config.get("data")) and not (meta.combined or meta.federated)
+
+
 def profile(models_dir: Path, name: str) -> familiarity.Profile:
     """The adapter's profile of its training documents made again from the dataset it was
     trained on, as training makes it now: one trained before profiles kept documents of other
@@ -264,7 +271,7 @@ def profile(models_dir: Path, name: str) -> familiarity.Profile:
     info = get(models_dir, name)
     check_folder(info.folder)
     meta = info.meta
-    if meta.combined or meta.federated or not meta.config.get("data"):
+    if not trained_on_one_dataset(info):
         raise AdapterError(f"{name} was not trained on one dataset here (combined, federated "
                            "or imported), so its training documents cannot be read again")
     data = Path(meta.config["data"])
