@@ -242,11 +242,16 @@ def test_progress_moves_within_a_stage():
 
 
 @pytest.mark.slow
-def test_scanned_pages_are_read_one_by_one_and_again_by_a_reindex(studio_env):
-    """A PDF of a text page and a scanned one: OCR reads the scanned page alone, says so as it
-    goes, and the chunks of that page are marked, so a re-index reads it with OCR again."""
+def test_scanned_pages_are_read_one_by_one_and_again_by_a_reindex(studio_env, tmp_path,
+                                                                  capsys):
+    """A PDF of a text page and a scanned one, ingested by the CLI: OCR reads the scanned page
+    alone, says so as it goes, and the chunks of that page are marked, so a re-index reads it
+    with OCR again."""
+    import json
+
     import pypdfium2
 
+    from core.cli import main
     from core.rag.extract import ocr_available
     from core.rag.ingest import reindex
     from core.uploads import upload_folder
@@ -254,8 +259,7 @@ def test_scanned_pages_are_read_one_by_one_and_again_by_a_reindex(studio_env):
     if not ocr_available():
         pytest.skip("tesseract is not installed (make test installs it)")
     settings = load_settings()
-    mixed = upload_folder(settings.data_dir, "scans") / "mixed.pdf"
-    mixed.parent.mkdir(parents=True, exist_ok=True)
+    mixed = tmp_path / "mixed.pdf"
     out = pypdfium2.PdfDocument.new()
     for source in (SAMPLE_PAPER, shared("documents", "2106.09685v2_pages1-2_image-only.pdf")):
         pdf = pypdfium2.PdfDocument(str(source))
@@ -264,11 +268,13 @@ def test_scanned_pages_are_read_one_by_one_and_again_by_a_reindex(studio_env):
     out.save(str(mixed))
     out.close()
 
-    read = []
-    [result] = ingest_files(settings, [mixed], "scans", ocr=True,
-                            on_ocr_page=lambda path, done, pages: read.append((done, pages)))
-    assert result.status == "ok" and result.extractor == "tika + OCR (1 page)"
-    assert read == [(0, 1), (1, 1)]
+    assert main(["ingest", str(mixed), "--collection", "scans", "--ocr", "--json"]) == 0
+    shown = capsys.readouterr()
+    result = json.loads(shown.out.splitlines()[0])
+    assert result["status"] == "ok" and result["extractor"] == "tika + OCR (1 page)"
+    # the page being read, then the count, rewritten in place on stderr
+    assert shown.err == ("\rmixed.pdf: Reading scanned page 1 of 1 with OCR (seconds a page)"
+                         "\rmixed.pdf: 1 scanned page read with OCR\n")
     collection = store.get_collection(store.client(settings), "scans")
     [doc] = store.documents(collection)
     assert doc["ocr"] and doc["pages"] == 2
@@ -277,7 +283,7 @@ def test_scanned_pages_are_read_one_by_one_and_again_by_a_reindex(studio_env):
     assert any("LoRA" in r["text"] for r in rows if r["page"] == 2)
 
     # a scanned original not yet stored (a batch stopped halfway) has no text without OCR
-    scan = mixed.with_name("scan.pdf")
+    scan = upload_folder(settings.data_dir, "scans") / "scan.pdf"
     out = pypdfium2.PdfDocument.new()
     pdf = pypdfium2.PdfDocument(str(mixed))
     out.import_pages(pdf, [1])
@@ -285,7 +291,7 @@ def test_scanned_pages_are_read_one_by_one_and_again_by_a_reindex(studio_env):
     out.save(str(scan))
     out.close()
     store.update_metadata(collection, chunking_version=1)
-    read.clear()
+    read = []
     results = {r.file: r for r in reindex(
         settings, "scans", on_ocr_page=lambda path, done, pages: read.append((path.name, done)))}
     assert {f: r.status for f, r in results.items()} == {"mixed.pdf": "ok", "scan.pdf": "ok"}

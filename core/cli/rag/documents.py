@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from core.cli.common import walk
 from core.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
@@ -32,15 +34,27 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         results = []
     elif args.ray is None:
         results = ingest_files(settings, kept, args.collection, args.chunk_size,
-                               args.chunk_overlap, ocr=args.ocr)
+                               args.chunk_overlap, ocr=args.ocr, on_ocr_page=_show_ocr_page)
     else:
         from core.rag.ingest_ray import ingest_files_ray
 
         results = ingest_files_ray(settings, kept, args.collection, args.chunk_size,
                                    args.chunk_overlap, ocr=args.ocr,
-                                   address=args.ray or settings.ray_address)
+                                   address=args.ray or settings.ray_address,
+                                   on_ocr_page=_show_ocr_page)
     drop_failed_originals(settings, args.collection, kept, results)
     return _report(refused + results, args.collection, args.json)
+
+
+def _show_ocr_page(path: Path, done: int, pages: int) -> None:
+    """A scan's pages as OCR reads them (seconds each): on stderr, so `--json` output stays
+    one object per line, and on one line per file, rewritten in place."""
+    from core.rag.ingest import ocr_page_label
+
+    line = (f"{ocr_page_label(done, pages)}" if done < pages
+            else f"{pages} scanned page{'s' * (pages != 1)} read with OCR")
+    print(f"\r{path.name}: {line}", end="" if done < pages else "\n", file=sys.stderr,
+          flush=True)
 
 
 def _report(results, collection: str, as_json: bool) -> int:
