@@ -86,7 +86,7 @@ with details:
         st.markdown(safe_markdown(f"**Base** `{info.base}`  \n**Labels** "
                                   + ", ".join(info.labels)))
         profile = None if info.problem else familiarity.load(info.folder, vectors=False)
-        kinds = " or ".join(dict.fromkeys(profile.other_kinds)) if profile else ""
+        kinds = profile.kinds_in_words() if profile else ""
         if profile:
             nearer = f", or more like {kinds} than they were" if kinds else ""
             st.caption(f"Tells documents unlike its {profile.documents:,} training documents "
@@ -112,10 +112,9 @@ with details:
             except (StudioError, OSError) as exc:
                 st.error(str(exc), icon=":material/error:")
             else:
-                compared = ", ".join(sorted(set(made.other_kinds))) or "no other kind"
+                # The kinds compared with are in the caption: a toast cuts a longer line.
                 st.session_state["adapter-done"] = (f"Profiled {made.documents} training "
-                                                    f"documents of {name}; compared with "
-                                                    f"{compared}")
+                                                    f"documents of {name}")
                 st.rerun()
         c = meta.combined or {}
         if isinstance(c.get("parents"), list):

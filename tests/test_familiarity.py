@@ -191,6 +191,8 @@ def test_a_news_profile_tells_contracts_and_papers_apart_with_the_shipped_docume
     profile = familiarity.build(embed(news[:120]), embed(news[120:150]), "all-minilm-l6-v2",
                                 embed(list(others)), kinds)
     assert set(profile.other_kinds) == set(kinds)  # news is none of them
+    # each kind once, as the Adapters page names them
+    assert profile.kinds_in_words() == "contracts, research papers or Wikipedia articles"
     background = {text[:200] for text in others}
     cuad = pd.read_csv(shared("classification", "cuad_contract_types",
                               "cuad_contract_types.csv")).dropna(subset=["text"])

@@ -131,6 +131,16 @@ class Profile:
     other_kinds: list[str] = field(default_factory=list)  # the kind of each
     lead_floor: float | None = None
 
+    @property
+    def kinds(self) -> list[str]:
+        """The other kinds compared with, each once, in the order they were kept."""
+        return list(dict.fromkeys(self.other_kinds))
+
+    def kinds_in_words(self) -> str:
+        """"contracts, research papers or Wikipedia articles"; "" when none are kept."""
+        *rest, last = self.kinds or [""]
+        return f"{', '.join(rest)} or {last}" if rest else last
+
     def likeness(self, vectors: Sequence[Sequence[float]]) -> list[Likeness]:
         found = np.asarray(vectors, dtype=np.float32)
         if found.ndim != 2 or found.shape[1] != self.vectors.shape[1]:

@@ -56,11 +56,11 @@ def cmd_adapters(args: argparse.Namespace) -> int:
         out({"imported": info.name}, f"imported as {info.name}")
     elif args.action == "profile":
         made = adapter_ops.profile(models, args.names[0])
-        kinds = sorted(set(made.other_kinds))
         out({"adapter": args.names[0], "documents": made.documents, "floor": made.floor,
-             "compared_kinds": kinds, "lead_floor": made.lead_floor},
+             "compared_kinds": made.kinds, "lead_floor": made.lead_floor},
             f"profiled {made.documents} training documents of {args.names[0]}: floor "
-            f"{made.floor:.3f}" + (f", compared with {', '.join(kinds)}" if kinds else ""))
+            f"{made.floor:.3f}" + (f", compared with {made.kinds_in_words()}"
+                                   if made.kinds else ""))
     elif args.action == "merge":
         report = adapter_ops.merge(models, args.names[0])
         out(report, f"merged into {report['folder']} (largest logit difference "
