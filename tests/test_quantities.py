@@ -4,7 +4,7 @@ import pytest
 
 from core.rag.hits import Hit
 from core.rag.quantities import amount_given, counted
-from core.rag.retrieval import _amount_within_k
+from core.rag.placing import amount_within_k
 
 HEADS = "How many attention heads does the Transformer use?"
 
@@ -53,10 +53,10 @@ def hit(rank: int, text: str) -> Hit:
 def test_a_passage_giving_the_amount_takes_the_last_place_where_none_before_it_does():
     talk = [hit(i, f"Multi-head attention, part {chr(96 + i)}.") for i in range(1, 5)]
     counts = hit(5, "We employ h = 8 parallel attention layers, or heads.")
-    placed = _amount_within_k([*talk, counts], counted(HEADS), k=3)
+    placed = amount_within_k([*talk, counts], counted(HEADS), k=3)
     assert [h.chunk_id for h in placed] == ["c1", "c2", "c5", "c3", "c4"]
     already = [talk[0], counts, *talk[1:]]
-    assert _amount_within_k(already, counted(HEADS), k=3) == already  # nothing moves
+    assert amount_within_k(already, counted(HEADS), k=3) == already  # nothing moves
 
 
 ENCODER = "How many layers does its encoder have?"
@@ -77,7 +77,7 @@ def test_a_passage_giving_the_amount_with_more_of_the_question_takes_the_last_pl
     talk = [hit(1, "The Transformer uses stacked self-attention for the encoder and decoder."),
             hit(2, "Similar to the encoder, we employ residual connections."),
             hit(3, DECODER), hit(4, "Residual dropout is applied."), hit(5, STACK)]
-    placed = _amount_within_k(talk, counted(ENCODER), k=3)
+    placed = amount_within_k(talk, counted(ENCODER), k=3)
     assert [h.chunk_id for h in placed] == ["c1", "c2", "c5", "c3", "c4"]
     # asked without a word that tells them apart, the decoder's amount is as good
-    assert _amount_within_k(talk, counted("How many layers are there?"), k=3) == talk
+    assert amount_within_k(talk, counted("How many layers are there?"), k=3) == talk

@@ -8,7 +8,6 @@ people are shown first.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -23,22 +22,19 @@ from core.rag import (
     naming,
     overview,
     parts,
+    placing,
     quantities,
     relevance,
     store,
 )
 from core.rag.bm25 import bm25_index
 from core.rag.embeddings import query_embedder
-from core.rag.hits import Hit
+from core.rag.hits import Hit, candidate, distinct
 from core.rag.rating import rate, rate_by_meaning
 from core.rag.terms import question_terms
 from core.settings import Settings
 
 Method = Literal["dense", "bm25", "hybrid"]
-SAME_WORDS = 0.6  # the share of their words two passages that say the same thing share (distinct)
-_WORD = re.compile(r"\w+")
-# placed first for what they are, however their words match: a definition, a part asked for
-_PLACED = frozenset({definitions.RETRIEVER, parts.RETRIEVER})
 # Over the BERT paper (k=5, three questions) the prompt grew from ~800 tokens (window 0) to
 # ~1,400 (1) and ~2,100 (2); with chunking v2 all three answers were already in window 0, so one
 # neighbour each side is the margin for answers that run on, at under twice the prompt.
@@ -54,7 +50,6 @@ MAX_WINDOW = 3
 # section's end) does.
 DEFAULT_WINDOW_TOKENS = 64
 MAX_WINDOW_TOKENS = 8192
-RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
 SCORE_MEANING = {
     "dense": "cosine similarity between question and chunk (1 = same meaning)",
     "bm25": "BM25 keyword score relative to the best match for this question (1 = best)",
@@ -166,7 +161,7 @@ def search(settings: Settings, collection_name: str, question: str,
 
     def candidates(within: RetrievalOptions) -> tuple[list[Hit], dict[str, dict]]:
         ranked = _ranked(collection, index, query_vector, question, within)
-        hits = [_hit(cid, entry, within.method) for cid, entry in ranked.items()]
+        hits = [candidate(cid, entry, within.method) for cid, entry in ranked.items()]
         hits.sort(key=lambda h: h.score, reverse=True)
         hits = [h for h in hits if h.score >= within.min_score]
         if within.rerank:
@@ -196,24 +191,24 @@ def search(settings: Settings, collection_name: str, question: str,
         rated = {h.chunk_id for h in hits}
         # in the documents named first: SC-LoRA's "Low-Rank Adaptation (LoRA)" was put before
         # the LoRA paper's own passages for "What is LoRA?"
-        hits = _definition_first(collection, settings, abbreviation,
+        hits = placing.definition_first(collection, settings, abbreviation,
                                  replace(options, doc_ids=tuple(named)) if named else options,
                                  hits, ranked)
         if options.rerank and hits and hits[0].chunk_id not in rated:
             rate(collection, embedder, query_vector, question, hits[:1], weights, known_as)
     if (part := parts.asked_part(asked or question)) is not None:
         rated = {h.chunk_id for h in hits}
-        hits = _part_first(collection, settings, part, options, hits, ranked)
+        hits = placing.part_first(collection, settings, part, options, hits, ranked)
         if options.rerank:
             rate(collection, embedder, query_vector, question,
                  [h for h in hits if h.chunk_id not in rated], weights, known_as)
     if options.rerank and not about_document and (amount := quantities.counted(asked or question)):
-        hits = _amount_within_k(hits, amount, options.k)
+        hits = placing.amount_within_k(hits, amount, options.k)
     openings: list[Hit] = []
     if about_document:
         # Only the openings: other passages drew the 0.5B to names in their citations
         # ("Who are the authors of the GAN paper?" -> "2024", from another paper's references)
-        openings = _openings(collection, settings, question, options, hits, ranked,
+        openings = placing.openings(collection, settings, question, options, hits, ranked,
                              overview.asks_what_it_is_about(asked or question))
         if options.rerank:  # those that retrieval missed are rated here
             rated = {h.chunk_id for h in hits}
@@ -228,43 +223,13 @@ def search(settings: Settings, collection_name: str, question: str,
         # A second look before the question is refused: in other words than the documents'
         rate_by_meaning(embedder, question, hits, weights, known_as)
         if options.rerank:  # the order stays the one the marks show; what is placed first stays
-            lead = next((i for i, h in enumerate(hits) if h.retriever not in _PLACED), len(hits))
+            lead = next((i for i, h in enumerate(hits) if h.retriever not in placing.PLACED), len(hits))
             hits[lead:] = sorted(hits[lead:], key=lambda h: h.relevance, reverse=True)
     for rank, hit in enumerate(hits, 1):
         hit.rank, hit.pages = rank, index.pages[hit.doc_id]
     return SearchResult(hits, options.method, SCORE_MEANING[options.method],
                         time.perf_counter() - started, placed, question, tuple(named),
                         because if named else "")
-
-
-def _amount_within_k(hits: list[Hit], asked: quantities.Counted, k: int) -> list[Hit]:
-    """For a question asking for an amount, the best candidate that gives an amount of what it
-    counts (core.rag.quantities) in the k-th place, where none of the first k gives one, or
-    none gives it in a sentence with as many of the question's other words: asked how many
-    layers the Transformer's encoder has, the passages held the decoder's "N = 6 identical
-    layers", and the encoder's ranked 6th."""
-    given = [quantities.amount_given(h.text, asked) for h in hits[:relevance.RESCORED]]
-    within = max((g for g in given[:k] if g is not None), default=-1)
-    better = next((h for h, g in zip(hits[k:], given[k:]) if g is not None and g > within), None)
-    if better is None:
-        return hits
-    rest = [h for h in hits if h is not better]
-    return [*rest[:k - 1], better, *rest[k - 1:]]
-
-
-def distinct(hits: list[Hit]) -> list[Hit]:
-    """The hits less those that say what a better one of the same document says, or of one
-    with the same title: the same paper uploaded as a PDF and as a web page filled two of the
-    three places with one passage. Chunks of the two copies share 60-100% of their words; a
-    paper's own chunks at most 30%. Two contracts made from one template are other documents,
-    whose like clauses both count."""
-    kept: list[tuple[Hit, set[str]]] = []
-    for hit in hits:
-        words = set(_WORD.findall(hit.text.lower()))
-        if all(len(words & seen) < SAME_WORDS * len(words | seen) for other, seen in kept
-               if other.doc_id == hit.doc_id or (hit.title and other.title == hit.title)):
-            kept.append((hit, words))
-    return [hit for hit, _ in kept]
 
 
 def worth_reading(hits: list[Hit]) -> list[Hit]:
@@ -274,7 +239,7 @@ def worth_reading(hits: list[Hit]) -> list[Hit]:
     if relevance.label(_best(hits)) != "strong":
         return hits
     return [h for h in hits if relevance.label(h.relevance) != "weak"
-            or h.retriever in _PLACED]
+            or h.retriever in placing.PLACED]
 
 
 def weakly_matched(hits: list[Hit]) -> bool:
@@ -309,91 +274,12 @@ def _ranked(collection, index, query_vector: np.ndarray, question: str,
     return ranked
 
 
-def _openings(collection, settings: Settings, question: str, options: RetrievalOptions,
-              hits: list[Hit], ranked: dict[str, dict], what_about: bool) -> list[Hit]:
-    """The opening chunks of the documents that a question about a document itself names or
-    retrieved (core.rag.front_matter), each said to be there as an opening, or, asked what a
-    document is about (`what_about`), its abstract's (core.rag.overview); one that retrieval found keeps its
-    scores."""
-    index = bm25_index(collection, settings.indexes_dir)
-    ranked_docs = [h.doc_id for h in hits]
-    if what_about:
-        return distinct([_placed(index, i, hits, ranked, options.method, overview.RETRIEVER)
-                         for i in overview.chunks(index, question, ranked_docs,
-                                                  options.doc_ids, options.k)])
-    answers = relevance.answerable([h.relevance for h in hits[:options.k]])
-    placed = [_placed(index, i, hits, ranked, options.method, front_matter.RETRIEVER)
-              for i in front_matter.opening_chunks(index, question, ranked_docs,
-                                                   options.doc_ids, options.k, answers)]
-    for hit in placed:  # of a chunk after the opening that introduces the name, that sentence
-        span = naming.introduction(hit.text, question) if hit.chunk else None
-        if span is not None:
-            hit.text, hit.start, hit.end = (hit.text[span[0]:span[1]], hit.start + span[0],
-                                            hit.start + span[1])
-            hit.retriever = naming.RETRIEVER
-    return distinct(placed)  # a paper uploaded as a PDF and as a web page: one opening
-
-
-def _part_first(collection, settings: Settings, part: tuple[str, int], options: RetrievalOptions,
-                hits: list[Hit], ranked: dict[str, dict]) -> list[Hit]:
-    """The hits with the chunks under the heading of the part asked for first (at most k of
-    them), where a heading names it (core.rag.parts); one that retrieval found keeps its
-    scores."""
-    index = bm25_index(collection, settings.indexes_dir)
-    found = parts.part_chunks(index, part, [h.doc_id for h in hits], options.doc_ids)
-    first = [_placed(index, i, hits, ranked, options.method, parts.RETRIEVER)
-             for i in found[:options.k]]
-    return [*first, *(h for h in hits if h not in first)]
-
-
-def _definition_first(collection, settings: Settings, abbreviation: str,
-                      options: RetrievalOptions, hits: list[Hit], ranked: dict[str, dict]
-                      ) -> list[Hit]:
-    """The hits with the chunk that defines the abbreviation asked about first, where a chunk
-    does (core.rag.definitions); one that retrieval found keeps its scores."""
-    index = bm25_index(collection, settings.indexes_dir)
-    at = definitions.defining_chunk(index, abbreviation, [h.doc_id for h in hits],
-                                    options.doc_ids, options.labels)
-    if at is None:
-        return hits
-    first = _placed(index, at, hits, ranked, options.method, definitions.RETRIEVER)
-    return [first, *(h for h in hits if h is not first)]
-
-
-def _placed(index, at: int, hits: list[Hit], ranked: dict[str, dict], method: Method,
-            retriever: str) -> Hit:
-    """The hit for chunk `at` of the keyword index, said to come from `retriever`: the one
-    retrieval returned, with its scores, else one made from the index."""
-    cid = index.ids[at]
-    hit = next((h for h in hits if h.chunk_id == cid), None) or _hit(
-        cid, ranked.get(cid) or {"text": index.texts[at], "meta": index.metas[at]}, method)
-    hit.retriever = retriever
-    return hit
-
-
 def _where(options: RetrievalOptions) -> dict | None:
     """The Chroma filter for the options' document and label filters (BM25 applies the same
     ones as a mask in Bm25Index.search)."""
     parts = [{key: {"$in": list(values)}} for key, values in
              (("doc_id", options.doc_ids), (store.LABEL, options.labels)) if values]
     return parts[0] if len(parts) == 1 else {"$and": parts} if parts else None
-
-
-def _hit(chunk_id: str, entry: dict, method: Method) -> Hit:
-    found = [name for name in ("dense", "bm25") if name in entry]
-    if method == "hybrid":
-        rrf = sum(1.0 / (RRF_K + entry[name][0]) for name in found)
-        score = rrf / (2.0 / (RRF_K + 1))
-    else:  # 0: a document's opening that neither retriever found (core.rag.front_matter)
-        score = entry[method][1] if method in entry else 0.0
-    meta = entry["meta"]
-    retriever = "both" if len(found) == 2 else found[0] if found else front_matter.RETRIEVER
-    return Hit(rank=0, score=round(score, 4), doc=meta["file"], page=int(meta["page"]),
-               chunk_id=chunk_id, text=entry["text"], retriever=retriever, doc_id=meta["doc_id"],
-               chunk=int(meta["chunk"]), start=int(meta["start"]), end=int(meta["end"]),
-               title=meta.get("title", ""), section=meta.get("section", ""),
-               details={name: {"rank": entry[name][0], "score": round(entry[name][1], 4)}
-                        for name in found})
 
 
 def _mmr(collection, query_vector, hits: list[Hit], k: int) -> list[Hit]:

@@ -42,9 +42,12 @@ def browser_page(width: int = 1440, height: int = 1000):
 
 
 def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
-    """Streamlit shows its running indicator while a script runs; wait for it to go."""
+    """Streamlit shows its running indicator while a script runs; wait for it to go, and for
+    any spinner: just after a click the indicator can be yet to show while the script already
+    runs under "Embedding its training documents…" (a check of the Adapters page saw it)."""
     page.wait_for_timeout(300)
-    page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=timeout_ms)
+    for shown in ("stStatusWidget", "stSpinner"):
+        page.wait_for_selector(f"[data-testid='{shown}']", state="detached", timeout=timeout_ms)
 
 
 def pick(page, combobox, typed: str, option: str, tries: int = 3) -> None:
