@@ -56,6 +56,8 @@ def test_fewshot_with_new_labels_on_the_adapter_and_on_the_base(client):
 def test_adapters_health_and_docs(client):
     listed = client.get("/adapters").json()
     assert [a["name"] for a in listed] == ["tiny-cuad"]
+    # not among the OpenAI models: no /v1 endpoint takes an adapter
+    assert not [m for m in client.get("/v1/models").json()["data"] if "tiny-cuad" in m["id"]]
     assert set(listed[0]["labels"]) == LABELS and listed[0]["r"] == 8
     assert client.get("/health").json()["status"] == "ok"
     assert "/predict_fewshot" in client.get("/openapi.json").json()["paths"]

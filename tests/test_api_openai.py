@@ -174,6 +174,7 @@ def test_langchain_embeddings_and_search(client, studio):
                        json={"question": QUESTION, "collection": "lora", "k": 3,
                              "method": "bm25", "rerank": False}).json()
     assert found["method"] == "bm25" and len(found["data"]) == 3
+    assert found["ordered_by"] == "score"
     # In BM25's own order (rerank off) the first hit is its best, and scores are relative to it
     assert found["data"][0]["document"] == DOC and found["data"][0]["score"] == 1
 

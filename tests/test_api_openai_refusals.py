@@ -90,6 +90,20 @@ def test_bad_requests_get_an_openai_error_with_a_plain_message(client, path, bod
     assert message in error_of(response)["message"]
 
 
+def test_error_codes_say_what_was_not_found_and_a_body_that_is_not_json_says_where(client):
+    question = {"model": "rag:nope", "messages": [{"role": "user", "content": "hi"}]}
+    assert error_of(client.post("/v1/chat/completions", json=question))["code"] \
+        == "model_not_found"  # rag:COLLECTION is the model asked for
+    assert error_of(client.post("/v1/search", json={"question": "q", "collection": "nope"})
+                    )["code"] == "collection_not_found"
+    broken = client.post("/v1/chat/completions", content=b'{"model": "rag:x",',
+                         headers={"content-type": "application/json"})
+    assert broken.status_code == 400
+    assert error_of(broken)["message"] == ("the request body is not valid JSON (Expecting "
+                                           "property name enclosed in double quotes at "
+                                           "character 18)")
+
+
 def test_an_oversize_body_is_refused_before_it_is_read(client):
     response = client.post("/v1/chat/completions", content=b"x" * (17 * 1024 * 1024),
                            headers={"content-type": "application/json"})
@@ -120,6 +134,10 @@ def test_a_full_queue_answers_429_and_frees_places():
         await second.__aexit__(None, None, None)
         gate.admit().release()  # a place never used (client gone) is given back
         assert gate.status() == {"inside": 0, "limit": 2}
+        alone = Gate("classifier", waiting=0)
+        alone.admit()
+        with pytest.raises(HTTPException, match=r"busy \(1 request running or waiting\)"):
+            alone.admit()
 
     asyncio.run(scenario())
 

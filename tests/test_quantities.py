@@ -3,8 +3,8 @@
 import pytest
 
 from core.rag.hits import Hit
-from core.rag.quantities import amount_given, counted
 from core.rag.placing import amount_within_k
+from core.rag.quantities import amount_given, counted
 
 HEADS = "How many attention heads does the Transformer use?"
 

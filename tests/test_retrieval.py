@@ -386,8 +386,7 @@ def test_beside_a_strong_match_the_weak_ones_are_not_given_to_the_model():
 
 
 def test_a_passage_that_says_what_a_better_one_says_gives_its_place_up():
-    from core.rag.hits import Hit
-    from core.rag.hits import distinct
+    from core.rag.hits import Hit, distinct
 
     tip = ("Tip 2: Use traditional methods to establish performance baselines. Since deep "
            "learning requires practitioners to consider a larger number and variety of tuning "

@@ -62,8 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         "\\ud800"): here the echo is cut and the reply is ASCII JSON. OpenAI's clients get
         their own error shape, one line per refused field and no echo."""
         if openai_path(request):
-            message = "; ".join(f"{'.'.join(map(str, e.get('loc', ())[1:])) or 'body'}: "
-                                f"{e.get('msg')}" for e in exc.errors())
+            message = "; ".join(_refused_field(e) for e in exc.errors())
             return error_response(request, 400, message)
         errors = [{"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg"),
                    "input": _echo(e.get("input"))} for e in exc.errors()]
@@ -88,19 +87,35 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def openai_path(request_or_scope) -> bool:
-    path = request_or_scope["path"] if isinstance(request_or_scope, dict) \
+def _refused_field(error: dict) -> str:
+    """"messages.0.content: Field required"; for a body that is not JSON, where it stops being
+    JSON (pydantic's location is the character: "1: JSON decode error" read as a field)."""
+    if error.get("type") == "json_invalid":
+        at = error.get("loc", ())[1:]
+        return (f"the request body is not valid JSON ({error.get('ctx', {}).get('error', '')}"
+                f"{f' at character {at[0]}' if at else ''})")
+    return f"{'.'.join(map(str, error.get('loc', ())[1:])) or 'body'}: {error.get('msg')}"
+
+
+def _path(request_or_scope) -> str:
+    return request_or_scope["path"] if isinstance(request_or_scope, dict) \
         else request_or_scope.url.path
-    return path.startswith("/v1/")
+
+
+def openai_path(request_or_scope) -> bool:
+    return _path(request_or_scope).startswith("/v1/")
 
 
 def error_response(request_or_scope, status: int, message: str,
                    headers: dict[str, str] | None = None) -> Response:
     """OpenAI's error shape under /v1 (its clients read error.message), FastAPI's elsewhere."""
     if openai_path(request_or_scope):
+        # /v1/search names a collection, not a model: its only 404 is a collection not found
+        code = ("collection_not_found" if status == 404 and _path(request_or_scope) == "/v1/search"
+                else OPENAI_CODES.get(status))
         body: dict = {"error": {"message": message, "type": OPENAI_TYPES.get(status,
                                                                              "server_error"),
-                                "code": OPENAI_CODES.get(status)}}
+                                "code": code}}
     else:
         body = {"detail": message}
     return Response(json.dumps(body, ensure_ascii=True), status_code=status, headers=headers,

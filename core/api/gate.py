@@ -24,8 +24,9 @@ class Gate:
     def admit(self) -> Ticket:
         """A place in the queue, or 429 at once when there is none."""
         if self.inside >= self.limit:
-            raise HTTPException(429, f"the {self.what} is busy ({self.inside} requests running "
-                                     f"or waiting); try again in {RETRY_AFTER_S} s",
+            raise HTTPException(429, f"the {self.what} is busy ({self.inside} "
+                                     f"request{'s' * (self.inside != 1)} running or waiting); "
+                                     f"try again in {RETRY_AFTER_S} s",
                                 headers={"Retry-After": str(RETRY_AFTER_S)})
         self.inside += 1
         return Ticket(self)

@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.api import chat
 from core.api.gate import Gate, Ticket
-from core.lora import adapters
 from core.rag import store
 from core.rag.embeddings import query_embedder
 from core.rag.retrieval import SCORE_MEANING, RetrievalOptions, search
@@ -162,9 +161,9 @@ def router(settings: Settings, gate: Gate) -> APIRouter:
         found = registry()
         names = [f"{chat.RAG}{c.name}" for c in store.list_collections(chroma())]
         names += chat.chat_models(settings)
+        # Adapters are not listed: no /v1 endpoint takes one (a chat request named
+        # "adapter:NAME" was refused with 404); /predict and /adapters serve them.
         names += [s.name for s in found.with_role("embedding") if found.available(s.name)]
-        names += [f"adapter:{a.name}" for a in
-                  adapters.usable(adapters.list_adapters(settings.models_dir))]
         return {"object": "list", "data": [model_row(n) for n in names]}
 
     @router.post("/chat/completions", response_model=None)
@@ -213,7 +212,9 @@ def router(settings: Settings, gate: Gate) -> APIRouter:
                                    rerank=body.rerank, min_score=body.min_score)
         result = search(settings, collection(body.collection), body.question, options,
                         chroma())
+        # By relevance unless rerank is off: a raw score of 1.0 can then come second.
         return {"object": "list", "method": result.method,
+                "ordered_by": "relevance" if options.rerank else "score",
                 "score_meaning": SCORE_MEANING[result.method],
                 "ms": round(result.seconds * 1000, 1),
                 "data": [chat.source(h) for h in result.hits]}
