@@ -253,6 +253,13 @@ def test_default_model_refuses_what_the_bert_paper_does_not_say_and_names_its_au
     turn = RagTurn(settings, "bert", "What does BERT stand for?", engine, max_new_tokens=60)
     "".join(turn.stream())
     assert "Bidirectional Encoder Representations" in turn.result().text, turn.result().text
+    # The count is given to a symbol, "the number of layers … as L" then "(L=12, …)"; it had
+    # "5 [1]", from "5 random restarts", and "the last 4 layers of BERT" ranked above it
+    turn = RagTurn(settings, "bert", "How many layers does BERT have?", engine, max_new_tokens=40)
+    "".join(turn.stream())
+    answer = turn.result()
+    assert re.search(r"\b(12|24)\b", answer.text), answer.text
+    assert any("L=12" in h.text for h in answer.sources if h.rank in answer.cited), answer.text
     # Given the passages, a request about the previous answer got "Yes, I can explain it more
     # simply."; given the answer, it is reworded, its mark kept
     earlier = [{"role": "user", "content": "How many layers does BERT-base have?"},

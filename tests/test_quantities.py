@@ -81,3 +81,30 @@ def test_a_passage_giving_the_amount_with_more_of_the_question_takes_the_last_pl
     assert [h.chunk_id for h in placed] == ["c1", "c2", "c5", "c3", "c4"]
     # asked without a word that tells them apart, the decoder's amount is as good
     assert amount_within_k(talk, counted("How many layers are there?"), k=3) == talk
+
+
+BERT_SIZES = ("In this work, we denote the number of layers (i.e., Transformer blocks) as L, the "
+              "hidden size as H, and the number of self-attention heads as A. We primarily "
+              "report results on two model sizes: BERTBASE (L=12, H=768, A=12) and BERTLARGE "
+              "(L=24, H=1024, A=16).")
+LAST_FOUR = "For the feature-based approach, we concatenate the last 4 layers of BERT."
+
+
+def test_an_amount_given_to_a_symbol_that_counts_the_things_is_one():
+    layers, heads = counted("How many layers does BERT have?"), counted(
+        "How many attention heads does BERT use?")
+    # one more than its sentence's words of the question ("BERT" begins "BERTBASE")
+    assert amount_given(BERT_SIZES, layers) == 2 and amount_given(LAST_FOUR, layers) == 1
+    assert amount_given(BERT_SIZES, heads) is not None  # A, the number of self-attention heads
+    assert amount_given(BERT_SIZES, counted("How many epochs are used?")) is None
+    # a symbol is a capital letter: "as a function" names none
+    assert amount_given("the number of layers as a function of size; a = 3 here.", layers) is None
+    assert amount_given("#L = the number of layers. We try L = 6 and L = 12.", layers) == 1
+
+
+def test_of_the_passages_giving_an_amount_the_one_with_most_of_the_question_is_placed():
+    talk = [hit(i, f"BERT uses layers of attention, part {chr(96 + i)}.") for i in range(1, 4)]
+    placed = amount_within_k([*talk, hit(4, LAST_FOUR), hit(5, BERT_SIZES)],
+                             counted("How many layers does BERT have?"), k=3)
+    assert [h.chunk_id for h in placed] == ["c1", "c2", "c5", "c3", "c4"]
+

@@ -28,9 +28,12 @@ def amount_within_k(hits: list[Hit], asked: quantities.Counted, k: int) -> list[
     layers", and the encoder's ranked 6th."""
     given = [quantities.amount_given(h.text, asked) for h in hits[:relevance.RESCORED]]
     within = max((g for g in given[:k] if g is not None), default=-1)
-    better = next((h for h, g in zip(hits[k:], given[k:]) if g is not None and g > within), None)
-    if better is None:
+    # the one with the most of the question (ties: the better ranked), not merely the first:
+    # over BERT, "the last 4 layers of BERT" ranked above "BERTBASE (L=12, …)"
+    found = [(g, -i) for i, g in enumerate(given) if i >= k and g is not None and g > within]
+    if not found:
         return hits
+    better = hits[-max(found)[1]]
     rest = [h for h in hits if h is not better]
     return [*rest[:k - 1], better, *rest[k - 1:]]
 

@@ -28,6 +28,15 @@ _PHRASE_END = re.compile(
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*[%\w]*|[\w-]+|[.;:!?]")  # a sentence's end a token too
 _AMOUNT = re.compile(r"\d+(?:[.,]\d+)*(?:[kKMBG%]|[KMGT]B)?")
 NEAR = 4  # words from an amount to a word of what is counted
+# A symbol that stands for a number of things, as papers define one: "we denote the number of
+# layers (i.e., Transformer blocks) as L", "#L = the number of layers"; then "BERTBASE (L=12,
+# H=768, A=12)" gives 12 layers, which no word of what is counted comes near.
+_SYMBOL_NAMED = re.compile(
+    r"\bnumber\s+of\s+((?:[\w-]+\s+){0,2}?[\w-]+)\s*(?:\([^)]{0,60}\)\s*)?"
+    r"(?:as|by)\s+#?((?-i:[A-Z]))\b"
+    r"|#?\b((?-i:[A-Z]))\s*(?:=|denotes|is)\s*(?:the\s+)?number\s+of\s+((?:[\w-]+\s+){0,2}?[\w-]+)",
+    re.IGNORECASE)
+_RAW_SENTENCE = re.compile(r"(?<!\d)[.;:!?](?!\d)")  # where _sentences splits a sentence's tokens
 
 
 class Counted(NamedTuple):
@@ -52,10 +61,12 @@ def counted(question: str) -> Counted | None:
 def amount_given(text: str, asked: Counted) -> int | None:
     """Where `text` gives an amount of what `asked` counts (an amount with one of its words at
     most NEAR words after it, or, for a size, before it, in the same sentence), how many of
-    the question's other words the sentence that gives it holds (the most, of several); None
-    where it gives none."""
+    the question's other words the sentence that gives it holds (the most, of several), one
+    more where the amount is given to a symbol the text defines as the number of those things;
+    None where it gives none."""
     best = None
-    for sentence in _sentences(_TOKEN.findall(without_references(text))):  # "Section 3.2.2."
+    text = without_references(text)
+    for sentence in _sentences(_TOKEN.findall(text)):  # "Section 3.2.2."
         for i, token in enumerate(sentence):
             if not (_AMOUNT.fullmatch(token) or token.lower() in WORD_NUMBERS):
                 continue
@@ -63,9 +74,35 @@ def amount_given(text: str, asked: Counted) -> int | None:
                 sentence[max(0, i - NEAR):i] if asked.after_too else [])
             # a compound read whole: "two sub-layers" are no amount of layers
             if any(set(content_words(t.replace("-", ""))) & asked.things for t in near):
-                said = set(content_words(" ".join(sentence)))
-                best = max(best or 0, len(asked.about & said))
+                best = max(best or 0, _about(" ".join(sentence), asked))
+    # "the number of layers ... as L", then "L=12": how many there are, where "we concatenate
+    # the last 4 layers of BERT" only uses some of them (over BERT, that came first)
+    for defining in _defined_amounts(text, asked):
+        best = max(best or 0, 1 + _about(defining, asked))
     return best
+
+
+def _about(sentence: str, asked: Counted) -> int:
+    """How many of the question's other words the sentence holds, a word also as the start of
+    a longer one: "BERT" in "BERTBASE (L=12, …)"."""
+    said = set(content_words(sentence))
+    return sum(1 for a in asked.about
+               if a in said or (len(a) >= 4 and any(w.startswith(a) for w in said)))
+
+
+def _defined_amounts(text: str, asked: Counted) -> list[str]:
+    """The sentences of `text` that give an amount to a symbol it defines as the number of
+    what `asked` counts."""
+    symbols = set()
+    for found in _SYMBOL_NAMED.finditer(text):
+        things, symbol = (found.group(1), found.group(2)) if found.group(2) else \
+            (found.group(4), found.group(3))
+        if set(content_words(things)) & asked.things:
+            symbols.add(symbol)
+    if not symbols:
+        return []
+    given = re.compile(rf"(?<![\w#])(?:{'|'.join(map(re.escape, sorted(symbols)))})\s*=\s*\d")
+    return [s for s in _RAW_SENTENCE.split(text) if given.search(s)]
 
 
 def _sentences(tokens: list[str]) -> list[list[str]]:
