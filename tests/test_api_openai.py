@@ -70,6 +70,7 @@ def test_the_openai_client_lists_models_and_gets_answers_with_sources(client, st
     # the tiny random model writes digits now and then: any it names are ones it wrote
     assert all(n in content for n in done.model_extra["unread_numbers"])
     assert all(n in content for n in done.model_extra["reference_numbers"])
+    assert done.model_extra["other_counts"] == []  # the question asks for no amount
     assert done.model_extra["only_weak_matches"] is False  # "freeze" is in the LoRA passage
     # each check said as a sentence: those the page would show, and no others
     flagged = [*done.model_extra["unread_numbers"], *done.model_extra["reference_numbers"]]

@@ -306,6 +306,7 @@ def test_an_answers_caveats_are_shown_beside_it(chat_env):
     chats = conversation_store(load_settings())
     chat = chats.create("samples")
     for question, text, cited, checks in (
+            ("How many layers does BERT have?", "5 [4]", 4, {"other_counts": ["5"]}),
             ("Which word embeddings are analysed?", "Word embeddings [1]", 1,
              {"restates_question": True}),
             ("How large is the raw corpus?", "1,000,000 sentences [2]", 2,
@@ -325,6 +326,9 @@ def test_an_answers_caveats_are_shown_beside_it(chat_env):
     # one note each, beside its own answer (above its "Cites [n]."), none beside the third
     assert len(restated) == 1 and len(numbers) == 1 and "gives 1,000,000, which" in numbers[0]
     assert len(weak) == 1
+    [counted] = [c for c in captions if "do not give as a count of what the question" in c]
+    assert "The answer gives 5, which" in counted and captions.index(counted) \
+        < captions.index("Cites [4].")
     # a rewording says that nothing was searched, and that the model changed nothing
     [unchanged] = [c for c in captions if UNCHANGED_NOTE.rstrip(".") in c]
     assert captions.index("Cites [3].") < captions.index(REWORDING_NOTE) < captions.index(

@@ -108,3 +108,15 @@ def test_of_the_passages_giving_an_amount_the_one_with_most_of_the_question_is_p
                              counted("How many layers does BERT have?"), k=3)
     assert [h.chunk_id for h in placed] == ["c1", "c2", "c5", "c3", "c4"]
 
+
+def test_a_number_the_passages_give_only_counting_something_else_is_told():
+    from core.rag.quantities import other_counts
+
+    layers = "How many layers does BERT have?"
+    read = ("In this table, we report the average Dev Set accuracy from 5 random restarts. "
+            + BERT_SIZES)
+    assert other_counts(layers, "5 [1]", read) == ["5"]
+    assert other_counts(layers, "BERT has 12 layers. [1]", read) == []  # given to L
+    assert other_counts(layers, "7 [1]", read) == []  # not read at all: unread_numbers says so
+    assert other_counts("What do they report?", "5 [1]", read) == []  # no amount asked
+

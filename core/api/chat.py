@@ -104,6 +104,7 @@ class Ask:
             extras = {"restates_question": answer.restates_question,
                       "unread_numbers": answer.unread_numbers,
                       "reference_numbers": answer.reference_numbers,
+                      "other_counts": answer.other_counts,
                       "only_weak_matches": answer.only_weak_matches,
                       "rewording": answer.rewording,
                       "searched_for": answer.searched_for, "searched_in": answer.searched_in,

@@ -37,6 +37,7 @@ from core.rag.prompting import (
     passage_texts,
     reword_messages,
 )
+from core.rag.quantities import other_counts
 from core.rag.restatement import restates
 from core.rag.retrieval import (
     SCORE_MEANING,
@@ -100,6 +101,9 @@ class Answer:
     # numbers the answer gives that the passages hold only as a section, table or citation
     # number (core.rag.grounding)
     reference_numbers: list[str] = field(default_factory=list)
+    # for "How many X…?", numbers the answer gives that the passages hold, but not as a number
+    # of X (core.rag.quantities.other_counts)
+    other_counts: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -112,6 +116,7 @@ class Answer:
                 "searched_in_because": self.searched_in_because,
                 "unread_numbers": self.unread_numbers, "only_weak_matches": self.only_weak_matches,
                 "rewording": self.rewording, "reference_numbers": self.reference_numbers,
+                "other_counts": self.other_counts,
                 "stopped": self.stopped,
                 "used": self.used, "attributions": self.attributions}
 
@@ -131,7 +136,8 @@ class Answer:
                    # saved before the reason was kept, only a named document came first
                    raw.get("searched_in_because", "named" if raw.get("searched_in") else ""),
                    raw.get("unread_numbers", []), raw.get("only_weak_matches", False),
-                   raw.get("rewording"), raw.get("reference_numbers", []))
+                   raw.get("rewording"), raw.get("reference_numbers", []),
+                   raw.get("other_counts", []))
 
 
 class RagTurn:
@@ -289,6 +295,7 @@ class RagTurn:
                       and not self.stop.is_set() and restates(self.question, text),
                       unread_numbers=unread_numbers(text, read) if asked else [],
                       reference_numbers=reference_numbers(text, read) if asked else [],
+                      other_counts=other_counts(self.question, text, read) if asked else [],
                       only_weak_matches=asked and self.rewording is None
                       and not self.search.placed and weakly_matched(self.plan.used),
                       rewording=None if self.rewording is None else (
@@ -309,6 +316,9 @@ def caveats(answer: Answer) -> list[str]:
     if answer.reference_numbers:
         notes.append(numbers_note(answer.reference_numbers, "the passages the model read hold "
                                   "only as a section, table or citation number"))
+    if answer.other_counts:
+        notes.append(numbers_note(answer.other_counts, "the passages the model read do not give "
+                                  "as a count of what the question asks about"))
     return notes
 
 

@@ -38,7 +38,7 @@ _SCALES = {"thousand": 10**3, "k": 10**3, "million": 10**6, "m": 10**6, "billion
            "b": 10**9, "trillion": 10**12}
 
 
-def _canonical(number: str) -> str:
+def canonical(number: str) -> str:
     """"28.40" and "28.4" alike (thousands separators are already gone)."""
     return number.rstrip("0").rstrip(".") if "." in number else number
 
@@ -46,14 +46,14 @@ def _canonical(number: str) -> str:
 def numbers_read(text: str) -> set[str]:
     """The numbers `text` gives, in digits, in words ("six layers") or scaled ("100
     million"), each as `numbers` writes it."""
-    found = {_canonical(n) for n in numbers(text)}
+    found = {canonical(n) for n in numbers(text)}
     found |= {str(WORD_NUMBERS[w.lower()]) for w in _WORD.findall(text)}
     for value, scale in _SCALED.findall(text):
         try:
             scaled = float(value.replace(",", "")) * _SCALES[scale.lower()]
         except ValueError:  # "1.2.3 million": a version, not an amount
             continue
-        found.add(_canonical(f"{scaled:.6f}"))
+        found.add(canonical(f"{scaled:.6f}"))
     return found
 
 
@@ -61,7 +61,7 @@ def unread_numbers(answer: str, read: str) -> list[str]:
     """The numbers the answer writes in digits (as it writes them) that `read`, everything the
     model was given, does not hold in any form; a number written in words is not checked."""
     given = numbers_read(read) | _pointers(read)
-    return [n for n in _given(answer) if _canonical(n.replace(",", "")) not in given]
+    return [n for n in numbers_given(answer) if canonical(n.replace(",", "")) not in given]
 
 
 def reference_numbers(answer: str, read: str) -> list[str]:
@@ -72,15 +72,15 @@ def reference_numbers(answer: str, read: str) -> list[str]:
     the passages it read; asked again in a conversation, it gave the heading "3.2.3
     Applications of Attention in our Model [2]"."""
     amounts, pointers = numbers_read(without_references(read)), _pointers(read)
-    return [n for n in _given(answer)
-            if (c := _canonical(n.replace(",", ""))) in pointers and c not in amounts]
+    return [n for n in numbers_given(answer)
+            if (c := canonical(n.replace(",", ""))) in pointers and c not in amounts]
 
 
 def _pointers(text: str) -> set[str]:
     """The numbers of `text`'s references and of its numbered headings."""
-    found = {_canonical(n) for m in _REFERENCE.finditer(text)
+    found = {canonical(n) for m in _REFERENCE.finditer(text)
              for n in _REFERENCE_NUMBER.findall(m.group())}
-    return found | {_canonical(m.group(1)) for line in text.split("\n")
+    return found | {canonical(m.group(1)) for line in text.split("\n")
                     if (m := _HEADING_NUMBER.match(line)) and is_heading(line)}
 
 
@@ -90,7 +90,7 @@ def without_references(text: str) -> str:
                      for line in _REFERENCE.sub(" ", text).split("\n"))
 
 
-def _given(answer: str) -> list[str]:
+def numbers_given(answer: str) -> list[str]:
     """The numbers an answer gives as facts: not its [n] marks, its own references, nor the
     digits of a name ("F1-score", "GPT-3")."""
     text = _NAME_DIGITS.sub(" ", _REFERENCE.sub(" ", without_marks(answer)))

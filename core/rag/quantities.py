@@ -11,9 +11,10 @@ answered "3.2", a section number, from the passages it was given.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import NamedTuple
 
-from core.rag.grounding import WORD_NUMBERS, without_references
+from core.rag.grounding import WORD_NUMBERS, canonical, numbers_given, numbers_read, without_references
 from core.rag.terms import content_words
 
 # "How many / much …" counts what follows the amount ("8 parallel attention layers"); "How big
@@ -64,7 +65,39 @@ def amount_given(text: str, asked: Counted) -> int | None:
     the question's other words the sentence that gives it holds (the most, of several), one
     more where the amount is given to a symbol the text defines as the number of those things;
     None where it gives none."""
-    best = None
+    return max((_about(sentence, asked) + defined
+                for sentence, defined in _giving_sentences(text, asked)), default=None)
+
+
+def other_counts(question: str, answer: str, read: str) -> list[str]:
+    """For a question asking how many of something, the numbers the answer gives that `read`
+    (everything the model was given) holds only in sentences that name none of those things
+    and give no amount of them: asked "How many layers does BERT have?", the 0.5B answered "5
+    [1]", from "we report the average Dev Set accuracy from 5 random restarts". A sentence
+    that names them, or follows one that does, counts however it gives the number ("2,714
+    question-answer pairs" for "How many questions…?"): over the 14 questions of SQuAD's
+    sample and QASPER that ask for an amount, none of the answers was flagged, where a check
+    held to the amounts that retrieval places first flagged three right answers. A number
+    `read` lacks is grounding.unread_numbers's to say."""
+    asked = counted(question)
+    if asked is None:
+        return []
+    text = without_references(read)
+    sentences = _RAW_SENTENCE.split(text)
+    # and the sentence after one that names them: "Our dataset is annotated based on … It
+    # contains 17,833 sentences" for "How big is the dataset…?"
+    naming = {i + after for i, s in enumerate(sentences) for after in (0, 1)
+              if set(content_words(s.replace("-", " "))) & asked.things}
+    counts = numbers_read(" ".join([*(sentences[i] for i in sorted(naming) if i < len(sentences)),
+                                    *(s for s, _ in _giving_sentences(text, asked))]))
+    held = numbers_read(read)
+    return [n for n in numbers_given(answer)
+            if (c := canonical(n.replace(",", ""))) in held and c not in counts]
+
+
+def _giving_sentences(text: str, asked: Counted) -> Iterator[tuple[str, int]]:
+    """The sentences of `text` that give an amount of what `asked` counts, each with 1 where
+    the amount is given to a symbol the text defines as the number of those things, else 0."""
     text = without_references(text)
     for sentence in _sentences(_TOKEN.findall(text)):  # "Section 3.2.2."
         for i, token in enumerate(sentence):
@@ -74,12 +107,12 @@ def amount_given(text: str, asked: Counted) -> int | None:
                 sentence[max(0, i - NEAR):i] if asked.after_too else [])
             # a compound read whole: "two sub-layers" are no amount of layers
             if any(set(content_words(t.replace("-", ""))) & asked.things for t in near):
-                best = max(best or 0, _about(" ".join(sentence), asked))
+                yield " ".join(sentence), 0
+                break
     # "the number of layers ... as L", then "L=12": how many there are, where "we concatenate
     # the last 4 layers of BERT" only uses some of them (over BERT, that came first)
     for defining in _defined_amounts(text, asked):
-        best = max(best or 0, 1 + _about(defining, asked))
-    return best
+        yield defining, 1
 
 
 def _about(sentence: str, asked: Counted) -> int:
