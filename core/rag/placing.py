@@ -6,15 +6,26 @@ about (core.rag.definitions), and the passage that gives the amount asked for
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from core.rag import definitions, front_matter, naming, overview, parts, quantities, relevance
 from core.rag.bm25 import bm25_index
 from core.rag.hits import Hit, candidate, distinct
 from core.settings import Settings
 
-if TYPE_CHECKING:  # retrieval calls this module
-    from core.rag.retrieval import RetrievalOptions
+
+class Scope(Protocol):
+    """What of core.rag.retrieval.RetrievalOptions placing reads (retrieval imports this
+    module, not the other way round)."""
+
+    @property
+    def k(self) -> int: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def doc_ids(self) -> tuple[str, ...]: ...
+    @property
+    def labels(self) -> tuple[str, ...]: ...
 
 # placed first for what they are, however their words match: a definition, a part asked for
 PLACED = frozenset({definitions.RETRIEVER, parts.RETRIEVER})
@@ -38,7 +49,7 @@ def amount_within_k(hits: list[Hit], asked: quantities.Counted, k: int) -> list[
     return [*rest[:k - 1], better, *rest[k - 1:]]
 
 
-def openings(collection, settings: Settings, question: str, options: RetrievalOptions,
+def openings(collection, settings: Settings, question: str, options: Scope,
               hits: list[Hit], ranked: dict[str, dict], what_about: bool) -> list[Hit]:
     """The opening chunks of the documents that a question about a document itself names or
     retrieved (core.rag.front_matter), each said to be there as an opening, or, asked what a
@@ -63,7 +74,7 @@ def openings(collection, settings: Settings, question: str, options: RetrievalOp
     return distinct(placed)  # a paper uploaded as a PDF and as a web page: one opening
 
 
-def part_first(collection, settings: Settings, part: tuple[str, int], options: RetrievalOptions,
+def part_first(collection, settings: Settings, part: tuple[str, int], options: Scope,
                 hits: list[Hit], ranked: dict[str, dict]) -> list[Hit]:
     """The hits with the chunks under the heading of the part asked for first (at most k of
     them), where a heading names it (core.rag.parts); one that retrieval found keeps its
@@ -76,7 +87,7 @@ def part_first(collection, settings: Settings, part: tuple[str, int], options: R
 
 
 def definition_first(collection, settings: Settings, abbreviation: str,
-                      options: RetrievalOptions, hits: list[Hit], ranked: dict[str, dict]
+                      options: Scope, hits: list[Hit], ranked: dict[str, dict]
                       ) -> list[Hit]:
     """The hits with the chunk that defines the abbreviation asked about first, where a chunk
     does (core.rag.definitions); one that retrieval found keeps its scores."""
