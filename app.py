@@ -1,25 +1,25 @@
-"""RAG & LoRA Studio: the entry point. Pages live in pages/, logic in core/."""
+"""RAG & LoRA Studio: the entry point. Pages live in app_pages/, logic in core/."""
 
 import streamlit as st
 
-from pages.shared import render_sidebar, run_page
+from app_pages.shared import render_sidebar, run_page
 
 st.set_page_config(page_title="RAG & LoRA Studio", page_icon="🧪", layout="wide")
 
 PAGES = {
     "Studio": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/documents.py", title="Documents", icon=":material/description:"),
-        st.Page("pages/chat.py", title="Chat", icon=":material/forum:"),
-        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/documents.py", title="Documents", icon=":material/description:"),
+        st.Page("app_pages/chat.py", title="Chat", icon=":material/forum:"),
+        st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     ],
     "LoRA": [
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/classify.py", title="Classify", icon=":material/label:"),
-        st.Page("pages/adapters.py", title="Adapters", icon=":material/extension:"),
+        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("app_pages/classify.py", title="Classify", icon=":material/label:"),
+        st.Page("app_pages/adapters.py", title="Adapters", icon=":material/extension:"),
     ],
     "Setup": [
-        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+        st.Page("app_pages/settings.py", title="Settings", icon=":material/settings:"),
     ],
 }
 

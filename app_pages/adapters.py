@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages.shared import settings, show_learning_curve
 from core import charts
 from core.errors import StudioError
 from core.formats import local_time
@@ -16,7 +17,6 @@ from core.lora.adapters import AdapterError, list_adapters, load_classifier, usa
 from core.lora.evaluate import BASELINES, baseline_titles
 from core.registry import Registry
 from core.text import safe_markdown
-from pages.shared import settings, show_learning_curve
 
 s = settings()
 st.title("Adapters")

@@ -7,6 +7,16 @@ from contextlib import nullcontext
 
 import streamlit as st
 
+from app_pages.chat_answers import COMPARED, COMPARED_CSS, compared, search_caption, show_answer
+from app_pages.chat_scroll import show_latest_turn
+from app_pages.chat_sources import PageSource, show_sources
+from app_pages.shared import (
+    chat_engine,
+    chroma_client,
+    install_buttons,
+    settings,
+    write_model_stream,
+)
 from core.rag import store
 from core.rag.answers import (
     MAX_QUESTION_CHARS,
@@ -35,16 +45,6 @@ from core.registry import Registry
 from core.settings import locked, model_choices, save_preferences
 from core.text import clip
 from core.uploads import safe_filename
-from pages.chat_answers import COMPARED, COMPARED_CSS, compared, search_caption, show_answer
-from pages.chat_scroll import show_latest_turn
-from pages.chat_sources import PageSource, show_sources
-from pages.shared import (
-    chat_engine,
-    chroma_client,
-    install_buttons,
-    settings,
-    write_model_stream,
-)
 
 TITLE_CHARS = 40  # of a conversation's title in the picker
 CONVERSATION_PICKER_PX = 340  # the title and its count of turns
@@ -57,7 +57,7 @@ st.title("Chat")
 if not collection:
     # the sidebar's picker holds one wherever any exists: here there is none
     st.info("No collection yet: create one on the Documents page, and add documents to it.")
-    st.page_link("pages/documents.py", label="Go to Documents", icon=":material/description:")
+    st.page_link("app_pages/documents.py", label="Go to Documents", icon=":material/description:")
     st.stop()
 
 chroma = chroma_client(s)

@@ -3,6 +3,7 @@ its caveats, citations and timing."""
 
 import streamlit as st
 
+from app_pages.chat_sources import PageSource, citation_buttons
 from core.formats import rate
 from core.rag.answers import (
     REWORDING_NOTE,
@@ -12,7 +13,6 @@ from core.rag.answers import (
 )
 from core.rag.hits import Hit
 from core.text import escape_markdown, safe_markdown
-from pages.chat_sources import PageSource, citation_buttons
 
 
 def citation_note(answer: Answer) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages.shared import chroma_client, settings
 from core import charts
 from core.formats import local_time
 from core.lora.adapters import AdapterError, list_adapters, load_classifier, usable
@@ -20,7 +21,6 @@ from core.rag.extract import ExtractionError, extract
 from core.registry import Registry
 from core.text import safe_markdown
 from core.uploads import SUPPORTED_SUFFIXES, UploadError, check_size, save_content_addressed, save_upload
-from pages.shared import chroma_client, settings
 
 s = settings()
 BASE_ONLY = "Base model alone (no adapter)"

@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages.shared import chroma_client, select_collection, settings
 from core import charts
 from core.lora import collection_labels
 from core.lora.adapters import list_adapters, usable
@@ -33,7 +34,6 @@ from core.uploads import (
     save_upload,
     upload_folder,
 )
-from pages.shared import chroma_client, select_collection, settings
 
 s = settings()
 chroma = chroma_client(s)

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from app_pages.shared import chat_engine, load_sample, select_collection, settings
 from core import charts
 from core.errors import InputError
 from core.formats import local_time
@@ -24,7 +25,6 @@ from core.rag.evaluate import (
 from core.rag.retrieval import DEFAULT_K
 from core.samples import SAMPLE_QA, SAMPLE_QA_COLLECTION, load_qa_sample
 from core.settings import Settings
-from pages.shared import chat_engine, load_sample, select_collection, settings
 
 s = settings()
 st.title("Evaluate")

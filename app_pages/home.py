@@ -2,9 +2,9 @@
 
 import streamlit as st
 
+from app_pages.shared import load_sample, report, select_collection, settings
 from core.health import Check
 from core.samples import SAMPLE_COLLECTION, load_samples, samples_loaded
-from pages.shared import load_sample, report, select_collection, settings
 
 RAG_PIPELINE = """
 digraph { rankdir=LR; bgcolor="transparent";
@@ -91,15 +91,15 @@ st.subheader("Where to next")
 # One column per side of the Studio, each link on its own line: five in a row were cut short
 # ("Documents: upload and") at 1440 pixels
 LINKS = (
-    ("Chat with documents", (("pages/documents.py", "Documents: upload and browse", "description"),
-                             ("pages/chat.py", "Chat: ask your documents", "forum"),
-                             ("pages/evaluate.py", "Evaluate: measure retrieval and answers",
+    ("Chat with documents", (("app_pages/documents.py", "Documents: upload and browse", "description"),
+                             ("app_pages/chat.py", "Chat: ask your documents", "forum"),
+                             ("app_pages/evaluate.py", "Evaluate: measure retrieval and answers",
                               "fact_check"))),
-    ("Sort documents", (("pages/train.py", "Train: teach a model your labels", "model_training"),
-                        ("pages/classify.py", "Classify: sort documents", "label"),
-                        ("pages/adapters.py", "Adapters: compare, combine, export",
+    ("Sort documents", (("app_pages/train.py", "Train: teach a model your labels", "model_training"),
+                        ("app_pages/classify.py", "Classify: sort documents", "label"),
+                        ("app_pages/adapters.py", "Adapters: compare, combine, export",
                          "extension"))),
-    ("Set up", (("pages/settings.py", "Settings: chat engine and models", "settings"),)),
+    ("Set up", (("app_pages/settings.py", "Settings: chat engine and models", "settings"),)),
 )
 for column, (heading, pages) in zip(st.columns(len(LINKS)), LINKS):
     with column:

@@ -3,6 +3,7 @@ form is drawn from the settings' own declarations (core.settings), never re-decl
 
 import streamlit as st
 
+from app_pages.shared import install_buttons, settings
 from core.registry import Registry, RegistryError
 from core.settings import (
     editable_fields,
@@ -11,7 +12,6 @@ from core.settings import (
     model_choices,
     save_preferences,
 )
-from pages.shared import install_buttons, settings
 
 s = settings()
 st.title("Settings")

@@ -12,22 +12,9 @@ from core.settings import Settings, last_used, load_settings, remember_last_used
 from core.text import safe_markdown
 
 
-def _leave_pages_directory_mode() -> None:
-    """Streamlit treats a `pages/` folder as a v1 multipage app until app.py first calls
-    st.navigation; a deep link opened right after the server starts would then run this page
-    alone, without app.py's navigation and sidebar. Switch v1 mode off and run again through
-    app.py."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 def settings() -> Settings:
     """Every page starts here: settings as they read now (the Settings page may have just
-    changed them), after making sure the page runs inside app.py's navigation."""
-    _leave_pages_directory_mode()
+    changed them)."""
     return load_settings()
 
 

@@ -1,7 +1,7 @@
 """Train: a click-through wizard for LoRA fine-tuning — data, model, train (live), evaluate, save.
 The page only writes a TrainConfig and starts `python -m core train` as its own process; all it
 shows is read back from the run folder, so a refresh or a page switch loses nothing. Each step
-lives in pages/train_steps/."""
+lives in app_pages/train_steps/."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from app_pages.shared import settings
+from app_pages.train_steps import STEPS, data, evaluate, model, run, save
 from core.lora import runs
 from core.lora.config import TrainConfig, from_preset
-from pages.shared import settings
-from pages.train_steps import STEPS, data, evaluate, model, run, save
 
 s = settings()
 

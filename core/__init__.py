@@ -1,1 +1,1 @@
-"""RAG & LoRA Studio: all logic lives here; pages/ only lays it out. Never imports streamlit."""
+"""RAG & LoRA Studio: all logic lives here; app_pages/ only lays it out. Never imports streamlit."""

@@ -86,23 +86,6 @@ def shared(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _apptest_runs_through_app_py(monkeypatch):
-    """AppTest resets Streamlit's "pages/ folder = v1 multipage app" flag before every run,
-    so a page chosen with switch_page would run alone, without app.py's navigation and
-    sidebar. In the real server app.py's st.navigation clears that flag on the first run (and
-    pages.shared makes sure of it); do the same here so tests see the app as users do."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     """A tiny random chat model behind the transformers engine (tests.tiny)."""
@@ -138,6 +121,6 @@ def chat_page():
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
-    at.switch_page("pages/chat.py").run()
+    at.switch_page("app_pages/chat.py").run()
     assert not at.exception
     return at

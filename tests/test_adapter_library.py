@@ -85,7 +85,7 @@ def test_api_lists_adapters_with_their_problems(library):
 
 def test_adapters_page_shows_the_broken_ones_and_no_remote_image(library):
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
-    at = at.switch_page("pages/adapters.py").run()
+    at = at.switch_page("app_pages/adapters.py").run()
     assert not at.exception
     assert list(at.dataframe[0].value["name"]) == ["corrupt", "good", "odd-meta"]
     at.selectbox(key="adapter-details").set_value("good").run()

@@ -21,7 +21,7 @@ def models(studio_env, tiny_library, tmp_path, monkeypatch):
 
 def adapters_page() -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    return at.switch_page("pages/adapters.py").run()
+    return at.switch_page("app_pages/adapters.py").run()
 
 
 def names(models) -> set[str]:

@@ -87,3 +87,20 @@ def test_each_module_imports_alone(name):
     done = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_no_pages_folder_beside_app_py():
+    """Streamlit reads a `pages/` folder beside the main script as a multipage app of its own
+    until st.navigation first runs: the first visit after a server start listed app.py's
+    helper modules ("chat answers", "chat scroll") in the sidebar. The pages live in
+    app_pages/, each one named in app.py's navigation."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    assert not (ROOT / "pages").exists()
+    PagesManager.uses_pages_directory = None  # as a server process starts
+    assert PagesManager(str(ROOT / "app.py")).uses_pages_directory is False
+    app = (ROOT / "app.py").read_text()
+    pages = [p.relative_to(ROOT).as_posix() for p in (ROOT / "app_pages").glob("*.py")]
+    assert {p for p in pages if f'st.Page("{p}"' in app} == {
+        f"app_pages/{name}.py" for name in ("home", "documents", "chat", "evaluate", "train",
+                                           "classify", "adapters", "settings")}

@@ -55,7 +55,7 @@ def test_question_streams_an_answer_with_scored_sources(chat_env):
     again = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
     again.query_params.update({"collection": "samples", "conversation": first.id})
     again.run()
-    again.switch_page("pages/chat.py").run()
+    again.switch_page("app_pages/chat.py").run()
     assert len(again.chat_message) == 4 and not again.exception
     best = best_sentence_line()  # of "Who wrote it?": the paper's opening
     assert any(best in plain(m.value) for m in again.markdown)  # as it was, from the saved turn

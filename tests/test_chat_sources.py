@@ -84,8 +84,8 @@ def test_a_match_found_by_meaning_names_the_words_in_its_tooltip(studio_env, tmp
 
 
 def test_the_best_sentence_is_bold_unless_it_is_most_of_the_chunk():
+    from app_pages.chat_sources import chunk_markdown
     from core.rag.hits import Hit
-    from pages.chat_sources import chunk_markdown
 
     text = "Pay is monthly. Position {Engineering Manager} Supervisor {Janet Duncan}"
     hit = Hit(rank=1, score=1.0, doc="letter.docx", page=1, chunk_id="c", text=text,

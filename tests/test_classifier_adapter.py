@@ -127,7 +127,7 @@ def test_the_classify_page_offers_a_classifier_adapter_only_what_it_can_do(
 
     monkeypatch.setenv("STUDIO_MODELS_DIR", str(trained[0]))
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    at = at.switch_page("pages/classify.py").run()
+    at = at.switch_page("app_pages/classify.py").run()
     at.selectbox(key="classify-model").set_value("tiny-head").run()
     shown = {w.key for w in [*at.segmented_control, *at.toggle]}
     assert not shown & {"classify-mode", "classify-fewshot", "classify-compare"}  # not offered

@@ -19,7 +19,7 @@ def library(studio_env, tiny_library, monkeypatch):
 
 def classify_page() -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    return at.switch_page("pages/classify.py").run()
+    return at.switch_page("app_pages/classify.py").run()
 
 
 def test_paste_text_label_scores_prompt_and_comparison(library):

@@ -126,7 +126,7 @@ def test_documents_page_classifies_shows_and_filters_labels(letters):
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
     at.query_params["collection"] = "letters"
     at.run()
-    at.switch_page("pages/documents.py").run()
+    at.switch_page("app_pages/documents.py").run()
     assert not at.exception
     assert "label" not in at.dataframe[0].value.columns  # nothing classified yet
     assert at.selectbox(key="label-adapter").value == "tiny-cuad"
@@ -155,7 +155,7 @@ def test_chat_page_label_filter_retrieves_only_those_documents(letters, tmp_path
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
     at.query_params["collection"] = "letters"
     at.run()
-    at.switch_page("pages/chat.py").run()
+    at.switch_page("app_pages/chat.py").run()
     assert at.multiselect(key="only-labels").options == ["Letter", "License"]
     at.slider(key="k").set_value(15)  # more than the collection's chunks: all, unfiltered
     at.multiselect(key="only-labels").set_value(["Letter"]).run()

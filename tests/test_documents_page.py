@@ -11,7 +11,7 @@ from tests.servers import free_port
 
 def documents_page() -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    return at.switch_page("pages/documents.py").run()
+    return at.switch_page("app_pages/documents.py").run()
 
 
 def button(at: AppTest, label: str):

@@ -77,7 +77,7 @@ def test_load_sample_data_ingests_the_paper(studio_env):
 def test_settings_page_masks_key_and_saves_choices(studio_env, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-key-4242")
     at = app().run()
-    at.switch_page("pages/settings.py").run()
+    at.switch_page("app_pages/settings.py").run()
     assert not at.exception
     assert at.title[0].value == "Settings"
     table = at.table[0].value
@@ -107,7 +107,7 @@ def test_settings_page_masks_key_and_saves_choices(studio_env, monkeypatch):
 
 def test_settings_page_refuses_an_address_that_is_not_a_url(studio_env):
     at = app().run()
-    at.switch_page("pages/settings.py").run()
+    at.switch_page("app_pages/settings.py").run()
     at.radio[0].set_value("openai").run()
     at.text_input(key="setting-openai_base_url").set_value("not a url")
     at.button(key="save-settings").click().run()
@@ -122,15 +122,15 @@ def test_settings_page_refuses_an_address_that_is_not_a_url(studio_env):
 def test_settings_locked_by_env_cannot_be_changed(studio_env, monkeypatch):
     monkeypatch.setenv("STUDIO_CHAT_BACKEND", "openai")
     at = app().run()
-    at.switch_page("pages/settings.py").run()
+    at.switch_page("app_pages/settings.py").run()
     assert at.radio[0].disabled
     assert at.radio[0].value == "openai"
 
 
 def test_a_page_that_meets_a_studio_error_says_it_in_one_box():
     def page_script():
+        from app_pages.shared import run_page
         from core.errors import InputError
-        from pages.shared import run_page
 
         class Page:
             def run(self):
@@ -158,7 +158,7 @@ def test_settings_offers_installed_models_and_an_install_button_for_optional_one
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels"))
     monkeypatch.setenv("PIP_TARGET", str(tmp_path / "site"))  # never the Studio's environment
     at = app().run()
-    at.switch_page("pages/settings.py").run()
+    at.switch_page("app_pages/settings.py").run()
     assert not at.exception
     chooser = at.selectbox(key="setting-chat_model")
     assert "qwen2.5-coder-0.5b-instruct" in chooser.options and absent not in chooser.options
@@ -182,7 +182,7 @@ def test_install_button_fetches_an_optional_model_and_the_chooser_then_offers_it
                                           + "\n" + registry_toml(spec))
     monkeypatch.setenv("STUDIO_MODELS_DIR", str(models))
     at = app().run()
-    at.switch_page("pages/settings.py").run()
+    at.switch_page("app_pages/settings.py").run()
     assert spec.name not in at.selectbox(key="setting-embedding_model").options
     at.button(key=f"install-{spec.name}").click().run()
     assert not at.exception and not at.error

@@ -137,7 +137,7 @@ def test_cli_json_equals_the_evaluate_page(squad_sample, capsys):
     assert set(cli["summary"]) == {"dense", "bm25", "hybrid"}
 
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    at = at.switch_page("pages/evaluate.py").run()
+    at = at.switch_page("app_pages/evaluate.py").run()
     at.selectbox(key="collection").set_value(SAMPLE_QA_COLLECTION).run()
     next(b for b in at.button if b.label == "Run evaluation").click().run()
     assert not at.exception
@@ -168,7 +168,7 @@ def test_saved_runs_are_listed_for_comparison(squad_sample):
     assert list_runs(settings, "another-collection") == []
 
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    at = at.switch_page("pages/evaluate.py").run()
+    at = at.switch_page("app_pages/evaluate.py").run()
     at.selectbox(key="collection").set_value(SAMPLE_QA_COLLECTION).run()
     at.selectbox(key="evaluation-run").set_value(second["id"]).run()
     compare = at.multiselect[-1]
@@ -227,7 +227,7 @@ def test_a_run_whose_process_died_reads_as_interrupted(squad_sample):
 
 def test_the_page_says_what_is_wrong_with_an_uploaded_file(squad_sample):
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    at = at.switch_page("pages/evaluate.py").run()
+    at = at.switch_page("app_pages/evaluate.py").run()
     at.selectbox(key="collection").set_value(SAMPLE_QA_COLLECTION).run()
     at.radio[0].set_value("file").run()
     at.file_uploader[0].set_value([("mine.csv", b"question,answer\nfine,yes\n,no question\n",
@@ -244,7 +244,7 @@ def test_the_sample_questions_are_offered_only_over_their_own_collection(studio_
 
     store.open_collection(store.client(load_settings()), "papers", "all-minilm-l6-v2", 500, 50)
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    at = at.switch_page("pages/evaluate.py").run()
+    at = at.switch_page("app_pages/evaluate.py").run()
     at.selectbox(key="collection").set_value("papers").run()
     assert not at.exception
     assert at.radio[0].options == ["A QA file"]  # its questions would all miss here

@@ -101,7 +101,7 @@ def test_stored_datasets_are_never_replaced(tmp_path):
 
 def test_train_page_zip_after_csv_keeps_the_csv(studio_env, models_env):
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    at = at.switch_page("pages/train.py").run()
+    at = at.switch_page("app_pages/train.py").run()
     at.radio(key="train-source").set_value("CSV or JSONL file").run()
     table = "text,label\n" + "".join(f"row {i},{'AB'[i % 2]}\n" for i in range(8))
     at.file_uploader(key="train-table").set_value(
@@ -125,7 +125,7 @@ def test_train_page_zip_after_csv_keeps_the_csv(studio_env, models_env):
 @pytest.mark.slow
 def test_documents_batch_keeps_clashing_and_long_names(studio_env):
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=300).run()
-    at = at.switch_page("pages/documents.py").run()
+    at = at.switch_page("app_pages/documents.py").run()
     at.text_input[0].set_value("papers")
     next(b for b in at.button if b.label == "Create").click().run()
     batch = [(LONG_NAME, "The long one."), ("report.txt", "First report."),

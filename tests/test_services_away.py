@@ -37,7 +37,7 @@ def test_a_chroma_server_stopped_and_started_again(studio_env, tmp_path, monkeyp
         chunks = chunk_pages(["Generative adversarial networks train two models at once."])
         store.replace_document(collection, "doc", "gan.txt", chunks, [[0.1] * 384] * len(chunks), 100)
         at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
-        at.switch_page("pages/documents.py").run()
+        at.switch_page("app_pages/documents.py").run()
         assert at.selectbox(key="collection").value == "papers" and not at.exception
 
     # Stopped: a plain message naming the server, from the core, the CLI and the page.

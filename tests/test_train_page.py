@@ -29,7 +29,7 @@ def tiny(tmp_path_factory):
 
 def train_page() -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    return at.switch_page("pages/train.py").run()
+    return at.switch_page("app_pages/train.py").run()
 
 
 def button(at: AppTest, label: str):

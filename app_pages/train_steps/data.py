@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages.train_steps import go_to
 from core import charts
 from core.lora.data import DataError, clean, from_table, from_zip, guess_columns, read_table, split
 from core.lora.prompts import PromptError, count_truncated
@@ -15,7 +16,6 @@ from core.samples import SAMPLE_DATASET
 from core.settings import Settings
 from core.text import escape_markdown
 from core.uploads import UploadError, discard, save_content_addressed, uploaded_as
-from pages.train_steps import go_to
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer…")

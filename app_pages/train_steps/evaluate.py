@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages.shared import show_learning_curve
+from app_pages.train_steps import go_to, pick_run
 from core import charts
 from core.lora import runs
 from core.lora.evaluate import baseline_titles, baseline_verdict
 from core.settings import Settings
-from pages.shared import show_learning_curve
-from pages.train_steps import go_to, pick_run
 
 
 def render(s: Settings) -> None:

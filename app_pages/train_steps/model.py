@@ -9,11 +9,11 @@ from pathlib import Path
 import psutil
 import streamlit as st
 
+from app_pages.train_steps import go_to
 from core.lora.config import ADAPTER_TYPES, PRESETS, TrainConfig, preset_values
 from core.lora.estimate import CALIBRATION_STEPS
 from core.registry import Registry
 from core.settings import Settings
-from pages.train_steps import go_to
 
 PRESET_TEXT = {"quick": "Quick demo — minutes on a laptop", "balanced": "Balanced",
                "thorough": "Thorough — best results, slowest"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages.train_steps import go_to
 from core import charts
 from core.lora import runs
 from core.lora.config import TrainConfig
@@ -12,7 +13,6 @@ from core.samples import SAMPLE_DATASET
 from core.settings import Settings
 from core.text import escape_markdown
 from core.uploads import uploaded_as
-from pages.train_steps import go_to
 
 
 def render(s: Settings, config: dict) -> None:

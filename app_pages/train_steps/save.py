@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages.train_steps import pick_run
 from core import formats
 from core.lora import adapter_ops
 from core.lora.adapters import AdapterError, of_run
 from core.settings import Settings
 from core.text import escape_markdown
 from core.uploads import uploaded_as
-from pages.train_steps import pick_run
 
 
 def render(s: Settings) -> None:
@@ -35,7 +35,7 @@ def render(s: Settings) -> None:
     cols[3].metric("Steps", meta.steps if meta.steps is not None else "—")
     st.caption(f"Trained on {escape_markdown(uploaded_as(meta.dataset)) if meta.dataset else 'its dataset'} "
                f"from `{meta.base}` · {formats.local_time(meta.created)}")
-    st.page_link("pages/classify.py", label="Classify documents with it", icon=":material/label:")
+    st.page_link("app_pages/classify.py", label="Classify documents with it", icon=":material/label:")
     summary = {k: meta.to_dict().get(k) for k in ("base", "base_sha256", "labels", "prompt_format",
                                                   "dataset", "dataset_sha256", "split", "steps",
                                                   "training_seconds", "created")}

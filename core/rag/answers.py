@@ -144,7 +144,7 @@ class RagTurn:
     """One question: retrieval happens on construction (so its chunks can be shown at once),
     the answer streams from `stream()`, and `result()` gives everything once it has finished.
     `finish()` gives the result once only, to whichever of two threads asks first (see
-    `pages/chat.py`: a Stop click records the turn from the next run of the page, while the
+    `app_pages/chat.py`: a Stop click records the turn from the next run of the page, while the
     interrupted run may still come back from the model and reach its own finish())."""
 
     def __init__(self, settings: Settings, collection: str, question: str, engine: ChatEngine,
