@@ -119,4 +119,7 @@ def test_a_number_the_passages_give_only_counting_something_else_is_told():
     assert other_counts(layers, "BERT has 12 layers. [1]", read) == []  # given to L
     assert other_counts(layers, "7 [1]", read) == []  # not read at all: unread_numbers says so
     assert other_counts("What do they report?", "5 [1]", read) == []  # no amount asked
+    # a section number is told once, by grounding.reference_numbers
+    assert other_counts(HEADS, "3.2 [2]", "Multi-Head Attention as described in section 3.2. "
+                        "It runs in parallel.") == []
 

@@ -90,7 +90,7 @@ def other_counts(question: str, answer: str, read: str) -> list[str]:
               if set(content_words(s.replace("-", " "))) & asked.things}
     counts = numbers_read(" ".join([*(sentences[i] for i in sorted(naming) if i < len(sentences)),
                                     *(s for s, _ in _giving_sentences(text, asked))]))
-    held = numbers_read(read)
+    held = numbers_read(text)  # a section or citation number is reference_numbers's to say
     return [n for n in numbers_given(answer)
             if (c := canonical(n.replace(",", ""))) in held and c not in counts]
 
