@@ -232,7 +232,7 @@ def save(profile: Profile, folder: Path) -> None:
     metadata = {"floor": str(profile.floor), "embedder": profile.embedder,
                 "quantile": str(QUANTILE), "margin": str(MARGIN)}
     if profile.others is not None and len(profile.others) and profile.lead_floor is not None:
-        names = list(dict.fromkeys(profile.other_kinds))
+        names = profile.kinds
         tensors["others"] = profile.others.astype(np.float16)
         tensors["other_kinds"] = np.asarray([names.index(k) for k in profile.other_kinds],
                                             dtype=np.int32)

@@ -65,8 +65,8 @@ def amount_given(text: str, asked: Counted) -> int | None:
     the question's other words the sentence that gives it holds (the most, of several), one
     more where the amount is given to a symbol the text defines as the number of those things;
     None where it gives none."""
-    return max((_about(sentence, asked) + defined
-                for sentence, defined in _giving_sentences(text, asked)), default=None)
+    return max((_about(sentence, asked) + defined for sentence, defined
+                in _giving_sentences(without_references(text), asked)), default=None)
 
 
 def other_counts(question: str, answer: str, read: str) -> list[str]:
@@ -96,10 +96,10 @@ def other_counts(question: str, answer: str, read: str) -> list[str]:
 
 
 def _giving_sentences(text: str, asked: Counted) -> Iterator[tuple[str, int]]:
-    """The sentences of `text` that give an amount of what `asked` counts, each with 1 where
-    the amount is given to a symbol the text defines as the number of those things, else 0."""
-    text = without_references(text)
-    for sentence in _sentences(_TOKEN.findall(text)):  # "Section 3.2.2."
+    """The sentences of `text` (its references left out: "Section 3.2.2.") that give an amount
+    of what `asked` counts, each with 1 where the amount is given to a symbol the text defines
+    as the number of those things, else 0."""
+    for sentence in _sentences(_TOKEN.findall(text)):
         for i, token in enumerate(sentence):
             if not (_AMOUNT.fullmatch(token) or token.lower() in WORD_NUMBERS):
                 continue
