@@ -23,7 +23,6 @@ from core.rag.answers import (
     Answer,
     RagTurn,
     no_context_stream,
-    to_markdown,
 )
 from core.rag.conversations import (
     Conversation,
@@ -32,6 +31,7 @@ from core.rag.conversations import (
     conversation_store,
 )
 from core.rag.conversations import history as conversation_messages
+from core.rag.export import to_markdown
 from core.rag.llm import ChatError, StreamStats
 from core.rag.retrieval import (
     DEFAULT_K,

@@ -5,12 +5,8 @@ import streamlit as st
 
 from app_pages.chat_sources import PageSource, citation_buttons
 from core.formats import rate
-from core.rag.answers import (
-    REWORDING_NOTE,
-    Answer,
-    caveats,
-    search_notes,
-)
+from core.rag.answer_notes import REWORDING_NOTE, caveats, search_notes
+from core.rag.answers import Answer
 from core.rag.hits import Hit
 from core.text import escape_markdown, safe_markdown
 

@@ -2,7 +2,7 @@
 refused by the calibrated relevance of the question's words as spelled, and as the Studio
 refuses them, with the second look that reads question words by meaning
 (core.rag.rating.rate_by_meaning), at the default k; and how many of those answered would carry
-the note that every passage is a weak match (core.rag.answers.WEAK_NOTE).
+the note that every passage is a weak match (core.rag.answer_notes.WEAK_NOTE).
 
 Sets:
 - plain: questions in people's words over the two Square One forms of ../shared/data/documents

@@ -1,7 +1,7 @@
 """Acronyms that a collection's titles spell are searched for spelled out as well."""
 
 from core.rag.acronyms import expand, spelled_out
-from core.rag.answers import searched_for_note
+from core.rag.answer_notes import searched_for_note
 
 TITLES = ["Generative Adversarial Nets",
           "Retrieval-Augmented Generation for Knowledge-Intensive NLP Tasks",

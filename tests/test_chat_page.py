@@ -6,7 +6,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.rag.answers import REWORDING_NOTE, UNCHANGED_NOTE
+from core.rag.answer_notes import REWORDING_NOTE, UNCHANGED_NOTE
 from core.rag.conversations import Turn, conversation_store
 from core.rag.ingest import ingest_files
 from core.rag.retrieval import DEFAULT_K, search

@@ -4,8 +4,9 @@ import threading
 
 import pytest
 
-from core.rag.answers import Answer, cited_documents, to_markdown
+from core.rag.answers import Answer, cited_documents
 from core.rag.conversations import ConversationError, ConversationStore, Turn, history
+from core.rag.export import to_markdown
 from core.rag.followup import about_the_answer, clean_query, needs_rewrite, rewrite, with_previous
 from core.rag.front_matter import asks_about_document
 

@@ -2,7 +2,9 @@
 
 import pytest
 
-from core.rag.answers import Answer, caveats, to_markdown
+from core.rag.answer_notes import caveats
+from core.rag.answers import Answer
+from core.rag.export import to_markdown
 from core.rag.grounding import numbers_read, reference_numbers, unread_numbers
 
 CORPUS = ("We train on a Japanese web corpus of about 100 million sentences. The encoder is a "

@@ -3,7 +3,7 @@ freed for the next reader, highlights and the Markdown export."""
 
 import pytest
 
-from core.rag.answers import to_markdown
+from core.rag.export import to_markdown
 from core.rag.terms import highlight_spans
 from core.settings import load_settings
 from tests.conftest import hit

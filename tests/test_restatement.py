@@ -3,7 +3,8 @@
 
 import pytest
 
-from core.rag.answers import Answer, to_markdown
+from core.rag.answers import Answer
+from core.rag.export import to_markdown
 from core.rag.restatement import restates
 
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from fastapi import HTTPException
 
 from core.errors import StudioError
-from core.rag.answers import RagTurn, caveats
+from core.rag.answer_notes import caveats
+from core.rag.answers import RagTurn
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine, StreamStats, get_engine, timed
 from core.rag.prompting import TEMPLATE_OVERHEAD_TOKENS, TURN_TOKENS, newest_that_fit

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import InputError
-from core.rag import acronyms, definitions, followup, relevance, store
+from core.rag import definitions, followup, relevance, store
 from core.rag.citations import (
     REFUSAL,
     cited_ranks,
@@ -41,7 +41,6 @@ from core.rag.quantities import other_counts
 from core.rag.restatement import restates
 from core.rag.retrieval import (
     SCORE_MEANING,
-    WITHIN_REASONS,
     Method,
     RetrievalOptions,
     SearchResult,
@@ -53,15 +52,6 @@ from core.settings import Settings
 
 NOTHING_FOUND = ("No passage of this collection matched the question, so there is nothing to "
                  "answer from.")
-RESTATED_NOTE = ("This answer only repeats the question's words: the passages may not hold "
-                 "the answer.")
-UNCHANGED_NOTE = "The model gave the previous answer back unchanged."
-REWORDING_NOTE = "not searched: the previous answer worded anew, from its passages"
-# Between the refusal line (relevance.ANSWERABLE_MIN) and "partial": "What is the capital of
-# Peru?" over the seven shared papers was answered "The capital of Peru is Lusaka. [1]" from
-# QLoRA's "Guanaco: The capital of Zambia is Lusaka", every passage beside it marked weak.
-WEAK_NOTE = ("Every passage is only a weak match for the question: the documents may not hold "
-             "the answer.")
 # A question, not a document: longer text belongs in the collection, and would crowd the
 # passages out of the model's window.
 MAX_QUESTION_CHARS = 2000
@@ -303,60 +293,6 @@ class RagTurn:
                           else "reworded"))
 
 
-def caveats(answer: Answer) -> list[str]:
-    """What a reader should know before trusting the answer's text, one sentence each."""
-    notes = [RESTATED_NOTE] if answer.restates_question else []
-    if answer.only_weak_matches:
-        notes.append(WEAK_NOTE)
-    if answer.rewording == "unchanged":
-        notes.append(UNCHANGED_NOTE)
-    if answer.unread_numbers:
-        notes.append(numbers_note(answer.unread_numbers, "none of the passages the model read "
-                                  "holds"))
-    if answer.reference_numbers:
-        notes.append(numbers_note(answer.reference_numbers, "the passages the model read hold "
-                                  "only as a section, table or citation number"))
-    if answer.other_counts:
-        notes.append(numbers_note(answer.other_counts, "the passages the model read do not give "
-                                  "as a count of what the question asks about"))
-    return notes
-
-
-def numbers_note(figures: list[str], why: str) -> str:
-    """"The answer gives 7 and 8, which {why}: check them against the sources."""
-    *rest, last = figures
-    given = f"{', '.join(rest)} and {last}" if rest else last
-    return f"The answer gives {given}, which {why}: check {'them' if rest else 'it'} against the sources."
-
-
-def searched_for_note(question: str, searched_for: str) -> str:
-    """What was searched where it was not the question as asked: "searched for: …" (a
-    follow-up's standalone query), or, for the question with its acronyms spelled out, only
-    how they were read ("read RAG as Retrieval-Augmented Generation")."""
-    if spelled := acronyms.spelled_out(question, searched_for):
-        return "read " + ", ".join(f"{acronym} as {words}" for acronym, words in spelled)
-    return f"searched for: {searched_for}" if searched_for and searched_for != question else ""
-
-
-def search_notes(question: str, searched_for: str, searched_in: Sequence[str], because: str,
-                 sources: Sequence[Hit], escape=str) -> str:
-    """What was searched, where it was not simply the question over every document: the
-    documents searched first named as their chunks are (by title), each note passed through
-    `escape` (the Chat page escapes Markdown)."""
-    titles = {hit.doc: hit.document for hit in sources}
-    notes = [escape(searched_for_note(question, searched_for)),
-             searched_in_note(searched_in, because, lambda doc: escape(titles.get(doc, doc)))]
-    return " · ".join(note for note in notes if note)
-
-
-def searched_in_note(searched_in: Sequence[str], because: str, name=str) -> str:
-    """"searched in X first, which the question names", or "" where every document was
-    searched alike; `name` formats each file name (the Chat page escapes Markdown)."""
-    if not searched_in:
-        return ""
-    return f"searched in {', '.join(map(name, searched_in))} first, {WITHIN_REASONS[because]}"
-
-
 def cited_documents(message: dict) -> tuple[str, ...]:
     """The documents an earlier answer (an assistant message holding its saved answer, as a
     conversation keeps it) cites; none for a refusal, or where only its text was kept."""
@@ -373,33 +309,3 @@ def no_context_stream(engine: ChatEngine, question: str, stats: StreamStats,
     messages = [{"role": "system", "content": NO_CONTEXT_PROMPT},
                 {"role": "user", "content": question}]
     return timed(engine.stream(messages, max_new_tokens, stop), stats)
-
-
-def to_markdown(collection: str, answers: list[Answer], title: str = "") -> str:
-    """A conversation as Markdown, under its `title`, each answer with what was searched and
-    the sources it was given."""
-    lines = [f"# {title}", "", f"*A chat with collection `{collection}`*", ""] if title else \
-        [f"# Chat with collection `{collection}`", ""]
-    for a in answers:
-        lines += [f"## Q: {a.question}", ""]
-        if notes := search_notes(a.question, a.searched_for, a.searched_in,
-                                 a.searched_in_because, a.sources):
-            lines += [f"*{notes}*", ""]
-        lines += [a.text, ""]
-        lines += [line for note in caveats(a) for line in (f"*{note}*", "")]
-        if a.no_context is not None:
-            lines += ["*The same model without retrieval:*", "", a.no_context, ""]
-        if not a.answerable:
-            lines += ["*No passage bore on the question; the closest ones:*", ""]
-        else:
-            how = "inferred by similarity" if a.citations_inferred else "cited by the model"
-            lines += [f"*Sources ({how}: {', '.join(f'[{n}]' for n in a.cited) or 'none'}):*",
-                      ""]
-        for h in a.sources:
-            mark = " (cited)" if h.rank in a.cited else ""
-            snippet = " ".join(h.text.split())[:300]
-            where = f"{h.document} ({h.doc})" if h.title else h.doc
-            page = f", page {h.page}" if h.paged else ""
-            lines.append(f"- [{h.rank}] {where}{page}, {h.match} match{mark}: {snippet}")
-        lines.append("")
-    return "\n".join(lines)

@@ -88,13 +88,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from core.rag import store
-    from core.rag.answers import (
-        REWORDING_NOTE,
-        RagTurn,
-        caveats,
-        searched_for_note,
-        searched_in_note,
-    )
+    from core.rag.answer_notes import REWORDING_NOTE, caveats, searched_for_note, searched_in_note
+    from core.rag.answers import RagTurn
     from core.rag.conversations import Turn, conversation_store, history
     from core.rag.llm import ChatError, get_engine
 

@@ -11,8 +11,9 @@ from core.settings import load_settings
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:
-    from core.rag.answers import Answer, to_markdown
+    from core.rag.answers import Answer
     from core.rag.conversations import conversation_store
+    from core.rag.export import to_markdown
 
     store = conversation_store(load_settings())
     if args.action == "list":
