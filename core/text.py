@@ -13,6 +13,7 @@ Document text is shown differently: `escape_markdown` makes every character lite
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _URL = r"[^\s)]*"
 _TITLE = r'(?:\s+(?:"[^"\n]*"|\'[^\'\n]*\'))?'
@@ -76,6 +77,12 @@ def clip(text: str, chars: int) -> str:
         return text
     cut = text[:chars - 1]
     return (cut.rsplit(" ", 1)[0] if " " in cut[chars // 2:] else cut).rstrip(" ,;:") + "…"
+
+
+def listed(items: Sequence[str], last_joiner: str = "and") -> str:
+    """"7", "7 and 8", "7, 8 and 9" (or "… or 9"); "" for none."""
+    *rest, last = items or [""]
+    return f"{', '.join(rest)} {last_joiner} {last}" if rest else last
 
 
 def heading(text: str, title: str, section: str) -> str:

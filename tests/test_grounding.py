@@ -87,3 +87,16 @@ def test_a_reference_only_number_is_said_beside_the_answer():
     assert caveats(answer) == ["The answer gives 3.2, which the passages the model read hold only "
                                "as a section, table or citation number: check it against the "
                                "sources."]
+
+
+def test_another_amount_beside_the_answer_s_is_said_beside_the_answer():
+    answer = Answer.from_json("How many attention heads does BERT have?",
+                              {"answer": "16 [1]", "other_amounts": ["12"]})
+    assert answer.to_json()["other_amounts"] == ["12"]
+    [note] = caveats(answer)
+    assert note == ("The passage the answer's number comes from also gives 12 attention heads: "
+                    "check which one the question means.")
+    assert note in to_markdown("papers", [answer])
+    two = Answer.from_json("How many layers does the encoder have?",
+                           {"answer": "6 [1]", "other_amounts": ["12", "24"]})
+    assert "also gives 12 and 24 layers:" in caveats(two)[0]

@@ -123,3 +123,48 @@ def test_a_number_the_passages_give_only_counting_something_else_is_told():
     assert other_counts(HEADS, "3.2 [2]", "Multi-Head Attention as described in section 3.2. "
                         "It runs in parallel.") == []
 
+
+
+def test_an_amount_given_beside_the_answer_s_for_the_same_thing_is_told():
+    from core.rag.quantities import other_amounts
+
+    heads = "How many attention heads does BERT have?"
+    read = ("We denote the number of layers (i.e., Transformer blocks) as L, the hidden size as "
+            "H, and the number of self-attention heads as A. We primarily report results on two "
+            "model sizes: BERTBASE (L=12, H=768, A=12, Total Parameters=110M) and BERTLARGE "
+            "(L=24, H=1024, A=16, Total Parameters=340M).")
+    assert other_amounts(heads, "16 [1]", read) == ["12"]
+    assert other_amounts(heads, "BERTBASE has 12 and BERTLARGE 16. [1]", read) == []  # both
+    assert other_amounts("How many layers does BERT have?", "12 [1]", read) == ["24"]
+    # a number of something else: the passage's amounts of heads are the ones to check
+    assert other_amounts(heads, "110 [1]", read) == ["12", "16"]
+    # the amount before another amount counts that one: 6 layers, not 6 heads
+    assert other_amounts(heads, "8 [1]", "Each of the 6 layers has 8 attention heads.") == []
+    assert other_amounts(heads, "8 [1]", "The base model uses eight heads, the big one 16 "
+                                         "heads.") == ["16"]
+    assert other_amounts(heads, "8 [1]", "We use 8 heads. The big model uses 16 heads.") == []
+    # the answer's number counts something else, beside an amount of what is asked
+    steps = ("We train with batch size of 256 sequences (256 sequences * 512 tokens = 128,000 "
+             "tokens/batch) for 1,000,000 steps.")
+    assert other_amounts("How many steps was BERT pre-trained for?", "128,000 [1]", steps) == [
+        "1,000,000"]
+    assert other_amounts("How many steps was BERT pre-trained for?", "1,000,000 [1]", steps) == []
+    assert other_amounts("What do they use?", "8 [1]", "8 heads and 16 heads.") == []
+    # a size or a time names no thing its amounts are of
+    assert other_amounts("How long did the big model train?", "3.5 days [1]",
+                         "The big models were trained for 300,000 steps (3.5 days).") == []
+
+
+def test_an_amount_for_what_the_question_does_not_name_is_not_told():
+    from core.rag.quantities import other_amounts
+
+    read = "We compare BERTBASE (110M parameters) and BERTLARGE (340M parameters)."
+    assert other_amounts("How many parameters does BERT-base have?", "110M [1]", read) == []
+    assert other_amounts("How many parameters does BERT have?", "110M [1]", read) == ["340M"]
+    # "A=12, Total Parameters=110M": the parameters' amount follows their word
+    table = "BERTBASE (L=12, H=768, A=12, Total Param-eters=110M) and BERTLARGE (L=24, A=16, " \
+            "Total Parameters=340M)."
+    assert other_amounts("How many parameters does BERT-base have?", "110M [1]", table) == []
+    corpus = "For the pre-training corpus we use the BooksCorpus (800M words) and English " \
+             "Wikipedia (2,500M words)."
+    assert other_amounts("How many words does the BooksCorpus have?", "800M [1]", corpus) == []

@@ -106,6 +106,7 @@ class Ask:
                       "unread_numbers": answer.unread_numbers,
                       "reference_numbers": answer.reference_numbers,
                       "other_counts": answer.other_counts,
+                      "other_amounts": answer.other_amounts,
                       "only_weak_matches": answer.only_weak_matches,
                       "rewording": answer.rewording,
                       "searched_for": answer.searched_for, "searched_in": answer.searched_in,

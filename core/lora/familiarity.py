@@ -33,6 +33,7 @@ import numpy as np
 from core.errors import StudioError
 from core.samples import SAMPLE_QA_PASSAGES
 from core.settings import PROJECT_ROOT
+from core.text import listed
 
 FILE = "training-documents.safetensors"
 # Documents of other kinds ({"kind", "text"} a line; data/background/CREDITS.md), and the shipped
@@ -138,8 +139,7 @@ class Profile:
 
     def kinds_in_words(self) -> str:
         """"contracts, research papers or Wikipedia articles"; "" when none are kept."""
-        *rest, last = self.kinds or [""]
-        return f"{', '.join(rest)} or {last}" if rest else last
+        return listed(self.kinds, "or")
 
     def likeness(self, vectors: Sequence[Sequence[float]]) -> list[Likeness]:
         found = np.asarray(vectors, dtype=np.float32)

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 from core.rag import acronyms
 from core.rag.hits import Hit
+from core.rag.quantities import counted
 from core.rag.retrieval import WITHIN_REASONS
+from core.text import listed
 
 if TYPE_CHECKING:
     from core.rag.answers import Answer
@@ -41,14 +43,23 @@ def caveats(answer: Answer) -> list[str]:
     if answer.other_counts:
         notes.append(numbers_note(answer.other_counts, "the passages the model read do not give "
                                   "as a count of what the question asks about"))
+    if answer.other_amounts:
+        notes.append(other_amounts_note(answer.question, answer.other_amounts))
     return notes
 
 
 def numbers_note(figures: list[str], why: str) -> str:
     """"The answer gives 7 and 8, which {why}: check them against the sources."""
-    *rest, last = figures
-    given = f"{', '.join(rest)} and {last}" if rest else last
-    return f"The answer gives {given}, which {why}: check {'them' if rest else 'it'} against the sources."
+    return (f"The answer gives {listed(figures)}, which {why}: check "
+            f"{'them' if len(figures) > 1 else 'it'} against the sources.")
+
+
+def other_amounts_note(question: str, amounts: list[str]) -> str:
+    """"The passage the answer's number comes from also gives 12 attention heads: …"."""
+    asked = counted(question)
+    given = f"{listed(amounts)} {asked.named}" if asked else listed(amounts)
+    return (f"The passage the answer's number comes from also gives {given}: check which one "
+            "the question means.")
 
 
 def searched_for_note(question: str, searched_for: str) -> str:
@@ -77,3 +88,4 @@ def searched_in_note(searched_in: Sequence[str], because: str, name=str) -> str:
     if not searched_in:
         return ""
     return f"searched in {', '.join(map(name, searched_in))} first, {WITHIN_REASONS[because]}"
+

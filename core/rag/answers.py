@@ -37,7 +37,7 @@ from core.rag.prompting import (
     passage_texts,
     reword_messages,
 )
-from core.rag.quantities import other_counts
+from core.rag.quantities import other_amounts, other_counts
 from core.rag.restatement import restates
 from core.rag.retrieval import (
     SCORE_MEANING,
@@ -94,6 +94,9 @@ class Answer:
     # for "How many X…?", numbers the answer gives that the passages hold, but not as a number
     # of X (core.rag.quantities.other_counts)
     other_counts: list[str] = field(default_factory=list)
+    # for "How many X…?", the other amounts of X the sentence giving the answer's holds: BERT's
+    # base and large sizes side by side (core.rag.quantities.other_amounts)
+    other_amounts: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -106,7 +109,7 @@ class Answer:
                 "searched_in_because": self.searched_in_because,
                 "unread_numbers": self.unread_numbers, "only_weak_matches": self.only_weak_matches,
                 "rewording": self.rewording, "reference_numbers": self.reference_numbers,
-                "other_counts": self.other_counts,
+                "other_counts": self.other_counts, "other_amounts": self.other_amounts,
                 "stopped": self.stopped,
                 "used": self.used, "attributions": self.attributions}
 
@@ -127,7 +130,7 @@ class Answer:
                    raw.get("searched_in_because", "named" if raw.get("searched_in") else ""),
                    raw.get("unread_numbers", []), raw.get("only_weak_matches", False),
                    raw.get("rewording"), raw.get("reference_numbers", []),
-                   raw.get("other_counts", []))
+                   raw.get("other_counts", []), raw.get("other_amounts", []))
 
 
 class RagTurn:
@@ -286,6 +289,7 @@ class RagTurn:
                       unread_numbers=unread_numbers(text, read) if asked else [],
                       reference_numbers=reference_numbers(text, read) if asked else [],
                       other_counts=other_counts(self.question, text, read) if asked else [],
+                      other_amounts=other_amounts(self.question, text, read) if asked else [],
                       only_weak_matches=asked and self.rewording is None
                       and not self.search.placed and weakly_matched(self.plan.used),
                       rewording=None if self.rewording is None else (

@@ -46,6 +46,7 @@ class Counted(NamedTuple):
     # the question's other words ("its encoder" of "How many layers does its encoder have?"):
     # which of two amounts of layers, the encoder's or the decoder's, is the one asked for
     about: frozenset[str] = frozenset()
+    named: str = ""  # what is counted, in the question's words: "attention heads"
 
 
 def counted(question: str) -> Counted | None:
@@ -54,9 +55,10 @@ def counted(question: str) -> Counted | None:
     found = _ASKS.match(question)
     if not found:
         return None
-    things = frozenset(content_words(_PHRASE_END.split(found.group(3), maxsplit=1)[0]))
+    named = _PHRASE_END.split(found.group(3), maxsplit=1)[0].strip()
+    things = frozenset(content_words(named))
     about = frozenset(content_words(found.group(3))) - things
-    return Counted(things, not (found.group(1) or found.group(2)), about) if things else None
+    return Counted(things, not (found.group(1) or found.group(2)), about, named) if things else None
 
 
 def amount_given(text: str, asked: Counted) -> int | None:
@@ -95,13 +97,86 @@ def other_counts(question: str, answer: str, read: str) -> list[str]:
             if (c := canonical(n.replace(",", ""))) in held and c not in counts]
 
 
+def other_amounts(question: str, answer: str, read: str) -> list[str]:
+    """For a question asking how many of something, the amounts of it (as written) that a
+    sentence of `read` gives beside a number the answer takes from that sentence:
+    - beside another amount of it: asked "How many attention heads does BERT have?", the 0.5B
+      answered "16", from "BERTBASE (L=12, H=768, A=12, …) and BERTLARGE (L=24, H=1024, A=16,
+      …)", where the reader most likely meant BERTBASE's 12. Two amounts of one thing in one
+      sentence are most often two models, settings or parts, and a short answer gives one of
+      them without saying which. An amount is left out where what leads up to it holds fewer
+      of the question's other words than what leads up to the answer's: asked of "BERT-base",
+      110M parameters, not BERTLARGE's 340M;
+    - beside a number that counts something else: asked "How many steps was BERT pre-trained
+      for?", it answered "128,000", from "(256 sequences * 512 tokens = 128,000 tokens/batch)
+      for 1,000,000 steps".
+    Not for a size or a time ("How long did the big model train?"), whose words name no thing
+    its amounts are of: over the seven shared papers "3.5 days" was set beside "300,000" from
+    "trained for 300,000 steps (3.5 days)"."""
+    asked = counted(question)
+    if asked is None or asked.after_too:
+        return []
+    given = {canonical(n.replace(",", "")) for n in numbers_given(answer)}
+    others: dict[str, None] = {}
+    for sentence, amounts in _amounts_by_sentence(without_references(read), asked):
+        answered = [_about(lead, asked) for amount, lead in amounts if _value(amount) in given]
+        if answered:
+            others.update(dict.fromkeys(amount for amount, lead in amounts if _value(amount)
+                                        not in given and _about(lead, asked) >= max(answered)))
+        elif given & {_value(t) for t in _TOKEN.findall(sentence) if _is_amount(t)}:
+            others.update(dict.fromkeys(amount for amount, _ in amounts))
+    return list(others)
+
+
+def _amounts_by_sentence(text: str, asked: Counted) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """The sentences of `text` that give amounts of what `asked` counts, each with those
+    amounts as written and the words since the amount before each (which name whose amount it
+    is: "and BERTLARGE (L=24, H=1024, A=16"): amounts with one of its words among the next
+    NEAR words and no other amount in between ("6 layers with 8 heads" gives 8 heads, not 6),
+    and the values a sentence gives to a symbol the text defines as their number ("A=12")."""
+    for sentence in _sentences(_TOKEN.findall(text)):
+        at = [i for i, token in enumerate(sentence)
+              if _is_amount(token) and _counts(sentence[i + 1:i + 2 + NEAR], asked)]
+        if at:
+            yield " ".join(sentence), [(sentence[i], " ".join(sentence[after + 1:i]))
+                                       for after, i in zip([-1, *at], at)]
+    for symbol, defining in _defined_amounts(text, asked):
+        values = list(re.finditer(rf"(?<![\w#]){re.escape(symbol)}\s*=\s*(\d+(?:[.,]\d+)*)", defining))
+        yield defining, [(v.group(1), defining[after:v.start()])
+                         for after, v in zip([0, *(v.end() for v in values)], values)]
+
+
+def _is_amount(token: str) -> bool:
+    return bool(_AMOUNT.fullmatch(token)) or token.lower() in WORD_NUMBERS
+
+
+def _value(token: str) -> str:
+    """An amount as numbers_given's numbers are compared: "eight" -> "8", "1,000" -> "1000"."""
+    if token.lower() in WORD_NUMBERS:
+        return str(WORD_NUMBERS[token.lower()])
+    return canonical(re.sub(r"[^\d.]", "", token))  # "110M": _AMOUNT's unit goes too
+
+
+def _counts(after: list[str], asked: Counted) -> bool:
+    """Whether a word of what `asked` counts comes among the NEAR words `after` an amount, before
+    any other amount, and is not given an amount of its own right after: "A=12, Total
+    Parameters=110M" gives 110M parameters, not 12. A compound is read whole: "two sub-layers"
+    are no amount of layers."""
+    for i, token in enumerate(after[:NEAR]):
+        if _is_amount(token):
+            return False
+        if set(content_words(token.replace("-", ""))) & asked.things:
+            return i + 1 == len(after) or not _is_amount(after[i + 1])
+    return False
+
+
 def _giving_sentences(text: str, asked: Counted) -> Iterator[tuple[str, int]]:
     """The sentences of `text` (its references left out: "Section 3.2.2.") that give an amount
     of what `asked` counts, each with 1 where the amount is given to a symbol the text defines
     as the number of those things, else 0."""
     for sentence in _sentences(_TOKEN.findall(text)):
         for i, token in enumerate(sentence):
-            if not (_AMOUNT.fullmatch(token) or token.lower() in WORD_NUMBERS):
+            if not _is_amount(token):
                 continue
             near = sentence[i + 1:i + 1 + NEAR] + (
                 sentence[max(0, i - NEAR):i] if asked.after_too else [])
@@ -111,7 +186,7 @@ def _giving_sentences(text: str, asked: Counted) -> Iterator[tuple[str, int]]:
                 break
     # "the number of layers ... as L", then "L=12": how many there are, where "we concatenate
     # the last 4 layers of BERT" only uses some of them (over BERT, that came first)
-    for defining in _defined_amounts(text, asked):
+    for defining in dict.fromkeys(sentence for _, sentence in _defined_amounts(text, asked)):
         yield defining, 1
 
 
@@ -123,9 +198,9 @@ def _about(sentence: str, asked: Counted) -> int:
                if a in said or (len(a) >= 4 and any(w.startswith(a) for w in said)))
 
 
-def _defined_amounts(text: str, asked: Counted) -> list[str]:
+def _defined_amounts(text: str, asked: Counted) -> list[tuple[str, str]]:
     """The sentences of `text` that give an amount to a symbol it defines as the number of
-    what `asked` counts."""
+    what `asked` counts, each with that symbol."""
     symbols = set()
     for found in _SYMBOL_NAMED.finditer(text):
         things, symbol = (found.group(1), found.group(2)) if found.group(2) else \
@@ -134,8 +209,8 @@ def _defined_amounts(text: str, asked: Counted) -> list[str]:
             symbols.add(symbol)
     if not symbols:
         return []
-    given = re.compile(rf"(?<![\w#])(?:{'|'.join(map(re.escape, sorted(symbols)))})\s*=\s*\d")
-    return [s for s in _RAW_SENTENCE.split(text) if given.search(s)]
+    return [(symbol, s) for s in _RAW_SENTENCE.split(text) for symbol in sorted(symbols)
+            if re.search(rf"(?<![\w#]){re.escape(symbol)}\s*=\s*\d", s)]
 
 
 def _sentences(tokens: list[str]) -> list[list[str]]:
