@@ -172,6 +172,20 @@ def test_a_question_about_the_content_names_the_documents_it_is_about():
     assert known_as(idx) == {"a": "transformer"}
 
 
+def test_an_acronym_a_title_spells_names_the_document():
+    """"What generator model does RAG use?": the RAG paper's title spells it, its text says it
+    of every method; "LLMs" is a word of QLoRA's title, not what LoRA's spells."""
+    docs = {"r": ("2005.11401v4.pdf", "Retrieval-Augmented Generation for Knowledge-Intensive "
+                  "NLP Tasks"),
+            "l": ("2106.09685v2.pdf", "LoRA: Low-Rank Adaptation of Large Language Models"),
+            "q": ("2305.14314v1.pdf", "QLoRA: Efficient Finetuning of Quantized LLMs")}
+    metas = [{"doc_id": d, "file": f, "title": t, "chunk": 0, "page": 1, "section": ""}
+             for d, (f, t) in docs.items()]
+    idx = Bm25Index([m["doc_id"] for m in metas], [m["title"] for m in metas], metas)
+    assert named_documents(idx, "What generator model does RAG use?") == ["r"]
+    assert named_documents(idx, "How are LLMs fine-tuned in 4 bits?") == ["q"]
+
+
 def test_a_person_is_found_in_the_opening_that_names_them():
     """Retrieval found BERT's references, which cite Gomez; his own paper's title block says
     where he works."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import weakref
 
+from core.rag import acronyms
 from core.rag.bm25 import Bm25Index
 from core.rag.terms import question_terms
 
@@ -145,6 +146,17 @@ def named_documents(index: Bm25Index, question: str, doc_ids: tuple[str, ...] = 
     return named if len(named) < len(openings) else []
 
 
+def _spelled(index: Bm25Index, question: str) -> set[str]:
+    """The question's acronyms that no title holds as a word (as core.rag.acronyms.expand
+    reads them): "LLM" of "LLMs" is QLoRA's title's word, not what LoRA's "… Large Language
+    Models" spells."""
+    return acronyms.acronyms(question) - {a for title in index.titles for a in acronyms.acronyms(title)}
+
+
+def _spells(index: Bm25Index, doc: str, acronym: str) -> bool:
+    return acronyms.spelled_by(acronym, index.metas[_openings(index)[doc]].get("title", "")) is not None
+
+
 def capitalised(question: str) -> set[str]:
     """The words the question capitalises (not its first), as stems: how it names a document."""
     return question_terms(" ".join(_NAME.findall(question.strip())))
@@ -180,14 +192,17 @@ def _holds_title(index: Bm25Index, position: int) -> bool:
 def _naming(index: Bm25Index, question: str, openings: dict[str, int],
             introduced: dict[str, tuple[int, int | None]]) -> dict[str, int]:
     """doc id -> how strongly the question names the document: each word it capitalises that
-    the title or file name holds ("the GAN paper" is 1406.2661_GAN.pdf), each word of a phrase
+    the title or file name holds ("the GAN paper" is 1406.2661_GAN.pdf), each acronym of it
+    that the title spells ("RAG": "Retrieval-Augmented Generation for …"), each word of a phrase
     it shares with the file name (`_phrase`), INTRODUCED_WEIGHT for each name the document
     introduces (`introductions`), and a person's full name in its opening (an author: "Aidan
     N. Gomez"), with the rest of its list of authors."""
     names = capitalised(question)
     words = [question_terms(word) for word in re.findall(r"[\w-]+", question)]
     called = _called(index)
+    spelled = _spelled(index, question)
     return {doc: len(names & called[doc][0]) + len(_phrase(words, called[doc][1]) - names)
+            + sum(1 for a in spelled if _spells(index, doc, a))
             + INTRODUCED_WEIGHT * introduced.get(doc, (0, None))[0]
             + _full_name(names, _title_block(index, i))
             for doc, i in openings.items()}
