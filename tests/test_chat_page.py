@@ -307,6 +307,7 @@ def test_an_answers_caveats_are_shown_beside_it(chat_env):
     chat = chats.create("samples")
     for question, text, cited, checks in (
             ("How many layers does BERT have?", "5 [4]", 4, {"other_counts": ["5"]}),
+            ("How many attention heads does BERT have?", "16 [5]", 5, {"other_amounts": ["12"]}),
             ("Which word embeddings are analysed?", "Word embeddings [1]", 1,
              {"restates_question": True}),
             ("How large is the raw corpus?", "1,000,000 sentences [2]", 2,
@@ -329,6 +330,8 @@ def test_an_answers_caveats_are_shown_beside_it(chat_env):
     [counted] = [c for c in captions if "do not give as a count of what the question" in c]
     assert "The answer gives 5, which" in counted and captions.index(counted) \
         < captions.index("Cites [4].")
+    [also] = [c for c in captions if "also gives 12 attention heads" in c]
+    assert captions.index("Cites [4].") < captions.index(also) < captions.index("Cites [5].")
     # a rewording says that nothing was searched, and that the model changed nothing
     [unchanged] = [c for c in captions if UNCHANGED_NOTE.rstrip(".") in c]
     assert captions.index("Cites [3].") < captions.index(REWORDING_NOTE) < captions.index(

@@ -150,6 +150,11 @@ def test_an_amount_given_beside_the_answer_s_for_the_same_thing_is_told():
         "1,000,000"]
     assert other_amounts("How many steps was BERT pre-trained for?", "1,000,000 [1]", steps) == []
     assert other_amounts("What do they use?", "8 [1]", "8 heads and 16 heads.") == []
+    # a change goes from one to the other: not two of them
+    memory = ("QLoRA reduces the average memory requirements of finetuning a 65B parameter "
+              "model from >780GB of GPU memory to <48GB without degrading performance.")
+    assert other_amounts("How much GPU memory does QLoRA need to fine-tune a 65B model?",
+                         "48GB [1]", memory) == []
     # a size or a time names no thing its amounts are of
     assert other_amounts("How long did the big model train?", "3.5 days [1]",
                          "The big models were trained for 300,000 steps (3.5 days).") == []

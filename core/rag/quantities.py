@@ -106,12 +106,13 @@ def other_amounts(question: str, answer: str, read: str) -> list[str]:
       sentence are most often two models, settings or parts, and a short answer gives one of
       them without saying which. An amount is left out where what leads up to it holds fewer
       of the question's other words than what leads up to the answer's: asked of "BERT-base",
-      110M parameters, not BERTLARGE's 340M;
+      110M parameters, not BERTLARGE's 340M; and where the sentence goes from one to the
+      other, that is a change, not two of them ("from >780GB of GPU memory to <48GB");
     - beside a number that counts something else: asked "How many steps was BERT pre-trained
       for?", it answered "128,000", from "(256 sequences * 512 tokens = 128,000 tokens/batch)
       for 1,000,000 steps".
     Not for a size or a time ("How long did the big model train?"), whose words name no thing
-    its amounts are of: over the seven shared papers "3.5 days" was set beside "300,000" from
+    its amounts are of: over six of the shared papers "3.5 days" was set beside "300,000" from
     "trained for 300,000 steps (3.5 days)"."""
     asked = counted(question)
     if asked is None or asked.after_too:
@@ -119,13 +120,23 @@ def other_amounts(question: str, answer: str, read: str) -> list[str]:
     given = {canonical(n.replace(",", "")) for n in numbers_given(answer)}
     others: dict[str, None] = {}
     for sentence, amounts in _amounts_by_sentence(without_references(read), asked):
-        answered = [_about(lead, asked) for amount, lead in amounts if _value(amount) in given]
-        if answered:
-            others.update(dict.fromkeys(amount for amount, lead in amounts if _value(amount)
-                                        not in given and _about(lead, asked) >= max(answered)))
-        elif given & {_value(t) for t in _TOKEN.findall(sentence) if _is_amount(t)}:
-            others.update(dict.fromkeys(amount for amount, _ in amounts))
+        tokens = _TOKEN.findall(sentence)
+        # the word before each of the answer's numbers here: none where it gives none of them
+        went = {tokens[i - 1].lower() if i else "" for i, token in enumerate(tokens)
+                if _is_amount(token) and _value(token) in given}
+        if not went:
+            continue
+        # none where the answer's number is of something else: then every amount of X counts
+        most = max((_about(lead, asked) for amount, lead in amounts if _value(amount) in given),
+                   default=0)
+        others.update(dict.fromkeys(
+            amount for amount, lead in amounts if _value(amount) not in given
+            and _about(lead, asked) >= most and {_last_word(lead), *went} != {"from", "to"}))
     return list(others)
+
+
+def _last_word(text: str) -> str:
+    return text.split()[-1].lower() if text.split() else ""
 
 
 def _amounts_by_sentence(text: str, asked: Counted) -> Iterator[tuple[str, list[tuple[str, str]]]]:
