@@ -6,6 +6,9 @@ Retrieval ranks passages by meaning and shared words, and a passage that talks a
 heads at length outranks the one sentence that counts them: over the seven shared papers, the
 Transformer paper's counting passage came 5th for the heads question, and with k = 3 the 0.5B
 answered "3.2", a section number, from the passages it was given.
+
+The answer's number is then read against those passages: one they give only as a count of
+something else (`other_counts`), and the other amounts given beside it (`other_amounts`).
 """
 
 from __future__ import annotations
