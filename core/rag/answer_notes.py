@@ -88,4 +88,3 @@ def searched_in_note(searched_in: Sequence[str], because: str, name=str) -> str:
     if not searched_in:
         return ""
     return f"searched in {', '.join(map(name, searched_in))} first, {WITHIN_REASONS[because]}"
-

@@ -1,4 +1,4 @@
-"""A conversation as Markdown, for the Chat page's download and `conversations export`."""
+"""A conversation as Markdown, for the Chat page's download and `conversations show`."""
 
 from __future__ import annotations
 

@@ -120,7 +120,7 @@ def other_amounts(question: str, answer: str, read: str) -> list[str]:
     asked = counted(question)
     if asked is None or asked.after_too:
         return []
-    given = {canonical(n.replace(",", "")) for n in numbers_given(answer)}
+    given = {_value(n) for n in numbers_given(answer)}
     others: dict[str, None] = {}
     for sentence, amounts in _amounts_by_sentence(without_references(read), asked):
         tokens = _TOKEN.findall(sentence)
@@ -155,7 +155,7 @@ def _amounts_by_sentence(text: str, asked: Counted) -> Iterator[tuple[str, list[
             yield " ".join(sentence), [(sentence[i], " ".join(sentence[after + 1:i]))
                                        for after, i in zip([-1, *at], at)]
     for symbol, defining in _defined_amounts(text, asked):
-        values = list(re.finditer(rf"(?<![\w#]){re.escape(symbol)}\s*=\s*(\d+(?:[.,]\d+)*)", defining))
+        values = list(_given_to(symbol).finditer(defining))
         yield defining, [(v.group(1), defining[after:v.start()])
                          for after, v in zip([0, *(v.end() for v in values)], values)]
 
@@ -224,7 +224,12 @@ def _defined_amounts(text: str, asked: Counted) -> list[tuple[str, str]]:
     if not symbols:
         return []
     return [(symbol, s) for s in _RAW_SENTENCE.split(text) for symbol in sorted(symbols)
-            if re.search(rf"(?<![\w#]){re.escape(symbol)}\s*=\s*\d", s)]
+            if _given_to(symbol).search(s)]
+
+
+def _given_to(symbol: str) -> re.Pattern[str]:
+    """A value given to `symbol` ("L=12"; not "#L" nor "HL"), the value its group 1."""
+    return re.compile(rf"(?<![\w#]){re.escape(symbol)}\s*=\s*(\d+(?:[.,]\d+)*)")
 
 
 def _sentences(tokens: list[str]) -> list[list[str]]:
