@@ -1,4 +1,5 @@
-"""Questions about a document itself are answered from its opening chunk."""
+"""Questions about a document itself are answered from its opening chunk (which documents a
+question names: tests/test_naming.py)."""
 
 from core.rag.bm25 import Bm25Index
 from core.rag.front_matter import (
@@ -10,7 +11,7 @@ from core.rag.front_matter import (
     readable,
 )
 from core.rag.hits import Hit
-from core.rag.naming import introduction, known_as, named_documents, rest_of_author_list
+from core.rag.naming import rest_of_author_list
 from core.rag.prompting import build_prompt, context_block
 
 
@@ -147,45 +148,6 @@ def test_a_paper_is_named_above_all_by_the_name_it_introduces():
     assert opening_chunks(one, "Who wrote the Frobnicator paper?", [], (), 3) == [0]
 
 
-def test_a_question_about_the_content_names_the_documents_it_is_about():
-    """"Which optimizer was used to train the Transformer?" is about Attention's paper, whose
-    "5.3 Optimizer" never says "Transformer"; over the seven shared papers LoRA's table
-    of hyperparameters answered it ("AdamW")."""
-    docs = {"b": ("1810.04805_BERT.pdf", "BERT: Pre-training of Deep Bidirectional Transformers",
-                  "We introduce a new language representation model called BERT."),
-            "a": ("1706.03762_Attention.pdf", "Attention Is All You Need",
-                  "We propose a new simple network architecture, the Transformer, based solely "
-                  "on attention mechanisms."),
-            "l": ("2106.09685v2.pdf", "LoRA: Low-Rank Adaptation of Large Language Models",
-                  "Optimizer AdamW for every Transformer we adapt.")}
-    metas = [{"doc_id": d, "file": f, "title": t, "chunk": c, "page": 1, "section": ""}
-             for d, (f, t, _) in docs.items() for c in (0, 1)]
-    idx = Bm25Index([f"{m['doc_id']}:{m['chunk']}" for m in metas],
-                    [docs[m["doc_id"]][1 + m["chunk"]] for m in metas], metas)
-    assert named_documents(idx, "Which optimizer was used to train the Transformer?") == ["a"]
-    assert named_documents(idx, "How many layers does BERT-base have?") == ["b"]
-    assert named_documents(idx, "Is LoRA better than BERT?") == ["b", "l"]  # equally named
-    assert named_documents(idx, "What is the Wq matrix?") == []  # named by none
-    assert named_documents(idx, "Is LoRA better than BERT?", ("b", "l")) == []  # by all
-    assert named_documents(idx, "Which optimizer trained the Transformer?", ("b", "l")) == ["b"]
-    # what a document introduces is its context as its title is, unless the title says it
-    assert known_as(idx) == {"a": "transformer"}
-
-
-def test_an_acronym_a_title_spells_names_the_document():
-    """"What generator model does RAG use?": the RAG paper's title spells it, its text says it
-    of every method; "LLMs" is a word of QLoRA's title, not what LoRA's spells."""
-    docs = {"r": ("2005.11401v4.pdf", "Retrieval-Augmented Generation for Knowledge-Intensive "
-                  "NLP Tasks"),
-            "l": ("2106.09685v2.pdf", "LoRA: Low-Rank Adaptation of Large Language Models"),
-            "q": ("2305.14314v1.pdf", "QLoRA: Efficient Finetuning of Quantized LLMs")}
-    metas = [{"doc_id": d, "file": f, "title": t, "chunk": 0, "page": 1, "section": ""}
-             for d, (f, t) in docs.items()]
-    idx = Bm25Index([m["doc_id"] for m in metas], [m["title"] for m in metas], metas)
-    assert named_documents(idx, "What generator model does RAG use?") == ["r"]
-    assert named_documents(idx, "How are LLMs fine-tuned in 4 bits?") == ["q"]
-
-
 def test_a_person_is_found_in_the_opening_that_names_them():
     """Retrieval found BERT's references, which cite Gomez; his own paper's title block says
     where he works."""
@@ -200,20 +162,6 @@ def test_a_person_is_found_in_the_opening_that_names_them():
     assert opening_chunks(idx, "Where do the authors of Gomez work?", ["b"], (), 3) == [0]
 
 
-def test_the_sentence_that_introduces_a_name_the_question_uses():
-    text = ("Abstract\n\nThe dominant models are recurrent. We propose a new simple network "
-            "architecture, the Transformer, based solely on attention. Experiments show it.")
-    start, end = introduction(text, "Who wrote the Transformer paper?")
-    assert text[start:end] == ("We propose a new simple network architecture, the Transformer, "
-                               "based solely on attention.")
-    first = "We introduce a new model called BERT, which stands for Bidirectional Encoder"
-    assert introduction(first, "Who are the authors of BERT?") == (0, len(first))
-    # names are compared whole, and only those the question uses
-    assert introduction(text, "Who wrote the Transformers paper?") is None
-    assert introduction("We propose a method called SC-LoRA.", "Who wrote LoRA?") is None
-    assert introduction("We propose a method called SC-LoRA.", "Who wrote SC-LoRA?") == (0, 35)
-
-
 def test_asked_for_the_parties_each_documents_end_comes_after_its_opening():
     """An agreement names its parties in its preamble, a form where it is signed."""
     idx = index(("w", "sow.docx", "Square One Statement of Work"),
@@ -224,15 +172,6 @@ def test_asked_for_the_parties_each_documents_end_comes_after_its_opening():
         ["o:0", "o:1", "w:0", "w:1"]
     assert ids(opening_chunks(idx, "Who are the parties to the Statement of Work?", ["o"], (),
                               3)) == ["w:0", "w:1"]
-    # named in lower case by the words of its file name, two or more in a row
-    files = index(("w", "square-one_statement-of-work.docx", "Statement of Work"),
-                  ("o", "square-one_offer-letter.docx", "Offer Letter"),
-                  ("d", "otm-distributor-agreement.txt", "DISTRIBUTOR AGREEMENT"))
-    assert named_documents(files, "Who are the parties to the statement of work?") == ["w"]
-    assert named_documents(files, "Is there a non-compete clause in the offer letter?") == ["o"]
-    assert named_documents(files, "How can the distributor agreement be terminated?") == ["d"]
-    assert named_documents(files, "What work does the contractor do?") == []  # one word
-    assert named_documents(files, "What is the salary?") == []
     # a one-chunk document is its own end
     one = Bm25Index(["x:0"], ["Agreement between A and B"],
                     [{"doc_id": "x", "file": "x.txt", "title": "", "chunk": 0, "page": 1}])
