@@ -122,6 +122,13 @@ def test_a_number_the_passages_give_only_counting_something_else_is_told():
     # a section number is told once, by grounding.reference_numbers
     assert other_counts(HEADS, "3.2 [2]", "Multi-Head Attention as described in section 3.2. "
                         "It runs in parallel.") == []
+    # "examples" may be anything: a count in a sentence about what they are of is one of them
+    examples = "How many examples are in the SQuAD training data?"
+    squad = ("We fine-tune for 3 epochs. SQuAD v1.1 is a collection of 100k crowdsourced "
+             "question/answer pairs (Rajpurkar et al., 2016).")
+    assert other_counts(examples, "100k [1]", squad) == []
+    assert other_counts(examples, "3 [1]", squad) == ["3"]
+    assert other_counts(layers, "100k [1]", squad) == ["100"]  # layers are only layers
 
 
 

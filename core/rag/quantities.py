@@ -41,6 +41,9 @@ _SYMBOL_NAMED = re.compile(
     r"|#?\b((?-i:[A-Z]))\s*(?:=|denotes|is)\s*(?:the\s+)?number\s+of\s+((?:[\w-]+\s+){0,2}?[\w-]+)",
     re.IGNORECASE)
 _RAW_SENTENCE = re.compile(r"(?<!\d)[.;:!?](?!\d)")  # where _sentences splits a sentence's tokens
+# What any counted thing may be called: "How many examples are in the SQuAD training data?" is
+# answered by "SQuAD v1.1 is a collection of 100k crowdsourced question/answer pairs"
+_ANY_THING = frozenset(content_words("examples samples instances items entries records"))
 
 
 class Counted(NamedTuple):
@@ -80,7 +83,8 @@ def other_counts(question: str, answer: str, read: str) -> list[str]:
     and give no amount of them: asked "How many layers does BERT have?", the 0.5B answered "5
     [1]", from "we report the average Dev Set accuracy from 5 random restarts". A sentence
     that names them, or follows one that does, counts however it gives the number ("2,714
-    question-answer pairs" for "How many questions…?"): over the 14 questions of SQuAD's
+    question-answer pairs" for "How many questions…?"; for "examples", "items"…, a sentence
+    that names what they are of: "SQuAD … 100k … question/answer pairs"): over the 14 questions of SQuAD's
     sample and QASPER that ask for an amount, none of the answers was flagged, where a check
     held to the amounts that retrieval places first flagged three right answers. A number
     `read` lacks is grounding.unread_numbers's to say."""
@@ -89,10 +93,12 @@ def other_counts(question: str, answer: str, read: str) -> list[str]:
         return []
     text = without_references(read)
     sentences = _RAW_SENTENCE.split(text)
+    # things any count may be called are named by what the question says they are of
+    names = asked.things | asked.about if asked.things <= _ANY_THING else asked.things
     # and the sentence after one that names them: "Our dataset is annotated based on … It
     # contains 17,833 sentences" for "How big is the dataset…?"
     naming = {i + after for i, s in enumerate(sentences) for after in (0, 1)
-              if set(content_words(s.replace("-", " "))) & asked.things}
+              if set(content_words(s.replace("-", " "))) & names}
     counts = numbers_read(" ".join([*(sentences[i] for i in sorted(naming) if i < len(sentences)),
                                     *(s for s, _ in _giving_sentences(text, asked))]))
     held = numbers_read(text)  # a section or citation number is reference_numbers's to say
