@@ -270,3 +270,70 @@ def test_a_text_that_opens_with_prose_has_no_title_from_it():
     assert title_lines(letter) == ""
     assert title_lines("A Parser for Everything\n\nWe propose a new parser, the Frobnicator, "
                        "which reads every format.") == "A Parser for Everything"
+
+
+def test_a_caption_stays_with_the_rows_of_its_table():
+    """A table's caption below its rows ends their chunk, and the next table's chunk does not
+    open with it: "Table 2: SQuAD 1.1 results." had stood above the SQuAD 2.0 rows."""
+    prose = "The systems are compared on the development and test sets. " * 4
+    page = "\n\n".join([prose, "System Dev Test EM F1", "BERTLARGE (Ensemble) 85.8 91.8 87.4 93.2",
+                        "Table 2: SQuAD 1.1 results. The ensemble is seven systems.",
+                        "System Dev Test EM F1", "Human 86.3 89.0 86.9 89.5",
+                        "Table 3: SQuAD 2.0 results.", prose])
+    chunks = chunk_pages([page], 300, 30)
+    [squad1] = [c for c in chunks if "Table 2" in c.text]
+    [squad2] = [c for c in chunks if "Table 3" in c.text]
+    assert "93.2" in squad1.text and "89.0" not in squad1.text and squad1.text.endswith("systems.")
+    assert "89.0" in squad2.text and squad2.text.startswith("System Dev Test")
+    # above its table (the Transformer's, RAG's): the caption opens the chunk of its rows
+    above = "\n\n".join([prose, "Table 1: Results on the test set.", "Model BLEU EN-DE",
+                         "Transformer (base) 27.3", prose])
+    [table] = [c for c in chunk_pages([above], 300, 30) if "Table 1" in c.text]
+    assert table.text.startswith("Table 1") and "27.3" in table.text
+
+
+
+def test_a_figures_caption_is_prose_and_a_long_tables_caption_is_cut_on_its_tables_side():
+    """A figure's caption made a chunk of its own had outranked the passage that names BERT's
+    two pre-training tasks; a table's caption too long to keep its rows still ends their chunk."""
+    tasks = "We pre-train BERT using two unsupervised tasks, described in this section."
+    figure = "\n\n".join(["Figure 1: Overall pre-training and fine-tuning procedures for BERT.", tasks])
+    assert [c.text for c in chunk_pages([figure], 500, 50)] == [figure]
+    caption = "Table 1: Results on the development set. " + "Each column is one task of the benchmark. " * 8
+    after = "The results are discussed below. " * 3
+    page = "\n\n".join(["System MNLI QQP SST-2", "BERTBASE 84.6 71.2 93.5", caption.strip(), after.strip()])
+    chunks = chunk_pages([page], 300, 30)
+    assert any(c.text.endswith("benchmark.") and "Table 1" not in c.text for c in chunks)
+    assert chunks[-1].text == after.strip()
+
+@pytest.mark.parametrize("paragraph, row", [
+    ("BERTLARGE (Single) 84.1 90.9 - -", True), ("System Dev Test EM F1 EM F1", True),
+    ("#L #H #A LM (ppl) MNLI-m MRPC SST-2", True),
+    ("Table 2: SQuAD 1.1 results.", False),  # a caption
+    ("We fine-tune for 3 epochs with a learning rate of 5e-5 and a batch size of 32.", False),
+])
+def test_a_tables_rows_are_told_from_prose(paragraph, row):
+    from core.rag.tables import is_table, is_table_row
+
+    assert is_table_row(paragraph) is row
+    table = "System Dev Test EM F1\n\nBERTLARGE (Single) 84.1 90.9 - -\n\nTable 2: SQuAD 1.1 results."
+    assert is_table(table) and not is_table("Table 2 shows the results.\n\n" + "We compare them. " * 9)
+
+
+@pytest.mark.parametrize("name", ["1406.2661_GAN.pdf", "1810.04805_BERT.pdf", "2106.09685v2.pdf"])
+def test_a_caption_below_its_table_opens_no_chunk_of_other_text(name):
+    """These papers put table captions below their tables: a caption ends the chunk of its
+    rows, or stands alone where they do not fit beside it; it never opens the next table's
+    chunk (BERT's "Table 2: SQuAD 1.1 results." over the SQuAD 2.0 rows, "Table 6: Ablation
+    over BERT model size" over Table 7's)."""
+    from core.rag.tables import is_caption
+
+    doc = paper(name)
+    chunks = chunk_pages(doc.pages, title=doc.title)
+    for c in chunks:
+        first = c.text.split("\n\n")[0]
+        if first.startswith("Table") and is_caption(first):
+            assert c.text == first, (c.index, c.text[:300])
+    if name.startswith("1810"):
+        [squad1] = [c for c in chunks if "Table 2: SQuAD 1.1 results" in c.text]
+        assert "93.2" in squad1.text and "89.0" not in squad1.text

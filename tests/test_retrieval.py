@@ -369,6 +369,10 @@ def test_a_question_that_names_a_paper_is_answered_from_that_paper(tmp_path):
     heads = search(settings, "two", "How many attention heads does the Transformer use?")
     assert len(heads.hits) == 3
     assert any("employ h = 8 parallel attention layers, or heads" in h.text for h in heads.hits)
+    # A table's chunk, its caption with its rows, is rated whole: it has no sentence to be
+    # rated by, and its rows' best "sentence" had put it below prose that mentions the results
+    squad = search(settings, "two", "What F1 does BERT get on SQuAD v1.1?")
+    assert any("Table 2: SQuAD 1.1 results" in h.text and "93.2" in h.text for h in squad.hits)
 
 
 def test_beside_a_strong_match_the_weak_ones_are_not_given_to_the_model():

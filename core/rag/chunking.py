@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.errors import InputError
+from core.rag import tables
 from core.rag.layout import is_heading, not_after_abbreviation, opens_back_matter
 
 DEFAULT_CHUNK_SIZE = 500  # the reference notebook's setting
@@ -32,8 +33,9 @@ DEFAULT_CHUNK_OVERLAP = 50
 # appendix's lettered heading after the references ("C Training setup Details") read as one,
 # and a figure's words printed in pieces ("be pe rfe", "ct , bu") dropped; 8: a heading that
 # names its kind of part ("Tip 1: Decide whether …", "Step 3 - …") read as one: every chunk of
-# the sample paper's ten tips was under "Introduction".
-CHUNKING_VERSION = 8
+# the sample paper's ten tips was under "Introduction"; 9: a table's caption kept in one chunk
+# with the rows of its table (core.rag.tables): captions had opened the next table's chunk.
+CHUNKING_VERSION = 9
 FILL = 0.8  # below this share of the chunk size, a chunk is filled up with words
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -93,6 +95,10 @@ class _Piece:
     end: int
     paragraph: int
     heading: bool
+    # a caption above its table (with the rows that fit): nothing before it in its chunk;
+    # below its table: nothing after it
+    cut_before: bool = False
+    cut_after: bool = False
 
 
 def _segments(text: str, offset: int, boundary: re.Pattern) -> Iterator[tuple[int, int]]:
@@ -108,43 +114,92 @@ def _segments(text: str, offset: int, boundary: re.Pattern) -> Iterator[tuple[in
             last = cut.end()
 
 
-def _pieces(text: str, chunk_size: int, back_matter: bool) -> Iterator[_Piece]:
+def _pieces(text: str, chunk_size: int, back_matter: bool, below: bool) -> Iterator[_Piece]:
     """Headings and sentences (and list lines), each sentence over the chunk size already cut
-    into words; `back_matter`: the page starts after the references, where "C Training setup
-    Details" is an appendix's heading."""
-    for number, (p_start, p_end) in enumerate(_segments(text, 0, _PARAGRAPH_BREAK)):
+    into words, and each caption with its table's rows (`_captioned`; `below`: where the
+    document puts its table captions); `back_matter`: the page starts after the references,
+    where "C Training setup Details" is an appendix's heading."""
+    spans = list(_segments(text, 0, _PARAGRAPH_BREAK))
+    captioned = _captioned(text, spans, below, chunk_size)
+    last = -1
+    for number, (p_start, p_end) in enumerate(spans):
+        if number <= last:  # in a caption's piece already
+            continue
         paragraph = text[p_start:p_end]
         if is_heading(paragraph, lettered=back_matter):
             back_matter = back_matter or opens_back_matter(paragraph)
             yield _Piece(p_start, p_end, number, True)
             continue
-        for start, end in _segments(paragraph, p_start, _SENTENCE_BREAK):
-            piece = _Piece(start, end, number, False)
+        start, end, below_it, last = captioned.get(number, (p_start, p_end, False, -1))
+        if last >= 0 and end - start <= chunk_size:
+            yield _Piece(start, end, number, False, cut_before=not below_it, cut_after=below_it)
+            continue
+        # a caption longer than a chunk is cut as prose, but still at its table's side only
+        sentences = list(_segments(paragraph, p_start, _SENTENCE_BREAK))
+        for k, (start, end) in enumerate(sentences):
+            piece = _Piece(start, end, number, False, cut_before=last >= 0 and not below_it and k == 0,
+                           cut_after=last >= 0 and below_it and k == len(sentences) - 1)
             yield from [piece] if end - start <= chunk_size else _words(text, piece, chunk_size)
 
 
+def _captioned(text: str, spans: list[tuple[int, int]], below: bool, chunk_size: int
+               ) -> dict[int, tuple[int, int, bool, int]]:
+    """The table captions of a page's paragraphs (`spans`), each with as many of its table's
+    rows beside it as fit in a chunk: first paragraph -> (start, end, whether the caption is
+    below its table, last paragraph). A caption's table is on the side where a table row
+    stands next to it, else on the document's side (`below`). A figure's caption is left as
+    prose: made a chunk of its own, BERT's "Figure 1: Overall pre-training and fine-tuning
+    procedures for BERT." outranked the passage that names its two pre-training tasks."""
+    paragraphs = [text[start:end] for start, end in spans]
+    rows = [tables.is_table_row(p) for p in paragraphs]
+    taken: set[int] = set()
+    found = {}
+    for i, paragraph in enumerate(paragraphs):
+        if not tables.is_caption(paragraph) or tables.is_figure_caption(paragraph) or i in taken:
+            continue
+        before, after = i > 0 and rows[i - 1], i + 1 < len(rows) and rows[i + 1]
+        under = before if before != after else below
+        first = last = i
+        if len(paragraph) > chunk_size:  # no rows fit beside it
+            found[i] = (spans[i][0], spans[i][1], under, i)
+            continue
+        step = -1 if under else 1
+        while (0 <= (j := (first if under else last) + step) < len(rows) and rows[j]
+               and j not in taken and spans[max(last, j)][1] - spans[min(first, j)][0] <= chunk_size):
+            first, last = min(first, j), max(last, j)
+        found[first] = (spans[first][0], spans[last][1], under, last)
+        taken.update(range(first, last + 1))
+    return found
+
+
 def _words(text: str, sentence: _Piece, chunk_size: int) -> list[_Piece]:
-    """A sentence as words (a word over the chunk size as slices of it)."""
-    return [_Piece(cut, min(cut + chunk_size, end), sentence.paragraph, False)
-            for start, end in _segments(text[sentence.start:sentence.end], sentence.start, _SPACE)
-            for cut in range(start, end, chunk_size)]
+    """A sentence as words (a word over the chunk size as slices of it), cut where it is."""
+    words = [_Piece(cut, min(cut + chunk_size, end), sentence.paragraph, False)
+             for start, end in _segments(text[sentence.start:sentence.end], sentence.start, _SPACE)
+             for cut in range(start, end, chunk_size)]
+    words[0] = replace(words[0], cut_before=sentence.cut_before)
+    words[-1] = replace(words[-1], cut_after=sentence.cut_after)
+    return words
 
 
-def _page_spans(text: str, chunk_size: int, chunk_overlap: int,
-                back_matter: bool) -> Iterator[tuple[int, int, str | None]]:
+def _page_spans(text: str, chunk_size: int, chunk_overlap: int, back_matter: bool,
+                below: bool) -> Iterator[tuple[int, int, str | None]]:
     """(start, end, heading that opens the chunk or None) for each chunk of one page. A chunk
-    less than FILL full takes the first words of a sentence that does not fit whole."""
-    pending = deque(_pieces(text, chunk_size, back_matter))
+    less than FILL full takes the first words of a sentence that does not fit whole; a
+    caption's piece is never cut into words."""
+    pending = deque(_pieces(text, chunk_size, back_matter, below))
     current: list[_Piece] = []
     while pending:
         piece = pending.popleft()
-        if current and (piece.heading or piece.end - current[0].start > chunk_size):
-            if (not piece.heading and current[-1].end - current[0].start < FILL * chunk_size
+        forced = bool(current) and (piece.heading or piece.cut_before or current[-1].cut_after)
+        if current and (forced or piece.end - current[0].start > chunk_size):
+            if (not forced and not piece.cut_after
+                    and current[-1].end - current[0].start < FILL * chunk_size
                     and len(words := _words(text, piece, chunk_size)) > 1):
                 pending.extendleft(reversed(words))
                 continue
             yield current[0].start, current[-1].end, _opening_heading(text, current)
-            current = _overlap(current, piece, chunk_size, chunk_overlap)
+            current = [] if forced else _overlap(current, piece, chunk_size, chunk_overlap)
         current.append(piece)
     if current:
         yield current[0].start, current[-1].end, _opening_heading(text, current)
@@ -177,8 +232,10 @@ def chunk_pages(pages: list[str], chunk_size: int = DEFAULT_CHUNK_SIZE,
                          f"({chunk_size})")
     chunks: list[Chunk] = []
     section, back_matter = "", False
+    below = tables.captions_below([[page[start:end] for start, end in _segments(page, 0, _PARAGRAPH_BREAK)]
+                                   for page in pages])
     for page_no, text in enumerate(pages, start=1):
-        for start, end, heading in _page_spans(text, chunk_size, chunk_overlap, back_matter):
+        for start, end, heading in _page_spans(text, chunk_size, chunk_overlap, back_matter, below):
             section = " ".join(heading.split()) if heading else section
             back_matter = back_matter or opens_back_matter(section)
             chunks.append(Chunk(text[start:end], page_no, len(chunks), start, end, title,
