@@ -114,7 +114,8 @@ if unstored:
 if info.outdated and info.chunks:
     with st.container(border=True):
         # Said of every older version: the first ones cut short chunks at a PDF's line breaks,
-        # the latest missed headings such as "Tip 1: …"
+        # later ones missed headings such as "Tip 1: …" or put a table's caption over the next
+        # table's rows
         st.warning("This collection was chunked by an older version of the Studio, which split "
                    "and labelled its passages less well than new uploads are. Re-index it to "
                    "give answers fuller passages under their right sections; every document is "
