@@ -43,7 +43,7 @@ from core.rag.retrieval import (
 )
 from core.registry import Registry
 from core.settings import locked, model_choices, save_preferences
-from core.text import clip
+from core.text import clip, distinct
 from core.uploads import safe_filename
 
 TITLE_CHARS = 40  # of a conversation's title in the picker
@@ -165,8 +165,9 @@ compare = bar.toggle("Compare without retrieval", key="compare", width="content"
                           "changes.")
 saved = chats.list(collection)
 # The title clipped so that the count stays in view ("… · 3 turn" was cut at the box's edge)
-titles = {c.id: f"{clip(c.title, TITLE_CHARS)} · {c.size} turn{'s' * (c.size != 1)}"
-          for c in saved}
+titles = dict(zip([c.id for c in saved],
+                  distinct([f"{clip(c.title, TITLE_CHARS)} · {c.size} turn{'s' * (c.size != 1)}"
+                            for c in saved])))
 current = conversation.id if conversation else "new"
 # Keyed by the open conversation and its title: a widget that starts afresh whenever the page
 # opens another one (New, a first question, a link) instead of holding on to the previous

@@ -79,6 +79,17 @@ def clip(text: str, chars: int) -> str:
     return (cut.rsplit(" ", 1)[0] if " " in cut[chars // 2:] else cut).rstrip(" ,;:") + "…"
 
 
+def distinct(labels: Sequence[str]) -> list[str]:
+    """The labels with a repeat numbered ("Title", "Title (2)"): a selectbox finds its choice
+    by label, and of two conversations with one title "New" opened the older."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return out
+
+
 def listed(items: Sequence[str], last_joiner: str = "and") -> str:
     """"7", "7 and 8", "7, 8 and 9" (or "… or 9"); "" for none."""
     *rest, last = items or [""]

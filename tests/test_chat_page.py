@@ -342,3 +342,22 @@ def test_an_answers_caveats_are_shown_beside_it(chat_env):
     assert (captions.index(restated[0]) < captions.index("Cites [1].")
             < captions.index(weak[0]) < captions.index(numbers[0]) < captions.index("Cites [2].")
             < captions.index("Cites [3]."))
+
+
+def test_new_opens_an_empty_conversation_beside_another_of_the_same_title(chat_env):
+    """A selectbox finds its choice by label: of two conversations titled alike, "New" from
+    one opened the other."""
+    chats = conversation_store(load_settings())
+    for _ in range(2):
+        chat = chats.create("samples")
+        chats.add_turn(chat.id, Turn("What is overfitting?", {
+            "answer": "Something. [1]", "sources": [], "cited": [1], "timings": {"retrieval_ms": 5}}))
+    at = chat_page()
+    picker = next(s for s in at.selectbox if s.label == "Conversation")
+    assert len(set(picker.options)) == 3  # as shown: "… · 1 turn", "… · 1 turn (2)"
+    for chat in chats.list("samples"):
+        next(s for s in at.selectbox if s.label == "Conversation").set_value(chat.id).run()
+        assert len(at.chat_message) == 2
+        next(b for b in at.button if b.label == "New").click().run()
+        assert len(at.chat_message) == 0 and not at.exception
+        assert next(s for s in at.selectbox if s.label == "Conversation").value == "new"

@@ -87,6 +87,15 @@ def test_clip_cuts_at_a_word_and_says_so():
     assert clip("x" * 60, 40) == "x" * 39 + "…"
 
 
+
+def test_repeated_labels_are_numbered_so_that_each_names_one_choice():
+    from core.text import distinct
+
+    assert distinct(["A · 1 turn", "B · 1 turn", "A · 1 turn", "A · 1 turn"]) == \
+        ["A · 1 turn", "B · 1 turn", "A · 1 turn (2)", "A · 1 turn (3)"]
+    assert distinct([]) == []
+
+
 def test_a_chunk_heading_does_not_repeat_what_the_chunk_opens_with():
     from core.text import heading
 
