@@ -46,3 +46,44 @@ def test_a_question_with_its_acronyms_spelled_out_is_said_as_how_they_were_read(
     assert spelled_out("Which retriever does it use?", rewrite) == []
     assert searched_for_note("Which retriever does it use?", rewrite) == f"searched for: {rewrite}"
     assert searched_for_note(question, question) == ""
+
+
+def test_an_abbreviation_a_document_defines_is_searched_for_in_both_forms():
+    """RAG's Table 1 says "NQ" where the question says "Natural Questions"."""
+    from core.rag.definitions import defined, with_definitions
+
+    text = ("We evaluate on Natural Questions (NQ) and TriviaQA (TQA), with next sentence "
+            "prediction (NSP), on Amazon Mechanical Turk (MTurk), by large language models "
+            "(LLMs). The Transformer (Vaswani et al.) and BERT (Devlin et al.) are no "
+            "definitions, nor is the score (F1).")
+    assert defined(text) == {"NQ": "Natural Questions", "TQA": "TriviaQA",
+                             "NSP": "next sentence prediction", "MTurk": "Mechanical Turk",
+                             "LLM": "large language models"}
+    assert defined("by using a “masked language model” (MLM) objective") == \
+        {"MLM": "masked language model"}
+    found = {a: w.lower() for a, w in defined(text).items()}
+    question = "What exact match score does RAG-Sequence get on Natural Questions?"
+    searched = with_definitions(question, found)
+    assert searched == "What exact match score does RAG-Sequence get on Natural Questions (NQ)?"
+    assert spelled_out(question, searched) == [("", "NQ")]
+    assert searched_for_note(question, searched) == "also searched for NQ"
+    both = expand("Does a GAN do question answering?", TITLES)
+    assert searched_for_note("Does a GAN do question answering?",
+                             with_definitions(both, {"QA": "question answering"})) == \
+        "read GAN as Generative Adversarial Nets; also searched for QA"
+    assert with_definitions("How is next-sentence prediction trained?", found) == \
+        "How is next-sentence prediction (NSP) trained?"
+    # not the other way round, and not where the question gives both
+    for question in ("How is NSP trained?", "Do large language models (LLMs) read it?",
+                     "What is the F1 on SQuAD?"):
+        assert with_definitions(question, found) == question
+
+
+def test_an_abbreviation_defined_two_ways_is_left_as_it_is():
+    from core.rag.bm25 import Bm25Index
+
+    texts = ["a masked language model (MLM)", "masked language modelling (MLM) and Natural "
+             "Questions (NQ)"]
+    metas = [{"doc_id": "d", "file": "d.pdf", "title": "", "chunk": c, "page": 1, "section": ""}
+             for c in (0, 1)]
+    assert Bm25Index(["d:0", "d:1"], texts, metas).abbreviations == {"NQ": "natural questions"}

@@ -9,6 +9,9 @@ import re
 
 _ACRONYM = re.compile(r"\b[A-Z]{3,}s?\b")  # "GAN", "GANs"; "BERT" too, but no title spells it
 _WORD = re.compile(r"[^\W_]+")
+# what `expand` and core.rag.definitions.with_definitions add to a question
+_INSERTED = re.compile(r" \(([^()]+)\)")
+_ABBREVIATION = re.compile(r"[A-Z][A-Za-z]*[A-Z][A-Za-z0-9]*")  # "NQ", "MTurk", "NF4"
 
 
 def acronyms(text: str) -> set[str]:
@@ -45,9 +48,18 @@ def expand(question: str, titles: list[str]) -> str:
 
 
 def spelled_out(question: str, query: str) -> list[tuple[str, str]]:
-    """The acronyms `expand` spelled out to turn `question` into `query`, as (acronym,
-    words); none where `query` differs from `question` in more than that (a follow-up's
-    rewrite)."""
-    pairs = re.findall(r"\b([A-Z]{3,})s? \(([^()]+)\)", query)
-    bare = re.sub(r"(\b[A-Z]{3,}s?) \([^()]+\)", r"\1", query)
-    return pairs if pairs and bare == question else []
+    """What `expand` and definitions.with_definitions added to `question` to make `query`, as
+    (the acronym the question says, the words it was read as), or ("", the abbreviation a
+    phrase of the question was also searched for as): ("RAG", "Retrieval-Augmented
+    Generation"), ("", "NQ"); none where `query` differs from `question` in more than that (a
+    follow-up's rewrite)."""
+    if not _INSERTED.search(query) or _INSERTED.sub("", query) != question:
+        return []
+    pairs = []
+    for m in _INSERTED.finditer(query):
+        said = query[:m.start()].split()[-1]
+        if _ABBREVIATION.fullmatch(m[1]):
+            pairs.append(("", m[1]))
+        else:  # a plural's "s" left off
+            pairs.append((said[:-1] if said.endswith("s") and said[:-1].isupper() else said, m[1]))
+    return pairs

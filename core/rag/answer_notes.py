@@ -67,7 +67,9 @@ def searched_for_note(question: str, searched_for: str) -> str:
     follow-up's standalone query), or, for the question with its acronyms spelled out, only
     how they were read ("read RAG as Retrieval-Augmented Generation")."""
     if spelled := acronyms.spelled_out(question, searched_for):
-        return "read " + ", ".join(f"{acronym} as {words}" for acronym, words in spelled)
+        read = ", ".join(f"{acronym} as {words}" for acronym, words in spelled if acronym)
+        also = listed([abbreviation for acronym, abbreviation in spelled if not acronym])
+        return "; ".join(filter(None, (read and f"read {read}", also and f"also searched for {also}")))
     return f"searched for: {searched_for}" if searched_for and searched_for != question else ""
 
 

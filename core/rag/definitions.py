@@ -8,8 +8,10 @@ defines it, was not among the top 8). Given those passages the 0.5B wrote back "
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from core.rag.bm25 import Bm25Index
+if TYPE_CHECKING:
+    from core.rag.bm25 import Bm25Index
 
 RETRIEVER = "definition"  # how a hit placed first here says where it came from (Hit.retriever)
 _ABBREVIATION = re.compile(r"(?=\w*[A-Z]\w*[A-Z0-9])[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]")
@@ -22,6 +24,8 @@ _WHERE = re.compile(r"(?P<abbreviation>\S+)\s+(?:in|of|from)\s+(?:the\s+)?[A-Z][
 # After the abbreviation, a term may name what kind of thing it is ("the NF4 data type")
 _KIND_WORDS = 2
 _CANDIDATES = 50  # chunks that use the abbreviation, read for a definition
+_IN_BRACKETS = re.compile(r"\((?P<abbreviation>(?=\w*[A-Z]\w*[A-Z0-9])[A-Za-z][A-Za-z0-9-]*?)s?\)")
+_CLAUSE_END = re.compile(r"[.;:,()\[\]]\s")
 
 
 def asked_abbreviation(question: str) -> str | None:
@@ -95,3 +99,33 @@ def defining_chunk(index: Bm25Index, abbreviation: str, ranked_docs: list[str],
                 int(meta["chunk"]))
 
     return min(found, key=order)
+
+
+def defined(text: str) -> dict[str, str]:
+    """The abbreviations `text` spells out before them in brackets, each with the fewest words
+    of its clause that spell it (`spells`): "Natural Questions (NQ)", "a “masked language
+    model” (MLM)"."""
+    found = {}
+    for m in _IN_BRACKETS.finditer(text):
+        abbreviation = m["abbreviation"]
+        words = _CLAUSE_END.split(text[:m.start()])[-1].split()
+        for n in range(1, min(len(words), sum(c.isalpha() for c in abbreviation) + 5) + 1):
+            if spells(abbreviation, " ".join(words[-n:])):
+                found[abbreviation] = " ".join(words[-n:]).strip("“”\"'‘’")
+                break
+    return found
+
+
+def with_definitions(question: str, definitions: dict[str, str]) -> str:
+    """The question with each phrase it uses that a document abbreviates followed by the
+    abbreviation ("… on Natural Questions (NQ)?"), so that search also finds the passages that
+    write only that: RAG's Table 1 says "NQ" where "What exact match score does RAG-Sequence
+    get on Natural Questions?" does not. Not the other way round: a paper spells a name out
+    once and then writes the abbreviation, and "LoRA (low-rank adaptation)" drew search to the
+    few passages that spell it out."""
+    for abbreviation, words in sorted(definitions.items()):
+        phrase = r"[\s-]+".join(map(re.escape, words.split()))
+        spelled = re.search(rf"(?<!\w){phrase}(?!\w)", question, re.IGNORECASE)
+        if spelled and not re.search(rf"\b{re.escape(abbreviation)}s?\b", question):
+            question = f"{question[:spelled.end()]} ({abbreviation}){question[spelled.end():]}"
+    return question

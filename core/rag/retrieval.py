@@ -99,7 +99,7 @@ class SearchResult:
     # abstracts, for a question about a document itself (core.rag.front_matter), or the part
     # of one asked for (core.rag.parts). They answer however weakly they match it.
     placed: bool = False
-    query: str = ""  # what was searched for: the question, its acronyms spelled out
+    query: str = ""  # what was searched for: the question, its acronyms and abbreviations spelled out
     # The documents whose chunks come first: those the question names
     # (core.rag.naming.named_documents), else those the conversation is about; none where
     # there are none, or the others answer it better. `because` says which: WITHIN_REASONS
@@ -149,6 +149,7 @@ def search(settings: Settings, collection_name: str, question: str,
             because = "discussed"
     if acronyms.acronyms(question):
         question = acronyms.expand(question, index.titles)
+    question = definitions.with_definitions(question, index.abbreviations)
     query_vector = np.asarray(embedder.embed([question])[0])
     # Every method's relevance weighs the question's words by how rare they are here: over the
     # seven shared papers, "Which optimizer was used to train the Transformer?" counted "used"
