@@ -56,9 +56,10 @@ def test_an_abbreviation_a_document_defines_is_searched_for_in_both_forms():
             "prediction (NSP), on Amazon Mechanical Turk (MTurk), by large language models "
             "(LLMs). The Transformer (Vaswani et al.) and BERT (Devlin et al.) are no "
             "definitions, nor is the score (F1).")
-    assert defined(text) == {"NQ": "Natural Questions", "TQA": "TriviaQA",
-                             "NSP": "next sentence prediction", "MTurk": "Mechanical Turk",
-                             "LLM": "large language models"}
+    assert defined(text) == {"NQ": "Natural Questions", "NSP": "next sentence prediction",
+                             "MTurk": "Mechanical Turk", "LLM": "large language models"}
+    # one word ("TriviaQA (TQA)", "integer (Int8)"), or a table's row, is no phrase to look for
+    assert defined("RoBbase (FT)* 125.0M 87.6 RoBlarge (LoRA) 0.8M, an integer (Int8)") == {}
     assert defined("by using a “masked language model” (MLM) objective") == \
         {"MLM": "masked language model"}
     found = {a: w.lower() for a, w in defined(text).items()}

@@ -26,6 +26,7 @@ _KIND_WORDS = 2
 _CANDIDATES = 50  # chunks that use the abbreviation, read for a definition
 _IN_BRACKETS = re.compile(r"\((?P<abbreviation>(?=\w*[A-Z]\w*[A-Z0-9])[A-Za-z][A-Za-z0-9-]*?)s?\)")
 _CLAUSE_END = re.compile(r"[.;:,()\[\]]\s")
+_PHRASE = re.compile(r"[A-Za-z][A-Za-z'’-]*(?:\s+[A-Za-z][A-Za-z'’-]*)+")
 
 
 def asked_abbreviation(question: str) -> str | None:
@@ -104,14 +105,17 @@ def defining_chunk(index: Bm25Index, abbreviation: str, ranked_docs: list[str],
 def defined(text: str) -> dict[str, str]:
     """The abbreviations `text` spells out before them in brackets, each with the fewest words
     of its clause that spell it (`spells`): "Natural Questions (NQ)", "a “masked language
-    model” (MLM)"."""
+    model” (MLM)". Two words at least, and words only: a table's "RoBlarge (LoRA)" and
+    "integer (Int8)" name nothing a question would say in their place."""
     found = {}
     for m in _IN_BRACKETS.finditer(text):
         abbreviation = m["abbreviation"]
         words = _CLAUSE_END.split(text[:m.start()])[-1].split()
         for n in range(1, min(len(words), sum(c.isalpha() for c in abbreviation) + 5) + 1):
             if spells(abbreviation, " ".join(words[-n:])):
-                found[abbreviation] = " ".join(words[-n:]).strip("“”\"'‘’")
+                phrase = " ".join(words[-n:]).strip("“”\"'‘’")
+                if _PHRASE.fullmatch(phrase):
+                    found[abbreviation] = phrase
                 break
     return found
 
