@@ -74,6 +74,11 @@ def test_an_abbreviation_a_document_defines_is_searched_for_in_both_forms():
         "read GAN as Generative Adversarial Nets; also searched for QA"
     assert with_definitions("How is next-sentence prediction trained?", found) == \
         "How is next-sentence prediction (NSP) trained?"
+    # a follow-up's rewrite: only what the user said
+    rewrite = "QLoRA, next sentence prediction, 48GB GPU largest model"
+    assert with_definitions(rewrite, found, "How large a model fits on one GPU?") == rewrite
+    assert with_definitions(rewrite, found, "And with next sentence prediction?") == \
+        "QLoRA, next sentence prediction (NSP), 48GB GPU largest model"
     # not the other way round, and not where the question gives both
     for question in ("How is NSP trained?", "Do large language models (LLMs) read it?",
                      "What is the F1 on SQuAD?"):

@@ -120,16 +120,19 @@ def defined(text: str) -> dict[str, str]:
     return found
 
 
-def with_definitions(question: str, definitions: dict[str, str]) -> str:
+def with_definitions(question: str, definitions: dict[str, str], asked: str | None = None) -> str:
     """The question with each phrase it uses that a document abbreviates followed by the
     abbreviation ("… on Natural Questions (NQ)?"), so that search also finds the passages that
     write only that: RAG's Table 1 says "NQ" where "What exact match score does RAG-Sequence
     get on Natural Questions?" does not. Not the other way round: a paper spells a name out
     once and then writes the abbreviation, and "LoRA (low-rank adaptation)" drew search to the
-    few passages that spell it out."""
+    few passages that spell it out. `asked`: what the user asked, where `question` is a
+    follow-up's rewrite; only the phrases they said count, not those the rewrite brought from
+    earlier turns ("QLoRA, Double Quantization (DQ), 48GB GPU …" found a table of sizes)."""
     for abbreviation, words in sorted(definitions.items()):
         phrase = r"[\s-]+".join(map(re.escape, words.split()))
         spelled = re.search(rf"(?<!\w){phrase}(?!\w)", question, re.IGNORECASE)
-        if spelled and not re.search(rf"\b{re.escape(abbreviation)}s?\b", question):
+        if (spelled and not re.search(rf"\b{re.escape(abbreviation)}s?\b", question)
+                and (asked is None or re.search(rf"(?<!\w){phrase}(?!\w)", asked, re.IGNORECASE))):
             question = f"{question[:spelled.end()]} ({abbreviation}){question[spelled.end():]}"
     return question
