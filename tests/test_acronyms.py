@@ -87,9 +87,10 @@ def test_an_abbreviation_a_document_defines_is_searched_for_in_both_forms():
 
 def test_an_abbreviation_defined_two_ways_is_left_as_it_is():
     from core.rag.bm25 import Bm25Index
+    from core.rag.definitions import abbreviations
 
     texts = ["a masked language model (MLM)", "masked language modelling (MLM) and Natural "
              "Questions (NQ)"]
     metas = [{"doc_id": "d", "file": "d.pdf", "title": "", "chunk": c, "page": 1, "section": ""}
              for c in (0, 1)]
-    assert Bm25Index(["d:0", "d:1"], texts, metas).abbreviations == {"NQ": "natural questions"}
+    assert abbreviations(Bm25Index(["d:0", "d:1"], texts, metas)) == {"NQ": "natural questions"}

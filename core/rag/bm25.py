@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from core import files
-from core.rag import definitions, store
+from core.rag import store
 from core.rag.chunking import contextual_text
 from core.rag.terms import TOKENS_VERSION, tokenize
 
@@ -39,17 +39,6 @@ class Bm25Index:
     def titles(self) -> list[str]:
         """The documents' titles, each once."""
         return list(dict.fromkeys(m["title"] for m in self.metas if m.get("title")))
-
-    @functools.cached_property
-    def abbreviations(self) -> dict[str, str]:
-        """The abbreviations the chunks spell out (core.rag.definitions.defined), each with its
-        words; one spelled out two ways ("MLM": masked language model, or modelling) left
-        out."""
-        found: dict[str, set[str]] = {}
-        for text in self.texts:
-            for abbreviation, words in definitions.defined(text).items():
-                found.setdefault(abbreviation, set()).add(words.lower())
-        return {a: words.pop() for a, words in found.items() if len(words) == 1}
 
     @functools.cached_property
     def pages(self) -> dict[str, int]:

@@ -7,11 +7,10 @@ defines it, was not among the top 8). Given those passages the 0.5B wrote back "
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from core.rag.bm25 import Bm25Index
+from core.rag.bm25 import Bm25Index
 
 RETRIEVER = "definition"  # how a hit placed first here says where it came from (Hit.retriever)
 _ABBREVIATION = re.compile(r"(?=\w*[A-Z]\w*[A-Z0-9])[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]")
@@ -118,6 +117,17 @@ def defined(text: str) -> dict[str, str]:
                     found[abbreviation] = phrase
                 break
     return found
+
+
+@functools.lru_cache(maxsize=8)  # an index is loaded once per collection revision
+def abbreviations(index: Bm25Index) -> dict[str, str]:
+    """The abbreviations the collection's chunks spell out (`defined`), each with its words;
+    one spelled out two ways ("MLM": masked language model, or modelling) left out."""
+    found: dict[str, set[str]] = {}
+    for text in index.texts:
+        for abbreviation, words in defined(text).items():
+            found.setdefault(abbreviation, set()).add(words.lower())
+    return {a: words.pop() for a, words in found.items() if len(words) == 1}
 
 
 def with_definitions(question: str, definitions: dict[str, str], asked: str | None = None) -> str:

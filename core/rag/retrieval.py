@@ -149,7 +149,7 @@ def search(settings: Settings, collection_name: str, question: str,
             because = "discussed"
     if acronyms.acronyms(question):
         question = acronyms.expand(question, index.titles)
-    question = definitions.with_definitions(question, index.abbreviations, asked)
+    question = definitions.with_definitions(question, definitions.abbreviations(index), asked)
     query_vector = np.asarray(embedder.embed([question])[0])
     # Every method's relevance weighs the question's words by how rare they are here: over the
     # seven shared papers, "Which optimizer was used to train the Transformer?" counted "used"
