@@ -57,9 +57,9 @@ def spelled_out(question: str, query: str) -> list[tuple[str, str]]:
         return []
     pairs = []
     for m in _INSERTED.finditer(query):
-        said = query[:m.start()].split()[-1]
         if _ABBREVIATION.fullmatch(m[1]):
             pairs.append(("", m[1]))
         else:  # a plural's "s" left off
+            said = query[:m.start()].split()[-1]
             pairs.append((said[:-1] if said.endswith("s") and said[:-1].isupper() else said, m[1]))
     return pairs

@@ -140,9 +140,10 @@ def with_definitions(question: str, definitions: dict[str, str], asked: str | No
     follow-up's rewrite; only the phrases they said count, not those the rewrite brought from
     earlier turns ("QLoRA, Double Quantization (DQ), 48GB GPU …" found a table of sizes)."""
     for abbreviation, words in sorted(definitions.items()):
-        phrase = r"[\s-]+".join(map(re.escape, words.split()))
-        spelled = re.search(rf"(?<!\w){phrase}(?!\w)", question, re.IGNORECASE)
+        joined = r"[\s-]+".join(map(re.escape, words.split()))
+        phrase = re.compile(rf"(?<!\w){joined}(?!\w)", re.IGNORECASE)
+        spelled = phrase.search(question)
         if (spelled and not re.search(rf"\b{re.escape(abbreviation)}s?\b", question)
-                and (asked is None or re.search(rf"(?<!\w){phrase}(?!\w)", asked, re.IGNORECASE))):
+                and (asked is None or phrase.search(asked))):
             question = f"{question[:spelled.end()]} ({abbreviation}){question[spelled.end():]}"
     return question
