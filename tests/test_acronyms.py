@@ -94,3 +94,21 @@ def test_an_abbreviation_defined_two_ways_is_left_as_it_is():
     metas = [{"doc_id": "d", "file": "d.pdf", "title": "", "chunk": c, "page": 1, "section": ""}
              for c in (0, 1)]
     assert abbreviations(Bm25Index(["d:0", "d:1"], texts, metas)) == {"NQ": "natural questions"}
+
+
+def test_abbreviations_do_not_keep_an_index_alive():
+    """An older revision's index, let go of by the keyword cache, is freed."""
+    import gc
+    import weakref
+
+    from core.rag.bm25 import Bm25Index
+    from core.rag.definitions import abbreviations
+
+    metas = [{"doc_id": "d", "file": "d.pdf", "title": "", "chunk": 0, "page": 1, "section": ""}]
+    index = Bm25Index(["d:0"], ["Natural Questions (NQ)"], metas)
+    assert abbreviations(index) == {"NQ": "natural questions"}
+    assert abbreviations(index) is abbreviations(index)
+    gone = weakref.ref(index)
+    del index
+    gc.collect()
+    assert gone() is None

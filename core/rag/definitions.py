@@ -7,8 +7,8 @@ defines it, was not among the top 8). Given those passages the 0.5B wrote back "
 
 from __future__ import annotations
 
-import functools
 import re
+import weakref
 
 from core.rag.bm25 import Bm25Index
 
@@ -119,10 +119,20 @@ def defined(text: str) -> dict[str, str]:
     return found
 
 
-@functools.lru_cache(maxsize=8)  # an index is loaded once per collection revision
+# Read once per index, which is loaded once per collection revision; weakly, so that an index
+# the keyword cache has let go of (an older revision) is not kept alive here
+_abbreviations: weakref.WeakKeyDictionary[Bm25Index, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
 def abbreviations(index: Bm25Index) -> dict[str, str]:
     """The abbreviations the collection's chunks spell out (`defined`), each with its words;
     one spelled out two ways ("MLM": masked language model, or modelling) left out."""
+    if (known := _abbreviations.get(index)) is None:
+        known = _abbreviations[index] = _spelled_out(index)
+    return known
+
+
+def _spelled_out(index: Bm25Index) -> dict[str, str]:
     found: dict[str, set[str]] = {}
     for text in index.texts:
         for abbreviation, words in defined(text).items():
