@@ -100,3 +100,34 @@ def test_another_amount_beside_the_answer_s_is_said_beside_the_answer():
     two = Answer.from_json("How many layers does the encoder have?",
                            {"answer": "6 [1]", "other_amounts": ["12", "24"]})
     assert "also gives 12 and 24 layers:" in caveats(two)[0]
+
+
+def test_a_number_read_only_from_a_table_s_rows_is_said_beside_the_answer():
+    """The 0.5B answered "What F1 does BERT get on SQuAD v1.1?" with 81.2, a cell of another
+    row of the right table: a number a table alone gives is said to be one."""
+    from core.rag.grounding import table_numbers
+
+    read = ("Question: What F1 does BERT get on SQuAD v1.1?\n"
+            "Passage 1 (BERT, page 6 · 4.2 SQuAD v1.1):\n"
+            "System Dev Test EM F1 EM F1\n\n"
+            "BERTBASE (Single) 80.8 88.5 - -\n"
+            "BERTLARGE (Single) 84.1 90.9 - -\n"
+            "Table 2: SQuAD 1.1 results. The BERT ensemble is 7x systems.\n"
+            "Passage 2 (BERT, page 5):\n"
+            "We fine-tune for 3 epochs with a batch size of 32 and reach 90.9 on the dev set.")
+    assert table_numbers("88.5 [1]", read) == ["88.5"]
+    assert table_numbers("BERT gets an F1 of 84.1 on SQuAD 1.1 [1]", read) == ["84.1"]
+    # also given in prose, in the caption, the question or nowhere: no note
+    assert table_numbers("90.9 [2]", read) == table_numbers("7 [1]", read) == []
+    assert table_numbers("32 [2]", read) == table_numbers("1.1 [1]", read) == []
+    assert table_numbers("99.9 [1]", read) == []
+    answer = Answer.from_json("What F1 does BERT get on SQuAD v1.1?",
+                              {"answer": "88.5 [1]", "table_numbers": ["88.5"]})
+    assert answer.to_json()["table_numbers"] == ["88.5"]
+    assert caveats(answer) == ["The answer gives 88.5, which the passages the model read give "
+                               "only in a table, where a row or column is easily misread: check "
+                               "it against the sources."]
+    # said once: as a count of something else where it is one
+    counted = Answer.from_json("How many layers?", {"answer": "5 [1]", "table_numbers": ["5"],
+                                                    "other_counts": ["5"]})
+    assert len(caveats(counted)) == 1 and "as a count of" in caveats(counted)[0]

@@ -107,6 +107,7 @@ class Ask:
                       "reference_numbers": answer.reference_numbers,
                       "other_counts": answer.other_counts,
                       "other_amounts": answer.other_amounts,
+                      "table_numbers": answer.table_numbers,
                       "only_weak_matches": answer.only_weak_matches,
                       "rewording": answer.rewording,
                       "searched_for": answer.searched_for, "searched_in": answer.searched_in,

@@ -45,6 +45,10 @@ def caveats(answer: Answer) -> list[str]:
                                   "as a count of what the question asks about"))
     if answer.other_amounts:
         notes.append(other_amounts_note(answer.question, answer.other_amounts))
+    # one note a number: a count of something else is said as such, table or not
+    if in_table := [n for n in answer.table_numbers if n not in answer.other_counts]:
+        notes.append(numbers_note(in_table, "the passages the model read give only in a table, "
+                                  "where a row or column is easily misread"))
     return notes
 
 

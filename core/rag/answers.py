@@ -23,7 +23,7 @@ from core.rag.citations import (
     with_marks,
     without_marks,
 )
-from core.rag.grounding import reference_numbers, unread_numbers
+from core.rag.grounding import reference_numbers, table_numbers, unread_numbers
 from core.rag.hits import Hit
 from core.rag.llm import ChatEngine, StreamStats, timed
 from core.rag.prompting import (
@@ -97,6 +97,9 @@ class Answer:
     # for "How many X…?", the other amounts of X the sentence giving the answer's holds: BERT's
     # base and large sizes side by side (core.rag.quantities.other_amounts)
     other_amounts: list[str] = field(default_factory=list)
+    # numbers the answer gives that the passages hold only in a table's rows, where a small
+    # model often reads the wrong cell (core.rag.grounding.table_numbers)
+    table_numbers: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"answer": self.text, "sources": [h.to_json() for h in self.sources],
@@ -110,7 +113,7 @@ class Answer:
                 "unread_numbers": self.unread_numbers, "only_weak_matches": self.only_weak_matches,
                 "rewording": self.rewording, "reference_numbers": self.reference_numbers,
                 "other_counts": self.other_counts, "other_amounts": self.other_amounts,
-                "stopped": self.stopped,
+                "table_numbers": self.table_numbers, "stopped": self.stopped,
                 "used": self.used, "attributions": self.attributions}
 
     @classmethod
@@ -130,7 +133,8 @@ class Answer:
                    raw.get("searched_in_because", "named" if raw.get("searched_in") else ""),
                    raw.get("unread_numbers", []), raw.get("only_weak_matches", False),
                    raw.get("rewording"), raw.get("reference_numbers", []),
-                   raw.get("other_counts", []), raw.get("other_amounts", []))
+                   raw.get("other_counts", []), raw.get("other_amounts", []),
+                   raw.get("table_numbers", []))
 
 
 class RagTurn:
@@ -290,6 +294,7 @@ class RagTurn:
                       reference_numbers=reference_numbers(text, read) if asked else [],
                       other_counts=other_counts(self.question, text, read) if asked else [],
                       other_amounts=other_amounts(self.question, text, read) if asked else [],
+                      table_numbers=table_numbers(text, read) if asked else [],
                       only_weak_matches=asked and self.rewording is None
                       and not self.search.placed and weakly_matched(self.plan.used),
                       rewording=None if self.rewording is None else (

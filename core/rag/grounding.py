@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from core.rag import tables
 from core.rag.citations import numbers, without_marks, written_numbers
 from core.rag.layout import is_heading
 
@@ -74,6 +75,19 @@ def reference_numbers(answer: str, read: str) -> list[str]:
     amounts, pointers = numbers_read(without_references(read)), _pointers(read)
     return [n for n in numbers_given(answer)
             if (c := canonical(n.replace(",", ""))) in pointers and c not in amounts]
+
+
+def table_numbers(answer: str, read: str) -> list[str]:
+    """The numbers the answer gives that `read` holds only in a table's rows, where the 0.5B
+    often takes the wrong row or column: asked for BERT's F1 on SQuAD 1.1 with its table in
+    view, it gave 81.2 (a figure of that table's other rows), and for RoBERTa's learning rate
+    with LoRA, 5.00E-06 from the GPT-3 column of the next table (3 of 6 table questions of a
+    walkthrough over the papers were answered from the wrong cell)."""
+    lines = read.split("\n")
+    in_rows = set().union(*(numbers_read(line) for line in lines if tables.is_table_row(line)))
+    elsewhere = set().union(*(numbers_read(line) for line in lines if not tables.is_table_row(line)))
+    return [n for n in numbers_given(answer)
+            if (c := canonical(n.replace(",", ""))) in in_rows and c not in elsewhere]
 
 
 def _pointers(text: str) -> set[str]:
