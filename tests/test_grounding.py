@@ -114,13 +114,15 @@ def test_a_number_read_only_from_a_table_s_rows_is_said_beside_the_answer():
             "BERTLARGE (Single) 84.1 90.9 - -\n"
             "Table 2: SQuAD 1.1 results. The BERT ensemble is 7x systems.\n"
             "Passage 2 (BERT, page 5):\n"
-            "We fine-tune for 3 epochs with a batch size of 32 and reach 90.9 on the dev set.")
+            "We fine-tune for 3 epochs with a batch size of 32 and reach 90.9 on the dev set.\n"
+            "BERTLARGE (L=24, H=1024, A=16, Total Parameters=340M).")
     assert table_numbers("88.5 [1]", read) == ["88.5"]
     assert table_numbers("BERT gets an F1 of 84.1 on SQuAD 1.1 [1]", read) == ["84.1"]
     # also given in prose, in the caption, the question or nowhere: no note
     assert table_numbers("90.9 [2]", read) == table_numbers("7 [1]", read) == []
     assert table_numbers("32 [2]", read) == table_numbers("1.1 [1]", read) == []
     assert table_numbers("99.9 [1]", read) == []
+    assert table_numbers("24 [2]", read) == []  # a sentence thick with figures is no row
     answer = Answer.from_json("What F1 does BERT get on SQuAD v1.1?",
                               {"answer": "88.5 [1]", "table_numbers": ["88.5"]})
     assert answer.to_json()["table_numbers"] == ["88.5"]

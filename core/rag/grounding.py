@@ -35,6 +35,7 @@ _REFERENCE_NUMBER = re.compile(r"\d+(?:\.\d+)*")
 _NAME_DIGITS = re.compile(r"[A-Za-z]-?\d+(?:[.,]\d+)*")
 # A numbered heading's number: "3.2.3 Applications of Attention in our Model"
 _HEADING_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?(?=\s+\S)")
+_SENTENCE_END = re.compile(r"[A-Za-z)\]][.!?][\"”’)]?$")
 _SCALES = {"thousand": 10**3, "k": 10**3, "million": 10**6, "m": 10**6, "billion": 10**9,
            "b": 10**9, "trillion": 10**12}
 
@@ -84,10 +85,17 @@ def table_numbers(answer: str, read: str) -> list[str]:
     with LoRA, 5.00E-06 from the GPT-3 column of the next table (3 of 6 table questions of a
     walkthrough over the papers were answered from the wrong cell)."""
     lines = read.split("\n")
-    in_rows = set().union(*(numbers_read(line) for line in lines if tables.is_table_row(line)))
-    elsewhere = set().union(*(numbers_read(line) for line in lines if not tables.is_table_row(line)))
+    rows = [_is_row(line) for line in lines]
+    in_rows = set().union(*(numbers_read(line) for line, row in zip(lines, rows) if row))
+    elsewhere = set().union(*(numbers_read(line) for line, row in zip(lines, rows) if not row))
     return [n for n in numbers_given(answer)
             if (c := canonical(n.replace(",", ""))) in in_rows and c not in elsewhere]
+
+
+def _is_row(line: str) -> bool:
+    """A table's row, not a sentence thick with figures: "BERTLARGE (L=24, H=1024, A=16, Total
+    Parameters=340M)." reads as a row to core.rag.tables, but it ends as a sentence does."""
+    return tables.is_table_row(line) and not _SENTENCE_END.search(line.rstrip())
 
 
 def _pointers(text: str) -> set[str]:
