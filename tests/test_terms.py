@@ -35,6 +35,37 @@ def test_an_underscored_word_meets_its_joined_form():
     assert ("d_model", True) in highlight_spans("set d_model to 512", "What is d_model?")
 
 
+def test_a_letter_or_short_word_standing_alone_is_a_word():
+    """"How is the LoRA matrix B initialized?": LoRA's "a random Gaussian initialization for A
+    and zero for B" was 5th, under a chunk on "STS-B … instead of the usual initialization",
+    and the 0.5B answered from that one."""
+    from core.rag.bm25 import Bm25Index
+    from core.rag.terms import coverage, question_terms
+
+    assert question_terms("How is the LoRA matrix B initialized?") == {"lora", "matrix", "b", "initi"}
+    assert {"qa", "nq", "r"} <= question_terms("Is rank r's QA on NQ reported?")
+    # not the pieces of a name, a possessive or "e.g.", nor numbers and versions
+    assert question_terms("Is BERT's STS-B F1, e.g. on SQuAD v2.0, reported?") == {
+        "bert", "sts", "stsb", "squad", "report"}
+    texts = ["We use a random Gaussian initialization for A and zero for B.",
+             "For STS-B we start from the MNLI checkpoint instead of the usual initialization."]
+    metas = [{"doc_id": "d", "file": "f", "title": "", "section": ""}] * 2
+    terms = question_terms("How is matrix B initialized?")
+    assert coverage(texts[0], terms) > coverage(texts[1], terms)
+    assert Bm25Index(["a", "b"], texts, metas).search("How is matrix B initialized?", 2)[0][0] == 0
+
+
+
+def test_an_abbreviation_s_plural_is_read_as_the_abbreviation():
+    """A search for "language models (LM)" covered less of the chunks that write "LMs": the
+    stemmer reads that "lms"."""
+    from core.rag.terms import coverage, highlight_spans, question_terms
+
+    assert {"lm", "gpu", "llm"} <= question_terms("Which LMs, GPUs and LLMs?")
+    assert coverage("Neural LMs are costly", question_terms("What is an LM?")) == 1.0
+    assert ("LMs", True) in highlight_spans("Neural LMs are costly", "Which LM?")
+
+
 def test_a_rare_question_word_counts_for_more_of_the_coverage():
     """"Which optimizer was used to train the Transformer?": a chunk with "optimizer" answers
     it sooner than one with "used" and "training", which most chunks hold."""

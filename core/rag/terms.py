@@ -6,15 +6,21 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-_WORD = re.compile(r"[^\W_]+")
+# A letter alone is a word where it stands alone ("matrix B"), not where it is part of a
+# hyphenated name ("STS-B", read as "stsb")
+_WORD = re.compile(r"[^\W_]{2,}|(?<![\w-])[^\W_](?![\w-])")
 # A hyphenated or underscored word is also read joined: papers write "BERTBASE", "finetuning"
 # and "dmodel" where a question says "BERT-base", "fine-tuning" and "d_model" (and the other way
 # round), and the stems of the parts alone never meet the joined one.
 _COMPOUND = re.compile(r"\b[^\W_]+(?:[-_][^\W_]+)+\b")
 _COMPOUND_OR_WORD = re.compile(r"\w+(?:-\w+)*")
+# The stemmer reads "LMs" as "lms", which "LM" never meets: a search for "language models
+# (LM)" covered less of the chunks that write "LMs"
+_PLURAL_ABBREVIATION = re.compile(r"\b([A-Z][A-Z0-9]*[A-Z])s\b")
 # Keyword indexes saved by another version are rebuilt. 2: hyphenated words also joined;
-# 3: underscored ones too.
-TOKENS_VERSION = 3
+# 3: underscored ones too; 4: a letter alone ("matrix B"), short numbers, and an
+# abbreviation's plural read as the abbreviation.
+TOKENS_VERSION = 4
 _CLOSING = re.compile(r"(?:['’]s)?[.,;:!?)\]}”’'\"]*(?!\w)")  # "BERT's", not "don't"
 _OPENING = "([{“‘'\""
 
@@ -26,22 +32,32 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
-def with_compounds(text: str) -> str:
-    """`text` followed by its hyphenated words joined ("fine-tuning" -> "finetuning")."""
+def as_read(text: str) -> str:
+    """`text` as its words are read: an abbreviation's plural as the abbreviation ("LMs" ->
+    "LM"), and followed by its hyphenated words joined ("fine-tuning" -> "finetuning")."""
+    text = _PLURAL_ABBREVIATION.sub(r"\1", text)
     joined = [m.replace("-", "").replace("_", "") for m in _COMPOUND.findall(text)]
     return " ".join([text, *joined]) if joined else text
 
 
 def _words(text: str) -> list[str]:
-    return _WORD.findall(with_compounds(text))
+    return _WORD.findall(as_read(text))
 
 
 def tokenize(texts: list[str]):
     """bm25s tokens of `texts`, stemmed as `question_terms` stems."""
     import bm25s
 
-    return bm25s.tokenize([with_compounds(t) for t in texts], stopwords="en",
-                          stemmer=_stemmer().stemWords, show_progress=False)
+    return bm25s.tokenize([as_read(t) for t in texts], token_pattern=_WORD.pattern,
+                          stopwords=_bm25_stop_words(), stemmer=_stemmer().stemWords,
+                          show_progress=False)
+
+
+@lru_cache(maxsize=1)
+def _bm25_stop_words() -> list[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return [*STOPWORDS_EN, *_FRAGMENTS]
 
 
 def question_terms(question: str) -> set[str]:
@@ -53,6 +69,12 @@ def question_terms(question: str) -> set[str]:
 # collection, "Does" of "Does the paper report macro F1?" counted as much as "report" (papers
 # seldom write "does"), and the question was refused.
 _MORE_STOP_WORDS = frozenset({"does", "did", "doing", "having", "shall"})
+
+
+# Short words count too ("matrix B", "rank r", "QA"), but not these pieces of "BERT's", "don't",
+# "e.g.", "i.e." and "et al.", nor (in a question) short ones with digits: the "2" and "0" of
+# "SQuAD 2.0", and the "v1" of "SQuAD v1.1" that its table's caption ("SQuAD 1.1") lacks
+_FRAGMENTS = frozenset({"s", "t", "e", "g", "i", "al", "et"})
 
 
 @lru_cache(maxsize=1)
@@ -67,7 +89,7 @@ def content_words(text: str) -> dict[str, str]:
     case; the last one written of those with that stem)."""
     stem, stop = _stemmer().stemWord, stop_words()
     return {stem(w.lower()): w.lower() for w in _words(text)
-            if len(w) >= 3 and w.lower() not in stop}
+            if (len(w) >= 3 or w.isalpha()) and w.lower() not in stop | _FRAGMENTS}
 
 
 def coverage(text: str, terms: set[str], weights: dict[str, float] | None = None) -> float:
@@ -95,7 +117,7 @@ def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
     spans: list[tuple[str, bool]] = []
     last = 0
     for match in _COMPOUND_OR_WORD.finditer(text):
-        word = match.group(0).lower()
+        word = _PLURAL_ABBREVIATION.sub(r"\1", match.group(0)).lower()
         # A compound is marked whole: marked in part it read "Feature- based", drawn padded
         if not any(stem(w) in terms
                    for w in [*re.split("[-_]", word), word.replace("-", "").replace("_", "")]):
