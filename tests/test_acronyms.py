@@ -112,3 +112,21 @@ def test_abbreviations_do_not_keep_an_index_alive():
     del index
     gc.collect()
     assert gone() is None
+
+
+def test_a_chunk_that_writes_the_abbreviation_holds_the_words_the_question_spells_out():
+    """Searched for as "… language models (LM)?", a chunk was rated on both: one that wrote
+    "NLMs" or "language models" alone held part of the question, and the passage that answers
+    "what classic language models are mentioned in the paper?" fell out of the top 3."""
+    from core.rag.hits import Hit
+    from core.rag.rating import Reading, in_context
+    from core.rag.terms import coverage, question_terms
+
+    reading = Reading(spelled_out={"NQ": "natural questions"})
+    table = Hit(1, 0.0, "rag.pdf", 3, "r:1", "Model NQ TQA WQ CT\nRAG-Seq. 44.5 56.8 52.2 45.5",
+                "dense", title="RAG", section="4 Results")
+    prose = Hit(2, 0.0, "rag.pdf", 2, "r:2", "We use Natural Questions and TriviaQA.", "dense")
+    terms = question_terms("What exact match does RAG get on Natural Questions?")
+    assert "natural questions" in in_context(table, reading)
+    assert in_context(prose, reading) == in_context(prose, Reading())
+    assert coverage(in_context(table, reading), terms) > coverage(in_context(table, Reading()), terms)

@@ -247,6 +247,17 @@ def test_the_chunk_that_answers_leads_though_every_chunk_shares_the_question_wor
     assert by_chunk.index(hits[0]) >= 3  # by its whole text it is not in the top 3
 
 
+def test_a_heading_alone_at_the_foot_of_a_page_answers_nothing(bert):
+    """Page 12 of BERT's paper ends with its appendix's heading, "A Additional Details for
+    BERT": a chunk of its own, every word of it a question word, and 3rd for "What data was
+    BERT pre-trained on?" at a "strong" 0.46, above the passage that names BooksCorpus."""
+    hits = search(bert, "bert", "What data was BERT pre-trained on?", RetrievalOptions(k=40)).hits
+    heading = next(h for h in hits if h.text == "A Additional Details for BERT")
+    assert heading.section == heading.text and heading.relevance == 0.0
+    assert heading.match == "weak" and heading.sentence_cosine is None
+    assert hits.index(heading) > hits.index(next(h for h in hits if "BooksCorpus (800M" in h.text))
+
+
 def test_asked_what_an_abbreviation_is_the_chunk_that_spells_it_out_comes_first(bert):
     """Most of BERT's chunks that write "MLM" use it; the one that spells it out is found by
     its brackets, placed first and said to be there as a definition, rated like the others."""

@@ -146,14 +146,26 @@ def with_definitions(question: str, definitions: dict[str, str], asked: str | No
     write only that: RAG's Table 1 says "NQ" where "What exact match score does RAG-Sequence
     get on Natural Questions?" does not. Not the other way round: a paper spells a name out
     once and then writes the abbreviation, and "LoRA (low-rank adaptation)" drew search to the
-    few passages that spell it out. `asked`: what the user asked, where `question` is a
+    few passages that spell it out. `asked`: see `spelled_out`."""
+    for abbreviation, words in spelled_out(question, definitions, asked).items():
+        spelled = _phrase(words).search(question)
+        assert spelled is not None
+        question = f"{question[:spelled.end()]} ({abbreviation}){question[spelled.end():]}"
+    return question
+
+
+def spelled_out(question: str, definitions: dict[str, str], asked: str | None = None
+                ) -> dict[str, str]:
+    """Those of `definitions` (abbreviation -> its words) whose words the question uses and
+    whose abbreviation it does not. `asked`: what the user asked, where `question` is a
     follow-up's rewrite; only the phrases they said count, not those the rewrite brought from
     earlier turns ("QLoRA, Double Quantization (DQ), 48GB GPU …" found a table of sizes)."""
-    for abbreviation, words in sorted(definitions.items()):
-        joined = r"[\s-]+".join(map(re.escape, words.split()))
-        phrase = re.compile(rf"(?<!\w){joined}(?!\w)", re.IGNORECASE)
-        spelled = phrase.search(question)
-        if (spelled and not re.search(rf"\b{re.escape(abbreviation)}s?\b", question)
-                and (asked is None or phrase.search(asked))):
-            question = f"{question[:spelled.end()]} ({abbreviation}){question[spelled.end():]}"
-    return question
+    return {abbreviation: words for abbreviation, words in sorted(definitions.items())
+            if (phrase := _phrase(words)).search(question)
+            and not re.search(rf"\b{re.escape(abbreviation)}s?\b", question)
+            and (asked is None or phrase.search(asked))}
+
+
+def _phrase(words: str) -> re.Pattern:
+    joined = r"[\s-]+".join(map(re.escape, words.split()))
+    return re.compile(rf"(?<!\w){joined}(?!\w)", re.IGNORECASE)

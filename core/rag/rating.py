@@ -5,8 +5,10 @@ where no hit passes the bar for answering, the hits again with words of like mea
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,13 +32,25 @@ _sentence_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _sentence_lock = threading.Lock()
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How the question's words are looked for in a chunk. `weights`: each word's IDF in the
+    collection (a rare word counts for more). `known_as`: doc id -> the names the document is
+    known by, read with the chunk as its title is. `spelled_out`: abbreviation -> the words
+    of it that the question uses (core.rag.definitions.spelled_out): a chunk that writes the
+    abbreviation holds those words. Search also looks for the abbreviation, but counted as a
+    word of the question of its own, a chunk that wrote "LMs" and not "language models" (or
+    the other way round) held only part of "language models (LM)"."""
+    weights: dict[str, float] | None = None
+    known_as: dict[str, str] = field(default_factory=dict)
+    spelled_out: dict[str, str] = field(default_factory=dict)
+
+
 def rate(collection, embedder, query_vector: np.ndarray, question: str, hits: list[Hit],
-         weights: dict[str, float] | None = None, known_as: dict[str, str] | None = None
-         ) -> None:
+         reading: Reading = Reading()) -> None:
     """Each hit's cosine (read from its stored vector when dense search did not rank it),
-    question-word coverage (each word weighed by `weights`, its IDF in the collection; the chunk
-    read with its title, section and the names its document is `known_as`) and calibrated
-    relevance; the most relevant ones rated again from their best sentence
+    question-word coverage (the chunk read with its title, section and as `reading` says) and
+    calibrated relevance; the most relevant ones rated again from their best sentence
     (core.rag.relevance.RESCORED), whose span they keep."""
     missing = [h.chunk_id for h in hits if "dense" not in h.details]
     vectors = {}
@@ -47,13 +61,14 @@ def rate(collection, embedder, query_vector: np.ndarray, question: str, hits: li
     for hit in hits:
         hit.cosine = round(hit.details["dense"]["score"] if "dense" in hit.details
                            else max(0.0, float(np.dot(query_vector, vectors[hit.chunk_id]))), 4)
-        hit.coverage = round(coverage(in_context(hit, known_as), terms, weights), 4)
-        hit.relevance = round(relevance.relevance(hit.cosine, hit.coverage), 4)
+        hit.coverage = round(coverage(in_context(hit, reading), terms, reading.weights), 4)
+        hit.relevance = (0.0 if only_its_heading(hit)
+                         else round(relevance.relevance(hit.cosine, hit.coverage), 4))
     # A table's chunk (its caption and rows) has no sentence to be rated by: rated from its
     # best "sentence", BERT's SQuAD 1.1 table fell from 0.66 to 0.42 and out of the top 3 for
     # "What F1 does BERT get on SQuAD v1.1?", under prose that only mentions the results
     best = [h for h in sorted(hits, key=lambda h: h.relevance, reverse=True)[:relevance.RESCORED]
-            if not tables.is_table(h.text)]
+            if not tables.is_table(h.text) and not only_its_heading(h)]
     for hit, rows in zip(best, sentence_vectors(embedder, [h.text for h in best])):
         cosines = rows @ query_vector
         hit.best_sentence = without_heading(hit.text, sentences(hit.text)[int(cosines.argmax())])
@@ -61,11 +76,23 @@ def rate(collection, embedder, query_vector: np.ndarray, question: str, hits: li
         hit.relevance = estimate(hit, hit.coverage)
 
 
-def in_context(hit: Hit, known_as: dict[str, str] | None) -> str:
+def only_its_heading(hit: Hit) -> bool:
+    """A chunk that is its section's heading alone, as a heading at the foot of a page is (its
+    section's text is on the next page): it answers nothing, yet it is all question words.
+    "A Additional Details for BERT" (0.46) was 3rd of the passages for "What data was BERT
+    pre-trained on?", above the one naming BooksCorpus, and took its place in the answer's
+    window."""
+    return hit.text.strip() == hit.section.strip() != ""
+
+
+def in_context(hit: Hit, reading: Reading) -> str:
     """The chunk as coverage reads it: with its document's title, the names the document is
-    known by, and its section."""
-    title = " ".join(filter(None, (hit.title, (known_as or {}).get(hit.doc_id, ""))))
-    return contextual_text(title, hit.section, hit.text)
+    known by, its section, and the words of the abbreviations it writes."""
+    title = " ".join(filter(None, (hit.title, reading.known_as.get(hit.doc_id, ""))))
+    text = contextual_text(title, hit.section, hit.text)
+    written = [words for abbreviation, words in reading.spelled_out.items()
+               if re.search(rf"\b{re.escape(abbreviation)}s?\b", hit.text)]
+    return " ".join([text, *written])
 
 
 def estimate(hit: Hit, covered: float) -> float:
@@ -75,9 +102,8 @@ def estimate(hit: Hit, covered: float) -> float:
                  else relevance.sentence_relevance(hit.sentence_cosine, covered), 4)
 
 
-def rate_by_meaning(embedder, question: str, hits: list[Hit],
-                    weights: dict[str, float] | None = None,
-                    known_as: dict[str, str] | None = None) -> None:
+def rate_by_meaning(embedder, question: str, hits: list[Hit], reading: Reading = Reading()
+                    ) -> None:
     """The hits rated again with a question word also counted as found where the chunk has a
     word of like meaning (cosine of the two words' embeddings at least SIMILAR_WORD_MIN), each
     such pair kept in `similar_words`.
@@ -96,13 +122,16 @@ def rate_by_meaning(embedder, question: str, hits: list[Hit],
     12 of 118 -> 4."""
     asked = content_words(question)
     for hit in hits:
-        found = content_words(in_context(hit, known_as))
+        if only_its_heading(hit):
+            continue
+        found = content_words(in_context(hit, reading))
         unspelled = [word for stem, word in asked.items() if stem not in found]
         hit.similar_words = similar_words(embedder, unspelled,
                                           [w for w in found.values() if not w.isdigit()])
         if hit.similar_words:
             stems = {word: stem for stem, word in asked.items()}
-            also = weighed({stems[w] for w in hit.similar_words}, weights) / weighed(set(asked), weights)
+            also = (weighed({stems[w] for w in hit.similar_words}, reading.weights)
+                    / weighed(set(asked), reading.weights))
             hit.relevance = estimate(hit, hit.coverage + also)
 
 

@@ -8,6 +8,7 @@ people are shown first.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -30,7 +31,7 @@ from core.rag import (
 from core.rag.bm25 import bm25_index
 from core.rag.embeddings import query_embedder
 from core.rag.hits import Hit, candidate, distinct
-from core.rag.rating import rate, rate_by_meaning
+from core.rag.rating import Reading, rate, rate_by_meaning
 from core.rag.terms import question_terms
 from core.settings import Settings
 
@@ -149,16 +150,18 @@ def search(settings: Settings, collection_name: str, question: str,
             because = "discussed"
     if acronyms.acronyms(question):
         question = acronyms.expand(question, index.titles)
-    question = definitions.with_definitions(question, definitions.abbreviations(index), asked)
+    spelled_out = definitions.spelled_out(question, definitions.abbreviations(index), asked)
+    # rated by its own words, the abbreviations it was searched for read as those words
+    rated = question
+    question = definitions.with_definitions(question, spelled_out)
     query_vector = np.asarray(embedder.embed([question])[0])
     # Every method's relevance weighs the question's words by how rare they are here: over the
     # seven shared papers, "Which optimizer was used to train the Transformer?" counted "used"
-    # as much as "optimizer"
-    weights = index.idf(question_terms(question))
-    # and reads each chunk with the names its document is known by as well as its title: the
-    # Transformer paper's "5.3 Optimizer" counted "Transformer" as missing, BERT's chunks
-    # (titled "… Bidirectional Transformers …") as found
-    known_as = naming.known_as(index)
+    # as much as "optimizer"; and reads each chunk with the names its document is known by as
+    # well as its title: the Transformer paper's "5.3 Optimizer" counted "Transformer" as
+    # missing, BERT's chunks (titled "… Bidirectional Transformers …") as found
+    reading = Reading(index.idf(question_terms(rated)), naming.known_as(index), spelled_out)
+    rate_hits = functools.partial(rate, collection, embedder, query_vector, rated, reading=reading)
 
     def candidates(within: RetrievalOptions) -> tuple[list[Hit], dict[str, dict]]:
         ranked = _ranked(collection, index, query_vector, question, within)
@@ -166,7 +169,7 @@ def search(settings: Settings, collection_name: str, question: str,
         hits.sort(key=lambda h: h.score, reverse=True)
         hits = [h for h in hits if h.score >= within.min_score]
         if within.rerank:
-            rate(collection, embedder, query_vector, question, hits, weights, known_as)
+            rate_hits(hits)
             hits.sort(key=lambda h: h.relevance, reverse=True)  # stable: ties keep fused order
         return distinct(hits), ranked
 
@@ -189,20 +192,19 @@ def search(settings: Settings, collection_name: str, question: str,
     if options.mmr and len(hits) > options.k:
         hits = _mmr(collection, query_vector, hits, options.k)
     if (abbreviation := definitions.asked_abbreviation(asked or question)) is not None:
-        rated = {h.chunk_id for h in hits}
+        done = {h.chunk_id for h in hits}
         # in the documents named first: SC-LoRA's "Low-Rank Adaptation (LoRA)" was put before
         # the LoRA paper's own passages for "What is LoRA?"
         hits = placing.definition_first(collection, settings, abbreviation,
                                  replace(options, doc_ids=tuple(named)) if named else options,
                                  hits, ranked)
-        if options.rerank and hits and hits[0].chunk_id not in rated:
-            rate(collection, embedder, query_vector, question, hits[:1], weights, known_as)
+        if options.rerank and hits and hits[0].chunk_id not in done:
+            rate_hits(hits[:1])
     if (part := parts.asked_part(asked or question)) is not None:
-        rated = {h.chunk_id for h in hits}
+        done = {h.chunk_id for h in hits}
         hits = placing.part_first(collection, settings, part, options, hits, ranked)
         if options.rerank:
-            rate(collection, embedder, query_vector, question,
-                 [h for h in hits if h.chunk_id not in rated], weights, known_as)
+            rate_hits([h for h in hits if h.chunk_id not in done])
     if options.rerank and not about_document and (amount := quantities.counted(asked or question)):
         hits = placing.amount_within_k(hits, amount, options.k)
     openings: list[Hit] = []
@@ -212,17 +214,16 @@ def search(settings: Settings, collection_name: str, question: str,
         openings = placing.openings(collection, settings, question, options, hits, ranked,
                              overview.asks_what_it_is_about(asked or question))
         if options.rerank:  # those that retrieval missed are rated here
-            rated = {h.chunk_id for h in hits}
-            rate(collection, embedder, query_vector, question,
-                 [h for h in openings if h.chunk_id not in rated], weights, known_as)
+            done = {h.chunk_id for h in hits}
+            rate_hits([h for h in openings if h.chunk_id not in done])
     # at most k documents' openings (with their closings, for the parties), else k hits
     hits = openings or hits[:options.k]
     if not options.rerank:
-        rate(collection, embedder, query_vector, question, hits, weights, known_as)
+        rate_hits(hits)
     placed = bool(openings) or any(h.retriever == parts.RETRIEVER for h in hits)
     if not placed and not relevance.answerable([h.relevance for h in hits]):
         # A second look before the question is refused: in other words than the documents'
-        rate_by_meaning(embedder, question, hits, weights, known_as)
+        rate_by_meaning(embedder, rated, hits, reading)
         if options.rerank:  # the order stays the one the marks show; what is placed first stays
             lead = next((i for i, h in enumerate(hits) if h.retriever not in placing.PLACED), len(hits))
             hits[lead:] = sorted(hits[lead:], key=lambda h: h.relevance, reverse=True)
