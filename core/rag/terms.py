@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-# A letter alone is a word where it stands alone ("matrix B"), not where it is part of a
-# hyphenated name ("STS-B", read as "stsb")
-_WORD = re.compile(r"[^\W_]{2,}|(?<![\w-])[^\W_](?![\w-])")
+# A word of one or two letters is one where it stands alone ("matrix B", "QA"), not where it
+# is part of a hyphenated name ("STS-B", read as "stsb") or of a contraction ("BERT's",
+# "don't", "we've")
+_WORD = re.compile(r"[^\W_]{3,}|(?<![\w'’])[^\W_]{2}(?!\w)|(?<![\w'’-])[^\W_](?![\w-])")
 # A hyphenated or underscored word is also read joined: papers write "BERTBASE", "finetuning"
 # and "dmodel" where a question says "BERT-base", "fine-tuning" and "d_model" (and the other way
 # round), and the stems of the parts alone never meet the joined one.
@@ -71,10 +72,10 @@ def question_terms(question: str) -> set[str]:
 _MORE_STOP_WORDS = frozenset({"does", "did", "doing", "having", "shall"})
 
 
-# Short words count too ("matrix B", "rank r", "QA"), but not these pieces of "BERT's", "don't",
-# "e.g.", "i.e." and "et al.", nor (in a question) short ones with digits: the "2" and "0" of
-# "SQuAD 2.0", and the "v1" of "SQuAD v1.1" that its table's caption ("SQuAD 1.1") lacks
-_FRAGMENTS = frozenset({"s", "t", "e", "g", "i", "al", "et"})
+# Short words count too ("matrix B", "rank r", "QA"), but not these pieces of "e.g.", "i.e."
+# and "et al.", nor (in a question) short ones with digits: the "2" and "0" of "SQuAD 2.0",
+# and the "v1" of "SQuAD v1.1" that its table's caption ("SQuAD 1.1") lacks
+_FRAGMENTS = frozenset({"e", "g", "i", "al", "et"})
 
 
 @lru_cache(maxsize=1)
