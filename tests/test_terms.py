@@ -47,6 +47,7 @@ def test_a_letter_or_short_word_standing_alone_is_a_word():
     # not the pieces of a name, a possessive or "e.g.", nor numbers and versions
     assert question_terms("Is BERT's STS-B F1, e.g. on SQuAD v2.0, reported?") == {
         "bert", "sts", "stsb", "squad", "report"}
+    assert question_terms("We've measured it.") == {"measur"}
     texts = ["We use a random Gaussian initialization for A and zero for B.",
              "For STS-B we start from the MNLI checkpoint instead of the usual initialization."]
     metas = [{"doc_id": "d", "file": "f", "title": "", "section": ""}] * 2
