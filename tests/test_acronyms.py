@@ -130,3 +130,11 @@ def test_a_chunk_that_writes_the_abbreviation_holds_the_words_the_question_spell
     assert "natural questions" in in_context(table, reading)
     assert in_context(prose, reading) == in_context(prose, Reading())
     assert coverage(in_context(table, reading), terms) > coverage(in_context(table, Reading()), terms)
+
+
+def test_phrases_that_overlap_are_each_searched_for_once_at_most():
+    from core.rag.definitions import with_definitions
+
+    found = {"NL": "natural language", "XP": "language processing"}  # NL is put in first
+    assert with_definitions("How is natural language processing done?", found) == \
+        "How is natural language (NL) processing done?"

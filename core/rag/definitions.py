@@ -148,9 +148,9 @@ def with_definitions(question: str, definitions: dict[str, str], asked: str | No
     once and then writes the abbreviation, and "LoRA (low-rank adaptation)" drew search to the
     few passages that spell it out. `asked`: see `spelled_out`."""
     for abbreviation, words in spelled_out(question, definitions, asked).items():
-        spelled = _phrase(words).search(question)
-        assert spelled is not None
-        question = f"{question[:spelled.end()]} ({abbreviation}){question[spelled.end():]}"
+        # one that overlaps a phrase given its abbreviation before it is no longer whole
+        if spelled := _phrase(words).search(question):
+            question = f"{question[:spelled.end()]} ({abbreviation}){question[spelled.end():]}"
     return question
 
 
