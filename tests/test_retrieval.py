@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-from core.errors import InputError
 from core.rag import relevance, store
 from core.rag.ingest import ingest_files
 from core.rag.retrieval import RetrievalOptions, search
@@ -159,52 +158,6 @@ def test_the_keyword_index_is_kept_between_processes_and_follows_writes(papers, 
                           ingest_files(settings, [note], "papers")[0].doc_id)
 
 
-def test_questions_embed_without_torch_and_agree_with_sentence_transformers():
-    from core.rag.embeddings import Embedder, query_embedder
-    from core.registry import Registry
-
-    settings = load_settings()
-    onnx = query_embedder(settings)
-    assert onnx.engine.startswith("onnxruntime")
-    registry = Registry.load(settings.registry_path, settings.models_dir)
-    spec = registry.get(settings.embedding_model)
-    reference = Embedder(spec.name, str(registry.load_path(spec)), bf16=False)
-    texts = ["What are the two pre-training tasks of BERT?",
-             "Masked language modelling and next sentence prediction. " * 40]  # truncated alike
-    for a, b in zip(onnx.embed(texts), reference.embed(texts)):
-        assert sum(x * y for x, y in zip(a, b)) > 0.999
-
-
-def test_documents_embed_with_the_engine_the_settings_pin(monkeypatch):
-    from core.rag.embeddings import get_embedder
-
-    expected = {"onnx": "onnxruntime float32", "torch-fp32": "sentence-transformers float32",
-                "torch-bf16": "sentence-transformers bfloat16", "onnx-int8": "onnxruntime int8"}
-    vectors = {}
-    for engine, name in expected.items():
-        monkeypatch.setenv("STUDIO_EMBEDDING_ENGINE", engine)
-        embedder = get_embedder(load_settings())
-        assert embedder.engine == name
-        vectors[engine] = embedder.embed(["Masked language modelling and next sentence "
-                                          "prediction are BERT's pre-training tasks."])[0]
-    assert sum(a * b for a, b in zip(vectors["onnx"], vectors["torch-bf16"])) > 0.99
-    assert sum(a * b for a, b in zip(vectors["onnx"], vectors["onnx-int8"])) > 0.97
-    monkeypatch.setenv("STUDIO_EMBEDDING_ENGINE", "tpu")
-    with pytest.raises(InputError, match="STUDIO_EMBEDDING_ENGINE must be one of auto"):
-        load_settings()
-
-
-def test_auto_embeds_documents_in_int8_and_questions_in_float32(monkeypatch):
-    from core.rag import embeddings
-
-    settings = load_settings()
-    assert embeddings.get_embedder(settings).engine == "onnxruntime int8"
-    assert embeddings.query_embedder(settings).engine == "onnxruntime float32"
-    monkeypatch.setenv("STUDIO_EMBEDDING_ENGINE", "torch-bf16")
-    monkeypatch.setattr(embeddings, "bf16_is_fast", lambda: True)
-    assert embeddings.get_embedder(load_settings()).engine == "sentence-transformers bfloat16"
-
-
 def test_off_topic_hits_score_high_but_match_weakly(papers):
     """Fused ranks put the best chunk near 1 whatever the question; the calibrated relevance
     says the chunk is unlikely to hold the answer, the same for every method."""
@@ -216,95 +169,6 @@ def test_off_topic_hits_score_high_but_match_weakly(papers):
         assert all(h.cosine < 0.4 for h in hits), method
     on_topic = search(settings, "papers", "What is overfitting?", RetrievalOptions(k=5)).hits
     assert on_topic[0].match in ("strong", "partial")
-
-
-@pytest.fixture(scope="module")
-def bert(tmp_path_factory):
-    settings = load_settings(env={"STUDIO_DATA_DIR": str(tmp_path_factory.mktemp("data"))})
-    ingest_files(settings, [shared("papers", "1810.04805_BERT.pdf")], "bert")
-    return settings
-
-
-def test_the_chunk_that_answers_leads_though_every_chunk_shares_the_question_words(bert):
-    """Inside BERT's paper every chunk holds "BERT", "pre-training" and "tasks" (with the
-    title), and whole-chunk cosines lie close together; the candidates rated again from their
-    best sentence put "we pre-train BERT using two unsupervised tasks" first."""
-    from core.rag import relevance
-
-    settings = bert
-    question = "What are the two pre-training tasks of BERT?"
-    hits = search(settings, "bert", question, RetrievalOptions(k=40)).hits
-    assert "two unsupervised tasks" in hits[0].text
-    assert hits[0].section == "3.1 Pre-training BERT"
-    rated_again = [h for h in hits if h.sentence_cosine is not None]
-    assert len(rated_again) == relevance.RESCORED
-    assert hits[0].sentence_cosine > hits[0].cosine
-    start, end = hits[0].best_sentence
-    assert hits[0].text[start:end] == ("Instead, we pre-train BERT using two unsupervised tasks, "
-                                       "described in this section.")
-    assert all((h.best_sentence is None) == (h.sentence_cosine is None) for h in hits)
-    by_chunk = sorted(hits, key=lambda h: h.cosine, reverse=True)
-    assert by_chunk.index(hits[0]) >= 3  # by its whole text it is not in the top 3
-
-
-def test_a_heading_alone_at_the_foot_of_a_page_answers_nothing(bert):
-    """Page 12 of BERT's paper ends with its appendix's heading, "A Additional Details for
-    BERT": a chunk of its own, every word of it a question word, and 3rd for "What data was
-    BERT pre-trained on?" at a "strong" 0.46, above the passage that names BooksCorpus."""
-    hits = search(bert, "bert", "What data was BERT pre-trained on?", RetrievalOptions(k=40)).hits
-    heading = next(h for h in hits if h.text == "A Additional Details for BERT")
-    assert heading.section == heading.text and heading.relevance == 0.0
-    assert heading.match == "weak" and heading.sentence_cosine is None
-    assert hits.index(heading) > hits.index(next(h for h in hits if "BooksCorpus (800M" in h.text))
-
-
-def test_asked_what_an_abbreviation_is_the_chunk_that_spells_it_out_comes_first(bert):
-    """Most of BERT's chunks that write "MLM" use it; the one that spells it out is found by
-    its brackets, placed first and said to be there as a definition, rated like the others."""
-    from core.rag.definitions import RETRIEVER
-
-    for question in ("What does MLM stand for?", "What is MLM?"):
-        hits = search(bert, "bert", question, RetrievalOptions(k=3)).hits
-        assert "“masked language model” (MLM)" in hits[0].text, question
-        assert hits[0].retriever == RETRIEVER and hits[0].rank == 1 and hits[0].cosine > 0
-        assert len(hits) == 3 and len({h.chunk_id for h in hits}) == 3
-    plain = search(bert, "bert", "Which objective does MLM use?", RetrievalOptions(k=3)).hits
-    assert RETRIEVER not in [h.retriever for h in plain]
-
-
-def test_sentence_vectors_are_embedded_once_per_chunk_text():
-    from core.rag import rating
-
-    class Counting:  # a stand-in embedder: what is under test is the cache around it
-        model_name = "counting"
-        calls: list[list[str]] = []
-
-        def embed(self, texts):
-            self.calls.append(texts)
-            return [[float(len(t)), 1.0] for t in texts]
-
-    embedder = Counting()
-    first = "A first sentence of six words. And a second one of six words."
-    second = "Another chunk holds only this single sentence here."
-    got = rating.sentence_vectors(embedder, [first, second, first])
-    assert [len(rows) for rows in got] == [2, 1, 2]
-    assert embedder.calls == [["A first sentence of six words.", "And a second one of six words.",
-                               "Another chunk holds only this single sentence here."]]
-    again = rating.sentence_vectors(embedder, [second, first])
-    assert len(embedder.calls) == 1 and (again[1] == got[0]).all()
-
-
-def test_best_sentence_shown_without_the_heading_it_was_embedded_with():
-    from core.rag.rating import sentences, without_heading
-
-    text = ("Abstract\n\nWe introduce a new language representation model called BERT. "
-            "It is conceptually simple and empirically powerful.")
-    first = sentences(text)[0]
-    assert text[slice(*first)].startswith("Abstract")  # embedded with its heading
-    shown = without_heading(text, first)
-    assert text[slice(*shown)] == "We introduce a new language representation model called BERT."
-    plain = "Masked LM comes first.\nIt is trained on masked tokens."
-    assert without_heading(plain, (0, len(plain))) == (0, len(plain))  # no heading: unchanged
 
 
 def test_who_wrote_a_paper_is_answered_from_its_opening_chunk(papers):
