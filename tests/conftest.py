@@ -116,11 +116,29 @@ def chat_env(studio_env, tmp_path, monkeypatch):
     return studio_env
 
 
-def chat_page():
-    """The Chat page in AppTest, opened as a user opens it, from the app."""
+def open_page(path: str):
+    """A page (`app_pages/….py`) in AppTest, opened as a user opens it, from the app."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
-    at.switch_page("app_pages/chat.py").run()
+    return at.switch_page(path).run()
+
+
+def chat_page():
+    at = open_page("app_pages/chat.py")
     assert not at.exception
     return at
+
+
+def train_page():
+    return open_page("app_pages/train.py")
+
+
+def button(at, label: str):
+    """The page's button of that label."""
+    return next(b for b in at.button if b.label == label)
+
+
+def markdown(at) -> str:
+    """The page's Markdown, all of it."""
+    return "\n".join(m.value for m in at.markdown)

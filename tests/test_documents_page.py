@@ -1,21 +1,16 @@
 """AppTest for the Documents page with real Tika, MiniLM and embedded Chroma."""
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.rag import store
 from core.samples import SAMPLE_PAPER
-from core.settings import PROJECT_ROOT, load_settings
+from core.settings import load_settings
+from tests.conftest import button, open_page
 from tests.servers import free_port
 
 
-def documents_page() -> AppTest:
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    return at.switch_page("app_pages/documents.py").run()
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
+def documents_page():
+    return open_page("app_pages/documents.py")
 
 
 def test_empty_data_dir_invites_a_first_collection(studio_env):

@@ -1,14 +1,11 @@
 """AppTest for each step of the training wizard, with a tiny random model for the real run."""
 
-import io
 import json
 import os
 import time
-import zipfile
 from dataclasses import asdict
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.files import write_json
 from core.formats import local_time
@@ -18,117 +15,14 @@ from core.lora.config import TrainConfig
 from core.lora.estimate import Calibration, model_size
 from core.lora.evaluate import metrics
 from core.samples import SAMPLE_DATASET
-from core.settings import PROJECT_ROOT, load_settings
+from core.settings import load_settings
+from tests.conftest import button, markdown, train_page
 from tests.tiny import tiny_causal_lm
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return tiny_causal_lm(tmp_path_factory.mktemp("tiny"))
-
-
-def train_page() -> AppTest:
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
-    return at.switch_page("app_pages/train.py").run()
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
-
-
-def text(at: AppTest) -> str:
-    return "\n".join(m.value for m in at.markdown)
-
-
-def test_step1_sample_dataset_shows_labels_and_split(studio_env, models_env):
-    at = train_page()
-    assert not at.exception
-    assert "5 labels" in text(at) and "train **48** · validation **6** · test **6**" in text(at)
-    assert at.get("plotly_chart")
-    at.number_input(key="split-Train %").set_value(70).run()
-    assert any("add up to 90%" in e.value for e in at.error)
-    at.number_input(key="split-Test %").set_value(20).run()
-    assert "train **42**" in text(at)
-    button(at, "Next: model and LoRA settings").click().run()
-    assert at.segmented_control(key="train-step").value == "2 · Model"
-
-
-def test_step1_bad_csv_is_explained_and_blocks_the_next_step(studio_env, models_env):
-    at = train_page()
-    at.radio(key="train-source").set_value("CSV or JSONL file").run()
-    rows = "text,label\n" + "".join(f"contract number {i},A\n" for i in range(6)) + \
-        "contract number 0,A\nlonely text,B\n,A\n"
-    at.file_uploader(key="train-table").set_value(
-        [("../my data.csv", rows.encode(), "text/csv")]).run()
-    assert not at.exception
-    errors = [e.value for e in at.error]
-    assert any("fewer than 3 examples" in e and "B (1)" in e for e in errors)
-    warnings = [w.value for w in at.warning]
-    assert any("1 row(s) with an empty text" in w for w in warnings)
-    assert any("1 duplicate text(s)" in w for w in warnings)
-    assert button(at, "Next: model and LoRA settings").disabled
-    [stored] = (studio_env / "datasets").iterdir()  # kept inside, under a content-addressed name
-    assert stored.name.startswith("my data-") and stored.suffix == ".csv"
-
-
-def test_step1_an_unreadable_upload_is_refused_and_not_kept(studio_env, models_env):
-    at = train_page()
-    at.radio(key="train-source").set_value("CSV or JSONL file").run()
-    at.file_uploader(key="train-table").set_value(
-        [("notes.jsonl", b'{"text": "a", "label": \n not json', "application/json")]).run()
-    assert not at.exception
-    assert any(e.value.startswith("notes.jsonl: not a readable JSONL file") for e in at.error)
-    assert not list((studio_env / "datasets").iterdir())  # nothing could ever use it
-    assert "train-upload-kept" not in at.session_state
-
-
-def test_step1_keeps_an_upload_when_the_user_comes_back_and_names_it_in_errors(studio_env,
-                                                                             models_env):
-    """Coming back to step 1 met the sample dataset again, which then replaced the upload in
-    the run's settings unseen; and errors named the stored copy ("contracts-2331ea603816.csv")."""
-    at = train_page()
-    at.radio(key="train-source").set_value("CSV or JSONL file").run()
-    rows = "text,label\n" + "".join(f"contract {i} of kind {i % 2},k{i % 2}\n" for i in range(8))
-    at.file_uploader(key="train-table").set_value(
-        [("contracts.csv", rows.encode(), "text/csv")]).run()
-    assert not at.exception and "2 labels" in text(at)
-    button(at, "Next: model and LoRA settings").click().run()
-    assert at.segmented_control(key="train-step").value == "2 · Model"
-    at.segmented_control(key="train-step").set_value(None).run()  # a click on itself deselects
-    assert at.segmented_control(key="train-step").value == "2 · Model"
-    at.segmented_control(key="train-preset").set_value(None).run()  # so does the preset's
-    assert at.segmented_control(key="train-preset").value == "quick"
-    at.segmented_control(key="train-step").set_value("1 · Data").run()
-    assert at.radio(key="train-source").value == "CSV or JSONL file"
-    assert any("Using contracts.csv, uploaded before" in c.value.replace("\\", "")
-               for c in at.caption)
-    assert at.session_state["train-config"]["data"].endswith(".csv")
-    assert "contracts-" in at.session_state["train-config"]["data"]
-    at.selectbox(key=next(k.key for k in at.selectbox if k.key.startswith("label-col"))) \
-        .set_value("text").run()
-    assert [e.value for e in at.error] == [
-        "contracts.csv: the text and the label are both the column 'text'; choose the column "
-        "that holds each example's category as the label."]
-    # A table with a header and no rows is said to be that, under its own name
-    at.file_uploader(key="train-table").set_value(
-        [("empty rows.csv", b"text,label\n", "text/csv")]).run()
-    assert any(e.value.startswith("empty rows.csv: no examples") for e in at.error)
-
-
-def test_step1_zip_of_label_folders(studio_env, models_env):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for label in ("invoice", "letter"):
-            for i in range(3):
-                archive.writestr(f"docs/{label}/{i}.txt", f"This {label} is number {i}.")
-        archive.writestr("docs/letter/empty.txt", "")
-    at = train_page()
-    at.radio(key="train-source").set_value("ZIP of folders, one per label").run()
-    at.file_uploader(key="train-zip").set_value([("docs.zip", buffer.getvalue(),
-                                                  "application/zip")]).run()
-    assert not at.exception
-    assert any("docs/letter/empty.txt: the file is empty" in w.value for w in at.warning)
-    assert "2 labels" in text(at) and "6 usable examples" in text(at)
 
 
 def test_step2_exact_parameters_and_presets(studio_env, models_env, tiny):
@@ -184,7 +78,7 @@ def test_step3_to_5_train_follow_evaluate_save(studio_env, models_env, tiny):
     titles = [m.label for m in at.metric]
     assert titles == ["LoRA adapter", "Base model, zero-shot", "Embeddings + logistic regression",
                       "TF-IDF + linear SVM"]
-    assert "test split** (6 examples" in text(at)
+    assert "test split** (6 examples" in markdown(at)
     assert any("has 48 examples, fewer than the curve's smallest size" in c.value
                for c in at.caption)  # the sample's training split: no learning curve to draw
 
@@ -205,7 +99,7 @@ def test_step2_estimate_says_what_it_assumes(studio_env, models_env, tiny):
     at.session_state["calibration"] = {key: Calibration(2.5, 2**30, 160, 400.0)}
     at.run()
     assert not at.exception
-    assert "**≈ 6.7 min** for 160 steps" in text(at)
+    assert "**≈ 6.7 min** for 160 steps" in markdown(at)
     assumption = "\n".join(c.value for c in at.caption)
     assert "3 real training steps just now" in assumption and "idle" in assumption
     assert "ETA follows the run's own recent steps" in assumption
