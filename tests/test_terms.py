@@ -40,7 +40,7 @@ def test_a_letter_or_short_word_standing_alone_is_a_word():
     and zero for B" was 5th, under a chunk on "STS-B … instead of the usual initialization",
     and the 0.5B answered from that one."""
     from core.rag.bm25 import Bm25Index
-    from core.rag.terms import coverage, question_terms
+    from core.rag.terms import coverage, highlight_spans, question_terms
 
     assert question_terms("How is the LoRA matrix B initialized?") == {"lora", "matrix", "b", "initi"}
     assert {"qa", "nq", "r"} <= question_terms("Is rank r's QA on NQ reported?")
@@ -54,6 +54,8 @@ def test_a_letter_or_short_word_standing_alone_is_a_word():
     terms = question_terms("How is matrix B initialized?")
     assert coverage(texts[0], terms) > coverage(texts[1], terms)
     assert Bm25Index(["a", "b"], texts, metas).search("How is matrix B initialized?", 2)[0][0] == 0
+    marked = [piece for piece, hit in highlight_spans(texts[0] + " " + texts[1], "matrix B") if hit]
+    assert marked == ["B."]  # not "STS-B", where search does not read "B" either
 
 
 

@@ -119,9 +119,12 @@ def highlight_spans(text: str, question: str) -> list[tuple[str, bool]]:
     last = 0
     for match in _COMPOUND_OR_WORD.finditer(text):
         word = _PLURAL_ABBREVIATION.sub(r"\1", match.group(0)).lower()
-        # A compound is marked whole: marked in part it read "Feature- based", drawn padded
+        # A compound is marked whole: marked in part it read "Feature- based", drawn padded;
+        # but not for a letter of it, as search does not read one ("STS-B" for "matrix B")
+        parts = re.split("[-_]", word)
+        parts = [p for p in parts if len(p) > 1] if len(parts) > 1 else parts
         if not any(stem(w) in terms
-                   for w in [*re.split("[-_]", word), word.replace("-", "").replace("_", "")]):
+                   for w in [*parts, word.replace("-", "").replace("_", "")]):
             continue
         gap = text[last:match.start()]
         closing = _CLOSING.match(text, match.end())
