@@ -88,9 +88,9 @@ def stop_words() -> frozenset[str]:
 def content_words(text: str) -> dict[str, str]:
     """The text's words that are not stop words, by stem: stem -> the word as written (lower
     case; the last one written of those with that stem)."""
-    stem, stop = _stemmer().stemWord, stop_words()
+    stem, stop = _stemmer().stemWord, stop_words() | _FRAGMENTS
     return {stem(w.lower()): w.lower() for w in _words(text)
-            if (len(w) >= 3 or w.isalpha()) and w.lower() not in stop | _FRAGMENTS}
+            if (len(w) >= 3 or w.isalpha()) and w.lower() not in stop}
 
 
 def coverage(text: str, terms: set[str], weights: dict[str, float] | None = None) -> float:
